@@ -1,0 +1,240 @@
+"""The three Protocols every target implements, and the value types they exchange.
+
+Both targets (aws, local) implement `TrafficRouter`, `Workload` and `MetricsSource`,
+and a `Target` bundles them with the stack lifecycle (deploy, status, delete).
+Tests use small hand-written fakes of these Protocols.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal, Protocol
+
+from canary_deploy.weights import Weights
+
+Version = Literal["stable", "canary"]
+VERSIONS: tuple[Version, Version] = ("stable", "canary")
+
+
+@dataclass(frozen=True)
+class ReleaseSpec:
+    """What `deploy` asks for: two versions, their task counts, and the listener's setup.
+
+    On the local target an "image" is a command template containing `$PORT`, or
+    `builtin:v1` / `builtin:v2` for the sample app.
+    """
+
+    image_stable: str
+    image_canary: str
+    desired_count_stable: int
+    desired_count_canary: int
+    container_port: int
+    weights: Weights
+    health_check_path: str = "/"
+    stickiness_seconds: int | None = None
+
+    def image(self, version: Version) -> str:
+        return self.image_stable if version == "stable" else self.image_canary
+
+    def desired_count(self, version: Version) -> int:
+        return self.desired_count_stable if version == "stable" else self.desired_count_canary
+
+
+class TrafficRouter(Protocol):
+    """The listener's weighted forward action."""
+
+    def get_weights(self) -> Weights:
+        """Read the live weights from the load balancer itself."""
+        ...
+
+    def set_weights(self, weights: Weights) -> None:
+        """Apply weights with one call to the load balancer (no stack update)."""
+        ...
+
+    def verify_weights(self, weights: Weights) -> bool:
+        """True when the load balancer reports exactly these weights now."""
+        ...
+
+
+class Workload(Protocol):
+    """The two services (stable, canary) and their tasks."""
+
+    def describe_services(self) -> dict[Version, ServiceStatus]:
+        """Running/pending/desired tasks and deployment state, per version."""
+        ...
+
+    def promote(self, progress: Progress) -> None:
+        """Make the canary's image the stable's and wait until stable is steady."""
+        ...
+
+    def scale_canary(self, desired_count: int) -> None:
+        """Set the canary service's desired task count."""
+        ...
+
+
+@dataclass(frozen=True)
+class VersionCounts:
+    """Counts one version served in a window: requests, errors, and per latency
+    threshold (in the order asked) how many requests were slower than it."""
+
+    requests: int
+    errors: int
+    slower_than: tuple[int, ...] = ()
+
+
+class MetricsSource(Protocol):
+    """Per-version counts and latency quantiles for a time window (epoch seconds)."""
+
+    def counts(
+        self, start: float, end: float, thresholds_s: Sequence[float] = ()
+    ) -> dict[Version, VersionCounts]:
+        """Requests, errors (5xx + balancer errors of that group) and latency exceedances."""
+        ...
+
+    def quantiles(
+        self, version: Version, start: float, end: float, qs: Sequence[float]
+    ) -> tuple[float | None, ...]:
+        """Latency quantiles in seconds (None where there is no data)."""
+        ...
+
+
+class Progress(Protocol):
+    """Where long operations report what they are doing."""
+
+    def update(self, message: str) -> None:
+        """Replace the transient status line (spinner text)."""
+        ...
+
+    def log(self, message: str) -> None:
+        """Print a permanent line (an event worth keeping on screen)."""
+        ...
+
+
+class SilentProgress:
+    """A Progress that discards everything (library use, tests)."""
+
+    def update(self, message: str) -> None:
+        pass
+
+    def log(self, message: str) -> None:
+        pass
+
+
+# ---- status, following the seed's chain: Task Definition -> Tasks -> ECS Service
+# ---- -> Target Group -> ALB Listener -> user
+
+
+@dataclass(frozen=True)
+class TaskDefinitionStatus:
+    image: str
+    revision: str | None = None
+    cpu: str | None = None
+    memory: str | None = None
+    container_port: int | None = None
+
+
+@dataclass(frozen=True)
+class ServiceStatus:
+    name: str
+    running: int
+    pending: int
+    desired: int
+    deployment_state: str  # e.g. COMPLETED, IN_PROGRESS, FAILED, crash-looping
+    message: str | None = None
+
+
+@dataclass(frozen=True)
+class TargetGroupStatus:
+    name: str
+    healthy: int = 0
+    unhealthy: int = 0
+    initial: int = 0
+    draining: int = 0
+    unused: int = 0
+
+
+@dataclass(frozen=True)
+class TrafficStatus:
+    """What one version served over the last `window_seconds`."""
+
+    window_seconds: int
+    requests: int
+    errors: int
+    p50_s: float | None = None
+    p95_s: float | None = None
+    p99_s: float | None = None
+
+    @property
+    def error_rate(self) -> float | None:
+        return self.errors / self.requests if self.requests else None
+
+
+@dataclass(frozen=True)
+class VersionStatus:
+    task_definition: TaskDefinitionStatus | None
+    service: ServiceStatus | None
+    target_group: TargetGroupStatus | None
+    traffic: TrafficStatus | None = None
+
+
+@dataclass(frozen=True)
+class ListenerStatus:
+    url: str
+    weights: Weights
+    stickiness_seconds: int | None = None
+    # The weights the stack (or stored spec) believes in, when they differ from live.
+    configured_weights: Weights | None = None
+
+    @property
+    def drift(self) -> bool:
+        return self.configured_weights is not None and self.configured_weights != self.weights
+
+
+@dataclass(frozen=True)
+class Status:
+    target: str
+    stack_name: str
+    stack_status: str
+    listener: ListenerStatus | None
+    versions: dict[Version, VersionStatus]
+    notes: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready document; the same shape on both targets."""
+        doc = asdict(self)
+        if self.listener is not None:
+            doc["listener"]["weights"] = {
+                "stable": self.listener.weights.stable,
+                "canary": self.listener.weights.canary,
+            }
+            cw = self.listener.configured_weights
+            doc["listener"]["configured_weights"] = (
+                None if cw is None else {"stable": cw.stable, "canary": cw.canary}
+            )
+            doc["listener"]["drift"] = self.listener.drift
+        for version, vs in self.versions.items():
+            if vs.traffic is not None:
+                doc["versions"][version]["traffic"]["error_rate"] = vs.traffic.error_rate
+        return doc
+
+
+class Target(Protocol):
+    """A whole canary stack: its router, workload and metrics, and its lifecycle."""
+
+    name: str
+    router: TrafficRouter
+    workload: Workload
+    metrics: MetricsSource
+
+    def deploy(self, spec: ReleaseSpec, progress: Progress) -> None:
+        """Create the stack, or update it in place keeping the live weights."""
+        ...
+
+    def status(self) -> Status:
+        """Everything `canary status` shows, read live."""
+        ...
+
+    def delete(self, progress: Progress, *, purge: bool = False) -> None:
+        """Tear the stack down and wait until it is gone."""
+        ...

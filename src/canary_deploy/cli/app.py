@@ -1,0 +1,244 @@
+"""`canary`: the command-line entry point and the seed's verbs."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from canary_deploy import __version__, usecases
+from canary_deploy.cli.output import OutputFormat, error, progress, show_status
+from canary_deploy.config import Settings, load_settings
+from canary_deploy.errors import EXIT_FAILED, CanaryError, UsageError
+from canary_deploy.targets import open_target
+from canary_deploy.weights import Weights
+
+app = typer.Typer(
+    name="canary",
+    help="Canary releases of an HTTP API on ECS Fargate + ALB, or locally (the default).",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+OutputOpt = Annotated[
+    OutputFormat, typer.Option("--output", "-o", help="text, or json for scripts.")
+]
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"canary {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _global(
+    ctx: typer.Context,
+    target: Annotated[
+        str | None, typer.Option(help="aws or local (env CANARY_TARGET; default local)")
+    ] = None,
+    stack_name: Annotated[
+        str | None, typer.Option(help="Stack name (env STACK_NAME; default ecs-canary-demo-stack)")
+    ] = None,
+    region: Annotated[
+        str | None, typer.Option(help="AWS region (env AWS_REGION; default us-east-1)")
+    ] = None,
+    profile: Annotated[str | None, typer.Option(help="AWS profile (env AWS_PROFILE)")] = None,
+    state_dir: Annotated[
+        Path | None, typer.Option(help="Local state directory (env CANARY_STATE_DIR; .canary)")
+    ] = None,
+    listen: Annotated[
+        str | None,
+        typer.Option(help="Local listener host:port (env CANARY_LISTEN; 127.0.0.1:8080)"),
+    ] = None,
+    config: Annotated[
+        Path | None, typer.Option(help="Config file (env CANARY_CONFIG; canary.toml)")
+    ] = None,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
+    ] = False,
+) -> None:
+    ctx.obj = {
+        "flags": {
+            "target": target,
+            "stack_name": stack_name,
+            "aws.region": region,
+            "aws.profile": profile,
+            "local.state_dir": state_dir,
+            "local.listen": listen,
+        },
+        "config": config,
+    }
+
+
+def settings_from(ctx: typer.Context, **flags: Any) -> Settings:
+    """Settings from this command's flags on top of the global ones."""
+    obj = ctx.find_root().obj or {}
+    merged = dict(obj.get("flags", {}))
+    merged.update(flags)
+    return load_settings(merged, config_file=obj.get("config"))
+
+
+@app.command()
+def deploy(
+    ctx: typer.Context,
+    image_stable: Annotated[
+        str | None, typer.Option(help="Stable image (env IMAGE_URI_STABLE)")
+    ] = None,
+    image_canary: Annotated[
+        str | None, typer.Option(help="Canary image (env IMAGE_URI_CANARY)")
+    ] = None,
+    stable_count: Annotated[
+        int | None, typer.Option(help="Stable tasks (env DESIRED_COUNT_STABLE; 2)")
+    ] = None,
+    canary_count: Annotated[
+        int | None, typer.Option(help="Canary tasks (env DESIRED_COUNT_CANARY; 1)")
+    ] = None,
+    container_port: Annotated[
+        int | None, typer.Option(help="Container port (env CONTAINER_PORT; 8000)")
+    ] = None,
+    stable_weight: Annotated[
+        int | None, typer.Option(help="First deploy's stable weight (env STABLE_WEIGHT; 95)")
+    ] = None,
+    canary_weight: Annotated[
+        int | None, typer.Option(help="First deploy's canary weight (env CANARY_WEIGHT; 5)")
+    ] = None,
+    task_cpu: Annotated[int | None, typer.Option(help="Fargate CPU units (env TASK_CPU)")] = None,
+    task_memory: Annotated[int | None, typer.Option(help="MiB (env TASK_MEMORY)")] = None,
+    health_check_path: Annotated[
+        str | None, typer.Option(help="Health check path (env HEALTH_CHECK_PATH; /)")
+    ] = None,
+    stickiness: Annotated[
+        int | None,
+        typer.Option(help="Enable AWSALBTG stickiness for N seconds (env STICKINESS_*)"),
+    ] = None,
+    vpc_id: Annotated[str | None, typer.Option(help="AWS VPC (default VPC)")] = None,
+    subnet_ids: Annotated[
+        str | None, typer.Option(help="Comma-separated subnets (default VPC's)")
+    ] = None,
+    output: OutputOpt = "text",
+) -> None:
+    """Create or update the stack (first deploy 95/5), then print status."""
+    settings = settings_from(
+        ctx,
+        image_uri_stable=image_stable,
+        image_uri_canary=image_canary,
+        desired_count_stable=stable_count,
+        desired_count_canary=canary_count,
+        container_port=container_port,
+        stable_weight=stable_weight,
+        canary_weight=canary_weight,
+        **{
+            "aws.task_cpu": task_cpu,
+            "aws.task_memory": task_memory,
+            "aws.vpc_id": vpc_id,
+            "aws.subnet_ids": None
+            if subnet_ids is None
+            else tuple(s for s in subnet_ids.split(",") if s),
+        },
+        health_check_path=health_check_path,
+        stickiness_enabled=None if stickiness is None else stickiness > 0,
+        stickiness_duration_seconds=stickiness if stickiness else None,
+    )
+    spec = usecases.release_spec(settings)
+    target = open_target(settings)
+    with progress(f"Deploying {settings.stack_name} ({settings.target})") as p:
+        status = usecases.deploy(target, spec, p)
+    show_status(status, output)
+
+
+@app.command("set-weights")
+def set_weights(
+    ctx: typer.Context,
+    stable: Annotated[str, typer.Argument(help="Stable weight, 0-100")],
+    canary: Annotated[str, typer.Argument(help="Canary weight, 0-100; the two sum to 100")],
+    output: OutputOpt = "text",
+) -> None:
+    """Split traffic S/C percent with one listener call (no stack update)."""
+    weights = Weights.parse(stable, canary)
+    target = open_target(settings_from(ctx))
+    show_status(usecases.set_weights(target, weights), output)
+
+
+@app.command()
+def rollback(ctx: typer.Context, output: OutputOpt = "text") -> None:
+    """All traffic to stable now (100/0), one listener call."""
+    target = open_target(settings_from(ctx))
+    show_status(usecases.rollback(target), output)
+
+
+@app.command()
+def status(ctx: typer.Context, output: OutputOpt = "text") -> None:
+    """The stack along the chain Task Definition -> Tasks -> Service -> Target Group ->
+    Listener -> user, with live weights and recent traffic."""
+    target = open_target(settings_from(ctx))
+    show_status(target.status(), output)
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    purge: Annotated[
+        bool, typer.Option(help="Local: also remove the state directory and history.")
+    ] = False,
+) -> None:
+    """Delete the stack and wait until it is gone."""
+    settings = settings_from(ctx)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"refusing to delete {settings.stack_name} without confirmation",
+                hint="pass --yes",
+            )
+        typer.confirm(f"Delete {settings.stack_name} on {settings.target}?", abort=True)
+    target = open_target(settings)
+    with progress(f"Deleting {settings.stack_name} ({settings.target})") as p:
+        usecases.delete(target, p, purge=purge)
+    typer.echo(f"Deleted {settings.stack_name}.")
+
+
+@app.command("help")
+def help_(ctx: typer.Context) -> None:
+    """Show this help."""
+    root = ctx.find_root()
+    typer.echo(root.get_help())
+
+
+def _register_optional_commands() -> None:
+    """Commands contributed by other modules (each registers itself on `app`)."""
+    import importlib
+
+    for module in ("canary_deploy.cli.balancer_cmd",):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:
+                raise
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI: user errors print a message and hint, bugs print a traceback."""
+    _register_optional_commands()
+    command = typer.main.get_command(app)
+    try:
+        # Standalone mode: the CLI library handles its own usage errors (exit 2).
+        command.main(args=argv, prog_name="canary", standalone_mode=True)
+    except CanaryError as exc:
+        error(exc.message, exc.hint)
+        sys.exit(exc.exit_code)
+    except KeyboardInterrupt:
+        error("interrupted")
+        sys.exit(130)
+    except Exception:
+        traceback.print_exc()
+        error(
+            "this is a bug in canary-deploy, not something you did",
+            hint="please report it with the traceback above",
+        )
+        sys.exit(EXIT_FAILED)

@@ -1,0 +1,161 @@
+"""Rendering for the terminal: progress display, status view, JSON, errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Literal
+
+from rich.console import Console
+from rich.table import Table
+
+from canary_deploy.backend import VERSIONS, Status, TrafficStatus
+
+OutputFormat = Literal["text", "json"]
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+class ConsoleProgress:
+    """Progress for the terminal: a spinner line on a TTY, plain lines otherwise."""
+
+    def __init__(self, con: Console) -> None:
+        self._console = con
+        self._status: Any = None
+        self._last = ""
+
+    def update(self, message: str) -> None:
+        if message == self._last:
+            return
+        self._last = message
+        if self._status is not None:
+            self._status.update(message)
+        else:
+            self._console.print(f"  {message}", style="dim")
+
+    def log(self, message: str) -> None:
+        self._console.print(message)
+
+
+@contextmanager
+def progress(message: str, *, quiet: bool = False) -> Iterator[ConsoleProgress]:
+    """A Progress shown on stderr (so `--output json` on stdout stays clean)."""
+    reporter = ConsoleProgress(err_console)
+    if quiet or not err_console.is_terminal:
+        if not quiet:
+            err_console.print(message)
+        yield reporter
+        return
+    with err_console.status(message) as status:
+        reporter._status = status
+        yield reporter
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def _traffic(t: TrafficStatus | None) -> str:
+    if t is None:
+        return "no data"
+    if t.requests == 0:
+        return f"0 requests in {t.window_seconds}s"
+    rate = t.error_rate or 0.0
+    return (
+        f"{t.requests:,} req, {rate:.1%} errors\n"
+        f"p50 {_ms(t.p50_s)}  p95 {_ms(t.p95_s)}  p99 {_ms(t.p99_s)}"
+    )
+
+
+def render_status(status: Status) -> None:
+    """The stack along the seed's chain: Task Definition -> Tasks -> Service ->
+    Target Group -> Listener -> user."""
+    console.print(
+        f"[bold]{status.stack_name}[/bold] on [bold]{status.target}[/bold] - {status.stack_status}"
+    )
+    table = Table(show_header=True, header_style="bold", expand=False, pad_edge=False)
+    table.add_column("", style="bold", no_wrap=True)
+    table.add_column("stable", overflow="fold")
+    table.add_column("canary", overflow="fold")
+
+    def row(label: str, cells: list[str]) -> None:
+        table.add_row(label, *cells)
+
+    vs = [status.versions.get(v) for v in VERSIONS]
+    row(
+        "Task definition",
+        [
+            "-"
+            if v is None or v.task_definition is None
+            else v.task_definition.image
+            + (f"\n{v.task_definition.revision}" if v.task_definition.revision else "")
+            for v in vs
+        ],
+    )
+    cells = []
+    for v in vs:
+        s = None if v is None else v.service
+        if s is None:
+            cells.append("-")
+            continue
+        text = f"{s.name}: {s.running}/{s.desired} running"
+        if s.pending:
+            text += f", {s.pending} pending"
+        text += f"\n{s.deployment_state}"
+        if s.message:
+            text += f" - {s.message}"
+        cells.append(text)
+    row("Tasks / service", cells)
+    cells = []
+    for v in vs:
+        tg = None if v is None else v.target_group
+        if tg is None:
+            cells.append("-")
+            continue
+        parts = [f"{tg.healthy} healthy"]
+        for label, n in (
+            ("unhealthy", tg.unhealthy),
+            ("initial", tg.initial),
+            ("draining", tg.draining),
+        ):
+            if n:
+                parts.append(f"{n} {label}")
+        cells.append(f"{tg.name}\n" + ", ".join(parts))
+    row("Target group", cells)
+    if status.listener is not None:
+        w = status.listener.weights
+        row("Listener weight", [f"{w.stable}%", f"{w.canary}%"])
+    row("Traffic", [_traffic(None if v is None else v.traffic) for v in vs])
+    console.print(table)
+    if status.listener is not None:
+        lst = status.listener
+        sticky = f", sticky {lst.stickiness_seconds}s" if lst.stickiness_seconds else ""
+        console.print(f"User -> [bold]{lst.url}[/bold]  (weights {lst.weights}{sticky})")
+        if lst.drift and lst.configured_weights is not None:
+            console.print(
+                f"[yellow]drift:[/yellow] the stack says {lst.configured_weights} but the "
+                f"listener serves {lst.weights}; the next deploy keeps the live weights"
+            )
+    for note in status.notes:
+        console.print(f"[yellow]note:[/yellow] {note}")
+
+
+def print_json(doc: Any) -> None:
+    sys.stdout.write(json.dumps(doc, indent=2, sort_keys=False, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def show_status(status: Status, output: OutputFormat) -> None:
+    if output == "json":
+        print_json(status.to_dict())
+    else:
+        render_status(status)
+
+
+def error(message: str, hint: str | None = None) -> None:
+    err_console.print(f"[bold red]error:[/bold red] {message}")
+    if hint:
+        err_console.print(f"[dim]hint:[/dim] {hint}")

@@ -1,0 +1,189 @@
+"""One frozen, validated settings object: flags > environment > canary.toml > defaults."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from canary_deploy.errors import UsageError
+from canary_deploy.weights import Weights
+
+Target = Literal["aws", "local"]
+FARGATE_CPU = (256, 512, 1024, 2048, 4096, 8192, 16384)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class AwsSettings(_Frozen):
+    """What only the AWS target uses."""
+
+    profile: str | None = None
+    region: str = "us-east-1"
+    vpc_id: str | None = None
+    subnet_ids: tuple[str, ...] = ()
+    allowed_ingress_cidr: str = "0.0.0.0/0"
+    task_cpu: int = 256
+    task_memory: int = Field(default=512, ge=512, le=122880)
+
+    @model_validator(mode="after")
+    def _cpu_is_fargate(self) -> AwsSettings:
+        if self.task_cpu not in FARGATE_CPU:
+            allowed = ", ".join(map(str, FARGATE_CPU))
+            raise ValueError(f"task_cpu must be one of {allowed} (Fargate CPU units)")
+        return self
+
+
+class LocalSettings(_Frozen):
+    """What only the local target uses."""
+
+    state_dir: Path = Path(".canary")
+    listen: str = "127.0.0.1:8080"
+    health_profile: Literal["alb", "fast"] = "fast"
+
+
+class Settings(_Frozen):
+    """Everything a command needs, validated once."""
+
+    target: Target = "local"
+    stack_name: str = Field(default="ecs-canary-demo-stack", min_length=1, max_length=128)
+    image_uri_stable: str | None = None
+    image_uri_canary: str | None = None
+    container_port: int = Field(default=8000, ge=1, le=65535)
+    desired_count_stable: int = Field(default=2, ge=0, le=100)
+    desired_count_canary: int = Field(default=1, ge=0, le=100)
+    stable_weight: int = Field(default=95, ge=0, le=100)
+    canary_weight: int = Field(default=5, ge=0, le=100)
+    health_check_path: str = Field(default="/", pattern=r"^/")
+    stickiness_enabled: bool = False
+    stickiness_duration_seconds: int = Field(default=3600, ge=1, le=604800)
+    aws: AwsSettings = AwsSettings()
+    local: LocalSettings = LocalSettings()
+    rollout: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _weights_sum(self) -> Settings:
+        if self.stable_weight + self.canary_weight != 100:
+            total = self.stable_weight + self.canary_weight
+            raise ValueError(
+                f"stable_weight + canary_weight must sum to 100, got "
+                f"{self.stable_weight} + {self.canary_weight} = {total}"
+            )
+        return self
+
+    @property
+    def initial_weights(self) -> Weights:
+        return Weights(self.stable_weight, self.canary_weight)
+
+
+# Environment variable -> dotted settings path. The seed's names come first, unchanged.
+ENV_VARS: dict[str, str] = {
+    "AWS_PROFILE": "aws.profile",
+    "AWS_REGION": "aws.region",
+    "STACK_NAME": "stack_name",
+    "IMAGE_URI_STABLE": "image_uri_stable",
+    "IMAGE_URI_CANARY": "image_uri_canary",
+    "CONTAINER_PORT": "container_port",
+    "DESIRED_COUNT_STABLE": "desired_count_stable",
+    "DESIRED_COUNT_CANARY": "desired_count_canary",
+    "TASK_CPU": "aws.task_cpu",
+    "TASK_MEMORY": "aws.task_memory",
+    "STABLE_WEIGHT": "stable_weight",
+    "CANARY_WEIGHT": "canary_weight",
+    # Ours.
+    "CANARY_TARGET": "target",
+    "VPC_ID": "aws.vpc_id",
+    "SUBNET_IDS": "aws.subnet_ids",
+    "ALLOWED_INGRESS_CIDR": "aws.allowed_ingress_cidr",
+    "HEALTH_CHECK_PATH": "health_check_path",
+    "STICKINESS_ENABLED": "stickiness_enabled",
+    "STICKINESS_DURATION_SECONDS": "stickiness_duration_seconds",
+    "CANARY_STATE_DIR": "local.state_dir",
+    "CANARY_LISTEN": "local.listen",
+    "CANARY_HEALTH_PROFILE": "local.health_profile",
+}
+_ENV_BY_PATH = {path: name for name, path in ENV_VARS.items()}
+_LIST_PATHS = {"aws.subnet_ids"}
+CONFIG_FILE = "canary.toml"
+
+
+def _set(tree: dict[str, Any], path: str, value: Any) -> None:
+    head, _, rest = path.partition(".")
+    if rest:
+        _set(tree.setdefault(head, {}), rest, value)
+    else:
+        tree[head] = value
+
+
+def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
+    tree: dict[str, Any] = {}
+    for name, path in ENV_VARS.items():
+        raw = env.get(name)
+        if raw is None or raw == "":
+            continue
+        value: Any = raw
+        if path in _LIST_PATHS:
+            value = tuple(part.strip() for part in raw.split(",") if part.strip())
+        _set(tree, path, value)
+    return tree
+
+
+def _from_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        return {}
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise UsageError(f"{path} is not valid TOML: {exc}") from None
+
+
+def _describe(loc: tuple[int | str, ...]) -> str:
+    path = ".".join(str(part) for part in loc)
+    env = _ENV_BY_PATH.get(path)
+    return f"{path} (env {env})" if env else path
+
+
+def load_settings(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+) -> Settings:
+    """Build the settings from flags (dotted paths, None = not given), env and canary.toml."""
+    env = os.environ if env is None else env
+    config_file = Path(env.get("CANARY_CONFIG", CONFIG_FILE)) if config_file is None else config_file
+    tree = _from_file(config_file)
+    tree = _merge(tree, _from_env(env))
+    flag_tree: dict[str, Any] = {}
+    for path, value in (flags or {}).items():
+        if value is not None:
+            _set(flag_tree, path, value)
+    tree = _merge(tree, flag_tree)
+    try:
+        return Settings.model_validate(tree)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            where = _describe(err["loc"]) if err["loc"] else "weights (STABLE_WEIGHT, CANARY_WEIGHT)"
+            msg = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{where}: {msg}")
+        raise UsageError(
+            "invalid configuration: " + "; ".join(problems),
+            hint=f"check the flags, the environment variables and {config_file}",
+        ) from None

@@ -1,0 +1,88 @@
+"""The seed's verbs as importable functions: the CLI only parses and renders."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from canary_deploy.backend import Progress, ReleaseSpec, Status, Target
+from canary_deploy.config import Settings
+from canary_deploy.errors import OperationFailed, UsageError
+from canary_deploy.weights import STABLE_ONLY, Weights
+
+LOCAL_DEFAULT_IMAGES = ("builtin:v1", "builtin:v2")
+
+
+def release_spec(settings: Settings) -> ReleaseSpec:
+    """The spec `deploy` applies. Images are required on AWS, as in the seed."""
+    stable, canary = settings.image_uri_stable, settings.image_uri_canary
+    if settings.target == "local":
+        stable = stable or LOCAL_DEFAULT_IMAGES[0]
+        canary = canary or LOCAL_DEFAULT_IMAGES[1]
+    missing = [
+        name
+        for name, value in (("IMAGE_URI_STABLE", stable), ("IMAGE_URI_CANARY", canary))
+        if not value
+    ]
+    if missing or stable is None or canary is None:
+        raise UsageError(
+            f"{' and '.join(missing)} must be set: deploy needs both images "
+            "(they may be the same image)",
+            hint="export IMAGE_URI_STABLE=<account>.dkr.ecr.<region>.amazonaws.com/repo:v1 "
+            "and IMAGE_URI_CANARY=...:v2, or pass --image-stable/--image-canary",
+        )
+    return ReleaseSpec(
+        image_stable=stable,
+        image_canary=canary,
+        desired_count_stable=settings.desired_count_stable,
+        desired_count_canary=settings.desired_count_canary,
+        container_port=settings.container_port,
+        weights=settings.initial_weights,
+        health_check_path=settings.health_check_path,
+        stickiness_seconds=(
+            settings.stickiness_duration_seconds if settings.stickiness_enabled else None
+        ),
+    )
+
+
+def deploy(target: Target, spec: ReleaseSpec, progress: Progress) -> Status:
+    target.deploy(spec, progress)
+    return target.status()
+
+
+def wait_for_weights(
+    target: Target,
+    weights: Weights,
+    *,
+    timeout_s: float = 10.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Read the weights back from the load balancer until they match, or fail."""
+    deadline = clock() + timeout_s
+    delay = 0.05
+    while not target.router.verify_weights(weights):
+        if clock() >= deadline:
+            live = target.router.get_weights()
+            raise OperationFailed(
+                f"the listener reports {live} after setting {weights}",
+                hint="run `canary status` to see the live weights",
+            )
+        sleep(delay)
+        delay = min(delay * 2, 1.0)
+
+
+def set_weights(target: Target, weights: Weights) -> Status:
+    """Apply weights with one router call, verify them, and return the new status."""
+    target.router.set_weights(weights)
+    wait_for_weights(target, weights)
+    return target.status()
+
+
+def rollback(target: Target) -> Status:
+    """All traffic back to stable at once (100/0), no stack update."""
+    return set_weights(target, STABLE_ONLY)
+
+
+def delete(target: Target, progress: Progress, *, purge: bool = False) -> None:
+    target.delete(progress, purge=purge)
