@@ -1,0 +1,175 @@
+"""An emulated AWS: a moto server subprocess on 127.0.0.1, patched so its ALB keeps weights.
+
+moto 5.2's CloudFormation conversion of `AWS::ElasticLoadBalancingV2::Listener`
+drops `ForwardConfig` (DESIGN.md §4), so the patch is applied *inside* the server
+process by running this module as `python -m canary_deploy.aws.emulator PORT`.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from canary_deploy.errors import OperationFailed, UsageError
+
+HOST = "127.0.0.1"
+# Dummy credentials: moto accepts anything, and real ones must never reach it.
+EMULATOR_ENV = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+}
+
+
+def _to_bool(value: Any) -> bool:
+    return value if isinstance(value, bool) else str(value).lower() == "true"
+
+
+def _forward_config(config: Mapping[str, Any]) -> dict[str, Any]:
+    """ForwardConfig as the ELBv2 API would store it: int weights, bool/int stickiness."""
+    groups = [
+        {"TargetGroupArn": tg["TargetGroupArn"], "Weight": int(tg.get("Weight", 1))}
+        for tg in config.get("TargetGroups", [])
+    ]
+    out: dict[str, Any] = {"TargetGroups": groups}
+    sticky = config.get("TargetGroupStickinessConfig")
+    if sticky is not None:
+        stickiness: dict[str, Any] = {"Enabled": _to_bool(sticky.get("Enabled", False))}
+        if sticky.get("DurationSeconds") is not None:
+            stickiness["DurationSeconds"] = int(sticky["DurationSeconds"])
+        out["TargetGroupStickinessConfig"] = stickiness
+    return out
+
+
+def apply_moto_patch() -> None:
+    """Make moto's CloudFormation listener conversion keep `ForwardConfig`."""
+    from moto.elbv2 import models
+    from moto.elbv2.exceptions import InvalidActionTypeError
+
+    def convert_and_validate_properties(
+        self: Any, properties: dict[str, Any]
+    ) -> list[dict[str, Any]]:
+        actions: list[dict[str, Any]] = []
+        for i, action in enumerate(properties["DefaultActions"]):
+            kind = action["Type"]
+            if kind == "forward" and "ForwardConfig" in action:
+                converted: dict[str, Any] = {
+                    "Type": kind,
+                    "ForwardConfig": _forward_config(action["ForwardConfig"]),
+                }
+                if "TargetGroupArn" in action:
+                    converted["TargetGroupArn"] = action["TargetGroupArn"]
+                actions.append(converted)
+            elif kind == "forward":
+                actions.append({"Type": kind, "TargetGroupArn": action["TargetGroupArn"]})
+            elif kind in models.ALLOWED_ACTIONS:
+                actions.append(action)
+            else:
+                raise InvalidActionTypeError(kind, i + 1)
+        return actions
+
+    models.ELBv2Backend.convert_and_validate_properties = convert_and_validate_properties  # type: ignore[method-assign]
+
+
+def free_port() -> int:
+    """A port the kernel considers free right now (moto needs a number, not 0)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((HOST, 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+@dataclass
+class MotoServer:
+    """A running moto server subprocess; `stop()` ends it by PID."""
+
+    process: subprocess.Popen[bytes]
+    port: int
+
+    @property
+    def endpoint_url(self) -> str:
+        return f"http://{HOST}:{self.port}"
+
+    @property
+    def env(self) -> dict[str, str]:
+        """Environment that points boto3 (and the `canary` CLI) at this server."""
+        return {**EMULATOR_ENV, "AWS_ENDPOINT_URL": self.endpoint_url}
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def _reachable(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/moto-api/", timeout=1):
+            return True
+    except urllib.error.HTTPError:
+        return True  # it answered, which is all we need
+    except OSError:
+        return False
+
+
+def start(*, timeout_s: float = 30.0, attempts: int = 3) -> MotoServer:
+    """Start a patched moto server on a free 127.0.0.1 port and wait until it answers."""
+    for _ in range(attempts):
+        port = free_port()
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(EMULATOR_ENV)
+        process = subprocess.Popen(
+            [sys.executable, "-m", "canary_deploy.aws.emulator", str(port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+        )
+        server = MotoServer(process, port)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and process.poll() is None:
+            if _reachable(server.endpoint_url):
+                return server
+            time.sleep(0.1)
+        # Lost the port race or too slow: stop this one and try another port.
+        server.stop()
+    raise OperationFailed(
+        "could not start the moto server (emulated AWS)",
+        hint="install it with `pip install 'canary-deploy[emulator]'` (moto[server])",
+    )
+
+
+@contextmanager
+def running() -> Iterator[MotoServer]:
+    """A moto server for the duration of the block, always stopped afterwards."""
+    server = start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def _serve(port: int) -> None:
+    try:
+        from moto import server
+    except ModuleNotFoundError:
+        raise UsageError("moto[server] is not installed") from None
+    apply_moto_patch()
+    server.main(["-H", HOST, "-p", str(port)])
+
+
+if __name__ == "__main__":
+    _serve(int(sys.argv[1]))

@@ -1,0 +1,201 @@
+"""CloudWatch `AWS/ApplicationELB` metrics per target group, as a MetricsSource."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from canary_deploy.aws.errors import ErrorScope
+from canary_deploy.aws.stack import StackOutputs
+from canary_deploy.backend import VERSIONS, TrafficStatus, Version, VersionCounts
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudwatch import CloudWatchClient
+    from mypy_boto3_cloudwatch.type_defs import (
+        DimensionTypeDef,
+        MetricDataQueryTypeDef,
+        MetricStatTypeDef,
+    )
+
+NAMESPACE = "AWS/ApplicationELB"
+PERIOD_SECONDS = 60
+# CloudWatch's newest minute is still filling up: status reads windows ending this far back.
+LAG_SECONDS = 60
+STATUS_WINDOW_SECONDS = 300
+
+
+def arn_suffix(arn: str, marker: str) -> str:
+    """The CloudWatch dimension value: the ARN from `marker` on.
+
+    >>> arn_suffix("arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/app/a/b", "app/")
+    'app/a/b'
+    """
+    index = arn.find(marker)
+    return arn[index:] if index >= 0 else arn
+
+
+def _stat_name(q: float) -> str:
+    """CloudWatch percentile statistic for a quantile: 0.95 -> "p95", 0.999 -> "p99.9"."""
+    return f"p{round(q * 100, 4):g}"
+
+
+@dataclass(frozen=True)
+class _Series:
+    total: float
+    points: int
+
+
+class CloudWatchMetrics:
+    """Requests, target 5xx and response-time statistics per version from CloudWatch.
+
+    ELB-generated 5xx (502/503/504 from the balancer) carry no TargetGroup
+    dimension, so they cannot be attributed to a version and are not counted.
+    """
+
+    def __init__(
+        self,
+        client: CloudWatchClient,
+        outputs: Callable[[], StackOutputs],
+        errors: ErrorScope,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._cw = client
+        self._outputs = outputs
+        self._errors = errors
+        self._clock = clock
+
+    def _dimensions(self, version: Version) -> list[DimensionTypeDef]:
+        out = self._outputs()
+        tg_arn = out.target_group_stable_arn if version == "stable" else out.target_group_canary_arn
+        return [
+            {"Name": "LoadBalancer", "Value": arn_suffix(out.load_balancer_arn, "app/")},
+            {"Name": "TargetGroup", "Value": arn_suffix(tg_arn, "targetgroup/")},
+        ]
+
+    def _query(
+        self, qid: str, version: Version, metric: str, stat: str, period: int
+    ) -> MetricDataQueryTypeDef:
+        metric_stat: MetricStatTypeDef = {
+            "Metric": {
+                "Namespace": NAMESPACE,
+                "MetricName": metric,
+                "Dimensions": self._dimensions(version),
+            },
+            "Period": period,
+            "Stat": stat,
+        }
+        return {"Id": qid, "MetricStat": metric_stat, "ReturnData": True}
+
+    def _fetch(
+        self, queries: list[MetricDataQueryTypeDef], start: float, end: float
+    ) -> dict[str, _Series]:
+        result: dict[str, _Series] = {q["Id"]: _Series(0.0, 0) for q in queries}
+        kwargs = {
+            "MetricDataQueries": queries,
+            "StartTime": datetime.fromtimestamp(start, UTC),
+            "EndTime": datetime.fromtimestamp(end, UTC),
+        }
+        token: str | None = None
+        with self._errors("read CloudWatch metrics"):
+            while True:
+                page = (
+                    self._cw.get_metric_data(**kwargs, NextToken=token)  # type: ignore[arg-type]
+                    if token
+                    else self._cw.get_metric_data(**kwargs)  # type: ignore[arg-type]
+                )
+                for series in page.get("MetricDataResults", []):
+                    qid = series.get("Id", "")
+                    values = series.get("Values", [])
+                    prev = result.get(qid, _Series(0.0, 0))
+                    result[qid] = _Series(prev.total + sum(values), prev.points + len(values))
+                token = page.get("NextToken")
+                if not token:
+                    return result
+
+    def counts(
+        self, start: float, end: float, thresholds_s: Sequence[float] = ()
+    ) -> dict[Version, VersionCounts]:
+        """Requests, target 5xx and, per threshold, requests slower than it.
+
+        "Slower than T" is SampleCount minus the trimmed count `TC(:T)` of
+        TargetResponseTime (requests that took at most T seconds).
+        """
+        queries: list[MetricDataQueryTypeDef] = []
+        for v in VERSIONS:
+            queries.append(self._query(f"{v}_req", v, "RequestCount", "Sum", PERIOD_SECONDS))
+            queries.append(
+                self._query(f"{v}_err", v, "HTTPCode_Target_5XX_Count", "Sum", PERIOD_SECONDS)
+            )
+            if thresholds_s:
+                queries.append(
+                    self._query(f"{v}_n", v, "TargetResponseTime", "SampleCount", PERIOD_SECONDS)
+                )
+            for i, threshold in enumerate(thresholds_s):
+                queries.append(
+                    self._query(
+                        f"{v}_le{i}", v, "TargetResponseTime", f"TC(:{threshold:g})", PERIOD_SECONDS
+                    )
+                )
+        data = self._fetch(queries, start, end)
+        result: dict[Version, VersionCounts] = {}
+        for v in VERSIONS:
+            samples = data[f"{v}_n"].total if thresholds_s else 0.0
+            slower = tuple(
+                max(0, round(samples - data[f"{v}_le{i}"].total)) for i in range(len(thresholds_s))
+            )
+            result[v] = VersionCounts(
+                requests=round(data[f"{v}_req"].total),
+                errors=round(data[f"{v}_err"].total),
+                slower_than=slower,
+            )
+        return result
+
+    def quantiles(
+        self, version: Version, start: float, end: float, qs: Sequence[float]
+    ) -> tuple[float | None, ...]:
+        """TargetResponseTime percentiles over the whole window (one period spans it)."""
+        period = max(PERIOD_SECONDS, math.ceil((end - start) / PERIOD_SECONDS) * PERIOD_SECONDS)
+        queries = [
+            self._query(f"q{i}", version, "TargetResponseTime", _stat_name(q), period)
+            for i, q in enumerate(qs)
+        ]
+        data = self._fetch(queries, start, end)
+        return tuple(
+            data[f"q{i}"].total if data[f"q{i}"].points == 1 else None for i in range(len(qs))
+        )
+
+    def traffic(self, window_s: int = STATUS_WINDOW_SECONDS) -> dict[Version, TrafficStatus | None]:
+        """What each version served in the last `window_s` (ending a minute ago), if known."""
+        end = (self._clock() - LAG_SECONDS) // PERIOD_SECONDS * PERIOD_SECONDS
+        start = end - window_s
+        queries: list[MetricDataQueryTypeDef] = []
+        for v in VERSIONS:
+            queries.append(self._query(f"{v}_req", v, "RequestCount", "Sum", window_s))
+            queries.append(self._query(f"{v}_err", v, "HTTPCode_Target_5XX_Count", "Sum", window_s))
+            for name, stat in (("p50", "p50"), ("p95", "p95"), ("p99", "p99")):
+                queries.append(self._query(f"{v}_{name}", v, "TargetResponseTime", stat, window_s))
+        data = self._fetch(queries, start, end)
+        result: dict[Version, TrafficStatus | None] = {}
+        for v in VERSIONS:
+            if data[f"{v}_req"].points == 0:
+                result[v] = None
+                continue
+
+            def pick(name: str, version: Version = v) -> float | None:
+                series = data[f"{version}_{name}"]
+                return series.total if series.points == 1 else None
+
+            result[v] = TrafficStatus(
+                window_seconds=window_s,
+                requests=round(data[f"{v}_req"].total),
+                errors=round(data[f"{v}_err"].total),
+                p50_s=pick("p50"),
+                p95_s=pick("p95"),
+                p99_s=pick("p99"),
+            )
+        return result

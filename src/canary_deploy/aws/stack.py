@@ -1,0 +1,260 @@
+"""The CloudFormation stack: create or update it (streaming events), read it, delete it."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING, Literal
+
+from botocore.exceptions import ClientError
+
+from canary_deploy.aws.errors import ErrorScope, StackNotFound
+from canary_deploy.backend import Progress
+from canary_deploy.errors import OperationFailed
+from canary_deploy.weights import Weights
+
+if TYPE_CHECKING:
+    from mypy_boto3_cloudformation import CloudFormationClient
+    from mypy_boto3_cloudformation.type_defs import ParameterTypeDef, StackTypeDef
+
+TEMPLATE_NAME = "canary-stack.yml"
+CAPABILITIES: list[Literal["CAPABILITY_NAMED_IAM"]] = ["CAPABILITY_NAMED_IAM"]
+POLL_SECONDS = 2.0
+TIMEOUT_SECONDS = 3600.0
+# CloudFormation's wording when an update would change nothing: not an error for us.
+NO_UPDATES = "No updates are to be performed"
+
+
+def template_body() -> str:
+    """The stack template shipped as package data."""
+    return (resources.files("canary_deploy.aws") / "templates" / TEMPLATE_NAME).read_text()
+
+
+@dataclass(frozen=True)
+class StackOutputs:
+    """What the stack's Outputs name, the handles every other component needs."""
+
+    alb_dns: str
+    listener_arn: str
+    load_balancer_arn: str
+    target_group_stable_arn: str
+    target_group_canary_arn: str
+    cluster_name: str
+    service_stable_name: str
+    service_canary_name: str
+
+    @classmethod
+    def parse(cls, outputs: Mapping[str, str], stack_name: str) -> StackOutputs:
+        keys = {
+            "alb_dns": "ALBDNS",
+            "listener_arn": "ListenerArn",
+            "load_balancer_arn": "LoadBalancerArn",
+            "target_group_stable_arn": "TargetGroupStableArn",
+            "target_group_canary_arn": "TargetGroupCanaryArn",
+            "cluster_name": "ClusterName",
+            "service_stable_name": "ServiceStableName",
+            "service_canary_name": "ServiceCanaryName",
+        }
+        missing = [key for key in keys.values() if not outputs.get(key)]
+        if missing:
+            raise OperationFailed(
+                f"stack {stack_name} lacks the outputs {', '.join(missing)}: "
+                "it was not created by canary-deploy (or by an older version)",
+                hint="run `canary --target aws deploy` to update it with the current template",
+            )
+        return cls(**{field: outputs[key] for field, key in keys.items()})
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """A described stack: status, parameters and outputs."""
+
+    name: str
+    status: str
+    status_reason: str | None
+    parameters: dict[str, str]
+    outputs: dict[str, str]
+
+    @property
+    def weights(self) -> Weights | None:
+        """The weights the stack's parameters hold (None if absent or unreadable)."""
+        try:
+            stable = int(self.parameters["StableWeight"])
+            canary = int(self.parameters["CanaryWeight"])
+        except (KeyError, ValueError):
+            return None
+        return Weights.from_alb(stable, canary)
+
+
+def _info(stack: StackTypeDef) -> StackInfo:
+    return StackInfo(
+        name=stack["StackName"],
+        status=stack["StackStatus"],
+        status_reason=stack.get("StackStatusReason"),
+        parameters={
+            p["ParameterKey"]: p.get("ParameterValue", "") for p in stack.get("Parameters", [])
+        },
+        outputs={o["OutputKey"]: o.get("OutputValue", "") for o in stack.get("Outputs", [])},
+    )
+
+
+class Stack:
+    """One named CloudFormation stack built from the packaged template."""
+
+    def __init__(
+        self,
+        client: CloudFormationClient,
+        name: str,
+        errors: ErrorScope,
+        *,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._cf = client
+        self.name = name
+        self._errors = errors
+        self._sleep = sleep
+        self._clock = clock
+
+    def describe(self) -> StackInfo | None:
+        """The stack, or None when it does not exist."""
+        try:
+            with self._errors(f"describe stack {self.name}"):
+                stacks = self._cf.describe_stacks(StackName=self.name)["Stacks"]
+        except StackNotFound:
+            return None
+        return _info(stacks[0]) if stacks else None
+
+    def require(self) -> StackInfo:
+        """The stack, or a StackNotFound error with a hint."""
+        info = self.describe()
+        if info is None:
+            raise StackNotFound(self.name, self._errors.region)
+        return info
+
+    def apply(self, parameters: Mapping[str, str], progress: Progress) -> StackInfo:
+        """Create the stack, or update it in place; "no changes" is not an error."""
+        current = self.describe()
+        if current is not None and current.status == "ROLLBACK_COMPLETE":
+            raise OperationFailed(
+                f"stack {self.name} is in ROLLBACK_COMPLETE: its first creation failed and "
+                "CloudFormation rolled it back; such a stack cannot be updated",
+                hint=f"see why in the CloudFormation console events, then "
+                f"`canary --target aws delete --yes` (STACK_NAME={self.name}) and deploy again",
+            )
+        if current is not None and current.status.endswith("_IN_PROGRESS"):
+            raise OperationFailed(
+                f"stack {self.name} is busy ({current.status})",
+                hint="wait for the running operation to finish, then try again",
+            )
+        params: list[ParameterTypeDef] = [
+            {"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()
+        ]
+        since = self._last_event_id()
+        if current is None:
+            progress.log(f"Creating stack {self.name}")
+            with self._errors(f"create stack {self.name}"):
+                self._cf.create_stack(
+                    StackName=self.name,
+                    TemplateBody=template_body(),
+                    Parameters=params,
+                    Capabilities=CAPABILITIES,
+                )
+        else:
+            progress.log(f"Updating stack {self.name}")
+            try:
+                with self._errors(f"update stack {self.name}"):
+                    self._cf.update_stack(
+                        StackName=self.name,
+                        TemplateBody=template_body(),
+                        Parameters=params,
+                        Capabilities=CAPABILITIES,
+                    )
+            except OperationFailed as exc:
+                cause = exc.__cause__
+                if isinstance(cause, ClientError) and NO_UPDATES in str(cause):
+                    progress.log("No changes: the stack is already up to date")
+                    return current
+                raise
+        info = self._wait(progress, since=since)
+        if info is None or info.status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+            status = "DELETED" if info is None else info.status
+            reason = "" if info is None or not info.status_reason else f": {info.status_reason}"
+            raise OperationFailed(
+                f"stack {self.name} ended in {status}{reason}",
+                hint="the stack events above say which resource failed",
+            )
+        return info
+
+    def delete(self, progress: Progress) -> None:
+        """Delete the stack and wait until it is gone (missing is already done)."""
+        if self.describe() is None:
+            raise StackNotFound(self.name, self._errors.region)
+        since = self._last_event_id()
+        with self._errors(f"delete stack {self.name}"):
+            self._cf.delete_stack(StackName=self.name)
+        info = self._wait(progress, since=since)
+        if info is not None and info.status != "DELETE_COMPLETE":
+            raise OperationFailed(
+                f"stack {self.name} ended in {info.status}"
+                + (f": {info.status_reason}" if info.status_reason else ""),
+                hint="a resource could not be deleted; see the events above",
+            )
+
+    def _last_event_id(self) -> str | None:
+        events = self._events_since(None, limit_pages=1)
+        return events[-1][0] if events else None
+
+    def _events_since(self, since: str | None, *, limit_pages: int = 20) -> list[tuple[str, str]]:
+        """(event id, text) of events newer than `since`, oldest first."""
+        found: list[tuple[str, str]] = []
+        token: str | None = None
+        for _ in range(limit_pages):
+            try:
+                with self._errors(f"read events of stack {self.name}"):
+                    page = (
+                        self._cf.describe_stack_events(StackName=self.name, NextToken=token)
+                        if token
+                        else self._cf.describe_stack_events(StackName=self.name)
+                    )
+            except StackNotFound:
+                break
+            for event in page["StackEvents"]:
+                if event["EventId"] == since:
+                    return list(reversed(found))
+                reason = event.get("ResourceStatusReason")
+                text = (
+                    f"{event.get('ResourceStatus', '?'):<20} {event.get('LogicalResourceId', '?')}"
+                    + (f" - {reason}" if reason else "")
+                )
+                found.append((event["EventId"], text))
+                if since is None:
+                    return found
+            token = page.get("NextToken")
+            if not token:
+                break
+        return list(reversed(found))
+
+    def _wait(self, progress: Progress, *, since: str | None) -> StackInfo | None:
+        """Poll until the stack leaves *_IN_PROGRESS, logging each new event once."""
+        deadline = self._clock() + TIMEOUT_SECONDS
+        seen = since
+        while True:
+            for event_id, text in self._events_since(seen):
+                progress.log(f"  {text}")
+                seen = event_id
+            try:
+                with self._errors(f"describe stack {self.name}"):
+                    stacks = self._cf.describe_stacks(StackName=self.name)["Stacks"]
+            except StackNotFound:
+                # Deleted stacks can only be described by id; by name they "do not exist".
+                return None
+            info = _info(stacks[0])
+            if not info.status.endswith("_IN_PROGRESS"):
+                return info
+            progress.update(f"{self.name}: {info.status}")
+            if self._clock() >= deadline:
+                raise OperationFailed(f"stack {self.name} is still {info.status} after 1 hour")
+            self._sleep(POLL_SECONDS)

@@ -1,0 +1,178 @@
+"""The AWS target: a CloudFormation stack of ECS Fargate services behind a weighted ALB."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from canary_deploy.aws.clients import AwsClients
+from canary_deploy.aws.errors import ErrorScope
+from canary_deploy.aws.metrics import CloudWatchMetrics
+from canary_deploy.aws.network import resolve_network
+from canary_deploy.aws.router import AlbRouter, to_alb
+from canary_deploy.aws.stack import Stack, StackInfo, StackOutputs
+from canary_deploy.aws.workload import EcsWorkload
+from canary_deploy.backend import (
+    VERSIONS,
+    ListenerStatus,
+    Progress,
+    ReleaseSpec,
+    Status,
+    TargetGroupStatus,
+    TrafficStatus,
+    Version,
+    VersionStatus,
+)
+from canary_deploy.config import Settings
+from canary_deploy.errors import CanaryError
+from canary_deploy.weights import Weights
+
+if TYPE_CHECKING:
+    from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
+
+TARGET_STATES = ("healthy", "unhealthy", "initial", "draining", "unused")
+
+
+def target_group_status(
+    elbv2: ElasticLoadBalancingv2Client, arn: str, errors: ErrorScope
+) -> TargetGroupStatus:
+    """Targets of one group counted by health state (AWS's own state names)."""
+    with errors("read target health"):
+        targets = elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
+    counts = dict.fromkeys(TARGET_STATES, 0)
+    for target in targets:
+        state = str(target.get("TargetHealth", {}).get("State", "unused"))
+        if state in counts:
+            counts[state] += 1
+    return TargetGroupStatus(name=arn.split("/")[-2] if "/" in arn else arn, **counts)
+
+
+class AwsTarget:
+    """Deploy, inspect and delete the canary stack; weights go through the listener."""
+
+    name = "aws"
+
+    def __init__(self, clients: AwsClients, settings: Settings) -> None:
+        self._clients = clients
+        self._settings = settings
+        self._errors = ErrorScope(settings.stack_name, clients.region)
+        self.stack = Stack(clients.cloudformation, settings.stack_name, self._errors)
+        self._outputs: StackOutputs | None = None
+        self.router = AlbRouter(clients.elbv2, self.outputs, self._errors)
+        self.workload = EcsWorkload(clients.ecs, self.outputs, self._errors)
+        self.metrics = CloudWatchMetrics(clients.cloudwatch, self.outputs, self._errors)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> AwsTarget:
+        clients = AwsClients.create(
+            region=settings.aws.region, profile=settings.aws.profile, stack_name=settings.stack_name
+        )
+        return cls(clients, settings)
+
+    def outputs(self) -> StackOutputs:
+        """The stack's outputs, read once (the stack must exist)."""
+        if self._outputs is None:
+            info = self.stack.require()
+            self._outputs = StackOutputs.parse(info.outputs, self.stack.name)
+        return self._outputs
+
+    def deploy(self, spec: ReleaseSpec, progress: Progress) -> None:
+        """Create the stack, or update it in place keeping the live weights."""
+        current = self.stack.describe()
+        aws = self._settings.aws
+        vpc_id, subnet_ids = aws.vpc_id, aws.subnet_ids
+        if current is not None and not vpc_id and not subnet_ids:
+            # An existing stack stays where it is unless the user says otherwise.
+            vpc_id = current.parameters.get("VpcId") or None
+            subnet_ids = tuple(s for s in current.parameters.get("SubnetIds", "").split(",") if s)
+        network = resolve_network(self._clients.ec2, self._errors, vpc_id, subnet_ids)
+        if network.discovered:
+            progress.log(f"No VPC_ID/SUBNET_IDS given: using the {network.describe()}")
+        weights = spec.weights
+        if current is not None and current.status != "ROLLBACK_COMPLETE":
+            weights = self._live_weights_for_update(current, progress)
+        stable_weight, canary_weight = to_alb(weights)
+        parameters = {
+            "ImageURIStable": spec.image_stable,
+            "ImageURICanary": spec.image_canary,
+            "ContainerPort": str(spec.container_port),
+            "DesiredCountStable": str(spec.desired_count_stable),
+            "DesiredCountCanary": str(spec.desired_count_canary),
+            "StableWeight": str(stable_weight),
+            "CanaryWeight": str(canary_weight),
+            "TaskCpu": str(aws.task_cpu),
+            "TaskMemory": str(aws.task_memory),
+            "VpcId": network.vpc_id,
+            "SubnetIds": ",".join(network.subnet_ids),
+            "HealthCheckPath": spec.health_check_path,
+            "StickinessEnabled": "true" if spec.stickiness_seconds else "false",
+            "StickinessDurationSeconds": str(spec.stickiness_seconds or 3600),
+            "AllowedIngressCidr": aws.allowed_ingress_cidr,
+        }
+        self._outputs = None
+        self.stack.apply(parameters, progress)
+        self._outputs = None
+
+    def _live_weights_for_update(self, current: StackInfo, progress: Progress) -> Weights:
+        """The listener's live weights, so a stack update never reverts them."""
+        try:
+            live = self.router.get_weights()
+        except CanaryError as exc:
+            fallback = current.weights or self._settings.initial_weights
+            progress.log(f"Could not read the live weights ({exc.message}); keeping {fallback}")
+            return fallback
+        progress.log(f"Keeping the live listener weights {live} in the stack update")
+        return live
+
+    def status(self) -> Status:
+        """Everything `canary status` shows, read live along the seed's chain."""
+        info = self.stack.require()
+        notes: list[str] = []
+        if info.status == "ROLLBACK_COMPLETE":
+            notes.append(
+                "the stack's creation failed and was rolled back; it cannot be updated: "
+                "`canary --target aws delete --yes`, fix the cause, then deploy again"
+            )
+        try:
+            self._outputs = StackOutputs.parse(info.outputs, info.name)
+        except CanaryError as exc:
+            notes.append(exc.message)
+            return Status(self.name, info.name, info.status, None, {}, tuple(notes))
+        out = self._outputs
+        state = self.router.listener_state()
+        configured = info.weights
+        listener = ListenerStatus(
+            url=f"http://{out.alb_dns}/",
+            weights=state.weights,
+            stickiness_seconds=state.stickiness_seconds,
+            configured_weights=configured,
+        )
+        services = self.workload.describe_services()
+        task_definitions = self.workload.task_definitions()
+        traffic = self._traffic(notes)
+        tg_arns: dict[Version, str] = {
+            "stable": out.target_group_stable_arn,
+            "canary": out.target_group_canary_arn,
+        }
+        versions = {
+            v: VersionStatus(
+                task_definition=task_definitions.get(v),
+                service=services.get(v),
+                target_group=target_group_status(self._clients.elbv2, tg_arns[v], self._errors),
+                traffic=traffic.get(v),
+            )
+            for v in VERSIONS
+        }
+        return Status(self.name, info.name, info.status, listener, versions, tuple(notes))
+
+    def _traffic(self, notes: list[str]) -> dict[Version, TrafficStatus | None]:
+        # Metrics are a nice-to-have in status: a failure is a note, not a failed command.
+        try:
+            return self.metrics.traffic()
+        except CanaryError as exc:
+            notes.append(f"CloudWatch metrics unavailable: {exc.message}")
+            return {}
+
+    def delete(self, progress: Progress, *, purge: bool = False) -> None:
+        """Tear the stack down and wait until it is gone."""
+        self.stack.delete(progress)
+        self._outputs = None
