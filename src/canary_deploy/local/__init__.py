@@ -1,0 +1,1 @@
+"""The local target: ECS-like services of task processes behind the local balancer, in a daemon."""

@@ -1,0 +1,158 @@
+"""The local stack's state in SQLite (WAL): desired spec, weights, event log, metric buckets."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from canary_deploy.backend import ReleaseSpec
+from canary_deploy.weights import Weights
+
+DB_NAME = "state.db"
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    t REAL NOT NULL, kind TEXT NOT NULL, version TEXT, message TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS metric_buckets (
+    t INTEGER NOT NULL, version TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (t, version)
+);
+"""
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    t: float
+    kind: str
+    version: str | None
+    message: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "t": self.t,
+            "kind": self.kind,
+            "version": self.version,
+            "message": self.message,
+        }
+
+
+def spec_to_dict(spec: ReleaseSpec) -> dict[str, Any]:
+    return {
+        "image_stable": spec.image_stable,
+        "image_canary": spec.image_canary,
+        "desired_count_stable": spec.desired_count_stable,
+        "desired_count_canary": spec.desired_count_canary,
+        "container_port": spec.container_port,
+        "weights": {"stable": spec.weights.stable, "canary": spec.weights.canary},
+        "health_check_path": spec.health_check_path,
+        "stickiness_seconds": spec.stickiness_seconds,
+    }
+
+
+def spec_from_dict(doc: dict[str, Any]) -> ReleaseSpec:
+    w = doc["weights"]
+    return ReleaseSpec(
+        image_stable=str(doc["image_stable"]),
+        image_canary=str(doc["image_canary"]),
+        desired_count_stable=int(doc["desired_count_stable"]),
+        desired_count_canary=int(doc["desired_count_canary"]),
+        container_port=int(doc["container_port"]),
+        weights=Weights(int(w["stable"]), int(w["canary"])),
+        health_check_path=str(doc.get("health_check_path", "/")),
+        stickiness_seconds=doc.get("stickiness_seconds"),
+    )
+
+
+class StateStore:
+    """One SQLite file per stack. Writes are small and synchronous: a weight change is on
+    disk before the admin call returns, so `kill -9` right after it loses nothing."""
+
+    def __init__(self, state_dir: Path) -> None:
+        state_dir.mkdir(parents=True, exist_ok=True)
+        self.path = state_dir / DB_NAME
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.executescript(_SCHEMA)
+
+    def close(self) -> None:
+        self._db.close()
+
+    # ---- key/value documents
+
+    def _get(self, key: str) -> Any:
+        row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def _put(self, key: str, value: Any) -> None:
+        self._db.execute(
+            "INSERT INTO kv (key, value) VALUES (?, ?) "
+            "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
+            (key, json.dumps(value)),
+        )
+
+    def load_spec(self) -> ReleaseSpec | None:
+        doc = self._get("spec")
+        return None if doc is None else spec_from_dict(doc)
+
+    def save_spec(self, spec: ReleaseSpec) -> None:
+        self._put("spec", spec_to_dict(spec))
+
+    def load_weights(self) -> Weights | None:
+        doc = self._get("weights")
+        return None if doc is None else Weights(int(doc["stable"]), int(doc["canary"]))
+
+    def save_weights(self, weights: Weights) -> None:
+        self._put("weights", {"stable": weights.stable, "canary": weights.canary})
+
+    def clear_spec(self) -> None:
+        """After `delete`: nothing is desired any more, history stays."""
+        self._db.execute("DELETE FROM kv WHERE key IN ('spec', 'weights')")
+
+    # ---- event log
+
+    def add_event(
+        self, kind: str, version: str | None, message: str, t: float | None = None
+    ) -> None:
+        self._db.execute(
+            "INSERT INTO events (t, kind, version, message) VALUES (?, ?, ?, ?)",
+            (time.time() if t is None else t, kind, version, message),
+        )
+
+    def events(self, since_id: int = 0, limit: int = 200) -> list[Event]:
+        """The newest `limit` events after `since_id`, oldest first."""
+        rows = self._db.execute(
+            "SELECT id, t, kind, version, message FROM events WHERE id > ? "
+            "ORDER BY id DESC LIMIT ?",
+            (since_id, limit),
+        ).fetchall()
+        return [Event(*row) for row in reversed(rows)]
+
+    # ---- metrics
+
+    def save_buckets(self, buckets: Iterable[dict[str, Any]]) -> int:
+        rows = [(int(b["t"]), str(b["version"]), json.dumps(b)) for b in buckets]
+        self._db.executemany(
+            "INSERT INTO metric_buckets (t, version, doc) VALUES (?, ?, ?) "
+            "ON CONFLICT(t, version) DO UPDATE SET doc = excluded.doc",
+            rows,
+        )
+        return len(rows)
+
+    def load_buckets(self, since: float) -> list[dict[str, Any]]:
+        rows = self._db.execute(
+            "SELECT doc FROM metric_buckets WHERE t >= ? ORDER BY t", (int(since),)
+        ).fetchall()
+        return [json.loads(row[0]) for row in rows]
+
+    def prune(self, before: float) -> None:
+        """Drop metric buckets older than `before`; the event log is kept."""
+        self._db.execute("DELETE FROM metric_buckets WHERE t < ?", (int(before),))
