@@ -50,7 +50,9 @@ class LogisticScorer:
 
     def predict(self, version: str, req: PredictRequest) -> PredictResponse:
         p = self.probability(req)
-        return PredictResponse(version=version, probability=round(p, 6), label=int(p >= self.threshold))
+        return PredictResponse(
+            version=version, probability=round(p, 6), label=int(p >= self.threshold)
+        )
 
 
 # v2 is "retrained": it weighs late payments more and income less, so the two
