@@ -46,6 +46,8 @@ class LocalSettings(_Frozen):
     state_dir: Path = Path(".canary")
     listen: str = "127.0.0.1:8080"
     health_profile: Literal["alb", "fast"] = "fast"
+    # None = the health profile's default (fast: 2 s, alb: ALB's 300 s).
+    deregistration_delay_s: float | None = Field(default=None, ge=0, le=3600)
 
 
 class Settings(_Frozen):
@@ -107,6 +109,7 @@ ENV_VARS: dict[str, str] = {
     "CANARY_STATE_DIR": "local.state_dir",
     "CANARY_LISTEN": "local.listen",
     "CANARY_HEALTH_PROFILE": "local.health_profile",
+    "CANARY_DEREGISTRATION_DELAY": "local.deregistration_delay_s",
 }
 _ENV_BY_PATH = {path: name for name, path in ENV_VARS.items()}
 _LIST_PATHS = {"aws.subnet_ids"}
