@@ -1,0 +1,322 @@
+"""Per-target-group request metrics in 1-second buckets with log-linear latency histograms."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from canary_deploy.backend import VERSIONS, Version, VersionCounts
+
+# Histogram buckets: 1 microsecond wide below 32 us, then 16 equal buckets per power of
+# two (relative width <= 1/16), so quantiles are within ~3% and "slower than T" is
+# exact whenever T is a bucket edge.
+_SUB = 16
+DEFAULT_RETENTION_S = 3600
+_PROM_EDGES_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+def bucket_index(latency_s: float) -> int:
+    """The histogram bucket of a latency.
+
+    >>> bucket_index(0.000_010), bucket_index(0.000_032), bucket_index(0.000_064)
+    (10, 32, 48)
+    """
+    us = int(latency_s * 1_000_000)
+    if us < 2 * _SUB:
+        return max(us, 0)
+    shift = us.bit_length() - 5
+    return _SUB * shift + (us >> shift)
+
+
+def bucket_bounds(index: int) -> tuple[float, float]:
+    """[lower, upper) of a bucket, in seconds.
+
+    >>> bucket_bounds(48)
+    (6.4e-05, 6.8e-05)
+    """
+    if index < 2 * _SUB:
+        return index / 1e6, (index + 1) / 1e6
+    shift = index // _SUB - 1
+    mantissa = index % _SUB + _SUB
+    return (mantissa << shift) / 1e6, ((mantissa + 1) << shift) / 1e6
+
+
+class _Cell:
+    """What one target group served in one second."""
+
+    __slots__ = ("b502", "b503", "b504", "hist", "requests", "s2", "s3", "s4", "s5")
+
+    def __init__(self) -> None:
+        self.requests = 0
+        self.s2 = self.s3 = self.s4 = self.s5 = 0
+        self.b502 = self.b503 = self.b504 = 0
+        self.hist: dict[int, int] = {}
+
+    def add(self, other: _Cell) -> None:
+        self.requests += other.requests
+        self.s2 += other.s2
+        self.s3 += other.s3
+        self.s4 += other.s4
+        self.s5 += other.s5
+        self.b502 += other.b502
+        self.b503 += other.b503
+        self.b504 += other.b504
+        for index, n in other.hist.items():
+            self.hist[index] = self.hist.get(index, 0) + n
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "2xx": self.s2,
+            "3xx": self.s3,
+            "4xx": self.s4,
+            "5xx": self.s5,
+            "balancer_502": self.b502,
+            "balancer_503": self.b503,
+            "balancer_504": self.b504,
+            "hist": {str(i): n for i, n in self.hist.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> _Cell:
+        cell = cls()
+        cell.requests = int(doc["requests"])
+        cell.s2, cell.s3, cell.s4, cell.s5 = (int(doc[k]) for k in ("2xx", "3xx", "4xx", "5xx"))
+        cell.b502 = int(doc["balancer_502"])
+        cell.b503 = int(doc["balancer_503"])
+        cell.b504 = int(doc["balancer_504"])
+        cell.hist = {int(i): int(n) for i, n in doc.get("hist", {}).items()}
+        return cell
+
+
+@dataclass(frozen=True)
+class WindowStats:
+    """What one target group served in a window; latencies are target response times."""
+
+    requests: int = 0
+    status_2xx: int = 0
+    status_3xx: int = 0
+    status_4xx: int = 0
+    status_5xx: int = 0  # sent by targets
+    balancer_502: int = 0
+    balancer_503: int = 0
+    balancer_504: int = 0
+    histogram: dict[int, int] = field(default_factory=dict)  # bucket index -> count
+
+    @property
+    def balancer_errors(self) -> int:
+        return self.balancer_502 + self.balancer_503 + self.balancer_504
+
+    @property
+    def errors(self) -> int:
+        """Target 5xx plus the balancer's own 502/503/504 for this group."""
+        return self.status_5xx + self.balancer_errors
+
+    def slower_than(self, threshold_s: float) -> int:
+        """Requests whose latency bucket starts at or above the threshold."""
+        return sum(n for i, n in self.histogram.items() if bucket_bounds(i)[0] >= threshold_s)
+
+    def quantile(self, q: float) -> float | None:
+        """The latency at quantile q (bucket midpoint), None without data."""
+        total = sum(self.histogram.values())
+        if total == 0:
+            return None
+        rank = q * total
+        seen = 0
+        for index in sorted(self.histogram):
+            seen += self.histogram[index]
+            if seen >= rank:
+                low, high = bucket_bounds(index)
+                return (low + high) / 2
+        low, high = bucket_bounds(max(self.histogram))
+        return (low + high) / 2
+
+
+class MetricsRecorder:
+    """Records every response per target group without logging; answers any window."""
+
+    def __init__(self, retention_s: int = DEFAULT_RETENTION_S) -> None:
+        self.retention_s = retention_s
+        self.rejected_400 = 0  # framing errors: no target group was chosen
+        self._seconds: dict[int, dict[Version, _Cell]] = {}
+        self._totals: dict[Version, _Cell] = {v: _Cell() for v in VERSIONS}
+        self._second = -1
+        self._current: dict[Version, _Cell] = {}
+
+    # ---- hot path
+
+    def _cell(self, version: Version) -> _Cell:
+        now = int(time.time())
+        if now != self._second:
+            self._roll(now)
+        cell = self._current.get(version)
+        if cell is None:
+            cell = self._current[version] = _Cell()
+        return cell
+
+    def record_response(self, version: Version, status: int, latency_s: float) -> None:
+        """A response from a target (any status) and its target response time."""
+        cell = self._cell(version)
+        cell.requests += 1
+        if status < 300:
+            cell.s2 += status >= 200
+        elif status < 400:
+            cell.s3 += 1
+        elif status < 500:
+            cell.s4 += 1
+        else:
+            cell.s5 += 1
+        index = bucket_index(latency_s)
+        hist = cell.hist
+        hist[index] = hist.get(index, 0) + 1
+
+    def record_balancer_error(self, version: Version, status: int) -> None:
+        """A 502/503/504 the balancer generated for a request routed to this group."""
+        cell = self._cell(version)
+        cell.requests += 1
+        if status == 502:
+            cell.b502 += 1
+        elif status == 503:
+            cell.b503 += 1
+        else:
+            cell.b504 += 1
+
+    def _roll(self, now: int) -> None:
+        for version, cell in self._current.items():
+            self._totals[version].add(cell)
+        self._current = self._seconds.setdefault(now, {})
+        self._second = now
+        oldest = now - self.retention_s
+        if self._seconds and min(self._seconds) < oldest:
+            for second in [s for s in self._seconds if s < oldest]:
+                del self._seconds[second]
+
+    # ---- queries
+
+    def window(self, version: Version, start: float, end: float) -> WindowStats:
+        """Sum of the 1-second buckets that overlap [start, end)."""
+        total = _Cell()
+        for second, cells in list(self._seconds.items()):
+            if second + 1 > start and second < end:
+                cell = cells.get(version)
+                if cell is not None:
+                    total.add(cell)
+        return WindowStats(
+            requests=total.requests,
+            status_2xx=total.s2,
+            status_3xx=total.s3,
+            status_4xx=total.s4,
+            status_5xx=total.s5,
+            balancer_502=total.b502,
+            balancer_503=total.b503,
+            balancer_504=total.b504,
+            histogram=total.hist,
+        )
+
+    def counts(
+        self, start: float, end: float, thresholds_s: Sequence[float] = ()
+    ) -> dict[Version, VersionCounts]:
+        """Requests, errors and latency exceedances per group (MetricsSource contract)."""
+        out: dict[Version, VersionCounts] = {}
+        for version in VERSIONS:
+            stats = self.window(version, start, end)
+            out[version] = VersionCounts(
+                requests=stats.requests,
+                errors=stats.errors,
+                slower_than=tuple(stats.slower_than(t) for t in thresholds_s),
+            )
+        return out
+
+    def quantiles(
+        self, version: Version, start: float, end: float, qs: Sequence[float]
+    ) -> tuple[float | None, ...]:
+        stats = self.window(version, start, end)
+        return tuple(stats.quantile(q) for q in qs)
+
+    # ---- export
+
+    def prometheus_text(self) -> str:
+        """Counters since start, per target group, in Prometheus text format."""
+        lines = [
+            "# HELP canary_balancer_requests_total Requests routed to a target group.",
+            "# TYPE canary_balancer_requests_total counter",
+        ]
+        cells: dict[Version, _Cell] = {}
+        for version in VERSIONS:
+            cell = _Cell()
+            cell.add(self._totals[version])
+            current = self._current.get(version)
+            if current is not None:
+                cell.add(current)
+            cells[version] = cell
+            lines.append(
+                f'canary_balancer_requests_total{{target_group="{version}"}} {cell.requests}'
+            )
+        lines += [
+            "# HELP canary_balancer_target_responses_total Responses sent by targets, by class.",
+            "# TYPE canary_balancer_target_responses_total counter",
+        ]
+        for version, cell in cells.items():
+            for label, n in (
+                ("2xx", cell.s2),
+                ("3xx", cell.s3),
+                ("4xx", cell.s4),
+                ("5xx", cell.s5),
+            ):
+                lines.append(
+                    f'canary_balancer_target_responses_total{{target_group="{version}",'
+                    f'code="{label}"}} {n}'
+                )
+        lines += [
+            "# HELP canary_balancer_elb_errors_total Errors the balancer itself returned.",
+            "# TYPE canary_balancer_elb_errors_total counter",
+        ]
+        for version, cell in cells.items():
+            for code, n in (("502", cell.b502), ("503", cell.b503), ("504", cell.b504)):
+                lines.append(
+                    f'canary_balancer_elb_errors_total{{target_group="{version}",'
+                    f'code="{code}"}} {n}'
+                )
+        lines += [
+            "# HELP canary_balancer_rejected_requests_total Requests rejected with 400 "
+            "(invalid or ambiguous framing).",
+            "# TYPE canary_balancer_rejected_requests_total counter",
+            f"canary_balancer_rejected_requests_total {self.rejected_400}",
+            "# HELP canary_balancer_target_response_seconds Target response time "
+            "(bucket resolution 1/16).",
+            "# TYPE canary_balancer_target_response_seconds histogram",
+        ]
+        for version, cell in cells.items():
+            for edge in (*_PROM_EDGES_S, float("inf")):
+                n = sum(c for i, c in cell.hist.items() if bucket_bounds(i)[0] < edge)
+                le = "+Inf" if edge == float("inf") else repr(edge)
+                lines.append(
+                    f'canary_balancer_target_response_seconds_bucket{{target_group="{version}",'
+                    f'le="{le}"}} {n}'
+                )
+            lines.append(
+                f'canary_balancer_target_response_seconds_count{{target_group="{version}"}} '
+                f"{sum(cell.hist.values())}"
+            )
+        return "\n".join(lines) + "\n"
+
+    def export_buckets(self, since: float) -> list[dict[str, Any]]:
+        """JSON-able 1-second buckets from `since` on, for the daemon to persist."""
+        out = []
+        for second in sorted(self._seconds):
+            if second + 1 <= since:
+                continue
+            for version, cell in self._seconds[second].items():
+                out.append({"t": second, "version": version, **cell.to_dict()})
+        return out
+
+    def import_buckets(self, buckets: list[dict[str, Any]]) -> None:
+        """Restore persisted buckets (after a restart); a restored second replaces ours."""
+        for doc in buckets:
+            version = doc["version"]
+            if version not in VERSIONS:
+                continue
+            second = int(doc["t"])
+            self._seconds.setdefault(second, {})[version] = _Cell.from_dict(doc)

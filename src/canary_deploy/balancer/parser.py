@@ -1,0 +1,234 @@
+"""Client request parsing with httptools: framing validation and the head sent upstream.
+
+Everything llhttp rejects in strict mode (Content-Length with Transfer-Encoding,
+duplicate Content-Length, invalid chunk sizes, obs-fold, bad request lines, bare LF)
+surfaces as `FramingError`; the head size limit is enforced here. Validated requests
+become `Exchange` records whose outgoing bytes (rewritten head, re-chunked body)
+accumulate in `Exchange.out` until the connection flushes them.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from typing import TYPE_CHECKING
+
+import httptools
+
+from canary_deploy.backend import Version
+from canary_deploy.balancer.routing import Stickiness
+
+if TYPE_CHECKING:
+    from canary_deploy.balancer.proxy import ClientConnection
+    from canary_deploy.balancer.routing import Target
+    from canary_deploy.balancer.upstream import UpstreamConnection
+
+# ALB's limit for the whole request head (request line plus headers).
+MAX_HEAD_BYTES = 64 * 1024
+
+# Per RFC 9110 7.6.1, plus headers we set ourselves or re-frame.
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+    }
+)
+_REPLACED = frozenset({b"expect", b"x-forwarded-proto", b"x-forwarded-port", b"x-forwarded-for"})
+_DROPPED = HOP_BY_HOP | _REPLACED
+
+
+class FramingError(Exception):
+    """The client sent something we must not forward; answer `status` and close."""
+
+    def __init__(self, reason: str, status: int = 400) -> None:
+        super().__init__(reason)
+        self.status = status
+
+
+def trace_id() -> bytes:
+    """A new `X-Amzn-Trace-Id` value, `Root=1-<8 hex epoch>-<24 hex random>`."""
+    return b"Root=1-%08x-%024x" % (int(time.time()), random.getrandbits(96))
+
+
+class Exchange:
+    """One request/response pair as it moves through the balancer."""
+
+    __slots__ = (
+        "client",
+        "done",
+        "expect_continue",
+        "has_body",
+        "head",
+        "is_head",
+        "keep_alive",
+        "out",
+        "request_complete",
+        "response_started",
+        "sent_at",
+        "sticky",
+        "target",
+        "upstream",
+        "version",
+    )
+
+    def __init__(self, client: ClientConnection | None, head: bytes) -> None:
+        self.client = client
+        self.head = head  # kept apart from `out` so a stale pooled connection can retry
+        self.out: list[bytes] = [head]
+        self.has_body = False
+        self.is_head = False
+        self.keep_alive = True
+        self.expect_continue = False
+        self.sticky: Version | None = None
+        self.request_complete = False
+        self.response_started = False
+        self.done = False
+        self.version: Version = "stable"
+        self.target: Target | None = None
+        self.upstream: UpstreamConnection | None = None
+        self.sent_at = 0.0
+
+    def release_target(self) -> None:
+        """Stop counting this request as in flight on its target (exactly once)."""
+        target = self.target
+        if target is not None:
+            target.outstanding -= 1
+            self.target = None
+
+
+class RequestReader:
+    """Feeds client bytes through httptools and turns them into `Exchange`s."""
+
+    def __init__(
+        self,
+        client: ClientConnection | None,
+        client_ip: bytes,
+        listen_port: bytes,
+        stickiness: Stickiness | None,
+    ) -> None:
+        self._client = client
+        self._client_ip = client_ip
+        self._forwarded = b"X-Forwarded-Proto: http\r\nX-Forwarded-Port: " + listen_port + b"\r\n"
+        self._stickiness = stickiness
+        self._parser = httptools.HttpRequestParser(self)
+        self.new: list[Exchange] = []  # exchanges whose head arrived in the last feed
+        self._current: Exchange | None = None
+        self._reset_head()
+
+    def _reset_head(self) -> None:
+        self._url: list[bytes] = []
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._head_bytes = 0
+        self._xff: bytes | None = None
+        self._has_trace = False
+        self._cookie: bytes | None = None
+        self._connection_tokens: bytes | None = None
+        self._content_length = 0
+        self._chunked = False
+        self._expect_continue = False
+
+    def feed(self, data: bytes) -> None:
+        """Parse client bytes; raises FramingError on anything invalid or ambiguous."""
+        try:
+            self._parser.feed_data(data)
+        except FramingError:
+            raise
+        except httptools.HttpParserUpgrade:
+            raise FramingError("protocol upgrades are not supported", 501) from None
+        except httptools.HttpParserError as exc:
+            raise FramingError(str(exc)) from None
+
+    # ---- httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self._reset_head()
+
+    def on_url(self, url: bytes) -> None:
+        self._head_bytes += len(url)
+        if self._head_bytes > MAX_HEAD_BYTES:
+            raise FramingError("request head too large")
+        self._url.append(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._head_bytes += len(name) + len(value) + 4
+        if self._head_bytes > MAX_HEAD_BYTES:
+            raise FramingError("request head too large")
+        lname = name.lower()
+        if lname in _DROPPED:
+            if lname == b"x-forwarded-for":
+                self._xff = value
+            elif lname == b"transfer-encoding":
+                self._chunked = True  # llhttp only accepts "chunked" as the final coding
+            elif lname == b"connection":
+                self._connection_tokens = value.lower()
+            elif lname == b"expect":
+                if value.lower() != b"100-continue":
+                    raise FramingError("unsupported Expect", 417)
+                self._expect_continue = True
+            return
+        if lname == b"content-length":
+            self._content_length = int(value)
+        elif lname == b"x-amzn-trace-id":
+            self._has_trace = True
+        elif lname == b"cookie":
+            self._cookie = value if self._cookie is None else self._cookie + b"; " + value
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        parser = self._parser
+        if parser.should_upgrade():
+            raise FramingError("protocol upgrades are not supported", 501)
+        method: bytes = parser.get_method()
+        if method == b"CONNECT":
+            raise FramingError("CONNECT is not supported", 405)
+        headers = self._headers
+        tokens = self._connection_tokens
+        if tokens is not None and tokens not in (b"keep-alive", b"close"):
+            # Headers a client lists in Connection are hop-by-hop too (RFC 9110 7.6.1).
+            named = {t.strip() for t in tokens.split(b",")}
+            headers = [(n, v) for n, v in headers if n.lower() not in named]
+        xff = self._client_ip if self._xff is None else self._xff + b", " + self._client_ip
+        parts = [method, b" ", b"".join(self._url), b" HTTP/1.1\r\n"]
+        for name, value in headers:
+            parts += (name, b": ", value, b"\r\n")
+        parts += (b"X-Forwarded-For: ", xff, b"\r\n", self._forwarded)
+        if not self._has_trace:
+            parts += (b"X-Amzn-Trace-Id: ", trace_id(), b"\r\n")
+        if self._chunked:
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+        parts.append(b"\r\n")
+        exchange = Exchange(self._client, b"".join(parts))
+        exchange.has_body = self._chunked or self._content_length > 0
+        exchange.is_head = method == b"HEAD"
+        exchange.keep_alive = parser.should_keep_alive()
+        exchange.expect_continue = self._expect_continue and exchange.has_body
+        if self._stickiness is not None and self._cookie is not None:
+            exchange.sticky = self._stickiness.version_from_cookie(self._cookie)
+        self._current = exchange
+        self.new.append(exchange)
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self._current
+        if exchange is None:
+            return
+        if self._chunked:
+            # Re-chunk what llhttp decoded: the target only ever sees our framing.
+            exchange.out.append(b"%x\r\n%b\r\n" % (len(body), body))
+        else:
+            exchange.out.append(body)
+
+    def on_message_complete(self) -> None:
+        exchange = self._current
+        if exchange is None:
+            return
+        if self._chunked:
+            exchange.out.append(b"0\r\n\r\n")
+        exchange.request_complete = True
+        self._current = None

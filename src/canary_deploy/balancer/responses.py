@@ -1,0 +1,30 @@
+"""The complete responses the balancer answers by itself (ALB's wording)."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+
+CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def _response(status: int, keep_alive: bool) -> bytes:
+    reason = HTTPStatus(status).phrase
+    body = f"<html><body><h1>{status} {reason}</h1></body></html>\n".encode()
+    connection = b"keep-alive" if keep_alive else b"close"
+    return (
+        b"HTTP/1.1 %d %s\r\nServer: canary-balancer\r\nContent-Type: text/html\r\n"
+        b"Content-Length: %d\r\nConnection: %s\r\n\r\n%s"
+        % (status, reason.encode(), len(body), connection, body)
+    )
+
+
+_CACHE = {
+    (status, keep): _response(status, keep)
+    for status in (400, 405, 417, 501, 502, 503, 504)
+    for keep in (True, False)
+}
+
+
+def error_response(status: int, keep_alive: bool) -> bytes:
+    """A whole response for a balancer-generated status (prebuilt: no per-request work)."""
+    return _CACHE.get((status, keep_alive)) or _response(status, keep_alive)

@@ -1,0 +1,172 @@
+"""The `Balancer` facade: one listener, two target groups, health checks and metrics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from canary_deploy.backend import VERSIONS, Version
+from canary_deploy.balancer.config import BalancerConfig, TargetHealth
+from canary_deploy.balancer.health import HealthChecker
+from canary_deploy.balancer.metrics import MetricsRecorder
+from canary_deploy.balancer.proxy import ClientConnection, ProxyContext
+from canary_deploy.balancer.routing import Router, Stickiness, Target
+from canary_deploy.errors import UsageError
+from canary_deploy.weights import Weights
+
+# How often the idle-timeout sweep runs, at most (it runs 4x per timeout when shorter).
+MAX_SWEEP_PERIOD_S = 1.0
+# How often a draining deregistration checks for in-flight requests.
+DRAIN_POLL_S = 0.02
+
+
+class Balancer:
+    """An ALB-like listener with a weighted forward action over stable and canary."""
+
+    def __init__(self, config: BalancerConfig) -> None:
+        self.config = config
+        self.metrics = MetricsRecorder()
+        self._router = Router(config.weights, config.algorithm)
+        self._stickiness = Stickiness(config.stickiness_s) if config.stickiness_s else None
+        self._health = HealthChecker(config.health, self._on_health_change)
+        self._server: asyncio.Server | None = None
+        self._ctx: ProxyContext | None = None
+        self._sweeper: asyncio.TimerHandle | None = None
+        self._port = 0
+
+    # ---- lifecycle
+
+    async def start(self) -> None:
+        """Bind the listener (OSError EADDRINUSE when busy) and start health checks."""
+        loop = asyncio.get_running_loop()
+        ctx = ProxyContext(
+            loop,
+            self._router,
+            self.metrics,
+            idle_timeout_s=self.config.idle_timeout_s,
+            stickiness=self._stickiness,
+        )
+        self._server = await loop.create_server(
+            lambda: ClientConnection(ctx), self.config.host, self.config.port, backlog=1024
+        )
+        self._port = self._server.sockets[0].getsockname()[1]
+        ctx.listen_port = str(self._port).encode()
+        self._ctx = ctx
+        for group in self._router.groups.values():
+            for target in group.targets.values():
+                self._health.watch(target)
+        self._schedule_sweep()
+
+    async def stop(self) -> None:
+        """Close the listener and every connection, stop health checks."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        await self._health.stop()
+        ctx = self._ctx
+        if self._server is not None:
+            self._server.close()
+        if ctx is not None:
+            for task in list(ctx.connecting):
+                task.cancel()
+            for client in list(ctx.clients):
+                client.transport.close()
+        for group in self._router.groups.values():
+            for target in group.targets.values():
+                for upstream in list(target.idle):
+                    upstream.close()
+                target.idle.clear()
+        if self._server is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._server.wait_closed(), timeout=2)
+            self._server = None
+        self._ctx = None
+
+    def _schedule_sweep(self) -> None:
+        ctx = self._ctx
+        if ctx is None:
+            return
+        ctx.sweep()
+        period = min(MAX_SWEEP_PERIOD_S, self.config.idle_timeout_s / 4)
+        self._sweeper = ctx.loop.call_later(period, self._schedule_sweep)
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0)."""
+        return self._port
+
+    @property
+    def running(self) -> bool:
+        return self._server is not None
+
+    # ---- the forward action
+
+    def get_weights(self) -> Weights:
+        return self._router.chooser.weights
+
+    def set_weights(self, weights: Weights) -> None:
+        """Effective for the next request; requests in flight are not touched."""
+        self._router.chooser.set(weights)
+
+    # ---- targets
+
+    def register_target(self, group: Version, target_id: str, host: str, port: int) -> None:
+        """Add a target to a group; it is `initial` until its first passing health check."""
+        target_group = self._router.groups[_version(group)]
+        existing = target_group.targets.get(target_id)
+        if existing is not None and existing.state != "draining":
+            if (existing.host, existing.port) == (host, port):
+                return
+            raise UsageError(f"target {target_id} is already registered in {group}")
+        target = Target(target_id, host, port)
+        target_group.targets[target_id] = target
+        target_group.refresh()
+        if self._server is not None:
+            self._health.watch(target)
+
+    async def deregister_target(
+        self, group: Version, target_id: str, *, delay_s: float | None = None
+    ) -> None:
+        """Drain a target: no new requests at once; returns when its in-flight requests
+        finished or the deregistration delay passed, then forgets it."""
+        target_group = self._router.groups[_version(group)]
+        target = target_group.targets.get(target_id)
+        if target is None:
+            raise UsageError(f"no target {target_id} in {group}")
+        target.state = "draining"
+        target.reason = "Target.DeregistrationInProgress"
+        target_group.refresh()
+        await self._health.unwatch(target)
+        for upstream in list(target.idle):
+            upstream.close()
+        target.idle.clear()
+        delay = self.config.deregistration_delay_s if delay_s is None else delay_s
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + delay
+        while target.outstanding > 0 and loop.time() < deadline:
+            await asyncio.sleep(DRAIN_POLL_S)
+        if target_group.targets.get(target_id) is target:
+            del target_group.targets[target_id]
+        target_group.refresh()
+
+    def target_health(self) -> dict[Version, list[TargetHealth]]:
+        return {
+            version: [
+                TargetHealth(t.target_id, t.host, t.port, t.state, t.reason)
+                for t in self._router.groups[version].targets.values()
+            ]
+            for version in VERSIONS
+        }
+
+    def _on_health_change(self, target: Target) -> None:
+        for group in self._router.groups.values():
+            if group.targets.get(target.target_id) is target:
+                group.refresh()
+
+
+def _version(group: str) -> Version:
+    if group == "stable":
+        return "stable"
+    if group == "canary":
+        return "canary"
+    raise UsageError(f"unknown target group {group!r}", hint="use stable or canary")

@@ -1,0 +1,269 @@
+"""The target side of the hot path: one pooled keep-alive connection to a target.
+
+Responses are parsed with httptools and streamed to the client as they arrive
+(never buffered whole); the connection goes back to its target's idle pool when
+both the request and the response completed cleanly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httptools
+
+from canary_deploy.balancer.metrics import MetricsRecorder
+from canary_deploy.balancer.parser import HOP_BY_HOP, Exchange
+from canary_deploy.balancer.routing import MAX_IDLE_PER_TARGET, Stickiness, Target
+
+_NO_BODY_STATUS = (204, 304)
+
+
+class UpstreamConnection(asyncio.Protocol):
+    """A keep-alive HTTP/1.1 connection from the balancer to one target."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        metrics: MetricsRecorder,
+        target: Target,
+        stickiness: Stickiness | None,
+    ) -> None:
+        self.loop = loop
+        self.metrics = metrics
+        self.target = target
+        self.stickiness = stickiness
+        self.transport: Any = None
+        self.exchange: Exchange | None = None
+        self.last_activity = loop.time()
+        self.usable = False
+        self._reused = False
+        self._parser = httptools.HttpResponseParser(self)
+        self._reset_parser = False
+        self._head_keep_alive = False
+        self._reason = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._interim = False
+        self._chunked_out = False  # re-chunk the body for the client
+        self._until_eof = False  # the target delimits the body by closing
+        self._got_bytes = False
+
+    # ---- asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport
+        self.usable = True
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.usable = False
+        idle = self.target.idle
+        if self in idle:
+            idle.remove(self)
+        exchange = self.exchange
+        if exchange is None:
+            return
+        if self._until_eof and exchange.response_started:
+            self._finish_body()
+            self._complete(keep_alive=False)
+            return
+        self.exchange = None
+        exchange.upstream = None
+        client = exchange.client
+        if client is None or exchange.done:
+            return
+        if (
+            self._reused
+            and not self._got_bytes
+            and not exchange.has_body
+            and exchange.request_complete
+            and exchange.target is not None
+        ):
+            # A pooled connection the target closed just as we reused it: the request
+            # never reached the application, so it is safe to send again on a new one.
+            exchange.out = [exchange.head]
+            client.connect(exchange, exchange.target)
+            return
+        client.upstream_failed(exchange, 502)
+
+    def data_received(self, data: bytes) -> None:
+        self.last_activity = self.loop.time()
+        self._got_bytes = True
+        if self.exchange is None:
+            self.close()  # bytes nobody asked for: the connection is out of sync
+            return
+        try:
+            self._parser.feed_data(data)
+        except httptools.HttpParserError:
+            self._fail(502)
+            return
+        if self._reset_parser:
+            # A HEAD response ended with its head; a fresh parser expects the next one.
+            self._parser = httptools.HttpResponseParser(self)
+            self._reset_parser = False
+            self._complete(keep_alive=self._head_keep_alive)
+
+    def pause_reading(self) -> None:
+        if self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_reading(self) -> None:
+        if self.transport is not None:
+            self.transport.resume_reading()
+
+    def pause_writing(self) -> None:
+        # A slow target: stop reading the client's request body.
+        exchange = self.exchange
+        if exchange is not None and exchange.client is not None:
+            exchange.client.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        exchange = self.exchange
+        if exchange is not None and exchange.client is not None:
+            exchange.client.transport.resume_reading()
+
+    # ---- driven by the client side
+
+    def attach(self, exchange: Exchange, *, reused: bool) -> None:
+        """Send this exchange's request (head and whatever body arrived so far)."""
+        self.exchange = exchange
+        self.usable = False
+        self._reused = reused
+        self._got_bytes = False
+        exchange.upstream = self
+        out = exchange.out
+        self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        out.clear()
+        self.last_activity = exchange.sent_at = self.loop.time()
+
+    def send_body(self, exchange: Exchange) -> None:
+        out = exchange.out
+        self.transport.write(out[0] if len(out) == 1 else b"".join(out))
+        out.clear()
+        self.last_activity = self.loop.time()
+
+    def release(self) -> None:
+        """Back to the target's idle pool, or closed when the pool is full or draining."""
+        target = self.target
+        if self.usable and target.state != "draining" and len(target.idle) < MAX_IDLE_PER_TARGET:
+            target.idle.append(self)
+        else:
+            self.close()
+
+    def abandon(self) -> None:
+        """The client went away mid-exchange: this connection is out of sync, close it."""
+        self.exchange = None
+        self.close()
+
+    def close(self) -> None:
+        self.usable = False
+        if self.transport is not None:
+            self.transport.close()
+
+    def timed_out(self) -> None:
+        """No byte from the target within the idle timeout: 504 (or abort if mid-body)."""
+        self._fail(504)
+
+    def _fail(self, status: int) -> None:
+        exchange = self.exchange
+        self.exchange = None
+        self.usable = False
+        if self.transport is not None:
+            self.transport.abort()
+        if exchange is None:
+            return
+        exchange.upstream = None
+        if exchange.client is not None:
+            exchange.client.upstream_failed(exchange, status)
+
+    # ---- httptools callbacks
+
+    def on_status(self, reason: bytes) -> None:
+        self._reason = reason
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        headers = self._headers
+        self._headers = []
+        status: int = self._parser.get_status_code()
+        if status < 200:
+            self._interim = True  # 1xx: we answered Expect ourselves; drop it
+            return
+        exchange = self.exchange
+        if exchange is None:
+            return
+        self.metrics.record_response(exchange.version, status, self.loop.time() - exchange.sent_at)
+        has_length = False
+        chunked = False
+        parts = [b"HTTP/1.1 %d %b\r\n" % (status, self._reason)]
+        for name, value in headers:
+            lname = name.lower()
+            if lname in HOP_BY_HOP:
+                chunked = chunked or lname == b"transfer-encoding"
+                continue
+            if lname == b"content-length":
+                has_length = True
+            parts += (name, b": ", value, b"\r\n")
+        no_body = exchange.is_head or status in _NO_BODY_STATUS
+        if exchange.is_head and chunked:
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+        elif not no_body and not has_length:
+            # Chunked or close-delimited from the target: always chunked to the client.
+            self._until_eof = not chunked
+            self._chunked_out = True
+            parts.append(b"Transfer-Encoding: chunked\r\n")
+        if self.stickiness is not None:
+            parts.append(self.stickiness.set_cookie_header(exchange.version))
+        if not exchange.keep_alive:
+            parts.append(b"Connection: close\r\n")
+        parts.append(b"\r\n")
+        exchange.response_started = True
+        client = exchange.client
+        if client is not None:
+            client.transport.write(b"".join(parts))
+        if exchange.is_head:
+            # httptools cannot be told a response has no body, so for HEAD the message
+            # ends with its head and the parser is replaced once this feed returns.
+            self._reset_parser = True
+            self._head_keep_alive = bool(self._parser.should_keep_alive())
+
+    def on_body(self, body: bytes) -> None:
+        exchange = self.exchange
+        if exchange is None or exchange.client is None or self._reset_parser:
+            return
+        if self._chunked_out:
+            exchange.client.transport.write(b"%x\r\n%b\r\n" % (len(body), body))
+        else:
+            exchange.client.transport.write(body)
+
+    def on_message_complete(self) -> None:
+        if self._interim:
+            self._interim = False
+            return
+        if self.exchange is None or self._reset_parser:
+            return
+        self._finish_body()
+        self._complete(keep_alive=self._parser.should_keep_alive())
+
+    def _finish_body(self) -> None:
+        exchange = self.exchange
+        if self._chunked_out and exchange is not None and exchange.client is not None:
+            exchange.client.transport.write(b"0\r\n\r\n")
+        self._chunked_out = False
+        self._until_eof = False
+
+    def _complete(self, *, keep_alive: bool) -> None:
+        exchange = self.exchange
+        if exchange is None:
+            return
+        self.exchange = None
+        exchange.upstream = None
+        exchange.release_target()
+        self.usable = keep_alive and exchange.request_complete and self.transport is not None
+        if self.usable:
+            self.release()
+        else:
+            self.close()
+        if exchange.client is not None:
+            exchange.client.exchange_done(exchange)
