@@ -134,8 +134,11 @@ class Stack:
             raise StackNotFound(self.name, self._errors.region)
         return info
 
-    def apply(self, parameters: Mapping[str, str], progress: Progress) -> StackInfo:
-        """Create the stack, or update it in place; "no changes" is not an error."""
+    def apply(self, parameters: Mapping[str, str | None], progress: Progress) -> StackInfo:
+        """Create the stack, or update it in place; "no changes" is not an error.
+
+        A parameter given as None keeps the stack's previous value (updates only).
+        """
         current = self.describe()
         if current is not None and current.status == "ROLLBACK_COMPLETE":
             raise OperationFailed(
@@ -150,7 +153,10 @@ class Stack:
                 hint="wait for the running operation to finish, then try again",
             )
         params: list[ParameterTypeDef] = [
-            {"ParameterKey": key, "ParameterValue": value} for key, value in parameters.items()
+            {"ParameterKey": key, "UsePreviousValue": True}
+            if value is None
+            else {"ParameterKey": key, "ParameterValue": value}
+            for key, value in parameters.items()
         ]
         since = self._last_event_id()
         if current is None:

@@ -79,19 +79,19 @@ class AwsTarget:
         """Create the stack, or update it in place keeping the live weights."""
         current = self.stack.describe()
         aws = self._settings.aws
-        vpc_id, subnet_ids = aws.vpc_id, aws.subnet_ids
-        if current is not None and not vpc_id and not subnet_ids:
-            # An existing stack stays where it is unless the user says otherwise.
-            vpc_id = current.parameters.get("VpcId") or None
-            subnet_ids = tuple(s for s in current.parameters.get("SubnetIds", "").split(",") if s)
-        network = resolve_network(self._clients.ec2, self._errors, vpc_id, subnet_ids)
-        if network.discovered:
-            progress.log(f"No VPC_ID/SUBNET_IDS given: using the {network.describe()}")
+        # An existing stack stays in its network unless the user names another one.
+        vpc_id: str | None = None
+        subnet_ids: str | None = None
+        if current is None or aws.vpc_id or aws.subnet_ids:
+            network = resolve_network(self._clients.ec2, self._errors, aws.vpc_id, aws.subnet_ids)
+            if network.discovered:
+                progress.log(f"No VPC_ID/SUBNET_IDS given: using the {network.describe()}")
+            vpc_id, subnet_ids = network.vpc_id, ",".join(network.subnet_ids)
         weights = spec.weights
         if current is not None and current.status != "ROLLBACK_COMPLETE":
             weights = self._live_weights_for_update(current, progress)
         stable_weight, canary_weight = to_alb(weights)
-        parameters = {
+        parameters: dict[str, str | None] = {
             "ImageURIStable": spec.image_stable,
             "ImageURICanary": spec.image_canary,
             "ContainerPort": str(spec.container_port),
@@ -101,8 +101,8 @@ class AwsTarget:
             "CanaryWeight": str(canary_weight),
             "TaskCpu": str(aws.task_cpu),
             "TaskMemory": str(aws.task_memory),
-            "VpcId": network.vpc_id,
-            "SubnetIds": ",".join(network.subnet_ids),
+            "VpcId": vpc_id,
+            "SubnetIds": subnet_ids,
             "HealthCheckPath": spec.health_check_path,
             "StickinessEnabled": "true" if spec.stickiness_seconds else "false",
             "StickinessDurationSeconds": str(spec.stickiness_seconds or 3600),
