@@ -1,0 +1,21 @@
+"""Anytime-valid canary analysis: pure counts in, verdict and evidence out."""
+
+from canary_deploy.analysis.batch import Batch, TaskCounts, VersionBatch
+from canary_deploy.analysis.config import BurstGuardConfig, JudgeConfig
+from canary_deploy.analysis.eprocess import RateRatioEProcess
+from canary_deploy.analysis.intervals import wilson
+from canary_deploy.analysis.judge import Decision, Judge, MetricEvidence, Verdict
+
+__all__ = [
+    "Batch",
+    "BurstGuardConfig",
+    "Decision",
+    "Judge",
+    "JudgeConfig",
+    "MetricEvidence",
+    "RateRatioEProcess",
+    "TaskCounts",
+    "Verdict",
+    "VersionBatch",
+    "wilson",
+]

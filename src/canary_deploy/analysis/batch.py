@@ -1,0 +1,105 @@
+"""The counts of one look interval, per version, validated on construction."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
+
+
+def _check_count(where: str, name: str, value: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValueError(f"{where}{name} must be an integer count, got {value!r}")
+    if value < 0:
+        raise ValueError(f"{where}{name} must not be negative, got {value}")
+
+
+@dataclass(frozen=True, slots=True)
+class TaskCounts:
+    """What one task (one ECS task / local process) served in the interval."""
+
+    requests: int
+    errors: int
+
+    def __post_init__(self) -> None:
+        _check_count("task: ", "requests", self.requests)
+        _check_count("task: ", "errors", self.errors)
+        if self.errors > self.requests:
+            raise ValueError(
+                f"task: errors ({self.errors}) cannot exceed requests ({self.requests})"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class VersionBatch:
+    """One version's counts in one interval.
+
+    `slower_than[i]` is the number of requests slower than the judge's i-th frozen
+    latency threshold; `tasks` optionally breaks the counts down per task so the burst
+    guard can see one bad task.
+    """
+
+    requests: int
+    errors: int
+    slower_than: tuple[int, ...] = ()
+    tasks: Mapping[str, TaskCounts] = field(default_factory=dict)
+    version: str = ""
+
+    def __post_init__(self) -> None:
+        where = f"{self.version}: " if self.version else ""
+        _check_count(where, "requests", self.requests)
+        _check_count(where, "errors", self.errors)
+        if self.errors > self.requests:
+            raise ValueError(
+                f"{where}errors ({self.errors}) cannot exceed requests ({self.requests})"
+            )
+        object.__setattr__(self, "slower_than", tuple(self.slower_than))
+        for i, slow in enumerate(self.slower_than):
+            _check_count(where, f"slower_than[{i}]", slow)
+            if slow > self.requests:
+                raise ValueError(
+                    f"{where}slower_than[{i}] ({slow}) cannot exceed requests ({self.requests})"
+                )
+        object.__setattr__(self, "tasks", MappingProxyType(dict(self.tasks)))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "requests": self.requests,
+            "errors": self.errors,
+            "slower_than": list(self.slower_than),
+            "tasks": {
+                k: {"requests": t.requests, "errors": t.errors} for k, t in self.tasks.items()
+            },
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """Counts observed in one interval for both versions (the judge's only input)."""
+
+    stable: VersionBatch
+    canary: VersionBatch
+
+    def __post_init__(self) -> None:
+        if len(self.stable.slower_than) != len(self.canary.slower_than):
+            raise ValueError(
+                "stable and canary must report slower_than for the same thresholds, got "
+                f"{len(self.stable.slower_than)} and {len(self.canary.slower_than)} counts"
+            )
+
+    @classmethod
+    def of(
+        cls,
+        stable: tuple[int, int] | tuple[int, int, tuple[int, ...]],
+        canary: tuple[int, int] | tuple[int, int, tuple[int, ...]],
+    ) -> Batch:
+        """Shorthand: `Batch.of((19_000, 190), (1_000, 12))` = (requests, errors[, slower])."""
+        return cls(stable=_version("stable", stable), canary=_version("canary", canary))
+
+
+def _version(
+    version: str, counts: tuple[int, int] | tuple[int, int, tuple[int, ...]]
+) -> VersionBatch:
+    slower = counts[2] if len(counts) == 3 else ()
+    return VersionBatch(counts[0], counts[1], slower_than=slower, version=version)

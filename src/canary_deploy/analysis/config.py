@@ -1,0 +1,156 @@
+# ruff: noqa: RUF002
+"""JudgeConfig: every knob of the judge, frozen, validated and round-trippable to a dict."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+BurstAction = Literal["hold", "report"]
+
+
+@dataclass(frozen=True)
+class BurstGuardConfig:
+    """When is a would-be rollback suspected to rest on clustered errors.
+
+    A rollback is "burst-driven" when one interval produced more than
+    `max_interval_share` of the canary's hits for that metric, or one canary task more
+    than `max_task_share` of its errors while another task served traffic too — in both
+    cases only once that interval/task holds at least `min_hits` hits. `hold` turns such
+    a rollback into CONTINUE with a warning until the evidence is spread out; `report`
+    rolls back anyway but flags the decision.
+    """
+
+    enabled: bool = True
+    max_interval_share: float = 0.5
+    max_task_share: float = 0.8
+    min_hits: int = 5
+    action: BurstAction = "hold"
+
+    def __post_init__(self) -> None:
+        for name in ("max_interval_share", "max_task_share"):
+            value = getattr(self, name)
+            if not 0.0 < value <= 1.0:
+                raise ValueError(f"burst guard {name} must be in (0, 1], got {value}")
+        if self.min_hits < 1:
+            raise ValueError(f"burst guard min_hits must be >= 1, got {self.min_hits}")
+        if self.action not in ("hold", "report"):
+            raise ValueError(f"burst guard action must be 'hold' or 'report', got {self.action!r}")
+
+
+# The harm grid leans on 1.5x-3x: that is where detection is slow, while 5x and 10x
+# errors are caught within a few errors whatever their weight. Measured in
+# bench/decisions.py against the plain equal-weight grid of DESIGN.md §6.
+DEFAULT_HARM_RATIOS = (1.5, 1.75, 2.0, 2.5, 3.0, 5.0, 10.0)
+DEFAULT_HARM_WEIGHTS = (2.0, 2.0, 4.0, 2.0, 1.0, 0.6, 0.2)
+# Non-inferiority alternatives: "as good as stable" (1.0) carries most weight.
+DEFAULT_PROMOTE_RATIOS = (0.5, 0.75, 1.0, 1.2)
+DEFAULT_PROMOTE_WEIGHTS = (1.0, 2.0, 4.0, 2.0)
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """How the judge decides.
+
+    - `alpha`: bound on the probability of ever rolling back a canary that is as good
+      as stable, over all metrics together; `error_alpha_share` of it goes to the error
+      rate, the rest is split equally among latency thresholds (all of it to errors
+      when latency is not judged).
+    - `harm_ratios`/`harm_weights`: the mixing distribution over "canary is R× worse".
+    - `promote_margin` M and `promote_alpha`: promote early once every metric shows the
+      canary is not worse than M× stable, with error probability `promote_alpha`.
+    - `latency_thresholds_s` (absolute) or `latency_quantiles` of stable's window, to
+      be frozen with `Judge.freeze_thresholds` before the first batch.
+    - `min_canary_requests` before any verdict; `max_canary_requests` is the cap after
+      which an undecided analysis is INCONCLUSIVE (a human decides, never a silent pass).
+    - `max_error_rate_to_promote`: never promote a canary failing this often, even when
+      stable fails as much (a relative test alone cannot see that both are broken).
+    """
+
+    alpha: float = 0.05
+    error_alpha_share: float = 0.6
+    harm_ratios: tuple[float, ...] = DEFAULT_HARM_RATIOS
+    harm_weights: tuple[float, ...] = DEFAULT_HARM_WEIGHTS
+    promote_margin: float = 1.5
+    promote_alpha: float = 0.05
+    promote_ratios: tuple[float, ...] = DEFAULT_PROMOTE_RATIOS
+    promote_weights: tuple[float, ...] = DEFAULT_PROMOTE_WEIGHTS
+    latency_thresholds_s: tuple[float, ...] | None = None
+    latency_quantiles: tuple[float, ...] = (0.95, 0.99)
+    min_canary_requests: int = 50
+    max_canary_requests: int = 10_000
+    max_error_rate_to_promote: float = 0.5
+    burst_guard: BurstGuardConfig = field(default_factory=BurstGuardConfig)
+
+    def __post_init__(self) -> None:
+        for name in ("harm_ratios", "harm_weights", "promote_ratios", "promote_weights"):
+            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
+        if self.latency_thresholds_s is not None:
+            object.__setattr__(
+                self, "latency_thresholds_s", tuple(float(v) for v in self.latency_thresholds_s)
+            )
+        object.__setattr__(self, "latency_quantiles", tuple(self.latency_quantiles))
+        self._validate()
+
+    def _validate(self) -> None:
+        for name in ("alpha", "promote_alpha"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"{name} must be in (0, 1), got {value}")
+        if not 0.0 < self.error_alpha_share <= 1.0:
+            raise ValueError(f"error_alpha_share must be in (0, 1], got {self.error_alpha_share}")
+        if self.promote_margin <= 1.0:
+            raise ValueError(f"promote_margin must be > 1, got {self.promote_margin}")
+        _check_grid("harm", self.harm_ratios, self.harm_weights)
+        if min(self.harm_ratios) <= 1.0:
+            raise ValueError("harm_ratios must all be > 1 (they are 'canary is R times worse')")
+        _check_grid("promote", self.promote_ratios, self.promote_weights)
+        if max(self.promote_ratios) >= self.promote_margin:
+            raise ValueError("promote_ratios must all be below promote_margin")
+        if self.latency_thresholds_s is not None and any(t <= 0 for t in self.latency_thresholds_s):
+            raise ValueError("latency_thresholds_s must be positive seconds")
+        if any(not 0.0 < q < 1.0 for q in self.latency_quantiles):
+            raise ValueError("latency_quantiles must be in (0, 1), e.g. (0.95, 0.99)")
+        if self.min_canary_requests < 0:
+            raise ValueError("min_canary_requests must not be negative")
+        if self.max_canary_requests <= self.min_canary_requests:
+            raise ValueError("max_canary_requests must exceed min_canary_requests")
+        if not 0.0 < self.max_error_rate_to_promote <= 1.0:
+            raise ValueError("max_error_rate_to_promote must be in (0, 1]")
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = dataclasses.asdict(self)
+        for key, value in doc.items():
+            if isinstance(value, tuple):
+                doc[key] = list(value)
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> JudgeConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(doc) - known
+        if unknown:
+            raise ValueError(f"unknown judge settings: {', '.join(sorted(unknown))}")
+        values = dict(doc)
+        if "burst_guard" in values and isinstance(values["burst_guard"], dict):
+            values["burst_guard"] = BurstGuardConfig(**values["burst_guard"])
+        for key in (
+            "harm_ratios",
+            "harm_weights",
+            "promote_ratios",
+            "promote_weights",
+            "latency_quantiles",
+        ):
+            if key in values:
+                values[key] = tuple(values[key])
+        if values.get("latency_thresholds_s") is not None:
+            values["latency_thresholds_s"] = tuple(values["latency_thresholds_s"])
+        return cls(**values)
+
+
+def _check_grid(name: str, ratios: tuple[float, ...], weights: tuple[float, ...]) -> None:
+    if not ratios or len(ratios) != len(weights):
+        raise ValueError(f"{name}_ratios and {name}_weights must be non-empty and equally long")
+    if any(w <= 0 for w in weights):
+        raise ValueError(f"{name}_weights must be positive")

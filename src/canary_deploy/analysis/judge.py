@@ -1,0 +1,340 @@
+# ruff: noqa: RUF002
+"""The judge: counts in, a verdict with its evidence out (pure: no I/O, no clock)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from canary_deploy.analysis.batch import Batch, TaskCounts
+from canary_deploy.analysis.config import JudgeConfig
+from canary_deploy.analysis.eprocess import RateRatioEProcess
+from canary_deploy.analysis.guard import interval_burst, task_burst
+from canary_deploy.analysis.intervals import wilson
+
+STATE_VERSION = 1
+
+
+class Verdict(StrEnum):
+    CONTINUE = "continue"
+    ROLLBACK = "rollback"
+    PROMOTE = "promote"
+    INCONCLUSIVE = "inconclusive"
+
+
+@dataclass(frozen=True)
+class MetricEvidence:
+    """What one metric (error rate, or one latency threshold) shows so far."""
+
+    name: str
+    canary_requests: int
+    canary_hits: int
+    stable_requests: int
+    stable_hits: int
+    canary_rate: float | None
+    canary_interval: tuple[float, float]
+    stable_rate: float | None
+    stable_interval: tuple[float, float]
+    e_harm: float
+    harm_threshold: float
+    e_non_inferiority: float
+    non_inferiority_threshold: float
+    explanation: str
+    burst: str | None = None
+
+    @property
+    def harmful(self) -> bool:
+        return self.e_harm >= self.harm_threshold
+
+    @property
+    def non_inferior(self) -> bool:
+        return self.e_non_inferiority >= self.non_inferiority_threshold
+
+
+@dataclass(frozen=True)
+class Decision:
+    verdict: Verdict
+    metrics: tuple[MetricEvidence, ...]
+    explanation: str
+    canary_requests: int = 0
+    warnings: tuple[str, ...] = field(default=())
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["verdict"] = str(self.verdict)
+        for metric in doc["metrics"]:
+            metric["canary_interval"] = list(metric["canary_interval"])
+            metric["stable_interval"] = list(metric["stable_interval"])
+        doc["metrics"] = list(doc["metrics"])
+        doc["warnings"] = list(self.warnings)
+        return doc
+
+
+@dataclass
+class _Metric:
+    """Running totals and both e-processes of one metric."""
+
+    name: str
+    harm_alpha: float
+    harm: RateRatioEProcess
+    non_inferiority: RateRatioEProcess
+    canary_requests: int = 0
+    canary_hits: int = 0
+    stable_requests: int = 0
+    stable_hits: int = 0
+    max_interval_hits: int = 0
+
+    def observe(
+        self, stable_requests: int, stable_hits: int, canary_requests: int, canary_hits: int
+    ) -> None:
+        total = stable_requests + canary_requests
+        theta0 = canary_requests / total if total else 0.0
+        self.harm.update(canary_hits, stable_hits, theta0)
+        self.non_inferiority.update(canary_hits, stable_hits, theta0)
+        self.canary_requests += canary_requests
+        self.canary_hits += canary_hits
+        self.stable_requests += stable_requests
+        self.stable_hits += stable_hits
+        self.max_interval_hits = max(self.max_interval_hits, canary_hits)
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = asdict(self)
+        doc["harm"] = self.harm.to_dict()
+        doc["non_inferiority"] = self.non_inferiority.to_dict()
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> _Metric:
+        values = dict(doc)
+        values["harm"] = RateRatioEProcess.from_dict(doc["harm"])
+        values["non_inferiority"] = RateRatioEProcess.from_dict(doc["non_inferiority"])
+        return cls(**values)
+
+
+class Judge:
+    """Anytime-valid canary analysis over a stream of `Batch`es.
+
+    >>> judge = Judge(JudgeConfig(min_canary_requests=0))
+    >>> judge.update(Batch.of((950, 0), (50, 3))).verdict
+    <Verdict.CONTINUE: 'continue'>
+    >>> judge.update(Batch.of((950, 0), (50, 3))).verdict
+    <Verdict.ROLLBACK: 'rollback'>
+    """
+
+    def __init__(self, config: JudgeConfig | None = None) -> None:
+        self.config = config or JudgeConfig()
+        self._thresholds: tuple[float, ...] | None = self.config.latency_thresholds_s
+        self._metrics: list[_Metric] = []
+        self._tasks: dict[str, TaskCounts] = {}
+        self._batches = 0
+        self._verdict = Verdict.CONTINUE
+
+    @property
+    def thresholds_s(self) -> tuple[float, ...]:
+        """The frozen latency thresholds in seconds; () when latency is not judged."""
+        return self._thresholds or ()
+
+    @property
+    def verdict(self) -> Verdict:
+        return self._verdict
+
+    def freeze_thresholds(self, values_s: Sequence[float]) -> tuple[float, ...]:
+        """Freeze latency thresholds (typically stable's `config.latency_quantiles`).
+
+        Must happen before the first batch: the α split across metrics depends on it.
+        """
+        if self._batches:
+            raise ValueError("latency thresholds must be frozen before the first batch")
+        values = tuple(float(v) for v in values_s)
+        if any(not math.isfinite(v) or v <= 0 for v in values):
+            raise ValueError(f"latency thresholds must be positive seconds, got {values}")
+        self._thresholds = values
+        return values
+
+    def update(self, batch: Batch) -> Decision:
+        """Add one interval's counts and decide."""
+        thresholds = self.thresholds_s
+        if batch.canary.slower_than and len(batch.canary.slower_than) != len(thresholds):
+            raise ValueError(
+                f"batch has {len(batch.canary.slower_than)} slower_than counts but the judge "
+                f"has {len(thresholds)} frozen latency thresholds"
+            )
+        if not self._metrics:
+            self._metrics = self._new_metrics()
+        s, c = batch.stable, batch.canary
+        self._metrics[0].observe(s.requests, s.errors, c.requests, c.errors)
+        if len(self._metrics) > 1:
+            if not c.slower_than and (s.requests or c.requests):
+                raise ValueError(
+                    "batch lacks slower_than counts for the judge's latency thresholds"
+                )
+            for i, metric in enumerate(self._metrics[1:]):
+                slow_s = s.slower_than[i] if s.slower_than else 0
+                slow_c = c.slower_than[i] if c.slower_than else 0
+                metric.observe(s.requests, slow_s, c.requests, slow_c)
+        for name, task in c.tasks.items():
+            seen = self._tasks.get(name, TaskCounts(0, 0))
+            self._tasks[name] = TaskCounts(seen.requests + task.requests, seen.errors + task.errors)
+        self._batches += 1
+        return self._decide()
+
+    # ---- deciding
+
+    def _new_metrics(self) -> list[_Metric]:
+        cfg = self.config
+        thresholds = self.thresholds_s
+        error_alpha = cfg.alpha * (cfg.error_alpha_share if thresholds else 1.0)
+        latency_alpha = (cfg.alpha - error_alpha) / len(thresholds) if thresholds else 0.0
+        names = ["errors"] + [self._latency_name(i, t) for i, t in enumerate(thresholds)]
+        alphas = [error_alpha] + [latency_alpha] * len(thresholds)
+        return [
+            _Metric(
+                name=name,
+                harm_alpha=alpha,
+                harm=RateRatioEProcess.new(1.0, cfg.harm_ratios, cfg.harm_weights),
+                non_inferiority=RateRatioEProcess.new(
+                    cfg.promote_margin, cfg.promote_ratios, cfg.promote_weights
+                ),
+            )
+            for name, alpha in zip(names, alphas, strict=True)
+        ]
+
+    def _latency_name(self, index: int, threshold_s: float) -> str:
+        cfg = self.config
+        label = f"slower than {threshold_s * 1000:.0f} ms"
+        if cfg.latency_thresholds_s is None and index < len(cfg.latency_quantiles):
+            label += f" (stable p{cfg.latency_quantiles[index] * 100:g})"
+        return label
+
+    def _decide(self) -> Decision:
+        cfg = self.config
+        evidence = tuple(self._evidence(m) for m in self._metrics)
+        canary_requests = self._metrics[0].canary_requests
+        warnings: list[str] = []
+        if self.config.latency_thresholds_s is None and self._thresholds is None:
+            warnings.append("latency not judged: no thresholds were frozen before the analysis")
+        if self._verdict is not Verdict.CONTINUE:
+            # Terminal verdicts stick: Ville's bound covers the first crossing, not a retraction.
+            return self._decision(self._verdict, evidence, canary_requests, warnings)
+        if canary_requests < cfg.min_canary_requests:
+            note = (
+                f"collecting data: {canary_requests} of {cfg.min_canary_requests} canary requests"
+            )
+            return Decision(Verdict.CONTINUE, evidence, note, canary_requests, tuple(warnings))
+
+        harmful = [e for e in evidence if e.harmful]
+        if harmful:
+            bursts = [f"{e.name}: {e.burst}" for e in harmful if e.burst]
+            task = task_burst(cfg.burst_guard, self._tasks)
+            if task:
+                bursts.append(f"errors: {task}")
+            warnings.extend(f"burst suspected — {b}" for b in bursts)
+            if not bursts or cfg.burst_guard.action == "report":
+                self._verdict = Verdict.ROLLBACK
+            return self._decision(self._verdict, evidence, canary_requests, warnings)
+
+        errors = evidence[0]
+        error_rate = errors.canary_rate or 0.0
+        if all(e.non_inferior for e in evidence):
+            if error_rate < cfg.max_error_rate_to_promote:
+                self._verdict = Verdict.PROMOTE
+            else:
+                warnings.append(
+                    f"not promoting: canary fails {error_rate:.0%} of requests (stable as well)"
+                )
+        if self._verdict is Verdict.CONTINUE and canary_requests >= cfg.max_canary_requests:
+            self._verdict = Verdict.INCONCLUSIVE
+        return self._decision(self._verdict, evidence, canary_requests, warnings)
+
+    def _decision(
+        self,
+        verdict: Verdict,
+        evidence: tuple[MetricEvidence, ...],
+        canary_requests: int,
+        warnings: list[str],
+    ) -> Decision:
+        cfg = self.config
+        if verdict is Verdict.ROLLBACK:
+            worst = [e.name for e in evidence if e.harmful] or [evidence[0].name]
+            why = f"roll back: canary is worse than stable on {', '.join(worst)}"
+        elif verdict is Verdict.PROMOTE:
+            why = (
+                f"promote: canary is not worse than {cfg.promote_margin:g}x stable on every metric"
+            )
+        elif verdict is Verdict.INCONCLUSIVE:
+            why = (
+                f"inconclusive after {canary_requests} canary requests (cap "
+                f"{cfg.max_canary_requests}): a human should decide"
+            )
+        elif any(e.harmful for e in evidence):
+            why = "holding: the evidence of harm rests on a burst; waiting for it to spread out"
+        else:
+            why = "continue: not enough evidence either way yet"
+        return Decision(verdict, evidence, why, canary_requests, tuple(warnings))
+
+    def _evidence(self, m: _Metric) -> MetricEvidence:
+        cfg = self.config
+        harm_threshold = 1.0 / m.harm_alpha
+        ni_threshold = 1.0 / cfg.promote_alpha
+        c_rate = m.canary_hits / m.canary_requests if m.canary_requests else None
+        s_rate = m.stable_hits / m.stable_requests if m.stable_requests else None
+        e_harm = m.harm.e_value
+        e_ni = m.non_inferiority.e_value
+        burst = interval_burst(cfg.burst_guard, m.max_interval_hits, m.canary_hits)
+        explanation = (
+            f"{m.name}: canary {m.canary_hits}/{m.canary_requests} ({_pct(c_rate)}) vs "
+            f"stable {m.stable_hits}/{m.stable_requests} ({_pct(s_rate)}); "
+            f"harm e={e_harm:.3g} (roll back at {harm_threshold:.3g}), "
+            f"not worse than {cfg.promote_margin:g}x e={e_ni:.3g} (promote at {ni_threshold:.3g})"
+        )
+        return MetricEvidence(
+            name=m.name,
+            canary_requests=m.canary_requests,
+            canary_hits=m.canary_hits,
+            stable_requests=m.stable_requests,
+            stable_hits=m.stable_hits,
+            canary_rate=c_rate,
+            canary_interval=wilson(m.canary_hits, m.canary_requests),
+            stable_rate=s_rate,
+            stable_interval=wilson(m.stable_hits, m.stable_requests),
+            e_harm=e_harm,
+            harm_threshold=harm_threshold,
+            e_non_inferiority=e_ni,
+            non_inferiority_threshold=ni_threshold,
+            explanation=explanation,
+            burst=burst,
+        )
+
+    # ---- persistence
+
+    def to_dict(self) -> dict[str, Any]:
+        """The whole state as JSON-able data; `from_dict` continues exactly."""
+        return {
+            "state_version": STATE_VERSION,
+            "config": self.config.to_dict(),
+            "thresholds_s": None if self._thresholds is None else list(self._thresholds),
+            "metrics": [m.to_dict() for m in self._metrics],
+            "tasks": {k: [t.requests, t.errors] for k, t in self._tasks.items()},
+            "batches": self._batches,
+            "verdict": str(self._verdict),
+        }
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Judge:
+        if doc.get("state_version") != STATE_VERSION:
+            raise ValueError(f"unsupported judge state version {doc.get('state_version')!r}")
+        judge = cls(JudgeConfig.from_dict(doc["config"]))
+        thresholds = doc["thresholds_s"]
+        judge._thresholds = None if thresholds is None else tuple(float(t) for t in thresholds)
+        judge._metrics = [_Metric.from_dict(m) for m in doc["metrics"]]
+        judge._tasks = {k: TaskCounts(int(r), int(e)) for k, (r, e) in doc["tasks"].items()}
+        judge._batches = int(doc["batches"])
+        judge._verdict = Verdict(doc["verdict"])
+        return judge
+
+
+def _pct(rate: float | None) -> str:
+    return "no data" if rate is None else f"{rate:.2%}"
