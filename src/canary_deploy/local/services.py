@@ -136,14 +136,14 @@ class Supervisor:
 
     # ---- desired state
 
-    async def apply(self, specs: dict[Version, ServiceSpec]) -> None:
-        """Adopt new specs. A new image is first tried with one task: if it exits or never
-        listens, UsageError is raised and nothing changes."""
+    async def apply(self, specs: dict[Version, ServiceSpec], *, trial: bool = True) -> None:
+        """Adopt new specs. With `trial`, a new image is first tried with one task: if it
+        exits or never listens, UsageError is raised and nothing changes."""
         commands = {v: parse_image(s.image, role=f"{v} image") for v, s in specs.items()}
         new_images = [
             v
             for v, spec in specs.items()
-            if spec.desired_count > 0 and _image_of(self._services[v].spec) != spec.image
+            if trial and spec.desired_count > 0 and _image_of(self._services[v].spec) != spec.image
         ]
         # Both versions boot at once: a fresh deploy waits for the slower one, not the sum.
         results = await asyncio.gather(

@@ -1,0 +1,202 @@
+"""Start, find and stop the local stack daemon from the CLI side (like `docker compose up -d`)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from canary_deploy.balancer.admin import AdminClient
+from canary_deploy.errors import CanaryError, OperationFailed, UsageError
+from canary_deploy.local.paths import StackPaths
+from canary_deploy.local.processes import kill_stack_processes
+
+STARTUP_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 30.0
+
+
+@dataclass(frozen=True)
+class Listen:
+    host: str
+    port: int
+
+    @classmethod
+    def parse(cls, text: str) -> Listen:
+        """`host:port`, `:port` or `port`.
+
+        >>> Listen.parse("127.0.0.1:0"), Listen.parse("9000").host
+        (Listen(host='127.0.0.1', port=0), '127.0.0.1')
+        """
+        host, sep, port = text.strip().rpartition(":")
+        host = host.strip("[]") if sep else ""
+        try:
+            number = int(port)
+        except ValueError:
+            number = -1
+        if not 0 <= number <= 65535:
+            raise UsageError(
+                f"listen address {text!r} needs a port 0-65535",
+                hint="e.g. --listen 127.0.0.1:8080 (or CANARY_LISTEN); port 0 picks a free one",
+            )
+        return cls(host or "127.0.0.1", number)
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+@dataclass(frozen=True)
+class DaemonArgs:
+    listen: Listen
+    health_profile: str
+    deregistration_delay_s: float | None = None
+    health_check_path: str | None = None
+    stickiness_s: int | None = None
+
+
+class DaemonControl:
+    """The daemon of one state directory, seen from a short-lived CLI process."""
+
+    def __init__(self, paths: StackPaths) -> None:
+        self.paths = paths
+
+    def client(self) -> AdminClient:
+        # Long enough for PUT /spec, which waits for new images to listen.
+        return AdminClient(str(self.paths.socket), timeout_s=90)
+
+    def pid(self) -> int | None:
+        return self.paths.daemon_pid()
+
+    def running(self) -> bool:
+        return self.pid() is not None and self.paths.socket.exists()
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        return self.client().request(method, path, body)
+
+    def start(self, args: DaemonArgs) -> dict[str, Any]:
+        """Start the daemon and wait until it listens, or raise why it could not."""
+        self.paths.state_dir.mkdir(parents=True, exist_ok=True)
+        self.paths.task_logs.mkdir(exist_ok=True)
+        argv = [
+            sys.executable, "-m", "canary_deploy.local.daemon",
+            "--state-dir", str(self.paths.state_dir),
+            "--host", args.listen.host, "--port", str(args.listen.port),
+            "--health-profile", args.health_profile,
+        ]  # fmt: skip
+        if args.deregistration_delay_s is not None:
+            argv += ["--deregistration-delay", str(args.deregistration_delay_s)]
+        if args.health_check_path:
+            argv += ["--health-check-path", args.health_check_path]
+        if args.stickiness_s:
+            argv += ["--stickiness", str(args.stickiness_s)]
+        read_fd, write_fd = os.pipe()
+        argv += ["--ready-fd", str(write_fd)]
+        with self.paths.daemon_log.open("ab") as log:
+            process = subprocess.Popen(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=(write_fd,),
+                # Its own session: Ctrl-C in the terminal that started it does not reach it.
+                start_new_session=True,
+            )
+        os.close(write_fd)
+        try:
+            doc = _read_ready(read_fd, process)
+        finally:
+            os.close(read_fd)
+        _DETACHED.append(process)
+        if doc.get("ok"):
+            return doc
+        _wait_exit(process)
+        if doc.get("error") == "port_in_use":
+            raise UsageError(
+                f"{doc['message']}: the local listener cannot start",
+                hint=f"choose another with --listen {args.listen.host}:<port> or "
+                f"CANARY_LISTEN={args.listen.host}:<port> (port 0 picks a free one)",
+            )
+        message = doc.get("message") or "the local stack daemon did not start"
+        raise OperationFailed(message, hint=f"see {self.paths.daemon_log}")
+
+    def stop(self, *, forget: bool) -> bool:
+        """Stop the daemon and every task; `forget` drops the desired spec and weights.
+        Returns False when no daemon was running."""
+        pid = self.pid()
+        if pid is not None:
+            with contextlib.suppress(CanaryError):
+                self.request("POST", "/shutdown", {"forget": forget})
+            if not _wait_pid(pid, STOP_TIMEOUT_S):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+                _wait_pid(pid, 5)
+        # Whatever the daemon could not stop (or a crashed daemon left) goes now.
+        kill_stack_processes(self.paths.marker)
+        with contextlib.suppress(FileNotFoundError):
+            self.paths.socket.unlink()
+        return pid is not None
+
+
+# Daemons started by this process: kept referenced so no "still running" warning fires
+# when a short-lived CLI exits before them (they are meant to outlive it).
+_DETACHED: list[subprocess.Popen[bytes]] = []
+
+
+def _read_ready(fd: int, process: subprocess.Popen[bytes]) -> dict[str, Any]:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    data = b""
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([fd], [], [], 0.2)
+        if ready:
+            chunk = os.read(fd, 4096)
+            if not chunk:
+                break
+            data += chunk
+            if b"\n" in data:
+                break
+        elif process.poll() is not None:
+            break
+    line = data.split(b"\n", 1)[0].strip()
+    if not line:
+        if process.poll() is None:
+            process.kill()
+        return {"error": "no_start", "message": "the local stack daemon exited during startup"}
+    parsed: dict[str, Any] = json.loads(line)
+    return parsed
+
+
+def _wait_exit(process: subprocess.Popen[bytes]) -> None:
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        process.wait(timeout=10)
+
+
+def _wait_pid(pid: int, timeout_s: float) -> bool:
+    """Wait for a process (maybe not our child) to exit."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for process in _DETACHED:
+            if process.pid == pid:
+                process.poll()  # reap our own child so it does not linger as a zombie
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return True
+        if _is_zombie(pid):
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[-1].split()[0] == "Z"

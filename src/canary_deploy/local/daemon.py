@@ -1,0 +1,381 @@
+"""The local stack daemon: one background process per state directory that holds the
+balancer, the services and the admin socket, and restores spec and weights on restart.
+
+Started by `canary deploy` as `python -m canary_deploy.local.daemon --state-dir DIR ...`;
+it reports readiness (or why it could not start) as one JSON line on `--ready-fd`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import errno
+import json
+import logging
+import os
+import signal
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from canary_deploy.backend import VERSIONS, ReleaseSpec, Version
+from canary_deploy.balancer import Balancer, BalancerConfig, HealthCheckConfig
+from canary_deploy.balancer.admin import AdminServer, balancer_routes
+from canary_deploy.errors import UsageError
+from canary_deploy.local.paths import StackPaths
+from canary_deploy.local.processes import ProcessLauncher, kill_stack_processes
+from canary_deploy.local.services import HealthState, ServiceSpec, Supervisor, SupervisorConfig
+from canary_deploy.local.store import StateStore, spec_from_dict, spec_to_dict
+from canary_deploy.weights import Weights
+
+log = logging.getLogger("canary.daemon")
+HealthProfile = Literal["alb", "fast"]
+DEFAULT_WEIGHTS = Weights(95, 5)
+PERSIST_EVERY_S = 2.0
+TRAFFIC_WINDOW_S = 60
+METRICS_KEPT_S = 24 * 3600
+# Fast profile: a drained task stops within seconds; alb: ALB's default 300 s.
+DEREGISTRATION_DELAY_S: dict[HealthProfile, float] = {"fast": 2.0, "alb": 300.0}
+
+
+@dataclass(frozen=True)
+class DaemonOptions:
+    state_dir: Path
+    host: str = "127.0.0.1"
+    port: int = 8080
+    health_profile: HealthProfile = "fast"
+    deregistration_delay_s: float | None = None
+    # The listener's health check path and stickiness; None = from the stored spec.
+    health_check_path: str | None = None
+    stickiness_s: int | None = None
+
+    @property
+    def deregistration_delay(self) -> float:
+        if self.deregistration_delay_s is not None:
+            return self.deregistration_delay_s
+        return DEREGISTRATION_DELAY_S[self.health_profile]
+
+
+class _Registry:
+    """Adapts the balancer to what the supervisor needs (target ids -> health state)."""
+
+    def __init__(self, balancer: Balancer) -> None:
+        self.balancer = balancer
+
+    def register_target(self, group: Version, target_id: str, host: str, port: int) -> None:
+        self.balancer.register_target(group, target_id, host, port)
+
+    async def deregister_target(
+        self, group: Version, target_id: str, *, delay_s: float | None = None
+    ) -> None:
+        await self.balancer.deregister_target(group, target_id, delay_s=delay_s)
+
+    def target_states(self) -> dict[str, HealthState]:
+        return {
+            t.target_id: t.state
+            for targets in self.balancer.target_health().values()
+            for t in targets
+        }
+
+
+def service_specs(spec: ReleaseSpec) -> dict[Version, ServiceSpec]:
+    return {v: ServiceSpec(spec.image(v), spec.desired_count(v)) for v in VERSIONS}
+
+
+class StackDaemon:
+    """Owns every long-lived piece of one local stack; `run()` until asked to stop."""
+
+    def __init__(self, options: DaemonOptions) -> None:
+        self.options = options
+        self.paths = StackPaths.for_dir(options.state_dir)
+        self.started = time.time()
+        self._stop = asyncio.Event()
+        self._spec_lock = asyncio.Lock()
+        self._spec: ReleaseSpec | None = None
+
+    # ---- lifecycle
+
+    async def run(self, ready: Callable[[dict[str, Any]], None]) -> None:
+        self.store = StateStore(self.paths.state_dir)
+        try:
+            await self._run(ready)
+        finally:
+            self.store.close()
+
+    async def _run(self, ready: Callable[[dict[str, Any]], None]) -> None:
+        spec = self.store.load_spec()
+        weights = self.store.load_weights() or (spec.weights if spec else DEFAULT_WEIGHTS)
+        self.balancer = Balancer(self._balancer_config(spec, weights))
+        try:
+            await self.balancer.start()
+        except OSError as exc:
+            ready(_bind_error(exc, self.options))
+            return
+        try:
+            await self._serve(spec, ready)
+        finally:
+            await self.balancer.stop()
+
+    async def _serve(
+        self, spec: ReleaseSpec | None, ready: Callable[[dict[str, Any]], None]
+    ) -> None:
+        # Tasks a previous daemon left (it was killed): they are not ours to adopt.
+        leftovers = kill_stack_processes(self.paths.marker)
+        if leftovers:
+            self._event("daemon", None, f"killed {len(leftovers)} leftover task processes")
+        self.balancer.metrics.import_buckets(self.store.load_buckets(time.time() - 3600))
+        self.supervisor = Supervisor(
+            ProcessLauncher(self.paths.task_logs, self.paths.marker, self.options.host),
+            _Registry(self.balancer),
+            SupervisorConfig(
+                host=self.options.host, deregistration_delay_s=self.options.deregistration_delay
+            ),
+            on_event=self._event,
+        )
+        if spec is not None:
+            # A restart restores exactly what was running: no trial, the images ran before.
+            await self.supervisor.apply(service_specs(spec), trial=False)
+            self._spec = spec
+            self._event(
+                "daemon", None, f"restored {_describe(spec)} at {self.balancer.get_weights()}"
+            )
+        admin = AdminServer(str(self.paths.socket))
+        # First match wins: ours go first so PUT /weights also persists the weights.
+        self._add_routes(admin)
+        balancer_routes(admin, self.balancer)
+        await admin.start()
+        self.paths.pid_file.write_text(f"{os.getpid()}\n")
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._stop.set)
+        jobs = [
+            asyncio.ensure_future(self.supervisor.run()),
+            asyncio.ensure_future(self._persist()),
+        ]
+        self._event("daemon", None, f"listening on {self.url} (pid {os.getpid()})")
+        ready({"ok": True, "url": self.url, "pid": os.getpid()})
+        try:
+            await self._stop.wait()
+        finally:
+            for job in jobs:
+                job.cancel()
+            await self.supervisor.stop_all()
+            self._save_metrics()
+            await admin.stop()
+            with contextlib.suppress(FileNotFoundError):
+                self.paths.pid_file.unlink()
+            self._event("daemon", None, "stopped")
+
+    def _balancer_config(self, spec: ReleaseSpec | None, weights: Weights) -> BalancerConfig:
+        path = self.options.health_check_path or (spec.health_check_path if spec else "/")
+        stickiness = self.options.stickiness_s or (spec.stickiness_seconds if spec else None)
+        health = (
+            HealthCheckConfig.fast(path)
+            if self.options.health_profile == "fast"
+            else (HealthCheckConfig(path=path))
+        )
+        return BalancerConfig(
+            host=self.options.host,
+            port=self.options.port,
+            weights=weights,
+            stickiness_s=stickiness,
+            health=health,
+            deregistration_delay_s=self.options.deregistration_delay,
+        )
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.options.host}:{self.balancer.port}/"
+
+    def _event(self, kind: str, version: Version | None, message: str) -> None:
+        log.info("%s%s: %s", kind, f" [{version}]" if version else "", message)
+        self.store.add_event(kind, version, message)
+
+    async def _persist(self) -> None:
+        """Metric buckets to disk every few seconds, so a crash loses at most that much."""
+        last_prune = 0.0
+        while True:
+            await asyncio.sleep(PERSIST_EVERY_S)
+            self._save_metrics()
+            if time.time() - last_prune > 600:
+                self.store.prune(time.time() - METRICS_KEPT_S)
+                last_prune = time.time()
+
+    def _save_metrics(self) -> None:
+        # Re-save the last seconds too: they were still filling at the previous save.
+        self.store.save_buckets(
+            self.balancer.metrics.export_buckets(time.time() - 2 * PERSIST_EVERY_S)
+        )
+
+    # ---- admin routes (on top of the balancer's own)
+
+    def _add_routes(self, admin: AdminServer) -> None:
+        admin.add_route("PUT", "/weights", self._put_weights)
+        admin.add_route("GET", "/spec", self._get_spec)
+        admin.add_route("PUT", "/spec", self._put_spec)
+        admin.add_route("GET", "/services", self._get_services)
+        admin.add_route("GET", "/tasks", self._get_tasks)
+        admin.add_route("GET", "/status", self._get_status)
+        admin.add_route("GET", "/events", self._get_events)
+        admin.add_route("POST", "/shutdown", self._shutdown)
+
+    async def _put_weights(self, body: Any, query: dict[str, str]) -> Any:
+        weights = _weights_from(body)
+        # On disk first: a crash right after the call still restores what the user set.
+        self.store.save_weights(weights)
+        self.balancer.set_weights(weights)
+        self._event("weights", None, f"set to {weights}")
+        return {"stable": weights.stable, "canary": weights.canary}
+
+    async def _get_spec(self, body: Any, query: dict[str, str]) -> Any:
+        return None if self._spec is None else spec_to_dict(self._spec)
+
+    async def _put_spec(self, body: Any, query: dict[str, str]) -> Any:
+        if not isinstance(body, dict):
+            raise UsageError("PUT /spec needs a JSON object")
+        try:
+            spec = spec_from_dict(body)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"invalid spec: {exc}") from None
+        async with self._spec_lock:
+            first = self._spec is None
+            await self.supervisor.apply(service_specs(spec))
+            self._spec = spec
+            self.store.save_spec(spec)
+            if first and self.store.load_weights() is None:
+                self.store.save_weights(spec.weights)
+                self.balancer.set_weights(spec.weights)
+            self._event("deploy", None, _describe(spec))
+        live = self.balancer.get_weights()
+        return {"weights": {"stable": live.stable, "canary": live.canary}}
+
+    async def _get_services(self, body: Any, query: dict[str, str]) -> Any:
+        return {v: asdict(s) for v, s in self.supervisor.describe().items()}
+
+    async def _get_tasks(self, body: Any, query: dict[str, str]) -> Any:
+        return [asdict(t) for t in self.supervisor.tasks()]
+
+    async def _get_events(self, body: Any, query: dict[str, str]) -> Any:
+        since = int(query.get("since", "0") or 0)
+        return [e.to_dict() for e in self.store.events(since_id=since)]
+
+    async def _shutdown(self, body: Any, query: dict[str, str]) -> Any:
+        if isinstance(body, dict) and body.get("forget"):
+            self.store.clear_spec()
+        # Let the admin server answer first, then stop.
+        asyncio.get_running_loop().call_later(0.05, self._stop.set)
+        return {"stopping": True}
+
+    async def _get_status(self, body: Any, query: dict[str, str]) -> Any:
+        now = time.time()
+        start = now - TRAFFIC_WINDOW_S
+        metrics = self.balancer.metrics
+        counts = metrics.counts(start, now)
+        traffic = {}
+        for v in VERSIONS:
+            c = counts.get(v)
+            p50, p95, p99 = metrics.quantiles(v, start, now, (0.5, 0.95, 0.99))
+            traffic[v] = {
+                "window_seconds": TRAFFIC_WINDOW_S,
+                "requests": 0 if c is None else c.requests,
+                "errors": 0 if c is None else c.errors,
+                "p50_s": p50,
+                "p95_s": p95,
+                "p99_s": p99,
+            }
+        groups: dict[str, dict[str, int]] = {}
+        for v, targets in self.balancer.target_health().items():
+            tally = {"healthy": 0, "unhealthy": 0, "initial": 0, "draining": 0}
+            for t in targets:
+                tally[t.state] = tally.get(t.state, 0) + 1
+            groups[v] = tally
+        live = self.balancer.get_weights()
+        stored = self.store.load_weights()
+        return {
+            "url": self.url,
+            "pid": os.getpid(),
+            "started": self.started,
+            "weights": {"stable": live.stable, "canary": live.canary},
+            "stored_weights": None
+            if stored is None
+            else {"stable": stored.stable, "canary": stored.canary},
+            "stickiness_seconds": self.balancer.config.stickiness_s,
+            "health_check_path": self.balancer.config.health.path,
+            "spec": None if self._spec is None else spec_to_dict(self._spec),
+            "services": {v: asdict(s) for v, s in self.supervisor.describe().items()},
+            "target_groups": groups,
+            "traffic": traffic,
+        }
+
+
+def _weights_from(body: Any) -> Weights:
+    if not isinstance(body, dict) or "stable" not in body or "canary" not in body:
+        raise UsageError('weights need a JSON body {"stable": S, "canary": C}')
+    return Weights.parse(body["stable"], body["canary"])
+
+
+def _describe(spec: ReleaseSpec) -> str:
+    return (
+        f"stable {spec.desired_count_stable} x {spec.image_stable}, "
+        f"canary {spec.desired_count_canary} x {spec.image_canary}"
+    )
+
+
+def _bind_error(exc: OSError, options: DaemonOptions) -> dict[str, Any]:
+    where = f"{options.host}:{options.port}"
+    if exc.errno == errno.EADDRINUSE:
+        return {
+            "error": "port_in_use",
+            "message": f"port {options.port} on {options.host} is already in use",
+            "listen": where,
+        }
+    return {
+        "error": "bind",
+        "message": f"cannot listen on {where}: {exc.strerror or exc}",
+        "listen": where,
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m canary_deploy.local.daemon")
+    parser.add_argument("--state-dir", type=Path, required=True)
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8080)
+    parser.add_argument("--health-profile", choices=("fast", "alb"), default="fast")
+    parser.add_argument("--deregistration-delay", type=float, default=None)
+    parser.add_argument("--health-check-path", default=None)
+    parser.add_argument("--stickiness", type=int, default=None)
+    parser.add_argument("--ready-fd", type=int, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True
+    )
+    options = DaemonOptions(
+        state_dir=args.state_dir,
+        host=args.host,
+        port=args.port,
+        health_profile=args.health_profile,
+        deregistration_delay_s=args.deregistration_delay,
+        health_check_path=args.health_check_path,
+        stickiness_s=args.stickiness,
+    )
+
+    def ready(doc: dict[str, Any]) -> None:
+        log.info("startup: %s", doc)
+        if args.ready_fd is not None:
+            with contextlib.suppress(OSError), os.fdopen(args.ready_fd, "w") as fh:
+                fh.write(json.dumps(doc) + "\n")
+
+    runner: Callable[..., None] = asyncio.run
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        runner = uvloop.run
+    runner(StackDaemon(options).run(ready))
+
+
+if __name__ == "__main__":
+    main()
