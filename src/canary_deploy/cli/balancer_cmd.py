@@ -1,0 +1,80 @@
+"""`canary balancer`: run the ALB-like weighted balancer in front of your own servers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+import typer
+
+from canary_deploy.backend import Version
+from canary_deploy.balancer.config import BalancerConfig, HealthCheckConfig
+from canary_deploy.balancer.standalone import Ready, parse_endpoint, parse_endpoints, serve
+from canary_deploy.cli.app import app
+from canary_deploy.cli.output import console
+from canary_deploy.errors import UsageError
+from canary_deploy.weights import Weights
+
+DEFAULT_ADMIN_SOCKET = Path(".canary/balancer.sock")
+
+
+@app.command("balancer")
+def balancer(
+    stable: Annotated[str, typer.Option(help="Stable targets, host:port[,host:port...]")],
+    canary: Annotated[str, typer.Option(help="Canary targets, host:port[,...] (may be empty: '')")],
+    listen: Annotated[str, typer.Option(help="Listener host:port (port 0 = any free)")] = (
+        "127.0.0.1:8080"
+    ),
+    weights: Annotated[
+        tuple[int, int], typer.Option(help="Stable and canary percent, summing to 100")
+    ] = (95, 5),
+    stickiness: Annotated[
+        int | None, typer.Option(help="AWSALBTG target-group stickiness for N seconds")
+    ] = None,
+    health_path: Annotated[str, typer.Option(help="Health check path")] = "/",
+    health_profile: Annotated[
+        Literal["alb", "fast"],
+        typer.Option(help="alb: 30 s interval, 5/2 thresholds; fast: 0.5 s, 2/2"),
+    ] = "alb",
+    algorithm: Annotated[
+        Literal["round_robin", "least_outstanding_requests"],
+        typer.Option(help="Target choice inside a group"),
+    ] = "round_robin",
+    idle_timeout: Annotated[float, typer.Option(help="Idle timeout in seconds (504 after)")] = 60,
+    deregistration_delay: Annotated[
+        float, typer.Option(help="Seconds a deregistered target drains")
+    ] = 300,
+    admin_socket: Annotated[
+        Path, typer.Option(help="Unix socket for run-time changes (mode 0600)")
+    ] = DEFAULT_ADMIN_SOCKET,
+) -> None:
+    """Weighted reverse proxy like an ALB listener; Ctrl-C stops it."""
+    host, port = parse_endpoint(listen, "--listen")
+    targets: dict[Version, list[tuple[str, int]]] = {
+        "stable": parse_endpoints(stable, "--stable"),
+        "canary": parse_endpoints(canary, "--canary"),
+    }
+    if not targets["stable"] and not targets["canary"]:
+        raise UsageError("give at least one target with --stable or --canary")
+    health = (
+        HealthCheckConfig.fast(health_path)
+        if health_profile == "fast"
+        else HealthCheckConfig(path=health_path)
+    )
+    config = BalancerConfig(
+        host=host,
+        port=port,
+        weights=Weights(*weights),
+        stickiness_s=stickiness,
+        idle_timeout_s=idle_timeout,
+        health=health,
+        algorithm=algorithm,
+        deregistration_delay_s=deregistration_delay,
+    )
+
+    def ready(where: Ready) -> None:
+        console.print(f"Listening on [bold]{where.url}[/bold] (weights {config.weights})")
+        console.print(f"Admin socket: {where.admin_socket}")
+        console.print("Press Ctrl-C to stop.")
+
+    serve(config, targets, admin_socket, ready)
