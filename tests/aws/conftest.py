@@ -1,0 +1,138 @@
+"""Fixtures for the AWS target: one patched moto server per session, a fresh stack per test."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import boto3
+import pytest
+
+from canary_deploy.aws import emulator
+from canary_deploy.cli.app import main
+from canary_deploy.weights import Weights
+
+IMAGES = {"IMAGE_URI_STABLE": "repo/app:v1", "IMAGE_URI_CANARY": "repo/app:v2"}
+
+
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[emulator.MotoServer]:
+    server = emulator.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@dataclass
+class Result:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+
+@dataclass
+class AwsEnv:
+    """The environment a test runs `canary` in, and helpers to look at the listener."""
+
+    env: dict[str, str]
+    stack_name: str
+
+    def listener(self) -> dict[str, object]:
+        cf = boto3.client("cloudformation")
+        outputs = cf.describe_stacks(StackName=self.stack_name)["Stacks"][0]["Outputs"]
+        arn = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "ListenerArn")
+        action = boto3.client("elbv2").describe_listeners(ListenerArns=[arn])["Listeners"][0][
+            "DefaultActions"
+        ][0]
+        return dict(action["ForwardConfig"])
+
+    def live_weights(self) -> Weights:
+        groups = self.listener()["TargetGroups"]
+        assert isinstance(groups, list)
+        return Weights(int(groups[0]["Weight"]), int(groups[1]["Weight"]))
+
+    def stack_parameters(self) -> dict[str, str]:
+        stack = boto3.client("cloudformation").describe_stacks(StackName=self.stack_name)
+        return {p["ParameterKey"]: p["ParameterValue"] for p in stack["Stacks"][0]["Parameters"]}
+
+    def stack_exists(self) -> bool:
+        stacks = boto3.client("cloudformation").list_stacks()["StackSummaries"]
+        return any(
+            s["StackName"] == self.stack_name and s["StackStatus"] != "DELETE_COMPLETE"
+            for s in stacks
+        )
+
+    def run(self, *args: str, **extra_env: str) -> Result:
+        """`canary ARGS` as a real subprocess (the installed entry point)."""
+        proc = subprocess.run(
+            [sys.executable, "-m", "canary_deploy", *args],
+            env={**self.env, **extra_env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            stdin=subprocess.DEVNULL,
+        )
+        return Result(proc.returncode, proc.stdout, proc.stderr)
+
+
+CliRunner = Callable[..., Result]
+
+
+@pytest.fixture
+def aws_env(
+    moto_server: emulator.MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> AwsEnv:
+    """Env for this test: the emulator, target aws, a unique stack name, the two images."""
+    stack_name = f"t-{uuid.uuid4().hex[:10]}"
+    for key in list(os.environ):
+        if key.startswith(("AWS_", "CANARY_", "IMAGE_URI_")) or key in (
+            "STACK_NAME",
+            "STABLE_WEIGHT",
+            "CANARY_WEIGHT",
+        ):
+            monkeypatch.delenv(key)
+    values = {
+        **moto_server.env,
+        "CANARY_TARGET": "aws",
+        "STACK_NAME": stack_name,
+        # Never read a canary.toml or AWS config from the developer's machine.
+        "CANARY_CONFIG": str(tmp_path / "absent.toml"),
+        "AWS_CONFIG_FILE": str(tmp_path / "absent-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "absent-aws-credentials"),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        **IMAGES,
+    }
+    for key, value in values.items():
+        monkeypatch.setenv(key, value)
+    return AwsEnv(env=dict(os.environ), stack_name=stack_name)
+
+
+@pytest.fixture
+def cli(
+    aws_env: AwsEnv, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[CliRunner]:
+    """`canary ARGS` in-process (fast), returning exit code and captured output."""
+
+    def run(*args: str, **extra_env: str) -> Result:
+        with monkeypatch.context() as m:
+            for key, value in extra_env.items():
+                if value == "":
+                    m.delenv(key, raising=False)
+                else:
+                    m.setenv(key, value)
+            capsys.readouterr()
+            try:
+                main(list(args))
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            out = capsys.readouterr()
+        return Result(code, out.out, out.err)
+
+    yield run
