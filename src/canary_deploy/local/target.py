@@ -1,0 +1,335 @@
+"""`LocalTarget`: the `Target` Protocol over the local stack daemon (router, workload,
+metrics and the deploy/status/delete lifecycle), all through its admin socket."""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlencode
+
+from canary_deploy.backend import (
+    VERSIONS,
+    ListenerStatus,
+    Progress,
+    ReleaseSpec,
+    ServiceStatus,
+    Status,
+    TargetGroupStatus,
+    TaskDefinitionStatus,
+    TrafficStatus,
+    Version,
+    VersionCounts,
+    VersionStatus,
+)
+from canary_deploy.config import Settings
+from canary_deploy.errors import OperationFailed
+from canary_deploy.local.commands import parse_image
+from canary_deploy.local.control import DaemonArgs, DaemonControl, Listen
+from canary_deploy.local.paths import StackPaths
+from canary_deploy.local.store import StateStore, spec_from_dict, spec_to_dict
+from canary_deploy.weights import Weights
+
+STEADY_TIMEOUT_S = {"fast": 60.0, "alb": 600.0}
+
+
+class LocalStack:
+    """The daemon of one state directory; restarts it when a spec is stored but it died."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.paths = StackPaths.for_dir(settings.local.state_dir)
+        self.control = DaemonControl(self.paths)
+
+    def stored_spec(self) -> ReleaseSpec | None:
+        if not (self.paths.state_dir / "state.db").exists():
+            return None
+        store = StateStore(self.paths.state_dir)
+        try:
+            return store.load_spec()
+        finally:
+            store.close()
+
+    def daemon_args(self, spec: ReleaseSpec | None) -> DaemonArgs:
+        return DaemonArgs(
+            listen=Listen.parse(self.settings.local.listen),
+            health_profile=self.settings.local.health_profile,
+            deregistration_delay_s=self.settings.local.deregistration_delay_s,
+            health_check_path=None if spec is None else spec.health_check_path,
+            stickiness_s=None if spec is None else spec.stickiness_seconds,
+        )
+
+    def request(self, method: str, path: str, body: Any = None) -> Any:
+        """One admin call; a crashed daemon with a stored spec is restarted first (it
+        restores spec and weights), so `rollback` works even after a crash."""
+        if not self.control.running():
+            spec = self.stored_spec()
+            if spec is None:
+                raise OperationFailed(
+                    f"no local stack in {self.paths.state_dir}",
+                    hint="run `canary deploy` first (or pass the --state-dir it used)",
+                )
+            self.control.start(self.daemon_args(spec))
+        return self.control.request(method, path, body)
+
+
+class LocalRouter:
+    """The listener's weights, read from and written to the balancer itself."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+
+    def get_weights(self) -> Weights:
+        doc = self.stack.request("GET", "/weights")
+        return Weights(int(doc["stable"]), int(doc["canary"]))
+
+    def set_weights(self, weights: Weights) -> None:
+        self.stack.request("PUT", "/weights", {"stable": weights.stable, "canary": weights.canary})
+
+    def verify_weights(self, weights: Weights) -> bool:
+        return self.get_weights() == weights
+
+
+class LocalWorkload:
+    """The stable and canary services of task processes."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+
+    def describe_services(self) -> dict[Version, ServiceStatus]:
+        doc = self.stack.request("GET", "/services")
+        return {v: ServiceStatus(**doc[v]) for v in VERSIONS if v in doc}
+
+    def _spec(self) -> ReleaseSpec:
+        doc = self.stack.request("GET", "/spec")
+        if doc is None:
+            raise OperationFailed("the local stack has no spec", hint="run `canary deploy`")
+        return spec_from_dict(doc)
+
+    def promote(self, progress: Progress) -> None:
+        spec = self._spec()
+        progress.log(f"Promoting: stable becomes {spec.image_canary}")
+        self.stack.request(
+            "PUT", "/spec", spec_to_dict(replace(spec, image_stable=spec.image_canary))
+        )
+        wait_steady(
+            self, progress, ("stable",), STEADY_TIMEOUT_S[self.stack.settings.local.health_profile]
+        )
+
+    def scale_canary(self, desired_count: int) -> None:
+        spec = replace(self._spec(), desired_count_canary=desired_count)
+        self.stack.request("PUT", "/spec", spec_to_dict(spec))
+
+
+class LocalMetrics:
+    """Per-version counts and quantiles recorded by the balancer."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+
+    def counts(
+        self, start: float, end: float, thresholds_s: Sequence[float] = ()
+    ) -> dict[Version, VersionCounts]:
+        query = {"start": start, "end": end, "thresholds": ",".join(map(str, thresholds_s))}
+        doc = self.stack.request("GET", "/counts?" + urlencode(query))
+        return {
+            v: VersionCounts(int(c["requests"]), int(c["errors"]), tuple(c.get("slower_than", ())))
+            for v, c in doc.items()
+            if v in VERSIONS
+        }
+
+    def quantiles(
+        self, version: Version, start: float, end: float, qs: Sequence[float]
+    ) -> tuple[float | None, ...]:
+        query = {"version": version, "start": start, "end": end, "qs": ",".join(map(str, qs))}
+        doc = self.stack.request("GET", "/quantiles?" + urlencode(query))
+        return tuple(doc["quantiles"])
+
+
+def wait_steady(
+    workload: LocalWorkload, progress: Progress, versions: Sequence[Version], timeout_s: float
+) -> dict[Version, ServiceStatus]:
+    """Wait until the services' deployments complete; a crash loop fails at once."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        services = workload.describe_services()
+        looping = [
+            s
+            for v, s in services.items()
+            if v in versions and s.deployment_state == "crash-looping"
+        ]
+        if looping:
+            s = looping[0]
+            raise OperationFailed(
+                f"service {s.name} is crash-looping: {s.message}",
+                hint="see `canary status` and the task logs in the state directory's tasks/",
+            )
+        if all(services[v].deployment_state == "COMPLETED" for v in versions if v in services):
+            return services
+        progress.update(
+            "waiting for healthy tasks: "
+            + ", ".join(
+                f"{v} {services[v].running}/{services[v].desired}"
+                for v in versions
+                if v in services
+            )
+        )
+        if time.monotonic() > deadline:
+            raise OperationFailed(
+                f"the services did not become healthy within {timeout_s:.0f} s",
+                hint="see `canary status` and the task logs in the state directory's tasks/",
+            )
+        time.sleep(0.2)
+
+
+class LocalTarget:
+    """The whole local stack: ALB-like balancer and ECS-like services in one daemon."""
+
+    name = "local"
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.stack = LocalStack(settings)
+        self.router = LocalRouter(self.stack)
+        self.workload = LocalWorkload(self.stack)
+        self.metrics = LocalMetrics(self.stack)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> LocalTarget:
+        return cls(settings)
+
+    @property
+    def paths(self) -> StackPaths:
+        return self.stack.paths
+
+    def deploy(self, spec: ReleaseSpec, progress: Progress) -> None:
+        """Start the daemon if needed (like `docker compose up -d`) and apply the spec; a
+        running stack is updated in place and keeps its live weights."""
+        for version in VERSIONS:
+            parse_image(spec.image(version), role=f"{version} image")  # fail before any change
+        control = self.stack.control
+        started = False
+        if control.running():
+            running = control.request("GET", "/status")
+            if (running["health_check_path"], running["stickiness_seconds"]) != (
+                spec.health_check_path,
+                spec.stickiness_seconds,
+            ):
+                progress.log("Restarting the local listener for the new health check / stickiness")
+                control.stop(forget=False)
+        if not control.running():
+            progress.update(
+                f"starting the local stack daemon ({self.stack.daemon_args(spec).listen})"
+            )
+            doc = control.start(self.stack.daemon_args(spec))
+            started = True
+            progress.log(f"Local listener on {doc['url']}")
+        else:
+            progress.log(f"Updating the running local stack (listener {running['url']})")
+        progress.update("starting tasks")
+        try:
+            result = control.request("PUT", "/spec", spec_to_dict(spec))
+        except Exception:
+            if started and self.stack.stored_spec() is None:
+                control.stop(forget=True)  # a failed first deploy leaves nothing running
+            raise
+        w = result["weights"]
+        progress.log(f"Listener weights {w['stable']}/{w['canary']}")
+        wait_steady(
+            self.workload, progress, VERSIONS, STEADY_TIMEOUT_S[self.settings.local.health_profile]
+        )
+
+    def status(self) -> Status:
+        if not self.stack.control.running():
+            return self._stopped_status()
+        doc = self.stack.request("GET", "/status")
+        spec = None if doc["spec"] is None else spec_from_dict(doc["spec"])
+        stored = doc.get("stored_weights")
+        listener = ListenerStatus(
+            url=doc["url"],
+            weights=_weights(doc["weights"]),
+            stickiness_seconds=doc.get("stickiness_seconds"),
+            configured_weights=None if stored is None else _weights(stored),
+        )
+        notes: list[str] = []
+        versions: dict[Version, VersionStatus] = {}
+        for v in VERSIONS:
+            service = ServiceStatus(**doc["services"][v])
+            groups = doc["target_groups"].get(v, {})
+            tg = TargetGroupStatus(name=f"tg-{v}", **{k: int(n) for k, n in groups.items()})
+            if tg.unhealthy and not tg.healthy:
+                notes.append(
+                    f"every {v} target is unhealthy: the balancer fails open and still "
+                    "routes to them (as ALB does)"
+                )
+            versions[v] = VersionStatus(
+                task_definition=None
+                if spec is None
+                else TaskDefinitionStatus(image=spec.image(v), container_port=spec.container_port),
+                service=service,
+                target_group=tg,
+                traffic=TrafficStatus(**doc["traffic"][v]),
+            )
+        states = {s.service.deployment_state for s in versions.values() if s.service}
+        stack_status = (
+            "NOT_DEPLOYED"
+            if spec is None
+            else "DEGRADED"
+            if "crash-looping" in states
+            else "RUNNING"
+            if states <= {"COMPLETED"}
+            else "UPDATING"
+        )
+        notes.append(f"state {self.paths.state_dir} (daemon pid {doc['pid']})")
+        return Status(
+            self.name, self.settings.stack_name, stack_status, listener, versions, tuple(notes)
+        )
+
+    def _stopped_status(self) -> Status:
+        spec = self.stack.stored_spec()
+        if spec is None:
+            raise OperationFailed(
+                f"no local stack in {self.paths.state_dir}",
+                hint="run `canary deploy` first (or pass the --state-dir it used)",
+            )
+        versions = {
+            v: VersionStatus(
+                task_definition=TaskDefinitionStatus(
+                    image=spec.image(v), container_port=spec.container_port
+                ),
+                service=ServiceStatus(f"app-{v}", 0, 0, spec.desired_count(v), "STOPPED"),
+                target_group=None,
+            )
+            for v in VERSIONS
+        }
+        note = (
+            "the local stack daemon is not running (stopped or crashed); `canary deploy`, "
+            "`set-weights` or `rollback` restart it with the stored spec and weights"
+        )
+        return Status(self.name, self.settings.stack_name, "STOPPED", None, versions, (note,))
+
+    def delete(self, progress: Progress, *, purge: bool = False) -> None:
+        """Stop the daemon and every task. History (events, metrics) stays unless purge."""
+        had_spec = self.stack.stored_spec() is not None
+        progress.update("stopping the local stack")
+        was_running = self.stack.control.stop(forget=True)
+        if not was_running and had_spec:
+            store = StateStore(self.paths.state_dir)
+            try:
+                store.clear_spec()
+            finally:
+                store.close()
+        if not (was_running or had_spec or purge):
+            raise OperationFailed(
+                f"no local stack in {self.paths.state_dir}",
+                hint="nothing to delete; pass the --state-dir it was deployed with",
+            )
+        if purge and self.paths.state_dir.exists():
+            shutil.rmtree(self.paths.state_dir)
+            progress.log(f"Removed {self.paths.state_dir}")
+
+
+def _weights(doc: dict[str, Any]) -> Weights:
+    return Weights(int(doc["stable"]), int(doc["canary"]))
