@@ -234,6 +234,8 @@ class Judge:
             warnings.extend(f"burst suspected — {b}" for b in bursts)
             if not bursts or cfg.burst_guard.action == "report":
                 self._verdict = Verdict.ROLLBACK
+            elif canary_requests >= cfg.max_canary_requests:
+                self._verdict = Verdict.INCONCLUSIVE
             return self._decision(self._verdict, evidence, canary_requests, warnings)
 
         errors = evidence[0]

@@ -1,0 +1,403 @@
+"""Decision-quality benchmark: our judge against the usual canary checks, on simulated traffic.
+
+Scenarios of DESIGN.md §7: stable error rate 1%, canary 1/1.5/2/5%, canary share 5%,
+2,000 requests/min, looks every 6 s and every 60 s, cap 200,000 requests (10,000 on the
+canary), 2,000 replications per scenario with fixed seeds; latency scenarios with
+lognormal service times (σ 0.5 and 1.0), canary ×1.0/1.1/1.3, thresholds frozen at
+stable's p95/p99 from a 10-minute window. Everything is vectorized with numpy across
+replications; a handful of replications are replayed through the pure `Judge` to check
+that the vectorized judge makes the same decisions at the same looks.
+
+Run: .venv/bin/python bench/decisions.py [--reps 2000]
+"""
+
+# ruff: noqa: RUF001, RUF002, RUF003
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+
+from canary_deploy.analysis import Batch, Judge, JudgeConfig, Verdict, VersionBatch
+
+P0 = 0.01
+SHARE = 0.05
+PER_6S = 200  # 2,000 requests/min
+LOOKS_6S = 1000  # 200,000 requests in total
+WALD_BOUND = {1.5: 1742, 2.0: 487, 5.0: 46}
+ALPHA, BETA = 0.05, 0.2
+Z_ALPHA, Z_BETA = 1.6448536269514722, 0.8416212335729143
+
+Int = NDArray[np.int64]
+Float = NDArray[np.float64]
+
+ROLLBACK, PROMOTE, NONE = 1, 2, 0
+
+
+@dataclass
+class Outcome:
+    """Per replication: what was decided, at which look, after how many canary requests."""
+
+    kind: Int
+    canary_requests: Int
+    minutes: Float
+
+
+# ---- traffic
+
+
+def traffic(rng: np.random.Generator, reps: int, looks: int) -> tuple[Int, Int]:
+    canary = rng.binomial(PER_6S, SHARE, size=(reps, looks))
+    return PER_6S - canary, canary
+
+
+def per_minute(a: Int) -> Int:
+    reps, looks = a.shape
+    return a.reshape(reps, looks // 10, 10).sum(axis=2)
+
+
+# ---- the judge, vectorized
+
+
+def log_mixture(
+    n_s: Int,
+    n_c: Int,
+    y: Int,
+    x: Int,
+    null: float,
+    ratios: tuple[float, ...],
+    weights: tuple[float, ...],
+) -> Float:
+    """Cumulative log e-value per (replication, look); same formula as eprocess.batch_llr."""
+    total = n_s + n_c
+    theta0 = np.divide(n_c, total, out=np.zeros(n_c.shape), where=total > 0)
+    informative = (theta0 > 0) & (theta0 < 1)
+    t0 = np.where(informative, theta0, 0.5)
+    t_null = t0 * null / (t0 * null + 1 - t0)
+    w = np.asarray(weights, dtype=float) / sum(weights)
+    out = np.full(n_c.shape, -np.inf)
+    for ratio, weight in zip(ratios, w, strict=True):
+        t_alt = t0 * ratio / (t0 * ratio + 1 - t0)
+        inc = x * np.log(t_alt / t_null) + y * np.log((1 - t_alt) / (1 - t_null))
+        out = np.logaddexp(out, math.log(weight) + np.cumsum(np.where(informative, inc, 0.0), 1))
+    return out
+
+
+@dataclass
+class Metric:
+    n_s: Int
+    n_c: Int
+    y: Int  # stable hits per look
+    x: Int  # canary hits per look
+    alpha: float
+
+
+def judge_vectorized(metrics: list[Metric], cfg: JudgeConfig) -> Outcome:
+    n_c = metrics[0].n_c
+    cum_c = np.cumsum(n_c, 1)
+    enough = cum_c >= cfg.min_canary_requests
+    harmful = np.zeros(n_c.shape, bool)
+    held = np.zeros(n_c.shape, bool)
+    non_inferior = np.ones(n_c.shape, bool)
+    g = cfg.burst_guard
+    for m in metrics:
+        log_harm = log_mixture(m.n_s, m.n_c, m.y, m.x, 1.0, cfg.harm_ratios, cfg.harm_weights)
+        log_ni = log_mixture(
+            m.n_s, m.n_c, m.y, m.x, cfg.promote_margin, cfg.promote_ratios, cfg.promote_weights
+        )
+        crossed = log_harm >= math.log(1 / m.alpha)
+        harmful |= crossed
+        hits = np.cumsum(m.x, 1)
+        biggest = np.maximum.accumulate(m.x, axis=1)
+        burst = g.enabled & (biggest >= g.min_hits) & (biggest > g.max_interval_share * hits)
+        held |= crossed & burst
+        non_inferior &= log_ni >= math.log(1 / cfg.promote_alpha)
+    rollback = enough & harmful & ~held
+    promote = enough & ~harmful & non_inferior
+    errors_rate = np.cumsum(metrics[0].x, 1) / np.maximum(cum_c, 1)
+    promote &= errors_rate < cfg.max_error_rate_to_promote
+    inconclusive = cum_c >= cfg.max_canary_requests
+    return first_event(rollback, promote | inconclusive, promote, cum_c)
+
+
+def first_event(
+    rollback: NDArray[np.bool_],
+    stop: NDArray[np.bool_],
+    promote: NDArray[np.bool_],
+    cum_c: Int,
+    minutes_per_look: float = 0.1,
+) -> Outcome:
+    """First look where we roll back, or else stop (promote / give up)."""
+    reps, looks = rollback.shape
+    any_event = rollback | stop
+    has = any_event.any(1)
+    idx = np.where(has, any_event.argmax(1), looks - 1)
+    rows = np.arange(reps)
+    kind = np.where(rollback[rows, idx], ROLLBACK, np.where(promote[rows, idx], PROMOTE, NONE))
+    kind = np.where(has, kind, NONE)
+    return Outcome(kind, cum_c[rows, idx], (idx + 1) * minutes_per_look)
+
+
+# ---- the baselines
+
+
+def flagger(n_c_min: Int, x_min: Int) -> Outcome:
+    """Success rate >= 99% per 1-min check, roll back after 5 failed checks, 100 checks."""
+    rate = np.divide(x_min, n_c_min, out=np.zeros(x_min.shape), where=n_c_min > 0)
+    failed = np.cumsum(rate > 0.01, 1) >= 5
+    done = np.zeros(failed.shape, bool)
+    done[:, -1] = True
+    return first_event(failed, done, done, np.cumsum(n_c_min, 1), 1.0)
+
+
+def horizon_canary_requests(p0: float, ratio: float) -> int:
+    """Canary requests for 80% power at `ratio`, one-sided α = 5%, stable 19× larger."""
+    p1 = p0 * ratio
+    k = (1 - SHARE) / SHARE
+    p_bar = (p1 + k * p0) / (1 + k)
+    se0 = math.sqrt(p_bar * (1 - p_bar) * (1 + 1 / k))
+    se1 = math.sqrt(p1 * (1 - p1) + p0 * (1 - p0) / k)
+    return math.ceil(((Z_ALPHA * se0 + Z_BETA * se1) / (p1 - p0)) ** 2)
+
+
+def z_test(n_s: Int, n_c: Int, y: Int, x: Int) -> NDArray[np.bool_]:
+    """One-sided pooled two-proportion z-test 'canary worse' at α = 5% on cumulative counts."""
+    cs, cc, cy, cx = (np.cumsum(a, 1) for a in (n_s, n_c, y, x))
+    pooled = (cx + cy) / np.maximum(cs + cc, 1)
+    se = np.sqrt(pooled * (1 - pooled) * (1 / np.maximum(cc, 1) + 1 / np.maximum(cs, 1)))
+    diff = cx / np.maximum(cc, 1) - cy / np.maximum(cs, 1)
+    return np.divide(diff, se, out=np.zeros(se.shape), where=se > 0) > Z_ALPHA
+
+
+def fixed_horizon(n_s: Int, n_c: Int, y: Int, x: Int, horizon: int, peek: bool) -> Outcome:
+    cum_c = np.cumsum(n_c, 1)
+    significant = z_test(n_s, n_c, y, x)
+    at_horizon = cum_c >= horizon
+    first_h = at_horizon & ~np.roll(at_horizon, 1, axis=1)
+    first_h[:, 0] = at_horizon[:, 0]
+    rollback = (significant & first_h) | (significant & ~at_horizon if peek else False)
+    return first_event(rollback, first_h, first_h, cum_c, 1.0)
+
+
+def wald_sprt(n_c: Int, x: Int, p1: float) -> Outcome:
+    """Wald's SPRT on the canary alone, knowing p0 and p1 (a bound, not a usable test)."""
+    llr = np.cumsum(x * math.log(p1 / P0) + (n_c - x) * math.log((1 - p1) / (1 - P0)), 1)
+    reject = llr >= math.log((1 - BETA) / ALPHA)
+    accept = llr <= math.log(BETA / (1 - ALPHA))
+    return first_event(reject, accept, accept, np.cumsum(n_c, 1))
+
+
+# ---- reporting
+
+
+def wilson_upper(k: int, n: int, z: float = 1.959963984540054) -> float:
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return centre + half
+
+
+HEADER = (
+    f"{'procedure':<30} {'rollback':>8} {'(Wilson up)':>11} {'median':>7} {'mean':>7} "
+    f"{'p80':>7} {'promote':>8} {'prom.min':>8} {'/Wald':>6}"
+)
+
+
+def row(name: str, out: Outcome, ratio: float | None) -> str:
+    reps = len(out.kind)
+    rb = out.kind == ROLLBACK
+    pr = out.kind == PROMOTE
+    k = int(rb.sum())
+    n = out.canary_requests[rb]
+    med = float(np.median(n)) if k else float("nan")
+    mean = float(n.mean()) if k else float("nan")
+    p80 = float(np.percentile(n, 80)) if k else float("nan")
+    prom_min = float(np.median(out.minutes[pr])) if pr.any() else float("nan")
+    wald = f"{med / WALD_BOUND[ratio]:.2f}" if ratio in WALD_BOUND and k else ""
+    return (
+        f"{name:<30} {k / reps:>8.1%} {wilson_upper(k, reps):>11.1%} {med:>7.0f} {mean:>7.0f} "
+        f"{p80:>7.0f} {pr.mean():>8.1%} {prom_min:>8.1f} {wald:>6}"
+    )
+
+
+# ---- scenarios
+
+
+def error_metrics(
+    rng: np.random.Generator, reps: int, p1: float, minute_looks: bool, alpha: float
+) -> list[Metric]:
+    n_s, n_c = traffic(rng, reps, LOOKS_6S)
+    y = rng.binomial(n_s, P0)
+    x = rng.binomial(n_c, p1)
+    if minute_looks:
+        n_s, n_c, y, x = (per_minute(a) for a in (n_s, n_c, y, x))
+    return [Metric(n_s, n_c, y, x, alpha)]
+
+
+def error_scenarios(reps: int, errors_only: JudgeConfig, default: JudgeConfig) -> None:
+    horizon = horizon_canary_requests(P0, 1.5)
+    print(
+        f"\n== error rate: p0 = 1%, canary share 5%, 2,000 req/min, cap 200,000 requests, "
+        f"{reps} replications =="
+    )
+    print(f"fixed-horizon z-test sized for 80% power at 1.5x: {horizon} canary requests")
+    print(
+        "'rollback' is the false-rollback rate at 1.0x and the detection probability "
+        "otherwise;\n'promote' at 1.5x is the false-promote rate (canary exactly at the "
+        "margin);\nmedian/mean/p80 are canary requests to roll back; '/Wald' = median ÷ "
+        "Wald's bound (1,742 / 487 / 46)."
+    )
+    for ratio in (1.0, 1.5, 2.0, 5.0):
+        p1 = P0 * ratio
+        seed = int(ratio * 100)
+        print(f"\n-- canary error rate {p1:.1%} ({ratio:g}x) --")
+        print(HEADER)
+        for minute in (False, True):
+            look = "60 s" if minute else "6 s"
+            m = error_metrics(np.random.default_rng(seed), reps, p1, minute, ALPHA)
+            out = judge_vectorized(m, errors_only)
+            print(row(f"judge, errors only, look {look}", out, ratio))
+            m[0].alpha = default.alpha * default.error_alpha_share
+            out = judge_vectorized(m, default)
+            print(row(f"judge, default α split, {look}", out, ratio))
+            m1 = m[0]
+            out = wald_sprt(m1.n_c, m1.x, p1 if ratio > 1 else P0 * 1.5)
+            print(row(f"Wald SPRT knowing p1, {look}", out, ratio))
+        m = error_metrics(np.random.default_rng(seed), reps, p1, True, ALPHA)[0]
+        print(row("Flagger-style (1 min, 5 fails)", flagger(m.n_c, m.x), ratio))
+        print(
+            row(
+                "fixed-horizon z-test", fixed_horizon(m.n_s, m.n_c, m.y, m.x, horizon, False), ratio
+            )
+        )
+        print(
+            row(
+                "same z-test peeked every min",
+                fixed_horizon(m.n_s, m.n_c, m.y, m.x, horizon, True),
+                ratio,
+            )
+        )
+
+
+def normal_sf(z: Float | float) -> Float:
+    return 0.5 * np.asarray(np.vectorize(math.erfc)(np.asarray(z) / math.sqrt(2)), dtype=float)
+
+
+def latency_scenarios(reps: int, cfg: JudgeConfig) -> None:
+    print(
+        f"\n== latency: lognormal service time, thresholds frozen at stable's p95/p99 "
+        f"from a 10-minute window, errors 1% on both, {reps} replications, looks 6 s =="
+    )
+    print(
+        f"metrics and α: errors {cfg.alpha * cfg.error_alpha_share:.3f}, each latency "
+        f"threshold {cfg.alpha * (1 - cfg.error_alpha_share) / 2:.3f}"
+    )
+    print(
+        f"{'scenario':<22} {'RR>p95':>7} {'RR>p99':>7} {'rollback':>8} {'(Wilson up)':>11} "
+        f"{'by p95':>7} {'by p99':>7} {'median':>7} {'promote':>8} {'prom.min':>8}"
+    )
+    for sigma in (0.5, 1.0):
+        for factor in (1.0, 1.1, 1.3):
+            rng = np.random.default_rng(int(sigma * 1000 + factor * 100))
+            # Freeze thresholds from 10 minutes (19,000 requests) of stable traffic per replication.
+            thresholds = np.empty((reps, 2))
+            for lo in range(0, reps, 250):
+                window = rng.lognormal(0.0, sigma, size=(min(250, reps - lo), 19_000))
+                thresholds[lo : lo + 250] = np.quantile(window, [0.95, 0.99], axis=1).T
+            n_s, n_c = traffic(rng, reps, LOOKS_6S)
+            metrics = [
+                Metric(
+                    n_s,
+                    n_c,
+                    rng.binomial(n_s, P0),
+                    rng.binomial(n_c, P0),
+                    cfg.alpha * cfg.error_alpha_share,
+                )
+            ]
+            ratios = []
+            for j in range(2):
+                z = np.log(thresholds[:, j]) / sigma
+                q_s = normal_sf(z)[:, None]
+                q_c = normal_sf(z - math.log(factor) / sigma)[:, None]
+                ratios.append(float(np.mean(q_c / q_s)))
+                metrics.append(
+                    Metric(
+                        n_s,
+                        n_c,
+                        rng.binomial(n_s, q_s),
+                        rng.binomial(n_c, q_c),
+                        cfg.alpha * (1 - cfg.error_alpha_share) / 2,
+                    )
+                )
+            out = judge_vectorized(metrics, cfg)
+            by = [judge_vectorized([metrics[0], metrics[i]], cfg).kind == ROLLBACK for i in (1, 2)]
+            rb = out.kind == ROLLBACK
+            k = int(rb.sum())
+            med = float(np.median(out.canary_requests[rb])) if k else float("nan")
+            pr = out.kind == PROMOTE
+            prom_min = float(np.median(out.minutes[pr])) if pr.any() else float("nan")
+            print(
+                f"{f'σ={sigma} canary ×{factor}':<22} {ratios[0]:>7.2f} {ratios[1]:>7.2f} "
+                f"{k / reps:>8.1%} {wilson_upper(k, reps):>11.1%} {by[0].mean():>7.1%} "
+                f"{by[1].mean():>7.1%} {med:>7.0f} {pr.mean():>8.1%} {prom_min:>8.1f}"
+            )
+    print("'by p95'/'by p99': rollback rate of a judge given errors and that threshold only.")
+
+
+def agreement_check(cfg: JudgeConfig, reps: int = 24) -> None:
+    """Replay some replications through the pure Judge; decisions and looks must match."""
+    mismatches = 0
+    for ratio in (1.0, 2.0, 5.0):
+        metrics = error_metrics(np.random.default_rng(7), reps, P0 * ratio, False, ALPHA)
+        vec = judge_vectorized(metrics, cfg)
+        m = metrics[0]
+        for r in range(reps):
+            judge = Judge(cfg)
+            verdict, looks = Verdict.CONTINUE, 0
+            for t in range(m.n_c.shape[1]):
+                decision = judge.update(
+                    Batch(
+                        stable=VersionBatch(int(m.n_s[r, t]), int(m.y[r, t])),
+                        canary=VersionBatch(int(m.n_c[r, t]), int(m.x[r, t])),
+                    )
+                )
+                looks = t + 1
+                if decision.verdict is not Verdict.CONTINUE:
+                    verdict = decision.verdict
+                    break
+            expected = {ROLLBACK: Verdict.ROLLBACK, PROMOTE: Verdict.PROMOTE}.get(
+                int(vec.kind[r]), verdict if verdict is Verdict.INCONCLUSIVE else Verdict.CONTINUE
+            )
+            same_look = verdict is Verdict.CONTINUE or math.isclose(looks * 0.1, vec.minutes[r])
+            if verdict is not expected or not same_look:
+                mismatches += 1
+    print(
+        f"\npure Judge vs vectorized judge: {3 * reps} replications replayed, "
+        f"{mismatches} disagreements"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--reps", type=int, default=2000)
+    args = parser.parse_args()
+    started = time.perf_counter()
+    default = JudgeConfig()
+    errors_only = JudgeConfig()  # no latency thresholds: the error rate gets all of α
+    agreement_check(errors_only)
+    error_scenarios(args.reps, errors_only, default)
+    latency_scenarios(args.reps, default)
+    print(
+        f"\nharm grid {list(default.harm_ratios)} weights {list(default.harm_weights)}; "
+        f"promotion grid {list(default.promote_ratios)} weights "
+        f"{list(default.promote_weights)} against margin {default.promote_margin}"
+    )
+    print(f"total {time.perf_counter() - started:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
