@@ -214,7 +214,7 @@ def _register_optional_commands() -> None:
     """Commands contributed by other modules (each registers itself on `app`)."""
     import importlib
 
-    for module in ("canary_deploy.cli.balancer_cmd",):
+    for module in ("canary_deploy.cli.balancer_cmd", "canary_deploy.cli.local_cmds"):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

@@ -13,16 +13,19 @@ from urllib.parse import urlencode
 from canary_deploy.backend import (
     VERSIONS,
     ListenerStatus,
+    MetricsSource,
     Progress,
     ReleaseSpec,
     ServiceStatus,
     Status,
     TargetGroupStatus,
     TaskDefinitionStatus,
+    TrafficRouter,
     TrafficStatus,
     Version,
     VersionCounts,
     VersionStatus,
+    Workload,
 )
 from canary_deploy.config import Settings
 from canary_deploy.errors import OperationFailed
@@ -149,7 +152,7 @@ class LocalMetrics:
 
 
 def wait_steady(
-    workload: LocalWorkload, progress: Progress, versions: Sequence[Version], timeout_s: float
+    workload: Workload, progress: Progress, versions: Sequence[Version], timeout_s: float
 ) -> dict[Version, ServiceStatus]:
     """Wait until the services' deployments complete; a crash loop fails at once."""
     deadline = time.monotonic() + timeout_s
@@ -192,9 +195,10 @@ class LocalTarget:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.stack = LocalStack(settings)
-        self.router = LocalRouter(self.stack)
-        self.workload = LocalWorkload(self.stack)
-        self.metrics = LocalMetrics(self.stack)
+        self.router: TrafficRouter = LocalRouter(self.stack)
+        self._workload = LocalWorkload(self.stack)
+        self.workload: Workload = self._workload
+        self.metrics: MetricsSource = LocalMetrics(self.stack)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalTarget:

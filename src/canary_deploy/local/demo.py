@@ -1,0 +1,235 @@
+"""`canary demo`: the seed's canary walk on the local stack, with load and a live view.
+
+The demo is a list of steps run in order against a real local stack; a later step kind
+(an automated rollout) only needs a new `DemoStep` and an entry in `default_steps()`.
+"""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+from canary_deploy import usecases
+from canary_deploy.backend import Progress, Status
+from canary_deploy.config import Settings, load_settings
+from canary_deploy.local.load import LoadGenerator, LoadPlan, Sample
+from canary_deploy.local.target import LocalTarget
+from canary_deploy.weights import STABLE_ONLY, Weights
+
+SEED_SCHEDULE = (Weights(95, 5), Weights(75, 25), Weights(50, 50), Weights(0, 100))
+
+
+@dataclass
+class StepRecord:
+    """What the load generator saw while one step was in effect."""
+
+    title: str
+    weights: Weights
+    started: float
+    ended: float | None = None
+    by_version: dict[str, int] = field(default_factory=dict)
+    errors: int = 0
+    latencies: list[float] = field(default_factory=list)
+    note: str = ""
+
+    @property
+    def requests(self) -> int:
+        return sum(self.by_version.values())
+
+    def share(self, version: str) -> float | None:
+        return self.by_version.get(version, 0) / self.requests if self.requests else None
+
+    def p95_s(self) -> float | None:
+        if not self.latencies:
+            return None
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+
+
+class DemoView(Protocol):
+    """Where the demo shows itself (a rich Live table, or plain lines)."""
+
+    def started(self, url: str, state_dir: Path) -> None: ...
+
+    def step_started(self, record: StepRecord) -> None: ...
+
+    def refresh(self, records: list[StepRecord], status: Status | None) -> None: ...
+
+    def step_done(self, record: StepRecord) -> None: ...
+
+    def finished(self, records: list[StepRecord], summary: list[str]) -> None: ...
+
+
+@dataclass
+class DemoContext:
+    target: LocalTarget
+    view: DemoView
+    progress: Progress
+    records: list[StepRecord]
+    hold_s: float
+    clock: Callable[[], float] = time.time
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def begin(self, title: str, weights: Weights, note: str = "") -> StepRecord:
+        with self._lock:
+            now = self.clock()
+            if self.records and self.records[-1].ended is None:
+                self.records[-1].ended = now
+                self.view.step_done(self.records[-1])
+            record = StepRecord(title, weights, now, note=note)
+            self.records.append(record)
+        self.view.step_started(record)
+        return record
+
+    def observe(self, sample: Sample) -> None:
+        """Called from the load thread for every response."""
+        with self._lock:
+            if not self.records:
+                return
+            record = self.records[-1]
+            record.by_version[sample.version] = record.by_version.get(sample.version, 0) + 1
+            record.errors += sample.failed
+            if sample.status:
+                record.latencies.append(sample.latency_s)
+
+    def hold(self, seconds: float) -> None:
+        """Keep the current step in effect, refreshing the view twice a second."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            status = None
+            try:
+                status = self.target.status()
+            except Exception:  # the view is best effort; the step itself must go on
+                status = None
+            self.view.refresh(self.records, status)
+            time.sleep(min(0.5, max(0.0, deadline - time.monotonic())))
+
+
+@dataclass(frozen=True)
+class DemoStep:
+    title: str
+    run: Callable[[DemoContext], None]
+
+
+def weight_step(weights: Weights) -> DemoStep:
+    def run(ctx: DemoContext) -> None:
+        t0 = time.perf_counter()
+        usecases.set_weights(ctx.target, weights)
+        took = (time.perf_counter() - t0) * 1000
+        ctx.begin(
+            f"set-weights {weights.stable} {weights.canary}", weights, f"applied in {took:.0f} ms"
+        )
+        ctx.hold(ctx.hold_s)
+
+    return DemoStep(f"set-weights {weights}", run)
+
+
+def rollback_step() -> DemoStep:
+    def run(ctx: DemoContext) -> None:
+        t0 = time.perf_counter()
+        usecases.rollback(ctx.target)
+        took = (time.perf_counter() - t0) * 1000
+        ctx.begin("rollback", STABLE_ONLY, f"100/0 verified in {took:.0f} ms")
+        ctx.hold(ctx.hold_s / 2)
+
+    return DemoStep("rollback", run)
+
+
+def default_steps() -> list[DemoStep]:
+    """After the first deploy (95/5): the seed's remaining schedule, then a rollback."""
+    return [weight_step(w) for w in SEED_SCHEDULE[1:]] + [rollback_step()]
+
+
+def pick_listen(preferred: int = 8080) -> str:
+    """127.0.0.1:8080 if free, else port 0 (the balancer picks a free one)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            return "127.0.0.1:0"
+    return f"127.0.0.1:{preferred}"
+
+
+def demo_settings(state_dir: Path, listen: str) -> Settings:
+    """The demo's own stack: builtin v1 stable x2, v2 canary x1, 95/5, fast health checks."""
+    return load_settings(
+        {
+            "local.state_dir": state_dir,
+            "local.listen": listen,
+            "local.health_profile": "fast",
+            "image_uri_stable": "builtin:v1",
+            "image_uri_canary": "builtin:v2",
+            "desired_count_stable": 2,
+            "desired_count_canary": 1,
+            "stable_weight": SEED_SCHEDULE[0].stable,
+            "canary_weight": SEED_SCHEDULE[0].canary,
+        },
+        env={},
+        config_file=Path("/nonexistent/canary.toml"),
+    )
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    hold_s: float = 12.0
+    rate: float = 40.0
+    keep: bool = False
+    state_dir: Path | None = None  # default: a fresh temporary directory
+
+
+def run_demo(
+    options: DemoOptions, view: DemoView, progress: Progress, steps: list[DemoStep] | None = None
+) -> tuple[LocalTarget, list[StepRecord]]:
+    """Deploy, load, walk the steps, roll back; stop everything unless `keep`."""
+    state_dir = options.state_dir or Path(tempfile.mkdtemp(prefix="canary-demo-"))
+    target = LocalTarget.from_settings(demo_settings(state_dir, pick_listen()))
+    ctx = DemoContext(target, view, progress, [], options.hold_s)
+    stop = threading.Event()
+    loader: threading.Thread | None = None
+    try:
+        status = usecases.deploy(target, usecases.release_spec(target.settings), progress)
+        assert status.listener is not None
+        view.started(status.listener.url, state_dir)
+        plan = LoadPlan(
+            status.listener.url.rstrip("/"), "/whoami", rate=options.rate, concurrency=8
+        )
+        generator = LoadGenerator(plan, on_sample=ctx.observe)
+        loader = threading.Thread(target=generator.run, args=(stop,), daemon=True)
+        ctx.begin("deploy (first deploy)", SEED_SCHEDULE[0], "v1 stable, v2 canary")
+        loader.start()
+        ctx.hold(options.hold_s)
+        for step in steps if steps is not None else default_steps():
+            step.run(ctx)
+        if ctx.records and ctx.records[-1].ended is None:
+            ctx.records[-1].ended = ctx.clock()
+            view.step_done(ctx.records[-1])
+    finally:
+        stop.set()
+        if loader is not None:
+            loader.join(timeout=15)
+        if not options.keep:
+            target.delete(progress, purge=options.state_dir is None)
+            if options.state_dir is None:
+                shutil.rmtree(state_dir, ignore_errors=True)
+    failed = sum(r.errors for r in ctx.records)
+    served = sum(r.requests for r in ctx.records)
+    summary = [
+        f"{served} requests during the demo, {failed} failed",
+        "weights were changed with one call each; no task restarted",
+    ]
+    if options.keep:
+        summary.append(
+            f"still running: canary --state-dir {state_dir} status  "
+            f"(stop it: canary --state-dir {state_dir} delete --yes --purge)"
+        )
+    else:
+        summary.append("everything was stopped and the temporary state removed")
+    view.finished(ctx.records, summary)
+    return target, ctx.records
