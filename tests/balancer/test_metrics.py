@@ -1,0 +1,76 @@
+"""Per-group metrics: 1-second buckets, log-linear histogram, windows, export."""
+
+from __future__ import annotations
+
+import pytest
+
+from canary_deploy.balancer import metrics as metrics_module
+from canary_deploy.balancer.metrics import MetricsRecorder, bucket_bounds, bucket_index
+
+
+def test_buckets_are_contiguous_and_at_most_one_sixteenth_wide() -> None:
+    previous_high = 0.0
+    for index in range(400):
+        low, high = bucket_bounds(index)
+        assert low == pytest.approx(previous_high)
+        assert bucket_index(low) == index
+        if low >= 32e-6:
+            assert (high - low) / low <= 1 / 16 + 1e-12
+        previous_high = high
+
+
+@pytest.fixture
+def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    now = [1_000_000.0]
+    monkeypatch.setattr(metrics_module.time, "time", lambda: now[0])
+    return now
+
+
+def test_windows_counts_and_quantiles(clock: list[float]) -> None:
+    rec = MetricsRecorder()
+    for i in range(100):
+        rec.record_response("stable", 200, 0.001 * (i + 1))  # 1..100 ms
+    rec.record_response("canary", 503, 0.002)
+    rec.record_balancer_error("canary", 502)
+    clock[0] += 1
+    rec.record_response("canary", 404, 0.5)
+    rec.record_balancer_error("canary", 504)
+
+    first = rec.window("canary", 1_000_000, 1_000_001)
+    assert (first.requests, first.status_5xx, first.balancer_502, first.errors) == (2, 1, 1, 2)
+    both = rec.window("canary", 1_000_000, 1_000_002)
+    assert (both.requests, both.status_4xx, both.balancer_504, both.errors) == (4, 1, 1, 3)
+
+    counts = rec.counts(1_000_000, 1_000_002, thresholds_s=(bucket_bounds(bucket_index(0.05))[0],))
+    assert counts["stable"].requests == 100
+    assert counts["stable"].errors == 0
+    assert 50 <= counts["stable"].slower_than[0] <= 52
+    assert counts["canary"].errors == 3
+
+    p50, p95, p99 = rec.quantiles("stable", 1_000_000, 1_000_002, (0.5, 0.95, 0.99))
+    assert p50 == pytest.approx(0.050, rel=0.04)
+    assert p95 == pytest.approx(0.095, rel=0.04)
+    assert p99 == pytest.approx(0.099, rel=0.04)
+    assert rec.quantiles("stable", 1_000_010, 1_000_020, (0.5,)) == (None,)
+
+
+def test_prometheus_text_and_export_import(clock: list[float]) -> None:
+    rec = MetricsRecorder()
+    rec.record_response("stable", 200, 0.003)
+    rec.record_balancer_error("canary", 503)
+    rec.rejected_400 += 1
+    clock[0] += 1
+    rec.record_response("stable", 500, 0.2)
+    text = rec.prometheus_text()
+    assert 'canary_balancer_requests_total{target_group="stable"} 2' in text
+    assert 'canary_balancer_target_responses_total{target_group="stable",code="5xx"} 1' in text
+    assert 'canary_balancer_elb_errors_total{target_group="canary",code="503"} 1' in text
+    assert (
+        'canary_balancer_target_response_seconds_bucket{target_group="stable",le="0.005"} 1' in text
+    )
+    assert "canary_balancer_rejected_requests_total 1" in text
+
+    restored = MetricsRecorder()
+    restored.import_buckets(rec.export_buckets(since=0))
+    assert restored.counts(0, 2e6) == rec.counts(0, 2e6)
+    assert len(rec.export_buckets(since=1_000_001)) == 1
