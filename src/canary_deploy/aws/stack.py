@@ -210,8 +210,13 @@ class Stack:
             )
 
     def _last_event_id(self) -> str | None:
-        events = self._events_since(None, limit_pages=1)
-        return events[-1][0] if events else None
+        """The newest event's id, so waiting shows only what happens from now on."""
+        try:
+            with self._errors(f"read events of stack {self.name}"):
+                events = self._cf.describe_stack_events(StackName=self.name)["StackEvents"]
+        except StackNotFound:
+            return None
+        return events[0]["EventId"] if events else None
 
     def _events_since(self, since: str | None, *, limit_pages: int = 20) -> list[tuple[str, str]]:
         """(event id, text) of events newer than `since`, oldest first."""
@@ -236,8 +241,6 @@ class Stack:
                     + (f" - {reason}" if reason else "")
                 )
                 found.append((event["EventId"], text))
-                if since is None:
-                    return found
             token = page.get("NextToken")
             if not token:
                 break

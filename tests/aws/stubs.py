@@ -1,0 +1,52 @@
+"""Stubber-backed clients and small fakes for what moto cannot do (health, metrics, events)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.stub import Stubber
+
+from canary_deploy.aws.errors import ErrorScope
+from canary_deploy.aws.stack import StackOutputs
+
+REGION = "us-east-1"
+ERRORS = ErrorScope("demo", REGION)
+LB_ARN = "arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/app/demo-lb/50dc6c495c0c9188"
+OUTPUTS = StackOutputs(
+    alb_dns="demo-lb-1.us-east-1.elb.amazonaws.com",
+    listener_arn="arn:aws:elasticloadbalancing:us-east-1:1:listener/app/demo-lb/50dc/f2f7",
+    load_balancer_arn=LB_ARN,
+    target_group_stable_arn="arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/demo-st/73e2",
+    target_group_canary_arn="arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/demo-ca/9a1b",
+    cluster_name="demo-cluster",
+    service_stable_name="demo-stable",
+    service_canary_name="demo-canary",
+)
+
+
+def stubbed(service: str) -> tuple[Any, Stubber]:
+    """A client that never touches the network (no retries, so errors surface at once)."""
+    client = boto3.client(
+        service,
+        region_name=REGION,
+        aws_access_key_id="x",
+        aws_secret_access_key="x",
+        config=Config(retries={"mode": "standard", "max_attempts": 1}),
+    )
+    return client, Stubber(client)
+
+
+class RecordingProgress:
+    """A Progress that remembers what it was told."""
+
+    def __init__(self) -> None:
+        self.lines: list[str] = []
+        self.updates: list[str] = []
+
+    def update(self, message: str) -> None:
+        self.updates.append(message)
+
+    def log(self, message: str) -> None:
+        self.lines.append(message)

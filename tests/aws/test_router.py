@@ -1,0 +1,141 @@
+"""The listener router: one ModifyListener with both groups and stickiness, read back."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from canary_deploy.aws.router import AlbRouter
+from canary_deploy.errors import OperationFailed
+from canary_deploy.weights import Weights
+from tests.aws.stubs import ERRORS, OUTPUTS, stubbed
+
+STABLE, CANARY = OUTPUTS.target_group_stable_arn, OUTPUTS.target_group_canary_arn
+
+
+def listener(stable: int, canary: int, sticky: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "Listeners": [
+            {
+                "ListenerArn": OUTPUTS.listener_arn,
+                "DefaultActions": [
+                    {
+                        "Type": "forward",
+                        "ForwardConfig": {
+                            "TargetGroups": [
+                                {"TargetGroupArn": STABLE, "Weight": stable},
+                                {"TargetGroupArn": CANARY, "Weight": canary},
+                            ],
+                            "TargetGroupStickinessConfig": sticky,
+                        },
+                    }
+                ],
+            }
+        ]
+    }
+
+
+def test_set_weights_sends_both_groups_and_keeps_stickiness_in_one_call() -> None:
+    client, stub = stubbed("elbv2")
+    sticky = {"Enabled": True, "DurationSeconds": 900}
+    stub.add_response(
+        "describe_listeners", listener(95, 5, sticky), {"ListenerArns": [OUTPUTS.listener_arn]}
+    )
+    stub.add_response(
+        "modify_listener",
+        {},
+        {
+            "ListenerArn": OUTPUTS.listener_arn,
+            "DefaultActions": [
+                {
+                    "Type": "forward",
+                    "ForwardConfig": {
+                        "TargetGroups": [
+                            {"TargetGroupArn": STABLE, "Weight": 75},
+                            {"TargetGroupArn": CANARY, "Weight": 25},
+                        ],
+                        "TargetGroupStickinessConfig": sticky,
+                    },
+                }
+            ],
+        },
+    )
+    with stub:
+        AlbRouter(client, lambda: OUTPUTS, ERRORS).set_weights(Weights(75, 25))
+        stub.assert_no_pending_responses()
+
+
+def test_rollback_to_stable_keeps_canary_group_at_weight_zero() -> None:
+    client, stub = stubbed("elbv2")
+    stub.add_response("describe_listeners", listener(50, 50, {"Enabled": False}))
+    stub.add_response(
+        "modify_listener",
+        {},
+        {
+            "ListenerArn": OUTPUTS.listener_arn,
+            "DefaultActions": [
+                {
+                    "Type": "forward",
+                    "ForwardConfig": {
+                        "TargetGroups": [
+                            {"TargetGroupArn": STABLE, "Weight": 100},
+                            {"TargetGroupArn": CANARY, "Weight": 0},
+                        ],
+                        "TargetGroupStickinessConfig": {"Enabled": False},
+                    },
+                }
+            ],
+        },
+    )
+    with stub:
+        AlbRouter(client, lambda: OUTPUTS, ERRORS).set_weights(Weights(100, 0))
+        stub.assert_no_pending_responses()
+
+
+@pytest.mark.parametrize(
+    ("alb", "percent"),
+    [((190, 10), Weights(95, 5)), ((999, 0), Weights(100, 0)), ((1, 1), Weights(50, 50))],
+)
+def test_weights_set_elsewhere_are_read_as_percent(alb: tuple[int, int], percent: Weights) -> None:
+    client, stub = stubbed("elbv2")
+    stub.add_response("describe_listeners", listener(*alb, {"Enabled": False}))
+    with stub:
+        router = AlbRouter(client, lambda: OUTPUTS, ERRORS)
+        assert router.get_weights() == percent
+
+
+def test_missing_listener_is_explained() -> None:
+    client, stub = stubbed("elbv2")
+    stub.add_client_error(
+        "describe_listeners", "ListenerNotFound", "One or more listeners not found"
+    )
+    with (
+        stub,
+        pytest.raises(OperationFailed, match="listener of stack demo no longer exists") as exc,
+    ):
+        AlbRouter(client, lambda: OUTPUTS, ERRORS).set_weights(Weights(75, 25))
+    assert exc.value.exit_code == 1
+    assert exc.value.hint is not None and "deploy" in exc.value.hint
+
+
+def test_throttling_after_retries_fails_cleanly_without_a_write() -> None:
+    client, stub = stubbed("elbv2")
+    stub.add_client_error("describe_listeners", "Throttling", "Rate exceeded", 400)
+    with stub, pytest.raises(OperationFailed, match="throttled") as exc:
+        AlbRouter(client, lambda: OUTPUTS, ERRORS).set_weights(Weights(75, 25))
+    assert exc.value.exit_code == 1
+    stub.assert_no_pending_responses()  # modify_listener was never attempted
+
+
+def test_access_denied_names_the_action() -> None:
+    client, stub = stubbed("elbv2")
+    stub.add_response("describe_listeners", listener(95, 5, {"Enabled": False}))
+    stub.add_client_error(
+        "modify_listener", "AccessDenied", "not authorized to perform: ModifyListener", 403
+    )
+    with stub, pytest.raises(OperationFailed) as exc:
+        AlbRouter(client, lambda: OUTPUTS, ERRORS).set_weights(Weights(75, 25))
+    assert "access denied while trying to set the listener weights to 75/25" in exc.value.message
+    assert "ModifyListener" in exc.value.message
+    assert exc.value.hint is not None and "IAM" in exc.value.hint
