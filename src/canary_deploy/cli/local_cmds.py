@@ -171,8 +171,8 @@ def load(
 
 def _steps_table(records: list[StepRecord]) -> Table:
     table = Table(header_style="bold", pad_edge=False)
-    for name in ("step", "weights", "v1", "v2", "canary share", "errors", "p95", ""):
-        table.add_column(name, justify="left" if name in ("step", "") else "right")
+    for name in ("step", "weights", "v1", "v2", "v2 share", "errors", "p95", "took"):
+        table.add_column(name, justify="left" if name == "step" else "right", no_wrap=True)
     for r in records:
         share = r.share("v2")
         table.add_row(
@@ -230,7 +230,8 @@ class PlainDemoView:
         console.print(f"Local stack on {url} (state {state_dir}); load: GET /whoami")
 
     def step_started(self, record: StepRecord) -> None:
-        console.print(f"-> {record.title}: weights {record.weights}  {record.note}")
+        took = f" (took {record.note})" if record.note else ""
+        console.print(f"-> {record.title}: weights {record.weights}{took}")
 
     def refresh(self, records: list[StepRecord], status: Status | None) -> None:
         pass
@@ -260,5 +261,7 @@ def demo(
     if step_seconds <= 0 or rate <= 0:
         raise UsageError("--step-seconds and --rate must be positive")
     view = LiveDemoView() if console.is_terminal else PlainDemoView()
-    with progress("canary demo: v1 stable, v2 canary on the local target") as p:
+    console.print("canary demo: builtin v1 as stable, v2 as canary, on the local target")
+    # Plain progress lines: a spinner would fight the live table for the terminal.
+    with progress("", quiet=True) as p:
         run_demo(DemoOptions(hold_s=step_seconds, rate=rate, keep=keep), view, p)

@@ -37,7 +37,7 @@ class StepRecord:
     by_version: dict[str, int] = field(default_factory=dict)
     errors: int = 0
     latencies: list[float] = field(default_factory=list)
-    note: str = ""
+    note: str = ""  # how long the step's call took to take effect
 
     @property
     def requests(self) -> int:
@@ -123,9 +123,7 @@ def weight_step(weights: Weights) -> DemoStep:
         t0 = time.perf_counter()
         usecases.set_weights(ctx.target, weights)
         took = (time.perf_counter() - t0) * 1000
-        ctx.begin(
-            f"set-weights {weights.stable} {weights.canary}", weights, f"applied in {took:.0f} ms"
-        )
+        ctx.begin("set-weights", weights, f"{took:.0f} ms")
         ctx.hold(ctx.hold_s)
 
     return DemoStep(f"set-weights {weights}", run)
@@ -136,7 +134,7 @@ def rollback_step() -> DemoStep:
         t0 = time.perf_counter()
         usecases.rollback(ctx.target)
         took = (time.perf_counter() - t0) * 1000
-        ctx.begin("rollback", STABLE_ONLY, f"100/0 verified in {took:.0f} ms")
+        ctx.begin("rollback", STABLE_ONLY, f"{took:.0f} ms")
         ctx.hold(ctx.hold_s / 2)
 
     return DemoStep("rollback", run)
@@ -202,18 +200,18 @@ def run_demo(
         )
         generator = LoadGenerator(plan, on_sample=ctx.observe)
         loader = threading.Thread(target=generator.run, args=(stop,), daemon=True)
-        ctx.begin("deploy (first deploy)", SEED_SCHEDULE[0], "v1 stable, v2 canary")
+        ctx.begin("deploy", SEED_SCHEDULE[0])
         loader.start()
         ctx.hold(options.hold_s)
         for step in steps if steps is not None else default_steps():
             step.run(ctx)
-        if ctx.records and ctx.records[-1].ended is None:
-            ctx.records[-1].ended = ctx.clock()
-            view.step_done(ctx.records[-1])
     finally:
         stop.set()
         if loader is not None:
             loader.join(timeout=15)
+        if ctx.records and ctx.records[-1].ended is None:
+            ctx.records[-1].ended = ctx.clock()
+            view.step_done(ctx.records[-1])
         if not options.keep:
             target.delete(progress, purge=options.state_dir is None)
             if options.state_dir is None:
