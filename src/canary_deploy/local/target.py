@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import shutil
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
 from urllib.parse import urlencode
@@ -98,8 +98,9 @@ class LocalRouter:
 class LocalWorkload:
     """The stable and canary services of task processes."""
 
-    def __init__(self, stack: LocalStack) -> None:
+    def __init__(self, stack: LocalStack, read_status: Callable[[], Status]) -> None:
         self.stack = stack
+        self.read_status = read_status
 
     def describe_services(self) -> dict[Version, ServiceStatus]:
         doc = self.stack.request("GET", "/services")
@@ -117,9 +118,8 @@ class LocalWorkload:
         self.stack.request(
             "PUT", "/spec", spec_to_dict(replace(spec, image_stable=spec.image_canary))
         )
-        wait_steady(
-            self, progress, ("stable",), STEADY_TIMEOUT_S[self.stack.settings.local.health_profile]
-        )
+        timeout = STEADY_TIMEOUT_S[self.stack.settings.local.health_profile]
+        wait_steady(self.read_status, progress, ("stable",), timeout)
 
     def scale_canary(self, desired_count: int) -> None:
         spec = replace(self._spec(), desired_count_canary=desired_count)
@@ -152,33 +152,43 @@ class LocalMetrics:
 
 
 def wait_steady(
-    workload: Workload, progress: Progress, versions: Sequence[Version], timeout_s: float
-) -> dict[Version, ServiceStatus]:
-    """Wait until the services' deployments complete; a crash loop fails at once."""
+    read_status: Callable[[], Status],
+    progress: Progress,
+    versions: Sequence[Version],
+    timeout_s: float,
+) -> Status:
+    """Wait until each service's tasks run and their health is decided. A crash loop
+    fails at once; unhealthy targets are reported (they are visible in status) but do
+    not hang the command the way an ECS deployment waiting on them would."""
     deadline = time.monotonic() + timeout_s
     while True:
-        services = workload.describe_services()
-        looping = [
-            s
-            for v, s in services.items()
-            if v in versions and s.deployment_state == "crash-looping"
-        ]
-        if looping:
-            s = looping[0]
-            raise OperationFailed(
-                f"service {s.name} is crash-looping: {s.message}",
-                hint="see `canary status` and the task logs in the state directory's tasks/",
-            )
-        if all(services[v].deployment_state == "COMPLETED" for v in versions if v in services):
-            return services
-        progress.update(
-            "waiting for healthy tasks: "
-            + ", ".join(
-                f"{v} {services[v].running}/{services[v].desired}"
-                for v in versions
-                if v in services
-            )
-        )
+        status = read_status()
+        pending: list[str] = []
+        unhealthy: list[str] = []
+        for v in versions:
+            vs = status.versions.get(v)
+            s, tg = (None, None) if vs is None else (vs.service, vs.target_group)
+            if s is None or tg is None:
+                continue
+            if s.deployment_state == "crash-looping":
+                raise OperationFailed(
+                    f"service {s.name} is crash-looping: {s.message}",
+                    hint="see `canary status` and the task logs in the state directory's tasks/",
+                )
+            if s.deployment_state == "COMPLETED":
+                continue
+            if s.running >= s.desired and not s.pending and not tg.initial and tg.unhealthy:
+                unhealthy.append(
+                    f"{v}: {tg.unhealthy} target(s) fail their health check; "
+                    + ("they get no traffic" if tg.healthy else "the group fails open (as ALB)")
+                )
+                continue
+            pending.append(f"{v} {tg.healthy}/{s.desired} healthy")
+        if not pending:
+            for line in unhealthy:
+                progress.log(f"warning: {line}")
+            return status
+        progress.update("waiting for healthy tasks: " + ", ".join(pending))
         if time.monotonic() > deadline:
             raise OperationFailed(
                 f"the services did not become healthy within {timeout_s:.0f} s",
@@ -196,8 +206,7 @@ class LocalTarget:
         self.settings = settings
         self.stack = LocalStack(settings)
         self.router: TrafficRouter = LocalRouter(self.stack)
-        self._workload = LocalWorkload(self.stack)
-        self.workload: Workload = self._workload
+        self.workload: Workload = LocalWorkload(self.stack, self.status)
         self.metrics: MetricsSource = LocalMetrics(self.stack)
 
     @classmethod
@@ -214,24 +223,7 @@ class LocalTarget:
         for version in VERSIONS:
             parse_image(spec.image(version), role=f"{version} image")  # fail before any change
         control = self.stack.control
-        started = False
-        if control.running():
-            running = control.request("GET", "/status")
-            if (running["health_check_path"], running["stickiness_seconds"]) != (
-                spec.health_check_path,
-                spec.stickiness_seconds,
-            ):
-                progress.log("Restarting the local listener for the new health check / stickiness")
-                control.stop(forget=False)
-        if not control.running():
-            progress.update(
-                f"starting the local stack daemon ({self.stack.daemon_args(spec).listen})"
-            )
-            doc = control.start(self.stack.daemon_args(spec))
-            started = True
-            progress.log(f"Local listener on {doc['url']}")
-        else:
-            progress.log(f"Updating the running local stack (listener {running['url']})")
+        started = self._ensure_daemon(spec, progress)
         progress.update("starting tasks")
         try:
             result = control.request("PUT", "/spec", spec_to_dict(spec))
@@ -242,8 +234,26 @@ class LocalTarget:
         w = result["weights"]
         progress.log(f"Listener weights {w['stable']}/{w['canary']}")
         wait_steady(
-            self.workload, progress, VERSIONS, STEADY_TIMEOUT_S[self.settings.local.health_profile]
+            self.status, progress, VERSIONS, STEADY_TIMEOUT_S[self.settings.local.health_profile]
         )
+
+    def _ensure_daemon(self, spec: ReleaseSpec, progress: Progress) -> bool:
+        """Start the daemon unless it runs; True when this call started it."""
+        control = self.stack.control
+        if control.running():
+            running = control.request("GET", "/status")
+            listener_config = (running["health_check_path"], running["stickiness_seconds"])
+            if listener_config == (spec.health_check_path, spec.stickiness_seconds):
+                progress.log(f"Updating the running local stack (listener {running['url']})")
+                return False
+            # The balancer fixes both at start: restart it (tasks restart, state is kept).
+            progress.log("Restarting the local stack for the new health check / stickiness")
+            control.stop(forget=False)
+        args = self.stack.daemon_args(spec)
+        progress.update(f"starting the local stack daemon ({args.listen})")
+        doc = control.start(args)
+        progress.log(f"Local listener on {doc['url']}")
+        return True
 
     def status(self) -> Status:
         if not self.stack.control.running():

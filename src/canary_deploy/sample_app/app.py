@@ -49,7 +49,7 @@ def create_app(version: str, faults: Faults | None = None, task_id: str | None =
 
     @app.get("/")
     async def health() -> Response:
-        if faults.fail_health:
+        if not faults.healthy():
             return Response(status_code=503, content="unhealthy (injected)")
         return Response(status_code=200, content="ok")
 

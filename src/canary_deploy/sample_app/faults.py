@@ -16,13 +16,15 @@ class Faults:
 
     Environment variables (prefix CANARY_FAULT_): ERROR_RATE (0..1, 500s on /predict and
     /whoami), LATENCY_MS and LATENCY_JITTER_MS (added delay, mean and uniform +-jitter),
-    FAIL_HEALTH (1 = `GET /` answers 503), CRASH_AFTER (exit after N served requests).
+    FAIL_HEALTH (1 = `GET /` answers 503), FAIL_HEALTH_FILE (503 while that file exists,
+    to make a task sick or well again at runtime), CRASH_AFTER (exit after N served requests).
     """
 
     error_rate: float = 0.0
     latency_ms: float = 0.0
     latency_jitter_ms: float = 0.0
     fail_health: bool = False
+    fail_health_file: str | None = None
     crash_after: int | None = None
 
     def __post_init__(self) -> None:
@@ -47,6 +49,7 @@ class Faults:
             latency_ms=float(get("LATENCY_MS") or 0),
             latency_jitter_ms=float(get("LATENCY_JITTER_MS") or 0),
             fail_health=(get("FAIL_HEALTH") or "0").lower() in ("1", "true", "yes"),
+            fail_health_file=get("FAIL_HEALTH_FILE"),
             crash_after=None if crash is None else int(crash),
         )
 
@@ -56,6 +59,11 @@ class Faults:
             return 0.0
         jitter = rng.uniform(-self.latency_jitter_ms, self.latency_jitter_ms)
         return max(0.0, self.latency_ms + jitter) / 1000
+
+    def healthy(self) -> bool:
+        if self.fail_health:
+            return False
+        return self.fail_health_file is None or not os.path.exists(self.fail_health_file)
 
     def should_fail(self, rng: random.Random) -> bool:
         return self.error_rate > 0 and rng.random() < self.error_rate
