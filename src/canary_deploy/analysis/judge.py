@@ -131,6 +131,7 @@ class Judge:
         self._tasks: dict[str, TaskCounts] = {}
         self._batches = 0
         self._verdict = Verdict.CONTINUE
+        self._stage_start = 0  # canary requests seen before the current stage
 
     @property
     def thresholds_s(self) -> tuple[float, ...]:
@@ -234,7 +235,7 @@ class Judge:
             warnings.extend(f"burst suspected — {b}" for b in bursts)
             if not bursts or cfg.burst_guard.action == "report":
                 self._verdict = Verdict.ROLLBACK
-            elif canary_requests >= cfg.max_canary_requests:
+            elif canary_requests - self._stage_start >= cfg.max_canary_requests:
                 self._verdict = Verdict.INCONCLUSIVE
             return self._decision(self._verdict, evidence, canary_requests, warnings)
 
@@ -247,7 +248,10 @@ class Judge:
                 warnings.append(
                     f"not promoting: canary fails {error_rate:.0%} of requests (stable as well)"
                 )
-        if self._verdict is Verdict.CONTINUE and canary_requests >= cfg.max_canary_requests:
+        if (
+            self._verdict is Verdict.CONTINUE
+            and canary_requests - self._stage_start >= cfg.max_canary_requests
+        ):
             self._verdict = Verdict.INCONCLUSIVE
         return self._decision(self._verdict, evidence, canary_requests, warnings)
 
@@ -310,6 +314,27 @@ class Judge:
             burst=burst,
         )
 
+    def next_stage(self) -> None:
+        """Start a new stage (a rollout step): the harm side goes on, the promotion side
+        starts again.
+
+        The harm e-processes keep running over the whole rollout, so one α bounds a false
+        rollback however many steps there are (θ0 per batch absorbs the new weights). The
+        non-inferiority e-processes restart, so every step has to show on its own data
+        that the canary is not worse than the margin; a canary at the margin then passes
+        each step with probability at most `promote_alpha`. A PROMOTE or INCONCLUSIVE
+        verdict is cleared and the cap counts again from here; a ROLLBACK stays.
+        """
+        if self._verdict is Verdict.ROLLBACK:
+            return
+        cfg = self.config
+        for metric in self._metrics:
+            metric.non_inferiority = RateRatioEProcess.new(
+                cfg.promote_margin, cfg.promote_ratios, cfg.promote_weights
+            )
+        self._stage_start = self._metrics[0].canary_requests if self._metrics else 0
+        self._verdict = Verdict.CONTINUE
+
     # ---- persistence
 
     def to_dict(self) -> dict[str, Any]:
@@ -322,6 +347,7 @@ class Judge:
             "tasks": {k: [t.requests, t.errors] for k, t in self._tasks.items()},
             "batches": self._batches,
             "verdict": str(self._verdict),
+            "stage_start": self._stage_start,
         }
 
     @classmethod
@@ -335,6 +361,7 @@ class Judge:
         judge._tasks = {k: TaskCounts(int(r), int(e)) for k, (r, e) in doc["tasks"].items()}
         judge._batches = int(doc["batches"])
         judge._verdict = Verdict(doc["verdict"])
+        judge._stage_start = int(doc.get("stage_start", 0))
         return judge
 
 

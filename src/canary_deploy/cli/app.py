@@ -214,7 +214,11 @@ def _register_optional_commands() -> None:
     """Commands contributed by other modules (each registers itself on `app`)."""
     import importlib
 
-    for module in ("canary_deploy.cli.balancer_cmd", "canary_deploy.cli.local_cmds"):
+    for module in (
+        "canary_deploy.cli.balancer_cmd",
+        "canary_deploy.cli.local_cmds",
+        "canary_deploy.cli.rollout_cmds",
+    ):
         try:
             importlib.import_module(module)
         except ModuleNotFoundError as exc:

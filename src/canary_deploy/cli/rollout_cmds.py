@@ -1,0 +1,186 @@
+"""`canary rollout` and its steering verbs (promote, abort, pause, resume, history)."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+
+from canary_deploy.cli.app import OutputOpt, app, settings_from
+from canary_deploy.cli.output import console, print_json
+from canary_deploy.errors import OperationFailed, UsageError
+from canary_deploy.rollout import service
+from canary_deploy.rollout.controller import TickResult
+from canary_deploy.rollout.store import Command, Event, Rollout
+from canary_deploy.rollout.view import LiveView, PlainView, decision_line, headline
+from canary_deploy.targets import open_target
+
+
+def _steps(raw: str | None) -> list[int] | None:
+    if raw is None:
+        return None
+    try:
+        return [int(part) for part in raw.replace(" ", "").split(",") if part]
+    except ValueError:
+        raise UsageError(f"--steps takes comma-separated percents like 5,25,50,100, got {raw!r}")
+
+
+@app.command()
+def rollout(
+    ctx: typer.Context,
+    steps: Annotated[
+        str | None, typer.Option(help="Canary percents per step (default 5,25,50,100)")
+    ] = None,
+    min_duration: Annotated[
+        str | None, typer.Option(help="Least time per step, e.g. 30s or 5m")
+    ] = None,
+    max_duration: Annotated[
+        str | None, typer.Option(help="Most time per step before moving on")
+    ] = None,
+    min_requests: Annotated[
+        int | None, typer.Option(help="Least canary requests per step")
+    ] = None,
+    interval: Annotated[
+        str | None, typer.Option(help="How often the judge gets a batch (local 2s, aws 60s)")
+    ] = None,
+    output: OutputOpt = "text",
+) -> None:
+    """Run an automated rollout: step the canary's weight, judge every batch, roll back
+    on evidence of harm, promote the canary to stable at the end. Run it again to resume."""
+    settings = settings_from(ctx)
+    target = open_target(settings)
+    store = service.open_store(settings)
+    try:
+        plan = service.plan_from(
+            settings,
+            steps=_steps(steps),
+            overrides={
+                "min_duration": min_duration,
+                "max_duration": max_duration,
+                "min_requests": min_requests,
+                "interval": interval,
+            },
+        )
+        current, resumed = service.begin(settings, target, store, plan)
+        if resumed:
+            console.print(
+                f"Resuming rollout #{current.id} at step {current.step + 1}/"
+                f"{len(current.plan.steps)} ({current.status})"
+            )
+        live = console.is_terminal and output == "text"
+        view = LiveView(console) if live else PlainView(console)
+        try:
+            with view:
+                final = service.run(target, store, current, view)
+        except KeyboardInterrupt:
+            left = store.get(current.id)
+            console.print(
+                f"\nStopped watching. Rollout #{left.id} is left {left.status} at step "
+                f"{left.step + 1}; run `canary rollout` to resume, or `canary abort`."
+            )
+            raise typer.Exit(130) from None
+    finally:
+        store.close()
+    _finish(final, output)
+
+
+def _finish(final: Rollout, output: str) -> None:
+    if output == "json":
+        print_json(
+            {
+                "id": final.id,
+                "status": str(final.status),
+                "step": final.step,
+                "reason": final.reason,
+                "last_decision": final.last_decision,
+            }
+        )
+    else:
+        console.print(f"{headline(final)}: {decision_line(final.last_decision)}")
+        if final.reason:
+            console.print(final.reason)
+    if final.status == "rolled_back":
+        raise OperationFailed(
+            f"rollout #{final.id} rolled back: {final.reason}",
+            hint="see the evidence with `canary history`",
+        )
+    if final.status == "paused":
+        raise typer.Exit(3)
+
+
+def _steer(ctx: typer.Context, command: Command) -> TickResult:
+    settings = settings_from(ctx)
+    target = open_target(settings)
+    store = service.open_store(settings)
+    try:
+        result = service.steer(target, store, command)
+    finally:
+        store.close()
+    r = result.rollout
+    console.print(f"{headline(r)}, weights {result.live_weights}")
+    if r.reason:
+        console.print(r.reason)
+    return result
+
+
+@app.command()
+def promote(
+    ctx: typer.Context,
+    full: Annotated[bool, typer.Option("--full", help="Skip all steps: promote now.")] = False,
+) -> None:
+    """End the rollout's current step now (--full: promote the canary to stable now)."""
+    _steer(ctx, Command.PROMOTE_FULL if full else Command.PROMOTE)
+
+
+@app.command()
+def abort(ctx: typer.Context) -> None:
+    """Roll the running rollout back now (100/0)."""
+    _steer(ctx, Command.ABORT)
+
+
+@app.command()
+def pause(ctx: typer.Context) -> None:
+    """Hold the rollout at its current step (auto-rollback stays on)."""
+    _steer(ctx, Command.PAUSE)
+
+
+@app.command()
+def resume(ctx: typer.Context) -> None:
+    """Continue a paused rollout."""
+    _steer(ctx, Command.RESUME)
+
+
+def _event_line(e: Event) -> str:
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(e.t))
+    return f"{stamp}  #{e.rollout_id} {e.kind:<11} {e.actor:<10} {e.message}"
+
+
+@app.command()
+def history(
+    ctx: typer.Context,
+    rollout_id: Annotated[
+        int | None, typer.Option("--rollout", help="Only this rollout (default: all)")
+    ] = None,
+    all_batches: Annotated[
+        bool, typer.Option("--all", help="Also every batch the judge saw.")
+    ] = False,
+    output: OutputOpt = "text",
+) -> None:
+    """The audit log: weight changes, decisions with evidence, steps, with timestamps."""
+    settings = settings_from(ctx)
+    store = service.open_store(settings)
+    try:
+        events = service.history(store, rollout_id)
+    finally:
+        store.close()
+    if not all_batches:
+        events = [e for e in events if e.kind != "batch"]
+    if output == "json":
+        print_json([e.to_dict() for e in events])
+        return
+    if not events:
+        console.print("No rollouts yet. Start one with `canary rollout`.")
+        return
+    for e in events:
+        console.print(_event_line(e), soft_wrap=True, markup=False)

@@ -1,0 +1,298 @@
+"""The rollout controller: an idempotent `tick()` that reads the truth, decides, acts,
+records. A controller killed at any point and started again continues where it was."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from typing import Any
+
+from canary_deploy.analysis import Batch, Decision, Judge, Verdict, VersionBatch
+from canary_deploy.backend import MetricsSource, Progress, SilentProgress, TrafficRouter, Workload
+from canary_deploy.rollout.plan import RolloutPlan
+from canary_deploy.rollout.store import (
+    Command,
+    EventRecord,
+    Rollout,
+    RolloutStatus,
+    RolloutStore,
+)
+from canary_deploy.weights import STABLE_ONLY, Weights
+
+ACTOR = "controller"
+
+
+@dataclass(frozen=True)
+class TickResult:
+    """What one tick saw and did, for the live view."""
+
+    rollout: Rollout
+    live_weights: Weights
+    decision: dict[str, Any] | None
+    rollback_latency_s: float | None = None  # verdict -> 100/0 in effect, when it happened
+
+
+def start_rollout(
+    store: RolloutStore,
+    plan: RolloutPlan,
+    metrics: MetricsSource,
+    *,
+    canary_image: str | None,
+    clock: Callable[[], float] = time.time,
+    actor: str = "user",
+) -> Rollout:
+    """Create a rollout, freezing latency thresholds from stable's recent traffic."""
+    now = clock()
+    judge = Judge(plan.judge)
+    note = None
+    if plan.judge.latency_thresholds_s is None:
+        start = now - plan.baseline_window_s
+        quantiles = metrics.quantiles("stable", start, now, plan.judge.latency_quantiles)
+        if quantiles and all(q is not None and q > 0 for q in quantiles):
+            judge.freeze_thresholds([q for q in quantiles if q is not None])
+        else:
+            note = (
+                "latency not judged: stable served no traffic in the last "
+                f"{plan.baseline_window_s:.0f}s to freeze thresholds from"
+            )
+    rollout = store.create(
+        plan, judge.to_dict(), now=_align(now, plan), canary_image=canary_image, actor=actor
+    )
+    events: list[EventRecord] = []
+    if judge.thresholds_s:
+        shown = ", ".join(f"{t * 1000:.1f} ms" for t in judge.thresholds_s)
+        events.append(("thresholds", ACTOR, f"latency thresholds frozen from stable: {shown}", {
+            "thresholds_s": list(judge.thresholds_s)
+        }))
+    if note:
+        events.append(("note", ACTOR, note, None))
+    if events:
+        rollout = store.save(rollout, now=now, events=events)
+    return rollout
+
+
+def _align(t: float, plan: RolloutPlan) -> float:
+    """Batch edges on whole seconds (whole minutes for minute-level metrics)."""
+    step = 60.0 if plan.interval_s >= 60 else 1.0
+    return math.floor(t / step) * step
+
+
+class Controller:
+    """Drives one rollout. Every method that acts first reads the live weights."""
+
+    def __init__(
+        self,
+        router: TrafficRouter,
+        workload: Workload,
+        metrics: MetricsSource,
+        store: RolloutStore,
+        rollout_id: int,
+        *,
+        clock: Callable[[], float] = time.time,
+        progress: Progress | None = None,
+    ) -> None:
+        self.router = router
+        self.workload = workload
+        self.metrics = metrics
+        self.store = store
+        self.rollout_id = rollout_id
+        self.clock = clock
+        self.progress = progress or SilentProgress()
+
+    def tick(self) -> TickResult:
+        """Read the truth (live weights, stored state, commands), decide, act, record."""
+        now = self.clock()
+        r = self.store.get(self.rollout_id)
+        live = self.router.get_weights()
+        if r.status.terminal:
+            return TickResult(r, live, r.last_decision)
+        events: list[EventRecord] = []
+        consumed: list[int] = []
+        judge = Judge.from_dict(r.judge)
+        for command_id, command, actor in self.store.pending_commands(r.id):
+            r = self._apply_command(r, judge, command, actor, now, events)
+            consumed.append(command_id)
+
+        decision: Decision | None = None
+        if r.status in (RolloutStatus.RUNNING, RolloutStatus.PAUSED):
+            r, decision = self._analyse(r, judge, now, events)
+        if decision is not None and decision.verdict is Verdict.ROLLBACK:
+            r = replace(r, status=RolloutStatus.ROLLING_BACK, reason=decision.explanation)
+            events.append(("rollback", ACTOR, f"judge: {decision.explanation}", None))
+        r = replace(r, judge=judge.to_dict())
+
+        if r.status is RolloutStatus.ROLLING_BACK:
+            # Record the intent first, then act: a crash in between re-runs the (idempotent)
+            # action after reading the live weights, and never loses it.
+            r = self.store.save(r, now=now, events=events, consumed=consumed)
+            return self._roll_back(r, live, decision, now)
+        if r.status is RolloutStatus.RUNNING:
+            r, live = self._advance(r, judge, live, decision, now, events)
+        if r.status is RolloutStatus.PROMOTING:
+            r = self.store.save(r, now=now, events=events, consumed=consumed)
+            return self._promote(r, live)
+        r = self.store.save(r, now=now, events=events, consumed=consumed)
+        return TickResult(r, live, r.last_decision)
+
+    # ---- steps
+
+    def _apply_command(
+        self,
+        r: Rollout,
+        judge: Judge,
+        command: Command,
+        actor: str,
+        now: float,
+        events: list[EventRecord],
+    ) -> Rollout:
+        if command is Command.ABORT:
+            events.append(("abort", actor, "abort requested: rolling back", None))
+            return replace(r, status=RolloutStatus.ROLLING_BACK, reason=f"aborted by {actor}")
+        if command is Command.PAUSE:
+            if r.status is RolloutStatus.RUNNING:
+                events.append(("paused", actor, "paused; analysis and auto-rollback go on", None))
+                return replace(r, status=RolloutStatus.PAUSED, reason=f"paused by {actor}")
+            return r
+        if command is Command.RESUME:
+            if r.status is RolloutStatus.PAUSED:
+                judge.next_stage()
+                events.append(("resumed", actor, f"resumed at step {r.step + 1}", None))
+                return replace(r, status=RolloutStatus.RUNNING, reason=None, step_started_at=now)
+            return r
+        if command is Command.PROMOTE_FULL:
+            events.append(("promote", actor, "full promotion requested: skipping all steps", None))
+            return replace(r, status=RolloutStatus.PROMOTING, reason=f"promoted by {actor}")
+        # PROMOTE: the next step now, whatever the gate says.
+        events.append(("promote", actor, f"step {r.step + 1} ended by {actor}", None))
+        return self._next_step(replace(r, status=RolloutStatus.RUNNING), judge, now, events)
+
+    def _next_step(
+        self, r: Rollout, judge: Judge, now: float, events: list[EventRecord]
+    ) -> Rollout:
+        if r.step + 1 >= len(r.plan.steps):
+            events.append(("step", ACTOR, "last step passed: promoting the canary", None))
+            return replace(r, status=RolloutStatus.PROMOTING)
+        judge.next_stage()
+        step = r.plan.steps[r.step + 1]
+        events.append(
+            ("step", ACTOR, f"step {r.step + 2}/{len(r.plan.steps)}: canary {step.canary_weight}%",
+             {"step": r.step + 1, "canary_weight": step.canary_weight})
+        )
+        return replace(r, step=r.step + 1, step_started_at=now, step_canary_requests=0)
+
+    def _analyse(
+        self, r: Rollout, judge: Judge, now: float, events: list[EventRecord]
+    ) -> tuple[Rollout, Decision | None]:
+        """Feed the judge every complete interval since the cursor."""
+        end = _align(now - r.plan.metrics_lag_s, r.plan)
+        if end - r.cursor < r.plan.interval_s:
+            return r, None
+        counts = self.metrics.counts(r.cursor, end, judge.thresholds_s)
+        stable, canary = counts["stable"], counts["canary"]
+        batch = Batch(
+            stable=VersionBatch(stable.requests, stable.errors, stable.slower_than),
+            canary=VersionBatch(canary.requests, canary.errors, canary.slower_than),
+        )
+        before = judge.verdict
+        decision = judge.update(batch)
+        doc = decision.to_dict()
+        doc["window"] = [r.cursor, end]
+        doc["step"] = r.step
+        if decision.verdict is not before or decision.verdict is not Verdict.CONTINUE:
+            kind = "decision"
+        else:
+            kind = "batch"
+        events.append((kind, "judge", decision.explanation, doc))
+        return (
+            replace(
+                r,
+                cursor=end,
+                step_canary_requests=r.step_canary_requests + canary.requests,
+                last_decision=doc,
+            ),
+            decision,
+        )
+
+    def _advance(
+        self,
+        r: Rollout,
+        judge: Judge,
+        live: Weights,
+        decision: Decision | None,
+        now: float,
+        events: list[EventRecord],
+    ) -> tuple[Rollout, Weights]:
+        """Hold the step's weights; move on when its gate opens."""
+        step = r.plan.steps[r.step]
+        elapsed = now - r.step_started_at
+        verdict = judge.verdict
+        gate = elapsed >= step.min_duration_s and r.step_canary_requests >= step.min_requests
+        if gate and verdict is Verdict.PROMOTE:
+            r = self._next_step(r, judge, now, events)
+        elif elapsed >= step.max_duration_s:
+            if verdict is Verdict.INCONCLUSIVE or r.step_canary_requests < step.min_requests:
+                why = (
+                    decision.explanation
+                    if decision is not None and verdict is Verdict.INCONCLUSIVE
+                    else f"only {r.step_canary_requests} of {step.min_requests} canary requests"
+                )
+                events.append(
+                    ("paused", ACTOR, f"step {r.step + 1} ended inconclusive: {why}; run "
+                     "`canary promote` to go on or `canary abort` to roll back", None)
+                )
+                return replace(r, status=RolloutStatus.PAUSED, reason=f"inconclusive: {why}"), live
+            r = self._next_step(r, judge, now, events)
+        if r.status is not RolloutStatus.RUNNING:
+            return r, live
+        want = r.plan.steps[r.step].weights
+        if live != want:
+            self.router.set_weights(want)
+            events.append(
+                ("weights", ACTOR, f"weights {live} -> {want} (step {r.step + 1})",
+                 {"from": [live.stable, live.canary], "to": [want.stable, want.canary]})
+            )
+            live = want
+        return r, live
+
+    # ---- outcomes
+
+    def _roll_back(
+        self, r: Rollout, live: Weights, decision: Decision | None, now: float
+    ) -> TickResult:
+        latency = None
+        events: list[EventRecord] = []
+        if live != STABLE_ONLY:
+            t0 = time.monotonic()
+            self.router.set_weights(STABLE_ONLY)
+            latency = time.monotonic() - t0
+            events.append(
+                ("weights", ACTOR, f"weights {live} -> {STABLE_ONLY} (rollback)",
+                 {"from": [live.stable, live.canary], "to": [100, 0],
+                  "seconds": round(latency, 4)})
+            )
+        self.workload.scale_canary(r.plan.post_rollback_canary_count)
+        events.append(
+            ("rolled_back", ACTOR,
+             f"rolled back: all traffic on stable; canary scaled to "
+             f"{r.plan.post_rollback_canary_count} task(s)", None)
+        )
+        r = self.store.save(replace(r, status=RolloutStatus.ROLLED_BACK), now=now, events=events)
+        return TickResult(r, STABLE_ONLY, r.last_decision, latency)
+
+    def _promote(self, r: Rollout, live: Weights) -> TickResult:
+        self.progress.update("promoting: stable takes the canary's version")
+        self.workload.promote(self.progress)
+        events: list[EventRecord] = []
+        if live != STABLE_ONLY:
+            self.router.set_weights(STABLE_ONLY)
+            events.append(
+                ("weights", ACTOR, f"weights {live} -> {STABLE_ONLY} (stable runs the new version)",
+                 {"from": [live.stable, live.canary], "to": [100, 0]})
+            )
+        self.workload.scale_canary(r.plan.idle_canary_count)
+        events.append(("promoted", ACTOR, "promoted: stable now runs the canary's version", None))
+        now = self.clock()
+        r = self.store.save(replace(r, status=RolloutStatus.PROMOTED), now=now, events=events)
+        return TickResult(r, STABLE_ONLY, r.last_decision)

@@ -1,0 +1,197 @@
+"""The rollout plan: weight steps, their gates, and the judge's settings."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from canary_deploy.analysis import JudgeConfig
+from canary_deploy.errors import UsageError
+from canary_deploy.weights import Weights
+
+DEFAULT_WEIGHTS = (5, 25, 50, 100)  # the seed's schedule
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step: hold the canary at `canary_weight` percent until its gate opens.
+
+    The gate opens once `min_duration_s` has passed and the step has served at least
+    `min_requests` canary requests, and then either the judge says PROMOTE or
+    `max_duration_s` is reached without a verdict against the canary.
+    """
+
+    canary_weight: int
+    min_duration_s: float
+    max_duration_s: float
+    min_requests: int = 0
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.canary_weight <= 100:
+            raise UsageError(f"step weight must be 1..100 percent, got {self.canary_weight}")
+        if self.min_duration_s < 0 or self.max_duration_s < self.min_duration_s:
+            raise UsageError(
+                f"step {self.canary_weight}%: need 0 <= min_duration ({self.min_duration_s}s) "
+                f"<= max_duration ({self.max_duration_s}s)"
+            )
+        if self.min_requests < 0:
+            raise UsageError(f"step {self.canary_weight}%: min_requests must be >= 0")
+
+    @property
+    def weights(self) -> Weights:
+        return Weights(100 - self.canary_weight, self.canary_weight)
+
+
+@dataclass(frozen=True)
+class RolloutPlan:
+    """Everything a rollout needs to know before it starts; stored with the rollout."""
+
+    steps: tuple[Step, ...]
+    judge: JudgeConfig = field(default_factory=JudgeConfig)
+    interval_s: float = 2.0  # how often the controller feeds the judge a batch
+    metrics_lag_s: float = 1.0  # read metrics this far behind "now" (CloudWatch: minutes)
+    baseline_window_s: float = 300.0  # stable's window that freezes latency thresholds
+    post_rollback_canary_count: int = 0
+    idle_canary_count: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.steps:
+            raise UsageError("a rollout plan needs at least one step")
+        weights = [s.canary_weight for s in self.steps]
+        if weights != sorted(weights) or len(set(weights)) != len(weights):
+            raise UsageError(f"step weights must increase, got {weights}")
+        if self.interval_s <= 0 or self.metrics_lag_s < 0:
+            raise UsageError("interval must be > 0 and metrics lag >= 0 seconds")
+        if self.post_rollback_canary_count < 0 or self.idle_canary_count < 0:
+            raise UsageError("canary task counts must be >= 0")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "steps": [
+                {
+                    "canary_weight": s.canary_weight,
+                    "min_duration_s": s.min_duration_s,
+                    "max_duration_s": s.max_duration_s,
+                    "min_requests": s.min_requests,
+                }
+                for s in self.steps
+            ],
+            "judge": self.judge.to_dict(),
+            "interval_s": self.interval_s,
+            "metrics_lag_s": self.metrics_lag_s,
+            "baseline_window_s": self.baseline_window_s,
+            "post_rollback_canary_count": self.post_rollback_canary_count,
+            "idle_canary_count": self.idle_canary_count,
+        }
+
+    @classmethod
+    def from_dict(cls, doc: Mapping[str, Any]) -> RolloutPlan:
+        values = dict(doc)
+        values["steps"] = tuple(Step(**s) for s in values["steps"])
+        values["judge"] = JudgeConfig.from_dict(dict(values["judge"]))
+        return cls(**values)
+
+
+@dataclass(frozen=True)
+class TargetDefaults:
+    """Timing that suits a target: local data arrives every second, CloudWatch per minute."""
+
+    interval_s: float
+    metrics_lag_s: float
+    min_duration_s: float
+    max_duration_s: float
+    min_requests: int
+
+
+TARGET_DEFAULTS = {
+    "local": TargetDefaults(2.0, 1.0, 10.0, 60.0, 50),
+    # CloudWatch publishes 1-minute periods and the newest one is incomplete.
+    "aws": TargetDefaults(60.0, 180.0, 300.0, 1800.0, 200),
+}
+
+_STEP_KEYS = {"min_duration", "max_duration", "min_requests"}
+_PLAN_KEYS = {
+    "steps",
+    "interval",
+    "metrics_lag",
+    "baseline_window",
+    "post_rollback_canary_count",
+    "idle_canary_count",
+    "judge",
+} | _STEP_KEYS
+
+
+def _seconds(name: str, value: Any) -> float:
+    """Accept 30, 30.0, "30s", "5m", "1h"."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return float(value)
+    text = str(value).strip().lower()
+    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+    for suffix in ("ms", "s", "m", "h"):
+        if text.endswith(suffix):
+            try:
+                return float(text[: -len(suffix)]) * units[suffix]
+            except ValueError:
+                break
+    try:
+        return float(text)
+    except ValueError:
+        raise UsageError(f"rollout {name}: expected seconds like 30, 30s or 5m, got {value!r}")
+
+
+def build_plan(
+    target: str,
+    config: Mapping[str, Any] | None = None,
+    *,
+    steps: Sequence[int] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> RolloutPlan:
+    """The plan from `canary.toml`'s `[rollout]` table, then flags, on the target's defaults.
+
+    `[rollout]` may hold `steps = [5, 25, 50, 100]` (or a list of tables with
+    `weight`, `min_duration`, `max_duration`, `min_requests`), step defaults
+    `min_duration = "30s"`, `max_duration = "5m"`, `min_requests = 200`, `interval`,
+    `metrics_lag`, `post_rollback_canary_count`, `idle_canary_count`, and a
+    `[rollout.judge]` table of `JudgeConfig` fields.
+    """
+    merged: dict[str, Any] = dict(config or {})
+    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    unknown = set(merged) - _PLAN_KEYS
+    if unknown:
+        raise UsageError(
+            f"unknown [rollout] settings: {', '.join(sorted(unknown))}",
+            hint=f"known: {', '.join(sorted(_PLAN_KEYS))}",
+        )
+    d = TARGET_DEFAULTS[target]
+    step_min = _seconds("min_duration", merged.get("min_duration", d.min_duration_s))
+    step_max = _seconds("max_duration", merged.get("max_duration", d.max_duration_s))
+    step_requests = int(merged.get("min_requests", d.min_requests))
+    raw_steps: Sequence[Any] = steps or merged.get("steps") or DEFAULT_WEIGHTS
+    built: list[Step] = []
+    for raw in raw_steps:
+        if isinstance(raw, Mapping):
+            built.append(
+                Step(
+                    canary_weight=int(raw["weight"]),
+                    min_duration_s=_seconds("min_duration", raw.get("min_duration", step_min)),
+                    max_duration_s=_seconds("max_duration", raw.get("max_duration", step_max)),
+                    min_requests=int(raw.get("min_requests", step_requests)),
+                )
+            )
+        else:
+            built.append(Step(int(raw), step_min, max(step_max, step_min), step_requests))
+    try:
+        judge = JudgeConfig.from_dict(dict(merged.get("judge", {})))
+    except (TypeError, ValueError) as exc:
+        raise UsageError(f"invalid [rollout.judge] settings: {exc}") from None
+    plan = RolloutPlan(
+        steps=tuple(built),
+        judge=judge,
+        interval_s=_seconds("interval", merged.get("interval", d.interval_s)),
+        metrics_lag_s=_seconds("metrics_lag", merged.get("metrics_lag", d.metrics_lag_s)),
+        baseline_window_s=_seconds("baseline_window", merged.get("baseline_window", 300)),
+        post_rollback_canary_count=int(merged.get("post_rollback_canary_count", 0)),
+        idle_canary_count=int(merged.get("idle_canary_count", 0)),
+    )
+    return replace(plan)

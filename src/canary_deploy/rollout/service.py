@@ -1,0 +1,130 @@
+"""Rollout use-cases for the CLI: start or resume, steer from another terminal, history."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Protocol
+
+from canary_deploy.backend import Target
+from canary_deploy.config import Settings
+from canary_deploy.errors import UsageError
+from canary_deploy.rollout.controller import Controller, TickResult, start_rollout
+from canary_deploy.rollout.plan import RolloutPlan, build_plan
+from canary_deploy.rollout.store import Command, Event, Rollout, RolloutStore
+
+
+class RolloutView(Protocol):
+    """Where the runner shows each tick (a live terminal view, plain lines, or nothing)."""
+
+    def show(self, result: TickResult, quantiles: Mapping[str, float | None]) -> None: ...
+
+
+def store_path(settings: Settings) -> Path:
+    """Local: the stack's own state db. AWS: a db under the state dir, keyed by stack."""
+    state_dir = settings.local.state_dir
+    return state_dir / ("state.db" if settings.target == "local" else "aws-rollouts.db")
+
+
+def open_store(settings: Settings) -> RolloutStore:
+    return RolloutStore(store_path(settings), settings.stack_name)
+
+
+def plan_from(
+    settings: Settings, *, steps: Sequence[int] | None, overrides: Mapping[str, Any]
+) -> RolloutPlan:
+    return build_plan(settings.target, settings.rollout, steps=steps, overrides=overrides)
+
+
+def begin(
+    settings: Settings, target: Target, store: RolloutStore, plan: RolloutPlan
+) -> tuple[Rollout, bool]:
+    """The active rollout to resume, or a new one. Returns (rollout, resumed)."""
+    active = store.active()
+    if active is not None:
+        return active, True
+    status = target.status()
+    canary = status.versions.get("canary")
+    image = None
+    if canary is not None and canary.task_definition is not None:
+        image = canary.task_definition.image
+    if canary is None or canary.service is None or canary.service.desired == 0:
+        raise UsageError(
+            "the canary service runs no tasks: nothing to roll out",
+            hint="deploy the new version first: `canary deploy --image-canary ...`",
+        )
+    return start_rollout(store, plan, target.metrics, canary_image=image), False
+
+
+def run(
+    target: Target,
+    store: RolloutStore,
+    rollout: Rollout,
+    view: RolloutView,
+    *,
+    tick_every_s: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+) -> Rollout:
+    """Run the controller until the rollout ends or pauses for a human."""
+    store.claim(rollout.id, now=clock())
+    controller = Controller(
+        target.router, target.workload, target.metrics, store, rollout.id, clock=clock
+    )
+    every = tick_every_s if tick_every_s is not None else min(0.25, rollout.plan.interval_s / 4)
+    quantiles: dict[str, float | None] = {}
+    next_quantiles = 0.0
+    try:
+        while True:
+            result = controller.tick()
+            now = clock()
+            if now >= next_quantiles:
+                quantiles = _p99(target, result.rollout, now)
+                next_quantiles = now + result.rollout.plan.interval_s
+            view.show(result, quantiles)
+            if result.rollout.status.terminal:
+                return result.rollout
+            sleep(every)
+    finally:
+        store.release(rollout.id)
+
+
+def _p99(target: Target, rollout: Rollout, now: float) -> dict[str, float | None]:
+    start = rollout.step_started_at
+    end = now - rollout.plan.metrics_lag_s
+    if end <= start:
+        return {}
+    out: dict[str, float | None] = {}
+    for version in ("stable", "canary"):
+        (value,) = target.metrics.quantiles(version, start, end, (0.99,))  # type: ignore[arg-type]
+        out[version] = value
+    return out
+
+
+def steer(
+    target: Target, store: RolloutStore, command: Command, *, actor: str = "user"
+) -> TickResult:
+    """Send a command to the active rollout. With no live controller, act on it here."""
+    active = store.active()
+    if active is None:
+        latest = store.latest()
+        detail = "" if latest is None else f" (the last one, #{latest.id}, is {latest.status})"
+        raise UsageError(f"no rollout in progress{detail}", hint="start one with `canary rollout`")
+    store.send(active.id, command, actor=actor)
+    if store.controller_alive(active, now=time.time()):
+        return _await_consumed(target, store, active)
+    controller = Controller(target.router, target.workload, target.metrics, store, active.id)
+    return controller.tick()
+
+
+def _await_consumed(target: Target, store: RolloutStore, rollout: Rollout) -> TickResult:
+    deadline = time.monotonic() + 10
+    while store.pending_commands(rollout.id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    current = store.get(rollout.id)
+    return TickResult(current, target.router.get_weights(), current.last_decision)
+
+
+def history(store: RolloutStore, rollout_id: int | None = None) -> list[Event]:
+    return store.events(rollout_id)

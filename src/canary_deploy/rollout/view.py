@@ -1,0 +1,144 @@
+"""What a running rollout shows: a live panel on a terminal, plain lines otherwise."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.table import Table
+from rich.text import Text
+
+from canary_deploy.rollout.controller import TickResult
+from canary_deploy.rollout.store import Rollout
+
+_STYLE = {
+    "running": "bold cyan",
+    "paused": "bold yellow",
+    "rolling_back": "bold red",
+    "rolled_back": "bold red",
+    "promoting": "bold green",
+    "promoted": "bold green",
+}
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
+
+
+def _pct(rate: float | None) -> str:
+    return "-" if rate is None else f"{rate:.2%}"
+
+
+def _e(value: float) -> str:
+    return f"{value:.3g}" if value < 1e4 else f"{value:.1e}"
+
+
+def headline(r: Rollout) -> str:
+    step = r.plan.steps[min(r.step, len(r.plan.steps) - 1)]
+    return (
+        f"rollout #{r.id} {r.status} - step {r.step + 1}/{len(r.plan.steps)} "
+        f"(canary {step.canary_weight}%)"
+    )
+
+
+def decision_line(decision: Mapping[str, Any] | None) -> str:
+    if not decision:
+        return "waiting for the first batch"
+    return f"{decision['verdict']}: {decision['explanation']}"
+
+
+def render(result: TickResult, quantiles: Mapping[str, float | None], now: float) -> Group:
+    """The panel; fits 80 columns."""
+    r = result.rollout
+    step = r.plan.steps[min(r.step, len(r.plan.steps) - 1)]
+    elapsed = max(0.0, now - r.step_started_at)
+    title = Text(headline(r), style=_STYLE.get(r.status, "bold"))
+    timing = Text(
+        f"weights {result.live_weights}  |  {elapsed:.0f}s in step "
+        f"(min {step.min_duration_s:.0f}s, max {step.max_duration_s:.0f}s)  |  "
+        f"{r.step_canary_requests} canary req (min {step.min_requests})"
+    )
+    versions = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("version", "requests", "errors", "p99"):
+        versions.add_column(col, justify="right" if col != "version" else "left")
+    metrics = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("metric", "canary", "stable", "harm e", "not-worse e"):
+        metrics.add_column(col, justify="left" if col == "metric" else "right")
+    d = result.decision or {}
+    evidence = d.get("metrics") or []
+    if evidence:
+        first = evidence[0]
+        versions.add_row(
+            "stable",
+            f"{first['stable_requests']:,}",
+            _pct(first["stable_rate"]),
+            _ms(quantiles.get("stable")),
+        )
+        versions.add_row(
+            "canary",
+            f"{first['canary_requests']:,}",
+            _pct(first["canary_rate"]),
+            _ms(quantiles.get("canary")),
+        )
+        for m in evidence:
+            metrics.add_row(
+                m["name"][:24],
+                f"{m['canary_hits']}/{m['canary_requests']}",
+                f"{m['stable_hits']}/{m['stable_requests']}",
+                f"{_e(m['e_harm'])}/{_e(m['harm_threshold'])}",
+                f"{_e(m['e_non_inferiority'])}/{_e(m['non_inferiority_threshold'])}",
+            )
+    parts: list[Any] = [title, timing, versions, metrics, Text(decision_line(d))]
+    if r.reason:
+        parts.append(Text(r.reason, style="yellow"))
+    return Group(*parts)
+
+
+class LiveView:
+    """A rich Live panel, refreshed every tick."""
+
+    def __init__(self, console: Console) -> None:
+        self._live = Live(console=console, auto_refresh=False, transient=False)
+
+    def __enter__(self) -> LiveView:
+        self._live.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._live.__exit__(None, None, None)
+
+    def show(self, result: TickResult, quantiles: Mapping[str, float | None]) -> None:
+        self._live.update(render(result, quantiles, time.time()), refresh=True)
+
+
+class PlainView:
+    """One line per change (step, status, verdict, weights) and a summary every 10 s."""
+
+    def __init__(self, console: Console, every_s: float = 10.0) -> None:
+        self._console = console
+        self._every = every_s
+        self._last_key: tuple[Any, ...] | None = None
+        self._last_time = 0.0
+
+    def __enter__(self) -> PlainView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        pass
+
+    def show(self, result: TickResult, quantiles: Mapping[str, float | None]) -> None:
+        r = result.rollout
+        d = result.decision or {}
+        key = (r.status, r.step, str(result.live_weights), d.get("verdict"))
+        now = time.monotonic()
+        if key == self._last_key and now - self._last_time < self._every:
+            return
+        self._last_key, self._last_time = key, now
+        stamp = time.strftime("%H:%M:%S")
+        self._console.print(
+            f"{stamp} {headline(r)} weights {result.live_weights} - {decision_line(d)}",
+            soft_wrap=True,
+        )
