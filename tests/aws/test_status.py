@@ -1,0 +1,167 @@
+"""`status` along the chain with stubbed AWS answers moto cannot give (tasks, health, traffic)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from botocore.stub import Stubber
+
+from canary_deploy.aws.clients import AwsClients
+from canary_deploy.aws.target import AwsTarget
+from canary_deploy.config import load_settings
+from canary_deploy.weights import Weights
+from tests.aws.stubs import OUTPUTS, REGION, stubbed
+from tests.aws.test_router import listener
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+STACK_OUTPUTS = {
+    "ALBDNS": OUTPUTS.alb_dns,
+    "ListenerArn": OUTPUTS.listener_arn,
+    "LoadBalancerArn": OUTPUTS.load_balancer_arn,
+    "TargetGroupStableArn": OUTPUTS.target_group_stable_arn,
+    "TargetGroupCanaryArn": OUTPUTS.target_group_canary_arn,
+    "ClusterName": OUTPUTS.cluster_name,
+    "ServiceStableName": OUTPUTS.service_stable_name,
+    "ServiceCanaryName": OUTPUTS.service_canary_name,
+}
+
+
+def service(
+    name: str, running: int, pending: int, desired: int, *deployments: dict[str, Any]
+) -> dict[str, Any]:
+    return {
+        "serviceName": name,
+        "status": "ACTIVE",
+        "runningCount": running,
+        "pendingCount": pending,
+        "desiredCount": desired,
+        "taskDefinition": f"arn:aws:ecs:us-east-1:1:task-definition/{name}:3",
+        "deployments": list(deployments),
+    }
+
+
+def health(*states: str) -> dict[str, Any]:
+    return {
+        "TargetHealthDescriptions": [
+            {"Target": {"Id": f"10.0.0.{i}", "Port": 8000}, "TargetHealth": {"State": s}}
+            for i, s in enumerate(states)
+        ]
+    }
+
+
+def task_definition(name: str, image: str) -> dict[str, Any]:
+    return {
+        "taskDefinition": {
+            "family": name,
+            "revision": 3,
+            "cpu": "256",
+            "memory": "512",
+            "containerDefinitions": [
+                {"name": "app", "image": image, "portMappings": [{"containerPort": 8000}]}
+            ],
+        }
+    }
+
+
+def stubbed_target() -> tuple[AwsTarget, list[Stubber]]:
+    cf, cf_stub = stubbed("cloudformation")
+    elbv2, elb_stub = stubbed("elbv2")
+    ecs, ecs_stub = stubbed("ecs")
+    ec2, ec2_stub = stubbed("ec2")
+    cw, cw_stub = stubbed("cloudwatch")
+    cf_stub.add_response(
+        "describe_stacks",
+        {
+            "Stacks": [
+                {
+                    "StackName": "demo",
+                    "StackStatus": "UPDATE_COMPLETE",
+                    "CreationTime": T0,
+                    "Parameters": [
+                        {"ParameterKey": "StableWeight", "ParameterValue": "95"},
+                        {"ParameterKey": "CanaryWeight", "ParameterValue": "5"},
+                    ],
+                    "Outputs": [
+                        {"OutputKey": k, "OutputValue": v} for k, v in STACK_OUTPUTS.items()
+                    ],
+                }
+            ]
+        },
+    )
+    elb_stub.add_response(
+        "describe_listeners", listener(90, 10, {"Enabled": True, "DurationSeconds": 300})
+    )
+    services = {
+        "services": [
+            service("demo-stable", 2, 0, 2, {"status": "PRIMARY", "rolloutState": "COMPLETED"}),
+            service(
+                "demo-canary",
+                0,
+                1,
+                1,
+                {
+                    "status": "PRIMARY",
+                    "rolloutState": "FAILED",
+                    "rolloutStateReason": "circuit breaker: tasks failed to start",
+                },
+            ),
+        ]
+    }
+    ecs_stub.add_response("describe_services", services)
+    ecs_stub.add_response("describe_services", services)
+    ecs_stub.add_response("describe_task_definition", task_definition("demo-stable", "repo:v1"))
+    ecs_stub.add_response("describe_task_definition", task_definition("demo-canary", "repo:v2"))
+    cw_stub.add_response(
+        "get_metric_data",
+        {
+            "MetricDataResults": [
+                {"Id": "stable_req", "Values": [4000.0]},
+                {"Id": "stable_err", "Values": [4.0]},
+                {"Id": "stable_p95", "Values": [0.2]},
+                {"Id": "canary_req", "Values": [400.0]},
+                {"Id": "canary_err", "Values": [40.0]},
+            ]
+        },
+    )
+    elb_stub.add_response("describe_target_health", health("healthy", "healthy", "draining"))
+    elb_stub.add_response("describe_target_health", health("unhealthy", "initial"))
+    clients = AwsClients(cf, elbv2, ecs, ec2, cw, REGION)
+    settings = load_settings({"target": "aws", "stack_name": "demo"}, env={})
+    return AwsTarget(clients, settings), [cf_stub, elb_stub, ecs_stub, ec2_stub, cw_stub]
+
+
+def test_status_follows_the_chain_with_health_counts_drift_and_traffic() -> None:
+    target, stubs = stubbed_target()
+    for stub in stubs:
+        stub.activate()
+    status = target.status()
+    for stub in stubs:
+        stub.assert_no_pending_responses()
+        stub.deactivate()
+
+    assert status.stack_status == "UPDATE_COMPLETE"
+    assert status.listener is not None
+    assert status.listener.url == f"http://{OUTPUTS.alb_dns}/"
+    assert status.listener.weights == Weights(90, 10)
+    assert status.listener.stickiness_seconds == 300
+    assert status.listener.configured_weights == Weights(95, 5)
+    assert status.listener.drift
+
+    stable, canary = status.versions["stable"], status.versions["canary"]
+    assert stable.task_definition is not None and stable.task_definition.image == "repo:v1"
+    assert stable.task_definition.revision == "demo-stable:3"
+    assert stable.service is not None and (stable.service.running, stable.service.desired) == (2, 2)
+    assert canary.service is not None and canary.service.deployment_state == "FAILED"
+    assert canary.service.message == "circuit breaker: tasks failed to start"
+    assert stable.target_group is not None
+    assert (stable.target_group.healthy, stable.target_group.draining) == (2, 1)
+    assert canary.target_group is not None
+    assert (canary.target_group.unhealthy, canary.target_group.initial) == (1, 1)
+    assert stable.traffic is not None and stable.traffic.requests == 4000
+    assert stable.traffic.p95_s == 0.2
+    assert canary.traffic is not None and canary.traffic.error_rate == 0.1
+
+    doc = status.to_dict()
+    assert doc["listener"]["drift"] is True
+    assert doc["versions"]["canary"]["target_group"]["unhealthy"] == 1
