@@ -9,6 +9,7 @@ new upstream connection is being opened.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import deque
 from typing import Any
 
@@ -22,6 +23,7 @@ from canary_deploy.balancer.upstream import UpstreamConnection
 MAX_PIPELINE = 16
 # ALB gives up on a target connection after 10 s (or the idle timeout if shorter).
 CONNECT_TIMEOUT_S = 10.0
+_monotonic = time.monotonic  # one clock for every idle-timeout comparison
 
 
 class ProxyContext:
@@ -52,7 +54,7 @@ class ProxyContext:
         One periodic sweep instead of a timer per request keeps the hot path free of
         timer churn; the timeout is honoured to within the sweep period.
         """
-        now = self.loop.time()
+        now = _monotonic()
         limit = self.idle_timeout_s
         for client in list(self.clients):
             client.check_idle(now, limit)
@@ -71,7 +73,7 @@ class ClientConnection(asyncio.Protocol):
         self.transport: Any = None
         self.queue: deque[Exchange] = deque()
         self.reader: RequestReader | None = None
-        self.last_activity = ctx.loop.time()
+        self.last_activity = _monotonic()
         self._error_status = 0  # a framing error waiting for earlier responses
         self._closed = False
 
@@ -88,7 +90,7 @@ class ClientConnection(asyncio.Protocol):
         reader = self.reader
         if reader is None or self._error_status:
             return
-        self.last_activity = self.ctx.loop.time()
+        self.last_activity = _monotonic()
         try:
             reader.feed(data)
         except FramingError as exc:
@@ -210,7 +212,7 @@ class ClientConnection(asyncio.Protocol):
         exchange.done = True
         if self.queue and self.queue[0] is exchange:
             self.queue.popleft()
-        self.last_activity = self.ctx.loop.time()
+        self.last_activity = _monotonic()
         if self._closed:
             return
         if not (exchange.keep_alive and exchange.request_complete):
