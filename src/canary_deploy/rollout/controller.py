@@ -51,7 +51,8 @@ def start_rollout(
         start = now - plan.baseline_window_s
         quantiles = metrics.quantiles("stable", start, now, plan.judge.latency_quantiles)
         if quantiles and all(q is not None and q > 0 for q in quantiles):
-            judge.freeze_thresholds([q for q in quantiles if q is not None])
+            # p95 and p99 can share a histogram bucket: judge each threshold once.
+            judge.freeze_thresholds(sorted({q for q in quantiles if q is not None}))
         else:
             note = (
                 "latency not judged: stable served no traffic in the last "
@@ -100,6 +101,7 @@ class Controller:
         self.rollout_id = rollout_id
         self.clock = clock
         self.progress = progress or SilentProgress()
+        self._decided_at: float | None = None
 
     def tick(self) -> TickResult:
         """Read the truth (live weights, stored state, commands), decide, act, record."""
@@ -197,6 +199,7 @@ class Controller:
         )
         before = judge.verdict
         decision = judge.update(batch)
+        self._decided_at = time.perf_counter()
         doc = decision.to_dict()
         doc["window"] = [r.cursor, end]
         doc["step"] = r.step
@@ -264,9 +267,11 @@ class Controller:
         latency = None
         events: list[EventRecord] = []
         if live != STABLE_ONLY:
-            t0 = time.monotonic()
+            t0 = self._decided_at if decision is not None and self._decided_at else None
+            t0 = t0 or time.perf_counter()
             self.router.set_weights(STABLE_ONLY)
-            latency = time.monotonic() - t0
+            # From the verdict (or the abort command) to the balancer answering 100/0.
+            latency = time.perf_counter() - t0
             events.append(
                 ("weights", ACTOR, f"weights {live} -> {STABLE_ONLY} (rollback)",
                  {"from": [live.stable, live.canary], "to": [100, 0],

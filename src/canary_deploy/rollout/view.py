@@ -47,7 +47,7 @@ def headline(r: Rollout) -> str:
 def decision_line(decision: Mapping[str, Any] | None) -> str:
     if not decision:
         return "waiting for the first batch"
-    return f"{decision['verdict']}: {decision['explanation']}"
+    return str(decision["explanation"])
 
 
 def render(result: TickResult, quantiles: Mapping[str, float | None], now: float) -> Group:
