@@ -175,7 +175,12 @@ class UpstreamConnection(asyncio.Protocol):
     def release(self) -> None:
         """Back to the target's idle pool, or closed when the pool is full or draining."""
         target = self.target
-        if self.usable and target.state != "draining" and len(target.idle) < MAX_IDLE_PER_TARGET:
+        if (
+            self.usable
+            and not self.transport.is_closing()
+            and target.state != "draining"
+            and len(target.idle) < MAX_IDLE_PER_TARGET
+        ):
             target.idle.append(self)
         else:
             self.close()
