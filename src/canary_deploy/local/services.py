@@ -155,6 +155,9 @@ class Supervisor:
                 if isinstance(result, Task):
                     await self._stop_task(result, drain=False)
             raise failures[0]
+        for result in results:
+            if isinstance(result, Task):
+                self._tasks[result.task_id] = result
         for version, spec in specs.items():
             svc = self._services[version]
             if svc.spec is None or svc.spec.image != spec.image:
@@ -164,12 +167,12 @@ class Supervisor:
             svc.spec, svc.command = spec, commands[version]
 
     async def _trial(self, version: Version, command: TaskCommand) -> Task:
-        task = self._start_task(version, command)
+        # Not in self._tasks until adopted: the control loop must not reap or replace it.
+        task = self._start_task(version, command, adopt=False)
         deadline = self.clock() + self.config.startup_timeout_s
         while task.state == "PROVISIONING":
             code = task.process.poll()
             if code is not None:
-                self._tasks.pop(task.task_id, None)
                 task.process.signal_group(signal.SIGKILL)
                 raise UsageError(
                     f"{version} image {command.image!r} exited at once with code {code}"
@@ -236,12 +239,13 @@ class Supervisor:
 
     # ---- task lifecycle
 
-    def _start_task(self, version: Version, command: TaskCommand) -> Task:
+    def _start_task(self, version: Version, command: TaskCommand, *, adopt: bool = True) -> Task:
         task_id = f"{version}-{uuid.uuid4().hex[:8]}"
         port = self.launcher.free_port()
         process = self.launcher.start(task_id, command, port)
         task = Task(task_id, version, command.image, process, started_at=self.clock())
-        self._tasks[task_id] = task
+        if adopt:
+            self._tasks[task_id] = task
         self.on_event("task", version, f"started {task_id} (pid {process.pid}, port {port})")
         return task
 
