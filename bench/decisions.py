@@ -15,6 +15,7 @@ Run: .venv/bin/python bench/decisions.py [--reps 2000]
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import time
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ Int = NDArray[np.int64]
 Float = NDArray[np.float64]
 
 ROLLBACK, PROMOTE, NONE = 1, 2, 0
+SEED_OFFSET = 0
 
 
 @dataclass
@@ -57,7 +59,8 @@ def traffic(rng: np.random.Generator, reps: int, looks: int) -> tuple[Int, Int]:
 
 def per_minute(a: Int) -> Int:
     reps, looks = a.shape
-    return a.reshape(reps, looks // 10, 10).sum(axis=2)
+    summed: Int = a.reshape(reps, looks // 10, 10).sum(axis=2)
+    return summed
 
 
 # ---- the judge, vectorized
@@ -96,7 +99,7 @@ class Metric:
     alpha: float
 
 
-def judge_vectorized(metrics: list[Metric], cfg: JudgeConfig) -> Outcome:
+def judge_vectorized(metrics: list[Metric], cfg: JudgeConfig, guard_holds: bool = True) -> Outcome:
     n_c = metrics[0].n_c
     cum_c = np.cumsum(n_c, 1)
     enough = cum_c >= cfg.min_canary_requests
@@ -113,7 +116,11 @@ def judge_vectorized(metrics: list[Metric], cfg: JudgeConfig) -> Outcome:
         harmful |= crossed
         hits = np.cumsum(m.x, 1)
         biggest = np.maximum.accumulate(m.x, axis=1)
-        burst = g.enabled & (biggest >= g.min_hits) & (biggest > g.max_interval_share * hits)
+        burst = (
+            (g.enabled and g.action == "hold")
+            & (biggest >= g.min_hits)
+            & (biggest > g.max_interval_share * hits)
+        )
         held |= crossed & burst
         non_inferior &= log_ni >= math.log(1 / cfg.promote_alpha)
     rollback = enough & harmful & ~held
@@ -170,7 +177,8 @@ def z_test(n_s: Int, n_c: Int, y: Int, x: Int) -> NDArray[np.bool_]:
     pooled = (cx + cy) / np.maximum(cs + cc, 1)
     se = np.sqrt(pooled * (1 - pooled) * (1 / np.maximum(cc, 1) + 1 / np.maximum(cs, 1)))
     diff = cx / np.maximum(cc, 1) - cy / np.maximum(cs, 1)
-    return np.divide(diff, se, out=np.zeros(se.shape), where=se > 0) > Z_ALPHA
+    z: Float = np.divide(diff, se, out=np.zeros(se.shape), where=se > 0)
+    return z > Z_ALPHA
 
 
 def fixed_horizon(n_s: Int, n_c: Int, y: Int, x: Int, horizon: int, peek: bool) -> Outcome:
@@ -202,7 +210,7 @@ def wilson_upper(k: int, n: int, z: float = 1.959963984540054) -> float:
 
 
 HEADER = (
-    f"{'procedure':<30} {'rollback':>8} {'(Wilson up)':>11} {'median':>7} {'mean':>7} "
+    f"{'procedure':<34} {'rollback':>8} {'(Wilson up)':>11} {'median':>7} {'mean':>7} "
     f"{'p80':>7} {'promote':>8} {'prom.min':>8} {'/Wald':>6}"
 )
 
@@ -219,7 +227,7 @@ def row(name: str, out: Outcome, ratio: float | None) -> str:
     prom_min = float(np.median(out.minutes[pr])) if pr.any() else float("nan")
     wald = f"{med / WALD_BOUND[ratio]:.2f}" if ratio in WALD_BOUND and k else ""
     return (
-        f"{name:<30} {k / reps:>8.1%} {wilson_upper(k, reps):>11.1%} {med:>7.0f} {mean:>7.0f} "
+        f"{name:<34} {k / reps:>8.1%} {wilson_upper(k, reps):>11.1%} {med:>7.0f} {mean:>7.0f} "
         f"{p80:>7.0f} {pr.mean():>8.1%} {prom_min:>8.1f} {wald:>6}"
     )
 
@@ -253,7 +261,7 @@ def error_scenarios(reps: int, errors_only: JudgeConfig, default: JudgeConfig) -
     )
     for ratio in (1.0, 1.5, 2.0, 5.0):
         p1 = P0 * ratio
-        seed = int(ratio * 100)
+        seed = int(ratio * 100) + SEED_OFFSET
         print(f"\n-- canary error rate {p1:.1%} ({ratio:g}x) --")
         print(HEADER)
         for minute in (False, True):
@@ -263,24 +271,46 @@ def error_scenarios(reps: int, errors_only: JudgeConfig, default: JudgeConfig) -
             print(row(f"judge, errors only, look {look}", out, ratio))
             m[0].alpha = default.alpha * default.error_alpha_share
             out = judge_vectorized(m, default)
-            print(row(f"judge, default α split, {look}", out, ratio))
+            print(row(f"judge, α_err=.03 (default), {look}", out, ratio))
             m1 = m[0]
             out = wald_sprt(m1.n_c, m1.x, p1 if ratio > 1 else P0 * 1.5)
             print(row(f"Wald SPRT knowing p1, {look}", out, ratio))
-        m = error_metrics(np.random.default_rng(seed), reps, p1, True, ALPHA)[0]
-        print(row("Flagger-style (1 min, 5 fails)", flagger(m.n_c, m.x), ratio))
+        b = error_metrics(np.random.default_rng(seed), reps, p1, True, ALPHA)[0]
+        print(row("Flagger-style (1 min, 5 fails)", flagger(b.n_c, b.x), ratio))
         print(
             row(
-                "fixed-horizon z-test", fixed_horizon(m.n_s, m.n_c, m.y, m.x, horizon, False), ratio
+                "fixed-horizon z-test", fixed_horizon(b.n_s, b.n_c, b.y, b.x, horizon, False), ratio
             )
         )
         print(
             row(
                 "same z-test peeked every min",
-                fixed_horizon(m.n_s, m.n_c, m.y, m.x, horizon, True),
+                fixed_horizon(b.n_s, b.n_c, b.y, b.x, horizon, True),
                 ratio,
             )
         )
+
+
+def burst_scenario(reps: int, cfg: JudgeConfig) -> None:
+    """Canary as good as stable, but now and then one interval brings a burst of errors
+    (one client retrying, one task restarting): independence is broken."""
+    print(
+        f"\n== bursts: canary as good as stable (1%), plus with probability 1% per minute "
+        f"a 6-s interval where 8 extra canary requests fail; {reps} replications =="
+    )
+    rng = np.random.default_rng(99 + SEED_OFFSET)
+    n_s, n_c = traffic(rng, reps, LOOKS_6S)
+    y, x = rng.binomial(n_s, P0), rng.binomial(n_c, P0)
+    burst = rng.random(n_c.shape) < 0.001
+    x = np.minimum(x + 8 * burst, n_c)
+    print(HEADER)
+    for action in ("hold", "report"):
+        guard = dataclasses.replace(cfg.burst_guard, action=action)
+        judged = dataclasses.replace(cfg, burst_guard=guard)
+        out = judge_vectorized([Metric(n_s, n_c, y, x, ALPHA)], judged)
+        label = "burst guard holds" if action == "hold" else "guard only reports"
+        print(row(f"judge, {label}", out, None))
+    print(row("Wald SPRT knowing p1 (1.5x)", wald_sprt(n_c, x, P0 * 1.5), None))
 
 
 def normal_sf(z: Float | float) -> Float:
@@ -302,7 +332,7 @@ def latency_scenarios(reps: int, cfg: JudgeConfig) -> None:
     )
     for sigma in (0.5, 1.0):
         for factor in (1.0, 1.1, 1.3):
-            rng = np.random.default_rng(int(sigma * 1000 + factor * 100))
+            rng = np.random.default_rng(int(sigma * 1000 + factor * 100) + SEED_OFFSET)
             # Freeze thresholds from 10 minutes (19,000 requests) of stable traffic per replication.
             thresholds = np.empty((reps, 2))
             for lo in range(0, reps, 250):
@@ -384,13 +414,17 @@ def agreement_check(cfg: JudgeConfig, reps: int = 24) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=0, help="offset added to every seed")
     args = parser.parse_args()
+    global SEED_OFFSET
+    SEED_OFFSET = args.seed
     started = time.perf_counter()
     default = JudgeConfig()
     errors_only = JudgeConfig()  # no latency thresholds: the error rate gets all of α
     agreement_check(errors_only)
     error_scenarios(args.reps, errors_only, default)
     latency_scenarios(args.reps, default)
+    burst_scenario(args.reps, errors_only)
     print(
         f"\nharm grid {list(default.harm_ratios)} weights {list(default.harm_weights)}; "
         f"promotion grid {list(default.promote_ratios)} weights "

@@ -14,13 +14,16 @@ from canary_deploy.aws.workload import EcsWorkload
 from canary_deploy.backend import (
     VERSIONS,
     ListenerStatus,
+    MetricsSource,
     Progress,
     ReleaseSpec,
     Status,
     TargetGroupStatus,
+    TrafficRouter,
     TrafficStatus,
     Version,
     VersionStatus,
+    Workload,
 )
 from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError
@@ -49,17 +52,21 @@ def target_group_status(
 class AwsTarget:
     """Deploy, inspect and delete the canary stack; weights go through the listener."""
 
-    name = "aws"
-
     def __init__(self, clients: AwsClients, settings: Settings) -> None:
+        self.name = "aws"
         self._clients = clients
         self._settings = settings
         self._errors = ErrorScope(settings.stack_name, clients.region)
         self.stack = Stack(clients.cloudformation, settings.stack_name, self._errors)
         self._outputs: StackOutputs | None = None
-        self.router = AlbRouter(clients.elbv2, self.outputs, self._errors)
-        self.workload = EcsWorkload(clients.ecs, self.outputs, self._errors)
-        self.metrics = CloudWatchMetrics(clients.cloudwatch, self.outputs, self._errors)
+        # Typed as the Protocols (their attributes are invariant); the concrete objects
+        # stay reachable for what only AWS offers (stickiness, task definitions, traffic).
+        self.alb = AlbRouter(clients.elbv2, self.outputs, self._errors)
+        self.ecs = EcsWorkload(clients.ecs, self.outputs, self._errors)
+        self.cloudwatch = CloudWatchMetrics(clients.cloudwatch, self.outputs, self._errors)
+        self.router: TrafficRouter = self.alb
+        self.workload: Workload = self.ecs
+        self.metrics: MetricsSource = self.cloudwatch
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AwsTarget:
@@ -138,7 +145,7 @@ class AwsTarget:
             notes.append(exc.message)
             return Status(self.name, info.name, info.status, None, {}, tuple(notes))
         out = self._outputs
-        state = self.router.listener_state()
+        state = self.alb.listener_state()
         configured = info.weights
         listener = ListenerStatus(
             url=f"http://{out.alb_dns}/",
@@ -146,8 +153,8 @@ class AwsTarget:
             stickiness_seconds=state.stickiness_seconds,
             configured_weights=configured,
         )
-        services = self.workload.describe_services()
-        task_definitions = self.workload.task_definitions()
+        services = self.ecs.describe_services()
+        task_definitions = self.ecs.task_definitions()
         traffic = self._traffic(notes)
         tg_arns: dict[Version, str] = {
             "stable": out.target_group_stable_arn,
@@ -167,7 +174,7 @@ class AwsTarget:
     def _traffic(self, notes: list[str]) -> dict[Version, TrafficStatus | None]:
         # Metrics are a nice-to-have in status: a failure is a note, not a failed command.
         try:
-            return self.metrics.traffic()
+            return self.cloudwatch.traffic()
         except CanaryError as exc:
             notes.append(f"CloudWatch metrics unavailable: {exc.message}")
             return {}
