@@ -134,6 +134,8 @@ async def default_handler(conn: BackendConnection, req: Request) -> None:
         conn.transport.write(b"HTTP/1.1 2x0 Nope\r\n\r\n")
     elif path == "/reset":
         conn.transport.abort()
+    elif path == "/big":
+        conn.respond(200, b"x" * 4_000_000)
     elif path == "/hop":
         conn.respond(200, b"ok", (("Keep-Alive", "timeout=5"), ("Connection", "keep-alive")))
     else:

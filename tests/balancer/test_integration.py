@@ -76,6 +76,24 @@ def test_request_bodies_and_streamed_response() -> None:
     run(scenario())
 
 
+def test_large_bodies_pass_both_ways_with_flow_control() -> None:
+    async def scenario() -> None:
+        async with stack(Weights(100, 0)) as (balancer, _, _):
+            client = await RawClient().connect(balancer.port)
+            body = bytes(range(256)) * 8192  # 2 MiB
+            client.send(b"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body))
+            client.send(body)
+            response = await client.read_response()
+            assert response is not None
+            assert json.loads(response.body)["body"].encode("latin-1") == body
+            client.send(b"GET /big HTTP/1.1\r\nHost: a\r\n\r\n")
+            response = await client.read_response()
+            assert response is not None and response.body == b"x" * 4_000_000
+            await client.close()
+
+    run(scenario())
+
+
 def test_expect_100_continue_before_the_body() -> None:
     async def scenario() -> None:
         async with stack(Weights(100, 0)) as (balancer, _, _):

@@ -262,3 +262,19 @@ def test_http10_client_gets_connection_close(loop: asyncio.AbstractEventLoop) ->
     w.upstream.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
     assert _headers(w.client_side.take())["connection"] == "close"
     assert w.client_side.closed
+
+
+def test_response_head_split_across_reads_and_interim_1xx_are_handled(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    w = wire(loop)
+    w.client.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    w.upstream.data_received(
+        b"HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\nHTTP/1.0 200 OK\r\nX-A"
+    )
+    assert w.client_side.take() == b""
+    w.upstream.data_received(b": 1\r\nConnection: keep-alive\r\nContent-Length: 2\r\n\r\nok")
+    out = w.client_side.take()
+    assert out.startswith(b"HTTP/1.1 200 OK\r\nX-A: 1\r\n")  # relabelled HTTP/1.1
+    assert b"103" not in out and b"Connection" not in out
+    assert out.endswith(b"\r\n\r\nok")

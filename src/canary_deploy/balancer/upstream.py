@@ -107,14 +107,13 @@ class UpstreamConnection(asyncio.Protocol):
         if self._awaiting_head:
             # Targets never pipeline (we send one request at a time), so a head always
             # starts a chunk and only interim 1xx heads can precede it.
-            buf = self._head_buf + data if self._head_buf else data
-            if len(buf) > MAX_RESPONSE_HEAD_BYTES:
-                self._fail(502)
-                return
-            self._head_buf = buf
+            self._head_buf = self._head_buf + data if self._head_buf else data
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError:
+            self._fail(502)
+            return
+        if self._awaiting_head and len(self._head_buf) > MAX_RESPONSE_HEAD_BYTES:
             self._fail(502)
             return
         if self._reset_parser:
