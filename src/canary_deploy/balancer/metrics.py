@@ -158,7 +158,12 @@ class MetricsRecorder:
 
     def record_response(self, version: Version, status: int, latency_s: float) -> None:
         """A response from a target (any status) and its target response time."""
-        cell = self._cell(version)
+        now = int(time.time())
+        if now != self._second:
+            self._roll(now)
+        cell = self._current.get(version)
+        if cell is None:
+            cell = self._current[version] = _Cell()
         cell.requests += 1
         if status < 300:
             cell.s2 += status >= 200

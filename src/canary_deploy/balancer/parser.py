@@ -52,9 +52,20 @@ class FramingError(Exception):
         self.status = status
 
 
+class _TracePrefix:
+    """`Root=1-<8 hex epoch>-`, formatted once per second rather than per request."""
+
+    second = 0
+    value = b""
+
+
 def trace_id() -> bytes:
     """A new `X-Amzn-Trace-Id` value, `Root=1-<8 hex epoch>-<24 hex random>`."""
-    return b"Root=1-%08x-%024x" % (int(time.time()), random.getrandbits(96))
+    now = int(time.time())
+    if now != _TracePrefix.second:
+        _TracePrefix.second = now
+        _TracePrefix.value = b"Root=1-%08x-" % now
+    return b"%b%024x" % (_TracePrefix.value, random.getrandbits(96))
 
 
 class Exchange:

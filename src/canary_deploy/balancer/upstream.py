@@ -229,11 +229,14 @@ class UpstreamConnection(asyncio.Protocol):
         if exchange is None:
             return
         self.metrics.record_response(exchange.version, status, _monotonic() - exchange.sent_at)
-        names = {name.lower() for name in _FRAMING_OR_HOP.findall(head)}
-        has_length = b"content-length" in names
-        chunked = b"transfer-encoding" in names
-        if len(names) > has_length:
-            head = _HOP_LINE.sub(b"", head)
+        has_length = chunked = False
+        names = _FRAMING_OR_HOP.findall(head)
+        if names:
+            found = b" ".join(names).lower()
+            has_length = b"content-length" in found
+            chunked = b"transfer-encoding" in found
+            if len(names) > has_length:
+                head = _HOP_LINE.sub(b"", head)
         if not head.startswith(b"HTTP/1.1 "):
             head = b"HTTP/1.1" + head[8:]  # we speak HTTP/1.1 to clients whatever the target
         parts = [head, b"\r\n"]
