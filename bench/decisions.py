@@ -19,6 +19,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 from numpy.typing import NDArray
@@ -248,6 +249,9 @@ def error_metrics(
 
 def error_scenarios(reps: int, errors_only: JudgeConfig, default: JudgeConfig) -> None:
     horizon = horizon_canary_requests(P0, 1.5)
+    equal_grid = dataclasses.replace(
+        errors_only, harm_ratios=(1.25, 1.5, 2.0, 3.0, 5.0, 10.0), harm_weights=(1.0,) * 6
+    )
     print(
         f"\n== error rate: p0 = 1%, canary share 5%, 2,000 req/min, cap 200,000 requests, "
         f"{reps} replications =="
@@ -272,6 +276,17 @@ def error_scenarios(reps: int, errors_only: JudgeConfig, default: JudgeConfig) -
             m[0].alpha = default.alpha * default.error_alpha_share
             out = judge_vectorized(m, default)
             print(row(f"judge, α_err=.03 (default), {look}", out, ratio))
+            if not minute:
+                m[0].alpha = ALPHA
+                out = judge_vectorized(m, equal_grid)
+                print(row("judge, equal grid (DESIGN §6), 6 s", out, ratio))
+                if ratio > 1:
+                    oracle = dataclasses.replace(
+                        errors_only, harm_ratios=(ratio,), harm_weights=(1.0,)
+                    )
+                    print(
+                        row("e-process knowing R (oracle), 6 s", judge_vectorized(m, oracle), ratio)
+                    )
             m1 = m[0]
             out = wald_sprt(m1.n_c, m1.x, p1 if ratio > 1 else P0 * 1.5)
             print(row(f"Wald SPRT knowing p1, {look}", out, ratio))
@@ -317,6 +332,21 @@ def normal_sf(z: Float | float) -> Float:
     return 0.5 * np.asarray(np.vectorize(math.erfc)(np.asarray(z) / math.sqrt(2)), dtype=float)
 
 
+def frozen_thresholds(rng: np.random.Generator, reps: int, sigma: float) -> Float:
+    """Stable's empirical p95 and p99 over a 10-minute window (19,000 requests), per replication.
+
+    Drawn as order statistics (uniform order statistics are Beta distributed, the p99
+    one conditional on the p95 one), which is exact and avoids sampling the window.
+    """
+    n = 19_000
+    k95, k99 = round(0.95 * n), round(0.99 * n)
+    u95 = rng.beta(k95, n + 1 - k95, size=reps)
+    u99 = u95 + (1 - u95) * rng.beta(k99 - k95, n + 1 - k99, size=reps)
+    inv = np.vectorize(NormalDist().inv_cdf)
+    thresholds: Float = np.exp(sigma * np.stack([inv(u95), inv(u99)], axis=1))
+    return thresholds
+
+
 def latency_scenarios(reps: int, cfg: JudgeConfig) -> None:
     print(
         f"\n== latency: lognormal service time, thresholds frozen at stable's p95/p99 "
@@ -333,11 +363,7 @@ def latency_scenarios(reps: int, cfg: JudgeConfig) -> None:
     for sigma in (0.5, 1.0):
         for factor in (1.0, 1.1, 1.3):
             rng = np.random.default_rng(int(sigma * 1000 + factor * 100) + SEED_OFFSET)
-            # Freeze thresholds from 10 minutes (19,000 requests) of stable traffic per replication.
-            thresholds = np.empty((reps, 2))
-            for lo in range(0, reps, 250):
-                window = rng.lognormal(0.0, sigma, size=(min(250, reps - lo), 19_000))
-                thresholds[lo : lo + 250] = np.quantile(window, [0.95, 0.99], axis=1).T
+            thresholds = frozen_thresholds(rng, reps, sigma)
             n_s, n_c = traffic(rng, reps, LOOKS_6S)
             metrics = [
                 Metric(
