@@ -13,8 +13,10 @@ from canary_deploy.analysis import Batch, TaskCounts, VersionBatch
         (lambda: VersionBatch(-1, 0), "requests must not be negative, got -1"),
         (lambda: VersionBatch(10, -2), "errors must not be negative, got -2"),
         (lambda: VersionBatch(10, 11), r"errors \(11\) cannot exceed requests \(10\)"),
-        (lambda: VersionBatch(10, 0, slower_than=(3, 12)),
-         r"slower_than\[1\] \(12\) cannot exceed requests \(10\)"),
+        (
+            lambda: VersionBatch(10, 0, slower_than=(3, 12)),
+            r"slower_than\[1\] \(12\) cannot exceed requests \(10\)",
+        ),
         (lambda: VersionBatch(10, 0, slower_than=(-1,)), r"slower_than\[0\] must not be negative"),
         (lambda: VersionBatch(10, 1.5), "errors must be an integer count"),  # type: ignore[arg-type]
         (lambda: TaskCounts(5, 6), r"task: errors \(6\) cannot exceed requests \(5\)"),

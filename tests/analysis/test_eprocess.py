@@ -15,8 +15,9 @@ from .helpers import batch
 def test_one_batch_e_value_matches_hand_computation():
     # θ0 = 1/2. Under R = 2 a hit is the canary's with p = 2/3, under R = 3 with p = 3/4.
     # 3 canary hits, 1 stable hit: LR(2) = (4/3)^3 (2/3) = 128/81, LR(3) = (3/2)^3 (1/2) = 27/16.
-    judge = Judge(JudgeConfig(harm_ratios=(2.0, 3.0), harm_weights=(1.0, 1.0),
-                              min_canary_requests=0))
+    judge = Judge(
+        JudgeConfig(harm_ratios=(2.0, 3.0), harm_weights=(1.0, 1.0), min_canary_requests=0)
+    )
     decision = judge.update(batch((500, 1), (500, 3)))
     errors = decision.metrics[0]
     assert errors.e_harm == pytest.approx((128 / 81 + 27 / 16) / 2, rel=1e-12)

@@ -126,16 +126,20 @@ def test_without_frozen_thresholds_the_decision_says_latency_is_not_judged():
     decision = Judge().update(batch((1_900, 19), (100, 1)))
     assert [m.name for m in decision.metrics] == ["errors"]
     assert any("latency not judged" in w for w in decision.warnings)
-    assert decision.metrics[0].harm_threshold == pytest.approx(20.0)  # all of α to errors
+    assert decision.metrics[0].harm_threshold == pytest.approx(20.0)  # all of alpha to errors
 
 
 def test_serialized_judge_continues_exactly():
     rng = random.Random(5)
     stream = [
-        batch((n_s := 1_800 + rng.randrange(200), binomial(rng, n_s, 0.01)),
-              (n_c := 80 + rng.randrange(40), binomial(rng, n_c, 0.015)),
-              slower=((binomial(rng, n_s, 0.05), binomial(rng, n_s, 0.01)),
-                      (binomial(rng, n_c, 0.05), binomial(rng, n_c, 0.01))))
+        batch(
+            (n_s := 1_800 + rng.randrange(200), binomial(rng, n_s, 0.01)),
+            (n_c := 80 + rng.randrange(40), binomial(rng, n_c, 0.015)),
+            slower=(
+                (binomial(rng, n_s, 0.05), binomial(rng, n_s, 0.01)),
+                (binomial(rng, n_c, 0.05), binomial(rng, n_c, 0.01)),
+            ),
+        )
         for _ in range(40)
     ]
     original = Judge()
@@ -158,8 +162,9 @@ def test_decision_is_json_ready():
 
 
 def test_config_round_trips_and_rejects_nonsense():
-    cfg = JudgeConfig(alpha=0.01, latency_thresholds_s=(0.3,), burst_guard=BurstGuardConfig(
-        action="report"))
+    cfg = JudgeConfig(
+        alpha=0.01, latency_thresholds_s=(0.3,), burst_guard=BurstGuardConfig(action="report")
+    )
     assert JudgeConfig.from_dict(json.loads(json.dumps(cfg.to_dict()))) == cfg
     with pytest.raises(ValueError, match="alpha"):
         JudgeConfig(alpha=1.5)
@@ -171,15 +176,18 @@ def test_config_round_trips_and_rejects_nonsense():
 
 def test_false_rollbacks_under_the_null_stay_below_a_generous_bound():
     # 200 canaries exactly as good as stable (1% errors), 1-minute looks of 2,000
-    # requests at a 5% share, up to 100 looks. α = 5%; allow for Monte Carlo noise.
+    # requests at a 5% share, up to 100 looks. alpha = 5%; allow for Monte Carlo noise.
     rng = random.Random(20261128)
     rollbacks = 0
     for _ in range(200):
         judge = Judge()
         for _ in range(100):
             n_c = binomial(rng, 2_000, 0.05)
-            d = judge.update(batch((2_000 - n_c, binomial(rng, 2_000 - n_c, 0.01)),
-                                   (n_c, binomial(rng, n_c, 0.01))))
+            d = judge.update(
+                batch(
+                    (2_000 - n_c, binomial(rng, 2_000 - n_c, 0.01)), (n_c, binomial(rng, n_c, 0.01))
+                )
+            )
             if d.verdict is not Verdict.CONTINUE:
                 rollbacks += d.verdict is Verdict.ROLLBACK
                 break
@@ -224,8 +232,9 @@ def test_one_bad_task_among_several_holds_the_rollback_and_names_the_task():
     assert decision is not None
     assert decision.metrics[0].harmful
     assert decision.verdict is Verdict.CONTINUE
-    assert any("task 'task-a' produced 48 of the canary's 48 errors" in w
-               for w in decision.warnings)
+    assert any(
+        "task 'task-a' produced 48 of the canary's 48 errors" in w for w in decision.warnings
+    )
 
 
 def test_single_canary_task_cannot_be_blamed_on_itself():

@@ -39,12 +39,13 @@ class BurstGuardConfig:
             raise ValueError(f"burst guard action must be 'hold' or 'report', got {self.action!r}")
 
 
-# The harm grid puts 2/3 of its weight on R = 2: a mixture pays ln(1/w) nats for the
-# component that matches the truth, and 1.5x-2x is where detection is slow, while 5x and
-# 10x errors are caught within a handful of errors whatever their weight. Chosen by
-# simulation in bench/decisions.py against the equal-weight grid of DESIGN.md §6.
-DEFAULT_HARM_RATIOS = (1.5, 2.0, 3.0, 5.0, 10.0)
-DEFAULT_HARM_WEIGHTS = (1.0, 6.0, 1.0, 1.0, 0.2)
+# The harm grid puts half its weight on R = 2: a mixture pays about ln(1/w) nats for the
+# component nearest the truth, and 1.5x-2x is where detection is slow; 4x and 10x keep
+# large regressions quick (a handful of errors). Chosen by simulation in
+# bench/decisions.py; the equal-weight grid {1.25, 1.5, 2, 3, 5, 10} of DESIGN.md §6 needs
+# about 20% more canary requests at 2x.
+DEFAULT_HARM_RATIOS = (1.75, 2.0, 2.5, 4.0, 10.0)
+DEFAULT_HARM_WEIGHTS = (1.5, 5.0, 1.0, 2.0, 0.2)
 # Non-inferiority alternatives: "as good as stable" (1.0) carries most weight.
 DEFAULT_PROMOTE_RATIOS = (0.5, 0.75, 1.0, 1.2)
 DEFAULT_PROMOTE_WEIGHTS = (1.0, 2.0, 4.0, 2.0)
