@@ -84,12 +84,10 @@ class AwsEnv:
 CliRunner = Callable[..., Result]
 
 
-@pytest.fixture
-def aws_env(
-    moto_server: emulator.MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+def isolate_env(
+    monkeypatch: pytest.MonkeyPatch, server: emulator.MotoServer, stack_name: str, tmp: Path
 ) -> AwsEnv:
-    """Env for this test: the emulator, target aws, a unique stack name, the two images."""
-    stack_name = f"t-{uuid.uuid4().hex[:10]}"
+    """Point the process at the emulator with target aws, `stack_name` and the two images."""
     for key in list(os.environ):
         if key.startswith(("AWS_", "CANARY_", "IMAGE_URI_")) or key in (
             "STACK_NAME",
@@ -98,19 +96,31 @@ def aws_env(
         ):
             monkeypatch.delenv(key)
     values = {
-        **moto_server.env,
+        **server.env,
         "CANARY_TARGET": "aws",
         "STACK_NAME": stack_name,
         # Never read a canary.toml or AWS config from the developer's machine.
-        "CANARY_CONFIG": str(tmp_path / "absent.toml"),
-        "AWS_CONFIG_FILE": str(tmp_path / "absent-aws-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "absent-aws-credentials"),
+        "CANARY_CONFIG": str(tmp / "absent.toml"),
+        "AWS_CONFIG_FILE": str(tmp / "absent-aws-config"),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "absent-aws-credentials"),
         "AWS_EC2_METADATA_DISABLED": "true",
         **IMAGES,
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)
     return AwsEnv(env=dict(os.environ), stack_name=stack_name)
+
+
+def new_stack_name() -> str:
+    return f"t-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def aws_env(
+    moto_server: emulator.MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> AwsEnv:
+    """Env for this test: the emulator, target aws, a unique stack name, the two images."""
+    return isolate_env(monkeypatch, moto_server, new_stack_name(), tmp_path)
 
 
 @pytest.fixture

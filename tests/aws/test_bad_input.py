@@ -4,14 +4,29 @@ from __future__ import annotations
 
 import pytest
 
+from canary_deploy.aws import emulator
+from canary_deploy.cli.app import main
 from canary_deploy.weights import Weights
-from tests.aws.conftest import AwsEnv, CliRunner
+from tests.aws.conftest import AwsEnv, CliRunner, isolate_env, new_stack_name
+
+
+@pytest.fixture(scope="module")
+def shared_stack(moto_server: emulator.MotoServer, tmp_path_factory: pytest.TempPathFactory) -> str:
+    """One stack deployed at 95/5 for this module: every test here must leave it unchanged."""
+    name = new_stack_name()
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        isolate_env(monkeypatch, moto_server, name, tmp_path_factory.mktemp("aws"))
+        with pytest.raises(SystemExit) as exc:
+            main(["deploy"])
+        assert exc.value.code in (0, None)
+    return name
 
 
 @pytest.fixture
-def deployed(aws_env: AwsEnv, cli: CliRunner) -> AwsEnv:
-    result = cli("deploy")
-    assert result.exit_code == 0, result.stderr
+def deployed(aws_env: AwsEnv, shared_stack: str, monkeypatch: pytest.MonkeyPatch) -> AwsEnv:
+    monkeypatch.setenv("STACK_NAME", shared_stack)
+    aws_env.stack_name = shared_stack
+    aws_env.env["STACK_NAME"] = shared_stack
     assert aws_env.live_weights() == Weights(95, 5)
     return aws_env
 
