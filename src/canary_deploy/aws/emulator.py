@@ -7,6 +7,7 @@ process by running this module as `python -m canary_deploy.aws.emulator PORT`.
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import socket
 import subprocess
@@ -128,6 +129,11 @@ def _reachable(url: str) -> bool:
 
 def start(*, timeout_s: float = 30.0, attempts: int = 3) -> MotoServer:
     """Start a patched moto server on a free 127.0.0.1 port and wait until it answers."""
+    if importlib.util.find_spec("moto") is None:
+        raise UsageError(
+            "the emulated AWS needs moto[server], which is not installed",
+            hint="pip install 'canary-deploy[emulator]'",
+        )
     for _ in range(attempts):
         port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
