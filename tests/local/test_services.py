@@ -169,7 +169,7 @@ def test_starts_desired_tasks_and_registers_them_once_listening(world: Any) -> N
 
 
 def test_command_that_exits_at_once_is_rejected_and_changes_nothing(world: Any) -> None:
-    supervisor, launcher, registry, _ = world
+    supervisor, launcher, _, _ = world
     launcher.behaviour["broken $PORT"] = "exit"
 
     async def scenario() -> None:

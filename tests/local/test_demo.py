@@ -1,0 +1,50 @@
+"""`canary demo` walks the seed's schedule, rolls back and leaves nothing running."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from canary_deploy.local.control import DaemonControl as ControlForCleanup
+from canary_deploy.local.paths import StackPaths
+from canary_deploy.local.processes import stack_processes
+
+pytestmark = pytest.mark.integration
+
+
+def test_demo_walks_the_schedule_and_cleans_up(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "canary_deploy", "demo", "--step-seconds", "1.5", "--rate", "40"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={"PATH": "/usr/bin:/bin", "COLUMNS": "120"},
+    )
+    out = proc.stdout
+    found = re.search(r"\(state (\S+)\)", out)
+    assert found is not None, proc.stderr + out
+    state_dir = Path(found.group(1))
+    paths = StackPaths.for_dir(state_dir)
+    if proc.returncode != 0:  # do not leave a half-run demo behind
+        ControlForCleanup(paths).stop(forget=True)
+    assert proc.returncode == 0, proc.stderr + out
+    steps = re.findall(r"^-> (\S+): weights (\d+/\d+)", out, flags=re.M)
+    assert steps == [
+        ("deploy", "95/5"),
+        ("set-weights", "75/25"),
+        ("set-weights", "50/50"),
+        ("set-weights", "0/100"),
+        ("rollback", "100/0"),
+    ]
+    # Each step's traffic follows its weights: nothing reaches v2 at 100/0 or v1 at 0/100.
+    shares = re.findall(r"v1 (\d+), v2 (\d+)", out)
+    assert int(shares[3][0]) == 0 and int(shares[3][1]) > 0
+    assert int(shares[4][1]) == 0 and int(shares[4][0]) > 0
+    assert re.search(r"\d+ requests during the demo, 0 failed", out)
+    assert not state_dir.exists()
+    assert stack_processes(paths.marker) == []
