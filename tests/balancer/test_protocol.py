@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -278,3 +279,28 @@ def test_response_head_split_across_reads_and_interim_1xx_are_handled(
     assert out.startswith(b"HTTP/1.1 200 OK\r\nX-A: 1\r\n")  # relabelled HTTP/1.1
     assert b"103" not in out and b"Connection" not in out
     assert out.endswith(b"\r\n\r\nok")
+
+
+def _closed_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_stale_pooled_connection_is_retried_only_for_idempotent_requests(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    w = wire(loop)
+    w.upstream.target.port = _closed_port()
+    w.client.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    w.upstream.connection_lost(ConnectionResetError())  # the target closed it while idle
+    assert w.client_side.take() == b""  # no error yet: a fresh connection is being opened
+    (retry,) = w.ctx.connecting
+    loop.run_until_complete(retry)
+    assert w.client_side.take().startswith(b"HTTP/1.1 502 ")  # that one was refused
+
+    w = wire(loop)
+    w.client.data_received(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n")
+    w.upstream.connection_lost(ConnectionResetError())
+    assert w.client_side.take().startswith(b"HTTP/1.1 502 ")
+    assert not w.ctx.connecting

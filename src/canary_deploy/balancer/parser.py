@@ -42,6 +42,8 @@ HOP_BY_HOP = frozenset(
 )
 _REPLACED = frozenset({b"expect", b"x-forwarded-proto", b"x-forwarded-port", b"x-forwarded-for"})
 _DROPPED = HOP_BY_HOP | _REPLACED
+# RFC 9110 9.2.2: only these may be retried automatically.
+_IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 
 
 class FramingError(Exception):
@@ -77,6 +79,7 @@ class Exchange:
         "expect_continue",
         "has_body",
         "head",
+        "idempotent",
         "is_head",
         "keep_alive",
         "out",
@@ -94,6 +97,7 @@ class Exchange:
         self.head = head  # kept apart from `out` so a stale pooled connection can retry
         self.out: list[bytes] = [head]
         self.has_body = False
+        self.idempotent = False  # may be resent when a stale pooled connection fails
         self.is_head = False
         self.keep_alive = True
         self.expect_continue = False
@@ -218,6 +222,7 @@ class RequestReader:
         exchange = Exchange(self._client, b"".join(parts))
         exchange.has_body = self._chunked or self._content_length > 0
         exchange.is_head = method == b"HEAD"
+        exchange.idempotent = method in _IDEMPOTENT
         exchange.keep_alive = parser.should_keep_alive()
         exchange.expect_continue = self._expect_continue and exchange.has_body
         if self._stickiness is not None and self._cookie is not None:

@@ -88,6 +88,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._reused
             and not self._got_bytes
             and not exchange.has_body
+            and exchange.idempotent
             and exchange.request_complete
             and exchange.target is not None
         ):
