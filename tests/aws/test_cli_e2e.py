@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import boto3
+
 from canary_deploy.weights import Weights
 from tests.aws.conftest import AwsEnv
 
@@ -61,3 +63,29 @@ def test_deploy_set_weights_rollback_update_status_delete(aws_env: AwsEnv) -> No
     gone = aws_env.run("status")
     assert gone.exit_code == 1
     assert "does not exist" in gone.stderr
+
+
+def test_first_deploy_uses_seed_weights_and_the_given_network(aws_env: AwsEnv) -> None:
+    ec2 = boto3.client("ec2")
+    vpc = ec2.describe_vpcs(Filters=[{"Name": "isDefault", "Values": ["true"]}])["Vpcs"][0]
+    subnets = [
+        s["SubnetId"]
+        for s in ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc["VpcId"]]}])[
+            "Subnets"
+        ]
+    ][:2]
+    result = aws_env.run(
+        "deploy",
+        "--output",
+        "json",
+        STABLE_WEIGHT="80",
+        CANARY_WEIGHT="20",
+        VPC_ID=vpc["VpcId"],
+        SUBNET_IDS=",".join(subnets),
+    )
+    assert result.exit_code == 0, result.stderr
+    assert "default VPC" not in result.stderr
+    assert json.loads(result.stdout)["listener"]["weights"] == {"stable": 80, "canary": 20}
+    assert aws_env.live_weights() == Weights(80, 20)
+    assert aws_env.stack_parameters()["VpcId"] == vpc["VpcId"]
+    assert aws_env.listener()["TargetGroupStickinessConfig"] == {"Enabled": False}

@@ -165,3 +165,32 @@ def test_status_follows_the_chain_with_health_counts_drift_and_traffic() -> None
     doc = status.to_dict()
     assert doc["listener"]["drift"] is True
     assert doc["versions"]["canary"]["target_group"]["unhealthy"] == 1
+
+
+def test_status_of_a_rolled_back_first_creation_explains_what_to_do() -> None:
+    cf, stub = stubbed("cloudformation")
+    stub.add_response(
+        "describe_stacks",
+        {
+            "Stacks": [
+                {
+                    "StackName": "demo",
+                    "StackStatus": "ROLLBACK_COMPLETE",
+                    "StackStatusReason": "The following resource(s) failed to create: [Listener]",
+                    "CreationTime": T0,
+                }
+            ]
+        },
+    )
+    others = []
+    for name in ("elbv2", "ecs", "ec2", "cloudwatch"):
+        client, no_calls = stubbed(name)
+        no_calls.activate()  # any call to these would fail the test, never reach a network
+        others.append(client)
+    settings = load_settings({"target": "aws", "stack_name": "demo"}, env={})
+    target = AwsTarget(AwsClients(cf, *others, REGION), settings)
+    with stub:
+        status = target.status()
+    assert status.stack_status == "ROLLBACK_COMPLETE"
+    assert status.listener is None
+    assert any("delete --yes" in note for note in status.notes)
