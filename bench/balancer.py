@@ -105,6 +105,26 @@ def wait_http(url: str, timeout: float = 10) -> None:
             time.sleep(0.05)
 
 
+def cpu_seconds(pid: int) -> float:
+    """User+system CPU time of a process and its children (nginx's workers), from /proc.
+
+    CPU per request is a fairer comparison than wall-clock rates on a busy machine.
+    """
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command name: state(0) ppid(1) ... utime(11) stime(12).
+        if int(entry.name) == pid or int(fields[1]) == pid:
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
 def wrk(url: str, seconds: float, connections: int) -> dict[str, float]:
     """Run wrk on CPU 0; requests/s, p50/p99 in ms, and failed requests."""
     cmd = [
@@ -248,28 +268,37 @@ def main() -> None:
             f"  wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} interleaved rounds"
         )
         results: dict[str, list[dict[str, float]]] = {"direct": [], "nginx": [], "ours": []}
+        proxies = {"direct": backends.proc.pid, "nginx": proxy.proc.pid, "ours": ours.pid}
         for r in range(args.rounds):
             for name, url in (("direct", direct_url), ("nginx", nginx_url), ("ours", ours_url)):
+                cpu_before = cpu_seconds(proxies[name])
                 res = wrk(url, args.seconds, args.connections)
+                res["cpu_us"] = (cpu_seconds(proxies[name]) - cpu_before) / res["total"] * 1e6
                 results[name].append(res)
                 print(
                     f"  round {r + 1} {name:6s} {res['rps']:9.0f} req/s  p50 {res['p50']:6.2f} ms"
                     f"  p99 {res['p99']:6.2f} ms  failed {int(res['failed'])}"
+                    f"  {res['cpu_us']:5.1f} us CPU/req"
                 )
-        print("median over rounds:")
+        print("median over rounds (CPU/req: the proxy's own CPU, or the backends' for direct):")
         med = {
-            name: {k: statistics.median(x[k] for x in rs) for k in ("rps", "p50", "p99")}
+            name: {k: statistics.median(x[k] for x in rs) for k in ("rps", "p50", "p99", "cpu_us")}
             for name, rs in results.items()
         }
         for name, m in med.items():
             print(
                 f"  {name:6s} {m['rps']:9.0f} req/s  p50 {m['p50']:6.2f} ms  p99 {m['p99']:6.2f} ms"
+                f"  {m['cpu_us']:5.1f} us CPU/req"
             )
         rps_ratio = med["ours"]["rps"] / med["nginx"]["rps"]
         p99_ratio = med["ours"]["p99"] / med["nginx"]["p99"]
         print(f"ours / nginx req/s: {rps_ratio:.2f}x   (target >= 0.6x)")
         print(f"ours / nginx p99:   {p99_ratio:.2f}x   (target <= 2x)")
         print(f"ours / direct req/s: {med['ours']['rps'] / med['direct']['rps']:.2f}x")
+        print(
+            f"CPU per request, nginx / ours: {med['nginx']['cpu_us'] / med['ours']['cpu_us']:.2f}x"
+            "   (the req/s ratio an idle machine would give if CPU-bound)"
+        )
 
         client = AdminClient(sock)
         times = weight_change_latency(ours_url, client)
