@@ -198,17 +198,21 @@ def test_false_rollbacks_under_the_null_stay_below_a_generous_bound():
 
 
 def test_one_interval_burst_is_held_with_a_warning_then_confirmed_by_more_data():
-    judge = Judge()
-    for _ in range(10):  # a healthy start: 1,000 canary requests, stable-like errors
+    judge = Judge(JudgeConfig(promote_alpha=1e-9))  # keep early promotion out of the way
+    for _ in range(40):  # a healthy start: 4,000 canary requests, stable-like errors
         judge.update(batch((1_900, 19), (100, 1)))
-    burst = judge.update(batch((1_900, 19), (100, 15)))
+    # 30 errors in one interval: fewer than half the canary's 70, yet all of the evidence.
+    burst = judge.update(batch((1_900, 19), (100, 30)))
     assert burst.verdict is Verdict.CONTINUE
     assert burst.metrics[0].harmful
-    assert any("one interval holds 15" in w for w in burst.warnings)
+    assert any("one interval with 30 canary hits carries the evidence" in w for w in burst.warnings)
     assert "burst" in burst.explanation
-    # The canary keeps failing: the evidence spreads out and the rollback goes through.
-    later = run(judge, 10, (1_900, 19), (100, 15))
-    assert later.verdict is Verdict.ROLLBACK
+    # Back to normal: the single burst never turns into a rollback.
+    calm = run(judge, 20, (1_900, 19), (100, 1))
+    assert calm.verdict is Verdict.CONTINUE
+    # The canary fails again: the evidence now stands without any one interval.
+    again = run(judge, 10, (1_900, 19), (100, 15))
+    assert again.verdict is Verdict.ROLLBACK
 
 
 def test_burst_guard_in_report_mode_rolls_back_but_flags_it():

@@ -14,25 +14,24 @@ BurstAction = Literal["hold", "report"]
 class BurstGuardConfig:
     """When is a would-be rollback suspected to rest on clustered errors.
 
-    A rollback is "burst-driven" when one interval produced more than
-    `max_interval_share` of the canary's hits for that metric, or one canary task more
-    than `max_task_share` of its errors while another task served traffic too — in both
-    cases only once that interval/task holds at least `min_hits` hits. `hold` turns such
-    a rollback into CONTINUE with a warning until the evidence is spread out; `report`
-    rolls back anyway but flags the decision.
+    A "burst interval" is one look interval in which the canary had at least `min_hits`
+    hits. A rollback is burst-driven when the evidence *without the strongest burst
+    interval* would not reach the threshold, or when one canary task produced more than
+    `max_task_share` of its errors (at least `min_hits`) while another task served too.
+    `hold` turns such a rollback into CONTINUE with a warning until the evidence stands
+    without the burst; `report` rolls back anyway but flags the decision.
     """
 
     enabled: bool = True
-    max_interval_share: float = 0.5
-    max_task_share: float = 0.8
     min_hits: int = 5
+    max_task_share: float = 0.8
     action: BurstAction = "hold"
 
     def __post_init__(self) -> None:
-        for name in ("max_interval_share", "max_task_share"):
-            value = getattr(self, name)
-            if not 0.0 < value <= 1.0:
-                raise ValueError(f"burst guard {name} must be in (0, 1], got {value}")
+        if not 0.0 < self.max_task_share <= 1.0:
+            raise ValueError(
+                f"burst guard max_task_share must be in (0, 1], got {self.max_task_share}"
+            )
         if self.min_hits < 1:
             raise ValueError(f"burst guard min_hits must be >= 1, got {self.min_hits}")
         if self.action not in ("hold", "report"):
@@ -46,6 +45,10 @@ class BurstGuardConfig:
 # about 20% more canary requests at 2x.
 DEFAULT_HARM_RATIOS = (1.75, 2.0, 2.5, 4.0, 10.0)
 DEFAULT_HARM_WEIGHTS = (1.5, 5.0, 1.0, 2.0, 0.2)
+# Latency gets its own grid: a 10% slowdown moves the share of requests above stable's
+# p95/p99 by only 1.2x-1.6x, below the error grid's reach.
+DEFAULT_LATENCY_HARM_RATIOS = (1.25, 1.5, 2.0, 3.0, 5.0)
+DEFAULT_LATENCY_HARM_WEIGHTS = (2.0, 3.0, 2.0, 1.0, 0.5)
 # Non-inferiority alternatives: "as good as stable" (1.0) carries most weight.
 DEFAULT_PROMOTE_RATIOS = (0.5, 0.75, 1.0, 1.2)
 DEFAULT_PROMOTE_WEIGHTS = (1.0, 2.0, 4.0, 2.0)
@@ -59,7 +62,8 @@ class JudgeConfig:
       as stable, over all metrics together; `error_alpha_share` of it goes to the error
       rate, the rest is split equally among latency thresholds (all of it to errors
       when latency is not judged).
-    - `harm_ratios`/`harm_weights`: the mixing distribution over "canary is R× worse".
+    - `harm_ratios`/`harm_weights`: the mixing distribution over "canary is R× worse"
+      for the error rate; `latency_harm_*` the same for latency exceedances.
     - `promote_margin` M and `promote_alpha`: promote early once every metric shows the
       canary is not worse than M× stable, with error probability `promote_alpha`.
     - `latency_thresholds_s` (absolute) or `latency_quantiles` of stable's window, to
@@ -74,6 +78,8 @@ class JudgeConfig:
     error_alpha_share: float = 0.6
     harm_ratios: tuple[float, ...] = DEFAULT_HARM_RATIOS
     harm_weights: tuple[float, ...] = DEFAULT_HARM_WEIGHTS
+    latency_harm_ratios: tuple[float, ...] = DEFAULT_LATENCY_HARM_RATIOS
+    latency_harm_weights: tuple[float, ...] = DEFAULT_LATENCY_HARM_WEIGHTS
     promote_margin: float = 1.5
     promote_alpha: float = 0.05
     promote_ratios: tuple[float, ...] = DEFAULT_PROMOTE_RATIOS
@@ -86,7 +92,7 @@ class JudgeConfig:
     burst_guard: BurstGuardConfig = field(default_factory=BurstGuardConfig)
 
     def __post_init__(self) -> None:
-        for name in ("harm_ratios", "harm_weights", "promote_ratios", "promote_weights"):
+        for name in _GRIDS:
             object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
         if self.latency_thresholds_s is not None:
             object.__setattr__(
@@ -105,7 +111,8 @@ class JudgeConfig:
         if self.promote_margin <= 1.0:
             raise ValueError(f"promote_margin must be > 1, got {self.promote_margin}")
         _check_grid("harm", self.harm_ratios, self.harm_weights)
-        if min(self.harm_ratios) <= 1.0:
+        _check_grid("latency_harm", self.latency_harm_ratios, self.latency_harm_weights)
+        if min(self.harm_ratios + self.latency_harm_ratios) <= 1.0:
             raise ValueError("harm_ratios must all be > 1 (they are 'canary is R times worse')")
         _check_grid("promote", self.promote_ratios, self.promote_weights)
         if max(self.promote_ratios) >= self.promote_margin:
@@ -137,18 +144,22 @@ class JudgeConfig:
         values = dict(doc)
         if "burst_guard" in values and isinstance(values["burst_guard"], dict):
             values["burst_guard"] = BurstGuardConfig(**values["burst_guard"])
-        for key in (
-            "harm_ratios",
-            "harm_weights",
-            "promote_ratios",
-            "promote_weights",
-            "latency_quantiles",
-        ):
+        for key in (*_GRIDS, "latency_quantiles"):
             if key in values:
                 values[key] = tuple(values[key])
         if values.get("latency_thresholds_s") is not None:
             values["latency_thresholds_s"] = tuple(values["latency_thresholds_s"])
         return cls(**values)
+
+
+_GRIDS = (
+    "harm_ratios",
+    "harm_weights",
+    "latency_harm_ratios",
+    "latency_harm_weights",
+    "promote_ratios",
+    "promote_weights",
+)
 
 
 def _check_grid(name: str, ratios: tuple[float, ...], weights: tuple[float, ...]) -> None:

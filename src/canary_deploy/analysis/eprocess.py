@@ -94,9 +94,23 @@ class RateRatioEProcess:
             llr=[0.0] * len(ratios),
         )
 
-    def update(self, canary_hits: int, stable_hits: int, theta0: float) -> None:
-        for i, ratio in enumerate(self.ratios):
-            self.llr[i] += batch_llr(canary_hits, stable_hits, theta0, ratio, self.null)
+    def update(self, canary_hits: int, stable_hits: int, theta0: float) -> list[float]:
+        """Add one batch; returns that batch's log-likelihood ratio per grid ratio."""
+        increments = [
+            batch_llr(canary_hits, stable_hits, theta0, ratio, self.null) for ratio in self.ratios
+        ]
+        for i, inc in enumerate(increments):
+            self.llr[i] += inc
+        return increments
+
+    def log_e_value_without(self, llr_removed: Sequence[float]) -> float:
+        """The log e-value with `llr_removed[i]` taken out of ratio i's evidence."""
+        return log_sum_exp(
+            [
+                lw + llr - removed
+                for lw, llr, removed in zip(self.log_weights, self.llr, llr_removed, strict=True)
+            ]
+        )
 
     @property
     def log_e_value(self) -> float:

@@ -8,23 +8,39 @@ canary's hits came from; it never makes a rollback *more* likely.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import math
+from collections.abc import Mapping, Sequence
 
 from canary_deploy.analysis.batch import TaskCounts
 from canary_deploy.analysis.config import BurstGuardConfig
+from canary_deploy.analysis.eprocess import RateRatioEProcess
 
 
-def interval_burst(config: BurstGuardConfig, max_interval_hits: int, total_hits: int) -> str | None:
-    """A reason when one interval holds most of the canary's hits, else None.
+def interval_burst(
+    config: BurstGuardConfig,
+    harm: RateRatioEProcess,
+    max_burst_llr: Sequence[float],
+    threshold: float,
+    burst_hits: int,
+) -> str | None:
+    """A reason when the harm evidence stands only thanks to one burst interval, else None.
 
-    >>> interval_burst(BurstGuardConfig(), max_interval_hits=12, total_hits=15)
-    "one interval holds 12 of the canary's 15 hits"
+    `max_burst_llr[i]` is the largest contribution any single burst interval (one with at
+    least `config.min_hits` canary hits) made to grid ratio i; taking it out of every
+    ratio is conservative: no single interval can account for more.
     """
-    if not config.enabled or max_interval_hits < config.min_hits or total_hits == 0:
+    if not config.enabled or not any(v > 0 for v in max_burst_llr):
         return None
-    if max_interval_hits > config.max_interval_share * total_hits:
-        return f"one interval holds {max_interval_hits} of the canary's {total_hits} hits"
-    return None
+    log_threshold = math.log(threshold)
+    if harm.log_e_value < log_threshold:
+        return None
+    without = harm.log_e_value_without([max(v, 0.0) for v in max_burst_llr])
+    if without >= log_threshold:
+        return None
+    return (
+        f"one interval with {burst_hits} canary hits carries the evidence: "
+        f"without it e={math.exp(without):.3g} (< {threshold:.3g})"
+    )
 
 
 def task_burst(config: BurstGuardConfig, tasks: Mapping[str, TaskCounts]) -> str | None:

@@ -85,20 +85,34 @@ class _Metric:
     canary_hits: int = 0
     stable_requests: int = 0
     stable_hits: int = 0
-    max_interval_hits: int = 0
+    # Burst guard: per harm ratio, the largest contribution of one interval with at
+    # least `min_hits` canary hits, and the hits of the biggest such interval.
+    max_burst_llr: list[float] = field(default_factory=list)
+    max_burst_hits: int = 0
 
     def observe(
-        self, stable_requests: int, stable_hits: int, canary_requests: int, canary_hits: int
+        self,
+        stable_requests: int,
+        stable_hits: int,
+        canary_requests: int,
+        canary_hits: int,
+        burst_min_hits: int,
     ) -> None:
         total = stable_requests + canary_requests
         theta0 = canary_requests / total if total else 0.0
-        self.harm.update(canary_hits, stable_hits, theta0)
+        increments = self.harm.update(canary_hits, stable_hits, theta0)
+        if not self.max_burst_llr:
+            self.max_burst_llr = [0.0] * len(increments)
+        if canary_hits >= burst_min_hits:
+            self.max_burst_llr = [
+                max(a, b) for a, b in zip(self.max_burst_llr, increments, strict=True)
+            ]
+            self.max_burst_hits = max(self.max_burst_hits, canary_hits)
         self.non_inferiority.update(canary_hits, stable_hits, theta0)
         self.canary_requests += canary_requests
         self.canary_hits += canary_hits
         self.stable_requests += stable_requests
         self.stable_hits += stable_hits
-        self.max_interval_hits = max(self.max_interval_hits, canary_hits)
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
@@ -118,9 +132,9 @@ class Judge:
     """Anytime-valid canary analysis over a stream of `Batch`es.
 
     >>> judge = Judge(JudgeConfig(min_canary_requests=0))
-    >>> judge.update(Batch.of((950, 0), (50, 3))).verdict
+    >>> judge.update(Batch.of((950, 0), (50, 2))).verdict
     <Verdict.CONTINUE: 'continue'>
-    >>> judge.update(Batch.of((950, 0), (50, 3))).verdict
+    >>> judge.update(Batch.of((950, 0), (50, 2))).verdict
     <Verdict.ROLLBACK: 'rollback'>
     """
 
@@ -166,7 +180,8 @@ class Judge:
         if not self._metrics:
             self._metrics = self._new_metrics()
         s, c = batch.stable, batch.canary
-        self._metrics[0].observe(s.requests, s.errors, c.requests, c.errors)
+        min_hits = self.config.burst_guard.min_hits
+        self._metrics[0].observe(s.requests, s.errors, c.requests, c.errors, min_hits)
         if len(self._metrics) > 1:
             if not c.slower_than and (s.requests or c.requests):
                 raise ValueError(
@@ -175,7 +190,7 @@ class Judge:
             for i, metric in enumerate(self._metrics[1:]):
                 slow_s = s.slower_than[i] if s.slower_than else 0
                 slow_c = c.slower_than[i] if c.slower_than else 0
-                metric.observe(s.requests, slow_s, c.requests, slow_c)
+                metric.observe(s.requests, slow_s, c.requests, slow_c, min_hits)
         for name, task in c.tasks.items():
             seen = self._tasks.get(name, TaskCounts(0, 0))
             self._tasks[name] = TaskCounts(seen.requests + task.requests, seen.errors + task.errors)
@@ -195,7 +210,13 @@ class Judge:
             _Metric(
                 name=name,
                 harm_alpha=alpha,
-                harm=RateRatioEProcess.new(1.0, cfg.harm_ratios, cfg.harm_weights),
+                harm=(
+                    RateRatioEProcess.new(1.0, cfg.harm_ratios, cfg.harm_weights)
+                    if name == "errors"
+                    else RateRatioEProcess.new(
+                        1.0, cfg.latency_harm_ratios, cfg.latency_harm_weights
+                    )
+                ),
                 non_inferiority=RateRatioEProcess.new(
                     cfg.promote_margin, cfg.promote_ratios, cfg.promote_weights
                 ),
@@ -228,12 +249,19 @@ class Judge:
 
         harmful = [e for e in evidence if e.harmful]
         if harmful:
-            bursts = [f"{e.name}: {e.burst}" for e in harmful if e.burst]
-            task = task_burst(cfg.burst_guard, self._tasks)
+            # A metric whose evidence rests on a burst does not roll back on its own; any
+            # metric harmful without one does.
+            suspects = {e.name: [e.burst] if e.burst else [] for e in harmful}
+            task = task_burst(cfg.burst_guard, self._tasks) if evidence[0].harmful else None
             if task:
-                bursts.append(f"errors: {task}")
-            warnings.extend(f"burst suspected — {b}" for b in bursts)
-            if not bursts or cfg.burst_guard.action == "report":
+                suspects[evidence[0].name].append(task)
+            warnings.extend(
+                f"burst suspected — {name}: {reason}"
+                for name, reasons in suspects.items()
+                for reason in reasons
+            )
+            clean = [name for name, reasons in suspects.items() if not reasons]
+            if clean or cfg.burst_guard.action == "report":
                 self._verdict = Verdict.ROLLBACK
             elif canary_requests - self._stage_start >= cfg.max_canary_requests:
                 self._verdict = Verdict.INCONCLUSIVE
@@ -289,7 +317,9 @@ class Judge:
         s_rate = m.stable_hits / m.stable_requests if m.stable_requests else None
         e_harm = m.harm.e_value
         e_ni = m.non_inferiority.e_value
-        burst = interval_burst(cfg.burst_guard, m.max_interval_hits, m.canary_hits)
+        burst = interval_burst(
+            cfg.burst_guard, m.harm, m.max_burst_llr, harm_threshold, m.max_burst_hits
+        )
         explanation = (
             f"{m.name}: canary {m.canary_hits}/{m.canary_requests} ({_pct(c_rate)}) vs "
             f"stable {m.stable_hits}/{m.stable_requests} ({_pct(s_rate)}); "
