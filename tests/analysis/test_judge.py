@@ -250,3 +250,18 @@ def test_single_canary_task_cannot_be_blamed_on_itself():
         if decision.verdict is not Verdict.CONTINUE:
             break
     assert decision is not None and decision.verdict is Verdict.ROLLBACK
+
+
+def test_a_burst_on_errors_does_not_hide_a_clean_latency_regression():
+    judge = Judge()
+    judge.freeze_thresholds([0.8])
+    decision = None
+    for i in range(200):
+        canary_errors = 30 if i == 0 else 1
+        decision = judge.update(batch((1_900, 19), (100, canary_errors), slower=((19,), (3,))))
+        if decision.verdict is not Verdict.CONTINUE:
+            break
+    assert decision is not None and decision.verdict is Verdict.ROLLBACK
+    errors, latency = decision.metrics
+    assert errors.harmful and errors.burst is not None  # held on its own
+    assert latency.harmful and latency.burst is None  # but this one stands

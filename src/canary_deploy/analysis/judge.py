@@ -227,7 +227,9 @@ class Judge:
     def _latency_name(self, index: int, threshold_s: float) -> str:
         cfg = self.config
         label = f"slower than {threshold_s * 1000:.0f} ms"
-        if cfg.latency_thresholds_s is None and index < len(cfg.latency_quantiles):
+        if cfg.latency_thresholds_s is None and len(self.thresholds_s) == len(
+            cfg.latency_quantiles
+        ):
             label += f" (stable p{cfg.latency_quantiles[index] * 100:g})"
         return label
 
