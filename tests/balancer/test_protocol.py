@@ -304,3 +304,25 @@ def test_stale_pooled_connection_is_retried_only_for_idempotent_requests(
     w.upstream.connection_lost(ConnectionResetError())
     assert w.client_side.take().startswith(b"HTTP/1.1 502 ")
     assert not w.ctx.connecting
+
+
+def test_whole_and_partial_content_length_responses(loop: asyncio.AbstractEventLoop) -> None:
+    w = wire(loop, stickiness=Stickiness(60))
+    w.client.data_received(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n")
+    w.upstream.data_received(
+        b"HTTP/1.1 201 Created\r\nKeep-Alive: timeout=5\r\nContent-Length: 2\r\n"
+        b"Connection: close\r\n\r\nok"
+    )
+    out = w.client_side.take()
+    assert out.startswith(b"HTTP/1.1 201 Created\r\nContent-Length: 2\r\nSet-Cookie: AWSALBTG=")
+    assert out.endswith(b"\r\n\r\nok") and b"Keep-Alive" not in out and b"close" not in out
+    assert w.target_side.closed and not w.client_side.closed  # target asked to close
+
+    w = wire(loop)
+    w.client.data_received(b"GET /2 HTTP/1.1\r\nHost: a\r\n\r\n")
+    w.upstream.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello")
+    w.upstream.data_received(b"world")
+    assert w.client_side.take().endswith(b"\r\n\r\nhelloworld")
+    assert w.upstream in w.upstream.target.idle
+    stats = w.ctx.metrics.window("stable", 0, 2e10)
+    assert (stats.requests, stats.status_2xx) == (1, 1)

@@ -173,7 +173,12 @@ class MetricsRecorder:
             cell.s4 += 1
         else:
             cell.s5 += 1
-        index = bucket_index(latency_s)
+        us = int(latency_s * 1_000_000)  # bucket_index(), inlined on the hot path
+        if us < 2 * _SUB:
+            index = max(us, 0)
+        else:
+            shift = us.bit_length() - 5
+            index = _SUB * shift + (us >> shift)
         hist = cell.hist
         hist[index] = hist.get(index, 0) + 1
 

@@ -132,7 +132,8 @@ class RequestReader:
         self._client_ip = client_ip
         self._forwarded = b"X-Forwarded-Proto: http\r\nX-Forwarded-Port: " + listen_port + b"\r\n"
         self._stickiness = stickiness
-        self._parser = httptools.HttpRequestParser(self)
+        self.parser = httptools.HttpRequestParser(self)
+        self._parser = self.parser
         self.new: list[Exchange] = []  # exchanges whose head arrived in the last feed
         self._current: Exchange | None = None
         self._reset_head()
@@ -163,7 +164,17 @@ class RequestReader:
     # ---- httptools callbacks
 
     def on_message_begin(self) -> None:
-        self._reset_head()
+        # _reset_head(), inlined: one call less per request.
+        self._url = []
+        self._headers = []
+        self._head_bytes = 0
+        self._xff = None
+        self._has_trace = False
+        self._cookie = None
+        self._connection_tokens = None
+        self._content_length = 0
+        self._chunked = False
+        self._expect_continue = False
 
     def on_url(self, url: bytes) -> None:
         self._head_bytes += len(url)
@@ -215,7 +226,13 @@ class RequestReader:
             parts += (name, b": ", value, b"\r\n")
         parts += (b"X-Forwarded-For: ", xff, b"\r\n", self._forwarded)
         if not self._has_trace:
-            parts += (b"X-Amzn-Trace-Id: ", trace_id(), b"\r\n")
+            now = int(time.time())  # trace_id(), inlined
+            if now != _TracePrefix.second:
+                _TracePrefix.second = now
+                _TracePrefix.value = b"Root=1-%08x-" % now
+            parts += (
+                b"X-Amzn-Trace-Id: %b%024x\r\n" % (_TracePrefix.value, random.getrandbits(96)),
+            )
         if self._chunked:
             parts.append(b"Transfer-Encoding: chunked\r\n")
         parts.append(b"\r\n")

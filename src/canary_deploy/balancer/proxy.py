@@ -13,6 +13,8 @@ import time
 from collections import deque
 from typing import Any
 
+import httptools
+
 from canary_deploy.balancer.metrics import MetricsRecorder
 from canary_deploy.balancer.parser import Exchange, FramingError, RequestReader
 from canary_deploy.balancer.responses import CONTINUE, error_response
@@ -92,9 +94,15 @@ class ClientConnection(asyncio.Protocol):
             return
         self.last_activity = _monotonic()
         try:
-            reader.feed(data)
+            reader.parser.feed_data(data)  # RequestReader.feed(), inlined: the hot path
         except FramingError as exc:
             self._reject(exc.status)
+            return
+        except httptools.HttpParserUpgrade:
+            self._reject(501)
+            return
+        except httptools.HttpParserError:
+            self._reject(400)
             return
         if reader.new:
             self.queue.extend(reader.new)

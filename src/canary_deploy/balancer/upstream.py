@@ -277,7 +277,9 @@ class UpstreamConnection(asyncio.Protocol):
         if self.exchange is None or self._reset_parser:
             return
         self._awaiting_head = True
-        self._finish_body()
+        if self._chunked_out:
+            self._to_client.append(b"0\r\n\r\n")
+            self._chunked_out = self._until_eof = False
         self._complete(keep_alive=self._parser.should_keep_alive())
 
     def _finish_body(self) -> None:
@@ -290,15 +292,23 @@ class UpstreamConnection(asyncio.Protocol):
         exchange = self.exchange
         if exchange is None:
             return
-        if self._to_client:
-            self._flush()  # the response goes out before anything the client does next
+        client = exchange.client
+        out = self._to_client
+        if out:
+            # The response goes out before anything the client does next.
+            if client is not None:
+                client.transport.write(out[0] if len(out) == 1 else b"".join(out))
+            out.clear()
         self.exchange = None
         exchange.upstream = None
-        exchange.release_target()
+        target = exchange.target
+        if target is not None:  # inlined Exchange.release_target: this is the hot path
+            target.outstanding -= 1
+            exchange.target = None
         self.usable = keep_alive and exchange.request_complete and self.transport is not None
         if self.usable:
             self.release()
         else:
             self.close()
-        if exchange.client is not None:
-            exchange.client.exchange_done(exchange)
+        if client is not None:
+            client.exchange_done(exchange)
