@@ -24,7 +24,14 @@ from statistics import NormalDist
 import numpy as np
 from numpy.typing import NDArray
 
-from canary_deploy.analysis import Batch, Judge, JudgeConfig, Verdict, VersionBatch
+from canary_deploy.analysis import (
+    Batch,
+    BurstGuardConfig,
+    Judge,
+    JudgeConfig,
+    Verdict,
+    VersionBatch,
+)
 
 P0 = 0.01
 SHARE = 0.05
@@ -75,7 +82,7 @@ def log_mixture(
     null: float,
     ratios: tuple[float, ...],
     weights: tuple[float, ...],
-    burst_min_hits: int | None = None,
+    burst: BurstGuardConfig | None = None,
 ) -> tuple[Float, Float]:
     """Cumulative log e-value per (replication, look), same formula as eprocess.batch_llr;
     and the burst guard's log e-value without the strongest burst interval per ratio."""
@@ -87,7 +94,7 @@ def log_mixture(
     w = np.asarray(weights, dtype=float) / sum(weights)
     out = np.full(n_c.shape, -np.inf)
     robust = np.full(n_c.shape, -np.inf)
-    bursty = x >= burst_min_hits if burst_min_hits is not None else None
+    bursty = None if burst is None else (x >= burst.min_hits) & (x >= burst.min_rate * n_c)
     for ratio, weight in zip(ratios, w, strict=True):
         t_alt = t0 * ratio / (t0 * ratio + 1 - t0)
         inc = np.where(
@@ -125,9 +132,7 @@ def judge_vectorized(metrics: list[Metric], cfg: JudgeConfig) -> Outcome:
             if m.latency
             else (cfg.harm_ratios, cfg.harm_weights)
         )
-        log_harm, robust = log_mixture(
-            m.n_s, m.n_c, m.y, m.x, 1.0, ratios, weights, burst_min_hits=g.min_hits
-        )
+        log_harm, robust = log_mixture(m.n_s, m.n_c, m.y, m.x, 1.0, ratios, weights, burst=g)
         log_ni, _ = log_mixture(
             m.n_s, m.n_c, m.y, m.x, cfg.promote_margin, cfg.promote_ratios, cfg.promote_weights
         )

@@ -219,7 +219,7 @@ def test_burst_guard_in_report_mode_rolls_back_but_flags_it():
     judge = Judge(JudgeConfig(burst_guard=BurstGuardConfig(action="report")))
     for _ in range(10):
         judge.update(batch((1_900, 19), (100, 1)))
-    decision = judge.update(batch((1_900, 19), (100, 15)))
+    decision = judge.update(batch((1_900, 19), (100, 30)))
     assert decision.verdict is Verdict.ROLLBACK
     assert any("burst suspected" in w for w in decision.warnings)
 

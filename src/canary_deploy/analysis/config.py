@@ -15,15 +15,18 @@ class BurstGuardConfig:
     """When is a would-be rollback suspected to rest on clustered errors.
 
     A "burst interval" is one look interval in which the canary had at least `min_hits`
-    hits. A rollback is burst-driven when the evidence *without the strongest burst
-    interval* would not reach the threshold, or when one canary task produced more than
-    `max_task_share` of its errors (at least `min_hits`) while another task served too.
+    hits making up at least `min_rate` of its requests (a 10-second blip, not a steady
+    regression, which spreads its extra errors thinly). A rollback is burst-driven when
+    the evidence *without the strongest burst interval* would not reach the threshold,
+    or when one canary task produced more than `max_task_share` of its errors (at least
+    `min_hits`) while another task served too.
     `hold` turns such a rollback into CONTINUE with a warning until the evidence stands
     without the burst; `report` rolls back anyway but flags the decision.
     """
 
     enabled: bool = True
     min_hits: int = 5
+    min_rate: float = 0.2
     max_task_share: float = 0.8
     action: BurstAction = "hold"
 
@@ -32,6 +35,8 @@ class BurstGuardConfig:
             raise ValueError(
                 f"burst guard max_task_share must be in (0, 1], got {self.max_task_share}"
             )
+        if not 0.0 <= self.min_rate <= 1.0:
+            raise ValueError(f"burst guard min_rate must be in [0, 1], got {self.min_rate}")
         if self.min_hits < 1:
             raise ValueError(f"burst guard min_hits must be >= 1, got {self.min_hits}")
         if self.action not in ("hold", "report"):

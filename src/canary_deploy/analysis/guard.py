@@ -25,8 +25,8 @@ def interval_burst(
 ) -> str | None:
     """A reason when the harm evidence stands only thanks to one burst interval, else None.
 
-    `max_burst_llr[i]` is the largest contribution any single burst interval (one with at
-    least `config.min_hits` canary hits) made to grid ratio i; taking it out of every
+    `max_burst_llr[i]` is the largest contribution any single burst interval (see
+    `BurstGuardConfig`) made to grid ratio i; taking it out of every
     ratio is conservative: no single interval can account for more.
     """
     if not config.enabled or not any(v > 0 for v in max_burst_llr):

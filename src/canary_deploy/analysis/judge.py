@@ -10,7 +10,7 @@ from enum import StrEnum
 from typing import Any
 
 from canary_deploy.analysis.batch import Batch, TaskCounts
-from canary_deploy.analysis.config import JudgeConfig
+from canary_deploy.analysis.config import BurstGuardConfig, JudgeConfig
 from canary_deploy.analysis.eprocess import RateRatioEProcess
 from canary_deploy.analysis.guard import interval_burst, task_burst
 from canary_deploy.analysis.intervals import wilson
@@ -96,14 +96,14 @@ class _Metric:
         stable_hits: int,
         canary_requests: int,
         canary_hits: int,
-        burst_min_hits: int,
+        burst: BurstGuardConfig,
     ) -> None:
         total = stable_requests + canary_requests
         theta0 = canary_requests / total if total else 0.0
         increments = self.harm.update(canary_hits, stable_hits, theta0)
         if not self.max_burst_llr:
             self.max_burst_llr = [0.0] * len(increments)
-        if canary_hits >= burst_min_hits:
+        if canary_hits >= max(burst.min_hits, burst.min_rate * canary_requests):
             self.max_burst_llr = [
                 max(a, b) for a, b in zip(self.max_burst_llr, increments, strict=True)
             ]
@@ -180,8 +180,8 @@ class Judge:
         if not self._metrics:
             self._metrics = self._new_metrics()
         s, c = batch.stable, batch.canary
-        min_hits = self.config.burst_guard.min_hits
-        self._metrics[0].observe(s.requests, s.errors, c.requests, c.errors, min_hits)
+        guard = self.config.burst_guard
+        self._metrics[0].observe(s.requests, s.errors, c.requests, c.errors, guard)
         if len(self._metrics) > 1:
             if not c.slower_than and (s.requests or c.requests):
                 raise ValueError(
@@ -190,7 +190,7 @@ class Judge:
             for i, metric in enumerate(self._metrics[1:]):
                 slow_s = s.slower_than[i] if s.slower_than else 0
                 slow_c = c.slower_than[i] if c.slower_than else 0
-                metric.observe(s.requests, slow_s, c.requests, slow_c, min_hits)
+                metric.observe(s.requests, slow_s, c.requests, slow_c, guard)
         for name, task in c.tasks.items():
             seen = self._tasks.get(name, TaskCounts(0, 0))
             self._tasks[name] = TaskCounts(seen.requests + task.requests, seen.errors + task.errors)
