@@ -1,4 +1,4 @@
-"""ECS services: promotion waits for a steady deployment, failures say why (stubbed ECS)."""
+"""ECS services: waiting for a steady deployment, failures say why (stubbed ECS)."""
 
 from __future__ import annotations
 
@@ -11,9 +11,6 @@ from canary_deploy.errors import OperationFailed, UsageError
 from tests.aws.stubs import ERRORS, OUTPUTS, RecordingProgress, stubbed
 from tests.aws.test_status import service
 
-CANARY_TD = "arn:aws:ecs:us-east-1:1:task-definition/demo-canary:3"
-
-
 def services(stable_running: int, stable_state: str, reason: str = "") -> dict[str, Any]:
     deployment = {"status": "PRIMARY", "rolloutState": stable_state, "rolloutStateReason": reason}
     return {
@@ -24,33 +21,27 @@ def services(stable_running: int, stable_state: str, reason: str = "") -> dict[s
     }
 
 
-def test_promote_runs_the_canary_task_definition_in_stable_and_waits() -> None:
+def test_wait_steady_follows_the_deployment_until_complete() -> None:
     client, stub = stubbed("ecs")
     progress = RecordingProgress()
-    stub.add_response("describe_services", services(2, "COMPLETED"))
-    stub.add_response(
-        "update_service",
-        {},
-        {"cluster": "demo-cluster", "service": "demo-stable", "taskDefinition": CANARY_TD},
-    )
     stub.add_response("describe_services", services(1, "IN_PROGRESS"))
     stub.add_response("describe_services", services(2, "COMPLETED"))
     with stub:
-        EcsWorkload(client, lambda: OUTPUTS, ERRORS, sleep=lambda _: None).promote(progress)
+        EcsWorkload(client, lambda: OUTPUTS, ERRORS, sleep=lambda _: None).wait_steady(
+            "stable", progress
+        )
         stub.assert_no_pending_responses()
     assert progress.updates[0] == "demo-stable: 1/2 running, IN_PROGRESS"
 
 
-def test_promote_reports_a_failed_deployment() -> None:
+def test_wait_steady_reports_a_failed_deployment() -> None:
     client, stub = stubbed("ecs")
-    stub.add_response("describe_services", services(2, "COMPLETED"))
-    stub.add_response("update_service", {})
     stub.add_response(
         "describe_services", services(2, "FAILED", "tasks failed to start: CannotPullContainer")
     )
     with stub, pytest.raises(OperationFailed, match="CannotPullContainer"):
-        EcsWorkload(client, lambda: OUTPUTS, ERRORS, sleep=lambda _: None).promote(
-            RecordingProgress()
+        EcsWorkload(client, lambda: OUTPUTS, ERRORS, sleep=lambda _: None).wait_steady(
+            "stable", RecordingProgress()
         )
 
 

@@ -8,6 +8,7 @@ from canary_deploy.aws.clients import AwsClients
 from canary_deploy.aws.errors import ErrorScope
 from canary_deploy.aws.metrics import CloudWatchMetrics
 from canary_deploy.aws.network import resolve_network
+from canary_deploy.aws.promotion import StackWorkload
 from canary_deploy.aws.router import AlbRouter, to_alb
 from canary_deploy.aws.stack import Stack, StackInfo, StackOutputs
 from canary_deploy.aws.workload import EcsWorkload
@@ -65,7 +66,7 @@ class AwsTarget:
         self.ecs = EcsWorkload(clients.ecs, self.outputs, self._errors)
         self.cloudwatch = CloudWatchMetrics(clients.cloudwatch, self.outputs, self._errors)
         self.router: TrafficRouter = self.alb
-        self.workload: Workload = self.ecs
+        self.workload: Workload = StackWorkload(self.stack, self.ecs, self.alb)
         self.metrics: MetricsSource = self.cloudwatch
 
     @classmethod

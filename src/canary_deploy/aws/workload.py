@@ -103,21 +103,6 @@ class EcsWorkload:
             )
         return result
 
-    def promote(self, progress: Progress) -> None:
-        """Run the canary's task definition in the stable service and wait until steady."""
-        services = self._services()
-        if set(services) != set(VERSIONS):
-            raise OperationFailed("both ECS services must exist to promote the canary")
-        task_definition = services["canary"].get("taskDefinition", "")
-        progress.log(f"Stable service now runs {task_definition}")
-        with self._errors("update the stable service"):
-            self._ecs.update_service(
-                cluster=self._outputs().cluster_name,
-                service=self._names()["stable"],
-                taskDefinition=task_definition,
-            )
-        self._wait_steady("stable", progress)
-
     def scale_canary(self, desired_count: int) -> None:
         """Set the canary service's desired task count."""
         if desired_count < 0:
@@ -129,7 +114,8 @@ class EcsWorkload:
                 desiredCount=desired_count,
             )
 
-    def _wait_steady(self, version: Version, progress: Progress) -> None:
+    def wait_steady(self, version: Version, progress: Progress) -> None:
+        """Wait until the service's deployment completed with every task running."""
         deadline = self._clock() + STEADY_TIMEOUT_SECONDS
         while True:
             status = self.describe_services()[version]
