@@ -11,6 +11,7 @@ from canary_deploy.errors import OperationFailed, UsageError
 from tests.aws.stubs import ERRORS, OUTPUTS, RecordingProgress, stubbed
 from tests.aws.test_status import service
 
+
 def services(stable_running: int, stable_state: str, reason: str = "") -> dict[str, Any]:
     deployment = {"status": "PRIMARY", "rolloutState": stable_state, "rolloutStateReason": reason}
     return {

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from canary_deploy.aws.errors import ErrorScope
 from canary_deploy.aws.stack import StackOutputs
-from canary_deploy.backend import VERSIONS, Progress, ServiceStatus, TaskDefinitionStatus, Version
+from canary_deploy.backend import Progress, ServiceStatus, TaskDefinitionStatus, Version
 from canary_deploy.errors import OperationFailed, UsageError
 
 if TYPE_CHECKING:
