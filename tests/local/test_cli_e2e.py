@@ -10,7 +10,11 @@ from typing import Any
 
 import pytest
 
+from canary_deploy.backend import SilentProgress
+from canary_deploy.config import load_settings
 from canary_deploy.local.processes import stack_processes
+from canary_deploy.local.target import LocalTarget
+from canary_deploy.weights import Weights
 from tests.local.conftest import LocalStack, pid_gone, wait_for
 
 pytestmark = pytest.mark.integration
@@ -113,7 +117,7 @@ def test_kill_9_of_the_daemon_leaves_no_task_and_a_restart_restores_weights(
     deployed.ok("set-weights", "75", "25")
     task_pids = [t["pid"] for t in deployed.tasks()]
     daemon = deployed.paths.daemon_pid()
-    assert daemon is not None and len(task_pids) == 3
+    assert daemon is not None and len(task_pids) >= 3
     os.kill(daemon, signal.SIGKILL)
 
     wait_for(lambda: all(pid_gone(p) for p in task_pids), 10, "task processes to die")
@@ -126,7 +130,21 @@ def test_kill_9_of_the_daemon_leaves_no_task_and_a_restart_restores_weights(
     assert status["listener"]["weights"] == {"stable": 75, "canary": 25}
     assert status["listener"]["url"] == f"{deployed.url}/"
     assert status["versions"]["stable"]["service"]["running"] == 2
-    assert by_version(deployed.load(4))  # serving again
+    assert set(by_version(deployed.load(8))) == {"v1", "v2"}  # serving again
+
+
+def test_promote_rolls_stable_onto_the_canary_image(deployed: LocalStack) -> None:
+    settings = load_settings(env=deployed.env, config_file=deployed.root / "none.toml")
+    target = LocalTarget.from_settings(settings)
+    old_stable = {t["pid"] for t in deployed.tasks() if t["version"] == "stable"}
+    target.workload.promote(SilentProgress())
+    stable = [t for t in deployed.tasks() if t["version"] == "stable"]
+    assert {t["image"] for t in stable} == {"builtin:v2"}
+    assert len(stable) == 2 and not old_stable & {t["pid"] for t in stable}
+    assert target.router.get_weights() == Weights(100, 0)
+    assert by_version(deployed.load(10)) == {"v2": 10}
+    target.workload.scale_canary(2)
+    wait_for(lambda: target.workload.describe_services()["canary"].running == 2, 30, "scale out")
 
 
 def test_delete_stops_everything_and_keeps_history(deployed: LocalStack) -> None:

@@ -74,7 +74,9 @@ class DemoContext:
     progress: Progress
     records: list[StepRecord]
     hold_s: float
-    clock: Callable[[], float] = time.time
+    # perf_counter: the same clock as Sample.sent, so a response counts for the step in
+    # effect when its request was sent, not when it came back.
+    clock: Callable[[], float] = time.perf_counter
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def begin(self, title: str, weights: Weights, note: str = "") -> StepRecord:
@@ -91,9 +93,9 @@ class DemoContext:
     def observe(self, sample: Sample) -> None:
         """Called from the load thread for every response."""
         with self._lock:
-            if not self.records:
+            record = next((r for r in reversed(self.records) if r.started <= sample.sent), None)
+            if record is None:
                 return
-            record = self.records[-1]
             record.by_version[sample.version] = record.by_version.get(sample.version, 0) + 1
             record.errors += sample.failed
             if sample.status:

@@ -70,6 +70,7 @@ class Sample:
     version: str
     task_id: str | None = None
     error: str | None = None
+    sent: float = 0.0  # time.perf_counter() when it was sent (or scheduled, with a rate)
 
     @property
     def failed(self) -> bool:
@@ -318,22 +319,23 @@ class LoadGenerator:
         self, conn: _Connection | None, index: int, sent: float, loop: asyncio.AbstractEventLoop
     ) -> tuple[Sample, _Connection | None]:
         plan = self.plan
+
+        def failure(error: str) -> tuple[Sample, None]:
+            elapsed = time.perf_counter() - sent
+            return Sample(index, 0, elapsed, UNKNOWN_VERSION, None, error, sent), None
+
         if conn is None:
-            error = f"cannot connect to {plan.host}:{plan.port}"
-            return Sample(index, 0, time.perf_counter() - sent, UNKNOWN_VERSION, error=error), None
+            return failure(f"cannot connect to {plan.host}:{plan.port}")
         try:
             status, body, keep = await asyncio.wait_for(conn.request(self._raw), plan.timeout_s)
         except (ConnectionError, OSError) as exc:
             conn.close()
-            return Sample(
-                index, 0, time.perf_counter() - sent, UNKNOWN_VERSION, error=str(exc)
-            ), None
+            return failure(str(exc))
         except TimeoutError:
             conn.close()
-            error = f"no response within {plan.timeout_s:.0f} s"
-            return Sample(index, 0, time.perf_counter() - sent, UNKNOWN_VERSION, error=error), None
+            return failure(f"no response within {plan.timeout_s:.0f} s")
         latency = time.perf_counter() - sent
         if not keep:
             conn.close()
         version, task_id = _identify(body)
-        return Sample(index, status, latency, version, task_id), (conn if keep else None)
+        return Sample(index, status, latency, version, task_id, sent=sent), (conn if keep else None)
