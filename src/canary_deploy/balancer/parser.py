@@ -163,19 +163,6 @@ class RequestReader:
 
     # ---- httptools callbacks
 
-    def on_message_begin(self) -> None:
-        # _reset_head(), inlined: one call less per request.
-        self._url = []
-        self._headers = []
-        self._head_bytes = 0
-        self._xff = None
-        self._has_trace = False
-        self._cookie = None
-        self._connection_tokens = None
-        self._content_length = 0
-        self._chunked = False
-        self._expect_continue = False
-
     def on_url(self, url: bytes) -> None:
         self._head_bytes += len(url)
         if self._head_bytes > MAX_HEAD_BYTES:
@@ -259,9 +246,12 @@ class RequestReader:
 
     def on_message_complete(self) -> None:
         exchange = self._current
+        chunked = self._chunked
+        # Reset here rather than in an on_message_begin callback: one callback less.
+        self._reset_head()
         if exchange is None:
             return
-        if self._chunked:
+        if chunked:
             exchange.out.append(b"0\r\n\r\n")
         exchange.request_complete = True
         self._current = None
