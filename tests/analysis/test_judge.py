@@ -120,6 +120,10 @@ def test_batch_must_report_one_count_per_frozen_threshold():
     judge.freeze_thresholds([0.25, 0.8])
     with pytest.raises(ValueError, match="2 frozen latency thresholds"):
         judge.update(batch((100, 1), (10, 0), slower=((5,), (1,))))
+    with pytest.raises(ValueError, match="has 0 slower_than counts"):
+        judge.update(batch((100, 1), (10, 0)))
+    # Rejected batches were not counted.
+    assert judge.update(batch((0, 0), (0, 0))).metrics[0].stable_requests == 0
 
 
 def test_without_frozen_thresholds_the_decision_says_latency_is_not_judged():

@@ -171,26 +171,23 @@ class Judge:
 
     def update(self, batch: Batch) -> Decision:
         """Add one interval's counts and decide."""
+        s, c = batch.stable, batch.canary
         thresholds = self.thresholds_s
-        if batch.canary.slower_than and len(batch.canary.slower_than) != len(thresholds):
+        # Checked before anything is counted, so a rejected batch leaves the state as it was.
+        no_traffic = s.requests == 0 and c.requests == 0
+        if len(c.slower_than) != len(thresholds) and not (no_traffic and not c.slower_than):
             raise ValueError(
-                f"batch has {len(batch.canary.slower_than)} slower_than counts but the judge "
-                f"has {len(thresholds)} frozen latency thresholds"
+                f"batch has {len(c.slower_than)} slower_than counts but the judge has "
+                f"{len(thresholds)} frozen latency thresholds"
             )
         if not self._metrics:
             self._metrics = self._new_metrics()
-        s, c = batch.stable, batch.canary
         guard = self.config.burst_guard
         self._metrics[0].observe(s.requests, s.errors, c.requests, c.errors, guard)
-        if len(self._metrics) > 1:
-            if not c.slower_than and (s.requests or c.requests):
-                raise ValueError(
-                    "batch lacks slower_than counts for the judge's latency thresholds"
-                )
-            for i, metric in enumerate(self._metrics[1:]):
-                slow_s = s.slower_than[i] if s.slower_than else 0
-                slow_c = c.slower_than[i] if c.slower_than else 0
-                metric.observe(s.requests, slow_s, c.requests, slow_c, guard)
+        for i, metric in enumerate(self._metrics[1:]):
+            slow_s = s.slower_than[i] if s.slower_than else 0
+            slow_c = c.slower_than[i] if c.slower_than else 0
+            metric.observe(s.requests, slow_s, c.requests, slow_c, guard)
         for name, task in c.tasks.items():
             seen = self._tasks.get(name, TaskCounts(0, 0))
             self._tasks[name] = TaskCounts(seen.requests + task.requests, seen.errors + task.errors)
