@@ -14,7 +14,6 @@ from canary_deploy.backend import SilentProgress
 from canary_deploy.config import load_settings
 from canary_deploy.local.processes import stack_processes
 from canary_deploy.local.target import LocalTarget
-from canary_deploy.weights import Weights
 from tests.local.conftest import LocalStack, pid_gone, wait_for
 
 pytestmark = pytest.mark.integration
@@ -137,12 +136,13 @@ def test_promote_rolls_stable_onto_the_canary_image(deployed: LocalStack) -> Non
     settings = load_settings(env=deployed.env, config_file=deployed.root / "none.toml")
     target = LocalTarget.from_settings(settings)
     old_stable = {t["pid"] for t in deployed.tasks() if t["version"] == "stable"}
+    weights = target.router.get_weights()
     target.workload.promote(SilentProgress())
     stable = [t for t in deployed.tasks() if t["version"] == "stable"]
     assert {t["image"] for t in stable} == {"builtin:v2"}
     assert len(stable) == 2 and not old_stable & {t["pid"] for t in stable}
-    assert target.router.get_weights() == Weights(100, 0)
-    assert by_version(deployed.load(10)) == {"v2": 10}
+    assert target.router.get_weights() == weights, "promotion alone does not move traffic"
+    assert by_version(deployed.load(10)) == {"v2": 10}  # both groups now serve v2
     target.workload.scale_canary(2)
     wait_for(lambda: target.workload.describe_services()["canary"].running == 2, 30, "scale out")
 
