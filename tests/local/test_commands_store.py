@@ -28,6 +28,12 @@ def test_template_substitutes_port_in_arguments_and_leading_assignments() -> Non
     assert env["FAULT_FILE"] == "/tmp/sick-8123"
 
 
+def test_builtin_image_takes_leading_assignments_for_fault_injection() -> None:
+    argv, env = parse_image("CANARY_FAULT_LATENCY_MS=50 builtin:v2").render(4000)
+    assert argv[3:] == ["--version", "v2", "--port", "4000"]
+    assert env["CANARY_FAULT_LATENCY_MS"] == "50"
+
+
 @pytest.mark.parametrize(
     ("image", "message"),
     [

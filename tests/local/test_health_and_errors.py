@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import socket
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -36,10 +35,7 @@ def test_unhealthy_canary_task_gets_no_traffic_and_an_all_unhealthy_group_fails_
     stack = new_stack()
     sick_dir = stack.root
     # Each canary task turns unhealthy while the file sick-<its port> exists.
-    canary = (
-        f"CANARY_FAULT_FAIL_HEALTH_FILE={sick_dir}/sick-$PORT "
-        f"{sys.executable} -m canary_deploy.sample_app --version v2 --port $PORT"
-    )
+    canary = f"CANARY_FAULT_FAIL_HEALTH_FILE={sick_dir}/sick-$PORT builtin:v2"
     stack.ok(
         "deploy", "--image-canary", canary, "--stable-count", "1", "--canary-count", "2",
         "--stable-weight", "0", "--canary-weight", "100",

@@ -42,19 +42,11 @@ def parse_image(image: str, *, role: str = "image") -> TaskCommand:
     ('v2', '--port', '$PORT')
     >>> parse_image("FOO=1 python -m http.server $PORT").env
     (('FOO', '1'),)
+    >>> parse_image("CANARY_FAULT_ERROR_RATE=0.05 builtin:v2").env
+    (('CANARY_FAULT_ERROR_RATE', '0.05'),)
     """
-    text = image.strip()
-    if text.startswith(BUILTIN_PREFIX):
-        label = text.removeprefix(BUILTIN_PREFIX)
-        if not _LABEL.match(label):
-            raise UsageError(
-                f"{role} {image!r}: builtin image needs a version label such as builtin:v1",
-                hint=_TEMPLATE_HINT,
-            )
-        argv = (sys.executable, "-m", "canary_deploy.sample_app", "--version", label)
-        return TaskCommand(image=image, argv=(*argv, "--port", "$PORT"))
     try:
-        tokens = shlex.split(text)
+        tokens = shlex.split(image.strip())
     except ValueError as exc:
         raise UsageError(
             f"{role} {image!r} is not a valid command: {exc}", hint=_TEMPLATE_HINT
@@ -63,6 +55,15 @@ def parse_image(image: str, *, role: str = "image") -> TaskCommand:
     while tokens and _ENV_ASSIGNMENT.match(tokens[0]):
         name, _, value = tokens.pop(0).partition("=")
         env.append((name, value))
+    if len(tokens) == 1 and tokens[0].startswith(BUILTIN_PREFIX):
+        label = tokens[0].removeprefix(BUILTIN_PREFIX)
+        if not _LABEL.match(label):
+            raise UsageError(
+                f"{role} {image!r}: builtin image needs a version label such as builtin:v1",
+                hint=_TEMPLATE_HINT,
+            )
+        argv = (sys.executable, "-m", "canary_deploy.sample_app", "--version", label)
+        return TaskCommand(image=image, argv=(*argv, "--port", "$PORT"), env=tuple(env))
     if not tokens:
         raise UsageError(f"{role} {image!r} has no command to run", hint=_TEMPLATE_HINT)
     if not any(_PORT.search(token) for token in tokens + [v for _, v in env]):
