@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -87,3 +89,27 @@ def test_first_deploy_with_a_command_that_exits_at_once_leaves_nothing_running(
     assert stack_processes(stack.paths.marker) == []
     missing = stack.run("status")
     assert missing.exit_code == 1 and "no local stack" in missing.stderr
+
+
+def test_two_concurrent_deploys_share_one_daemon(new_stack: Callable[[], LocalStack]) -> None:
+    stack = new_stack()
+    first = subprocess.Popen(
+        [sys.executable, "-m", "canary_deploy", "deploy"],
+        cwd=stack.root,
+        env=stack.env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        second = stack.run("deploy")
+        _, first_err = first.communicate(timeout=120)
+    finally:
+        if first.poll() is None:
+            first.kill()
+            first.wait()
+    assert first.returncode == 0, first_err
+    assert second.exit_code == 0, second.stderr
+    status = stack.status()
+    assert status["versions"]["stable"]["service"]["running"] == 2
+    assert len(stack.tasks()) == 3, "the second daemon must not start (or kill) tasks"

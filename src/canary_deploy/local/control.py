@@ -117,6 +117,8 @@ class DaemonControl:
         if doc.get("ok"):
             return doc
         _wait_exit(process)
+        if doc.get("error") == "already_running":
+            return self._wait_for_other_start()
         if doc.get("error") == "port_in_use":
             raise UsageError(
                 f"{doc['message']}: the local listener cannot start",
@@ -125,6 +127,21 @@ class DaemonControl:
             )
         message = doc.get("message") or "the local stack daemon did not start"
         raise OperationFailed(message, hint=f"see {self.paths.daemon_log}")
+
+    def _wait_for_other_start(self) -> dict[str, Any]:
+        """Another command started the daemon at the same moment: use that one."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.running():
+                with contextlib.suppress(CanaryError):
+                    status = self.request("GET", "/status")
+                    return {"ok": True, "url": status["url"], "pid": status["pid"]}
+            time.sleep(0.1)
+        raise OperationFailed(
+            f"another local stack daemon for {self.paths.state_dir} is starting but does "
+            "not answer",
+            hint=f"see {self.paths.daemon_log}",
+        )
 
     def stop(self, *, forget: bool) -> bool:
         """Stop the daemon and every task; `forget` drops the desired spec and weights.

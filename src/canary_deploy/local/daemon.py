@@ -11,6 +11,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import fcntl
 import json
 import logging
 import os
@@ -99,11 +100,21 @@ class StackDaemon:
     # ---- lifecycle
 
     async def run(self, ready: Callable[[dict[str, Any]], None]) -> None:
-        self.store = StateStore(self.paths.state_dir)
-        try:
-            await self._run(ready)
-        finally:
-            self.store.close()
+        self.paths.state_dir.mkdir(parents=True, exist_ok=True)
+        # One daemon per state directory: two concurrent `deploy`s must not both start
+        # one (the second would kill the first one's tasks as leftovers). The kernel
+        # drops the lock when the process dies, also on kill -9.
+        with self.paths.lock_file.open("w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                ready({"error": "already_running", "message": "a daemon already runs here"})
+                return
+            self.store = StateStore(self.paths.state_dir)
+            try:
+                await self._run(ready)
+            finally:
+                self.store.close()
 
     async def _run(self, ready: Callable[[dict[str, Any]], None]) -> None:
         spec = self.store.load_spec()

@@ -38,6 +38,10 @@ class StackPaths:
         return self.state_dir / "daemon.pid"
 
     @property
+    def lock_file(self) -> Path:
+        return self.state_dir / "daemon.lock"
+
+    @property
     def daemon_log(self) -> Path:
         return self.state_dir / "daemon.log"
 
