@@ -146,29 +146,29 @@ class StackDaemon:
             ),
             on_event=self._event,
         )
-        if spec is not None:
-            # A restart restores exactly what was running: no trial, the images ran before.
-            await self.supervisor.apply(service_specs(spec), trial=False)
-            self._spec = spec
-            self._event(
-                "daemon", None, f"restored {_describe(spec)} at {self.balancer.get_weights()}"
-            )
         admin = AdminServer(str(self.paths.socket))
-        # First match wins: ours go first so PUT /weights also persists the weights.
-        self._add_routes(admin)
-        balancer_routes(admin, self.balancer)
-        await admin.start()
-        self.paths.pid_file.write_text(f"{os.getpid()}\n")
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._stop.set)
-        jobs = [
-            asyncio.ensure_future(self.supervisor.run()),
-            asyncio.ensure_future(self._persist()),
-        ]
-        self._event("daemon", None, f"listening on {self.url} (pid {os.getpid()})")
-        ready({"ok": True, "url": self.url, "pid": os.getpid()})
+        jobs: list[asyncio.Future[None]] = []
         try:
+            if spec is not None:
+                # A restart restores exactly what ran before: no trial for those images.
+                await self.supervisor.apply(service_specs(spec), trial=False)
+                self._spec = spec
+                weights = self.balancer.get_weights()
+                self._event("daemon", None, f"restored {_describe(spec)} at {weights}")
+            # First match wins: ours go first so PUT /weights also persists the weights.
+            self._add_routes(admin)
+            balancer_routes(admin, self.balancer)
+            await admin.start()
+            self.paths.pid_file.write_text(f"{os.getpid()}\n")
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._stop.set)
+            jobs += [
+                asyncio.ensure_future(self.supervisor.run()),
+                asyncio.ensure_future(self._persist()),
+            ]
+            self._event("daemon", None, f"listening on {self.url} (pid {os.getpid()})")
+            ready({"ok": True, "url": self.url, "pid": os.getpid()})
             await self._stop.wait()
         finally:
             for job in jobs:
@@ -186,7 +186,7 @@ class StackDaemon:
         health = (
             HealthCheckConfig.fast(path)
             if self.options.health_profile == "fast"
-            else (HealthCheckConfig(path=path))
+            else HealthCheckConfig(path=path)
         )
         return BalancerConfig(
             host=self.options.host,
