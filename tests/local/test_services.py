@@ -254,6 +254,18 @@ def test_crash_loop_is_reported_with_growing_backoff(world: Any) -> None:
     assert status.message is not None and "exited with code 2" in status.message
     assert waits[-1] > waits[1], f"backoff should grow: {waits}"
 
+    async def recover() -> None:
+        launcher.behaviour[CMD_V1] = "listen"
+        while not launcher.alive():
+            clock.now += 1
+            await settle(supervisor, 1)
+        await settle(supervisor)
+        clock.now += 30  # the new task stays up
+        await settle(supervisor)
+
+    run(recover())
+    assert supervisor.describe()["stable"].deployment_state != "crash-looping"
+
 
 def test_image_change_rolls_without_dropping_below_desired(world: Any) -> None:
     supervisor, launcher, registry, _ = world

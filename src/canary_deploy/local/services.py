@@ -221,6 +221,11 @@ class Supervisor:
         current = [t for t in live if t.image == svc.spec.image]
         old = [t for t in live if t.image != svc.spec.image]
         desired = svc.spec.desired_count
+        if svc.failures and any(
+            t.state == "RUNNING" and now - t.started_at >= self.config.stable_after_s
+            for t in current
+        ):
+            svc.failures = 0  # a task has stayed up: the service is no longer crash-looping
         missing = desired - len(current)
         if missing > 0 and now >= svc.next_start_at:
             for _ in range(missing):
