@@ -11,12 +11,19 @@ from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from canary_deploy.backend import Status
+from canary_deploy.backend import Status, Target
 from canary_deploy.cli.app import OutputOpt, app, settings_from
 from canary_deploy.cli.output import console, err_console, print_json, progress
 from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.local.demo import DemoOptions, StepRecord, run_demo
-from canary_deploy.local.load import LoadGenerator, LoadPlan, LoadResult, Sample, VersionSummary
+from canary_deploy.local.load import (
+    UNKNOWN_VERSION,
+    LoadGenerator,
+    LoadPlan,
+    LoadResult,
+    Sample,
+    VersionSummary,
+)
 from canary_deploy.targets import open_target
 
 PER_REQUEST_LINES_UP_TO = 20  # like the seed's `for i in {1..20}; do curl ...; done`
@@ -26,13 +33,23 @@ def _ms(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds * 1000:.1f} ms"
 
 
-def _listener_url(ctx: typer.Context) -> str:
-    status = open_target(settings_from(ctx)).status()
+def _listener(ctx: typer.Context) -> tuple[str, Target]:
+    target = open_target(settings_from(ctx))
+    status = target.status()
     if status.listener is None:
         raise OperationFailed(
             "the stack has no listener to send load to", hint="run `canary deploy`, or pass --url"
         )
-    return status.listener.url
+    return status.listener.url, target
+
+
+def _balancer_view(target: Target | None, result: LoadResult) -> dict[str, int] | None:
+    """Requests per target group as the local balancer counted them during the run, for
+    responses that do not say their version (everything but /whoami and /predict)."""
+    if target is None or target.name != "local" or UNKNOWN_VERSION not in result.by_version:
+        return None
+    end = result.started + result.elapsed_s
+    return {v: c.requests for v, c in target.metrics.counts(result.started - 1, end + 1).items()}
 
 
 def _print_sample(sample: Sample) -> None:
@@ -105,7 +122,7 @@ def _render_summary(result: LoadResult) -> None:
         f"({result.throughput:,.0f}/s); status codes {codes}"
     )
     if "?" in result.by_version:
-        console.print("[dim]? = the response did not say its version (only /whoami does)[/dim]")
+        console.print("[dim]? = the response did not say its version (/whoami and /predict do)[/dim]")
 
 
 @app.command()
@@ -145,8 +162,11 @@ def load(
         except ValueError as exc:
             raise UsageError(f"--data is not valid JSON: {exc}") from None
         body = data.encode()
+    target = None
+    if url is None:
+        url, target = _listener(ctx)
     plan = LoadPlan(
-        (url or _listener_url(ctx)).rstrip("/"), path, requests, rate, duration, concurrency,
+        url.rstrip("/"), path, requests, rate, duration, concurrency,
         method.upper(), body,
     )  # fmt: skip
     if output == "json":
@@ -155,10 +175,16 @@ def load(
         result = LoadGenerator(plan, on_sample=_print_sample).run()
     else:
         result = _run_with_bar(plan)
+    by_group = _balancer_view(target, result)
     if output == "json":
-        print_json(_summary_doc(result))
+        print_json({**_summary_doc(result), "balancer_requests": by_group})
     else:
         _render_summary(result)
+        if by_group is not None:
+            console.print(
+                "the balancer counted, per target group (all clients, same seconds): "
+                + ", ".join(f"{v} {n:,}" for v, n in by_group.items())
+            )
     if result.total.requests and result.statuses.get(0, 0) == result.total.requests:
         raise OperationFailed(
             f"no response from {plan.url}: {result.last_error}",
