@@ -122,7 +122,9 @@ def _render_summary(result: LoadResult) -> None:
         f"({result.throughput:,.0f}/s); status codes {codes}"
     )
     if "?" in result.by_version:
-        console.print("[dim]? = the response did not say its version (/whoami and /predict do)[/dim]")
+        console.print(
+            "[dim]? = the response did not say its version (/whoami and /predict do)[/dim]"
+        )
 
 
 @app.command()
