@@ -58,6 +58,12 @@ def test_load_prints_which_version_answered_each_request(deployed: LocalStack) -
     assert {line[2] for line in answered} == {"v1", "v2"}
 
 
+def test_load_at_a_rate_for_a_duration(deployed: LocalStack) -> None:
+    load = deployed.ok("load", "--rate", "40", "--duration", "1", "-o", "json").json()
+    assert load["total"]["requests"] == 40  # open loop: one request scheduled every 25 ms
+    assert load["total"]["errors"] == 0
+
+
 def test_set_weights_changes_the_split(deployed: LocalStack) -> None:
     status = deployed.ok("set-weights", "0", "100", "-o", "json").json()
     assert status["listener"]["weights"] == {"stable": 0, "canary": 100}
