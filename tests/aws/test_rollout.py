@@ -65,13 +65,21 @@ def rollout(
     return store, r.id, clock
 
 
-def test_steps_go_through_the_listener_in_order_and_promotion_updates_the_stack(
-    aws_env: AwsEnv, cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def deployed(
+    aws_env: AwsEnv, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> tuple[AwsTarget, ModifyListenerCounter]:
+    """A stack deployed at 95/5 through the CLI, and a counter of ModifyListener calls."""
     assert cli("deploy").exit_code == 0
     target = AwsTarget.from_settings(load_settings())
     steady(target, monkeypatch)
-    counter = ModifyListenerCounter(target)
+    return target, ModifyListenerCounter(target)
+
+
+def test_steps_go_through_the_listener_in_order_and_promotion_updates_the_stack(
+    aws_env: AwsEnv, deployed: tuple[AwsTarget, ModifyListenerCounter], tmp_path: Path
+) -> None:
+    target, counter = deployed
     store, rollout_id, _ = rollout(tmp_path, target, canary_error_rate=0.01)
     assert store.get(rollout_id).status is RolloutStatus.PROMOTED
     assert counter.calls == [[75, 25], [50, 50], [0, 100], [100, 0]]  # 95/5 was deployed
@@ -82,12 +90,9 @@ def test_steps_go_through_the_listener_in_order_and_promotion_updates_the_stack(
 
 
 def test_rollback_is_one_modify_listener_call(
-    aws_env: AwsEnv, cli: CliRunner, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    aws_env: AwsEnv, deployed: tuple[AwsTarget, ModifyListenerCounter], tmp_path: Path
 ) -> None:
-    assert cli("deploy").exit_code == 0
-    target = AwsTarget.from_settings(load_settings())
-    steady(target, monkeypatch)
-    counter = ModifyListenerCounter(target)
+    target, counter = deployed
     store, rollout_id, _ = rollout(tmp_path, target, canary_error_rate=0.2)
     assert store.get(rollout_id).status is RolloutStatus.ROLLED_BACK
     assert counter.calls == [[100, 0]]  # already at step 1's 95/5: only the rollback
