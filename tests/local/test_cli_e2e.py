@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 from typing import Any
 
 import pytest
@@ -13,10 +14,20 @@ import pytest
 from canary_deploy.backend import SilentProgress
 from canary_deploy.config import load_settings
 from canary_deploy.local.processes import stack_processes
+from canary_deploy.local.store import StateStore
 from canary_deploy.local.target import LocalTarget
 from tests.local.conftest import LocalStack, pid_gone, wait_for
 
 pytestmark = pytest.mark.integration
+
+
+def recorded(stack: LocalStack, since: float) -> int:
+    """Requests in the metric buckets the daemon persisted since `since`."""
+    store = StateStore(stack.paths.state_dir)
+    try:
+        return sum(int(b["requests"]) for b in store.load_buckets(since))
+    finally:
+        store.close()
 
 
 def by_version(load: dict[str, Any]) -> dict[str, int]:
@@ -120,6 +131,9 @@ def test_kill_9_of_the_daemon_leaves_no_task_and_a_restart_restores_weights(
     deployed: LocalStack,
 ) -> None:
     deployed.ok("set-weights", "75", "25")
+    since = time.time() - 1
+    served = deployed.load(40)["total"]["requests"]
+    wait_for(lambda: recorded(deployed, since) >= served, 15, "metrics to reach the disk")
     task_pids = [t["pid"] for t in deployed.tasks()]
     daemon = deployed.paths.daemon_pid()
     assert daemon is not None and len(task_pids) >= 3
@@ -135,6 +149,8 @@ def test_kill_9_of_the_daemon_leaves_no_task_and_a_restart_restores_weights(
     assert status["listener"]["weights"] == {"stable": 75, "canary": 25}
     assert status["listener"]["url"] == f"{deployed.url}/"
     assert status["versions"]["stable"]["service"]["running"] == 2
+    counts = deployed.admin("GET", f"/counts?start={since}&end={time.time() + 1}")
+    assert sum(c["requests"] for c in counts.values()) == served, "traffic history restored"
     assert set(by_version(deployed.load(8))) == {"v1", "v2"}  # serving again
 
 
@@ -161,3 +177,5 @@ def test_delete_stops_everything_and_keeps_history(deployed: LocalStack) -> None
     missing = deployed.run("status")
     assert missing.exit_code == 1 and "no local stack" in missing.stderr
     assert (deployed.paths.state_dir / "state.db").exists(), "history stays unless --purge"
+    deployed.ok("delete", "--yes", "--purge")
+    assert not deployed.paths.state_dir.exists()
