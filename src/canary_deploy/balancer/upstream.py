@@ -26,6 +26,21 @@ _HOP_NAMES = b"|".join(sorted(HOP_BY_HOP))
 # Python callback per header: the response side is the larger share of per-request work.
 _FRAMING_OR_HOP = re.compile(rb"\r\n(" + _HOP_NAMES + rb"|content-length)[ \t]*:", re.I)
 _HOP_LINE = re.compile(rb"\r\n(?:" + _HOP_NAMES + rb")[ \t]*:[^\r]*", re.I)
+# The fast path: a whole HTTP/1.1 head with a final status, token header names, visible
+# ASCII values and no hop-by-hop header but Connection; its body is then counted
+# against Content-Length instead of being parsed. Anything else goes through httptools.
+_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+_SIMPLE_RESPONSE = re.compile(
+    rb"HTTP/1\.1 [2-5][0-9][0-9] [\t -~]*\r\n"
+    rb"(?:(?!(?i:"
+    + b"|".join(sorted(HOP_BY_HOP - {b"connection"}))
+    + rb")[ \t]*:)"
+    + _TOKEN
+    + rb":[\t -~]*\r\n)*\r\n"
+)
+_LENGTH_OR_CONNECTION = re.compile(rb"\r\n(content-length|connection):([^\r]*)", re.I)
+_CONNECTION_LINE = re.compile(rb"\r\nconnection:[^\r]*", re.I)
+_MAX_LENGTH_DIGITS = 15
 _monotonic = time.monotonic
 
 
@@ -58,6 +73,8 @@ class UpstreamConnection(asyncio.Protocol):
         self._chunked_out = False  # re-chunk the body for the client
         self._until_eof = False  # the target delimits the body by closing
         self._got_bytes = False
+        self._remaining = 0  # fast path: body bytes still to pass on
+        self._fast_keep_alive = False
         # Bytes for the client from one feed, written with one call (one syscall).
         self._to_client: list[bytes] = []
 
@@ -69,6 +86,7 @@ class UpstreamConnection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.usable = False
+        self._remaining = 0
         idle = self.target.idle
         if self in idle:
             idle.remove(self)
@@ -100,10 +118,16 @@ class UpstreamConnection(asyncio.Protocol):
         client.upstream_failed(exchange, 502)
 
     def data_received(self, data: bytes) -> None:
-        self.last_activity = _monotonic()
+        now = self.last_activity = _monotonic()
         self._got_bytes = True
-        if self.exchange is None:
+        exchange = self.exchange
+        if exchange is None:
             self.close()  # bytes nobody asked for: the connection is out of sync
+            return
+        if self._remaining:
+            self._count_body(exchange, data)
+            return
+        if self._awaiting_head and not self._head_buf and self._fast_head(exchange, data, now):
             return
         if self._awaiting_head:
             # Targets never pipeline (we send one request at a time), so a head always
@@ -125,6 +149,72 @@ class UpstreamConnection(asyncio.Protocol):
             self._complete(keep_alive=self._head_keep_alive)
         elif self._to_client:
             self._flush()
+
+    def _fast_head(self, exchange: Exchange, data: bytes, now: float) -> bool:
+        """Pass on a simple response (see _SIMPLE_RESPONSE); False: use the parser."""
+        end = data.find(b"\r\n\r\n")
+        if end < 0 or exchange.is_head or _SIMPLE_RESPONSE.fullmatch(data, 0, end + 4) is None:
+            return False
+        status = int(data[9:12])
+        if status == 204 or status == 304:
+            return False
+        head = data[:end]
+        length = -1
+        keep_alive = True
+        connection = False
+        for name, value in _LENGTH_OR_CONNECTION.findall(head):
+            if len(name) == 10:  # Connection
+                connection = True
+                keep_alive = keep_alive and b"close" not in value.lower()
+            elif length >= 0:
+                return False  # a second Content-Length: let llhttp judge it
+            else:
+                value = value.strip(b" \t")
+                if not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
+                    return False
+                length = int(value)
+        if length < 0:
+            return False  # chunked or close-delimited: the parser re-frames those
+        body = data[end + 4 :]
+        if len(body) > length:
+            return False  # bytes after the response: the parser handles the oddity
+        self.metrics.record_response(exchange.version, status, now - exchange.sent_at)
+        if connection:
+            head = _CONNECTION_LINE.sub(b"", head)
+        stickiness = self.stickiness
+        exchange.response_started = True
+        client = exchange.client
+        if client is not None:
+            client.transport.write(
+                b"%b\r\n%b%b\r\n%b"
+                % (
+                    head,
+                    b"" if stickiness is None else stickiness.set_cookie_header(exchange.version),
+                    b"" if exchange.keep_alive else b"Connection: close\r\n",
+                    body,
+                )
+            )
+        if len(body) == length:
+            self._complete(keep_alive=keep_alive)
+        else:
+            self._remaining = length - len(body)
+            self._fast_keep_alive = keep_alive
+        return True
+
+    def _count_body(self, exchange: Exchange, data: bytes) -> None:
+        """The rest of a fast-path body: forwarded as it comes, counted, never parsed."""
+        remaining = self._remaining
+        client = exchange.client
+        if len(data) < remaining:
+            self._remaining = remaining - len(data)
+            if client is not None:
+                client.transport.write(data)
+            return
+        self._remaining = 0
+        if client is not None:
+            client.transport.write(data if len(data) == remaining else data[:remaining])
+        # Bytes beyond the response mean the target is out of sync: do not reuse it.
+        self._complete(keep_alive=self._fast_keep_alive and len(data) == remaining)
 
     def _flush(self) -> None:
         out = self._to_client
@@ -202,6 +292,7 @@ class UpstreamConnection(asyncio.Protocol):
     def _fail(self, status: int) -> None:
         exchange = self.exchange
         self.exchange = None
+        self._remaining = 0
         self.usable = False
         self._to_client.clear()
         if self.transport is not None:
