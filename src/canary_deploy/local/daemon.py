@@ -27,7 +27,12 @@ from canary_deploy.balancer import Balancer, BalancerConfig, HealthCheckConfig
 from canary_deploy.balancer.admin import AdminServer, balancer_routes
 from canary_deploy.errors import UsageError
 from canary_deploy.local.paths import StackPaths
-from canary_deploy.local.processes import ProcessLauncher, kill_stack_processes
+from canary_deploy.local.processes import (
+    ProcessLauncher,
+    kill_stack_processes,
+    prune_task_logs,
+)
+from canary_deploy.local.report import listener_document, traffic_document
 from canary_deploy.local.services import HealthState, ServiceSpec, Supervisor, SupervisorConfig
 from canary_deploy.local.store import StateStore, spec_from_dict, spec_to_dict
 from canary_deploy.weights import Weights
@@ -36,7 +41,6 @@ log = logging.getLogger("canary.daemon")
 HealthProfile = Literal["alb", "fast"]
 DEFAULT_WEIGHTS = Weights(95, 5)
 PERSIST_EVERY_S = 2.0
-TRAFFIC_WINDOW_S = 60
 METRICS_KEPT_S = 24 * 3600
 # Fast profile: a drained task stops within seconds; alb: ALB's default 300 s.
 DEREGISTRATION_DELAY_S: dict[HealthProfile, float] = {"fast": 2.0, "alb": 300.0}
@@ -137,6 +141,7 @@ class StackDaemon:
         leftovers = kill_stack_processes(self.paths.marker)
         if leftovers:
             self._event("daemon", None, f"killed {len(leftovers)} leftover task processes")
+        prune_task_logs(self.paths.task_logs)
         self.balancer.metrics.import_buckets(self.store.load_buckets(time.time() - 3600))
         self.supervisor = Supervisor(
             ProcessLauncher(self.paths.task_logs, self.paths.marker, self.options.host),
@@ -281,45 +286,12 @@ class StackDaemon:
         return {"stopping": True}
 
     async def _get_status(self, body: Any, query: dict[str, str]) -> Any:
-        now = time.time()
-        start = now - TRAFFIC_WINDOW_S
-        metrics = self.balancer.metrics
-        counts = metrics.counts(start, now)
-        traffic = {}
-        for v in VERSIONS:
-            c = counts.get(v)
-            p50, p95, p99 = metrics.quantiles(v, start, now, (0.5, 0.95, 0.99))
-            traffic[v] = {
-                "window_seconds": TRAFFIC_WINDOW_S,
-                "requests": 0 if c is None else c.requests,
-                "errors": 0 if c is None else c.errors,
-                "p50_s": p50,
-                "p95_s": p95,
-                "p99_s": p99,
-            }
-        groups: dict[str, dict[str, int]] = {}
-        for v, targets in self.balancer.target_health().items():
-            tally = {"healthy": 0, "unhealthy": 0, "initial": 0, "draining": 0}
-            for t in targets:
-                tally[t.state] = tally.get(t.state, 0) + 1
-            groups[v] = tally
-        live = self.balancer.get_weights()
-        stored = self.store.load_weights()
-        return {
-            "url": self.url,
-            "pid": os.getpid(),
-            "started": self.started,
-            "weights": {"stable": live.stable, "canary": live.canary},
-            "stored_weights": None
-            if stored is None
-            else {"stable": stored.stable, "canary": stored.canary},
-            "stickiness_seconds": self.balancer.config.stickiness_s,
-            "health_check_path": self.balancer.config.health.path,
-            "spec": None if self._spec is None else spec_to_dict(self._spec),
-            "services": {v: asdict(s) for v, s in self.supervisor.describe().items()},
-            "target_groups": groups,
-            "traffic": traffic,
-        }
+        doc = {"url": self.url, "pid": os.getpid(), "started": self.started}
+        doc.update(listener_document(self.balancer, self.store.load_weights()))
+        doc["spec"] = None if self._spec is None else spec_to_dict(self._spec)
+        doc["services"] = {v: asdict(s) for v, s in self.supervisor.describe().items()}
+        doc["traffic"] = traffic_document(self.balancer.metrics, time.time())
+        return doc
 
 
 def _weights_from(body: Any) -> Weights:

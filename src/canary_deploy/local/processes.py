@@ -106,6 +106,14 @@ class ProcessLauncher:
         return TaskProcess(pid=popen.pid, port=port, log_path=log_path, popen=popen)
 
 
+def prune_task_logs(log_dir: Path, keep: int = 200) -> None:
+    """Delete all but the newest `keep` task logs (each replaced task leaves one)."""
+    logs = sorted(log_dir.glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in logs[keep:]:
+        with contextlib.suppress(OSError):
+            old.unlink()
+
+
 def stack_processes(stack_marker: str) -> list[int]:
     """PIDs of live processes that carry this stack's marker (tasks and their children)."""
     needle = f"{MARKER_ENV}={stack_marker}".encode()

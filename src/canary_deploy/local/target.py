@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from canary_deploy.backend import (
     VERSIONS,
@@ -246,10 +246,15 @@ class LocalTarget:
             if listener_config == (spec.health_check_path, spec.stickiness_seconds):
                 progress.log(f"Updating the running local stack (listener {running['url']})")
                 return False
-            # The balancer fixes both at start: restart it (tasks restart, state is kept).
+            # The balancer fixes both at start: restart it (tasks restart, state is kept)
+            # on the same address, also when it was picked with port 0.
             progress.log("Restarting the local stack for the new health check / stickiness")
             control.stop(forget=False)
-        args = self.stack.daemon_args(spec)
+            address = urlsplit(running["url"])
+            listen = Listen(address.hostname or "127.0.0.1", address.port or 0)
+            args = replace(self.stack.daemon_args(spec), listen=listen)
+        else:
+            args = self.stack.daemon_args(spec)
         progress.update(f"starting the local stack daemon ({args.listen})")
         doc = control.start(args)
         progress.log(f"Local listener on {doc['url']}")
