@@ -30,6 +30,11 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def first_200(port: int, deadline: float) -> float | None:
     """Poll GET /whoami until it answers 200; returns the perf_counter time of it."""
     while time.perf_counter() < deadline:
@@ -71,6 +76,9 @@ def one_round(root: Path, rate: float, seconds: float, measure_memory: bool) -> 
             assert daemon is not None
             time.sleep(3)
             figures["daemon_rss_idle_mib"] = rss_mib(daemon)
+            cpu0 = cpu_seconds(daemon)
+            time.sleep(5)  # idle: health checks, the control loop and metric persistence
+            figures["daemon_cpu_idle_pct"] = (cpu_seconds(daemon) - cpu0) / 5 * 100
             tasks = stack_processes(paths.marker)
             figures["tasks"] = len(tasks)
             figures["tasks_rss_mib"] = sum(rss_mib(p) for p in tasks)
@@ -126,6 +134,7 @@ def main() -> None:
     print(f"  median {statistics.median(first):.2f} s  ({spread}) over {len(first)} rounds")
     print(f"canary deploy returns (all tasks healthy): median {statistics.median(done):.2f} s")
     print(f"daemon RSS idle:        {m['daemon_rss_idle_mib']:.1f} MiB")
+    print(f"daemon CPU idle:        {m['daemon_cpu_idle_pct']:.1f}% of one core")
     print(f"daemon RSS under load:  {m['daemon_rss_load_mib']:.1f} MiB  "
           f"({m['load_requests']:.0f} requests at {m['load_rps']:.0f}/s for {args.seconds:.0f} s, "
           f"{m['load_errors']:.0f} errors, p99 {m['load_p99_ms']:.1f} ms)")  # fmt: skip
