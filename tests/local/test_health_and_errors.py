@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import socket
 import subprocess
 import sys
@@ -11,7 +13,7 @@ from typing import Any
 import pytest
 
 from canary_deploy.local.processes import stack_processes
-from tests.local.conftest import LocalStack, wait_for
+from tests.local.conftest import LocalStack, pid_gone, wait_for
 
 pytestmark = pytest.mark.integration
 
@@ -113,3 +115,21 @@ def test_two_concurrent_deploys_share_one_daemon(new_stack: Callable[[], LocalSt
     status = stack.status()
     assert status["versions"]["stable"]["service"]["running"] == 2
     assert len(stack.tasks()) == 3, "the second daemon must not start (or kill) tasks"
+
+
+def test_kill_9_of_the_daemon_also_ends_what_tasks_started(
+    new_stack: Callable[[], LocalStack],
+) -> None:
+    stack = new_stack()
+    # A task whose command leaves a child of its own behind (a shell's background job).
+    image = (
+        f"sh -c 'sleep 300 & exec {sys.executable} -m canary_deploy.sample_app "
+        "--version v1 --port $PORT'"
+    )
+    stack.ok("deploy", "--image-stable", image, "--stable-count", "1", "--canary-count", "0")
+    processes = stack_processes(stack.paths.marker)
+    assert len(processes) == 2, "the task and the shell's background sleep"
+    daemon = stack.paths.daemon_pid()
+    assert daemon is not None
+    os.kill(daemon, signal.SIGKILL)
+    wait_for(lambda: all(pid_gone(p) for p in processes), 10, "every stack process to die")

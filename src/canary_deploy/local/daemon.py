@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -35,6 +36,7 @@ from canary_deploy.local.processes import (
 from canary_deploy.local.report import listener_document, traffic_document
 from canary_deploy.local.services import HealthState, ServiceSpec, Supervisor, SupervisorConfig
 from canary_deploy.local.store import StateStore, spec_from_dict, spec_to_dict
+from canary_deploy.local.watchdog import start_watchdog
 from canary_deploy.weights import Weights
 
 log = logging.getLogger("canary.daemon")
@@ -142,6 +144,7 @@ class StackDaemon:
         if leftovers:
             self._event("daemon", None, f"killed {len(leftovers)} leftover task processes")
         prune_task_logs(self.paths.task_logs)
+        watchdog = start_watchdog(self.paths.marker)
         self.balancer.metrics.import_buckets(self.store.load_buckets(time.time() - 3600))
         self.supervisor = Supervisor(
             ProcessLauncher(self.paths.task_logs, self.paths.marker, self.options.host),
@@ -181,6 +184,9 @@ class StackDaemon:
             await self.supervisor.stop_all()
             self._save_metrics()
             await admin.stop()
+            watchdog.terminate()  # it sweeps (nothing is left by now) and exits
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                watchdog.wait(timeout=5)
             with contextlib.suppress(FileNotFoundError):
                 self.paths.pid_file.unlink()
             self._event("daemon", None, "stopped")

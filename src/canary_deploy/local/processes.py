@@ -25,14 +25,14 @@ except OSError:  # not Linux: rely on process-group kills and the /proc-less swe
     _libc = None
 
 
-def _tie_to_parent(parent_pid: int) -> None:
-    """Runs in the child between fork and exec: die with SIGKILL when the daemon dies.
+def tie_to_parent(parent_pid: int, sig: int = signal.SIGKILL) -> None:
+    """Runs in the child between fork and exec: get `sig` when the daemon dies.
 
     PR_SET_PDEATHSIG survives execve (for non-setuid programs), so the task itself is
     covered; the re-check closes the race where the daemon died before prctl ran.
     """
     if _libc is not None:
-        _libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        _libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
     if os.getppid() != parent_pid:
         os._exit(1)
 
@@ -100,7 +100,7 @@ class ProcessLauncher:
                 stderr=subprocess.STDOUT,
                 env=env,
                 process_group=0,
-                preexec_fn=lambda: _tie_to_parent(parent),
+                preexec_fn=lambda: tie_to_parent(parent),
                 close_fds=True,
             )
         return TaskProcess(pid=popen.pid, port=port, log_path=log_path, popen=popen)
