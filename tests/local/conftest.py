@@ -59,19 +59,19 @@ class LocalStack:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def run(self, *args: str, timeout: float = 120) -> Result:
+    def run(self, *args: str, timeout: float = 120, **env: str) -> Result:
         proc = subprocess.run(
             [sys.executable, "-m", "canary_deploy", *args],
             cwd=self.root,
-            env=self.env,
+            env={**self.env, **env},
             capture_output=True,
             text=True,
             timeout=timeout,
         )
         return Result(proc.returncode, proc.stdout, proc.stderr)
 
-    def ok(self, *args: str) -> Result:
-        result = self.run(*args)
+    def ok(self, *args: str, **env: str) -> Result:
+        result = self.run(*args, **env)
         assert result.exit_code == 0, f"canary {' '.join(args)}: {result.stderr}{result.stdout}"
         return result
 

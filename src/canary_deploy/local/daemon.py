@@ -131,6 +131,7 @@ class StackDaemon:
         except OSError as exc:
             ready(_bind_error(exc, self.options))
             return
+        self.store.save_listener(self.options.host, self.balancer.port)
         try:
             await self._serve(spec, ready)
         finally:

@@ -113,9 +113,17 @@ class StateStore:
     def save_weights(self, weights: Weights) -> None:
         self._put("weights", {"stable": weights.stable, "canary": weights.canary})
 
+    def load_listener(self) -> tuple[str, int] | None:
+        doc = self._get("listener")
+        return None if doc is None else (str(doc["host"]), int(doc["port"]))
+
+    def save_listener(self, host: str, port: int) -> None:
+        """The bound address, so a restarted daemon comes back where clients point."""
+        self._put("listener", {"host": host, "port": port})
+
     def clear_spec(self) -> None:
         """After `delete`: nothing is desired any more, history stays."""
-        self._db.execute("DELETE FROM kv WHERE key IN ('spec', 'weights')")
+        self._db.execute("DELETE FROM kv WHERE key IN ('spec', 'weights', 'listener')")
 
     # ---- event log
 

@@ -46,18 +46,23 @@ class LocalStack:
         self.paths = StackPaths.for_dir(settings.local.state_dir)
         self.control = DaemonControl(self.paths)
 
-    def stored_spec(self) -> ReleaseSpec | None:
+    def stored(self) -> tuple[ReleaseSpec | None, Listen | None]:
+        """The desired spec and the last listener address, from the state directory."""
         if not (self.paths.state_dir / "state.db").exists():
-            return None
+            return None, None
         store = StateStore(self.paths.state_dir)
         try:
-            return store.load_spec()
+            spec, listener = store.load_spec(), store.load_listener()
         finally:
             store.close()
+        return spec, None if listener is None else Listen(*listener)
 
-    def daemon_args(self, spec: ReleaseSpec | None) -> DaemonArgs:
+    def stored_spec(self) -> ReleaseSpec | None:
+        return self.stored()[0]
+
+    def daemon_args(self, spec: ReleaseSpec | None, listen: Listen | None = None) -> DaemonArgs:
         return DaemonArgs(
-            listen=Listen.parse(self.settings.local.listen),
+            listen=listen or Listen.parse(self.settings.local.listen),
             health_profile=self.settings.local.health_profile,
             deregistration_delay_s=self.settings.local.deregistration_delay_s,
             health_check_path=None if spec is None else spec.health_check_path,
@@ -68,13 +73,13 @@ class LocalStack:
         """One admin call; a crashed daemon with a stored spec is restarted first (it
         restores spec and weights), so `rollback` works even after a crash."""
         if not self.control.running():
-            spec = self.stored_spec()
+            spec, listener = self.stored()
             if spec is None:
                 raise OperationFailed(
                     f"no local stack in {self.paths.state_dir}",
                     hint="run `canary deploy` first (or pass the --state-dir it used)",
                 )
-            self.control.start(self.daemon_args(spec))
+            self.control.start(self.daemon_args(spec, listener))
         return self.control.request(method, path, body)
 
 
@@ -254,7 +259,10 @@ class LocalTarget:
             listen = Listen(address.hostname or "127.0.0.1", address.port or 0)
             args = replace(self.stack.daemon_args(spec), listen=listen)
         else:
-            args = self.stack.daemon_args(spec)
+            # After a crash the stack comes back on its old address (clients point there);
+            # `delete` forgets it, so a fresh deploy uses --listen / CANARY_LISTEN.
+            stored_spec, listener = self.stack.stored()
+            args = self.stack.daemon_args(spec, listener if stored_spec else None)
         progress.update(f"starting the local stack daemon ({args.listen})")
         doc = control.start(args)
         progress.log(f"Local listener on {doc['url']}")
