@@ -54,6 +54,7 @@ def test_store_round_trips_spec_weights_events_and_buckets(tmp_path: Path) -> No
     store = StateStore(tmp_path)
     store.save_spec(spec)
     store.save_weights(Weights(75, 25))
+    store.save_listener("127.0.0.1", 9123)
     store.add_event("weights", None, "set to 75/25")
     store.save_buckets([{"t": 100, "version": "stable", "requests": 3}])
     store.save_buckets([{"t": 100, "version": "stable", "requests": 5}])  # the second refills
@@ -62,9 +63,11 @@ def test_store_round_trips_spec_weights_events_and_buckets(tmp_path: Path) -> No
     reopened = StateStore(tmp_path)  # as after a daemon restart
     assert reopened.load_spec() == spec
     assert reopened.load_weights() == Weights(75, 25)
+    assert reopened.load_listener() == ("127.0.0.1", 9123)
     assert [e.message for e in reopened.events()] == ["set to 75/25"]
     assert reopened.load_buckets(0) == [{"t": 100, "version": "stable", "requests": 5}]
     reopened.clear_spec()
     assert reopened.load_spec() is None and reopened.load_weights() is None
+    assert reopened.load_listener() is None
     assert len(reopened.events()) == 1, "delete keeps the history"
     reopened.close()
