@@ -36,6 +36,11 @@ def _e(value: float) -> str:
     return f"{value:.3g}" if value < 1e4 else f"{value:.1e}"
 
 
+def _short(name: str) -> str:
+    """"slower than 16 ms (stable p95)" -> "> 16 ms (p95)", to fit 80 columns."""
+    return name.replace("slower than ", "> ").replace("(stable ", "(")[:24]
+
+
 def headline(r: Rollout) -> str:
     step = r.plan.steps[min(r.step, len(r.plan.steps) - 1)]
     return (
@@ -85,7 +90,7 @@ def render(result: TickResult, quantiles: Mapping[str, float | None], now: float
         )
         for m in evidence:
             metrics.add_row(
-                m["name"][:24],
+                _short(m["name"]),
                 f"{m['canary_hits']}/{m['canary_requests']}",
                 f"{m['stable_hits']}/{m['stable_requests']}",
                 f"{_e(m['e_harm'])}/{_e(m['harm_threshold'])}",
