@@ -23,7 +23,7 @@ class Clock:
 
 @dataclass
 class FakeRouter:
-    weights: Weights = Weights(100, 0)
+    weights: Weights = field(default_factory=lambda: Weights(100, 0))
     calls: list[Weights] = field(default_factory=list)
     fail_next: bool = False
 

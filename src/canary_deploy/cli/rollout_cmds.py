@@ -23,7 +23,9 @@ def _steps(raw: str | None) -> list[int] | None:
     try:
         return [int(part) for part in raw.replace(" ", "").split(",") if part]
     except ValueError:
-        raise UsageError(f"--steps takes comma-separated percents like 5,25,50,100, got {raw!r}")
+        raise UsageError(
+            f"--steps takes comma-separated percents like 5,25,50,100, got {raw!r}"
+        ) from None
 
 
 @app.command()
@@ -38,9 +40,7 @@ def rollout(
     max_duration: Annotated[
         str | None, typer.Option(help="Most time per step before moving on")
     ] = None,
-    min_requests: Annotated[
-        int | None, typer.Option(help="Least canary requests per step")
-    ] = None,
+    min_requests: Annotated[int | None, typer.Option(help="Least canary requests per step")] = None,
     interval: Annotated[
         str | None, typer.Option(help="How often the judge gets a batch (local 2s, aws 60s)")
     ] = None,

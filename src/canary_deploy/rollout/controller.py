@@ -64,9 +64,14 @@ def start_rollout(
     events: list[EventRecord] = []
     if judge.thresholds_s:
         shown = ", ".join(f"{t * 1000:.1f} ms" for t in judge.thresholds_s)
-        events.append(("thresholds", ACTOR, f"latency thresholds frozen from stable: {shown}", {
-            "thresholds_s": list(judge.thresholds_s)
-        }))
+        events.append(
+            (
+                "thresholds",
+                ACTOR,
+                f"latency thresholds frozen from stable: {shown}",
+                {"thresholds_s": list(judge.thresholds_s)},
+            )
+        )
     if note:
         events.append(("note", ACTOR, note, None))
     if events:
@@ -179,8 +184,12 @@ class Controller:
         judge.next_stage()
         step = r.plan.steps[r.step + 1]
         events.append(
-            ("step", ACTOR, f"step {r.step + 2}/{len(r.plan.steps)}: canary {step.canary_weight}%",
-             {"step": r.step + 1, "canary_weight": step.canary_weight})
+            (
+                "step",
+                ACTOR,
+                f"step {r.step + 2}/{len(r.plan.steps)}: canary {step.canary_weight}%",
+                {"step": r.step + 1, "canary_weight": step.canary_weight},
+            )
         )
         return replace(r, step=r.step + 1, step_started_at=now, step_canary_requests=0)
 
@@ -242,8 +251,13 @@ class Controller:
                     else f"only {r.step_canary_requests} of {step.min_requests} canary requests"
                 )
                 events.append(
-                    ("paused", ACTOR, f"step {r.step + 1} ended inconclusive: {why}; run "
-                     "`canary promote` to go on or `canary abort` to roll back", None)
+                    (
+                        "paused",
+                        ACTOR,
+                        f"step {r.step + 1} ended inconclusive: {why}; run "
+                        "`canary promote` to go on or `canary abort` to roll back",
+                        None,
+                    )
                 )
                 return replace(r, status=RolloutStatus.PAUSED, reason=f"inconclusive: {why}"), live
             r = self._next_step(r, judge, now, events)
@@ -253,8 +267,12 @@ class Controller:
         if live != want:
             self.router.set_weights(want)
             events.append(
-                ("weights", ACTOR, f"weights {live} -> {want} (step {r.step + 1})",
-                 {"from": [live.stable, live.canary], "to": [want.stable, want.canary]})
+                (
+                    "weights",
+                    ACTOR,
+                    f"weights {live} -> {want} (step {r.step + 1})",
+                    {"from": [live.stable, live.canary], "to": [want.stable, want.canary]},
+                )
             )
             live = want
         return r, live
@@ -273,15 +291,26 @@ class Controller:
             # From the verdict (or the abort command) to the balancer answering 100/0.
             latency = time.perf_counter() - t0
             events.append(
-                ("weights", ACTOR, f"weights {live} -> {STABLE_ONLY} (rollback)",
-                 {"from": [live.stable, live.canary], "to": [100, 0],
-                  "seconds": round(latency, 4)})
+                (
+                    "weights",
+                    ACTOR,
+                    f"weights {live} -> {STABLE_ONLY} (rollback)",
+                    {
+                        "from": [live.stable, live.canary],
+                        "to": [100, 0],
+                        "seconds": round(latency, 4),
+                    },
+                )
             )
         self.workload.scale_canary(r.plan.post_rollback_canary_count)
         events.append(
-            ("rolled_back", ACTOR,
-             f"rolled back: all traffic on stable; canary scaled to "
-             f"{r.plan.post_rollback_canary_count} task(s)", None)
+            (
+                "rolled_back",
+                ACTOR,
+                f"rolled back: all traffic on stable; canary scaled to "
+                f"{r.plan.post_rollback_canary_count} task(s)",
+                None,
+            )
         )
         r = self.store.save(replace(r, status=RolloutStatus.ROLLED_BACK), now=now, events=events)
         return TickResult(r, STABLE_ONLY, r.last_decision, latency)
@@ -293,8 +322,12 @@ class Controller:
         if live != STABLE_ONLY:
             self.router.set_weights(STABLE_ONLY)
             events.append(
-                ("weights", ACTOR, f"weights {live} -> {STABLE_ONLY} (stable runs the new version)",
-                 {"from": [live.stable, live.canary], "to": [100, 0]})
+                (
+                    "weights",
+                    ACTOR,
+                    f"weights {live} -> {STABLE_ONLY} (stable runs the new version)",
+                    {"from": [live.stable, live.canary], "to": [100, 0]},
+                )
             )
         self.workload.scale_canary(r.plan.idle_canary_count)
         events.append(("promoted", ACTOR, "promoted: stable now runs the canary's version", None))

@@ -137,7 +137,9 @@ def _seconds(name: str, value: Any) -> float:
     try:
         return float(text)
     except ValueError:
-        raise UsageError(f"rollout {name}: expected seconds like 30, 30s or 5m, got {value!r}")
+        raise UsageError(
+            f"rollout {name}: expected seconds like 30, 30s or 5m, got {value!r}"
+        ) from None
 
 
 def build_plan(

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from canary_deploy.backend import Target
+from canary_deploy.backend import VERSIONS, Target
 from canary_deploy.config import Settings
 from canary_deploy.errors import UsageError
 from canary_deploy.rollout.controller import Controller, TickResult, start_rollout
@@ -96,8 +96,8 @@ def _p99(target: Target, rollout: Rollout, now: float) -> dict[str, float | None
     if end <= start:
         return {}
     out: dict[str, float | None] = {}
-    for version in ("stable", "canary"):
-        (value,) = target.metrics.quantiles(version, start, end, (0.99,))  # type: ignore[arg-type]
+    for version in VERSIONS:
+        (value,) = target.metrics.quantiles(version, start, end, (0.99,))
         out[version] = value
     return out
 

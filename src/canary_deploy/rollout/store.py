@@ -374,4 +374,3 @@ class RolloutStore:
             (rollout_id,),
         ).fetchall()
         return [(r[0], Command(r[1]), r[2]) for r in rows]
-

@@ -37,7 +37,7 @@ def _e(value: float) -> str:
 
 
 def _short(name: str) -> str:
-    """"slower than 16 ms (stable p95)" -> "> 16 ms (p95)", to fit 80 columns."""
+    """Shorten "slower than 16 ms (stable p95)" to "> 16 ms (p95)" to fit 80 columns."""
     return name.replace("slower than ", "> ").replace("(stable ", "(")[:24]
 
 
