@@ -47,17 +47,17 @@ _DROPPED = HOP_BY_HOP | _REPLACED
 _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE"})
 
 # The fast path: most requests are one whole GET/HEAD head in one read, with no body
-# and no header we must drop, replace or look at. One C-level regex match proves all
-# of that, and the head is then forwarded as it came plus our headers, with no parser
-# callbacks. The pattern accepts only a strict subset of what llhttp accepts (origin
-# form, HTTP/1.1, token names with no space before the colon, visible-ASCII values);
-# anything else, however harmless, takes the httptools path and its validation.
+# and no header we must drop, replace or look at. One C-level regex match proves the
+# shape, one search proves the absence of those headers, and the head is forwarded as
+# it came plus our headers, with no parser callbacks. The shape is a strict subset of
+# what llhttp accepts (origin form, HTTP/1.1, token names right before the colon,
+# visible-ASCII values); anything else, however harmless, takes the httptools path.
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-_SPECIAL_NAMES = b"|".join(sorted(_DROPPED)) + rb"|content-length|x-amzn-trace-id|cookie"
 SIMPLE_REQUEST = re.compile(
-    rb"(GET|HEAD) /[!-~]* HTTP/1\.1\r\n"
-    rb"(?:(?!(?i:" + _SPECIAL_NAMES + rb")[ \t]*:)" + _TOKEN + rb":[\t -~]*\r\n)*\r\n"
+    rb"(GET|HEAD) /[!-~]* HTTP/1\.1\r\n(?:" + _TOKEN + rb":[\t -~]*\r\n)*\r\n"
 )
+_SPECIAL_NAMES = b"|".join(sorted(_DROPPED)) + rb"|content-length|x-amzn-trace-id|cookie"
+SPECIAL_HEADER = re.compile(rb"\n(?:" + _SPECIAL_NAMES + rb"):", re.I)
 # Longer heads are rare; the httptools path also enforces MAX_HEAD_BYTES for them.
 SIMPLE_REQUEST_MAX = 8192
 

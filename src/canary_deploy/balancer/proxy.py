@@ -20,6 +20,7 @@ from canary_deploy.balancer.metrics import MetricsRecorder
 from canary_deploy.balancer.parser import (
     SIMPLE_REQUEST,
     SIMPLE_REQUEST_MAX,
+    SPECIAL_HEADER,
     Exchange,
     FramingError,
     RequestReader,
@@ -110,6 +111,7 @@ class ClientConnection(asyncio.Protocol):
             and reader.at_boundary
             and len(data) <= SIMPLE_REQUEST_MAX
             and (match := SIMPLE_REQUEST.fullmatch(data)) is not None
+            and SPECIAL_HEADER.search(data) is None
         ):
             # The fast path (see SIMPLE_REQUEST): the head as it came, minus its final
             # CRLF, plus our headers; then straight to a target, no parser callbacks.

@@ -26,20 +26,17 @@ _HOP_NAMES = b"|".join(sorted(HOP_BY_HOP))
 # Python callback per header: the response side is the larger share of per-request work.
 _FRAMING_OR_HOP = re.compile(rb"\r\n(" + _HOP_NAMES + rb"|content-length)[ \t]*:", re.I)
 _HOP_LINE = re.compile(rb"\r\n(?:" + _HOP_NAMES + rb")[ \t]*:[^\r]*", re.I)
-# The fast path: a whole HTTP/1.1 head with a final status, token header names, visible
-# ASCII values and no hop-by-hop header but Connection; its body is then counted
-# against Content-Length instead of being parsed. Anything else goes through httptools.
+# The fast path: a whole HTTP/1.1 head with a final status, token header names and
+# visible-ASCII values, framed by one Content-Length and with no hop-by-hop header but
+# Connection; its body is then counted instead of parsed. Anything else: httptools.
 _TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
 _SIMPLE_RESPONSE = re.compile(
-    rb"HTTP/1\.1 [2-5][0-9][0-9] [\t -~]*\r\n"
-    rb"(?:(?!(?i:"
-    + b"|".join(sorted(HOP_BY_HOP - {b"connection"}))
-    + rb")[ \t]*:)"
-    + _TOKEN
-    + rb":[\t -~]*\r\n)*\r\n"
+    rb"HTTP/1\.1 [2-5][0-9][0-9] [\t -~]*\r\n(?:" + _TOKEN + rb":[\t -~]*\r\n)*\r\n"
 )
-_LENGTH_OR_CONNECTION = re.compile(rb"\r\n(content-length|connection):([^\r]*)", re.I)
-_CONNECTION_LINE = re.compile(rb"\r\nconnection:[^\r]*", re.I)
+# In a lowercased simple head (names are tokens right before the colon, every line
+# ends in CR), a hop-by-hop header other than Connection sends it to the parser.
+_OTHER_HOP = re.compile(rb"\r\n(?:" + b"|".join(sorted(HOP_BY_HOP - {b"connection"})) + rb"):")
+_STATUS_CODES = {b"%d" % code: code for code in range(200, 600) if code not in (204, 304)}
 _MAX_LENGTH_DIGITS = 15
 _monotonic = time.monotonic
 
@@ -155,32 +152,33 @@ class UpstreamConnection(asyncio.Protocol):
         end = data.find(b"\r\n\r\n")
         if end < 0 or exchange.is_head or _SIMPLE_RESPONSE.fullmatch(data, 0, end + 4) is None:
             return False
-        status = int(data[9:12])
-        if status == 204 or status == 304:
+        status = _STATUS_CODES.get(data[9:12], 0)
+        if not status:
+            return False  # 204/304 have no body: the parser knows that
+        # Lowercased up to the last header line's CR, so every value ends at a CR.
+        lower = data[: end + 1].lower()
+        if _OTHER_HOP.search(lower) is not None:
             return False
+        at = lower.find(b"\r\ncontent-length:")
+        if at < 0 or lower.find(b"\r\ncontent-length:", at + 17) >= 0:
+            return False  # chunked, close-delimited or twice framed: the parser copes
+        value = lower[at + 17 : lower.find(b"\r", at + 17)].strip(b" \t")
+        if not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
+            return False
+        length = int(value)
         head = data[:end]
-        length = -1
         keep_alive = True
-        connection = False
-        for name, value in _LENGTH_OR_CONNECTION.findall(head):
-            if len(name) == 10:  # Connection
-                connection = True
-                keep_alive = keep_alive and b"close" not in value.lower()
-            elif length >= 0:
-                return False  # a second Content-Length: let llhttp judge it
-            else:
-                value = value.strip(b" \t")
-                if not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
-                    return False
-                length = int(value)
-        if length < 0:
-            return False  # chunked or close-delimited: the parser re-frames those
+        at = lower.find(b"\r\nconnection:")
+        if at >= 0:
+            line_end = lower.find(b"\r", at + 13)
+            if lower.find(b"\r\nconnection:", line_end) >= 0:
+                return False
+            keep_alive = b"close" not in lower[at + 13 : line_end]
+            head = head[:at] + head[line_end:]
         body = data[end + 4 :]
         if len(body) > length:
             return False  # bytes after the response: the parser handles the oddity
         self.metrics.record_response(exchange.version, status, now - exchange.sent_at)
-        if connection:
-            head = _CONNECTION_LINE.sub(b"", head)
         stickiness = self.stickiness
         exchange.response_started = True
         client = exchange.client
