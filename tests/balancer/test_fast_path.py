@@ -1,0 +1,144 @@
+"""The hot path's short cuts: simple requests and responses skip the parser, nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import Iterator
+
+import pytest
+
+from canary_deploy.balancer.routing import Stickiness
+from tests.balancer.test_protocol import wire
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def test_simple_get_reaches_the_target_as_sent_plus_forwarding_headers(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    w = wire(loop)
+    w.client.data_received(b"GET /a?b=1 HTTP/1.1\r\nHost: api\r\nAccept:*/*\r\n\r\n")
+    sent = w.target_side.take()
+    assert re.fullmatch(
+        rb"GET /a\?b=1 HTTP/1\.1\r\nHost: api\r\nAccept:\*/\*\r\n"
+        rb"X-Forwarded-For: 10\.0\.0\.7\r\nX-Forwarded-Proto: http\r\nX-Forwarded-Port: 8080\r\n"
+        rb"X-Amzn-Trace-Id: Root=1-[0-9a-f]{8}-[0-9a-f]{24}\r\n\r\n",
+        sent,
+    ), sent
+
+
+def test_trace_ids_differ_between_requests(loop: asyncio.AbstractEventLoop) -> None:
+    w = wire(loop)
+    ids = []
+    for _ in range(3):
+        w.client.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        ids.append(re.search(rb"X-Amzn-Trace-Id: (\S+)", w.target_side.take()))
+        w.upstream.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+    assert len({m.group(1) for m in ids if m is not None}) == 3
+
+
+@pytest.mark.parametrize(
+    ("head", "rest"),
+    [
+        (b"GET / HTTP/1.1\r\nHost: a\r\ncontent-LENGTH: 5\r\n\r\n", b"hello"),
+        (b"GET / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: chunked\r\n\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
+    ],
+    ids=["content-length", "transfer-encoding"],
+)
+def test_a_bodied_get_whose_head_comes_alone_keeps_its_body(
+    loop: asyncio.AbstractEventLoop, head: bytes, rest: bytes
+) -> None:
+    # Framing headers in any case send the request to the parser: its body is a body,
+    # not a second request (which would have been a 400 or a smuggled request).
+    w = wire(loop)
+    w.client.data_received(head)
+    w.client.data_received(rest)
+    sent = w.target_side.take()
+    assert sent.count(b"GET ") == 1 and b"hello" in sent
+    assert w.ctx.metrics.rejected_400 == 0 and not w.client_side.closed
+
+
+def test_a_body_that_looks_like_a_request_is_never_taken_for_one(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    body = b"GET /smuggled HTTP/1.1\r\nHost: a\r\n\r\n"
+    w = wire(loop)
+    w.client.data_received(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n" % len(body))
+    w.client.data_received(body)
+    sent = w.target_side.take()
+    assert sent.endswith(b"\r\n\r\n" + body)
+    assert b"X-Forwarded-For" not in sent[sent.index(b"\r\n\r\n") :]  # not rewritten as a head
+    assert len(w.client.queue) == 1
+
+
+def test_requests_with_cookies_or_connection_headers_keep_their_meaning(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    w = wire(loop, stickiness=Stickiness(60))
+    w.client.data_received(b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n")
+    sent = w.target_side.take()
+    assert b"Connection" not in sent
+    w.upstream.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    out = w.client_side.take()
+    assert b"Connection: close\r\n" in out and w.client_side.closed
+
+
+def test_body_counted_past_content_length_closes_the_target_connection(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    w = wire(loop)
+    w.client.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    w.upstream.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nok")
+    w.upstream.data_received(b"okEXTRA")
+    assert w.client_side.take().endswith(b"\r\n\r\nokok")  # exactly the response
+    assert w.target_side.closed and w.upstream not in w.upstream.target.idle
+    assert not w.client_side.closed
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"2\r\nok\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nX-A: 1\r\n folded\r\nContent-Length: 2\r\n\r\nok",
+    ],
+    ids=["duplicate length", "length and chunked", "space before colon", "obs-fold"],
+)
+def test_ambiguous_target_responses_are_a_502_not_passed_through(
+    loop: asyncio.AbstractEventLoop, response: bytes
+) -> None:
+    w = wire(loop)
+    w.client.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    w.upstream.data_received(response)
+    assert w.client_side.take().startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
+    assert w.target_side.closed
+
+
+def test_connection_header_is_removed_wherever_it_sits(loop: asyncio.AbstractEventLoop) -> None:
+    w = wire(loop)
+    w.client.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    w.upstream.data_received(
+        b"HTTP/1.1 200 OK\r\nconnection: keep-alive\r\nServer: t\r\nContent-Length: 2\r\n\r\nok"
+    )
+    assert w.client_side.take() == (
+        b"HTTP/1.1 200 OK\r\nServer: t\r\nContent-Length: 2\r\n\r\nok"
+    )
+    assert w.upstream in w.upstream.target.idle
+
+
+def test_a_head_split_across_reads_is_parsed_as_one(loop: asyncio.AbstractEventLoop) -> None:
+    # The second read alone looks like a whole simple request; it is the rest of the first.
+    w = wire(loop)
+    w.client.data_received(b"GET /a HTTP/1.1\r\nX-Pad: ")
+    w.client.data_received(b"GET /b HTTP/1.1\r\nHost: a\r\n\r\n")
+    sent = w.target_side.take()
+    assert sent.startswith(b"GET /a HTTP/1.1\r\nX-Pad: GET /b HTTP/1.1\r\nHost: a\r\n")
+    assert sent.count(b"\r\n\r\n") == 1 and len(w.client.queue) == 1
