@@ -47,7 +47,10 @@ def test_trace_ids_differ_between_requests(loop: asyncio.AbstractEventLoop) -> N
     ("head", "rest"),
     [
         (b"GET / HTTP/1.1\r\nHost: a\r\ncontent-LENGTH: 5\r\n\r\n", b"hello"),
-        (b"GET / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: chunked\r\n\r\n", b"5\r\nhello\r\n0\r\n\r\n"),
+        (
+            b"GET / HTTP/1.1\r\nHost: a\r\ntransfer-encoding: chunked\r\n\r\n",
+            b"5\r\nhello\r\n0\r\n\r\n",
+        ),
     ],
     ids=["content-length", "transfer-encoding"],
 )
@@ -128,9 +131,7 @@ def test_connection_header_is_removed_wherever_it_sits(loop: asyncio.AbstractEve
     w.upstream.data_received(
         b"HTTP/1.1 200 OK\r\nconnection: keep-alive\r\nServer: t\r\nContent-Length: 2\r\n\r\nok"
     )
-    assert w.client_side.take() == (
-        b"HTTP/1.1 200 OK\r\nServer: t\r\nContent-Length: 2\r\n\r\nok"
-    )
+    assert w.client_side.take() == (b"HTTP/1.1 200 OK\r\nServer: t\r\nContent-Length: 2\r\n\r\nok")
     assert w.upstream in w.upstream.target.idle
 
 
