@@ -40,11 +40,11 @@ def test_demo_walks_the_schedule_and_cleans_up(tmp_path: Path) -> None:
         ("set-weights", "50/50"),
         ("set-weights", "0/100"),
         ("rollback", "100/0"),
-    ]
+    ], out
     # Each step's traffic follows its weights: nothing reaches v2 at 100/0 or v1 at 0/100.
     shares = re.findall(r"v1 (\d+), v2 (\d+)", out)
-    assert int(shares[3][0]) == 0 and int(shares[3][1]) > 0
-    assert int(shares[4][1]) == 0 and int(shares[4][0]) > 0
-    assert re.search(r"\d+ requests during the demo, 0 failed", out)
+    assert int(shares[3][0]) == 0 and int(shares[3][1]) > 0, out
+    assert int(shares[4][1]) == 0 and int(shares[4][0]) > 0, out
+    assert re.search(r"\d+ requests during the demo, 0 failed", out), out
     assert not state_dir.exists()
     assert stack_processes(paths.marker) == []

@@ -19,6 +19,7 @@ from typing import Protocol
 from canary_deploy import usecases
 from canary_deploy.backend import Progress, Status
 from canary_deploy.config import Settings, load_settings
+from canary_deploy.errors import UsageError
 from canary_deploy.local.load import LoadGenerator, LoadPlan, Sample
 from canary_deploy.local.target import LocalTarget
 from canary_deploy.weights import STABLE_ONLY, Weights
@@ -194,7 +195,15 @@ def run_demo(
     stop = threading.Event()
     loader: threading.Thread | None = None
     try:
-        status = usecases.deploy(target, usecases.release_spec(target.settings), progress)
+        try:
+            status = usecases.deploy(target, usecases.release_spec(target.settings), progress)
+        except UsageError as exc:
+            if "already in use" not in exc.message:
+                raise
+            # Someone took 8080 between our check and the bind: any free port will do.
+            target = LocalTarget.from_settings(demo_settings(state_dir, "127.0.0.1:0"))
+            ctx.target = target
+            status = usecases.deploy(target, usecases.release_spec(target.settings), progress)
         assert status.listener is not None
         view.started(status.listener.url, state_dir)
         plan = LoadPlan(
