@@ -105,13 +105,13 @@ def wait_http(url: str, timeout: float = 10) -> None:
             time.sleep(0.05)
 
 
-def cpu_seconds(pid: int) -> float:
-    """User+system CPU time of a process and its children (nginx's workers), from /proc.
+def cpu_seconds(pid: int) -> tuple[float, float]:
+    """User and system CPU time of a process and its children (nginx's workers), from /proc.
 
     CPU per request is a fairer comparison than wall-clock rates on a busy machine.
     """
     tick = os.sysconf("SC_CLK_TCK")
-    total = 0.0
+    user = system = 0.0
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
@@ -121,8 +121,9 @@ def cpu_seconds(pid: int) -> float:
             continue
         # After the command name: state(0) ppid(1) ... utime(11) stime(12).
         if int(entry.name) == pid or int(fields[1]) == pid:
-            total += (int(fields[11]) + int(fields[12])) / tick
-    return total
+            user += int(fields[11]) / tick
+            system += int(fields[12]) / tick
+    return user, system
 
 
 def wrk(url: str, seconds: float, connections: int) -> dict[str, float]:
@@ -271,24 +272,31 @@ def main() -> None:
         proxies = {"direct": backends.proc.pid, "nginx": proxy.proc.pid, "ours": ours.pid}
         for r in range(args.rounds):
             for name, url in (("direct", direct_url), ("nginx", nginx_url), ("ours", ours_url)):
-                cpu_before = cpu_seconds(proxies[name])
+                user_before, sys_before = cpu_seconds(proxies[name])
                 res = wrk(url, args.seconds, args.connections)
-                res["cpu_us"] = (cpu_seconds(proxies[name]) - cpu_before) / res["total"] * 1e6
+                user_after, sys_after = cpu_seconds(proxies[name])
+                res["user_us"] = (user_after - user_before) / res["total"] * 1e6
+                res["sys_us"] = (sys_after - sys_before) / res["total"] * 1e6
+                res["cpu_us"] = res["user_us"] + res["sys_us"]
                 results[name].append(res)
                 print(
                     f"  round {r + 1} {name:6s} {res['rps']:9.0f} req/s  p50 {res['p50']:6.2f} ms"
                     f"  p99 {res['p99']:6.2f} ms  failed {int(res['failed'])}"
                     f"  {res['cpu_us']:5.1f} us CPU/req"
+                    f" ({res['user_us']:.1f} user + {res['sys_us']:.1f} sys)"
                 )
         print("median over rounds (CPU/req: the proxy's own CPU, or the backends' for direct):")
         med = {
-            name: {k: statistics.median(x[k] for x in rs) for k in ("rps", "p50", "p99", "cpu_us")}
+            name: {
+                k: statistics.median(x[k] for x in rs)
+                for k in ("rps", "p50", "p99", "cpu_us", "user_us", "sys_us")
+            }
             for name, rs in results.items()
         }
         for name, m in med.items():
             print(
                 f"  {name:6s} {m['rps']:9.0f} req/s  p50 {m['p50']:6.2f} ms  p99 {m['p99']:6.2f} ms"
-                f"  {m['cpu_us']:5.1f} us CPU/req"
+                f"  {m['cpu_us']:5.1f} us CPU/req ({m['user_us']:.1f} user + {m['sys_us']:.1f} sys)"
             )
         rps_ratio = med["ours"]["rps"] / med["nginx"]["rps"]
         p99_ratio = med["ours"]["p99"] / med["nginx"]["p99"]
