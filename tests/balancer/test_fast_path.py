@@ -8,8 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from canary_deploy.balancer.proxy import ClientConnection
 from canary_deploy.balancer.routing import Stickiness
-from tests.balancer.test_protocol import wire
+from tests.balancer.test_protocol import FakeTransport, wire
 
 
 @pytest.fixture
@@ -143,3 +144,41 @@ def test_a_head_split_across_reads_is_parsed_as_one(loop: asyncio.AbstractEventL
     sent = w.target_side.take()
     assert sent.startswith(b"GET /a HTTP/1.1\r\nX-Pad: GET /b HTTP/1.1\r\nHost: a\r\n")
     assert sent.count(b"\r\n\r\n") == 1 and len(w.client.queue) == 1
+
+
+class _SlowClientTransport(FakeTransport):
+    """A client socket whose buffer fills on the first large write."""
+
+    protocol: ClientConnection | None = None
+
+    def write(self, data: bytes) -> None:
+        super().write(data)
+        if len(data) > 1000 and self.protocol is not None:
+            self.protocol.pause_writing()
+
+
+def test_a_connection_paused_by_a_slow_client_reads_again_once_pooled(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    # The response's last bytes fill the client's buffer; the target connection goes
+    # back to the pool and must not stay paused, or the next request would hang.
+    w = wire(loop)
+    slow = _SlowClientTransport()
+    slow.protocol = w.client
+    w.client.connection_made(slow)  # type: ignore[arg-type]
+    w.client.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    w.upstream.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 2000\r\n\r\n" + b"x" * 2000)
+    assert w.upstream in w.upstream.target.idle
+    assert w.target_side.reading
+
+
+def test_a_client_paused_by_a_slow_target_reads_again_after_the_response(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    w = wire(loop)
+    w.client.data_received(b"POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nok")
+    w.upstream.pause_writing()  # the target's socket buffer is full
+    assert not w.client_side.reading
+    w.upstream.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    w.upstream.resume_writing()  # drained only after the exchange ended
+    assert w.client_side.reading

@@ -70,6 +70,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._chunked_out = False  # re-chunk the body for the client
         self._until_eof = False  # the target delimits the body by closing
         self._got_bytes = False
+        # Back-pressure we applied; undone when the exchange ends, whoever resumes.
+        self._reading_paused = False  # by a slow client
+        self._client_paused = False  # the client's reading, by us as a slow target
         self._remaining = 0  # fast path: body bytes still to pass on
         self._fast_keep_alive = False
         # Bytes for the client from one feed, written with one call (one syscall).
@@ -224,21 +227,25 @@ class UpstreamConnection(asyncio.Protocol):
     def pause_reading(self) -> None:
         if self.transport is not None:
             self.transport.pause_reading()
+            self._reading_paused = True
 
     def resume_reading(self) -> None:
         if self.transport is not None:
             self.transport.resume_reading()
+            self._reading_paused = False
 
     def pause_writing(self) -> None:
         # A slow target: stop reading the client's request body.
         exchange = self.exchange
         if exchange is not None and exchange.client is not None:
             exchange.client.transport.pause_reading()
+            self._client_paused = True
 
     def resume_writing(self) -> None:
         exchange = self.exchange
-        if exchange is not None and exchange.client is not None:
+        if exchange is not None and exchange.client is not None and self._client_paused:
             exchange.client.transport.resume_reading()
+        self._client_paused = False
 
     # ---- driven by the client side
 
@@ -263,6 +270,9 @@ class UpstreamConnection(asyncio.Protocol):
     def release(self) -> None:
         """Back to the target's idle pool, or closed when the pool is full or draining."""
         target = self.target
+        if self._reading_paused:
+            # The client's last write paused us just before the response ended.
+            self.resume_reading()
         if (
             self.usable
             and not self.transport.is_closing()
@@ -400,4 +410,8 @@ class UpstreamConnection(asyncio.Protocol):
         else:
             self.close()
         if client is not None:
+            if self._client_paused:
+                # We paused the client as a slow target; nobody else would resume it.
+                self._client_paused = False
+                client.transport.resume_reading()
             client.exchange_done(exchange)
