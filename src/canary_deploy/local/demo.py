@@ -75,18 +75,39 @@ class DemoContext:
     progress: Progress
     records: list[StepRecord]
     hold_s: float
-    # perf_counter: the same clock as Sample.sent, so a response counts for the step in
-    # effect when its request was sent, not when it came back.
+    # perf_counter: the same clock as Sample.written, so a response counts for the step
+    # in effect when its request was sent, not when it came back.
     clock: Callable[[], float] = time.perf_counter
+    in_transition: int = 0  # responses to requests sent while weights were changing
+    served: int = 0
+    failed: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def begin(self, title: str, weights: Weights, note: str = "") -> StepRecord:
+        """Start a step now (the first one, or one that changes no weights)."""
+        return self._open(StepRecord(title, weights, self.clock(), note=note))
+
+    def switch(self, title: str, weights: Weights, apply: Callable[[], None]) -> StepRecord:
+        """End the current step, `apply` the weight change, start the next step once the
+        change is verified. A request sent in between may have met either split, so it
+        counts for neither step."""
+        t0 = self.clock()
+        self._close(t0)
+        apply()
+        t1 = self.clock()
+        return self._open(StepRecord(title, weights, t1, note=f"{(t1 - t0) * 1000:.0f} ms"))
+
+    def _close(self, now: float) -> None:
         with self._lock:
-            now = self.clock()
-            if self.records and self.records[-1].ended is None:
-                self.records[-1].ended = now
-                self.view.step_done(self.records[-1])
-            record = StepRecord(title, weights, now, note=note)
+            record = self.records[-1] if self.records else None
+            if record is None or record.ended is not None:
+                return
+            record.ended = now
+        self.view.step_done(record)
+
+    def _open(self, record: StepRecord) -> StepRecord:
+        self._close(record.started)
+        with self._lock:
             self.records.append(record)
         self.view.step_started(record)
         return record
@@ -94,8 +115,22 @@ class DemoContext:
     def observe(self, sample: Sample) -> None:
         """Called from the load thread for every response."""
         with self._lock:
-            record = next((r for r in reversed(self.records) if r.started <= sample.sent), None)
+            if not self.records:
+                return
+            self.served += 1
+            self.failed += sample.failed
+            # The split a request met is the one in effect when it went on the wire.
+            at = sample.written or sample.sent
+            record = next(
+                (
+                    r
+                    for r in reversed(self.records)
+                    if r.started <= at and (r.ended is None or at < r.ended)
+                ),
+                None,
+            )
             if record is None:
+                self.in_transition += 1
                 return
             record.by_version[sample.version] = record.by_version.get(sample.version, 0) + 1
             record.errors += sample.failed
@@ -121,12 +156,18 @@ class DemoStep:
     run: Callable[[DemoContext], None]
 
 
+def _apply(ctx: DemoContext, weights: Weights) -> Callable[[], None]:
+    def apply() -> None:
+        # The listener call and its read-back, as `set-weights` does, minus the status.
+        ctx.target.router.set_weights(weights)
+        usecases.wait_for_weights(ctx.target, weights)
+
+    return apply
+
+
 def weight_step(weights: Weights) -> DemoStep:
     def run(ctx: DemoContext) -> None:
-        t0 = time.perf_counter()
-        usecases.set_weights(ctx.target, weights)
-        took = (time.perf_counter() - t0) * 1000
-        ctx.begin("set-weights", weights, f"{took:.0f} ms")
+        ctx.switch("set-weights", weights, _apply(ctx, weights))
         ctx.hold(ctx.hold_s)
 
     return DemoStep(f"set-weights {weights}", run)
@@ -134,10 +175,7 @@ def weight_step(weights: Weights) -> DemoStep:
 
 def rollback_step() -> DemoStep:
     def run(ctx: DemoContext) -> None:
-        t0 = time.perf_counter()
-        usecases.rollback(ctx.target)
-        took = (time.perf_counter() - t0) * 1000
-        ctx.begin("rollback", STABLE_ONLY, f"{took:.0f} ms")
+        ctx.switch("rollback", STABLE_ONLY, _apply(ctx, STABLE_ONLY))
         ctx.hold(ctx.hold_s / 2)
 
     return DemoStep("rollback", run)
@@ -227,12 +265,13 @@ def run_demo(
             target.delete(progress, purge=options.state_dir is None)
             if options.state_dir is None:
                 shutil.rmtree(state_dir, ignore_errors=True)
-    failed = sum(r.errors for r in ctx.records)
-    served = sum(r.requests for r in ctx.records)
-    summary = [
-        f"{served} requests during the demo, {failed} failed",
-        "weights were changed with one call each; no task restarted",
-    ]
+    summary = [f"{ctx.served} requests during the demo, {ctx.failed} failed"]
+    if ctx.in_transition:
+        summary.append(
+            f"{ctx.in_transition} were sent while a weight change was being applied; "
+            "they are in no step's row"
+        )
+    summary.append("weights were changed with one call each; no task restarted")
     if options.keep:
         summary.append(
             f"still running: canary --state-dir {state_dir} status  "

@@ -70,7 +70,8 @@ class Sample:
     version: str
     task_id: str | None = None
     error: str | None = None
-    sent: float = 0.0  # time.perf_counter() when it was sent (or scheduled, with a rate)
+    sent: float = 0.0  # time.perf_counter() when it was due (latency counts from here)
+    written: float = 0.0  # time.perf_counter() when it went on the wire (0: it never did)
 
     @property
     def failed(self) -> bool:
@@ -326,6 +327,7 @@ class LoadGenerator:
 
         if conn is None:
             return failure(f"cannot connect to {plan.host}:{plan.port}")
+        written = time.perf_counter()
         try:
             status, body, keep = await asyncio.wait_for(conn.request(self._raw), plan.timeout_s)
         except (ConnectionError, OSError) as exc:
@@ -338,4 +340,5 @@ class LoadGenerator:
         if not keep:
             conn.close()
         version, task_id = _identify(body)
-        return Sample(index, status, latency, version, task_id, sent=sent), (conn if keep else None)
+        sample = Sample(index, status, latency, version, task_id, None, sent, written)
+        return sample, (conn if keep else None)
