@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
-from canary_deploy.balancer import metrics as metrics_module
 from canary_deploy.balancer.metrics import MetricsRecorder, bucket_bounds, bucket_index
 
 
@@ -22,7 +23,7 @@ def test_buckets_are_contiguous_and_at_most_one_sixteenth_wide() -> None:
 @pytest.fixture
 def clock(monkeypatch: pytest.MonkeyPatch) -> list[float]:
     now = [1_000_000.0]
-    monkeypatch.setattr(metrics_module.time, "time", lambda: now[0])
+    monkeypatch.setattr(time, "time", lambda: now[0])  # the recorder's 1-second buckets
     return now
 
 

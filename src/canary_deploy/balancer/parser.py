@@ -1,8 +1,9 @@
 """Client request parsing with httptools: framing validation and the head sent upstream.
 
-Everything llhttp rejects in strict mode (Content-Length with Transfer-Encoding,
-duplicate Content-Length, invalid chunk sizes, obs-fold, bad request lines, bare LF)
-surfaces as `FramingError`; the head size limit is enforced here. Validated requests
+A whole simple GET/HEAD head skips the parser (see SIMPLE_REQUEST; ClientConnection
+takes that path). Everything llhttp rejects in strict mode (Content-Length with
+Transfer-Encoding, duplicate Content-Length, invalid chunk sizes, obs-fold, bad request
+lines, bare LF) surfaces as `FramingError`; the head size limit is enforced here. Validated requests
 become `Exchange` records whose outgoing bytes (rewritten head, re-chunked body)
 accumulate in `Exchange.out` until the connection flushes them.
 """
@@ -70,15 +71,8 @@ class FramingError(Exception):
         self.status = status
 
 
-class _TracePrefix:
-    """`Root=1-<8 hex epoch>-`, formatted once per second rather than per request."""
-
-    second = 0
-    value = b""
-
-
 class TracePrefix:
-    """The fast path's `X-Amzn-Trace-Id: Root=1-<8 hex epoch>-`, once per second."""
+    """`Root=1-<8 hex epoch>-`, formatted once per second rather than per request."""
 
     second = 0
     value = b""
@@ -87,10 +81,10 @@ class TracePrefix:
 def trace_id() -> bytes:
     """A new `X-Amzn-Trace-Id` value, `Root=1-<8 hex epoch>-<24 hex random>`."""
     now = int(time.time())
-    if now != _TracePrefix.second:
-        _TracePrefix.second = now
-        _TracePrefix.value = b"Root=1-%08x-" % now
-    return b"%b%024x" % (_TracePrefix.value, random.getrandbits(96))
+    if now != TracePrefix.second:
+        TracePrefix.second = now
+        TracePrefix.value = b"Root=1-%08x-" % now
+    return b"%b%024x" % (TracePrefix.value, random.getrandbits(96))
 
 
 class Exchange:
@@ -246,11 +240,11 @@ class RequestReader:
         parts += (b"X-Forwarded-For: ", xff, b"\r\n", self._forwarded)
         if not self._has_trace:
             now = int(time.time())  # trace_id(), inlined
-            if now != _TracePrefix.second:
-                _TracePrefix.second = now
-                _TracePrefix.value = b"Root=1-%08x-" % now
+            if now != TracePrefix.second:
+                TracePrefix.second = now
+                TracePrefix.value = b"Root=1-%08x-" % now
             parts += (
-                b"X-Amzn-Trace-Id: %b%024x\r\n" % (_TracePrefix.value, random.getrandbits(96)),
+                b"X-Amzn-Trace-Id: %b%024x\r\n" % (TracePrefix.value, random.getrandbits(96)),
             )
         if self._chunked:
             parts.append(b"Transfer-Encoding: chunked\r\n")

@@ -118,10 +118,10 @@ class ClientConnection(asyncio.Protocol):
             second = int(_time())  # trace_id(), inlined
             if second != TracePrefix.second:
                 TracePrefix.second = second
-                TracePrefix.value = b"X-Amzn-Trace-Id: Root=1-%08x-" % second
+                TracePrefix.value = b"Root=1-%08x-" % second
             exchange = Exchange(
                 self,
-                b"%b%b%b%024x\r\n\r\n"
+                b"%b%bX-Amzn-Trace-Id: %b%024x\r\n\r\n"
                 % (data[:-2], self._suffix, TracePrefix.value, _getrandbits(96)),
             )
             exchange.is_head = match.end(1) == 4

@@ -1,8 +1,10 @@
 """The target side of the hot path: one pooled keep-alive connection to a target.
 
-Responses are parsed with httptools and streamed to the client as they arrive
-(never buffered whole); the connection goes back to its target's idle pool when
-both the request and the response completed cleanly.
+A whole simple response head with a Content-Length is checked and rewritten with bytes
+operations and its body counted (see _SIMPLE_RESPONSE); other responses are parsed
+with httptools. Either way they stream to the client as they arrive (never buffered
+whole); the connection goes back to its target's idle pool when both the request and
+the response completed cleanly.
 """
 
 from __future__ import annotations
