@@ -268,8 +268,8 @@ def run_demo(
     summary = [f"{ctx.served} requests during the demo, {ctx.failed} failed"]
     if ctx.in_transition:
         summary.append(
-            f"{ctx.in_transition} were sent while a weight change was being applied; "
-            "they are in no step's row"
+            f"{ctx.in_transition} of them went out while a weight change was being "
+            "applied and are in no step's row"
         )
     summary.append("weights were changed with one call each; no task restarted")
     if options.keep:
