@@ -1,4 +1,5 @@
-"""`canary demo` walks the seed's schedule, rolls back and leaves nothing running."""
+"""`canary demo` walks the seed's schedule, rolls back, runs two automated rollouts and
+leaves nothing running."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ def test_demo_walks_the_schedule_and_cleans_up(tmp_path: Path) -> None:
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=300,
         env={"PATH": "/usr/bin:/bin", "COLUMNS": "120"},
     )
     out = proc.stdout
@@ -46,5 +47,15 @@ def test_demo_walks_the_schedule_and_cleans_up(tmp_path: Path) -> None:
     assert int(shares[3][0]) == 0 and int(shares[3][1]) > 0, out
     assert int(shares[4][1]) == 0 and int(shares[4][0]) > 0, out
     assert re.search(r"\d+ requests during the demo, 0 failed", out), out
+    # Then the automated rollouts. Which verdict each gets is the judge's (a 2x canary is
+    # caught in ~99% of runs of this plan): tests/rollout pins verdicts down with clear-cut
+    # canaries; here every act must reach an outcome and no request may go unanswered.
+    acts = re.findall(
+        r"^(bad|healthy) canary: .*?: (rolled back at step \d|promoted after)", out, re.M
+    )
+    assert [a[0] for a in acts][:2] == ["bad", "healthy"], out  # then again in the recap
+    assert re.search(
+        r"requests during the automated rollouts: [\d,]+ injected 500s, 0 without a response", out
+    ), out
     assert not state_dir.exists()
     assert stack_processes(paths.marker) == []

@@ -13,9 +13,9 @@ from rich.table import Table
 
 from canary_deploy.backend import Status, Target
 from canary_deploy.cli.app import OutputOpt, app, settings_from
-from canary_deploy.cli.output import console, err_console, print_json, progress
+from canary_deploy.cli.output import ConsoleProgress, console, err_console, print_json, progress
 from canary_deploy.errors import OperationFailed, UsageError
-from canary_deploy.local.demo import DemoOptions, StepRecord, run_demo
+from canary_deploy.local.demo import DemoOptions, Epilogue, StepRecord, run_demo
 from canary_deploy.local.load import (
     UNKNOWN_VERSION,
     LoadGenerator,
@@ -24,6 +24,7 @@ from canary_deploy.local.load import (
     Sample,
     VersionSummary,
 )
+from canary_deploy.local.target import LocalTarget
 from canary_deploy.targets import open_target
 
 PER_REQUEST_LINES_UP_TO = 20  # like the seed's `for i in {1..20}; do curl ...; done`
@@ -284,12 +285,50 @@ def demo(
     keep: Annotated[bool, typer.Option(help="Leave the stack running afterwards.")] = False,
     step_seconds: Annotated[float, typer.Option(help="How long each step holds.")] = 12.0,
     rate: Annotated[float, typer.Option(help="Background load, requests per second.")] = 40.0,
+    rollouts: Annotated[
+        bool, typer.Option(help="Then run two automated rollouts (bad canary, healthy one).")
+    ] = True,
+    rollout_rate: Annotated[
+        float, typer.Option(help="Load during the automated rollouts, requests per second.")
+    ] = 300.0,
+    emulated_aws: Annotated[
+        bool,
+        typer.Option(
+            "--emulated-aws",
+            help="Instead: the AWS path against a local moto server (needs the emulator extra).",
+        ),
+    ] = False,
 ) -> None:
-    """Walk the seed's canary flow locally: 95/5 -> 75/25 -> 50/50 -> 0/100, then roll back."""
-    if step_seconds <= 0 or rate <= 0:
-        raise UsageError("--step-seconds and --rate must be positive")
+    """Walk the seed's canary flow locally (95/5 -> 75/25 -> 50/50 -> 0/100, roll back),
+    then let `canary rollout` catch a bad canary and promote a healthy one."""
+    if emulated_aws:
+        from canary_deploy.aws.demo import run as run_aws_demo
+
+        raise typer.Exit(run_aws_demo(console))
+    if step_seconds <= 0 or rate <= 0 or rollout_rate <= 0:
+        raise UsageError("--step-seconds, --rate and --rollout-rate must be positive")
     view = LiveDemoView() if console.is_terminal else PlainDemoView()
     console.print("canary demo: builtin v1 as stable, v2 as canary, on the local target")
     # Plain progress lines: a spinner would fight the live table for the terminal.
     with progress("", quiet=True) as p:
-        run_demo(DemoOptions(hold_s=step_seconds, rate=rate, keep=keep), view, p)
+        epilogue = None
+        if rollouts:
+            epilogue = _rollout_acts(p, rollout_rate)
+        _, closing = run_demo(
+            DemoOptions(hold_s=step_seconds, rate=rate, keep=keep), view, p, epilogue=epilogue
+        )
+    for line in closing:
+        console.print(line)
+
+
+def _rollout_acts(p: ConsoleProgress, rate: float) -> Epilogue:
+    from canary_deploy.rollout.demo import run_acts
+    from canary_deploy.rollout.view import LiveView, PlainView
+
+    def run(target: LocalTarget, url: str) -> list[str]:
+        def view() -> LiveView | PlainView:
+            return LiveView(console) if console.is_terminal else PlainView(console)
+
+        return run_acts(target.settings, target, url, p, view, rate=rate, announce=console.print)
+
+    return run

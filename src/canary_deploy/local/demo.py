@@ -223,10 +223,19 @@ class DemoOptions:
     state_dir: Path | None = None  # default: a fresh temporary directory
 
 
+# Runs after the walk, on the same stack and listener URL (the automated rollouts).
+Epilogue = Callable[[LocalTarget, str], list[str]]
+
+
 def run_demo(
-    options: DemoOptions, view: DemoView, progress: Progress, steps: list[DemoStep] | None = None
-) -> tuple[LocalTarget, list[StepRecord]]:
-    """Deploy, load, walk the steps, roll back; stop everything unless `keep`."""
+    options: DemoOptions,
+    view: DemoView,
+    progress: Progress,
+    steps: list[DemoStep] | None = None,
+    epilogue: Epilogue | None = None,
+) -> tuple[LocalTarget, list[str]]:
+    """Deploy, load, walk the steps, roll back, run the epilogue; stop everything unless
+    `keep`. Returns the target and the closing summary lines."""
     state_dir = options.state_dir or Path(tempfile.mkdtemp(prefix="canary-demo-"))
     target = LocalTarget.from_settings(demo_settings(state_dir, pick_listen()))
     ctx = DemoContext(target, view, progress, [], options.hold_s)
@@ -254,17 +263,37 @@ def run_demo(
         ctx.hold(options.hold_s)
         for step in steps if steps is not None else default_steps():
             step.run(ctx)
+        _stop_walk(ctx, view, stop, loader)
+        view.finished(ctx.records, _walk_summary(ctx))
+        closing = [] if epilogue is None else epilogue(target, status.listener.url)
     finally:
-        stop.set()
-        if loader is not None:
-            loader.join(timeout=15)
-        if ctx.records and ctx.records[-1].ended is None:
-            ctx.records[-1].ended = ctx.clock()
-            view.step_done(ctx.records[-1])
+        _stop_walk(ctx, view, stop, loader)
         if not options.keep:
             target.delete(progress, purge=options.state_dir is None)
             if options.state_dir is None:
                 shutil.rmtree(state_dir, ignore_errors=True)
+    if options.keep:
+        closing.append(
+            f"still running: canary --state-dir {state_dir} status  "
+            f"(stop it: canary --state-dir {state_dir} delete --yes --purge)"
+        )
+    else:
+        closing.append("everything was stopped and the temporary state removed")
+    return target, closing
+
+
+def _stop_walk(
+    ctx: DemoContext, view: DemoView, stop: threading.Event, loader: threading.Thread | None
+) -> None:
+    stop.set()
+    if loader is not None:
+        loader.join(timeout=15)
+    if ctx.records and ctx.records[-1].ended is None:
+        ctx.records[-1].ended = ctx.clock()
+        view.step_done(ctx.records[-1])
+
+
+def _walk_summary(ctx: DemoContext) -> list[str]:
     summary = [f"{ctx.served} requests during the demo, {ctx.failed} failed"]
     if ctx.in_transition:
         summary.append(
@@ -272,12 +301,4 @@ def run_demo(
             "applied and are in no step's row"
         )
     summary.append("weights were changed with one call each; no task restarted")
-    if options.keep:
-        summary.append(
-            f"still running: canary --state-dir {state_dir} status  "
-            f"(stop it: canary --state-dir {state_dir} delete --yes --purge)"
-        )
-    else:
-        summary.append("everything was stopped and the temporary state removed")
-    view.finished(ctx.records, summary)
-    return target, ctx.records
+    return summary

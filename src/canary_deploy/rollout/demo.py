@@ -1,0 +1,148 @@
+"""The demo's second half: two automated rollouts on the local stack, one bad canary
+(rolled back by the judge) and one healthy canary (promoted)."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, replace
+from typing import Any
+
+from canary_deploy import usecases
+from canary_deploy.backend import Progress, Target
+from canary_deploy.config import Settings
+from canary_deploy.local.load import LoadGenerator, LoadPlan
+from canary_deploy.rollout import service
+from canary_deploy.rollout.controller import TickResult
+from canary_deploy.rollout.plan import build_plan
+from canary_deploy.rollout.store import Rollout, RolloutStatus
+from canary_deploy.weights import STABLE_ONLY
+
+# Short steps so both rollouts fit in about two minutes at demo traffic (300 req/s): the
+# 2x canary is then caught in about 99% of runs (a simulation of this plan with the real
+# judge), a healthy one is rolled back in about 2% (the judge's false-alarm rate).
+DEMO_PLAN: Mapping[str, Any] = {
+    "steps": [5, 25, 50, 100],
+    "min_duration": "4s",
+    "max_duration": "12s",
+    "min_requests": 20,
+    "interval": "1s",
+}
+BASELINE_S = 4.0  # stable traffic before a rollout, to freeze the latency thresholds from
+
+
+def image(version: str, error_rate: float) -> str:
+    """A builtin sample app that fails `error_rate` of its requests."""
+    return f"CANARY_FAULT_ERROR_RATE={error_rate:g} builtin:{version}"
+
+
+@dataclass(frozen=True)
+class Act:
+    title: str
+    stable_image: str
+    canary_image: str
+    expected: RolloutStatus
+
+
+ACTS = (
+    Act(
+        "bad canary: v2 fails 4% of requests, twice stable's 2%",
+        image("v1", 0.02),
+        image("v2", 0.04),
+        RolloutStatus.ROLLED_BACK,
+    ),
+    Act(
+        "healthy canary: v2 fails 2% of requests, like stable",
+        image("v1", 0.02),
+        image("v2", 0.02),
+        RolloutStatus.PROMOTED,
+    ),
+)
+
+
+class _Timed:
+    """Wraps a view to remember when 100/0 took effect after a verdict."""
+
+    def __init__(self, inner: service.RolloutView) -> None:
+        self.inner = inner
+        self.rollback_latency_s: float | None = None
+
+    def show(self, result: TickResult, quantiles: Mapping[str, float | None]) -> None:
+        if result.rollback_latency_s is not None:
+            self.rollback_latency_s = result.rollback_latency_s
+        self.inner.show(result, quantiles)
+
+
+def outcome_line(act: Act, final: Rollout, rollback_latency_s: float | None) -> str:
+    """One line for the summary: what happened, and what it cost."""
+    decision = final.last_decision or {}
+    canary_requests = int(decision.get("canary_requests") or 0)
+    if final.status is RolloutStatus.ROLLED_BACK:
+        took = (
+            ""
+            if rollback_latency_s is None
+            else f", 100% stable {rollback_latency_s * 1000:.0f} ms after the verdict"
+        )
+        errors = (decision.get("metrics") or [{}])[0]
+        return (
+            f"{act.title}: rolled back at step {final.step + 1} after {canary_requests} canary "
+            f"requests ({errors.get('canary_hits', '?')} failed){took}"
+        )
+    if final.status is RolloutStatus.PROMOTED:
+        return f"{act.title}: promoted after {len(final.plan.steps)} steps; stable now runs v2"
+    return f"{act.title}: ended {final.status} ({final.reason})"
+
+
+def run_acts(
+    settings: Settings,
+    target: Target,
+    url: str,
+    progress: Progress,
+    view: Callable[[], AbstractContextManager[service.RolloutView]],
+    *,
+    rate: float = 300.0,
+    announce: Callable[[str], None] = print,
+) -> list[str]:
+    """Deploy each act's versions, run an automated rollout under load, report outcomes."""
+    summary: list[str] = []
+    stop = threading.Event()
+    generator = LoadGenerator(LoadPlan(url.rstrip("/"), "/whoami", rate=rate, concurrency=16))
+    loader = threading.Thread(target=generator.run, args=(stop,), daemon=True)
+    loader.start()
+    try:
+        for act in ACTS:
+            announce(f"\nAutomated rollout - {act.title}")
+            spec = replace(
+                usecases.release_spec(settings),
+                image_stable=act.stable_image,
+                image_canary=act.canary_image,
+                weights=STABLE_ONLY,
+            )
+            target.deploy(spec, progress)
+            if target.router.get_weights() != STABLE_ONLY:
+                usecases.set_weights(target, STABLE_ONLY)
+            time.sleep(BASELINE_S)
+            store = service.open_store(settings)
+            try:
+                plan = build_plan("local", DEMO_PLAN)
+                rollout, _ = service.begin(settings, target, store, plan)
+                with view() as shown:
+                    timed = _Timed(shown)
+                    final = service.run(target, store, rollout, timed)
+            finally:
+                store.close()
+            line = outcome_line(act, final, timed.rollback_latency_s)
+            announce(line)
+            summary.append(line)
+    finally:
+        stop.set()
+        loader.join(timeout=15)
+    result = generator.result
+    unanswered = result.statuses.get(0, 0)
+    summary.append(
+        f"{result.total.requests:,} requests during the automated rollouts: "
+        f"{result.total.errors - unanswered:,} injected 500s, {unanswered} without a response"
+    )
+    return summary
