@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -81,7 +82,19 @@ def _run_with_bar(plan: LoadPlan) -> LoadResult:
             errors += sample.failed
             bar.update(task, advance=1, errors=errors)
 
-        return LoadGenerator(plan, on_sample=tick).run()
+        return _run(LoadGenerator(plan, on_sample=tick))
+
+
+def _run(generator: LoadGenerator) -> LoadResult:
+    """Run to the end; Ctrl-C stops early and keeps what was measured so far."""
+    try:
+        return generator.run()
+    except KeyboardInterrupt:
+        err_console.print("interrupted: the summary covers the requests sent so far")
+        result = generator.result
+        if not result.elapsed_s and result.started:
+            result.elapsed_s = time.time() - result.started
+        return result
 
 
 def _summary_doc(result: LoadResult) -> dict[str, Any]:
@@ -173,9 +186,9 @@ def load(
         method.upper(), body,
     )  # fmt: skip
     if output == "json":
-        result = LoadGenerator(plan).run()
+        result = _run(LoadGenerator(plan))
     elif one_by_one:
-        result = LoadGenerator(plan, on_sample=_print_sample).run()
+        result = _run(LoadGenerator(plan, on_sample=_print_sample))
     else:
         result = _run_with_bar(plan)
     by_group = _balancer_view(target, result)
