@@ -170,7 +170,9 @@ def load_settings(
 ) -> Settings:
     """Build the settings from flags (dotted paths, None = not given), env and canary.toml."""
     env = os.environ if env is None else env
-    config_file = Path(env.get("CANARY_CONFIG", CONFIG_FILE)) if config_file is None else config_file
+    config_file = (
+        Path(env.get("CANARY_CONFIG", CONFIG_FILE)) if config_file is None else config_file
+    )
     tree = _from_file(config_file)
     tree = _merge(tree, _from_env(env))
     flag_tree: dict[str, Any] = {}
@@ -183,7 +185,9 @@ def load_settings(
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            where = _describe(err["loc"]) if err["loc"] else "weights (STABLE_WEIGHT, CANARY_WEIGHT)"
+            where = (
+                _describe(err["loc"]) if err["loc"] else "weights (STABLE_WEIGHT, CANARY_WEIGHT)"
+            )
             msg = err["msg"].removeprefix("Value error, ")
             problems.append(f"{where}: {msg}")
         raise UsageError(
