@@ -171,3 +171,17 @@ def test_a_second_live_controller_is_refused(tmp_path: Path) -> None:
         rig.store.claim(c.rollout_id, now=rig.clock())
     with pytest.raises(UsageError, match="already in progress"):
         start_rollout(rig.store, rig.plan, rig.metrics, canary_image="v3", clock=rig.clock)
+
+
+def test_latency_is_not_judged_just_after_a_weight_change(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, latency=True, stable_latency_s=0.05, canary_latency_s=0.08)
+    c = rig.start()
+    rig.run(c, 3.5)  # the first batch lies inside the 3 s settle window
+    first = rig.store.get(c.rollout_id).last_decision
+    assert first is not None
+    latency = first["metrics"][1]
+    assert (latency["canary_hits"], latency["e_harm"]) == (0, 1.0)
+    assert first["metrics"][0]["canary_requests"] > 0  # errors are judged all along
+    rig.run(c, 4)
+    later = rig.store.get(c.rollout_id).last_decision
+    assert later is not None and later["metrics"][1]["canary_hits"] > 0

@@ -202,9 +202,13 @@ class Controller:
             return r, None
         counts = self.metrics.counts(r.cursor, end, judge.thresholds_s)
         stable, canary = counts["stable"], counts["canary"]
+        s_slow, c_slow = stable.slower_than, canary.slower_than
+        if r.cursor < r.step_started_at + r.plan.latency_settle_s:
+            # Just after a weight change: no latency evidence either way (errors still count).
+            s_slow = c_slow = tuple(0 for _ in judge.thresholds_s)
         batch = Batch(
-            stable=VersionBatch(stable.requests, stable.errors, stable.slower_than),
-            canary=VersionBatch(canary.requests, canary.errors, canary.slower_than),
+            stable=VersionBatch(stable.requests, stable.errors, s_slow),
+            canary=VersionBatch(canary.requests, canary.errors, c_slow),
         )
         before = judge.verdict
         decision = judge.update(batch)

@@ -52,6 +52,10 @@ class RolloutPlan:
     interval_s: float = 2.0  # how often the controller feeds the judge a batch
     metrics_lag_s: float = 1.0  # read metrics this far behind "now" (CloudWatch: minutes)
     baseline_window_s: float = 300.0  # stable's window that freezes latency thresholds
+    # Latency is not judged for this long after each weight change: the canary's new
+    # connections and a just-started task are slow for reasons a user would not blame on
+    # the new version. Skipping is decided by the clock alone, so the test stays valid.
+    latency_settle_s: float = 3.0
     post_rollback_canary_count: int = 0
     idle_canary_count: int = 0
 
@@ -61,8 +65,8 @@ class RolloutPlan:
         weights = [s.canary_weight for s in self.steps]
         if weights != sorted(weights) or len(set(weights)) != len(weights):
             raise UsageError(f"step weights must increase, got {weights}")
-        if self.interval_s <= 0 or self.metrics_lag_s < 0:
-            raise UsageError("interval must be > 0 and metrics lag >= 0 seconds")
+        if self.interval_s <= 0 or self.metrics_lag_s < 0 or self.latency_settle_s < 0:
+            raise UsageError("interval must be > 0, metrics lag and latency settle >= 0 seconds")
         if self.post_rollback_canary_count < 0 or self.idle_canary_count < 0:
             raise UsageError("canary task counts must be >= 0")
 
@@ -81,6 +85,7 @@ class RolloutPlan:
             "interval_s": self.interval_s,
             "metrics_lag_s": self.metrics_lag_s,
             "baseline_window_s": self.baseline_window_s,
+            "latency_settle_s": self.latency_settle_s,
             "post_rollback_canary_count": self.post_rollback_canary_count,
             "idle_canary_count": self.idle_canary_count,
         }
@@ -102,12 +107,14 @@ class TargetDefaults:
     min_duration_s: float
     max_duration_s: float
     min_requests: int
+    settle_s: float
 
 
 TARGET_DEFAULTS = {
-    "local": TargetDefaults(2.0, 1.0, 10.0, 60.0, 50),
-    # CloudWatch publishes 1-minute periods and the newest one is incomplete.
-    "aws": TargetDefaults(60.0, 180.0, 300.0, 1800.0, 200),
+    "local": TargetDefaults(2.0, 1.0, 10.0, 60.0, 50, 3.0),
+    # CloudWatch publishes 1-minute periods and the newest one is incomplete; a minute
+    # is already long next to a connection warm-up.
+    "aws": TargetDefaults(60.0, 180.0, 300.0, 1800.0, 200, 0.0),
 }
 
 _STEP_KEYS = {"min_duration", "max_duration", "min_requests"}
@@ -116,6 +123,7 @@ _PLAN_KEYS = {
     "interval",
     "metrics_lag",
     "baseline_window",
+    "latency_settle",
     "post_rollback_canary_count",
     "idle_canary_count",
     "judge",
@@ -193,6 +201,7 @@ def build_plan(
         interval_s=_seconds("interval", merged.get("interval", d.interval_s)),
         metrics_lag_s=_seconds("metrics_lag", merged.get("metrics_lag", d.metrics_lag_s)),
         baseline_window_s=_seconds("baseline_window", merged.get("baseline_window", 300)),
+        latency_settle_s=_seconds("latency_settle", merged.get("latency_settle", d.settle_s)),
         post_rollback_canary_count=int(merged.get("post_rollback_canary_count", 0)),
         idle_canary_count=int(merged.get("idle_canary_count", 0)),
     )
