@@ -91,6 +91,8 @@ def one_run(canary_error_rate: float) -> dict[str, float | str | None]:
         served = target.metrics.counts(started, ended + 1)["canary"].requests
         decision = recorder.rollback_decision or final.last_decision or {}
         store.close()
+        metrics = decision.get("metrics") or []
+        by = [str(m["name"]) for m in metrics if m["e_harm"] >= m["harm_threshold"]]
         return {
             "outcome": str(final.status),
             "seconds": ended - started,
@@ -100,6 +102,7 @@ def one_run(canary_error_rate: float) -> dict[str, float | str | None]:
             if recorder.rollback_latency_s is None
             else recorder.rollback_latency_s * 1000,
             "stable_only_after": "yes" if in_effect else "NO",
+            "by": ", ".join(by) or "-",
         }
     finally:
         stop.set()
@@ -124,7 +127,7 @@ def main() -> None:
             f"{r['canary_requests_served']:.0f} canary requests served "
             f"({r['canary_requests_judged']:.0f} judged), verdict -> 100/0 in "
             f"{r['rollback_latency_ms'] or float('nan'):.1f} ms, stable-only after: "
-            f"{r['stable_only_after']}",
+            f"{r['stable_only_after']}; evidence: {r['by']}",
             flush=True,
         )
     rolled = [r for r in bad if r["outcome"] == "rolled_back"]
@@ -142,7 +145,11 @@ def main() -> None:
     for i in range(args.healthy_runs):
         r = one_run(0.01)
         good.append(r)
-        print(f"  healthy canary run {i + 1}: {r['outcome']} after {r['seconds']:.0f}s", flush=True)
+        print(
+            f"  healthy canary run {i + 1}: {r['outcome']} after {r['seconds']:.0f}s"
+            + (f" (evidence: {r['by']})" if r["outcome"] == "rolled_back" else ""),
+            flush=True,
+        )
     promoted = [float(r["seconds"] or 0) for r in good if r["outcome"] == "promoted"]
     if promoted:
         print(
