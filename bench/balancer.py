@@ -157,7 +157,9 @@ def wrk(url: str, seconds: float, connections: int) -> dict[str, float]:
     return {"rps": rps, "p50": pct("50"), "p99": pct("99"), "failed": errors, "total": total}
 
 
-def start_ours(port: int, stable: int, canary: int, sock: Path) -> subprocess.Popen[str]:
+def start_ours(
+    port: int, stable: int, canary: int, sock: Path, src: Path = REPO / "src"
+) -> subprocess.Popen[str]:
     cmd = [
         *pin(1),
         sys.executable,
@@ -180,7 +182,7 @@ def start_ours(port: int, stable: int, canary: int, sock: Path) -> subprocess.Po
         "--admin-socket",
         str(sock),
     ]
-    env = {**os.environ, "PYTHONPATH": str(REPO / "src")}
+    env = {**os.environ, "PYTHONPATH": str(src)}
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -219,13 +221,19 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--seconds", type=int, default=5)
     parser.add_argument("--connections", type=int, default=64)
+    parser.add_argument(
+        "--baseline-src",
+        type=Path,
+        help="also run the balancer from this source tree (e.g. `git archive` of an older"
+        " commit, extracted), interleaved with the others, as 'base'",
+    )
     args = parser.parse_args()
     for tool in ("nginx", "wrk"):
         if shutil.which(tool) is None:
             subprocess.run([str(REPO / "scripts" / "apt-ensure"), "nginx", "wrk"], check=True)
             break
 
-    b_stable, b_canary, p_nginx, p_ours = (free_port() for _ in range(4))
+    b_stable, b_canary, p_nginx, p_ours, p_base = (free_port() for _ in range(5))
     backends = Nginx(
         "backends",
         f"""
@@ -257,21 +265,29 @@ def main() -> None:
     sock_dir = Path(tempfile.mkdtemp(prefix="bench-balancer-"))
     sock = sock_dir / "admin.sock"
     ours = start_ours(p_ours, b_stable, b_canary, sock)
+    base = None
+    if args.baseline_src is not None:
+        base_sock = sock_dir / "base-admin.sock"
+        base = start_ours(p_base, b_stable, b_canary, base_sock, args.baseline_src.resolve())
     try:
         direct_url = f"http://127.0.0.1:{b_stable}/"
         nginx_url = f"http://127.0.0.1:{p_nginx}/"
         ours_url = f"http://127.0.0.1:{p_ours}/"
-        for url in (direct_url, nginx_url, ours_url):
+        contestants = [("direct", direct_url), ("nginx", nginx_url), ("ours", ours_url)]
+        proxies = {"direct": backends.proc.pid, "nginx": proxy.proc.pid, "ours": ours.pid}
+        if base is not None:
+            contestants.append(("base", f"http://127.0.0.1:{p_base}/"))
+            proxies["base"] = base.pid
+        for _, url in contestants:
             wait_http(url)
         time.sleep(1.5)  # let the fast health checks mark both targets healthy
         print(
             f"cpus={os.cpu_count()}  pinning={'proxy on CPU 1, wrk on CPU 0' if pin(0) else 'none'}"
             f"  wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} interleaved rounds"
         )
-        results: dict[str, list[dict[str, float]]] = {"direct": [], "nginx": [], "ours": []}
-        proxies = {"direct": backends.proc.pid, "nginx": proxy.proc.pid, "ours": ours.pid}
+        results: dict[str, list[dict[str, float]]] = {name: [] for name, _ in contestants}
         for r in range(args.rounds):
-            for name, url in (("direct", direct_url), ("nginx", nginx_url), ("ours", ours_url)):
+            for name, url in contestants:
                 user_before, sys_before = cpu_seconds(proxies[name])
                 res = wrk(url, args.seconds, args.connections)
                 user_after, sys_after = cpu_seconds(proxies[name])
@@ -303,6 +319,11 @@ def main() -> None:
         print(f"ours / nginx req/s: {rps_ratio:.2f}x   (target >= 0.6x)")
         print(f"ours / nginx p99:   {p99_ratio:.2f}x   (target <= 2x)")
         print(f"ours / direct req/s: {med['ours']['rps'] / med['direct']['rps']:.2f}x")
+        if "base" in med:
+            print(
+                f"ours / base: req/s {med['ours']['rps'] / med['base']['rps']:.2f}x,"
+                f" CPU/req {med['ours']['cpu_us'] / med['base']['cpu_us']:.2f}x"
+            )
         print(
             f"CPU per request, nginx / ours: {med['nginx']['cpu_us'] / med['ours']['cpu_us']:.2f}x"
             "   (the req/s ratio an idle machine would give if CPU-bound)"
@@ -338,6 +359,8 @@ def main() -> None:
         )
     finally:
         stop_process(ours)
+        if base is not None:
+            stop_process(base)
         proxy.stop()
         backends.stop()
         shutil.rmtree(sock_dir, ignore_errors=True)

@@ -182,3 +182,47 @@ def test_a_client_paused_by_a_slow_target_reads_again_after_the_response(
     w.upstream.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
     w.upstream.resume_writing()  # drained only after the exchange ended
     assert w.client_side.reading
+
+
+def test_a_target_connection_close_in_any_case_is_obeyed_and_not_forwarded(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    w = wire(loop)
+    w.client.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    w.upstream.data_received(b"HTTP/1.1 200 OK\r\nCONNECTION: Close\r\nContent-Length: 2\r\n\r\nok")
+    assert w.client_side.take() == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    # The target closes its side: never pooled, while the client's connection lives on.
+    assert w.target_side.closed and w.upstream not in w.upstream.target.idle
+    assert not w.client_side.closed
+
+
+@pytest.mark.parametrize("name", [b"KEEP-ALIVE", b"Upgrade", b"trailer", b"Proxy-Authenticate"])
+def test_other_hop_by_hop_response_headers_in_any_case_are_stripped(
+    loop: asyncio.AbstractEventLoop, name: bytes
+) -> None:
+    w = wire(loop)
+    w.client.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    w.upstream.data_received(b"HTTP/1.1 200 OK\r\n%b: x\r\nContent-Length: 2\r\n\r\nok" % name)
+    assert w.client_side.take() == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+    assert w.upstream in w.upstream.target.idle
+
+
+def test_a_client_x_forwarded_for_in_any_case_is_extended_not_duplicated(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    w = wire(loop)
+    w.client.data_received(b"GET / HTTP/1.1\r\nHost: a\r\nx-FORWARDED-for: 203.0.113.9\r\n\r\n")
+    sent = w.target_side.take()
+    assert sent.lower().count(b"x-forwarded-for") == 1
+    assert b"X-Forwarded-For: 203.0.113.9, 10.0.0.7\r\n" in sent
+
+
+def test_a_header_name_that_only_starts_like_a_special_one_keeps_the_fast_path(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    # "TEX" is not "TE", "Cookies" is not "Cookie": forwarded byte for byte (the parser
+    # path would have rewritten "TEX:1" as "TEX: 1").
+    w = wire(loop)
+    w.client.data_received(b"GET / HTTP/1.1\r\nTEX:1\r\nCookies:2\r\n\r\n")
+    sent = w.target_side.take()
+    assert sent.startswith(b"GET / HTTP/1.1\r\nTEX:1\r\nCookies:2\r\nX-Forwarded-For: ")

@@ -100,3 +100,11 @@ def test_health_states_follow_alb() -> None:
     assert _state(target) == "unhealthy"
     apply_result(target, True, None, config)
     assert _state(target) == "healthy"
+
+
+def test_the_split_restarts_its_cycle_at_every_weight_change() -> None:
+    chooser = SmoothWeighted(Weights(80, 20))
+    first = [chooser.next() for _ in range(7)]
+    chooser.set(Weights(80, 20))
+    assert [chooser.next() for _ in range(7)] == first
+    assert [chooser.next() for _ in range(100)].count("canary") == 20

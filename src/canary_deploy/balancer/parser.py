@@ -49,16 +49,21 @@ _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE
 
 # The fast path: most requests are one whole GET/HEAD head in one read, with no body
 # and no header we must drop, replace or look at. One C-level regex match proves the
-# shape, one search proves the absence of those headers, and the head is forwarded as
-# it came plus our headers, with no parser callbacks. The shape is a strict subset of
-# what llhttp accepts (origin form, HTTP/1.1, token names right before the colon,
-# visible-ASCII values); anything else, however harmless, takes the httptools path.
-_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
-SIMPLE_REQUEST = re.compile(
-    rb"(GET|HEAD) /[!-~]* HTTP/1\.1\r\n(?:" + _TOKEN + rb":[\t -~]*\r\n)*\r\n"
-)
+# shape and, with a lookahead at the start of every header line, the absence of those
+# headers (in any letter case); the head is then forwarded as it came plus our headers,
+# with no parser callbacks. The shape is a strict subset of what llhttp accepts (origin
+# form, HTTP/1.1, token names right before the colon, visible-ASCII values); anything
+# else, however harmless, takes the httptools path. Possessive repeats (`*+`, `++`):
+# nothing here can match two ways, so the regex engine need not keep backtrack points.
+_TOKEN_CHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
 _SPECIAL_NAMES = b"|".join(sorted(_DROPPED)) + rb"|content-length|x-amzn-trace-id|cookie"
-SPECIAL_HEADER = re.compile(rb"\n(?:" + _SPECIAL_NAMES + rb"):", re.I)
+SIMPLE_REQUEST = re.compile(
+    rb"(GET|HEAD) /[!-~]*+ HTTP/1\.1\r\n(?:(?!(?i:"
+    + _SPECIAL_NAMES
+    + rb"):)"
+    + _TOKEN_CHAR
+    + rb"++:[\t -~]*+\r\n)*+\r\n"
+)
 # Longer heads are rare; the httptools path also enforces MAX_HEAD_BYTES for them.
 SIMPLE_REQUEST_MAX = 8192
 

@@ -20,7 +20,6 @@ from canary_deploy.balancer.metrics import MetricsRecorder
 from canary_deploy.balancer.parser import (
     SIMPLE_REQUEST,
     SIMPLE_REQUEST_MAX,
-    SPECIAL_HEADER,
     Exchange,
     FramingError,
     RequestReader,
@@ -83,6 +82,8 @@ class ClientConnection(asyncio.Protocol):
 
     def __init__(self, ctx: ProxyContext) -> None:
         self.ctx = ctx
+        self._chooser = ctx.router.chooser  # the fast path routes without Router.choose
+        self._groups = ctx.router.groups
         self.transport: Any = None
         self.queue: deque[Exchange] = deque()
         self.reader: RequestReader | None = None
@@ -105,17 +106,18 @@ class ClientConnection(asyncio.Protocol):
         reader = self.reader
         if reader is None or self._error_status:
             return
-        self.last_activity = _monotonic()
+        now = self.last_activity = _monotonic()
         if (
             not self.queue
             and reader.at_boundary
             and len(data) <= SIMPLE_REQUEST_MAX
             and (match := SIMPLE_REQUEST.fullmatch(data)) is not None
-            and SPECIAL_HEADER.search(data) is None
         ):
             # The fast path (see SIMPLE_REQUEST): the head as it came, minus its final
             # CRLF, plus our headers; then straight to a target, no parser callbacks.
-            second = int(_time())  # trace_id(), inlined
+            # Trace id, routing and dispatch are inlined: each call saved here is paid
+            # once per request.
+            second = int(_time())
             if second != TracePrefix.second:
                 TracePrefix.second = second
                 TracePrefix.value = b"Root=1-%08x-" % second
@@ -127,7 +129,25 @@ class ClientConnection(asyncio.Protocol):
             exchange.is_head = match.end(1) == 4
             exchange.idempotent = exchange.request_complete = True
             self.queue.append(exchange)
-            self._dispatch(exchange)
+            # No cookie, so no stickiness: the next group of the weighted schedule.
+            chooser = self._chooser
+            tick = chooser.tick
+            chooser.tick = tick + 1 if tick < 99 else 0
+            version = exchange.version = chooser.schedule[tick]
+            group = self._groups[version]
+            target = group.only or group.pick()
+            if target is None:
+                self._no_target(exchange)
+                return
+            target.outstanding += 1
+            exchange.target = target
+            idle = target.idle
+            while idle:
+                upstream = idle.pop()
+                if upstream.usable:
+                    upstream.attach(exchange, True, now)
+                    return
+            self.connect(exchange, target)
             return
         try:
             reader.parser.feed_data(data)  # RequestReader.feed(), inlined: the hot path
@@ -187,8 +207,7 @@ class ClientConnection(asyncio.Protocol):
         version, target = ctx.router.choose(exchange.sticky)
         exchange.version = version
         if target is None:
-            ctx.metrics.record_balancer_error(version, 503)
-            self.local_response(exchange, 503)
+            self._no_target(exchange)
             return
         target.outstanding += 1
         exchange.target = target
@@ -198,9 +217,14 @@ class ClientConnection(asyncio.Protocol):
         while idle:
             upstream = idle.pop()
             if upstream.usable:
-                upstream.attach(exchange, reused=True)
+                upstream.attach(exchange, True, _monotonic())
                 return
         self.connect(exchange, target)
+
+    def _no_target(self, exchange: Exchange) -> None:
+        """The chosen group has no registered target: ALB's 503."""
+        self.ctx.metrics.record_balancer_error(exchange.version, 503)
+        self.local_response(exchange, 503)
 
     def connect(self, exchange: Exchange, target: Target) -> None:
         """Open a new connection to the target for this exchange (off the fast path)."""
@@ -228,7 +252,7 @@ class ClientConnection(asyncio.Protocol):
         if exchange.done:
             upstream.release()
             return
-        upstream.attach(exchange, reused=False)
+        upstream.attach(exchange, False, _monotonic())
 
     def upstream_failed(self, exchange: Exchange, status: int) -> None:
         """The target could not give a response: answer with the balancer's own error."""

@@ -30,29 +30,34 @@ class SmoothWeighted:
     'sssscsssss'
     """
 
-    __slots__ = ("_current_canary", "_current_stable", "weights")
+    __slots__ = ("schedule", "tick", "weights")
 
     def __init__(self, weights: Weights) -> None:
-        self.weights = weights
-        self._current_stable = 0
-        self._current_canary = 0
+        self.set(weights)
 
     def set(self, weights: Weights) -> None:
         """New weights apply to the very next pick; the cycle restarts from zero."""
+        # The picks repeat with period 100, so they are computed once per change and
+        # the hot path only indexes this list with a counter.
+        schedule: list[Version] = []
+        current_stable = current_canary = 0
+        for _ in range(100):
+            current_stable += weights.stable
+            current_canary += weights.canary
+            if current_stable >= current_canary:
+                current_stable -= 100
+                schedule.append("stable")
+            else:
+                current_canary -= 100
+                schedule.append("canary")
         self.weights = weights
-        self._current_stable = 0
-        self._current_canary = 0
+        self.schedule = schedule
+        self.tick = 0  # index of the next pick in `schedule`
 
     def next(self) -> Version:
-        stable = self._current_stable + self.weights.stable
-        canary = self._current_canary + self.weights.canary
-        if stable >= canary:
-            self._current_stable = stable - 100
-            self._current_canary = canary
-            return "stable"
-        self._current_stable = stable
-        self._current_canary = canary - 100
-        return "canary"
+        tick = self.tick
+        self.tick = tick + 1 if tick < 99 else 0
+        return self.schedule[tick]
 
 
 class Target:
@@ -88,7 +93,7 @@ class Target:
 class TargetGroup:
     """The targets of one version; picks among healthy ones, failing open like ALB."""
 
-    __slots__ = ("_healthy", "_next", "_routable", "algorithm", "name", "targets")
+    __slots__ = ("_healthy", "_next", "_routable", "algorithm", "name", "only", "pool", "targets")
 
     def __init__(self, name: Version, algorithm: Algorithm) -> None:
         self.name = name
@@ -96,20 +101,25 @@ class TargetGroup:
         self.targets: dict[str, Target] = {}
         self._healthy: list[Target] = []
         self._routable: list[Target] = []
+        self.pool: list[Target] = []  # what pick() chooses from
+        # The one target to use when the choice is trivial (the hot path skips pick()).
+        self.only: Target | None = None
         self._next = 0
 
     def refresh(self) -> None:
         """Rebuild the routing lists; call after any registration or health change."""
         self._routable = [t for t in self.targets.values() if t.state != "draining"]
         self._healthy = [t for t in self._routable if t.state == "healthy"]
+        # ALB fails open: with no healthy target, every registered one gets traffic.
+        self.pool = self._healthy or self._routable
+        self.only = self.pool[0] if len(self.pool) == 1 else None
 
     @property
     def has_targets(self) -> bool:
         return bool(self._routable)
 
     def pick(self) -> Target | None:
-        # ALB fails open: with no healthy target, every registered one gets traffic.
-        pool = self._healthy or self._routable
+        pool = self.pool
         n = len(pool)
         if n == 0:
             return None

@@ -29,15 +29,21 @@ _HOP_NAMES = b"|".join(sorted(HOP_BY_HOP))
 _FRAMING_OR_HOP = re.compile(rb"\r\n(" + _HOP_NAMES + rb"|content-length)[ \t]*:", re.I)
 _HOP_LINE = re.compile(rb"\r\n(?:" + _HOP_NAMES + rb")[ \t]*:[^\r]*", re.I)
 # The fast path: a whole HTTP/1.1 head with a final status, token header names and
-# visible-ASCII values, framed by one Content-Length and with no hop-by-hop header but
-# Connection; its body is then counted instead of parsed. Anything else: httptools.
-_TOKEN = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+"
+# visible-ASCII values, and (a lookahead at the start of every header line, any letter
+# case) no hop-by-hop header but Connection; one framing Content-Length is then checked
+# with _FRAMING_LINE and the body counted instead of parsed. Anything else: httptools.
+# Possessive repeats (`*+`, `++`): nothing here can match two ways.
+_TOKEN_CHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_OTHER_HOP_NAMES = b"|".join(sorted(HOP_BY_HOP - {b"connection"}))
 _SIMPLE_RESPONSE = re.compile(
-    rb"HTTP/1\.1 [2-5][0-9][0-9] [\t -~]*\r\n(?:" + _TOKEN + rb":[\t -~]*\r\n)*\r\n"
+    rb"HTTP/1\.1 [2-5][0-9][0-9] [\t -~]*+\r\n(?:(?!(?i:"
+    + _OTHER_HOP_NAMES
+    + rb"):)"
+    + _TOKEN_CHAR
+    + rb"++:[\t -~]*+\r\n)*+\r\n"
 )
-# In a lowercased simple head (names are tokens right before the colon, every line
-# ends in CR), a hop-by-hop header other than Connection sends it to the parser.
-_OTHER_HOP = re.compile(rb"\r\n(?:" + b"|".join(sorted(HOP_BY_HOP - {b"connection"})) + rb"):")
+# In a simple head every value ends at a CR: (whole line, "…length" or b"", value).
+_FRAMING_LINE = re.compile(rb"(\r\n(?:(content-length)|connection):([^\r]*+))", re.I)
 _STATUS_CODES = {b"%d" % code: code for code in range(200, 600) if code not in (204, 304)}
 _MAX_LENGTH_DIGITS = 15
 _monotonic = time.monotonic
@@ -160,26 +166,26 @@ class UpstreamConnection(asyncio.Protocol):
         status = _STATUS_CODES.get(data[9:12], 0)
         if not status:
             return False  # 204/304 have no body: the parser knows that
-        # Lowercased up to the last header line's CR, so every value ends at a CR.
-        lower = data[: end + 1].lower()
-        if _OTHER_HOP.search(lower) is not None:
-            return False
-        at = lower.find(b"\r\ncontent-length:")
-        if at < 0 or lower.find(b"\r\ncontent-length:", at + 17) >= 0:
-            return False  # chunked, close-delimited or twice framed: the parser copes
-        value = lower[at + 17 : lower.find(b"\r", at + 17)].strip(b" \t")
-        if not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
-            return False
-        length = int(value)
         head = data[:end]
-        keep_alive = True
-        at = lower.find(b"\r\nconnection:")
-        if at >= 0:
-            line_end = lower.find(b"\r", at + 13)
-            if lower.find(b"\r\nconnection:", line_end) >= 0:
+        length = -1
+        connection = b""
+        for line, is_length, value in _FRAMING_LINE.findall(data, 0, end):
+            if is_length:
+                value = value.strip(b" \t")
+                if length >= 0 or not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
+                    return False  # twice framed or odd: the parser copes
+                length = int(value)
+            elif connection:
                 return False
-            keep_alive = b"close" not in lower[at + 13 : line_end]
-            head = head[:at] + head[line_end:]
+            else:
+                connection = line
+        if length < 0:
+            return False  # chunked or close-delimited: the parser streams it
+        keep_alive = True
+        if connection:
+            keep_alive = b"close" not in connection.lower()
+            # The line is unique in the head: values hold no CR, names are tokens.
+            head = head.replace(connection, b"", 1)
         body = data[end + 4 :]
         if len(body) > length:
             return False  # bytes after the response: the parser handles the oddity
@@ -251,8 +257,12 @@ class UpstreamConnection(asyncio.Protocol):
 
     # ---- driven by the client side
 
-    def attach(self, exchange: Exchange, *, reused: bool) -> None:
-        """Send this exchange's request (head and whatever body arrived so far)."""
+    def attach(self, exchange: Exchange, reused: bool, now: float) -> None:
+        """Send this exchange's request (head and whatever body arrived so far).
+
+        `reused`: the connection comes from the idle pool (a stale one may be retried);
+        `now`: the caller's monotonic clock reading, the request's send time.
+        """
         self.exchange = exchange
         self.usable = False
         self._reused = reused
@@ -261,7 +271,7 @@ class UpstreamConnection(asyncio.Protocol):
         out = exchange.out
         self.transport.write(out[0] if len(out) == 1 else b"".join(out))
         out.clear()
-        self.last_activity = exchange.sent_at = _monotonic()
+        self.last_activity = exchange.sent_at = now
 
     def send_body(self, exchange: Exchange) -> None:
         out = exchange.out
