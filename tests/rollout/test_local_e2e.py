@@ -171,6 +171,9 @@ def test_steering_from_a_second_terminal(new_stack: Callable[[], LocalStack], co
         )  # fmt: skip
         try:
             wait_for(lambda: stack.status()["listener"]["weights"]["canary"] == 10, 60, "step 1")
+            shown = stack.status()["rollout"]
+            assert (shown["status"], shown["step"], shown["canary_weight"]) == ("running", 1, 10)
+            assert "Rollout #1: running at step 1/3" in stack.ok("status").stdout
             again = stack.run("rollout")
             assert again.exit_code == 2 and "already being run by process" in again.stderr
             stack.ok(command)

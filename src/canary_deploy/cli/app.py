@@ -10,7 +10,14 @@ from typing import Annotated, Any
 import typer
 
 from canary_deploy import __version__, usecases
-from canary_deploy.cli.output import OutputFormat, error, progress, show_status
+from canary_deploy.cli.output import (
+    OutputFormat,
+    console,
+    error,
+    print_json,
+    progress,
+    show_status,
+)
 from canary_deploy.config import Settings, load_settings
 from canary_deploy.errors import EXIT_FAILED, CanaryError, UsageError
 from canary_deploy.targets import open_target
@@ -176,8 +183,47 @@ def rollback(ctx: typer.Context, output: OutputOpt = "text") -> None:
 def status(ctx: typer.Context, output: OutputOpt = "text") -> None:
     """The stack along the chain Task Definition -> Tasks -> Service -> Target Group ->
     Listener -> user, with live weights and recent traffic."""
-    target = open_target(settings_from(ctx))
-    show_status(target.status(), output)
+    settings = settings_from(ctx)
+    target = open_target(settings)
+    current = target.status()
+    rollout = _rollout_summary(settings)
+    if output == "json":
+        print_json({**current.to_dict(), "rollout": rollout})
+        return
+    show_status(current, output)
+    if rollout is not None:
+        console.print(
+            f"Rollout #{rollout['id']}: {rollout['status']} at step {rollout['step']}/"
+            f"{rollout['steps']} (canary {rollout['canary_weight']}%) - {rollout['last']}"
+        )
+
+
+def _rollout_summary(settings: Settings) -> dict[str, Any] | None:
+    """The rollout in progress on this stack, if any (read from the state store only)."""
+    from canary_deploy.rollout.service import store_path
+
+    path = store_path(settings)
+    if not path.exists():
+        return None
+    from canary_deploy.rollout.service import open_store
+
+    store = open_store(settings)
+    try:
+        active = store.active()
+    finally:
+        store.close()
+    if active is None:
+        return None
+    step = active.plan.steps[min(active.step, len(active.plan.steps) - 1)]
+    last = (active.last_decision or {}).get("explanation") or active.reason or "starting"
+    return {
+        "id": active.id,
+        "status": str(active.status),
+        "step": active.step + 1,
+        "steps": len(active.plan.steps),
+        "canary_weight": step.canary_weight,
+        "last": last,
+    }
 
 
 @app.command()
