@@ -37,3 +37,14 @@ def test_the_cap_counts_per_stage() -> None:
     assert judge.verdict is Verdict.INCONCLUSIVE
     judge.next_stage()
     assert judge.update(Batch.of((950, 0), (50, 0))).verdict is Verdict.CONTINUE
+
+
+def test_the_cap_counts_only_batches_where_stable_served_too() -> None:
+    # A step at 100% canary cannot compare the versions: it must not run into the cap.
+    judge = Judge(JudgeConfig(min_canary_requests=0, max_canary_requests=1_000))
+    for _ in range(50):
+        decision = judge.update(Batch.of((0, 0), (1_000, 10)))
+    assert decision.verdict is Verdict.CONTINUE
+    assert decision.canary_requests == 50_000
+    again = Judge.from_dict(judge.to_dict())
+    assert again.update(Batch.of((950, 0), (50, 0))).verdict is Verdict.CONTINUE

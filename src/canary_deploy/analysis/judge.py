@@ -145,7 +145,10 @@ class Judge:
         self._tasks: dict[str, TaskCounts] = {}
         self._batches = 0
         self._verdict = Verdict.CONTINUE
-        self._stage_start = 0  # canary requests seen before the current stage
+        # Canary requests in batches where stable served too (a comparison was possible):
+        # the cap counts these, so a step at 100% canary never runs into it.
+        self._compared = 0
+        self._stage_start = 0  # compared canary requests before the current stage
 
     @property
     def thresholds_s(self) -> tuple[float, ...]:
@@ -191,6 +194,8 @@ class Judge:
         for name, task in c.tasks.items():
             seen = self._tasks.get(name, TaskCounts(0, 0))
             self._tasks[name] = TaskCounts(seen.requests + task.requests, seen.errors + task.errors)
+        if s.requests and c.requests:
+            self._compared += c.requests
         self._batches += 1
         return self._decide()
 
@@ -262,7 +267,7 @@ class Judge:
             clean = [name for name, reasons in suspects.items() if not reasons]
             if clean or cfg.burst_guard.action == "report":
                 self._verdict = Verdict.ROLLBACK
-            elif canary_requests - self._stage_start >= cfg.max_canary_requests:
+            elif self._compared - self._stage_start >= cfg.max_canary_requests:
                 self._verdict = Verdict.INCONCLUSIVE
             return self._decision(self._verdict, evidence, canary_requests, warnings)
 
@@ -277,7 +282,7 @@ class Judge:
                 )
         if (
             self._verdict is Verdict.CONTINUE
-            and canary_requests - self._stage_start >= cfg.max_canary_requests
+            and self._compared - self._stage_start >= cfg.max_canary_requests
         ):
             self._verdict = Verdict.INCONCLUSIVE
         return self._decision(self._verdict, evidence, canary_requests, warnings)
@@ -361,7 +366,7 @@ class Judge:
             metric.non_inferiority = RateRatioEProcess.new(
                 cfg.promote_margin, cfg.promote_ratios, cfg.promote_weights
             )
-        self._stage_start = self._metrics[0].canary_requests if self._metrics else 0
+        self._stage_start = self._compared
         self._verdict = Verdict.CONTINUE
 
     # ---- persistence
@@ -377,6 +382,7 @@ class Judge:
             "batches": self._batches,
             "verdict": str(self._verdict),
             "stage_start": self._stage_start,
+            "compared": self._compared,
         }
 
     @classmethod
@@ -391,6 +397,8 @@ class Judge:
         judge._batches = int(doc["batches"])
         judge._verdict = Verdict(doc["verdict"])
         judge._stage_start = int(doc.get("stage_start", 0))
+        seen = judge._metrics[0].canary_requests if judge._metrics else 0
+        judge._compared = int(doc.get("compared", seen))
         return judge
 
 

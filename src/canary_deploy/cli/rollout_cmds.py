@@ -105,8 +105,6 @@ def _finish(final: Rollout, output: str) -> None:
             f"rollout #{final.id} rolled back: {final.reason}",
             hint="see the evidence with `canary history`",
         )
-    if final.status == "paused":
-        raise typer.Exit(3)
 
 
 def _steer(ctx: typer.Context, command: Command) -> TickResult:
