@@ -3,7 +3,8 @@ before it is rolled back, how fast 100% stable is in effect after the verdict, a
 long a healthy canary takes to be promoted.
 
 Setup (issue 6): local stack, 200 req/s of load, canary share 5% at the first step,
-stable error rate 1%, bad canary 2% (fault injection in the sample app). The plan is the
+stable error rate 1%, bad canary 2% (fault injection in the sample app); both versions
+answer in 10 ± 2 ms and run 2 tasks each. The plan is the
 local default (steps 5 -> 25 -> 50 -> 100, min 10 s / max 60 s per step, batches every
 2 s). Run: `.venv/bin/python bench/rollout_local.py [--runs 5] [--healthy-runs 2]`.
 """
@@ -33,8 +34,11 @@ BASELINE_S = 10.0
 
 
 def image(version: str, error_rate: float) -> str:
+    # A model API answers in ~10 ms; without it, 2 ms thresholds would measure the
+    # scheduler of a busy 2-core machine rather than the versions.
     return (
-        f"CANARY_FAULT_ERROR_RATE={error_rate} {sys.executable} -m canary_deploy.sample_app "
+        f"CANARY_FAULT_ERROR_RATE={error_rate} CANARY_FAULT_LATENCY_MS=10 "
+        f"CANARY_FAULT_LATENCY_JITTER_MS=2 {sys.executable} -m canary_deploy.sample_app "
         f"--version {version} --port $PORT"
     )
 
@@ -65,6 +69,10 @@ def one_run(canary_error_rate: float) -> dict[str, float | str | None]:
             "image_uri_canary": image("v2", canary_error_rate),
             "stable_weight": 100,
             "canary_weight": 0,
+            # As many canary tasks as stable ones: at 50/50 each task carries the same load,
+            # so latency compares the versions, not how busy one task is.
+            "desired_count_stable": 2,
+            "desired_count_canary": 2,
         },
         env={},
         config_file=state / "none.toml",

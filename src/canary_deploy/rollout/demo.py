@@ -114,10 +114,14 @@ def run_acts(
     try:
         for act in ACTS:
             announce(f"\nAutomated rollout - {act.title}")
+            base = usecases.release_spec(settings)
             spec = replace(
-                usecases.release_spec(settings),
+                base,
                 image_stable=act.stable_image,
                 image_canary=act.canary_image,
+                # As many canary tasks as stable ones, so that at 50/50 latency compares
+                # the versions rather than how busy one task is.
+                desired_count_canary=base.desired_count_stable,
                 weights=STABLE_ONLY,
             )
             target.deploy(spec, progress)
