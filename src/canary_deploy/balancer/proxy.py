@@ -9,7 +9,6 @@ new upstream connection is being opened.
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections import deque
 from typing import Any
@@ -18,12 +17,14 @@ import httptools
 
 from canary_deploy.balancer.metrics import MetricsRecorder
 from canary_deploy.balancer.parser import (
+    SERIAL_MASK,
     SIMPLE_REQUEST,
     SIMPLE_REQUEST_MAX,
     Exchange,
     FramingError,
     RequestReader,
     TracePrefix,
+    trace_serial,
 )
 from canary_deploy.balancer.responses import CONTINUE, error_response
 from canary_deploy.balancer.routing import Router, Stickiness, Target
@@ -35,7 +36,7 @@ MAX_PIPELINE = 16
 CONNECT_TIMEOUT_S = 10.0
 _monotonic = time.monotonic  # one clock for every idle-timeout comparison
 _time = time.time
-_getrandbits = random.getrandbits
+_next = next
 
 
 class ProxyContext:
@@ -119,12 +120,11 @@ class ClientConnection(asyncio.Protocol):
             # once per request.
             second = int(_time())
             if second != TracePrefix.second:
-                TracePrefix.second = second
-                TracePrefix.value = b"Root=1-%08x-" % second
+                TracePrefix.refresh(second)
             exchange = Exchange(
                 self,
-                b"%b%bX-Amzn-Trace-Id: %b%024x\r\n\r\n"
-                % (data[:-2], self._suffix, TracePrefix.value, _getrandbits(96)),
+                b"%b%bX-Amzn-Trace-Id: %b%08x\r\n\r\n"
+                % (data[:-2], self._suffix, TracePrefix.value, _next(trace_serial) & SERIAL_MASK),
             )
             exchange.is_head = match.end(1) == 4
             exchange.idempotent = exchange.request_complete = True

@@ -29,21 +29,23 @@ _HOP_NAMES = b"|".join(sorted(HOP_BY_HOP))
 _FRAMING_OR_HOP = re.compile(rb"\r\n(" + _HOP_NAMES + rb"|content-length)[ \t]*:", re.I)
 _HOP_LINE = re.compile(rb"\r\n(?:" + _HOP_NAMES + rb")[ \t]*:[^\r]*", re.I)
 # The fast path: a whole HTTP/1.1 head with a final status, token header names and
-# visible-ASCII values, and (a lookahead at the start of every header line, any letter
-# case) no hop-by-hop header but Connection; one framing Content-Length is then checked
-# with _FRAMING_LINE and the body counted instead of parsed. Anything else: httptools.
-# Possessive repeats (`*+`, `++`): nothing here can match two ways.
+# visible-ASCII values; _HOP_OR_FRAMING then finds, in any letter case, the lines we
+# must look at: exactly one Content-Length, at most one Connection and no other
+# hop-by-hop header keep the fast path, and the body is counted instead of parsed.
+# Anything else: httptools. Possessive repeats (`*+`, `++`): nothing here can match
+# two ways, so the regex engine keeps no backtrack points.
 _TOKEN_CHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
-_OTHER_HOP_NAMES = b"|".join(sorted(HOP_BY_HOP - {b"connection"}))
 _SIMPLE_RESPONSE = re.compile(
-    rb"HTTP/1\.1 [2-5][0-9][0-9] [\t -~]*+\r\n(?:(?!(?i:"
-    + _OTHER_HOP_NAMES
-    + rb"):)"
-    + _TOKEN_CHAR
-    + rb"++:[\t -~]*+\r\n)*+\r\n"
+    rb"HTTP/1\.1 [2-5][0-9][0-9] [\t -~]*+\r\n(?:" + _TOKEN_CHAR + rb"++:[\t -~]*+\r\n)*+\r\n"
 )
-# In a simple head every value ends at a CR: (whole line, "…length" or b"", value).
-_FRAMING_LINE = re.compile(rb"(\r\n(?:(content-length)|connection):([^\r]*+))", re.I)
+# (whole line, "…length" or b"", "…connection" or b"", value); in a simple head every
+# value ends at a CR.
+_HOP_OR_FRAMING = re.compile(
+    rb"(\r\n(?:(content-length)|(connection)|"
+    + b"|".join(sorted(HOP_BY_HOP - {b"connection"}))
+    + rb"):([^\r]*+))",
+    re.I,
+)
 _STATUS_CODES = {b"%d" % code: code for code in range(200, 600) if code not in (204, 304)}
 _MAX_LENGTH_DIGITS = 15
 _monotonic = time.monotonic
@@ -159,7 +161,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._flush()
 
     def _fast_head(self, exchange: Exchange, data: bytes, now: float) -> bool:
-        """Pass on a simple response (see _SIMPLE_RESPONSE); False: use the parser."""
+        """Pass on a simple response (see _HOP_OR_FRAMING); False: use the parser."""
         end = data.find(b"\r\n\r\n")
         if end < 0 or exchange.is_head or _SIMPLE_RESPONSE.fullmatch(data, 0, end + 4) is None:
             return False
@@ -169,14 +171,14 @@ class UpstreamConnection(asyncio.Protocol):
         head = data[:end]
         length = -1
         connection = b""
-        for line, is_length, value in _FRAMING_LINE.findall(data, 0, end):
+        for line, is_length, is_connection, value in _HOP_OR_FRAMING.findall(data, 0, end):
             if is_length:
                 value = value.strip(b" \t")
                 if length >= 0 or not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
                     return False  # twice framed or odd: the parser copes
                 length = int(value)
-            elif connection:
-                return False
+            elif connection or not is_connection:
+                return False  # two Connection headers, or another hop-by-hop one
             else:
                 connection = line
         if length < 0:
@@ -195,12 +197,17 @@ class UpstreamConnection(asyncio.Protocol):
         client = exchange.client
         if client is not None:
             client.transport.write(
-                b"%b\r\n%b%b\r\n%b"
-                % (
-                    head,
-                    b"" if stickiness is None else stickiness.set_cookie_header(exchange.version),
-                    b"" if exchange.keep_alive else b"Connection: close\r\n",
-                    body,
+                b"".join(
+                    (
+                        head,
+                        b"\r\n",
+                        b""
+                        if stickiness is None
+                        else stickiness.set_cookie_header(exchange.version),
+                        b"" if exchange.keep_alive else b"Connection: close\r\n",
+                        b"\r\n",
+                        body,
+                    )
                 )
             )
         if len(body) == length:
