@@ -185,7 +185,9 @@ class UpstreamConnection(asyncio.Protocol):
             return False  # chunked or close-delimited: the parser streams it
         keep_alive = True
         if connection:
-            keep_alive = b"close" not in connection.lower()
+            # find, not `in`: bytes.__contains__ first tries its argument as an int,
+            # and raising and clearing that TypeError costs more than the search.
+            keep_alive = connection.lower().find(b"close") < 0
             # The line is unique in the head: values hold no CR, names are tokens.
             head = head.replace(connection, b"", 1)
         body = data[end + 4 :]
