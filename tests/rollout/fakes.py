@@ -75,6 +75,7 @@ class FakeMetrics:
     canary_latency_s: float = 0.05
     seed: int = 7
     latency: bool = False  # report quantiles, so the judge freezes latency thresholds
+    burst_second: int | None = None  # every canary request of this second fails
     _cache: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
     _weights_at: dict[int, Weights] = field(default_factory=dict)
 
@@ -90,6 +91,8 @@ class FakeMetrics:
             stable = self.rps - canary
             s_err = sum(rng.random() < self.stable_error_rate for _ in range(stable))
             c_err = sum(rng.random() < self.canary_error_rate for _ in range(canary))
+            if second == self.burst_second:
+                c_err = canary
             self._cache[second] = (stable, s_err, canary, c_err)
         return self._cache[second]
 

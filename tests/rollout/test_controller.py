@@ -185,3 +185,13 @@ def test_latency_is_not_judged_just_after_a_weight_change(tmp_path: Path) -> Non
     rig.run(c, 4)
     later = rig.store.get(c.rollout_id).last_decision
     assert later is not None and later["metrics"][1]["canary_hits"] > 0
+
+
+def test_harm_held_back_as_a_burst_never_lets_a_step_pass(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, canary_error_rate=0.0, stable_error_rate=0.01)
+    c = rig.start()
+    rig.metrics.burst_second = int(rig.clock()) + 12  # one second where the canary fails
+    assert rig.run(c, 60) is RolloutStatus.PAUSED
+    r = rig.store.get(c.rollout_id)
+    assert r.step == 0 and r.reason is not None and "burst" in r.reason
+    assert rig.router.weights == Weights(95, 5)  # neither rolled back nor advanced

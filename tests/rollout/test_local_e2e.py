@@ -116,8 +116,12 @@ def test_healthy_canary_is_promoted_without_failed_requests(
 def test_latency_regressed_canary_is_rolled_back(new_stack: Callable[[], LocalStack]) -> None:
     stack = new_stack()
     deploy(stack, app("v1", latency_ms=15, latency_jitter_ms=3), app("v2", latency_ms=60))
+    # Longer steps than PLAN: latency is not judged in the 3 s after each weight change,
+    # and the evidence must not rest on one interval (the burst guard would hold it).
+    steps = ("--steps", "10,50,100", "--min-duration", "2s", "--max-duration", "10s",
+             "--min-requests", "10", "--interval", "1s")  # fmt: skip
     with load(stack):
-        result = stack.run("rollout", *PLAN, timeout=120)
+        result = stack.run("rollout", *steps, timeout=120)
     assert result.exit_code == 1, result.stdout + result.stderr
     rollback = next(e for e in history(stack) if e["kind"] == "rollback")
     assert "slower than" in rollback["message"]

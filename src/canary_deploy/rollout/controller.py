@@ -79,6 +79,13 @@ def start_rollout(
     return rollout
 
 
+def _harm_held(decision: dict[str, Any] | None) -> str:
+    """The metrics whose harm e-value reached its threshold without a rollback (the burst
+    guard held it back), as text; "" when there are none."""
+    metrics = (decision or {}).get("metrics") or []
+    return ", ".join(m["name"] for m in metrics if m["e_harm"] >= m["harm_threshold"])
+
+
 def _align(t: float, plan: RolloutPlan) -> float:
     """Batch edges on whole seconds (whole minutes for minute-level metrics)."""
     step = 60.0 if plan.interval_s >= 60 else 1.0
@@ -245,15 +252,19 @@ class Controller:
         elapsed = now - r.step_started_at
         verdict = judge.verdict
         gate = elapsed >= step.min_duration_s and r.step_canary_requests >= step.min_requests
-        if gate and verdict is Verdict.PROMOTE:
+        held = _harm_held(r.last_decision)
+        if gate and verdict is Verdict.PROMOTE and not held:
             r = self._next_step(r, judge, now, events)
         elif elapsed >= step.max_duration_s:
-            if verdict is Verdict.INCONCLUSIVE or r.step_canary_requests < step.min_requests:
-                why = (
-                    decision.explanation
-                    if decision is not None and verdict is Verdict.INCONCLUSIVE
-                    else f"only {r.step_canary_requests} of {step.min_requests} canary requests"
-                )
+            why = None
+            if held:
+                # Evidence of harm the burst guard holds back is never a pass.
+                why = f"evidence of harm held back as a possible burst ({held})"
+            elif verdict is Verdict.INCONCLUSIVE:
+                why = str((r.last_decision or {}).get("explanation", "inconclusive"))
+            elif r.step_canary_requests < step.min_requests:
+                why = f"only {r.step_canary_requests} of {step.min_requests} canary requests"
+            if why is not None:
                 events.append(
                     (
                         "paused",
