@@ -157,10 +157,10 @@ def _from_file(path: Path) -> dict[str, Any]:
         raise UsageError(f"{path} is not valid TOML: {exc}") from None
 
 
-def _describe(loc: tuple[int | str, ...]) -> str:
+def _describe(loc: tuple[int | str, ...], env: Mapping[str, str]) -> str:
     path = ".".join(str(part) for part in loc)
-    env = _ENV_BY_PATH.get(path)
-    return f"{path} (env {env})" if env else path
+    name = _ENV_BY_PATH.get(path)
+    return f"{path} (env {name})" if name and env.get(name) else path
 
 
 def load_settings(
@@ -186,7 +186,9 @@ def load_settings(
         problems = []
         for err in exc.errors():
             where = (
-                _describe(err["loc"]) if err["loc"] else "weights (STABLE_WEIGHT, CANARY_WEIGHT)"
+                _describe(err["loc"], env)
+                if err["loc"]
+                else "weights (STABLE_WEIGHT, CANARY_WEIGHT)"
             )
             msg = err["msg"].removeprefix("Value error, ")
             problems.append(f"{where}: {msg}")

@@ -7,18 +7,20 @@ from collections.abc import Callable
 
 from canary_deploy.backend import Progress, ReleaseSpec, Status, Target
 from canary_deploy.config import Settings
-from canary_deploy.errors import OperationFailed, UsageError
+from canary_deploy.errors import CanaryError, OperationFailed, UsageError
 from canary_deploy.weights import STABLE_ONLY, Weights
 
 LOCAL_DEFAULT_IMAGES = ("builtin:v1", "builtin:v2")
 
 
-def release_spec(settings: Settings) -> ReleaseSpec:
-    """The spec `deploy` applies. Images are required on AWS, as in the seed."""
+def release_spec(settings: Settings, current: ReleaseSpec | None = None) -> ReleaseSpec:
+    """The spec `deploy` applies. Images are required on AWS, as in the seed; locally an
+    image not given keeps what runs (`current`), so a deploy after a promotion does not
+    quietly put the old stable back, and a fresh stack gets the sample app."""
     stable, canary = settings.image_uri_stable, settings.image_uri_canary
     if settings.target == "local":
-        stable = stable or LOCAL_DEFAULT_IMAGES[0]
-        canary = canary or LOCAL_DEFAULT_IMAGES[1]
+        stable = stable or (current.image_stable if current else LOCAL_DEFAULT_IMAGES[0])
+        canary = canary or (current.image_canary if current else LOCAL_DEFAULT_IMAGES[1])
     missing = [
         name
         for name, value in (("IMAGE_URI_STABLE", stable), ("IMAGE_URI_CANARY", canary))
@@ -42,6 +44,30 @@ def release_spec(settings: Settings) -> ReleaseSpec:
         stickiness_seconds=(
             settings.stickiness_duration_seconds if settings.stickiness_enabled else None
         ),
+    )
+
+
+def canary_image_live(target: Target) -> str | None:
+    """The canary image the stack runs now (None when there is no stack yet)."""
+    try:
+        canary = target.status().versions.get("canary")
+    except CanaryError:
+        return None
+    if canary is None or canary.task_definition is None:
+        return None
+    return canary.task_definition.image
+
+
+def new_canary_warning(before: str | None, spec: ReleaseSpec, status: Status) -> str | None:
+    """A deploy keeps the live weights: say so when a new canary image gets traffic at once."""
+    if before is None or before == spec.image_canary or status.listener is None:
+        return None
+    share = status.listener.weights.canary
+    if share == 0:
+        return None
+    return (
+        f"the new canary image serves {share}% of the traffic right away (a deploy keeps the "
+        "live weights); `canary rollback` sends it none, `canary rollout` steps it up safely"
     )
 
 

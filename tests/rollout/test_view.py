@@ -39,7 +39,7 @@ def test_the_live_panel_fits_80_columns_and_shows_the_evidence(tmp_path: Path) -
     text = out.getvalue()
     assert "step 1/4 (canary 5%)" in text
     assert "weights 95/5" in text
-    assert "errors" in text and "> 16 ms" in text
+    assert "errors" in text and "> 15.6 ms" in text
     assert "/33.3" in text  # the error metric's e-value against its threshold
     assert "13 ms" in text  # canary p99
 

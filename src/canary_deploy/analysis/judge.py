@@ -228,7 +228,7 @@ class Judge:
 
     def _latency_name(self, index: int, threshold_s: float) -> str:
         cfg = self.config
-        label = f"slower than {threshold_s * 1000:.0f} ms"
+        label = f"slower than {threshold_s * 1000:.3g} ms"
         if cfg.latency_thresholds_s is None and len(self.thresholds_s) == len(
             cfg.latency_quantiles
         ):

@@ -17,6 +17,7 @@ from canary_deploy.cli.output import (
     print_json,
     progress,
     show_status,
+    warn,
 )
 from canary_deploy.config import Settings, load_settings
 from canary_deploy.errors import EXIT_FAILED, CanaryError, UsageError
@@ -152,11 +153,21 @@ def deploy(
         stickiness_enabled=None if stickiness is None else stickiness > 0,
         stickiness_duration_seconds=stickiness if stickiness else None,
     )
-    spec = usecases.release_spec(settings)
     target = open_target(settings)
+    current = None
+    if settings.target == "local":
+        from canary_deploy.local.target import LocalTarget
+
+        assert isinstance(target, LocalTarget)
+        current = target.stack.stored_spec()
+    spec = usecases.release_spec(settings, current)
+    before = usecases.canary_image_live(target)
     with progress(f"Deploying {settings.stack_name} ({settings.target})") as p:
         status = usecases.deploy(target, spec, p)
     show_status(status, output)
+    warning = usecases.new_canary_warning(before, spec, status)
+    if warning:
+        warn(warning)
 
 
 @app.command("set-weights")

@@ -9,6 +9,7 @@ from contextlib import contextmanager
 from typing import Any, Literal
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from canary_deploy.backend import VERSIONS, Status, TrafficStatus
@@ -156,6 +157,11 @@ def show_status(status: Status, output: OutputFormat) -> None:
 
 
 def error(message: str, hint: str | None = None) -> None:
-    err_console.print(f"[bold red]error:[/bold red] {message}")
+    # Messages quote user input and TOML table names like [rollout]: never markup.
+    err_console.print(f"[bold red]error:[/bold red] {escape(message)}")
     if hint:
-        err_console.print(f"[dim]hint:[/dim] {hint}")
+        err_console.print(f"[dim]hint:[/dim] {escape(hint)}")
+
+
+def warn(message: str) -> None:
+    err_console.print(f"[bold yellow]warning:[/bold yellow] {escape(message)}")

@@ -13,7 +13,7 @@ from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.rollout import service
 from canary_deploy.rollout.controller import TickResult
 from canary_deploy.rollout.store import Command, Event, Rollout
-from canary_deploy.rollout.view import LiveView, PlainView, decision_line, headline
+from canary_deploy.rollout.view import LiveView, PlainView, headline
 from canary_deploy.targets import open_target
 
 
@@ -63,6 +63,7 @@ def rollout(
             },
         )
         current, resumed = service.begin(settings, target, store, plan)
+        store.claim(current.id, now=time.time())  # refuse before saying "resuming"
         if resumed:
             console.print(
                 f"Resuming rollout #{current.id} at step {current.step + 1}/"
@@ -96,14 +97,12 @@ def _finish(final: Rollout, output: str) -> None:
                 "last_decision": final.last_decision,
             }
         )
-    else:
-        console.print(f"{headline(final)}: {decision_line(final.last_decision)}")
-        if final.reason:
-            console.print(final.reason)
+    elif final.status == "promoted":
+        console.print(f"{headline(final)}: the canary's version now runs as stable")
     if final.status == "rolled_back":
         raise OperationFailed(
-            f"rollout #{final.id} rolled back: {final.reason}",
-            hint="see the evidence with `canary history`",
+            f"rollout #{final.id} rolled back at step {final.step + 1} - {final.reason}",
+            hint="all traffic is on stable; see the evidence with `canary history`",
         )
 
 

@@ -168,7 +168,14 @@ class Supervisor:
 
     async def _trial(self, version: Version, command: TaskCommand) -> Task:
         # Not in self._tasks until adopted: the control loop must not reap or replace it.
-        task = self._start_task(version, command, adopt=False)
+        try:
+            task = self._start_task(version, command, adopt=False)
+        except OSError as exc:
+            raise UsageError(
+                f"{version} image {command.image!r} cannot start: {exc.strerror}"
+                + (f": {exc.filename}" if exc.filename else ""),
+                hint="check that the command exists and is executable; nothing was changed",
+            ) from None
         deadline = self.clock() + self.config.startup_timeout_s
         while task.state == "PROVISIONING":
             code = task.process.poll()

@@ -99,6 +99,10 @@ def render(result: TickResult, quantiles: Mapping[str, float | None], now: float
     parts: list[Any] = [title, timing, versions, metrics, Text(decision_line(d))]
     if r.reason:
         parts.append(Text(r.reason, style="yellow"))
+    if r.status == "paused":
+        parts.append(
+            Text("paused: run `canary resume`, `canary promote` or `canary abort`", style="yellow")
+        )
     return Group(*parts)
 
 
@@ -126,6 +130,7 @@ class PlainView:
         self._console = console
         self._every = every_s
         self._last_key: tuple[Any, ...] | None = None
+        self._paused_key: tuple[Any, ...] | None = None
         self._last_time = 0.0
 
     def __enter__(self) -> PlainView:
@@ -143,7 +148,16 @@ class PlainView:
             return
         self._last_key, self._last_time = key, now
         stamp = time.strftime("%H:%M:%S")
+        why = r.reason if r.status == "paused" and r.reason else decision_line(d)
         self._console.print(
-            f"{stamp} {headline(r)} weights {result.live_weights} - {decision_line(d)}",
+            f"{stamp} {headline(r)} weights {result.live_weights} - {why}",
             soft_wrap=True,
+            markup=False,
         )
+        if r.status == "paused" and key != self._paused_key:
+            self._paused_key = key
+            self._console.print(
+                "  paused for a human: `canary resume`, `canary promote` (next step) or "
+                "`canary abort` (roll back), from another terminal",
+                markup=False,
+            )
