@@ -36,6 +36,25 @@ def listener(stable: int, canary: int, sticky: dict[str, Any]) -> dict[str, Any]
     }
 
 
+def modify_request(stable: int, canary: int, sticky: dict[str, Any]) -> dict[str, Any]:
+    """The one ModifyListener call we expect: both groups and the stickiness config."""
+    return {
+        "ListenerArn": OUTPUTS.listener_arn,
+        "DefaultActions": [
+            {
+                "Type": "forward",
+                "ForwardConfig": {
+                    "TargetGroups": [
+                        {"TargetGroupArn": STABLE, "Weight": stable},
+                        {"TargetGroupArn": CANARY, "Weight": canary},
+                    ],
+                    "TargetGroupStickinessConfig": sticky,
+                },
+            }
+        ],
+    }
+
+
 def test_set_weights_sends_both_groups_and_keeps_stickiness_in_one_call() -> None:
     client, stub = stubbed("elbv2")
     sticky = {"Enabled": True, "DurationSeconds": 900}
@@ -45,21 +64,7 @@ def test_set_weights_sends_both_groups_and_keeps_stickiness_in_one_call() -> Non
     stub.add_response(
         "modify_listener",
         {},
-        {
-            "ListenerArn": OUTPUTS.listener_arn,
-            "DefaultActions": [
-                {
-                    "Type": "forward",
-                    "ForwardConfig": {
-                        "TargetGroups": [
-                            {"TargetGroupArn": STABLE, "Weight": 75},
-                            {"TargetGroupArn": CANARY, "Weight": 25},
-                        ],
-                        "TargetGroupStickinessConfig": sticky,
-                    },
-                }
-            ],
-        },
+        modify_request(75, 25, sticky),
     )
     with stub:
         AlbRouter(client, lambda: OUTPUTS, ERRORS).set_weights(Weights(75, 25))
@@ -72,21 +77,7 @@ def test_rollback_to_stable_keeps_canary_group_at_weight_zero() -> None:
     stub.add_response(
         "modify_listener",
         {},
-        {
-            "ListenerArn": OUTPUTS.listener_arn,
-            "DefaultActions": [
-                {
-                    "Type": "forward",
-                    "ForwardConfig": {
-                        "TargetGroups": [
-                            {"TargetGroupArn": STABLE, "Weight": 100},
-                            {"TargetGroupArn": CANARY, "Weight": 0},
-                        ],
-                        "TargetGroupStickinessConfig": {"Enabled": False},
-                    },
-                }
-            ],
-        },
+        modify_request(100, 0, {"Enabled": False}),
     )
     with stub:
         AlbRouter(client, lambda: OUTPUTS, ERRORS).set_weights(Weights(100, 0))

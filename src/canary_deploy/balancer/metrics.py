@@ -158,6 +158,7 @@ class MetricsRecorder:
 
     def record_response(self, version: Version, status: int, latency_s: float) -> None:
         """A response from a target (any status) and its target response time."""
+        # `_cell` written out: this runs once per proxied request.
         now = int(time.time())
         if now != self._second:
             self._roll(now)
