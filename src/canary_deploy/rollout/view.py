@@ -148,7 +148,12 @@ class PlainView:
             return
         self._last_key, self._last_time = key, now
         stamp = time.strftime("%H:%M:%S")
-        why = r.reason if r.status == "paused" and r.reason else decision_line(d)
+        if r.status == "promoted":
+            why = "promoted: the canary's version now runs as stable"
+        elif r.status in ("paused", "rolled_back") and r.reason:
+            why = r.reason
+        else:
+            why = decision_line(d)
         self._console.print(
             f"{stamp} {headline(r)} weights {result.live_weights} - {why}",
             soft_wrap=True,
