@@ -15,25 +15,8 @@ STABLE, CANARY = OUTPUTS.target_group_stable_arn, OUTPUTS.target_group_canary_ar
 
 
 def listener(stable: int, canary: int, sticky: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "Listeners": [
-            {
-                "ListenerArn": OUTPUTS.listener_arn,
-                "DefaultActions": [
-                    {
-                        "Type": "forward",
-                        "ForwardConfig": {
-                            "TargetGroups": [
-                                {"TargetGroupArn": STABLE, "Weight": stable},
-                                {"TargetGroupArn": CANARY, "Weight": canary},
-                            ],
-                            "TargetGroupStickinessConfig": sticky,
-                        },
-                    }
-                ],
-            }
-        ]
-    }
+    """A DescribeListeners answer whose forward action splits stable/canary."""
+    return {"Listeners": [modify_request(stable, canary, sticky)]}
 
 
 def modify_request(stable: int, canary: int, sticky: dict[str, Any]) -> dict[str, Any]:
