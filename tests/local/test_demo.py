@@ -51,7 +51,9 @@ def test_demo_walks_the_schedule_and_cleans_up(tmp_path: Path) -> None:
     # caught in ~99% of runs of this plan): tests/rollout pins verdicts down with clear-cut
     # canaries; here every act must reach an outcome and no request may go unanswered.
     acts = re.findall(
-        r"^(bad|healthy) canary: .*?: (rolled back at step \d|promoted after)", out, re.M
+        r"^(bad|healthy) canary: .*?: (rolled back at step \d|promoted after|paused for a human)",
+        out,
+        re.M,
     )
     assert [a[0] for a in acts][:2] == ["bad", "healthy"], out  # then again in the recap
     assert re.search(

@@ -17,7 +17,7 @@ from canary_deploy.local.load import LoadGenerator, LoadPlan
 from canary_deploy.rollout import service
 from canary_deploy.rollout.controller import TickResult
 from canary_deploy.rollout.plan import build_plan
-from canary_deploy.rollout.store import Rollout, RolloutStatus
+from canary_deploy.rollout.store import Command, Rollout, RolloutStatus, RolloutStore
 from canary_deploy.weights import STABLE_ONLY
 
 # Short steps so both rollouts fit in about two minutes at demo traffic (300 req/s): the
@@ -63,22 +63,30 @@ ACTS = (
 
 
 class _Timed:
-    """Wraps a view to remember when 100/0 took effect after a verdict."""
+    """Wraps a view to remember when 100/0 took effect after a verdict, and plays the
+    human when a rollout pauses for one (the demo must end): it aborts."""
 
-    def __init__(self, inner: service.RolloutView) -> None:
+    def __init__(self, inner: service.RolloutView, store: RolloutStore) -> None:
         self.inner = inner
+        self.store = store
         self.rollback_latency_s: float | None = None
+        self.aborted = False
 
     def show(self, result: TickResult, quantiles: Mapping[str, float | None]) -> None:
         if result.rollback_latency_s is not None:
             self.rollback_latency_s = result.rollback_latency_s
         self.inner.show(result, quantiles)
+        if result.rollout.status is RolloutStatus.PAUSED and not self.aborted:
+            self.aborted = True
+            self.store.send(result.rollout.id, Command.ABORT, actor="demo")
 
 
 def outcome_line(act: Act, final: Rollout, rollback_latency_s: float | None) -> str:
     """One line for the summary: what happened, and what it cost."""
     decision = final.last_decision or {}
     canary_requests = int(decision.get("canary_requests") or 0)
+    if final.status is RolloutStatus.ROLLED_BACK and final.reason == "aborted by demo":
+        return f"{act.title}: paused for a human at step {final.step + 1}; the demo aborted it"
     if final.status is RolloutStatus.ROLLED_BACK:
         took = (
             ""
@@ -133,7 +141,7 @@ def run_acts(
                 plan = build_plan("local", DEMO_PLAN)
                 rollout, _ = service.begin(settings, target, store, plan)
                 with view() as shown:
-                    timed = _Timed(shown)
+                    timed = _Timed(shown, store)
                     final = service.run(target, store, rollout, timed)
             finally:
                 store.close()
