@@ -63,7 +63,6 @@ def rollout(
             },
         )
         current, resumed = service.begin(settings, target, store, plan)
-        store.claim(current.id, now=time.time())  # refuse before saying "resuming"
         if resumed:
             console.print(
                 f"Resuming rollout #{current.id} at step {current.step + 1}/"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any
 
 from canary_deploy.analysis import JudgeConfig
@@ -195,7 +195,7 @@ def build_plan(
         judge = JudgeConfig.from_dict(dict(merged.get("judge", {})))
     except (TypeError, ValueError) as exc:
         raise UsageError(f"invalid [rollout.judge] settings: {exc}") from None
-    plan = RolloutPlan(
+    return RolloutPlan(
         steps=tuple(built),
         judge=judge,
         interval_s=_seconds("interval", merged.get("interval", d.interval_s)),
@@ -205,4 +205,3 @@ def build_plan(
         post_rollback_canary_count=int(merged.get("post_rollback_canary_count", 0)),
         idle_canary_count=int(merged.get("idle_canary_count", 0)),
     )
-    return replace(plan)

@@ -40,9 +40,11 @@ def plan_from(
 def begin(
     settings: Settings, target: Target, store: RolloutStore, plan: RolloutPlan
 ) -> tuple[Rollout, bool]:
-    """The active rollout to resume, or a new one. Returns (rollout, resumed)."""
+    """The active rollout to resume, or a new one, claimed for this process (another live
+    controller is refused here, before anything is said or done). Returns (rollout, resumed)."""
     active = store.active()
     if active is not None:
+        store.claim(active.id, now=time.time())
         return active, True
     status = target.status()
     canary = status.versions.get("canary")
@@ -67,8 +69,7 @@ def run(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
 ) -> Rollout:
-    """Run the controller until the rollout ends or pauses for a human."""
-    store.claim(rollout.id, now=clock())
+    """Run the controller (claimed by `begin`) until the rollout ends."""
     controller = Controller(
         target.router, target.workload, target.metrics, store, rollout.id, clock=clock
     )
