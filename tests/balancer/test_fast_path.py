@@ -8,7 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from canary_deploy.balancer.parser import LOOKED_AT_HEADERS, SIMPLE_REQUEST
 from canary_deploy.balancer.proxy import ClientConnection
+from canary_deploy.balancer.response_head import HEAD_CACHE_SIZE, simple_response_head
 from canary_deploy.balancer.routing import Stickiness
 from tests.balancer.test_protocol import FakeTransport, wire
 
@@ -226,3 +228,50 @@ def test_a_header_name_that_only_starts_like_a_special_one_keeps_the_fast_path(
     w.client.data_received(b"GET / HTTP/1.1\r\nTEX:1\r\nCookies:2\r\n\r\n")
     sent = w.target_side.take()
     assert sent.startswith(b"GET / HTTP/1.1\r\nTEX:1\r\nCookies:2\r\nX-Forwarded-For: ")
+
+
+@pytest.mark.parametrize("name", sorted(LOOKED_AT_HEADERS))
+def test_every_header_the_balancer_must_look_at_sends_the_request_to_the_parser(
+    name: bytes,
+) -> None:
+    for spelling in (name, name.upper(), name.title(), name[:1].upper() + name[1:]):
+        head = b"GET / HTTP/1.1\r\nHost: a\r\n%b: 1\r\n\r\n" % spelling
+        assert SIMPLE_REQUEST.fullmatch(head) is None, spelling
+    # One character more or less is an ordinary header, forwarded as it came.
+    assert SIMPLE_REQUEST.fullmatch(b"GET / HTTP/1.1\r\n%bs: 1\r\n\r\n" % name) is not None
+    assert SIMPLE_REQUEST.fullmatch(b"GET / HTTP/1.1\r\n%b: 1\r\n\r\n" % name[:-1]) is not None
+
+
+def test_a_response_head_seen_before_gets_the_same_verdict_and_the_same_bytes(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    # The verdict on a head is remembered; the second response with that head must be
+    # forwarded exactly like the first, its own body included.
+    head = b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nServer: t\r\nContent-Length: 2\r\n\r\n"
+    w = wire(loop)
+    for body in (b"ok", b"no"):
+        w.client.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        w.upstream.data_received(head + body)
+        assert (
+            w.client_side.take()
+            == b"HTTP/1.1 200 OK\r\nServer: t\r\nContent-Length: 2\r\n\r\n" + body
+        )
+        assert w.upstream in w.upstream.target.idle
+    assert simple_response_head.cache_info().hits >= 1
+
+
+def test_a_malformed_head_is_refused_each_time_it_comes(loop: asyncio.AbstractEventLoop) -> None:
+    response = b"HTTP/1.1 200 OK\r\nContent-Length : 2\r\n\r\nok"
+    for _ in range(2):
+        w = wire(loop)
+        w.client.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        w.upstream.data_received(response)
+        assert w.client_side.take().startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
+    assert simple_response_head(response[:-2]) is None
+
+
+def test_the_head_cache_is_bounded() -> None:
+    simple_response_head.cache_clear()
+    for n in range(HEAD_CACHE_SIZE + 50):
+        simple_response_head(b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n" % n)
+    assert simple_response_head.cache_info().currsize == HEAD_CACHE_SIZE

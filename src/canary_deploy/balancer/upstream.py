@@ -1,7 +1,7 @@
 """The target side of the hot path: one pooled keep-alive connection to a target.
 
-A whole simple response head with a Content-Length is checked and rewritten with bytes
-operations and its body counted (see _SIMPLE_RESPONSE); other responses are parsed
+A whole simple response head with a Content-Length is checked and rewritten once per
+distinct head (see response_head) and its body counted; other responses are parsed
 with httptools. Either way they stream to the client as they arrive (never buffered
 whole); the connection goes back to its target's idle pool when both the request and
 the response completed cleanly.
@@ -18,6 +18,7 @@ import httptools
 
 from canary_deploy.balancer.metrics import MetricsRecorder
 from canary_deploy.balancer.parser import HOP_BY_HOP, Exchange
+from canary_deploy.balancer.response_head import simple_response_head
 from canary_deploy.balancer.routing import MAX_IDLE_PER_TARGET, Stickiness, Target
 
 _NO_BODY_STATUS = (204, 304)
@@ -28,26 +29,6 @@ _HOP_NAMES = b"|".join(sorted(HOP_BY_HOP))
 # Python callback per header: the response side is the larger share of per-request work.
 _FRAMING_OR_HOP = re.compile(rb"\r\n(" + _HOP_NAMES + rb"|content-length)[ \t]*:", re.I)
 _HOP_LINE = re.compile(rb"\r\n(?:" + _HOP_NAMES + rb")[ \t]*:[^\r]*", re.I)
-# The fast path: a whole HTTP/1.1 head with a final status, token header names and
-# visible-ASCII values; _HOP_OR_FRAMING then finds, in any letter case, the lines we
-# must look at: exactly one Content-Length, at most one Connection and no other
-# hop-by-hop header keep the fast path, and the body is counted instead of parsed.
-# Anything else: httptools. Possessive repeats (`*+`, `++`): nothing here can match
-# two ways, so the regex engine keeps no backtrack points.
-_TOKEN_CHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
-_SIMPLE_RESPONSE = re.compile(
-    rb"HTTP/1\.1 [2-5][0-9][0-9] [\t -~]*+\r\n(?:" + _TOKEN_CHAR + rb"++:[\t -~]*+\r\n)*+\r\n"
-)
-# (whole line, "…length" or b"", "…connection" or b"", value); in a simple head every
-# value ends at a CR.
-_HOP_OR_FRAMING = re.compile(
-    rb"(\r\n(?:(content-length)|(connection)|"
-    + b"|".join(sorted(HOP_BY_HOP - {b"connection"}))
-    + rb"):([^\r]*+))",
-    re.I,
-)
-_STATUS_CODES = {b"%d" % code: code for code in range(200, 600) if code not in (204, 304)}
-_MAX_LENGTH_DIGITS = 15
 _monotonic = time.monotonic
 
 
@@ -161,61 +142,39 @@ class UpstreamConnection(asyncio.Protocol):
             self._flush()
 
     def _fast_head(self, exchange: Exchange, data: bytes, now: float) -> bool:
-        """Pass on a simple response (see _HOP_OR_FRAMING); False: use the parser."""
-        end = data.find(b"\r\n\r\n")
-        if end < 0 or exchange.is_head or _SIMPLE_RESPONSE.fullmatch(data, 0, end + 4) is None:
+        """Pass on a simple response (see response_head); False: use the parser."""
+        end = data.find(b"\r\n\r\n") + 4
+        if end < 4 or exchange.is_head:
             return False
-        status = _STATUS_CODES.get(data[9:12], 0)
-        if not status:
-            return False  # 204/304 have no body: the parser knows that
-        head = data[:end]
-        length = -1
-        connection = b""
-        for line, is_length, is_connection, value in _HOP_OR_FRAMING.findall(data, 0, end):
-            if is_length:
-                value = value.strip(b" \t")
-                if length >= 0 or not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
-                    return False  # twice framed or odd: the parser copes
-                length = int(value)
-            elif connection or not is_connection:
-                return False  # two Connection headers, or another hop-by-hop one
-            else:
-                connection = line
-        if length < 0:
-            return False  # chunked or close-delimited: the parser streams it
-        keep_alive = True
-        if connection:
-            # find, not `in`: bytes.__contains__ first tries its argument as an int,
-            # and raising and clearing that TypeError costs more than the search.
-            keep_alive = connection.lower().find(b"close") < 0
-            # The line is unique in the head: values hold no CR, names are tokens.
-            head = head.replace(connection, b"", 1)
-        body = data[end + 4 :]
-        if len(body) > length:
+        verdict = simple_response_head(data[:end])
+        if verdict is None:
+            return False
+        head, status, length, keep_alive = verdict
+        body_length = len(data) - end
+        if body_length > length:
             return False  # bytes after the response: the parser handles the oddity
         self.metrics.record_response(exchange.version, status, now - exchange.sent_at)
-        stickiness = self.stickiness
         exchange.response_started = True
         client = exchange.client
         if client is not None:
+            stickiness = self.stickiness
             client.transport.write(
                 b"".join(
                     (
                         head,
-                        b"\r\n",
                         b""
                         if stickiness is None
                         else stickiness.set_cookie_header(exchange.version),
                         b"" if exchange.keep_alive else b"Connection: close\r\n",
                         b"\r\n",
-                        body,
+                        data[end:],
                     )
                 )
             )
-        if len(body) == length:
+        if body_length == length:
             self._complete(keep_alive=keep_alive)
         else:
-            self._remaining = length - len(body)
+            self._remaining = length - body_length
             self._fast_keep_alive = keep_alive
         return True
 
