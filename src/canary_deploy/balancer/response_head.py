@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import functools
 import re
-from typing import NamedTuple
 
 from canary_deploy.balancer.parser import HOP_BY_HOP
 
@@ -42,13 +41,11 @@ _STATUS_CODES = {b"%d" % code: code for code in range(200, 600) if code not in (
 _MAX_LENGTH_DIGITS = 15
 
 
-class SimpleHead(NamedTuple):
-    """A response head the balancer can pass on without the parser."""
-
-    head: bytes  # status line and headers minus Connection, each line CRLF-ended
-    status: int
-    length: int  # Content-Length: the body bytes that follow
-    keep_alive: bool  # False when the target said Connection: close
+# A response head the balancer can pass on without the parser: (the status line and
+# headers minus Connection, each line CRLF-ended; status; Content-Length; keep-alive,
+# False when the target said Connection: close). A plain tuple: made once per distinct
+# head, unpacked once per response.
+SimpleHead = tuple[bytes, int, int, bool]
 
 
 @functools.lru_cache(maxsize=HEAD_CACHE_SIZE)
@@ -58,8 +55,8 @@ def simple_response_head(head: bytes) -> SimpleHead | None:
     >>> verdict = simple_response_head(
     ...     b"HTTP/1.1 200 OK\\r\\nConnection: close\\r\\nContent-Length: 2\\r\\n\\r\\n"
     ... )
-    >>> verdict.head, verdict.length, verdict.keep_alive
-    (b'HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n', 2, False)
+    >>> verdict
+    (b'HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n', 200, 2, False)
     """
     if _SIMPLE_RESPONSE.fullmatch(head) is None:
         return None
@@ -83,7 +80,9 @@ def simple_response_head(head: bytes) -> SimpleHead | None:
     keep_alive = True
     out = head[:-2]
     if connection:
-        keep_alive = b"close" not in connection.lower()
+        # find, not `in`: bytes.__contains__ first tries its argument as an int, and
+        # raising and clearing that TypeError costs more than the search.
+        keep_alive = connection.lower().find(b"close") < 0
         # The line is unique in the head: values hold no CR, names are tokens.
         out = out.replace(connection, b"", 1)
-    return SimpleHead(out, status, length, keep_alive)
+    return out, status, length, keep_alive
