@@ -7,6 +7,11 @@ at 95/5 with every feature on (stickiness, fast health checks, admin socket, for
 headers, metrics), started through `canary balancer` as a user would. The proxy under
 test runs on CPU 1 and wrk on CPU 0 when taskset and two CPUs are available.
 
+A second contest repeats nginx-as-proxy and ours against two more backends that add
+an `X-Request-Id` header unique to every response: our balancer remembers its verdict on
+each distinct response head (a target repeats a few heads a second), and these heads
+never repeat, so that contest shows the cost when the cache never hits.
+
 Then: time from a weight-change call on the admin socket to the new split being in
 effect, and failed requests while the weights change 20 times under wrk load.
 """
@@ -216,6 +221,72 @@ def weight_change_latency(url: str, client: AdminClient, changes: int = 20) -> l
     return times
 
 
+NGINX_PROXY = """
+    upstream targets {{
+        server 127.0.0.1:{0} weight=95;
+        server 127.0.0.1:{1} weight=5;
+        keepalive 128;
+    }}
+    server {{
+        listen 127.0.0.1:{2};
+        location / {{
+            proxy_pass http://targets;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        }}
+    }}
+"""
+
+
+def contest(contestants: dict[str, tuple[str, int]], args: argparse.Namespace) -> None:
+    """Interleaved wrk rounds against each (url, pid to charge CPU to); prints the figures."""
+    results: dict[str, list[dict[str, float]]] = {name: [] for name in contestants}
+    for r in range(args.rounds):
+        for name, (url, pid) in contestants.items():
+            user_before, sys_before = cpu_seconds(pid)
+            res = wrk(url, args.seconds, args.connections)
+            user_after, sys_after = cpu_seconds(pid)
+            res["user_us"] = (user_after - user_before) / res["total"] * 1e6
+            res["sys_us"] = (sys_after - sys_before) / res["total"] * 1e6
+            res["cpu_us"] = res["user_us"] + res["sys_us"]
+            results[name].append(res)
+            print(
+                f"  round {r + 1} {name:6s} {res['rps']:9.0f} req/s  p50 {res['p50']:6.2f} ms"
+                f"  p99 {res['p99']:6.2f} ms  failed {int(res['failed'])}"
+                f"  {res['cpu_us']:5.1f} us CPU/req"
+                f" ({res['user_us']:.1f} user + {res['sys_us']:.1f} sys)"
+            )
+    print("median over rounds (CPU/req: the proxy's own CPU, or the backends' for direct):")
+    med = {
+        name: {
+            k: statistics.median(x[k] for x in rs)
+            for k in ("rps", "p50", "p99", "cpu_us", "user_us", "sys_us")
+        }
+        for name, rs in results.items()
+    }
+    for name, m in med.items():
+        print(
+            f"  {name:6s} {m['rps']:9.0f} req/s  p50 {m['p50']:6.2f} ms  p99 {m['p99']:6.2f} ms"
+            f"  {m['cpu_us']:5.1f} us CPU/req ({m['user_us']:.1f} user + {m['sys_us']:.1f} sys)"
+        )
+    rps_ratio = med["ours"]["rps"] / med["nginx"]["rps"]
+    p99_ratio = med["ours"]["p99"] / med["nginx"]["p99"]
+    print(f"ours / nginx req/s: {rps_ratio:.2f}x   (target >= 0.6x)")
+    print(f"ours / nginx p99:   {p99_ratio:.2f}x   (target <= 2x)")
+    if "direct" in med:
+        print(f"ours / direct req/s: {med['ours']['rps'] / med['direct']['rps']:.2f}x")
+    if "base" in med:
+        print(
+            f"ours / base: req/s {med['ours']['rps'] / med['base']['rps']:.2f}x,"
+            f" CPU/req {med['ours']['cpu_us'] / med['base']['cpu_us']:.2f}x"
+        )
+    print(
+        f"CPU per request, nginx / ours: {med['nginx']['cpu_us'] / med['ours']['cpu_us']:.2f}x"
+        "   (the req/s ratio an idle machine would give if CPU-bound)"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=3)
@@ -233,103 +304,68 @@ def main() -> None:
             subprocess.run([str(REPO / "scripts" / "apt-ensure"), "nginx", "wrk"], check=True)
             break
 
-    b_stable, b_canary, p_nginx, p_ours, p_base = (free_port() for _ in range(5))
+    b_stable, b_canary, u_stable, u_canary = (free_port() for _ in range(4))
     backends = Nginx(
         "backends",
         f"""
     server {{ listen 127.0.0.1:{b_stable}; location / {{ return 200 "stable"; }} }}
     server {{ listen 127.0.0.1:{b_canary}; location / {{ return 200 "canary"; }} }}
+    server {{ listen 127.0.0.1:{u_stable}; location / {{
+        add_header X-Request-Id $request_id; return 200 "stable"; }} }}
+    server {{ listen 127.0.0.1:{u_canary}; location / {{
+        add_header X-Request-Id $request_id; return 200 "canary"; }} }}
 """,
         cpu=None,
     )
-    proxy = Nginx(
-        "proxy",
-        f"""
-    upstream targets {{
-        server 127.0.0.1:{b_stable} weight=95;
-        server 127.0.0.1:{b_canary} weight=5;
-        keepalive 128;
-    }}
-    server {{
-        listen 127.0.0.1:{p_nginx};
-        location / {{
-            proxy_pass http://targets;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        }}
-    }}
-""",
-        cpu=1,
-    )
     sock_dir = Path(tempfile.mkdtemp(prefix="bench-balancer-"))
-    sock = sock_dir / "admin.sock"
-    ours = start_ours(p_ours, b_stable, b_canary, sock)
-    base = None
-    if args.baseline_src is not None:
-        base_sock = sock_dir / "base-admin.sock"
-        base = start_ours(p_base, b_stable, b_canary, base_sock, args.baseline_src.resolve())
+    proxies: list[Nginx] = []
+    ours: list[subprocess.Popen[str]] = []
     try:
-        direct_url = f"http://127.0.0.1:{b_stable}/"
-        nginx_url = f"http://127.0.0.1:{p_nginx}/"
-        ours_url = f"http://127.0.0.1:{p_ours}/"
-        contestants = [("direct", direct_url), ("nginx", nginx_url), ("ours", ours_url)]
-        proxies = {"direct": backends.proc.pid, "nginx": proxy.proc.pid, "ours": ours.pid}
-        if base is not None:
-            contestants.append(("base", f"http://127.0.0.1:{p_base}/"))
-            proxies["base"] = base.pid
-        for _, url in contestants:
-            wait_http(url)
+        contests: list[tuple[str, dict[str, tuple[str, int]]]] = []
+        for label, stable, canary in (
+            ("same response heads (as nginx sends them)", b_stable, b_canary),
+            ("a unique response head every time (head cache never hits)", u_stable, u_canary),
+        ):
+            p_nginx, p_ours, p_base = (free_port() for _ in range(3))
+            proxies.append(Nginx("proxy", NGINX_PROXY.format(stable, canary, p_nginx), cpu=1))
+            sock = sock_dir / f"admin-{len(ours)}.sock"
+            ours.append(start_ours(p_ours, stable, canary, sock))
+            contestants = {
+                "nginx": (f"http://127.0.0.1:{p_nginx}/", proxies[-1].proc.pid),
+                "ours": (f"http://127.0.0.1:{p_ours}/", ours[-1].pid),
+            }
+            if not contests:
+                contestants = {
+                    "direct": (f"http://127.0.0.1:{stable}/", backends.proc.pid),
+                    **contestants,
+                }
+                admin_sock, ours_url = sock, contestants["ours"][0]
+            if args.baseline_src is not None:
+                ours.append(
+                    start_ours(
+                        p_base,
+                        stable,
+                        canary,
+                        sock_dir / f"base-{len(ours)}.sock",
+                        args.baseline_src.resolve(),
+                    )
+                )
+                contestants["base"] = (f"http://127.0.0.1:{p_base}/", ours[-1].pid)
+            contests.append((label, contestants))
+        for _, contestants in contests:
+            for url, _ in contestants.values():
+                wait_http(url)
         time.sleep(1.5)  # let the fast health checks mark both targets healthy
         print(
             f"cpus={os.cpu_count()}  pinning={'proxy on CPU 1, wrk on CPU 0' if pin(0) else 'none'}"
             f"  wrk -t1 -c{args.connections} -d{args.seconds}s, {args.rounds} interleaved rounds"
         )
-        results: dict[str, list[dict[str, float]]] = {name: [] for name, _ in contestants}
-        for r in range(args.rounds):
-            for name, url in contestants:
-                user_before, sys_before = cpu_seconds(proxies[name])
-                res = wrk(url, args.seconds, args.connections)
-                user_after, sys_after = cpu_seconds(proxies[name])
-                res["user_us"] = (user_after - user_before) / res["total"] * 1e6
-                res["sys_us"] = (sys_after - sys_before) / res["total"] * 1e6
-                res["cpu_us"] = res["user_us"] + res["sys_us"]
-                results[name].append(res)
-                print(
-                    f"  round {r + 1} {name:6s} {res['rps']:9.0f} req/s  p50 {res['p50']:6.2f} ms"
-                    f"  p99 {res['p99']:6.2f} ms  failed {int(res['failed'])}"
-                    f"  {res['cpu_us']:5.1f} us CPU/req"
-                    f" ({res['user_us']:.1f} user + {res['sys_us']:.1f} sys)"
-                )
-        print("median over rounds (CPU/req: the proxy's own CPU, or the backends' for direct):")
-        med = {
-            name: {
-                k: statistics.median(x[k] for x in rs)
-                for k in ("rps", "p50", "p99", "cpu_us", "user_us", "sys_us")
-            }
-            for name, rs in results.items()
-        }
-        for name, m in med.items():
-            print(
-                f"  {name:6s} {m['rps']:9.0f} req/s  p50 {m['p50']:6.2f} ms  p99 {m['p99']:6.2f} ms"
-                f"  {m['cpu_us']:5.1f} us CPU/req ({m['user_us']:.1f} user + {m['sys_us']:.1f} sys)"
-            )
-        rps_ratio = med["ours"]["rps"] / med["nginx"]["rps"]
-        p99_ratio = med["ours"]["p99"] / med["nginx"]["p99"]
-        print(f"ours / nginx req/s: {rps_ratio:.2f}x   (target >= 0.6x)")
-        print(f"ours / nginx p99:   {p99_ratio:.2f}x   (target <= 2x)")
-        print(f"ours / direct req/s: {med['ours']['rps'] / med['direct']['rps']:.2f}x")
-        if "base" in med:
-            print(
-                f"ours / base: req/s {med['ours']['rps'] / med['base']['rps']:.2f}x,"
-                f" CPU/req {med['ours']['cpu_us'] / med['base']['cpu_us']:.2f}x"
-            )
-        print(
-            f"CPU per request, nginx / ours: {med['nginx']['cpu_us'] / med['ours']['cpu_us']:.2f}x"
-            "   (the req/s ratio an idle machine would give if CPU-bound)"
-        )
+        for label, contestants in contests:
+            print(f"\n{label}:")
+            contest(contestants, args)
 
-        client = AdminClient(sock)
+        print()
+        client = AdminClient(admin_sock)
         times = weight_change_latency(ours_url, client)
         print(
             f"weight change -> new split in effect (20 changes): median "
@@ -358,10 +394,10 @@ def main() -> None:
             f"{int(load['total'])} requests   (target 0)"
         )
     finally:
-        stop_process(ours)
-        if base is not None:
-            stop_process(base)
-        proxy.stop()
+        for process in ours:
+            stop_process(process)
+        for proxy in proxies:
+            proxy.stop()
         backends.stop()
         shutil.rmtree(sock_dir, ignore_errors=True)
 
