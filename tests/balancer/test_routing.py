@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from canary_deploy.balancer.config import HealthCheckConfig
@@ -64,7 +66,7 @@ def test_least_outstanding_requests_prefers_the_idlest_target() -> None:
 
 def test_sticky_cookie_binds_to_its_group_unless_that_group_has_weight_zero() -> None:
     sticky = Stickiness(3600)
-    header = sticky.set_cookie_header("canary")
+    header = sticky.set_cookie_header("canary", time.monotonic())
     assert header.startswith(b"Set-Cookie: AWSALBTG=") and b"Path=/" in header
     token = header.split(b"=", 1)[1].split(b";", 1)[0]
     cookie = b"session=1; AWSALBTG=" + token + b"; other=2"

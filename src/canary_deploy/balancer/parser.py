@@ -94,20 +94,25 @@ class FramingError(Exception):
 
 
 class TracePrefix:
-    """`Root=1-<8 hex epoch>-<16 hex random>`, made once per second, not per request.
+    """`X-Amzn-Trace-Id: Root=1-<8 hex epoch>-<16 hex random>`, made once per second.
 
     A trace id ends with 8 hex digits of a per-process serial number: unique within the
     second (up to 2**32 requests), random across processes and seconds; formatting 96
-    random bits per request instead costs more than the rest of the request head.
+    random bits per request instead costs more than the rest of the request head. The
+    second is tracked on the monotonic clock the hot path reads anyway: the wall clock
+    is read once per second, not once per request.
     """
 
-    second = 0
-    value = b""
+    header = b""
+    until = -1.0  # monotonic time at which the current wall-clock second ends
 
     @classmethod
-    def refresh(cls, second: int) -> None:
-        cls.second = second
-        cls.value = b"Root=1-%08x-%016x" % (second, random.getrandbits(64))
+    def refresh(cls, now: float) -> None:
+        """Start the wall-clock second that monotonic time `now` falls in."""
+        wall = time.time()
+        second = int(wall)
+        cls.header = b"X-Amzn-Trace-Id: Root=1-%08x-%016x" % (second, random.getrandbits(64))
+        cls.until = now + (second + 1 - wall)
 
 
 # The serial number at the end of each trace id (masked to 32 bits).
@@ -115,12 +120,11 @@ trace_serial = itertools.count()
 SERIAL_MASK = 0xFFFFFFFF
 
 
-def trace_id() -> bytes:
-    """A new `X-Amzn-Trace-Id` value, `Root=1-<8 hex epoch>-<24 hex>`."""
-    now = int(time.time())
-    if now != TracePrefix.second:
+def trace_header(now: float) -> bytes:
+    """A new `X-Amzn-Trace-Id: Root=1-<8 hex epoch>-<24 hex>` line; `now`: monotonic."""
+    if now >= TracePrefix.until:
         TracePrefix.refresh(now)
-    return b"%b%08x" % (TracePrefix.value, next(trace_serial) & SERIAL_MASK)
+    return b"%b%08x\r\n" % (TracePrefix.header, next(trace_serial) & SERIAL_MASK)
 
 
 class Exchange:
@@ -275,13 +279,7 @@ class RequestReader:
             parts += (name, b": ", value, b"\r\n")
         parts += (b"X-Forwarded-For: ", xff, b"\r\n", self._forwarded)
         if not self._has_trace:
-            now = int(time.time())  # trace_id(), inlined
-            if now != TracePrefix.second:
-                TracePrefix.refresh(now)
-            parts += (
-                b"X-Amzn-Trace-Id: %b%08x\r\n"
-                % (TracePrefix.value, next(trace_serial) & SERIAL_MASK),
-            )
+            parts.append(trace_header(time.monotonic()))
         if self._chunked:
             parts.append(b"Transfer-Encoding: chunked\r\n")
         parts.append(b"\r\n")

@@ -35,7 +35,6 @@ MAX_PIPELINE = 16
 # ALB gives up on a target connection after 10 s (or the idle timeout if shorter).
 CONNECT_TIMEOUT_S = 10.0
 _monotonic = time.monotonic  # one clock for every idle-timeout comparison
-_time = time.time
 _next = next
 
 
@@ -118,13 +117,18 @@ class ClientConnection(asyncio.Protocol):
             # CRLF, plus our headers; then straight to a target, no parser callbacks.
             # Trace id, routing and dispatch are inlined: each call saved here is paid
             # once per request.
-            second = int(_time())
-            if second != TracePrefix.second:
-                TracePrefix.refresh(second)
+            if now >= TracePrefix.until:
+                TracePrefix.refresh(now)
             exchange = Exchange(
                 self,
-                b"%b%bX-Amzn-Trace-Id: %b%08x\r\n\r\n"
-                % (data[:-2], self._suffix, TracePrefix.value, _next(trace_serial) & SERIAL_MASK),
+                b"".join(
+                    (
+                        data[:-2],
+                        self._suffix,
+                        TracePrefix.header,
+                        b"%08x\r\n\r\n" % (_next(trace_serial) & SERIAL_MASK),
+                    )
+                ),
             )
             exchange.is_head = match.end(1) == 4
             exchange.idempotent = exchange.request_complete = True

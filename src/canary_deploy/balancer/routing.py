@@ -143,12 +143,12 @@ def sticky_token(version: Version) -> bytes:
 class Stickiness:
     """AWSALBTG cookies: read the group a client is bound to, and (re)issue the binding."""
 
-    __slots__ = ("_by_token", "_cached", "_cached_second", "duration_s")
+    __slots__ = ("_by_token", "_cached", "_until", "duration_s")
 
     def __init__(self, duration_s: int) -> None:
         self.duration_s = duration_s
         self._by_token: dict[bytes, Version] = {sticky_token(v): v for v in VERSIONS}
-        self._cached_second = -1
+        self._until = -1.0  # monotonic time at which the cached headers' second ends
         self._cached: dict[Version, bytes] = {}
 
     def version_from_cookie(self, cookie_header: bytes) -> Version | None:
@@ -163,17 +163,22 @@ class Stickiness:
         value = cookie_header[start:] if end < 0 else cookie_header[start:end]
         return self._by_token.get(value.strip())
 
-    def set_cookie_header(self, version: Version) -> bytes:
-        """A complete `Set-Cookie:` header line; rebuilt at most once per second."""
-        now = int(time.time())
-        if now != self._cached_second:
-            expires = formatdate(now + self.duration_s, usegmt=True).encode()
+    def set_cookie_header(self, version: Version, now: float) -> bytes:
+        """A complete `Set-Cookie:` header line; `now`: monotonic time.
+
+        Rebuilt once per wall-clock second (tracked on the monotonic clock the hot
+        path reads anyway), so Expires is exact to the second.
+        """
+        if now >= self._until:
+            wall = time.time()
+            second = int(wall)
+            expires = formatdate(second + self.duration_s, usegmt=True).encode()
             self._cached = {
                 v: b"Set-Cookie: %s=%s; Expires=%s; Path=/\r\n"
                 % (STICKY_COOKIE, sticky_token(v), expires)
                 for v in VERSIONS
             }
-            self._cached_second = now
+            self._until = now + (second + 1 - wall)
         return self._cached[version]
 
 

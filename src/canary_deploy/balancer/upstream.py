@@ -164,7 +164,7 @@ class UpstreamConnection(asyncio.Protocol):
                         head,
                         b""
                         if stickiness is None
-                        else stickiness.set_cookie_header(exchange.version),
+                        else stickiness.set_cookie_header(exchange.version, now),
                         b"" if exchange.keep_alive else b"Connection: close\r\n",
                         b"\r\n",
                         data[end:],
@@ -329,7 +329,7 @@ class UpstreamConnection(asyncio.Protocol):
             self._chunked_out = True
             parts.append(b"Transfer-Encoding: chunked\r\n")
         if self.stickiness is not None:
-            parts.append(self.stickiness.set_cookie_header(exchange.version))
+            parts.append(self.stickiness.set_cookie_header(exchange.version, _monotonic()))
         if not exchange.keep_alive:
             parts.append(b"Connection: close\r\n")
         parts.append(b"\r\n")
