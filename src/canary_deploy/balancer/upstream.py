@@ -86,7 +86,7 @@ class UpstreamConnection(asyncio.Protocol):
             return
         if self._until_eof and exchange.response_started:
             self._finish_body()
-            self._complete(keep_alive=False)
+            self._complete(False)
             return
         self.exchange = None
         exchange.upstream = None
@@ -118,8 +118,40 @@ class UpstreamConnection(asyncio.Protocol):
         if self._remaining:
             self._count_body(exchange, data)
             return
-        if self._awaiting_head and not self._head_buf and self._fast_head(exchange, data, now):
-            return
+        if self._awaiting_head and not self._head_buf and not exchange.is_head:
+            # The fast path (see response_head): a whole simple head, rewritten once per
+            # distinct head, and its body counted, not parsed. Written out here, not in a
+            # method: this runs once per proxied request.
+            end = data.find(b"\r\n\r\n") + 4
+            verdict = simple_response_head(data[:end]) if end > 3 else None
+            if verdict is not None and len(data) - end <= verdict[2]:
+                head, status, length, keep_alive = verdict
+                self.metrics.record_response(exchange.version, status, now - exchange.sent_at)
+                exchange.response_started = True
+                client = exchange.client
+                if client is not None:
+                    stickiness = self.stickiness
+                    client.transport.write(
+                        b"".join(
+                            (
+                                head,
+                                b""
+                                if stickiness is None
+                                else stickiness.set_cookie_header(exchange.version, now),
+                                b"" if exchange.keep_alive else b"Connection: close\r\n",
+                                b"\r\n",
+                                data[end:],
+                            )
+                        )
+                    )
+                remaining = length - (len(data) - end)
+                if remaining:
+                    self._remaining = remaining
+                    self._fast_keep_alive = keep_alive
+                else:
+                    self._complete(keep_alive)
+                return
+            # Anything else, bytes after the response included: the parser copes.
         if self._awaiting_head:
             # Targets never pipeline (we send one request at a time), so a head always
             # starts a chunk and only interim 1xx heads can precede it.
@@ -137,46 +169,9 @@ class UpstreamConnection(asyncio.Protocol):
             self._parser = httptools.HttpResponseParser(self)
             self._reset_parser = False
             self._awaiting_head = True
-            self._complete(keep_alive=self._head_keep_alive)
+            self._complete(self._head_keep_alive)
         elif self._to_client:
             self._flush()
-
-    def _fast_head(self, exchange: Exchange, data: bytes, now: float) -> bool:
-        """Pass on a simple response (see response_head); False: use the parser."""
-        end = data.find(b"\r\n\r\n") + 4
-        if end < 4 or exchange.is_head:
-            return False
-        verdict = simple_response_head(data[:end])
-        if verdict is None:
-            return False
-        head, status, length, keep_alive = verdict
-        body_length = len(data) - end
-        if body_length > length:
-            return False  # bytes after the response: the parser handles the oddity
-        self.metrics.record_response(exchange.version, status, now - exchange.sent_at)
-        exchange.response_started = True
-        client = exchange.client
-        if client is not None:
-            stickiness = self.stickiness
-            client.transport.write(
-                b"".join(
-                    (
-                        head,
-                        b""
-                        if stickiness is None
-                        else stickiness.set_cookie_header(exchange.version, now),
-                        b"" if exchange.keep_alive else b"Connection: close\r\n",
-                        b"\r\n",
-                        data[end:],
-                    )
-                )
-            )
-        if body_length == length:
-            self._complete(keep_alive=keep_alive)
-        else:
-            self._remaining = length - body_length
-            self._fast_keep_alive = keep_alive
-        return True
 
     def _count_body(self, exchange: Exchange, data: bytes) -> None:
         """The rest of a fast-path body: forwarded as it comes, counted, never parsed."""
@@ -191,7 +186,7 @@ class UpstreamConnection(asyncio.Protocol):
         if client is not None:
             client.transport.write(data if len(data) == remaining else data[:remaining])
         # Bytes beyond the response mean the target is out of sync: do not reuse it.
-        self._complete(keep_alive=self._fast_keep_alive and len(data) == remaining)
+        self._complete(self._fast_keep_alive and len(data) == remaining)
 
     def _flush(self) -> None:
         out = self._to_client
@@ -359,7 +354,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self._chunked_out:
             self._to_client.append(b"0\r\n\r\n")
             self._chunked_out = self._until_eof = False
-        self._complete(keep_alive=self._parser.should_keep_alive())
+        self._complete(self._parser.should_keep_alive())
 
     def _finish_body(self) -> None:
         if self._chunked_out:
@@ -367,7 +362,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._chunked_out = False
         self._until_eof = False
 
-    def _complete(self, *, keep_alive: bool) -> None:
+    def _complete(self, keep_alive: bool) -> None:
         exchange = self.exchange
         if exchange is None:
             return
@@ -384,11 +379,21 @@ class UpstreamConnection(asyncio.Protocol):
         if target is not None:  # inlined Exchange.release_target: this is the hot path
             target.outstanding -= 1
             exchange.target = None
-        self.usable = keep_alive and exchange.request_complete and self.transport is not None
-        if self.usable:
-            self.release()
-        else:
+        own = self.target
+        if not (keep_alive and exchange.request_complete and self.transport is not None):
             self.close()
+        elif (
+            # release(), inlined for its common case: back to a pool with room
+            not self._reading_paused
+            and own.state != "draining"
+            and len(own.idle) < MAX_IDLE_PER_TARGET
+            and not self.transport.is_closing()
+        ):
+            self.usable = True
+            own.idle.append(self)
+        else:
+            self.usable = True
+            self.release()
         if client is not None:
             if self._client_paused:
                 # We paused the client as a slow target; nobody else would resume it.
