@@ -56,12 +56,12 @@ _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE
 # form, HTTP/1.1, token names right before the colon, visible-ASCII values); anything
 # else, however harmless, takes the httptools path. Possessive repeats (`*+`, `++`):
 # nothing here can match two ways, so the regex engine need not keep backtrack points.
-_TOKEN_CHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+TOKEN_CHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
 # Request headers the balancer drops, replaces or reads: never on the fast path.
 LOOKED_AT_HEADERS = sorted(_DROPPED | {b"content-length", b"x-amzn-trace-id", b"cookie"})
 
 
-def _first_letter_alternatives(names: list[bytes]) -> bytes:
+def first_letter_alternatives(names: list[bytes]) -> bytes:
     """`[Cc](?i:onnection|ookie)|[Ee](?i:xpect)|…`: the regex engine skips a branch
     whose first item is a character class that does not match, so a header line
     costs one class test per first letter instead of one attempt per name."""
@@ -76,9 +76,9 @@ def _first_letter_alternatives(names: list[bytes]) -> bytes:
 
 SIMPLE_REQUEST = re.compile(
     rb"(GET|HEAD) /[!-~]*+ HTTP/1\.1\r\n(?:(?!(?:"
-    + _first_letter_alternatives(LOOKED_AT_HEADERS)
+    + first_letter_alternatives(LOOKED_AT_HEADERS)
     + rb"):)"
-    + _TOKEN_CHAR
+    + TOKEN_CHAR
     + rb"++:[\t -~]*+\r\n)*+\r\n"
 )
 # Longer heads are rare; the httptools path also enforces MAX_HEAD_BYTES for them.

@@ -6,11 +6,11 @@ visible-ASCII values), exactly one Content-Length and no hop-by-hop header but
 Connection. Everything else (chunked, close-delimited, 1xx, duplicate or conflicting
 framing, malformed heads) goes through httptools, which is strict.
 
-The verdict is a pure function of the head's bytes, so it is memoized: a target sends
-the same few heads over and over (only `Date` changes, once a second, and
-`Content-Length` with the body), and a head seen before costs one dictionary lookup
-instead of two regex passes over it. Heads that differ every time (a per-response
-request id) miss the cache and cost what they did without it, plus the lookup.
+The verdict takes one regex pass, and it is a pure function of the head's bytes, so it
+is memoized: a target sends the same few heads over and over (only `Date` changes, once
+a second, and `Content-Length` with the body), and a head seen before costs one
+dictionary lookup. Heads that differ every time (a per-response request id) miss the
+cache and pay the pass plus the lookup.
 """
 
 from __future__ import annotations
@@ -18,24 +18,37 @@ from __future__ import annotations
 import functools
 import re
 
-from canary_deploy.balancer.parser import HOP_BY_HOP
+from canary_deploy.balancer.parser import HOP_BY_HOP, TOKEN_CHAR, first_letter_alternatives
 
 # Distinct heads remembered; a busy target repeats a handful per second.
 HEAD_CACHE_SIZE = 1024
 
-_TOKEN_CHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
-# The whole head, final CRLF included. Possessive repeats (`*+`, `++`): nothing here
-# can match two ways, so the regex engine keeps no backtrack points.
-_SIMPLE_RESPONSE = re.compile(
-    rb"HTTP/1\.1 [2-5][0-9][0-9] [\t -~]*+\r\n(?:" + _TOKEN_CHAR + rb"++:[\t -~]*+\r\n)*+\r\n"
+# One strict pass over the whole head, final CRLFs included: the status line, then each
+# header line (a token name right before the colon, a visible-ASCII value), where
+# Content-Length and Connection may appear at most once each, in either order, and no
+# other hop-by-hop header may appear. Each line is matched with the CRLF before it, so
+# the Connection group spans exactly the bytes to cut out. A header name's first letter
+# is tested as a character class, which lets the regex engine skip the other names at
+# once (see first_letter_alternatives). Possessive repeats (`*+`, `++`): nothing here
+# can match two ways, so the engine keeps no backtrack points.
+_VALUE = rb"[\t -~]*+"
+_OTHER = (
+    rb"\r\n(?!(?:"
+    + first_letter_alternatives(sorted(HOP_BY_HOP | {b"content-length"}))
+    + rb"):)"
+    + TOKEN_CHAR
+    + rb"++:"
+    + _VALUE
 )
-# (whole line, "…length" or b"", "…connection" or b"", value), in any letter case; in a
-# simple head every value ends at a CR.
-_HOP_OR_FRAMING = re.compile(
-    rb"(\r\n(?:(content-length)|(connection)|"
-    + b"|".join(sorted(HOP_BY_HOP - {b"connection"}))
-    + rb"):([^\r]*+))",
-    re.I,
+_LENGTH = rb"\r\n[Cc](?i:ontent-length):(?P<length%d>" + _VALUE + rb")"
+_CONNECTION = rb"(?P<connection%d>\r\n[Cc](?i:onnection):" + _VALUE + rb")"
+_SIMPLE_RESPONSE = re.compile(
+    rb"HTTP/1\.1 [2-5][0-9][0-9] "
+    + _VALUE
+    + rb"(?:%b)*+(?:" % _OTHER
+    + rb"%b(?:%b)*+(?:%b(?:%b)*+)?" % (_LENGTH % 1, _OTHER, _CONNECTION % 1, _OTHER)
+    + rb"|%b(?:%b)*+(?:%b(?:%b)*+)?" % (_CONNECTION % 2, _OTHER, _LENGTH % 2, _OTHER)
+    + rb")?\r\n\r\n"
 )
 _STATUS_CODES = {b"%d" % code: code for code in range(200, 600) if code not in (204, 304)}
 _MAX_LENGTH_DIGITS = 15
@@ -58,31 +71,30 @@ def simple_response_head(head: bytes) -> SimpleHead | None:
     >>> verdict
     (b'HTTP/1.1 200 OK\\r\\nContent-Length: 2\\r\\n', 200, 2, False)
     """
-    if _SIMPLE_RESPONSE.fullmatch(head) is None:
+    match = _SIMPLE_RESPONSE.fullmatch(head)
+    if match is None:
         return None
     status = _STATUS_CODES.get(head[9:12], 0)
     if not status:
         return None  # 204/304 have no body: the parser knows that
-    length = -1
-    connection = b""
-    for line, is_length, is_connection, value in _HOP_OR_FRAMING.findall(head):
-        if is_length:
-            value = value.strip(b" \t")
-            if length >= 0 or not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
-                return None  # twice framed or odd: the parser copes
-            length = int(value)
-        elif connection or not is_connection:
-            return None  # two Connection headers, or another hop-by-hop one
-        else:
-            connection = line
-    if length < 0:
-        return None  # chunked or close-delimited: the parser streams it
+    value = match["length1"]
+    if value is None:
+        value = match["length2"]
+        if value is None:
+            return None  # chunked or close-delimited: the parser streams it
+    value = value.strip(b" \t")
+    if not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
+        return None  # an odd length: the parser copes
+    length = int(value)
     keep_alive = True
     out = head[:-2]
-    if connection:
+    connection_at = match.span("connection1")
+    if connection_at[0] < 0:
+        connection_at = match.span("connection2")
+    if connection_at[0] >= 0:
+        start, end = connection_at
         # find, not `in`: bytes.__contains__ first tries its argument as an int, and
         # raising and clearing that TypeError costs more than the search.
-        keep_alive = connection.lower().find(b"close") < 0
-        # The line is unique in the head: values hold no CR, names are tokens.
-        out = out.replace(connection, b"", 1)
+        keep_alive = head[start:end].lower().find(b"close") < 0
+        out = head[:start] + head[end:-2]
     return out, status, length, keep_alive
