@@ -25,8 +25,7 @@ _NO_BODY_STATUS = (204, 304)
 # A target's response head beyond this is a malformed response (502).
 MAX_RESPONSE_HEAD_BYTES = 64 * 1024
 _HOP_NAMES = b"|".join(sorted(HOP_BY_HOP))
-# Response heads are filtered as raw bytes (two C-level regex passes) instead of one
-# Python callback per header: the response side is the larger share of per-request work.
+# Parsed response heads are filtered as raw bytes, not one Python callback per header.
 _FRAMING_OR_HOP = re.compile(rb"\r\n(" + _HOP_NAMES + rb"|content-length)[ \t]*:", re.I)
 _HOP_LINE = re.compile(rb"\r\n(?:" + _HOP_NAMES + rb")[ \t]*:[^\r]*", re.I)
 _monotonic = time.monotonic
@@ -119,9 +118,8 @@ class UpstreamConnection(asyncio.Protocol):
             self._count_body(exchange, data)
             return
         if self._awaiting_head and not self._head_buf and not exchange.is_head:
-            # The fast path (see response_head): a whole simple head, rewritten once per
-            # distinct head, and its body counted, not parsed. Written out here, not in a
-            # method: this runs once per proxied request.
+            # The fast path (see response_head), written out here: it runs once per
+            # proxied request. A simple head as judged once, its body counted.
             end = data.find(b"\r\n\r\n") + 4
             verdict = simple_response_head(data[:end]) if end > 3 else None
             if verdict is not None and len(data) - end <= verdict[2]:
