@@ -249,6 +249,7 @@ def test_a_response_head_seen_before_gets_the_same_verdict_and_the_same_bytes(
     # The verdict on a head is remembered; the second response with that head must be
     # forwarded exactly like the first, its own body included.
     head = b"HTTP/1.1 200 OK\r\nConnection: keep-alive\r\nServer: t\r\nContent-Length: 2\r\n\r\n"
+    simple_response_head.cache_clear()
     w = wire(loop)
     for body in (b"ok", b"no"):
         w.client.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
@@ -258,7 +259,19 @@ def test_a_response_head_seen_before_gets_the_same_verdict_and_the_same_bytes(
             == b"HTTP/1.1 200 OK\r\nServer: t\r\nContent-Length: 2\r\n\r\n" + body
         )
         assert w.upstream in w.upstream.target.idle
-    assert simple_response_head.cache_info().hits >= 1
+    assert simple_response_head.cache_info()[:2] == (1, 1)  # judged once, remembered once
+
+
+def test_a_long_response_head_goes_through_the_parser_and_is_not_remembered(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    simple_response_head.cache_clear()
+    head = b"HTTP/1.1 200 OK\r\nX-Pad: %b\r\nContent-Length: 2\r\n\r\n" % (b"p" * 5000)
+    w = wire(loop)
+    w.client.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    w.upstream.data_received(head + b"ok")
+    assert w.client_side.take() == head + b"ok"
+    assert simple_response_head.cache_info().currsize == 0
 
 
 def test_a_malformed_head_is_refused_each_time_it_comes(loop: asyncio.AbstractEventLoop) -> None:
@@ -310,12 +323,21 @@ _VALUES = (
     b"keep-alive",
     b"close",
     b" Close",
+    b"closed",
+    b"Tclose",
+    b"keep-alive, close",
+    b" close ,x",
     b"chunked",
     b" 2 ",
     b"2",
     b"+2",
     b"\x01",
     b"\xe9",
+)
+_REQUESTS = (
+    b"GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n",
+    b"GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n",
 )
 
 
@@ -335,29 +357,72 @@ def _random_response(rng: random.Random) -> bytes:
     )
 
 
-def _through_the_balancer(loop: asyncio.AbstractEventLoop, response: bytes) -> tuple[bytes, bool]:
+def _through_the_balancer(
+    loop: asyncio.AbstractEventLoop, request: bytes, response: bytes, split: int
+) -> tuple[bytes, bool]:
     w = wire(loop, stickiness=Stickiness(60))
-    w.client.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
-    w.upstream.data_received(response)
-    return w.client_side.take(), w.upstream in w.upstream.target.idle
+    w.client.data_received(request)
+    w.upstream.data_received(response[:split])
+    if response[split:] and not w.target_side.closed:
+        w.upstream.data_received(response[split:])
+    # Reused only if pooled and still open (a closed one leaves the pool when the loop
+    # reports it lost, which fake transports never do).
+    return w.client_side.take(), w.upstream in w.upstream.target.idle and not w.target_side.closed
 
 
 def test_the_fast_path_answers_exactly_as_the_parser_would(
     loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Generated responses, valid and not (duplicate or odd framing, hop-by-hop headers in
-    # any case, space before the colon, obs-fold, control bytes, HTTP/1.0, 204): with the
-    # fast path and with every head sent to httptools, the client gets the same bytes
-    # (Set-Cookie lines, rebuilt once a second, aside) and the connection the same fate.
+    # any case, Connection tokens that only contain "close", space before the colon,
+    # obs-fold, control bytes, HTTP/1.0, 204), after GET, HEAD or a client's Connection:
+    # close, whole or split across two reads: with the fast path and with every head
+    # sent to httptools, the client gets the same bytes (Set-Cookie lines, rebuilt once a
+    # second, aside) and the target connection the same fate.
     rng = random.Random(20261128)
-    responses = {_random_response(rng) for _ in range(3000)}
-    fast = {r: _through_the_balancer(loop, r) for r in responses}
+    cases = {
+        (rng.choice(_REQUESTS), response, rng.choice((len(response), rng.randrange(len(response)))))
+        for response in (_random_response(rng) for _ in range(3000))
+    }
+    fast = {case: _through_the_balancer(loop, *case) for case in cases}
     monkeypatch.setattr("canary_deploy.balancer.upstream.simple_response_head", lambda _: None)
     cookie = re.compile(rb"Set-Cookie: [^\r]*\r\n")
-    taken = 0
-    for response in responses:
-        out, pooled = _through_the_balancer(loop, response)
-        fast_out, fast_pooled = fast[response]
-        assert (cookie.sub(b"", fast_out), fast_pooled) == (cookie.sub(b"", out), pooled), response
-        taken += simple_response_head(response[: response.find(b"\r\n\r\n") + 4]) is not None
+    responses = {response for _, response, _ in cases}
+    for case in cases:
+        out, pooled = _through_the_balancer(loop, *case)
+        fast_out, fast_pooled = fast[case]
+        assert (cookie.sub(b"", fast_out), fast_pooled) == (cookie.sub(b"", out), pooled), case
+    taken = sum(
+        simple_response_head(response[: response.find(b"\r\n\r\n") + 4]) is not None
+        for response in responses
+    )
     assert 300 < taken < len(responses) - 300  # both paths were exercised
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        b"close",
+        b"CLOSE",
+        b"  close ",
+        b"closed",
+        b"Tclose",
+        b"keep-alive, close",
+        b"x,close,y",
+        b"keep-alive",
+        b"upgrade",
+        b"",
+    ],
+)
+def test_a_target_connection_header_means_what_it_means_to_llhttp(
+    loop: asyncio.AbstractEventLoop, monkeypatch: pytest.MonkeyPatch, value: bytes
+) -> None:
+    # Only a "close" token closes: "closed" does not.
+    response = b"HTTP/1.1 200 OK\r\nConnection:%b\r\nContent-Length: 2\r\n\r\nok" % value
+    request = b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"
+    cookie = re.compile(rb"Set-Cookie: [^\r]*\r\n")  # rebuilt once a second
+    fast_out, fast_pooled = _through_the_balancer(loop, request, response, len(response))
+    assert simple_response_head(response[:-2]) is not None  # the fast path took it
+    monkeypatch.setattr("canary_deploy.balancer.upstream.simple_response_head", lambda _: None)
+    out, pooled = _through_the_balancer(loop, request, response, len(response))
+    assert (cookie.sub(b"", fast_out), fast_pooled) == (cookie.sub(b"", out), pooled)

@@ -67,9 +67,9 @@ def first_letter_alternatives(names: list[bytes]) -> bytes:
     costs one class test per first letter instead of one attempt per name."""
     by_first: dict[bytes, list[bytes]] = {}
     for name in names:
-        by_first.setdefault(name[:1], []).append(re.escape(name[1:]))
+        by_first.setdefault(name[:1].lower(), []).append(re.escape(name[1:]))
     return b"|".join(
-        b"[%b%b](?i:%b)" % (first.upper(), first, b"|".join(rests))
+        b"[%b%b](?i:%b)" % (re.escape(first.upper()), re.escape(first), b"|".join(rests))
         for first, rests in sorted(by_first.items())
     )
 

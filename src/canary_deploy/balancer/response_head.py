@@ -22,6 +22,9 @@ from canary_deploy.balancer.parser import HOP_BY_HOP, TOKEN_CHAR, first_letter_a
 
 # Distinct heads remembered; a busy target repeats a handful per second.
 HEAD_CACHE_SIZE = 1024
+# Longer heads always go through the parser, so the cache holds at most a few MiB even
+# when every head is new (a target echoing a long request path, say).
+MAX_SIMPLE_HEAD_BYTES = 4096
 
 # One strict pass over the whole head, final CRLFs included: the status line, then each
 # header line (a token name right before the colon, a visible-ASCII value), where
@@ -65,6 +68,8 @@ SimpleHead = tuple[bytes, int, int, bool]
 def simple_response_head(head: bytes) -> SimpleHead | None:
     """The verdict for a whole head (final CRLF included); None: use the parser.
 
+    Callers pass heads of at most MAX_SIMPLE_HEAD_BYTES.
+
     >>> verdict = simple_response_head(
     ...     b"HTTP/1.1 200 OK\\r\\nConnection: close\\r\\nContent-Length: 2\\r\\n\\r\\n"
     ... )
@@ -93,8 +98,8 @@ def simple_response_head(head: bytes) -> SimpleHead | None:
         connection_at = match.span("connection2")
     if connection_at[0] >= 0:
         start, end = connection_at
-        # find, not `in`: bytes.__contains__ first tries its argument as an int, and
-        # raising and clearing that TypeError costs more than the search.
-        keep_alive = head[start:end].lower().find(b"close") < 0
+        # Its comma-separated tokens, as llhttp reads them: "closed" is not "close".
+        value = head[start:end].partition(b":")[2].lower()
+        keep_alive = b"close" not in {token.strip(b" \t") for token in value.split(b",")}
         out = head[:start] + head[end:-2]
     return out, status, length, keep_alive

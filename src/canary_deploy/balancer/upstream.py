@@ -18,7 +18,7 @@ import httptools
 
 from canary_deploy.balancer.metrics import MetricsRecorder
 from canary_deploy.balancer.parser import HOP_BY_HOP, Exchange
-from canary_deploy.balancer.response_head import simple_response_head
+from canary_deploy.balancer.response_head import MAX_SIMPLE_HEAD_BYTES, simple_response_head
 from canary_deploy.balancer.routing import MAX_IDLE_PER_TARGET, Stickiness, Target
 
 _NO_BODY_STATUS = (204, 304)
@@ -120,7 +120,7 @@ class UpstreamConnection(asyncio.Protocol):
         if self._awaiting_head and not self._head_buf and not exchange.is_head:
             # The fast path (see response_head), written out here: it runs once per
             # proxied request. A simple head as judged once, its body counted.
-            end = data.find(b"\r\n\r\n") + 4
+            end = data.find(b"\r\n\r\n", 0, MAX_SIMPLE_HEAD_BYTES) + 4
             verdict = simple_response_head(data[:end]) if end > 3 else None
             if verdict is not None and len(data) - end <= verdict[2]:
                 head, status, length, keep_alive = verdict
