@@ -98,8 +98,12 @@ def simple_response_head(head: bytes) -> SimpleHead | None:
         connection_at = match.span("connection2")
     if connection_at[0] >= 0:
         start, end = connection_at
-        # Its comma-separated tokens, as llhttp reads them: "closed" is not "close".
+        # Its comma-separated tokens, as llhttp reads them: "closed" is not "close". (find,
+        # not `in`, first: bytes.__contains__ tries its argument as an int, and raising
+        # and clearing that TypeError costs more than the search.)
         value = head[start:end].partition(b":")[2].lower()
-        keep_alive = b"close" not in {token.strip(b" \t") for token in value.split(b",")}
+        keep_alive = value.find(b"close") < 0 or b"close" not in {
+            token.strip(b" \t") for token in value.split(b",")
+        }
         out = head[:start] + head[end:-2]
     return out, status, length, keep_alive
