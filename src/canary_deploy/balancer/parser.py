@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 import httptools
 
 from canary_deploy.backend import Version
+from canary_deploy.balancer.clock import wall_second
 from canary_deploy.balancer.routing import Stickiness
 
 if TYPE_CHECKING:
@@ -109,10 +110,8 @@ class TracePrefix:
     @classmethod
     def refresh(cls, now: float) -> None:
         """Start the wall-clock second that monotonic time `now` falls in."""
-        wall = time.time()
-        second = int(wall)
+        second, cls.until = wall_second(now)
         cls.header = b"X-Amzn-Trace-Id: Root=1-%08x-%016x" % (second, random.getrandbits(64))
-        cls.until = now + (second + 1 - wall)
 
 
 # The serial number at the end of each trace id (masked to 32 bits).

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import hashlib
-import time
 from email.utils import formatdate
 from typing import TYPE_CHECKING
 
 from canary_deploy.backend import VERSIONS, Version
+from canary_deploy.balancer.clock import wall_second
 from canary_deploy.balancer.config import Algorithm, HealthState
 from canary_deploy.weights import Weights
 
@@ -170,15 +170,13 @@ class Stickiness:
         path reads anyway), so Expires is exact to the second.
         """
         if now >= self._until:
-            wall = time.time()
-            second = int(wall)
+            second, self._until = wall_second(now)
             expires = formatdate(second + self.duration_s, usegmt=True).encode()
             self._cached = {
                 v: b"Set-Cookie: %s=%s; Expires=%s; Path=/\r\n"
                 % (STICKY_COOKIE, sticky_token(v), expires)
                 for v in VERSIONS
             }
-            self._until = now + (second + 1 - wall)
         return self._cached[version]
 
 
