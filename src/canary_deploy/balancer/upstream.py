@@ -117,39 +117,13 @@ class UpstreamConnection(asyncio.Protocol):
         if self._remaining:
             self._count_body(exchange, data)
             return
-        if self._awaiting_head and not self._head_buf and not exchange.is_head:
-            # The fast path (see response_head), written out here: it runs once per
-            # proxied request. A simple head as judged once, its body counted.
-            end = data.find(b"\r\n\r\n", 0, MAX_SIMPLE_HEAD_BYTES) + 4
-            verdict = simple_response_head(data[:end]) if end > 3 else None
-            if verdict is not None and len(data) - end <= verdict[2]:
-                head, status, length, keep_alive = verdict
-                self.metrics.record_response(exchange.version, status, now - exchange.sent_at)
-                exchange.response_started = True
-                client = exchange.client
-                if client is not None:
-                    stickiness = self.stickiness
-                    client.transport.write(
-                        b"".join(
-                            (
-                                head,
-                                b""
-                                if stickiness is None
-                                else stickiness.set_cookie_header(exchange.version, now),
-                                b"" if exchange.keep_alive else b"Connection: close\r\n",
-                                b"\r\n",
-                                data[end:],
-                            )
-                        )
-                    )
-                remaining = length - (len(data) - end)
-                if remaining:
-                    self._remaining = remaining
-                    self._fast_keep_alive = keep_alive
-                else:
-                    self._complete(keep_alive)
-                return
-            # Anything else, bytes after the response included: the parser copes.
+        if (
+            self._awaiting_head
+            and not self._head_buf
+            and not exchange.is_head
+            and self._fast_response(exchange, data, now)
+        ):
+            return
         if self._awaiting_head:
             # Targets never pipeline (we send one request at a time), so a head always
             # starts a chunk and only interim 1xx heads can precede it.
@@ -170,6 +144,41 @@ class UpstreamConnection(asyncio.Protocol):
             self._complete(self._head_keep_alive)
         elif self._to_client:
             self._flush()
+
+    def _fast_response(self, exchange: Exchange, data: bytes, now: float) -> bool:
+        """Pass on a simple response (response_head), body counted; False: use the parser."""
+        end = data.find(b"\r\n\r\n", 0, MAX_SIMPLE_HEAD_BYTES) + 4
+        verdict = simple_response_head(data[:end]) if end > 3 else None
+        if verdict is None:
+            return False
+        head, status, length, keep_alive = verdict
+        remaining = length - (len(data) - end)
+        if remaining < 0:
+            return False  # bytes after the response: the parser handles the oddity
+        self.metrics.record_response(exchange.version, status, now - exchange.sent_at)
+        exchange.response_started = True
+        client = exchange.client
+        if client is not None:
+            stickiness = self.stickiness
+            client.transport.write(
+                b"".join(
+                    (
+                        head,
+                        b""
+                        if stickiness is None
+                        else stickiness.set_cookie_header(exchange.version, now),
+                        b"" if exchange.keep_alive else b"Connection: close\r\n",
+                        b"\r\n",
+                        data[end:],
+                    )
+                )
+            )
+        if remaining:
+            self._remaining = remaining
+            self._fast_keep_alive = keep_alive
+        else:
+            self._complete(keep_alive)
+        return True
 
     def _count_body(self, exchange: Exchange, data: bytes) -> None:
         """The rest of a fast-path body: forwarded as it comes, counted, never parsed."""
@@ -377,21 +386,11 @@ class UpstreamConnection(asyncio.Protocol):
         if target is not None:  # inlined Exchange.release_target: this is the hot path
             target.outstanding -= 1
             exchange.target = None
-        own = self.target
-        if not (keep_alive and exchange.request_complete and self.transport is not None):
-            self.close()
-        elif (
-            # release(), inlined for its common case: back to a pool with room
-            not self._reading_paused
-            and own.state != "draining"
-            and len(own.idle) < MAX_IDLE_PER_TARGET
-            and not self.transport.is_closing()
-        ):
-            self.usable = True
-            own.idle.append(self)
-        else:
-            self.usable = True
+        self.usable = keep_alive and exchange.request_complete and self.transport is not None
+        if self.usable:
             self.release()
+        else:
+            self.close()
         if client is not None:
             if self._client_paused:
                 # We paused the client as a slow target; nobody else would resume it.
