@@ -8,6 +8,8 @@ PIP    := $(PY) -m pip install --disable-pip-version-check -q
 APT_TEST  :=
 # Debian packages the benchmarks need.
 APT_BENCH := nginx wrk util-linux
+# Which benchmarks `make bench` runs: `make bench BENCH=balancer` runs one.
+BENCH ?= rollback_paths balancer decisions local_stack rollout_local
 
 .PHONY: demo test lint bench clean
 
@@ -44,11 +46,7 @@ lint: $(VENV)/.lint
 
 bench: $(VENV)/.bench
 	@scripts/apt-ensure $(APT_BENCH)
-	$(PY) bench/rollback_paths.py
-	$(PY) bench/balancer.py
-	$(PY) bench/decisions.py
-	$(PY) bench/local_stack.py
-	$(PY) bench/rollout_local.py
+	@for name in $(BENCH); do echo "== bench/$$name.py"; $(PY) bench/$$name.py || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -322,31 +322,31 @@ def main() -> None:
     ours: list[subprocess.Popen[str]] = []
     try:
         contests: list[tuple[str, dict[str, tuple[str, int]]]] = []
-        for label, stable, canary in (
-            ("same response heads (as nginx sends them)", b_stable, b_canary),
-            ("a unique response head every time (head cache never hits)", u_stable, u_canary),
+        for index, (label, stable, canary) in enumerate(
+            (
+                ("same response heads (as nginx sends them)", b_stable, b_canary),
+                ("a unique response head every time (head cache never hits)", u_stable, u_canary),
+            )
         ):
             p_nginx, p_ours, p_base = (free_port() for _ in range(3))
             proxies.append(Nginx("proxy", NGINX_PROXY.format(stable, canary, p_nginx), cpu=1))
-            sock = sock_dir / f"admin-{len(ours)}.sock"
-            ours.append(start_ours(p_ours, stable, canary, sock))
+            ours.append(start_ours(p_ours, stable, canary, sock_dir / f"admin-{index}.sock"))
             contestants = {
                 "nginx": (f"http://127.0.0.1:{p_nginx}/", proxies[-1].proc.pid),
                 "ours": (f"http://127.0.0.1:{p_ours}/", ours[-1].pid),
             }
-            if not contests:
+            if index == 0:  # the backends alone, once
                 contestants = {
                     "direct": (f"http://127.0.0.1:{stable}/", backends.proc.pid),
                     **contestants,
                 }
-                admin_sock, ours_url = sock, contestants["ours"][0]
             if args.baseline_src is not None:
                 ours.append(
                     start_ours(
                         p_base,
                         stable,
                         canary,
-                        sock_dir / f"base-{len(ours)}.sock",
+                        sock_dir / f"base-{index}.sock",
                         args.baseline_src.resolve(),
                     )
                 )
@@ -365,7 +365,9 @@ def main() -> None:
             contest(contestants, args)
 
         print()
-        client = AdminClient(admin_sock)
+        # Weight changes: on the first contest's balancer.
+        ours_url = contests[0][1]["ours"][0]
+        client = AdminClient(sock_dir / "admin-0.sock")
         times = weight_change_latency(ours_url, client)
         print(
             f"weight change -> new split in effect (20 changes): median "
