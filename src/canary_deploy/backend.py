@@ -11,10 +11,14 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal, Protocol
 
-from canary_deploy.weights import Weights
+from canary_deploy.weights import Group, Weights
 
-Version = Literal["stable", "canary"]
-VERSIONS: tuple[Version, Version] = ("stable", "canary")
+# A target group and the service behind it. `baseline` runs stable's image beside the
+# canary during a rollout (same size, same share, started together): the like-for-like
+# control the judge compares the canary with.
+Version = Group
+VERSIONS: tuple[Version, Version] = ("stable", "canary")  # the seed's two
+GROUPS: tuple[Version, Version, Version] = ("stable", "canary", "baseline")
 
 
 @dataclass(frozen=True)
@@ -33,12 +37,17 @@ class ReleaseSpec:
     weights: Weights
     health_check_path: str = "/"
     stickiness_seconds: int | None = None
+    desired_count_baseline: int = 0  # only during a rollout
+    slow_start_seconds: int = 0  # ALB slow start: 0 (off) or 30..900
 
     def image(self, version: Version) -> str:
-        return self.image_stable if version == "stable" else self.image_canary
+        """The baseline always runs stable's image."""
+        return self.image_canary if version == "canary" else self.image_stable
 
     def desired_count(self, version: Version) -> int:
-        return self.desired_count_stable if version == "stable" else self.desired_count_canary
+        if version == "stable":
+            return self.desired_count_stable
+        return self.desired_count_canary if version == "canary" else self.desired_count_baseline
 
 
 class TrafficRouter(Protocol):
@@ -58,7 +67,7 @@ class TrafficRouter(Protocol):
 
 
 class Workload(Protocol):
-    """The two services (stable, canary) and their tasks."""
+    """The services (stable, canary and, during a rollout, baseline) and their tasks."""
 
     def describe_services(self) -> dict[Version, ServiceStatus]:
         """Running/pending/desired tasks and deployment state, per version."""
@@ -70,6 +79,15 @@ class Workload(Protocol):
 
     def scale_canary(self, desired_count: int) -> None:
         """Set the canary service's desired task count."""
+        ...
+
+    def start_baseline(self, desired_count: int, progress: Progress) -> None:
+        """Start `desired_count` baseline tasks on stable's image and restart the canary's
+        tasks at the same moment (same age, same warm-up); wait until both are healthy."""
+        ...
+
+    def stop_baseline(self) -> None:
+        """Scale the baseline service to 0 tasks (its weight must already be 0)."""
         ...
 
 
@@ -204,14 +222,9 @@ class Status:
         """A JSON-ready document; the same shape on both targets."""
         doc = asdict(self)
         if self.listener is not None:
-            doc["listener"]["weights"] = {
-                "stable": self.listener.weights.stable,
-                "canary": self.listener.weights.canary,
-            }
+            doc["listener"]["weights"] = self.listener.weights.to_dict()
             cw = self.listener.configured_weights
-            doc["listener"]["configured_weights"] = (
-                None if cw is None else {"stable": cw.stable, "canary": cw.canary}
-            )
+            doc["listener"]["configured_weights"] = None if cw is None else cw.to_dict()
             doc["listener"]["drift"] = self.listener.drift
         for version, vs in self.versions.items():
             if vs.traffic is not None:

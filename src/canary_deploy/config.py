@@ -65,6 +65,9 @@ class Settings(_Frozen):
     health_check_path: str = Field(default="/", pattern=r"^/")
     stickiness_enabled: bool = False
     stickiness_duration_seconds: int = Field(default=3600, ge=1, le=604800)
+    # ALB slow start: a newly healthy target's share ramps up linearly over this many
+    # seconds (0 = off; ALB allows 30..900).
+    slow_start_seconds: int = Field(default=0, ge=0, le=900)
     aws: AwsSettings = AwsSettings()
     local: LocalSettings = LocalSettings()
     rollout: dict[str, Any] = Field(default_factory=dict)
@@ -76,6 +79,15 @@ class Settings(_Frozen):
             raise ValueError(
                 f"stable_weight + canary_weight must sum to 100, got "
                 f"{self.stable_weight} + {self.canary_weight} = {total}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _slow_start_range(self) -> Settings:
+        if 0 < self.slow_start_seconds < 30:
+            raise ValueError(
+                f"slow_start_seconds must be 0 (off) or 30..900 like ALB's, "
+                f"got {self.slow_start_seconds}"
             )
         return self
 
@@ -106,6 +118,7 @@ ENV_VARS: dict[str, str] = {
     "HEALTH_CHECK_PATH": "health_check_path",
     "STICKINESS_ENABLED": "stickiness_enabled",
     "STICKINESS_DURATION_SECONDS": "stickiness_duration_seconds",
+    "SLOW_START_SECONDS": "slow_start_seconds",
     "CANARY_STATE_DIR": "local.state_dir",
     "CANARY_LISTEN": "local.listen",
     "CANARY_HEALTH_PROFILE": "local.health_profile",

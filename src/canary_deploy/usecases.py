@@ -44,6 +44,7 @@ def release_spec(settings: Settings, current: ReleaseSpec | None = None) -> Rele
         stickiness_seconds=(
             settings.stickiness_duration_seconds if settings.stickiness_enabled else None
         ),
+        slow_start_seconds=settings.slow_start_seconds,
     )
 
 

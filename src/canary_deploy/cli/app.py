@@ -125,6 +125,13 @@ def deploy(
         int | None,
         typer.Option(help="Enable AWSALBTG stickiness for N seconds (env STICKINESS_*)"),
     ] = None,
+    slow_start: Annotated[
+        int | None,
+        typer.Option(
+            help="ALB slow start: a new target's share ramps up over N seconds "
+            "(0 off, 30-900; env SLOW_START_SECONDS)"
+        ),
+    ] = None,
     vpc_id: Annotated[str | None, typer.Option(help="AWS VPC (default VPC)")] = None,
     subnet_ids: Annotated[
         str | None, typer.Option(help="Comma-separated subnets (default VPC's)")
@@ -152,6 +159,7 @@ def deploy(
         health_check_path=health_check_path,
         stickiness_enabled=None if stickiness is None else stickiness > 0,
         stickiness_duration_seconds=stickiness if stickiness else None,
+        slow_start_seconds=slow_start,
     )
     target = open_target(settings)
     current = None
