@@ -47,12 +47,25 @@ class FakeWorkload:
     promotions: int = 0
     stable_image: str = "v1"
     canary_image: str = "v2"
+    baseline_count: int = 0
+    canary_restarts: int = 0
 
     def describe_services(self) -> dict[Version, ServiceStatus]:
-        return {
+        services = {
             "stable": ServiceStatus("stable", 2, 0, 2, "COMPLETED"),
             "canary": ServiceStatus("canary", self.canary_count, 0, self.canary_count, "COMPLETED"),
         }
+        if self.baseline_count:
+            n = self.baseline_count
+            services["baseline"] = ServiceStatus("baseline", n, 0, n, "COMPLETED")
+        return services
+
+    def start_baseline(self, desired_count: int, progress: Progress) -> None:
+        self.baseline_count = desired_count
+        self.canary_restarts += 1
+
+    def stop_baseline(self) -> None:
+        self.baseline_count = 0
 
     def promote(self, progress: Progress) -> None:
         if self.stable_image != self.canary_image:
@@ -76,43 +89,58 @@ class FakeMetrics:
     seed: int = 7
     latency: bool = False  # report quantiles, so the judge freezes latency thresholds
     burst_second: int | None = None  # every canary request of this second fails
-    _cache: dict[int, tuple[int, int, int, int]] = field(default_factory=dict)
+    _cache: dict[int, dict[Version, tuple[int, int]]] = field(default_factory=dict)
     _weights_at: dict[int, Weights] = field(default_factory=dict)
 
     def record(self, second: int) -> None:
         """Freeze the split for a second that has passed (called as the clock advances)."""
         self._weights_at.setdefault(second, self.router.weights)
 
-    def _second(self, second: int) -> tuple[int, int, int, int]:
+    def _second(self, second: int) -> dict[Version, tuple[int, int]]:
+        """(requests, errors) per group in one second; the baseline fails like stable."""
         if second not in self._cache:
             rng = random.Random(self.seed * 1_000_003 + second)
             w = self._weights_at.get(second, self.router.weights)
-            canary = sum(rng.random() < w.canary_share for _ in range(self.rps))
-            stable = self.rps - canary
-            s_err = sum(rng.random() < self.stable_error_rate for _ in range(stable))
-            c_err = sum(rng.random() < self.canary_error_rate for _ in range(canary))
-            if second == self.burst_second:
-                c_err = canary
-            self._cache[second] = (stable, s_err, canary, c_err)
+            served = {"stable": 0, "canary": 0, "baseline": 0}
+            for _ in range(self.rps):
+                u = rng.random() * 100
+                group = (
+                    "canary"
+                    if u < w.canary
+                    else "baseline"
+                    if u < w.canary + w.baseline
+                    else "stable"
+                )
+                served[group] += 1
+            rates = {
+                "stable": self.stable_error_rate,
+                "canary": self.canary_error_rate,
+                "baseline": self.stable_error_rate,
+            }
+            out: dict[Version, tuple[int, int]] = {}
+            for group, n in served.items():
+                errors = sum(rng.random() < rates[group] for _ in range(n))
+                if group == "canary" and second == self.burst_second:
+                    errors = n
+                out[group] = (n, errors)  # type: ignore[index]
+            self._cache[second] = out
         return self._cache[second]
 
     def counts(
         self, start: float, end: float, thresholds_s: Sequence[float] = ()
     ) -> dict[Version, VersionCounts]:
-        s_req = s_err = c_req = c_err = 0
+        totals = {"stable": [0, 0], "canary": [0, 0], "baseline": [0, 0]}
         for second in range(int(start), int(end)):
-            a, b, c, d = self._second(second)
-            s_req, s_err, c_req, c_err = s_req + a, s_err + b, c_req + c, c_err + d
-        # 1% of each version is slower than stable's p99; a slower canary: 30%.
-        s_slow = tuple(s_req // 100 for _ in thresholds_s)
-        c_slow = tuple(
-            c_req * 3 // 10 if self.canary_latency_s > t * 1.001 else c_req // 100
-            for t in thresholds_s
-        )
-        return {
-            "stable": VersionCounts(s_req, s_err, s_slow),
-            "canary": VersionCounts(c_req, c_err, c_slow),
-        }
+            for group, (n, errors) in self._second(second).items():
+                totals[group][0] += n
+                totals[group][1] += errors
+        out: dict[Version, VersionCounts] = {}
+        for group, (n, errors) in totals.items():
+            latency = self.canary_latency_s if group == "canary" else self.stable_latency_s
+            # 1% of each group is slower than stable's p99; a slower canary: 30%.
+            slow = tuple(n * 3 // 10 if latency > t * 1.001 else n // 100 for t in thresholds_s)
+            out[group] = VersionCounts(n, errors, slow)  # type: ignore[index]
+        return out
 
     def quantiles(
         self, version: Version, start: float, end: float, qs: Sequence[float]

@@ -16,7 +16,12 @@ from tests.rollout.fakes import Clock, FakeMetrics, FakeRouter, FakeWorkload
 
 
 class Rig:
-    def __init__(self, tmp_path: Path, **metrics: object) -> None:
+    """Without a baseline unless asked (the canary against stable's tasks), so these tests
+    pin the controller's mechanics; tests/rollout/test_baseline.py covers the baseline."""
+
+    def __init__(
+        self, tmp_path: Path, *, baseline: bool = False, warmup: float = 0, **metrics: object
+    ) -> None:
         self.clock = Clock()
         self.router = FakeRouter()
         self.workload = FakeWorkload()
@@ -24,7 +29,14 @@ class Rig:
         self.store = RolloutStore(tmp_path / "state.db", "stack")
         self.plan = build_plan(
             "local",
-            {"min_duration": 10, "max_duration": 30, "min_requests": 20, "interval": 2},
+            {
+                "min_duration": 10,
+                "max_duration": 30,
+                "min_requests": 20,
+                "interval": 2,
+                "baseline": baseline,
+                "warmup": warmup,
+            },
         )
 
     def start(self) -> Controller:

@@ -33,15 +33,17 @@ def test_the_live_panel_fits_80_columns_and_shows_the_evidence(tmp_path: Path) -
     result, clock = a_tick(tmp_path)
     out = io.StringIO()
     console = Console(file=out, width=80, force_terminal=True, color_system=None)
-    console.print(render(result, {"stable": 0.012, "canary": 0.013}, clock()))
+    console.print(render(result, {"stable": 0.012, "canary": 0.013, "baseline": 0.014}, clock()))
     lines = out.getvalue().splitlines()
     assert max(len(line) for line in lines) <= 80
     text = out.getvalue()
     assert "step 1/4 (canary 5%)" in text
-    assert "weights 95/5" in text
+    assert "weights 90/5/5" in text  # stable / canary / baseline
+    assert "stable+baseline" in text  # what the errors are compared with
     assert "errors" in text and "> 15.6 ms" in text
     assert "/33.3" in text  # the error metric's e-value against its threshold
     assert "13 ms" in text  # canary p99
+    assert "14 ms" in text  # baseline p99
 
 
 def test_the_plain_view_prints_one_line_per_change(tmp_path: Path) -> None:
@@ -52,4 +54,4 @@ def test_the_plain_view_prints_one_line_per_change(tmp_path: Path) -> None:
     view.show(result, {})  # nothing changed: nothing printed
     lines = out.getvalue().splitlines()
     assert len(lines) == 1
-    assert "rollout #1 running - step 1/4 (canary 5%) weights 95/5" in lines[0]
+    assert "rollout #1 running - step 1/4 (canary 5%) weights 90/5/5" in lines[0]

@@ -76,17 +76,28 @@ class VersionBatch:
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Counts observed in one interval for both versions (the judge's only input)."""
+    """Counts observed in one interval per group (the judge's only input).
+
+    `baseline`, when the rollout runs one, is stable's version on tasks started with the
+    canary's and given the canary's share: the like-for-like control. The canary's
+    `slower_than` may be counted against its own (tolerance-widened) thresholds; the
+    controls' against the judge's frozen ones.
+    """
 
     stable: VersionBatch
     canary: VersionBatch
+    baseline: VersionBatch | None = None
 
     def __post_init__(self) -> None:
-        if len(self.stable.slower_than) != len(self.canary.slower_than):
-            raise ValueError(
-                "stable and canary must report slower_than for the same thresholds, got "
-                f"{len(self.stable.slower_than)} and {len(self.canary.slower_than)} counts"
-            )
+        controls = [("stable", self.stable)]
+        if self.baseline is not None:
+            controls.append(("baseline", self.baseline))
+        for name, control in controls:
+            if len(control.slower_than) != len(self.canary.slower_than):
+                raise ValueError(
+                    f"{name} and canary must report slower_than for the same thresholds, got "
+                    f"{len(control.slower_than)} and {len(self.canary.slower_than)} counts"
+                )
 
     @classmethod
     def of(

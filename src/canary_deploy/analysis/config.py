@@ -71,8 +71,13 @@ class JudgeConfig:
       for the error rate; `latency_harm_*` the same for latency exceedances.
     - `promote_margin` M and `promote_alpha`: promote early once every metric shows the
       canary is not worse than M× stable, with error probability `promote_alpha`.
-    - `latency_thresholds_s` (absolute) or `latency_quantiles` of stable's window, to
-      be frozen with `Judge.freeze_thresholds` before the first batch.
+    - `latency_thresholds_s` (fixed, in seconds) or `latency_quantiles` of stable's
+      window, to be frozen with `Judge.freeze_thresholds` before the first batch;
+      `latency_quantiles = ()` (and no fixed thresholds) switches latency judging off.
+    - `latency_tolerance` (relative) and `latency_tolerance_ms` (absolute): the canary is
+      counted against `T * (1 + latency_tolerance) + latency_tolerance_ms` where the
+      control is counted against `T`, so a canary within that tolerance is rolled back
+      with probability at most its share of `alpha` (see `Judge.canary_thresholds_s`).
     - `min_canary_requests` before any verdict; `max_canary_requests` is the cap after
       which an undecided analysis is INCONCLUSIVE (a human decides, never a silent pass).
     - `max_error_rate_to_promote`: never promote a canary failing this often, even when
@@ -91,6 +96,8 @@ class JudgeConfig:
     promote_weights: tuple[float, ...] = DEFAULT_PROMOTE_WEIGHTS
     latency_thresholds_s: tuple[float, ...] | None = None
     latency_quantiles: tuple[float, ...] = (0.95, 0.99)
+    latency_tolerance: float = 0.10
+    latency_tolerance_ms: float = 1.0
     min_canary_requests: int = 50
     max_canary_requests: int = 10_000
     max_error_rate_to_promote: float = 0.5
@@ -126,6 +133,15 @@ class JudgeConfig:
             raise ValueError("latency_thresholds_s must be positive seconds")
         if any(not 0.0 < q < 1.0 for q in self.latency_quantiles):
             raise ValueError("latency_quantiles must be in (0, 1), e.g. (0.95, 0.99)")
+        if not 0.0 <= self.latency_tolerance <= 10.0:
+            raise ValueError(
+                f"latency_tolerance must be a fraction in [0, 10], e.g. 0.1 for 10%, "
+                f"got {self.latency_tolerance}"
+            )
+        if not 0.0 <= self.latency_tolerance_ms <= 60_000.0:
+            raise ValueError(
+                f"latency_tolerance_ms must be in [0, 60000] ms, got {self.latency_tolerance_ms}"
+            )
         if self.min_canary_requests < 0:
             raise ValueError("min_canary_requests must not be negative")
         if self.max_canary_requests <= self.min_canary_requests:

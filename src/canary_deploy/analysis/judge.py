@@ -61,10 +61,13 @@ class Decision:
     explanation: str
     canary_requests: int = 0
     warnings: tuple[str, ...] = field(default=())
+    # What the canary was compared with: (for errors, for latency).
+    controls: tuple[str, str] = ("stable", "stable")
 
     def to_dict(self) -> dict[str, Any]:
         doc = asdict(self)
         doc["verdict"] = str(self.verdict)
+        doc["controls"] = {"errors": self.controls[0], "latency": self.controls[1]}
         for metric in doc["metrics"]:
             metric["canary_interval"] = list(metric["canary_interval"])
             metric["stable_interval"] = list(metric["stable_interval"])
@@ -149,6 +152,7 @@ class Judge:
         # the cap counts these, so a step at 100% canary never runs into it.
         self._compared = 0
         self._stage_start = 0  # compared canary requests before the current stage
+        self._baseline = False  # batches carry a baseline group (set by the first batch)
 
     @property
     def thresholds_s(self) -> tuple[float, ...]:
@@ -172,9 +176,41 @@ class Judge:
         self._thresholds = values
         return values
 
+    @property
+    def canary_thresholds_s(self) -> tuple[float, ...]:
+        """The thresholds the canary's requests are counted against: each frozen threshold
+        widened by the practical tolerance, `T * (1 + rel) + abs`.
+
+        Why this keeps α for a canary within tolerance: if the canary's latency is at most
+        `(1 + rel) * L + abs` for a control latency L (the same distribution, scaled and
+        shifted), then P(canary > T') <= P(control > T) for T' = T(1 + rel) + abs, so its
+        exceedance-rate ratio is <= 1 and the e-process is valid for that whole one-sided
+        null. Counting both arms against the same T would test "not slower at all".
+
+        >>> j = Judge(JudgeConfig(latency_thresholds_s=(0.010,)))
+        >>> [round(t, 6) for t in j.canary_thresholds_s]
+        [0.012]
+        """
+        cfg = self.config
+        extra = cfg.latency_tolerance_ms / 1000.0
+        return tuple(t * (1.0 + cfg.latency_tolerance) + extra for t in self.thresholds_s)
+
+    @property
+    def controls(self) -> tuple[str, str]:
+        """What the canary is compared with: (for errors, for latency)."""
+        if self._baseline:
+            return "stable+baseline", "baseline"
+        return "stable", "stable"
+
     def update(self, batch: Batch) -> Decision:
-        """Add one interval's counts and decide."""
-        s, c = batch.stable, batch.canary
+        """Add one interval's counts and decide.
+
+        With a baseline in the batch, errors are compared with everything that runs
+        stable's version (stable and baseline together: more data, and errors do not
+        depend on a task's load), latency with the baseline alone (same age, same size,
+        same share as the canary: the like-for-like control).
+        """
+        s, c, b = batch.stable, batch.canary, batch.baseline
         thresholds = self.thresholds_s
         # Checked before anything is counted, so a rejected batch leaves the state as it was.
         no_traffic = s.requests == 0 and c.requests == 0
@@ -183,18 +219,24 @@ class Judge:
                 f"batch has {len(c.slower_than)} slower_than counts but the judge has "
                 f"{len(thresholds)} frozen latency thresholds"
             )
+        if self._batches and (b is not None) != self._baseline:
+            raise ValueError("a judge compares against a baseline in every batch or in none")
+        self._baseline = b is not None
         if not self._metrics:
             self._metrics = self._new_metrics()
         guard = self.config.burst_guard
-        self._metrics[0].observe(s.requests, s.errors, c.requests, c.errors, guard)
+        err_requests = s.requests + (b.requests if b else 0)
+        err_hits = s.errors + (b.errors if b else 0)
+        self._metrics[0].observe(err_requests, err_hits, c.requests, c.errors, guard)
+        latency_control = b if b is not None else s
         for i, metric in enumerate(self._metrics[1:]):
-            slow_s = s.slower_than[i] if s.slower_than else 0
+            slow_s = latency_control.slower_than[i] if latency_control.slower_than else 0
             slow_c = c.slower_than[i] if c.slower_than else 0
-            metric.observe(s.requests, slow_s, c.requests, slow_c, guard)
+            metric.observe(latency_control.requests, slow_s, c.requests, slow_c, guard)
         for name, task in c.tasks.items():
             seen = self._tasks.get(name, TaskCounts(0, 0))
             self._tasks[name] = TaskCounts(seen.requests + task.requests, seen.errors + task.errors)
-        if s.requests and c.requests:
+        if err_requests and c.requests:
             self._compared += c.requests
         self._batches += 1
         return self._decide()
@@ -229,9 +271,9 @@ class Judge:
     def _latency_name(self, index: int, threshold_s: float) -> str:
         cfg = self.config
         label = f"slower than {threshold_s * 1000:.3g} ms"
-        if cfg.latency_thresholds_s is None and len(self.thresholds_s) == len(
-            cfg.latency_quantiles
-        ):
+        if cfg.latency_thresholds_s is not None:
+            label += " (fixed)"
+        elif len(self.thresholds_s) == len(cfg.latency_quantiles):
             label += f" (stable p{cfg.latency_quantiles[index] * 100:g})"
         return label
 
@@ -240,7 +282,7 @@ class Judge:
         evidence = tuple(self._evidence(m) for m in self._metrics)
         canary_requests = self._metrics[0].canary_requests
         warnings: list[str] = []
-        if self.config.latency_thresholds_s is None and self._thresholds is None:
+        if self._thresholds is None and self.config.latency_quantiles:
             warnings.append("latency not judged: no thresholds were frozen before the analysis")
         if self._verdict is not Verdict.CONTINUE:
             # Terminal verdicts stick: Ville's bound covers the first crossing, not a retraction.
@@ -249,7 +291,9 @@ class Judge:
             note = (
                 f"collecting data: {canary_requests} of {cfg.min_canary_requests} canary requests"
             )
-            return Decision(Verdict.CONTINUE, evidence, note, canary_requests, tuple(warnings))
+            return Decision(
+                Verdict.CONTINUE, evidence, note, canary_requests, tuple(warnings), self.controls
+            )
 
         harmful = [e for e in evidence if e.harmful]
         if harmful:
@@ -296,11 +340,14 @@ class Judge:
     ) -> Decision:
         cfg = self.config
         if verdict is Verdict.ROLLBACK:
-            worst = [e.name for e in evidence if e.harmful] or [evidence[0].name]
-            why = f"roll back: canary is worse than stable on {', '.join(worst)}"
+            worst = [e for e in evidence if e.harmful] or [evidence[0]]
+            why = "roll back: canary is worse than " + "; ".join(
+                f"{self._control_of(e.name)} on {e.name}" for e in worst
+            )
         elif verdict is Verdict.PROMOTE:
             why = (
-                f"promote: canary is not worse than {cfg.promote_margin:g}x stable on every metric"
+                f"promote: canary is not worse than {cfg.promote_margin:g}x "
+                f"{self.controls[0]} on every metric"
             )
         elif verdict is Verdict.INCONCLUSIVE:
             why = (
@@ -311,7 +358,11 @@ class Judge:
             why = "holding: the evidence of harm rests on a burst; waiting for it to spread out"
         else:
             why = "continue: not enough evidence either way yet"
-        return Decision(verdict, evidence, why, canary_requests, tuple(warnings))
+        return Decision(verdict, evidence, why, canary_requests, tuple(warnings), self.controls)
+
+    def _control_of(self, metric_name: str) -> str:
+        errors_control, latency_control = self.controls
+        return errors_control if metric_name == "errors" else latency_control
 
     def _evidence(self, m: _Metric) -> MetricEvidence:
         cfg = self.config
@@ -324,9 +375,15 @@ class Judge:
         burst = interval_burst(
             cfg.burst_guard, m.harm, m.max_burst_llr, harm_threshold, m.max_burst_hits
         )
+        canary_side = "canary"
+        if m is not self._metrics[0]:
+            index = self._metrics.index(m) - 1
+            widened = self.canary_thresholds_s[index]
+            if widened != self.thresholds_s[index]:
+                canary_side = f"canary (above {widened * 1000:.3g} ms, with tolerance)"
         explanation = (
-            f"{m.name}: canary {m.canary_hits}/{m.canary_requests} ({_pct(c_rate)}) vs "
-            f"stable {m.stable_hits}/{m.stable_requests} ({_pct(s_rate)}); "
+            f"{m.name}: {canary_side} {m.canary_hits}/{m.canary_requests} ({_pct(c_rate)}) vs "
+            f"{self._control_of(m.name)} {m.stable_hits}/{m.stable_requests} ({_pct(s_rate)}); "
             f"harm e={e_harm:.3g} (roll back at {harm_threshold:.3g}), "
             f"not worse than {cfg.promote_margin:g}x e={e_ni:.3g} (promote at {ni_threshold:.3g})"
         )
@@ -383,6 +440,7 @@ class Judge:
             "verdict": str(self._verdict),
             "stage_start": self._stage_start,
             "compared": self._compared,
+            "baseline": self._baseline,
         }
 
     @classmethod
@@ -399,6 +457,7 @@ class Judge:
         judge._stage_start = int(doc.get("stage_start", 0))
         seen = judge._metrics[0].canary_requests if judge._metrics else 0
         judge._compared = int(doc.get("compared", seen))
+        judge._baseline = bool(doc.get("baseline", False))
         return judge
 
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from canary_deploy.cli.app import OutputOpt, app, settings_from
-from canary_deploy.cli.output import console, print_json
+from canary_deploy.cli.output import console, print_json, progress
 from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.rollout import service
 from canary_deploy.rollout.controller import TickResult
@@ -44,6 +44,18 @@ def rollout(
     interval: Annotated[
         str | None, typer.Option(help="How often the judge gets a batch (local 2s, aws 60s)")
     ] = None,
+    baseline: Annotated[
+        bool | None,
+        typer.Option(
+            "--baseline/--no-baseline",
+            help="Judge against a baseline (stable's image, the canary's size and share, "
+            "started with it; default) or against stable's tasks",
+        ),
+    ] = None,
+    warmup: Annotated[
+        str | None,
+        typer.Option(help="Latency not judged this long after the tasks start (local 5s)"),
+    ] = None,
     output: OutputOpt = "text",
 ) -> None:
     """Run an automated rollout: step the canary's weight, judge every batch, roll back
@@ -60,9 +72,12 @@ def rollout(
                 "max_duration": max_duration,
                 "min_requests": min_requests,
                 "interval": interval,
+                "baseline": baseline,
+                "warmup": warmup,
             },
         )
-        current, resumed = service.begin(settings, target, store, plan)
+        with progress("Preparing the rollout", quiet=output == "json") as p:
+            current, resumed = service.begin(settings, target, store, plan, p)
         if resumed:
             console.print(
                 f"Resuming rollout #{current.id} at step {current.step + 1}/"

@@ -5,13 +5,20 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
 from canary_deploy.analysis import Batch, Decision, Judge, Verdict, VersionBatch
-from canary_deploy.backend import MetricsSource, Progress, SilentProgress, TrafficRouter, Workload
-from canary_deploy.rollout.plan import RolloutPlan
+from canary_deploy.backend import (
+    MetricsSource,
+    Progress,
+    SilentProgress,
+    TrafficRouter,
+    VersionCounts,
+    Workload,
+)
+from canary_deploy.rollout.plan import MAX_BASELINE_WEIGHT, RolloutPlan
 from canary_deploy.rollout.store import (
     Command,
     EventRecord,
@@ -42,12 +49,15 @@ def start_rollout(
     canary_image: str | None,
     clock: Callable[[], float] = time.time,
     actor: str = "user",
+    notes: Sequence[str] = (),
 ) -> Rollout:
     """Create a rollout, freezing latency thresholds from stable's recent traffic."""
     now = clock()
     judge = Judge(plan.judge)
     note = None
-    if plan.judge.latency_thresholds_s is None:
+    if plan.judge.latency_thresholds_s is None and not plan.judge.latency_quantiles:
+        note = "latency not judged: latency_quantiles = [] in [rollout.judge]"
+    elif plan.judge.latency_thresholds_s is None:
         start = now - plan.baseline_window_s
         quantiles = metrics.quantiles("stable", start, now, plan.judge.latency_quantiles)
         if quantiles and all(q is not None and q > 0 for q in quantiles):
@@ -63,20 +73,55 @@ def start_rollout(
     )
     events: list[EventRecord] = []
     if judge.thresholds_s:
-        shown = ", ".join(f"{t * 1000:.1f} ms" for t in judge.thresholds_s)
+        shown = ", ".join(f"{t * 1000:.3g} ms" for t in judge.thresholds_s)
+        widened = ", ".join(f"{t * 1000:.3g} ms" for t in judge.canary_thresholds_s)
+        source = (
+            "fixed by latency_thresholds_s"
+            if plan.judge.latency_thresholds_s is not None
+            else f"frozen from stable's last {plan.baseline_window_s:.0f}s"
+        )
         events.append(
             (
                 "thresholds",
                 ACTOR,
-                f"latency thresholds frozen from stable: {shown}",
-                {"thresholds_s": list(judge.thresholds_s)},
+                f"latency thresholds {shown} ({source}); the canary is counted above "
+                f"{widened} (tolerance {plan.judge.latency_tolerance:.0%} + "
+                f"{plan.judge.latency_tolerance_ms:g} ms)",
+                {
+                    "thresholds_s": list(judge.thresholds_s),
+                    "canary_thresholds_s": list(judge.canary_thresholds_s),
+                },
             )
         )
+    events.append(("note", ACTOR, comparison_note(plan), None))
+    events.extend(("note", ACTOR, text, None) for text in notes)
     if note:
         events.append(("note", ACTOR, note, None))
     if events:
         rollout = store.save(rollout, now=now, events=events)
     return rollout
+
+
+def comparison_note(plan: RolloutPlan) -> str:
+    """What the judge compares the canary with, as said in `canary history`."""
+    if not plan.baseline:
+        return (
+            "no baseline: the canary is compared with stable's tasks (errors and latency); "
+            f"latency not judged for {plan.warmup_s:g}s of warm-up"
+        )
+    soak = [s.canary_weight for s in plan.steps if s.canary_weight > MAX_BASELINE_WEIGHT]
+    text = (
+        "baseline: stable's image on as many tasks as the canary, started with them, at the "
+        "canary's weight; errors compared with stable+baseline, latency with the baseline "
+        f"(not judged for {plan.warmup_s:g}s of warm-up)"
+    )
+    if soak:
+        shown = ", ".join(f"{w}%" for w in soak)
+        text += (
+            f"; steps above {MAX_BASELINE_WEIGHT}% ({shown}) are soak steps: no baseline "
+            "traffic, errors compared with stable, latency not judged"
+        )
+    return text
 
 
 def _harm_held(decision: dict[str, Any] | None) -> str:
@@ -190,11 +235,14 @@ class Controller:
             return replace(r, status=RolloutStatus.PROMOTING)
         judge.next_stage()
         step = r.plan.steps[r.step + 1]
+        message = f"step {r.step + 2}/{len(r.plan.steps)}: canary {step.canary_weight}%"
+        if r.plan.baseline and step.canary_weight > MAX_BASELINE_WEIGHT:
+            message += " (soak step: no baseline traffic, latency not judged)"
         events.append(
             (
                 "step",
                 ACTOR,
-                f"step {r.step + 2}/{len(r.plan.steps)}: canary {step.canary_weight}%",
+                message,
                 {"step": r.step + 1, "canary_weight": step.canary_weight},
             )
         )
@@ -207,16 +255,7 @@ class Controller:
         end = _align(now - r.plan.metrics_lag_s, r.plan)
         if end - r.cursor < r.plan.interval_s:
             return r, None
-        counts = self.metrics.counts(r.cursor, end, judge.thresholds_s)
-        stable, canary = counts["stable"], counts["canary"]
-        s_slow, c_slow = stable.slower_than, canary.slower_than
-        if r.cursor < r.step_started_at + r.plan.latency_settle_s:
-            # Just after a weight change: no latency evidence either way (errors still count).
-            s_slow = c_slow = tuple(0 for _ in judge.thresholds_s)
-        batch = Batch(
-            stable=VersionBatch(stable.requests, stable.errors, s_slow),
-            canary=VersionBatch(canary.requests, canary.errors, c_slow),
-        )
+        batch = self._batch(r, judge, end)
         before = judge.verdict
         decision = judge.update(batch)
         self._decided_at = time.perf_counter()
@@ -232,10 +271,38 @@ class Controller:
             replace(
                 r,
                 cursor=end,
-                step_canary_requests=r.step_canary_requests + canary.requests,
+                step_canary_requests=r.step_canary_requests + batch.canary.requests,
                 last_decision=doc,
             ),
             decision,
+        )
+
+    def _batch(self, r: Rollout, judge: Judge, end: float) -> Batch:
+        """One interval's counts: the controls against the frozen thresholds, the canary
+        against the tolerance-widened ones."""
+        control_t = judge.thresholds_s
+        canary_t = judge.canary_thresholds_s
+        counts = self.metrics.counts(r.cursor, end, control_t)
+        canary = (
+            counts["canary"]
+            if canary_t == control_t
+            else self.metrics.counts(r.cursor, end, canary_t)["canary"]
+        )
+        groups = {"stable": counts["stable"], "canary": canary}
+        if r.plan.baseline:
+            groups["baseline"] = counts.get("baseline", VersionCounts(0, 0, ()))
+        warming = r.cursor < r.created_at + r.plan.warmup_s
+        settling = r.cursor < r.step_started_at + r.plan.latency_settle_s
+        batches: dict[str, VersionBatch] = {}
+        for name, c in groups.items():
+            slow = c.slower_than or tuple(0 for _ in control_t)
+            if warming or settling:
+                # Warm-up or just after a weight change: no latency evidence either way
+                # (decided by the clock alone; errors still count).
+                slow = tuple(0 for _ in control_t)
+            batches[name] = VersionBatch(c.requests, c.errors, slow)
+        return Batch(
+            stable=batches["stable"], canary=batches["canary"], baseline=batches.get("baseline")
         )
 
     def _advance(
@@ -278,7 +345,7 @@ class Controller:
             r = self._next_step(r, judge, now, events)
         if r.status is not RolloutStatus.RUNNING:
             return r, live
-        want = r.plan.steps[r.step].weights
+        want = r.plan.weights(r.step)
         if live != want:
             self.router.set_weights(want)
             events.append(
@@ -286,7 +353,7 @@ class Controller:
                     "weights",
                     ACTOR,
                     f"weights {live} -> {want} (step {r.step + 1})",
-                    {"from": [live.stable, live.canary], "to": [want.stable, want.canary]},
+                    {"from": live.to_dict(), "to": want.to_dict()},
                 )
             )
             live = want
@@ -311,12 +378,13 @@ class Controller:
                     ACTOR,
                     f"weights {live} -> {STABLE_ONLY} (rollback)",
                     {
-                        "from": [live.stable, live.canary],
-                        "to": [100, 0],
+                        "from": live.to_dict(),
+                        "to": STABLE_ONLY.to_dict(),
                         "seconds": round(latency, 4),
                     },
                 )
             )
+        self._stop_baseline(r, events)
         self.workload.scale_canary(r.plan.post_rollback_canary_count)
         events.append(
             (
@@ -330,6 +398,12 @@ class Controller:
         r = self.store.save(replace(r, status=RolloutStatus.ROLLED_BACK), now=now, events=events)
         return TickResult(r, STABLE_ONLY, r.last_decision, latency)
 
+    def _stop_baseline(self, r: Rollout, events: list[EventRecord]) -> None:
+        """After the listener call that gave the baseline weight 0: stop its tasks."""
+        if r.plan.baseline:
+            self.workload.stop_baseline()
+            events.append(("baseline", ACTOR, "baseline stopped (weight 0, 0 tasks)", None))
+
     def _promote(self, r: Rollout, live: Weights) -> TickResult:
         self.progress.update("promoting: stable takes the canary's version")
         self.workload.promote(self.progress)
@@ -341,9 +415,10 @@ class Controller:
                     "weights",
                     ACTOR,
                     f"weights {live} -> {STABLE_ONLY} (stable runs the new version)",
-                    {"from": [live.stable, live.canary], "to": [100, 0]},
+                    {"from": live.to_dict(), "to": STABLE_ONLY.to_dict()},
                 )
             )
+        self._stop_baseline(r, events)
         self.workload.scale_canary(r.plan.idle_canary_count)
         events.append(("promoted", ACTOR, "promoted: stable now runs the canary's version", None))
         now = self.clock()

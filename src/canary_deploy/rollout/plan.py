@@ -38,9 +38,54 @@ class Step:
         if self.min_requests < 0:
             raise UsageError(f"step {self.canary_weight}%: min_requests must be >= 0")
 
-    @property
-    def weights(self) -> Weights:
-        return Weights(100 - self.canary_weight, self.canary_weight)
+    def weights(self, baseline: bool) -> Weights:
+        """The listener's weights during this step; see `step_weights`."""
+        return step_weights(self.canary_weight, baseline)
+
+
+# A baseline gets the canary's share up to 50%: there stable serves nothing and every
+# request goes to tasks of the same age and size. Above 50% there is no room for an
+# equal baseline; those steps are soak steps: errors judged against stable, latency not
+# judged (stable's tasks are not a like-for-like control).
+MAX_BASELINE_WEIGHT = 50
+
+
+def load_imbalance(plan: RolloutPlan, stable_tasks: int, canary_tasks: int) -> str | None:
+    """Without a baseline: a warning when, at some step, a canary task and a stable task
+    get more than 2x different traffic (a lightly loaded task answers at another speed
+    for reasons that are not its version).
+
+    >>> load_imbalance(RolloutPlan((Step(5, 1, 2), Step(50, 1, 2)), baseline=False), 2, 1)
+    'per-task load differs by more than 2x between canary and stable at step 5% (9.5x less per canary task); latency is not compared like for like: size the canary for its share, or use a baseline'
+    """
+    if plan.baseline or stable_tasks <= 0 or canary_tasks <= 0:
+        return None
+    for step in plan.steps:
+        stable_share = 100 - step.canary_weight
+        if stable_share == 0:
+            continue
+        ratio = (step.canary_weight / canary_tasks) / (stable_share / stable_tasks)
+        if ratio > 2 or ratio < 0.5:
+            how = f"{1 / ratio:.3g}x less" if ratio < 1 else f"{ratio:.3g}x more"
+            return (
+                f"per-task load differs by more than 2x between canary and stable at step "
+                f"{step.canary_weight}% ({how} per canary task); latency is not compared "
+                "like for like: size the canary for its share, or use a baseline"
+            )
+    return None
+
+
+def step_weights(canary_weight: int, baseline: bool) -> Weights:
+    """The split for a step holding the canary at `canary_weight` percent.
+
+    >>> str(step_weights(5, True)), str(step_weights(50, True)), str(step_weights(75, True))
+    ('90/5/5', '0/50/50', '25/75')
+    >>> str(step_weights(5, False))
+    '95/5'
+    """
+    if baseline and canary_weight <= MAX_BASELINE_WEIGHT:
+        return Weights(100 - 2 * canary_weight, canary_weight, canary_weight)
+    return Weights(100 - canary_weight, canary_weight)
 
 
 @dataclass(frozen=True)
@@ -58,6 +103,12 @@ class RolloutPlan:
     latency_settle_s: float = 3.0
     post_rollback_canary_count: int = 0
     idle_canary_count: int = 0
+    # Run a baseline (stable's image, the canary's task count and share, started with the
+    # canary's tasks) and judge against it; False compares with stable's tasks.
+    baseline: bool = True
+    # Latency is not judged for this long after the canary's and baseline's tasks became
+    # healthy (the rollout's start): cold caches, lazy imports, new connections.
+    warmup_s: float = 5.0
 
     def __post_init__(self) -> None:
         if not self.steps:
@@ -67,6 +118,8 @@ class RolloutPlan:
             raise UsageError(f"step weights must increase, got {weights}")
         if self.interval_s <= 0 or self.metrics_lag_s < 0 or self.latency_settle_s < 0:
             raise UsageError("interval must be > 0, metrics lag and latency settle >= 0 seconds")
+        if self.warmup_s < 0:
+            raise UsageError(f"warmup must be >= 0 seconds, got {self.warmup_s}")
         if self.post_rollback_canary_count < 0 or self.idle_canary_count < 0:
             raise UsageError("canary task counts must be >= 0")
 
@@ -88,11 +141,20 @@ class RolloutPlan:
             "latency_settle_s": self.latency_settle_s,
             "post_rollback_canary_count": self.post_rollback_canary_count,
             "idle_canary_count": self.idle_canary_count,
+            "baseline": self.baseline,
+            "warmup_s": self.warmup_s,
         }
+
+    def weights(self, step: int) -> Weights:
+        """The listener's weights during step `step` (0-based)."""
+        return self.steps[step].weights(self.baseline)
 
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> RolloutPlan:
         values = dict(doc)
+        # Rollouts stored before baselines existed ran without one.
+        values.setdefault("baseline", False)
+        values.setdefault("warmup_s", 0.0)
         values["steps"] = tuple(Step(**s) for s in values["steps"])
         values["judge"] = JudgeConfig.from_dict(dict(values["judge"]))
         return cls(**values)
@@ -108,13 +170,15 @@ class TargetDefaults:
     max_duration_s: float
     min_requests: int
     settle_s: float
+    warmup_s: float
 
 
 TARGET_DEFAULTS = {
-    "local": TargetDefaults(2.0, 1.0, 10.0, 60.0, 50, 3.0),
+    "local": TargetDefaults(2.0, 1.0, 10.0, 60.0, 50, 3.0, 5.0),
     # CloudWatch publishes 1-minute periods and the newest one is incomplete; a minute
-    # is already long next to a connection warm-up.
-    "aws": TargetDefaults(60.0, 180.0, 300.0, 1800.0, 200, 0.0),
+    # is already long next to a connection warm-up, but a new Fargate task (JIT, caches,
+    # model loading) can take longer.
+    "aws": TargetDefaults(60.0, 180.0, 300.0, 1800.0, 200, 0.0, 120.0),
 }
 
 _STEP_KEYS = {"min_duration", "max_duration", "min_requests"}
@@ -127,6 +191,8 @@ _PLAN_KEYS = {
     "post_rollback_canary_count",
     "idle_canary_count",
     "judge",
+    "baseline",
+    "warmup",
 } | _STEP_KEYS
 
 
@@ -204,4 +270,12 @@ def build_plan(
         latency_settle_s=_seconds("latency_settle", merged.get("latency_settle", d.settle_s)),
         post_rollback_canary_count=int(merged.get("post_rollback_canary_count", 0)),
         idle_canary_count=int(merged.get("idle_canary_count", 0)),
+        baseline=_flag("baseline", merged.get("baseline", True)),
+        warmup_s=_seconds("warmup", merged.get("warmup", d.warmup_s)),
     )
+
+
+def _flag(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    raise UsageError(f"rollout {name}: expected true or false, got {value!r}")

@@ -7,11 +7,11 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol
 
-from canary_deploy.backend import VERSIONS, Target
+from canary_deploy.backend import GROUPS, Progress, SilentProgress, Target
 from canary_deploy.config import Settings
 from canary_deploy.errors import UsageError
 from canary_deploy.rollout.controller import Controller, TickResult, start_rollout
-from canary_deploy.rollout.plan import RolloutPlan, build_plan
+from canary_deploy.rollout.plan import RolloutPlan, build_plan, load_imbalance
 from canary_deploy.rollout.store import Command, Event, Rollout, RolloutStore
 
 
@@ -38,10 +38,18 @@ def plan_from(
 
 
 def begin(
-    settings: Settings, target: Target, store: RolloutStore, plan: RolloutPlan
+    settings: Settings,
+    target: Target,
+    store: RolloutStore,
+    plan: RolloutPlan,
+    progress: Progress | None = None,
 ) -> tuple[Rollout, bool]:
     """The active rollout to resume, or a new one, claimed for this process (another live
-    controller is refused here, before anything is said or done). Returns (rollout, resumed)."""
+    controller is refused here, before anything is said or done). Returns (rollout, resumed).
+
+    A new rollout with a baseline first starts the baseline's tasks and restarts the
+    canary's with them, so both arms are the same age and warm up together."""
+    progress = progress or SilentProgress()
     active = store.active()
     if active is not None:
         store.claim(active.id, now=time.time())
@@ -56,7 +64,23 @@ def begin(
             "the canary service runs no tasks: nothing to roll out",
             hint="deploy the new version first: `canary deploy --image-canary ...`",
         )
-    return start_rollout(store, plan, target.metrics, canary_image=image), False
+    notes: list[str] = []
+    if plan.baseline:
+        count = canary.service.desired
+        progress.log(
+            f"Starting the baseline: {count} task(s) of stable's image, and restarting the "
+            f"canary's {count} task(s) with them"
+        )
+        target.workload.start_baseline(count, progress)
+    else:
+        stable = status.versions.get("stable")
+        stable_tasks = stable.service.desired if stable and stable.service else 0
+        warning = load_imbalance(plan, stable_tasks, canary.service.desired)
+        if warning:
+            progress.log(f"Warning: {warning}")
+            notes.append(warning)
+    rollout = start_rollout(store, plan, target.metrics, canary_image=image, notes=notes)
+    return rollout, False
 
 
 def run(
@@ -97,7 +121,7 @@ def _p99(target: Target, rollout: Rollout, now: float) -> dict[str, float | None
     if end <= start:
         return {}
     out: dict[str, float | None] = {}
-    for version in VERSIONS:
+    for version in GROUPS if rollout.plan.baseline else GROUPS[:2]:
         (value,) = target.metrics.quantiles(version, start, end, (0.99,))
         out[version] = value
     return out

@@ -70,14 +70,15 @@ def render(result: TickResult, quantiles: Mapping[str, float | None], now: float
     for col in ("version", "requests", "errors", "p99"):
         versions.add_column(col, justify="right" if col != "version" else "left")
     metrics = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("metric", "canary", "stable", "harm e", "not-worse e"):
+    for col in ("metric", "canary", "control", "harm e", "not-worse e"):
         metrics.add_column(col, justify="left" if col == "metric" else "right")
     d = result.decision or {}
     evidence = d.get("metrics") or []
     if evidence:
+        errors_control = (d.get("controls") or {}).get("errors", "stable")
         first = evidence[0]
         versions.add_row(
-            "stable",
+            errors_control,
             f"{first['stable_requests']:,}",
             _pct(first["stable_rate"]),
             _ms(quantiles.get("stable")),
@@ -88,6 +89,8 @@ def render(result: TickResult, quantiles: Mapping[str, float | None], now: float
             _pct(first["canary_rate"]),
             _ms(quantiles.get("canary")),
         )
+        if "baseline" in quantiles:
+            versions.add_row("baseline p99", "", "", _ms(quantiles.get("baseline")))
         for m in evidence:
             metrics.add_row(
                 _short(m["name"]),
