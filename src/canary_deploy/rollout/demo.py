@@ -81,6 +81,16 @@ class _Timed:
             self.store.send(result.rollout.id, Command.ABORT, actor="demo")
 
 
+def decided_by(decision: Mapping[str, Any]) -> str:
+    """The metrics whose evidence of harm reached its threshold, e.g. "errors"."""
+    names = [
+        str(m["name"])
+        for m in decision.get("metrics") or []
+        if m["e_harm"] >= m["harm_threshold"]
+    ]
+    return ", ".join(names) or "no metric (aborted)"
+
+
 def outcome_line(act: Act, final: Rollout, rollback_latency_s: float | None) -> str:
     """One line for the summary: what happened, and what it cost."""
     decision = final.last_decision or {}
@@ -95,8 +105,9 @@ def outcome_line(act: Act, final: Rollout, rollback_latency_s: float | None) -> 
         )
         errors = (decision.get("metrics") or [{}])[0]
         return (
-            f"{act.title}: rolled back at step {final.step + 1} after {canary_requests} canary "
-            f"requests ({errors.get('canary_hits', '?')} failed){took}"
+            f"{act.title}: rolled back at step {final.step + 1} on {decided_by(decision)} "
+            f"after {canary_requests} canary requests ({errors.get('canary_hits', '?')} "
+            f"failed){took}"
         )
     if final.status is RolloutStatus.PROMOTED:
         return f"{act.title}: promoted after {len(final.plan.steps)} steps; stable now runs v2"
@@ -123,13 +134,12 @@ def run_acts(
         for act in ACTS:
             announce(f"\nAutomated rollout - {act.title}")
             base = usecases.release_spec(settings)
+            # The rollout runs a baseline beside the canary (same size, same share,
+            # started together), so the canary's size does not bias the comparison.
             spec = replace(
                 base,
                 image_stable=act.stable_image,
                 image_canary=act.canary_image,
-                # As many canary tasks as stable ones, so that at 50/50 latency compares
-                # the versions rather than how busy one task is.
-                desired_count_canary=base.desired_count_stable,
                 weights=STABLE_ONLY,
             )
             target.deploy(spec, progress)
@@ -139,7 +149,7 @@ def run_acts(
             store = service.open_store(settings)
             try:
                 plan = build_plan("local", DEMO_PLAN)
-                rollout, _ = service.begin(settings, target, store, plan)
+                rollout, _ = service.begin(settings, target, store, plan, progress)
                 with view() as shown:
                     timed = _Timed(shown, store)
                     final = service.run(target, store, rollout, timed)
