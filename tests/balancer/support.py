@@ -177,6 +177,7 @@ async def stack(
     *,
     stable: int = 1,
     canary: int = 1,
+    baseline: int = 0,
     health: HealthCheckConfig | None = None,
     wait_healthy: bool = True,
     **config: Any,
@@ -184,6 +185,8 @@ async def stack(
     """A started balancer on a free port with fresh backends registered in each group."""
     stables = [await Backend(f"stable-{i}").start() for i in range(stable)]
     canaries = [await Backend(f"canary-{i}").start() for i in range(canary)]
+    # Baseline backends follow the canaries in the second list (names say which).
+    canaries += [await Backend(f"baseline-{i}").start() for i in range(baseline)]
     cfg = BalancerConfig(
         port=0,
         weights=weights,
@@ -195,7 +198,8 @@ async def stack(
     try:
         for group, backends in (("stable", stables), ("canary", canaries)):
             for b in backends:
-                balancer.register_target(group, b.name, "127.0.0.1", b.port)  # type: ignore[arg-type]
+                name = b.name.split("-")[0] if b.name.startswith("baseline") else group
+                balancer.register_target(name, b.name, "127.0.0.1", b.port)  # type: ignore[arg-type]
         await balancer.start()
         if wait_healthy:
             await wait_for(lambda: all_healthy(balancer))

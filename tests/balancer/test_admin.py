@@ -34,15 +34,29 @@ def test_admin_routes_change_weights_and_targets_and_report_metrics(tmp_path: Pa
                 assert await asyncio.to_thread(call, "GET", "/weights") == {
                     "stable": 100,
                     "canary": 0,
+                    "baseline": 0,
                 }
                 changed = await asyncio.to_thread(
                     call, "PUT", "/weights", {"stable": 0, "canary": 100}
                 )
-                assert changed == {"stable": 0, "canary": 100}
+                assert changed == {"stable": 0, "canary": 100, "baseline": 0}
                 assert (await get(balancer.port)).body == b"canary-0"  # next request
 
                 with pytest.raises(UsageError, match="sum to 100"):
                     await asyncio.to_thread(call, "PUT", "/weights", {"stable": 50, "canary": 5})
+                with pytest.raises(UsageError, match=r"sum to 100, got 90 \+ 5 \+ 10"):
+                    await asyncio.to_thread(
+                        call, "PUT", "/weights", {"stable": 90, "canary": 5, "baseline": 10}
+                    )
+                with pytest.raises(UsageError, match="baseline weight must be an integer"):
+                    await asyncio.to_thread(
+                        call, "PUT", "/weights", {"stable": 90, "canary": 5, "baseline": 5.0}
+                    )
+                with pytest.raises(UsageError, match="unknown target group 'baselin'"):
+                    await asyncio.to_thread(
+                        call, "PUT", "/weights", {"stable": 90, "canary": 5, "baselin": 5}
+                    )
+                assert balancer.get_weights() == Weights(0, 100), "a refused call changes nothing"
                 with pytest.raises(UsageError, match="no route"):
                     await asyncio.to_thread(call, "GET", "/nope")
 
@@ -101,5 +115,50 @@ def test_second_server_on_a_live_socket_is_refused_and_a_stale_one_replaced(tmp_
         second = AdminServer(sock)
         await second.start()
         await second.stop()
+
+    run(scenario())
+
+
+def test_admin_routes_carry_the_baseline_group(tmp_path: Path) -> None:
+    sock = tmp_path / "admin.sock"
+
+    async def scenario() -> None:
+        async with stack(Weights(100, 0), baseline=1) as (balancer, _, _):
+            admin = AdminServer(sock)
+            balancer_routes(admin, balancer)
+            await admin.start()
+            try:
+                client = AdminClient(sock)
+
+                def call(method: str, path: str, body: object = None) -> object:
+                    return client.request(method, path, body)
+
+                changed = await asyncio.to_thread(
+                    call, "PUT", "/weights", {"stable": 0, "canary": 0, "baseline": 100}
+                )
+                assert changed == {"stable": 0, "canary": 0, "baseline": 100}
+                assert await asyncio.to_thread(call, "GET", "/weights") == changed
+                assert (await get(balancer.port)).body == b"baseline-0"
+                assert (await get(balancer.port, "/status/503")).status == 503
+                targets = await asyncio.to_thread(call, "GET", "/targets")
+                assert [t["target_id"] for t in targets["baseline"]] == ["baseline-0"]  # type: ignore[index]
+                counts = await asyncio.to_thread(call, "GET", "/counts?start=0&end=1e11")
+                assert counts["baseline"] == {"requests": 2, "errors": 1, "slower_than": []}  # type: ignore[index]
+                assert counts["canary"]["requests"] == 0  # type: ignore[index]
+                quantiles = await asyncio.to_thread(
+                    call, "GET", "/quantiles?version=baseline&start=0&end=1e11&qs=0.5"
+                )
+                assert quantiles["quantiles"][0] > 0  # type: ignore[index]
+                text = str(await asyncio.to_thread(call, "GET", "/metrics"))
+                assert 'canary_balancer_requests_total{target_group="baseline"} 2' in text
+                # The seed's two-number call still works and means baseline 0.
+                two = await asyncio.to_thread(call, "PUT", "/weights", {"stable": 95, "canary": 5})
+                assert two == {"stable": 95, "canary": 5, "baseline": 0}
+                with pytest.raises(UsageError, match="unknown target group 'blue'"):
+                    await asyncio.to_thread(
+                        call, "POST", "/targets", {"group": "blue", "target_id": "x", "port": 1}
+                    )
+            finally:
+                await admin.stop()
 
     run(scenario())

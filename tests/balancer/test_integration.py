@@ -17,6 +17,7 @@ from tests.balancer.support import (
     BackendConnection,
     RawClient,
     Request,
+    all_healthy,
     get,
     run,
     stack,
@@ -358,5 +359,70 @@ def test_backend_helper_sanity() -> None:
             assert ATTACK_MARKER in backend.raw
         finally:
             await backend.stop()
+
+    run(scenario())
+
+
+def test_three_groups_split_exactly_and_a_sticky_client_stays_on_the_baseline() -> None:
+    async def scenario() -> None:
+        async with stack(Weights(90, 5, 5), baseline=1, stickiness_s=600) as (balancer, _, _):
+            client = await RawClient().connect(balancer.port)
+            names = []
+            for _ in range(300):
+                client.send(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+                response = await client.read_response()
+                assert response is not None and response.status == 200
+                names.append(response.body.decode().split("-")[0])
+            await client.close()
+            for start in range(201):
+                window = names[start : start + 100]
+                assert [window.count(g) for g in ("stable", "canary", "baseline")] == [90, 5, 5]
+            counts = balancer.metrics.counts(0, 1e11)
+            assert [counts[g].requests for g in ("stable", "canary", "baseline")] == [270, 15, 15]
+
+            # A client bound to the baseline stays there while it has weight...
+            while "baseline" not in (response := await get(balancer.port)).body.decode():
+                pass
+            cookie = (response.header("Set-Cookie") or "").split(";")[0]
+            assert cookie.startswith("AWSALBTG=")
+            for _ in range(10):
+                sticky = await get(balancer.port, headers=f"Cookie: {cookie}\r\n")
+                assert sticky.body == b"baseline-0"
+            # ...and moves when the rollout gives the baseline weight 0.
+            balancer.set_weights(Weights(95, 5))
+            moved = {(await get(balancer.port, headers=f"Cookie: {cookie}\r\n")).body}
+            for _ in range(20):
+                moved.add((await get(balancer.port, headers=f"Cookie: {cookie}\r\n")).body)
+            assert b"baseline-0" not in moved
+
+    run(scenario())
+
+
+def test_slow_start_gives_a_new_target_a_small_share_that_grows_to_a_full_one() -> None:
+    async def scenario() -> None:
+        async with stack(Weights(100, 0), canary=0, slow_start_s=30) as (balancer, _, _):
+            newcomer = await Backend("stable-new").start()
+            try:
+                balancer.register_target("stable", "stable-new", "127.0.0.1", newcomer.port)
+                await wait_for(lambda: all_healthy(balancer))
+                group = balancer._router.groups["stable"]
+                assert group.targets["stable-new"].slow_start_since is not None
+                served = [(await get(balancer.port)).body for _ in range(100)]
+                assert served.count(b"stable-new") <= 10, "a fresh target starts near zero"
+                # Half-way through the duration the balancer's ramp timer has moved it on.
+                started = group.clock()
+                loop = asyncio.get_running_loop()
+                t0 = loop.time()
+                group.clock = lambda: started + 15 + (loop.time() - t0)
+                await asyncio.sleep(0.6)  # > one ramp step (30 s / 100)
+                served = [(await get(balancer.port)).body for _ in range(300)]
+                assert 80 <= served.count(b"stable-new") <= 120  # 0.5 / 1.5 of the picks
+                group.clock = lambda: started + 31
+                await wait_for(lambda: not group.ramping)
+                served = [(await get(balancer.port)).body for _ in range(100)]
+                assert served.count(b"stable-new") == 50
+                assert balancer._ramper is None, "no ramp timer once nobody ramps"
+            finally:
+                await newcomer.stop()
 
     run(scenario())

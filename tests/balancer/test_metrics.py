@@ -75,3 +75,26 @@ def test_prometheus_text_and_export_import(clock: list[float]) -> None:
     restored.import_buckets(rec.export_buckets(since=0))
     assert restored.counts(0, 2e6) == rec.counts(0, 2e6)
     assert len(rec.export_buckets(since=1_000_001)) == 1
+
+
+def test_the_baseline_group_is_counted_exported_and_restored(clock: list[float]) -> None:
+    rec = MetricsRecorder()
+    for _ in range(3):
+        rec.record_response("baseline", 200, 0.004)
+    rec.record_response("baseline", 500, 0.004)
+    rec.record_balancer_error("baseline", 502)
+    rec.record_response("canary", 200, 0.004)
+    clock[0] += 1
+    counts = rec.counts(0, 2e6, thresholds_s=(0.001,))
+    assert set(counts) == {"stable", "canary", "baseline"}
+    assert (counts["baseline"].requests, counts["baseline"].errors) == (5, 2)
+    assert counts["baseline"].slower_than == (4,)
+    assert counts["canary"].requests == 1 and counts["stable"].requests == 0
+    assert rec.quantiles("baseline", 0, 2e6, (0.5,))[0] == pytest.approx(0.004, rel=0.04)
+    text = rec.prometheus_text()
+    assert 'canary_balancer_requests_total{target_group="baseline"} 5' in text
+    assert 'canary_balancer_elb_errors_total{target_group="baseline",code="502"} 1' in text
+
+    restored = MetricsRecorder()
+    restored.import_buckets(rec.export_buckets(since=0))
+    assert restored.counts(0, 2e6) == rec.counts(0, 2e6)

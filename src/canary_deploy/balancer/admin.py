@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlsplit
 
+from canary_deploy.backend import GROUPS, Version
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
 from canary_deploy.weights import Weights
 
@@ -220,21 +221,47 @@ def _floats(query: dict[str, str], name: str) -> list[float]:
         raise UsageError(f"{name} must be comma-separated numbers, got {raw!r}") from None
 
 
+def weights_from_body(body: Any) -> Weights:
+    """The body of `PUT /weights`: {"stable": S, "canary": C} and an optional
+    "baseline": B (0 when absent); integers (or integer strings) summing to 100."""
+    if not isinstance(body, dict) or not {"stable", "canary"} <= body.keys():
+        raise UsageError('weights need a JSON body {"stable": S, "canary": C, "baseline": B}')
+    unknown = sorted(str(k) for k in body.keys() - set(GROUPS))
+    if unknown:
+        raise UsageError(
+            f"unknown target group {unknown[0]!r} in weights",
+            hint="the target groups are stable, canary and baseline",
+        )
+    values: list[int] = []
+    for name in GROUPS:
+        raw = body.get(name, 0)
+        if isinstance(raw, str) and raw.strip().lstrip("-").isdigit():
+            raw = int(raw)
+        if isinstance(raw, bool) or not isinstance(raw, int):
+            raise UsageError(f"{name} weight must be an integer, got {raw!r}")
+        values.append(raw)
+    return Weights(*values)
+
+
+def group_of(name: str, *, status: int = 400) -> Version:
+    """A target group named in a request, or a clear error."""
+    for group in GROUPS:
+        if name == group:
+            return group
+    raise AdminError(
+        status, f"unknown target group {name!r}", hint="use stable, canary or baseline"
+    )
+
+
 def balancer_routes(server: AdminServer, balancer: Balancer) -> None:
     """Register the balancer's admin routes on `server`."""
 
-    def weights_doc() -> dict[str, int]:
-        w = balancer.get_weights()
-        return {"stable": w.stable, "canary": w.canary}
-
     async def get_weights(body: Any, query: dict[str, str]) -> Any:
-        return weights_doc()
+        return balancer.get_weights().to_dict()
 
     async def put_weights(body: Any, query: dict[str, str]) -> Any:
-        if not isinstance(body, dict) or not {"stable", "canary"} <= body.keys():
-            raise UsageError('body must be {"stable": S, "canary": C}')
-        balancer.set_weights(Weights(body["stable"], body["canary"]))
-        return weights_doc()
+        balancer.set_weights(weights_from_body(body))
+        return balancer.get_weights().to_dict()
 
     async def get_targets(body: Any, query: dict[str, str]) -> Any:
         return {g: [asdict(t) for t in ts] for g, ts in balancer.target_health().items()}
@@ -247,18 +274,14 @@ def balancer_routes(server: AdminServer, balancer: Balancer) -> None:
             host, port = str(body.get("host", "127.0.0.1")), int(body["port"])
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"invalid target: {exc}") from None
-        if group not in ("stable", "canary"):
-            raise UsageError(f"unknown target group {group!r}", hint="use stable or canary")
-        balancer.register_target(group, target_id, host, port)  # type: ignore[arg-type]
+        balancer.register_target(group_of(group), target_id, host, port)
         return await get_targets(None, {})
 
     async def delete_target(body: Any, query: dict[str, str]) -> Any:
-        group = query["group"]
-        if group not in ("stable", "canary"):
-            raise AdminError(404, f"unknown target group {group!r}")
+        group = group_of(query["group"], status=404)
         delay = query.get("delay_s")
         await balancer.deregister_target(
-            group,  # type: ignore[arg-type]
+            group,
             query["id"],
             delay_s=None if delay is None else _float(query, "delay_s"),
         )
@@ -274,12 +297,10 @@ def balancer_routes(server: AdminServer, balancer: Balancer) -> None:
         return {v: asdict(c) for v, c in counts.items()}
 
     async def get_quantiles(body: Any, query: dict[str, str]) -> Any:
-        version = query.get("version", "canary")
-        if version not in ("stable", "canary"):
-            raise UsageError(f"unknown version {version!r}")
+        version = group_of(query.get("version", "canary"))
         qs = _floats(query, "qs") or [0.5, 0.95, 0.99]
         values = balancer.metrics.quantiles(
-            version,  # type: ignore[arg-type]
+            version,
             _float(query, "start"),
             _float(query, "end"),
             qs,

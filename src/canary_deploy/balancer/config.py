@@ -43,7 +43,8 @@ class HealthCheckConfig:
 
 @dataclass(frozen=True)
 class BalancerConfig:
-    """One listener with a weighted forward action over the stable and canary groups."""
+    """One listener with a weighted forward action over the stable, canary and baseline
+    target groups."""
 
     host: str = "127.0.0.1"
     port: int = 8080  # 0 = pick a free port
@@ -53,6 +54,7 @@ class BalancerConfig:
     health: HealthCheckConfig = field(default_factory=HealthCheckConfig)
     algorithm: Algorithm = "round_robin"
     deregistration_delay_s: float = 300
+    slow_start_s: int = 0  # ALB target-group slow start: 0 (off) or 30..900 seconds
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -70,6 +72,22 @@ class BalancerConfig:
             )
         if self.deregistration_delay_s < 0:
             raise UsageError("deregistration delay cannot be negative")
+        check_slow_start(self.slow_start_s)
+        if self.slow_start_s and self.algorithm == "least_outstanding_requests":
+            raise UsageError(
+                "slow start cannot be combined with least outstanding requests (as on ALB)",
+                hint="use round_robin, or slow start 0",
+            )
+
+
+def check_slow_start(seconds: int) -> None:
+    """ALB's range for `slow_start.duration_seconds`: 0 (off) or 30..900."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int):
+        raise UsageError(f"slow start must be whole seconds, got {seconds!r}")
+    if seconds != 0 and not 30 <= seconds <= 900:
+        raise UsageError(
+            f"slow start must be 0 (off) or 30-900 seconds (ALB's range), got {seconds}"
+        )
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from canary_deploy.backend import VERSIONS, Version, VersionCounts
+from canary_deploy.backend import GROUPS, Version, VersionCounts
 
 # Histogram buckets: 1 microsecond wide below 32 us, then 16 equal buckets per power of
 # two (relative width <= 1/16), so quantiles are within ~3% and "slower than T" is
@@ -141,7 +141,7 @@ class MetricsRecorder:
         self.retention_s = retention_s
         self.rejected_400 = 0  # framing errors: no target group was chosen
         self._seconds: dict[int, dict[Version, _Cell]] = {}
-        self._totals: dict[Version, _Cell] = {v: _Cell() for v in VERSIONS}
+        self._totals: dict[Version, _Cell] = {v: _Cell() for v in GROUPS}
         self._second = -1
         self._current: dict[Version, _Cell] = {}
 
@@ -231,7 +231,7 @@ class MetricsRecorder:
     ) -> dict[Version, VersionCounts]:
         """Requests, errors and latency exceedances per group (MetricsSource contract)."""
         out: dict[Version, VersionCounts] = {}
-        for version in VERSIONS:
+        for version in GROUPS:
             stats = self.window(version, start, end)
             out[version] = VersionCounts(
                 requests=stats.requests,
@@ -255,7 +255,7 @@ class MetricsRecorder:
             "# TYPE canary_balancer_requests_total counter",
         ]
         cells: dict[Version, _Cell] = {}
-        for version in VERSIONS:
+        for version in GROUPS:
             cell = _Cell()
             cell.add(self._totals[version])
             current = self._current.get(version)
@@ -327,7 +327,7 @@ class MetricsRecorder:
         """Restore persisted buckets (after a restart); a restored second replaces ours."""
         for doc in buckets:
             version = doc["version"]
-            if version not in VERSIONS:
+            if version not in GROUPS:
                 continue
             second = int(doc["t"])
             self._seconds.setdefault(second, {})[version] = _Cell.from_dict(doc)

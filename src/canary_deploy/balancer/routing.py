@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Callable, Sequence
 from email.utils import formatdate
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
-from canary_deploy.backend import VERSIONS, Version
+from canary_deploy.backend import GROUPS, Version
 from canary_deploy.balancer.clock import wall_second
 from canary_deploy.balancer.config import Algorithm, HealthState
 from canary_deploy.weights import Weights
@@ -17,17 +19,24 @@ if TYPE_CHECKING:
 STICKY_COOKIE = b"AWSALBTG"
 # Idle upstream keep-alive connections kept per target; more are closed when returned.
 MAX_IDLE_PER_TARGET = 64
+# A target in slow start gets 1/100 of a full share at first, then linearly more.
+RAMP_RESOLUTION = 100
+_T = TypeVar("_T")
 
 
 class SmoothWeighted:
-    """nginx's smooth weighted round robin over the two target groups.
+    """nginx's smooth weighted round robin over the target groups (stable, canary, baseline).
 
-    The picks repeat with period 100 (weights sum to 100), so any 100 consecutive
-    picks contain exactly `canary` canary picks, spread evenly; weight 0 gets none.
+    Each step adds every group's weight to its credit and picks the group with the most
+    credit (ties in GROUPS order), which then pays 100. Over 100 picks every group is
+    picked exactly its weight; the picks repeat with period 100, so any 100 consecutive
+    picks hold the exact split, spread evenly; weight 0 gets none.
 
     >>> chooser = SmoothWeighted(Weights(80, 20))
     >>> "".join(chooser.next()[0] for _ in range(10))
-    'sssscsssss'
+    'sscsssscss'
+    >>> "".join(SmoothWeighted(Weights(80, 10, 10)).next()[0] for _ in range(10))
+    'ssscssbsss'
     """
 
     __slots__ = ("schedule", "tick", "weights")
@@ -39,25 +48,35 @@ class SmoothWeighted:
         """New weights apply to the very next pick; the cycle restarts from zero."""
         # The picks repeat with period 100, so they are computed once per change and
         # the hot path only indexes this list with a counter.
-        schedule: list[Version] = []
-        current_stable = current_canary = 0
-        for _ in range(100):
-            current_stable += weights.stable
-            current_canary += weights.canary
-            if current_stable >= current_canary:
-                current_stable -= 100
-                schedule.append("stable")
-            else:
-                current_canary -= 100
-                schedule.append("canary")
         self.weights = weights
-        self.schedule = schedule
+        self.schedule = smooth_schedule([(g, weights.of(g)) for g in GROUPS])
         self.tick = 0  # index of the next pick in `schedule`
 
     def next(self) -> Version:
         tick = self.tick
         self.tick = tick + 1 if tick < 99 else 0
         return self.schedule[tick]
+
+
+def smooth_schedule(weighted: Sequence[tuple[_T, int]]) -> list[_T]:
+    """One period of smooth weighted round robin: each item appears exactly its weight
+    times, spread evenly (the period is the sum of the weights).
+
+    >>> "".join(smooth_schedule([("a", 2), ("b", 1), ("c", 0)]))
+    'aba'
+    """
+    total = sum(w for _, w in weighted)
+    credit = [0] * len(weighted)
+    out: list[_T] = []
+    for _ in range(total):
+        best = 0
+        for i, (_, w) in enumerate(weighted):
+            credit[i] += w
+            if credit[i] > credit[best]:
+                best = i
+        credit[best] -= total
+        out.append(weighted[best][0])
+    return out
 
 
 class Target:
@@ -68,9 +87,11 @@ class Target:
         "consecutive_successes",
         "host",
         "idle",
+        "joined_alone",
         "outstanding",
         "port",
         "reason",
+        "slow_start_since",
         "state",
         "target_id",
     )
@@ -85,34 +106,132 @@ class Target:
         self.consecutive_successes = 0
         self.consecutive_failures = 0
         self.idle: list[UpstreamConnection] = []
+        # Slow start: when this target entered it (clock time), None when not in it.
+        self.slow_start_since: float | None = None
+        # Registered while its group had no settled target (see TargetGroup.register):
+        # its first healthy check does not start a slow start.
+        self.joined_alone = False
 
     def __repr__(self) -> str:
         return f"Target({self.target_id!r}, {self.host}:{self.port}, {self.state})"
 
 
+def _settled(target: Target) -> bool:
+    """Healthy and not in slow start: what lets a newly healthy peer enter slow start."""
+    return target.state == "healthy" and target.slow_start_since is None
+
+
 class TargetGroup:
-    """The targets of one version; picks among healthy ones, failing open like ALB."""
+    """The targets of one group; picks among healthy ones, failing open like ALB.
 
-    __slots__ = ("_healthy", "_next", "_routable", "algorithm", "name", "only", "pool", "targets")
+    ALB slow start (`slow_start_s` > 0): a target that becomes healthy while the group
+    has another healthy target not in slow start enters slow start; its share of the
+    group's requests then rises linearly from ~0 to a full share over `slow_start_s`.
+    It leaves slow start when the time is up or when it stops being healthy (it enters
+    again when healthy again). Targets registered into a group with no such settled
+    target (a first deployment) never start slowly, nor do targets already healthy when
+    slow start is switched on. The ramp is a weighted `pool` rebuilt by `refresh()`
+    (the balancer calls it every `ramp_step_s` while a target ramps), so picking costs
+    the same with or without slow start.
+    """
 
-    def __init__(self, name: Version, algorithm: Algorithm) -> None:
+    __slots__ = (
+        "_healthy",
+        "_next",
+        "_routable",
+        "algorithm",
+        "clock",
+        "name",
+        "only",
+        "pool",
+        "ramping",
+        "slow_start_s",
+        "targets",
+    )
+
+    def __init__(
+        self,
+        name: Version,
+        algorithm: Algorithm,
+        slow_start_s: float = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.name = name
         self.algorithm = algorithm
+        self.slow_start_s = slow_start_s
+        self.clock = clock
         self.targets: dict[str, Target] = {}
         self._healthy: list[Target] = []
         self._routable: list[Target] = []
         self.pool: list[Target] = []  # what pick() chooses from
         # The one target to use when the choice is trivial (the hot path skips pick()).
         self.only: Target | None = None
+        self.ramping = False  # some target is in slow start: refresh() must run again
         self._next = 0
+
+    def register(self, target: Target) -> None:
+        """Add a target (state `initial`)."""
+        target.joined_alone = not any(_settled(t) for t in self.targets.values())
+        self.targets[target.target_id] = target
+        self.refresh()
+
+    def health_changed(self, target: Target) -> None:
+        """Apply ALB's slow-start entry and exit rules after a target changed state."""
+        if target.state == "healthy":
+            if (
+                self.slow_start_s > 0
+                and not target.joined_alone
+                and any(_settled(t) for t in self.targets.values() if t is not target)
+            ):
+                target.slow_start_since = self.clock()
+            target.joined_alone = False  # only its first healthy check is exempt
+        else:
+            target.slow_start_since = None
+        self.refresh()
+
+    def set_slow_start(self, seconds: float) -> None:
+        """Change the duration; 0 ends every slow start at once."""
+        self.slow_start_s = seconds
+        if seconds <= 0:
+            for target in self.targets.values():
+                target.slow_start_since = None
+        self.refresh()
 
     def refresh(self) -> None:
         """Rebuild the routing lists; call after any registration or health change."""
         self._routable = [t for t in self.targets.values() if t.state != "draining"]
         self._healthy = [t for t in self._routable if t.state == "healthy"]
-        # ALB fails open: with no healthy target, every registered one gets traffic.
-        self.pool = self._healthy or self._routable
+        ramping = [t for t in self._healthy if t.slow_start_since is not None]
+        if ramping:
+            ramping = self._expire(ramping)
+        self.ramping = bool(ramping)
+        if ramping and len(self._healthy) > 1:
+            self.pool = smooth_schedule(self._shares())
+        else:
+            # ALB fails open: with no healthy target, every registered one gets traffic.
+            self.pool = self._healthy or self._routable
         self.only = self.pool[0] if len(self.pool) == 1 else None
+
+    def _expire(self, ramping: list[Target]) -> list[Target]:
+        now = self.clock()
+        for target in ramping:
+            assert target.slow_start_since is not None
+            if now - target.slow_start_since >= self.slow_start_s:
+                target.slow_start_since = None
+        return [t for t in ramping if t.slow_start_since is not None]
+
+    def _shares(self) -> list[tuple[Target, int]]:
+        """Each healthy target's share in 1/RAMP_RESOLUTION of a full one."""
+        now = self.clock()
+        shares = []
+        for target in self._healthy:
+            since = target.slow_start_since
+            if since is None:
+                shares.append((target, RAMP_RESOLUTION))
+            else:
+                ramp = (now - since) / self.slow_start_s
+                shares.append((target, max(1, min(RAMP_RESOLUTION, int(RAMP_RESOLUTION * ramp)))))
+        return shares
 
     @property
     def has_targets(self) -> bool:
@@ -147,7 +266,7 @@ class Stickiness:
 
     def __init__(self, duration_s: int) -> None:
         self.duration_s = duration_s
-        self._by_token: dict[bytes, Version] = {sticky_token(v): v for v in VERSIONS}
+        self._by_token: dict[bytes, Version] = {sticky_token(v): v for v in GROUPS}
         self._until = -1.0  # monotonic time at which the cached headers' second ends
         self._cached: dict[Version, bytes] = {}
 
@@ -175,19 +294,21 @@ class Stickiness:
             self._cached = {
                 v: b"Set-Cookie: %s=%s; Expires=%s; Path=/\r\n"
                 % (STICKY_COOKIE, sticky_token(v), expires)
-                for v in VERSIONS
+                for v in GROUPS
             }
         return self._cached[version]
 
 
 class Router:
-    """The listener's weighted forward action over the stable and canary groups."""
+    """The listener's weighted forward action over the stable, canary and baseline groups."""
 
     __slots__ = ("chooser", "groups")
 
-    def __init__(self, weights: Weights, algorithm: Algorithm) -> None:
+    def __init__(self, weights: Weights, algorithm: Algorithm, slow_start_s: float = 0) -> None:
         self.chooser = SmoothWeighted(weights)
-        self.groups: dict[Version, TargetGroup] = {v: TargetGroup(v, algorithm) for v in VERSIONS}
+        self.groups: dict[Version, TargetGroup] = {
+            v: TargetGroup(v, algorithm, slow_start_s) for v in GROUPS
+        }
 
     def choose(self, sticky: Version | None = None) -> tuple[Version, Target | None]:
         """The group for the next request and a target in it (None: group is empty).
@@ -197,10 +318,7 @@ class Router:
         """
         if sticky is not None:
             group = self.groups[sticky]
-            weight = (
-                self.chooser.weights.canary if sticky == "canary" else (self.chooser.weights.stable)
-            )
-            if weight > 0 and group.has_targets:
+            if self.chooser.weights.of(sticky) > 0 and group.has_targets:
                 return sticky, group.pick()
         version = self.chooser.next()
         return version, self.groups[version].pick()

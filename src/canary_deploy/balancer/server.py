@@ -1,11 +1,11 @@
-"""The `Balancer` facade: one listener, two target groups, health checks and metrics."""
+"""The `Balancer` facade: one listener, three target groups, health checks and metrics."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 
-from canary_deploy.backend import VERSIONS, Version
+from canary_deploy.backend import GROUPS, Version
 from canary_deploy.balancer.config import BalancerConfig, TargetHealth
 from canary_deploy.balancer.health import HealthChecker
 from canary_deploy.balancer.metrics import MetricsRecorder
@@ -18,20 +18,23 @@ from canary_deploy.weights import Weights
 MAX_SWEEP_PERIOD_S = 1.0
 # How often a draining deregistration checks for in-flight requests.
 DRAIN_POLL_S = 0.02
+# While a target is in slow start its share is recomputed this often (at most).
+MAX_RAMP_STEP_S = 1.0
 
 
 class Balancer:
-    """An ALB-like listener with a weighted forward action over stable and canary."""
+    """An ALB-like listener with a weighted forward action over stable, canary and baseline."""
 
     def __init__(self, config: BalancerConfig) -> None:
         self.config = config
         self.metrics = MetricsRecorder()
-        self._router = Router(config.weights, config.algorithm)
+        self._router = Router(config.weights, config.algorithm, config.slow_start_s)
         self._stickiness = Stickiness(config.stickiness_s) if config.stickiness_s else None
         self._health = HealthChecker(config.health, self._on_health_change)
         self._server: asyncio.Server | None = None
         self._ctx: ProxyContext | None = None
         self._sweeper: asyncio.TimerHandle | None = None
+        self._ramper: asyncio.TimerHandle | None = None
         self._port = 0
 
     # ---- lifecycle
@@ -62,6 +65,9 @@ class Balancer:
         if self._sweeper is not None:
             self._sweeper.cancel()
             self._sweeper = None
+        if self._ramper is not None:
+            self._ramper.cancel()
+            self._ramper = None
         await self._health.stop()
         ctx = self._ctx
         if self._server is not None:
@@ -108,6 +114,17 @@ class Balancer:
         """Effective for the next request; requests in flight are not touched."""
         self._router.chooser.set(weights)
 
+    @property
+    def slow_start_s(self) -> float:
+        return self._router.groups["stable"].slow_start_s
+
+    def set_slow_start(self, seconds: float) -> None:
+        """ALB's target-group `slow_start.duration_seconds`, on every group, live.
+
+        Targets already healthy keep their full share; 0 ends every slow start."""
+        for group in self._router.groups.values():
+            group.set_slow_start(seconds)
+
     # ---- targets
 
     def register_target(self, group: Version, target_id: str, host: str, port: int) -> None:
@@ -119,8 +136,7 @@ class Balancer:
                 return
             raise UsageError(f"target {target_id} is already registered in {group}")
         target = Target(target_id, host, port)
-        target_group.targets[target_id] = target
-        target_group.refresh()
+        target_group.register(target)
         if self._server is not None:
             self._health.watch(target)
 
@@ -135,7 +151,7 @@ class Balancer:
             raise UsageError(f"no target {target_id} in {group}")
         target.state = "draining"
         target.reason = "Target.DeregistrationInProgress"
-        target_group.refresh()
+        target_group.health_changed(target)  # leaves slow start, gets no new requests
         await self._health.unwatch(target)
         for upstream in list(target.idle):
             upstream.close()
@@ -155,18 +171,30 @@ class Balancer:
                 TargetHealth(t.target_id, t.host, t.port, t.state, t.reason)
                 for t in self._router.groups[version].targets.values()
             ]
-            for version in VERSIONS
+            for version in GROUPS
         }
 
     def _on_health_change(self, target: Target) -> None:
         for group in self._router.groups.values():
             if group.targets.get(target.target_id) is target:
-                group.refresh()
+                group.health_changed(target)
+                if group.ramping and self._ramper is None:
+                    self._ramp()
+
+    def _ramp(self) -> None:
+        """Move slow-start shares along while any target ramps; then stop ticking."""
+        self._ramper = None
+        groups = [g for g in self._router.groups.values() if g.ramping]
+        for group in groups:
+            group.refresh()
+        if self._ctx is None or not any(g.ramping for g in groups):
+            return
+        step = min(MAX_RAMP_STEP_S, self.slow_start_s / 100)
+        self._ramper = self._ctx.loop.call_later(step, self._ramp)
 
 
 def _version(group: str) -> Version:
-    if group == "stable":
-        return "stable"
-    if group == "canary":
-        return "canary"
-    raise UsageError(f"unknown target group {group!r}", hint="use stable or canary")
+    for version in GROUPS:
+        if group == version:
+            return version
+    raise UsageError(f"unknown target group {group!r}", hint="use stable, canary or baseline")

@@ -47,15 +47,25 @@ def balancer(
     admin_socket: Annotated[
         Path, typer.Option(help="Unix socket for run-time changes (mode 0600)")
     ] = DEFAULT_ADMIN_SOCKET,
+    baseline: Annotated[
+        str, typer.Option(help="Baseline targets, host:port[,...] (a third target group)")
+    ] = "",
+    baseline_weight: Annotated[
+        int, typer.Option(help="Baseline percent; --weights then sum to 100 minus it")
+    ] = 0,
+    slow_start: Annotated[
+        int, typer.Option(help="ALB slow start: a newly healthy target ramps up over N s")
+    ] = 0,
 ) -> None:
     """Weighted reverse proxy like an ALB listener; Ctrl-C stops it."""
     host, port = parse_endpoint(listen, "--listen")
     targets: dict[Version, list[tuple[str, int]]] = {
         "stable": parse_endpoints(stable, "--stable"),
         "canary": parse_endpoints(canary, "--canary"),
+        "baseline": parse_endpoints(baseline, "--baseline"),
     }
-    if not targets["stable"] and not targets["canary"]:
-        raise UsageError("give at least one target with --stable or --canary")
+    if not any(targets.values()):
+        raise UsageError("give at least one target with --stable, --canary or --baseline")
     health = (
         HealthCheckConfig.fast(health_path)
         if health_profile == "fast"
@@ -64,12 +74,13 @@ def balancer(
     config = BalancerConfig(
         host=host,
         port=port,
-        weights=Weights(*weights),
+        weights=Weights(weights[0], weights[1], baseline_weight),
         stickiness_s=stickiness,
         idle_timeout_s=idle_timeout,
         health=health,
         algorithm=algorithm,
         deregistration_delay_s=deregistration_delay,
+        slow_start_s=slow_start,
     )
 
     def ready(where: Ready) -> None:
