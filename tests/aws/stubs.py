@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import boto3
@@ -23,7 +24,11 @@ OUTPUTS = StackOutputs(
     cluster_name="demo-cluster",
     service_stable_name="demo-stable",
     service_canary_name="demo-canary",
+    target_group_baseline_arn="arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/demo-bl/5c0d",
+    service_baseline_name="demo-baseline",
 )
+# A stack created before the baseline group existed: no baseline outputs.
+OUTPUTS_TWO_GROUPS = replace(OUTPUTS, target_group_baseline_arn=None, service_baseline_name=None)
 
 
 def stubbed(service: str) -> tuple[Any, Stubber]:

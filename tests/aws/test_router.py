@@ -1,4 +1,4 @@
-"""The listener router: one ModifyListener with both groups and stickiness, read back."""
+"""The listener router: one ModifyListener with every group and stickiness, read back."""
 
 from __future__ import annotations
 
@@ -7,30 +7,41 @@ from typing import Any
 import pytest
 
 from canary_deploy.aws.router import AlbRouter
+from canary_deploy.aws.stack import NoBaseline
 from canary_deploy.errors import OperationFailed
 from canary_deploy.weights import Weights
-from tests.aws.stubs import ERRORS, OUTPUTS, stubbed
+from tests.aws.stubs import ERRORS, OUTPUTS, OUTPUTS_TWO_GROUPS, stubbed
 
 STABLE, CANARY = OUTPUTS.target_group_stable_arn, OUTPUTS.target_group_canary_arn
+BASELINE = OUTPUTS.target_group_baseline_arn
 
 
-def listener(stable: int, canary: int, sticky: dict[str, Any]) -> dict[str, Any]:
-    """A DescribeListeners answer whose forward action splits stable/canary."""
-    return {"Listeners": [modify_request(stable, canary, sticky)]}
+def listener(
+    stable: int, canary: int, sticky: dict[str, Any], baseline: int | None = 0
+) -> dict[str, Any]:
+    """A DescribeListeners answer whose forward action splits stable/canary/baseline
+    (`baseline=None`: a listener of a stack without the baseline group)."""
+    return {"Listeners": [modify_request(stable, canary, sticky, baseline)]}
 
 
-def modify_request(stable: int, canary: int, sticky: dict[str, Any]) -> dict[str, Any]:
-    """The one ModifyListener call we expect: both groups and the stickiness config."""
+def modify_request(
+    stable: int, canary: int, sticky: dict[str, Any], baseline: int | None = 0
+) -> dict[str, Any]:
+    """The one ModifyListener call we expect: every group and the stickiness config
+    (`baseline=None`: only stable and canary, as on a stack without the baseline group)."""
+    groups = [
+        {"TargetGroupArn": STABLE, "Weight": stable},
+        {"TargetGroupArn": CANARY, "Weight": canary},
+    ]
+    if baseline is not None:
+        groups.append({"TargetGroupArn": BASELINE, "Weight": baseline})
     return {
         "ListenerArn": OUTPUTS.listener_arn,
         "DefaultActions": [
             {
                 "Type": "forward",
                 "ForwardConfig": {
-                    "TargetGroups": [
-                        {"TargetGroupArn": STABLE, "Weight": stable},
-                        {"TargetGroupArn": CANARY, "Weight": canary},
-                    ],
+                    "TargetGroups": groups,
                     "TargetGroupStickinessConfig": sticky,
                 },
             }
@@ -38,7 +49,7 @@ def modify_request(stable: int, canary: int, sticky: dict[str, Any]) -> dict[str
     }
 
 
-def test_set_weights_sends_both_groups_and_keeps_stickiness_in_one_call() -> None:
+def test_set_weights_sends_every_group_and_keeps_stickiness_in_one_call() -> None:
     client, stub = stubbed("elbv2")
     sticky = {"Enabled": True, "DurationSeconds": 900}
     stub.add_response(
@@ -54,7 +65,7 @@ def test_set_weights_sends_both_groups_and_keeps_stickiness_in_one_call() -> Non
         stub.assert_no_pending_responses()
 
 
-def test_rollback_to_stable_keeps_canary_group_at_weight_zero() -> None:
+def test_rollback_to_stable_keeps_canary_and_baseline_groups_at_weight_zero() -> None:
     client, stub = stubbed("elbv2")
     stub.add_response("describe_listeners", listener(50, 50, {"Enabled": False}))
     stub.add_response(
@@ -69,14 +80,68 @@ def test_rollback_to_stable_keeps_canary_group_at_weight_zero() -> None:
 
 @pytest.mark.parametrize(
     ("alb", "percent"),
-    [((190, 10), Weights(95, 5)), ((999, 0), Weights(100, 0)), ((1, 1), Weights(50, 50))],
+    [
+        ((190, 10, 0), Weights(95, 5)),
+        ((999, 0, 0), Weights(100, 0)),
+        ((1, 1, 0), Weights(50, 50)),
+        ((180, 10, 10), Weights(90, 5, 5)),
+        ((1, 1, 2), Weights(25, 25, 50)),
+    ],
 )
-def test_weights_set_elsewhere_are_read_as_percent(alb: tuple[int, int], percent: Weights) -> None:
+def test_weights_set_elsewhere_are_read_as_percent(
+    alb: tuple[int, int, int], percent: Weights
+) -> None:
     client, stub = stubbed("elbv2")
-    stub.add_response("describe_listeners", listener(*alb, {"Enabled": False}))
+    stable, canary, baseline = alb
+    stub.add_response("describe_listeners", listener(stable, canary, {"Enabled": False}, baseline))
     with stub:
         router = AlbRouter(client, lambda: OUTPUTS, ERRORS)
         assert router.get_weights() == percent
+
+
+def test_a_rollout_step_sets_all_three_groups_in_one_call() -> None:
+    client, stub = stubbed("elbv2")
+    sticky = {"Enabled": True, "DurationSeconds": 300}
+    stub.add_response("describe_listeners", listener(95, 5, sticky))
+    stub.add_response("modify_listener", {}, modify_request(90, 5, sticky, baseline=5))
+    stub.add_response("describe_listeners", listener(90, 5, sticky, baseline=5))
+    with stub:
+        router = AlbRouter(client, lambda: OUTPUTS, ERRORS)
+        router.set_weights(Weights(90, 5, 5))
+        assert router.verify_weights(Weights(90, 5, 5))
+        stub.assert_no_pending_responses()
+
+
+def test_ending_a_rollout_takes_canary_and_baseline_to_zero_in_one_call() -> None:
+    client, stub = stubbed("elbv2")
+    stub.add_response("describe_listeners", listener(90, 5, {"Enabled": False}, baseline=5))
+    stub.add_response("modify_listener", {}, modify_request(100, 0, {"Enabled": False}))
+    with stub:
+        AlbRouter(client, lambda: OUTPUTS, ERRORS).set_weights(Weights(100, 0, 0))
+        stub.assert_no_pending_responses()
+
+
+def test_a_stack_without_the_baseline_group_keeps_working_with_two_groups() -> None:
+    client, stub = stubbed("elbv2")
+    stub.add_response("describe_listeners", listener(190, 10, {"Enabled": False}, None))
+    stub.add_response("describe_listeners", listener(190, 10, {"Enabled": False}, None))
+    stub.add_response(
+        "modify_listener", {}, modify_request(75, 25, {"Enabled": False}, baseline=None)
+    )
+    with stub:
+        router = AlbRouter(client, lambda: OUTPUTS_TWO_GROUPS, ERRORS)
+        assert router.get_weights() == Weights(95, 5)
+        router.set_weights(Weights(75, 25))
+        stub.assert_no_pending_responses()
+
+
+def test_baseline_weight_on_a_stack_without_the_group_says_deploy_and_sends_nothing() -> None:
+    client, stub = stubbed("elbv2")
+    with stub, pytest.raises(NoBaseline) as exc:
+        AlbRouter(client, lambda: OUTPUTS_TWO_GROUPS, ERRORS).set_weights(Weights(90, 5, 5))
+    assert "no baseline target group" in exc.value.message
+    assert exc.value.hint is not None and "deploy" in exc.value.hint
+    stub.assert_no_pending_responses()
 
 
 def test_missing_listener_is_explained() -> None:

@@ -26,6 +26,8 @@ OUR_PARAMETERS = {
     "StickinessDurationSeconds",
     "AllowedIngressCidr",
 }
+BASELINE_PARAMETERS = {"DesiredCountBaseline", "BaselineWeight", "SlowStartSeconds"}
+GROUPS = ("Stable", "Canary", "Baseline")
 
 
 class _CfnLoader(yaml.SafeLoader):
@@ -54,8 +56,20 @@ def test_cfn_lint_reports_no_errors_and_no_warnings() -> None:
     assert [str(m) for m in matches] == []
 
 
-def test_parameters_are_the_seeds_plus_network_health_and_stickiness() -> None:
-    assert set(load()["Parameters"]) == SEED_PARAMETERS | OUR_PARAMETERS  # type: ignore[arg-type]
+def test_parameters_are_the_seeds_plus_network_health_stickiness_and_baseline() -> None:
+    parameters = load()["Parameters"]
+    assert isinstance(parameters, dict)
+    assert set(parameters) == SEED_PARAMETERS | OUR_PARAMETERS | BASELINE_PARAMETERS
+
+
+def test_baseline_and_slow_start_are_off_unless_asked_for() -> None:
+    parameters = load()["Parameters"]
+    assert isinstance(parameters, dict)
+    count = parameters["DesiredCountBaseline"]
+    assert (count["Type"], count["Default"], count["MinValue"]) == ("Number", 0, 0)
+    for name, high in (("BaselineWeight", 999), ("SlowStartSeconds", 900)):
+        p = parameters[name]
+        assert (p["Type"], p["Default"], p["MinValue"], p["MaxValue"]) == ("Number", 0, 0, high)
 
 
 def test_outputs_name_everything_the_tool_reads() -> None:
@@ -67,18 +81,46 @@ def test_outputs_name_everything_the_tool_reads() -> None:
         "ClusterName",
         "ServiceStableName",
         "ServiceCanaryName",
+        "TargetGroupBaselineArn",
+        "ServiceBaselineName",
     }
 
 
-def test_listener_forwards_by_weight_to_both_groups_with_stickiness() -> None:
+def test_listener_forwards_by_weight_to_all_three_groups_with_stickiness() -> None:
     resources = load()["Resources"]
     assert isinstance(resources, dict)
     action = resources["Listener"]["Properties"]["DefaultActions"][0]
     groups = action["ForwardConfig"]["TargetGroups"]
-    assert [g["Weight"] for g in groups] == [{"Ref": "StableWeight"}, {"Ref": "CanaryWeight"}]
+    assert [(g["TargetGroupArn"], g["Weight"]) for g in groups] == [
+        ({"Ref": f"TargetGroup{group}"}, {"Ref": f"{group}Weight"}) for group in GROUPS
+    ]
     assert "TargetGroupStickinessConfig" in action["ForwardConfig"]
-    for name in ("ServiceStable", "ServiceCanary"):
+    for name in ("ServiceStable", "ServiceCanary", "ServiceBaseline"):
         breaker = resources[name]["Properties"]["DeploymentConfiguration"][
             "DeploymentCircuitBreaker"
         ]
         assert breaker == {"Enable": True, "Rollback": True}
+
+
+def test_the_three_target_groups_are_alike_and_all_take_the_slow_start_setting() -> None:
+    resources = load()["Resources"]
+    assert isinstance(resources, dict)
+    stable, canary, baseline = (resources[f"TargetGroup{g}"]["Properties"] for g in GROUPS)
+    assert baseline == stable == canary  # same health check, port, matcher, attributes
+    assert {"Key": "slow_start.duration_seconds", "Value": {"Ref": "SlowStartSeconds"}} in (
+        baseline["TargetGroupAttributes"]
+    )
+
+
+def test_baseline_service_runs_stables_task_definition_in_the_baseline_group() -> None:
+    resources = load()["Resources"]
+    assert isinstance(resources, dict)
+    stable = resources["ServiceStable"]["Properties"]
+    baseline = resources["ServiceBaseline"]["Properties"]
+    # Stable's task definition itself (not a copy): a promotion moves the baseline along.
+    assert baseline["TaskDefinition"] == {"Ref": "TaskDefinitionStable"}
+    assert baseline["DesiredCount"] == {"Ref": "DesiredCountBaseline"}
+    assert baseline["LoadBalancers"][0]["TargetGroupArn"] == {"Ref": "TargetGroupBaseline"}
+    for key in ("LaunchType", "DeploymentConfiguration", "NetworkConfiguration"):
+        assert baseline[key] == stable[key], key
+    assert resources["ServiceBaseline"]["DependsOn"] == "Listener"

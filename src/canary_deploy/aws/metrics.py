@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from canary_deploy.aws.errors import ErrorScope
 from canary_deploy.aws.stack import StackOutputs
-from canary_deploy.backend import VERSIONS, TrafficStatus, Version, VersionCounts
+from canary_deploy.backend import TrafficStatus, Version, VersionCounts
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -50,7 +50,8 @@ class _Series:
 
 
 class CloudWatchMetrics:
-    """Requests, target 5xx and response-time statistics per version from CloudWatch.
+    """Requests, target 5xx and response-time statistics per target group from CloudWatch
+    (stable, canary and, on a stack that has it, baseline).
 
     ELB-generated 5xx (502/503/504 from the balancer) carry no TargetGroup
     dimension, so they cannot be attributed to a version and are not counted.
@@ -71,7 +72,7 @@ class CloudWatchMetrics:
 
     def _dimensions(self, version: Version) -> list[DimensionTypeDef]:
         out = self._outputs()
-        tg_arn = out.target_group_stable_arn if version == "stable" else out.target_group_canary_arn
+        tg_arn = out.target_group_arn(version)
         return [
             {"Name": "LoadBalancer", "Value": arn_suffix(out.load_balancer_arn, "app/")},
             {"Name": "TargetGroup", "Value": arn_suffix(tg_arn, "targetgroup/")},
@@ -125,8 +126,9 @@ class CloudWatchMetrics:
         "Slower than T" is SampleCount minus the trimmed count `TC(:T)` of
         TargetResponseTime (requests that took at most T seconds).
         """
+        groups = self._outputs().groups
         queries: list[MetricDataQueryTypeDef] = []
-        for v in VERSIONS:
+        for v in groups:
             queries.append(self._query(f"{v}_req", v, "RequestCount", "Sum", PERIOD_SECONDS))
             queries.append(
                 self._query(f"{v}_err", v, "HTTPCode_Target_5XX_Count", "Sum", PERIOD_SECONDS)
@@ -143,7 +145,7 @@ class CloudWatchMetrics:
                 )
         data = self._fetch(queries, start, end)
         result: dict[Version, VersionCounts] = {}
-        for v in VERSIONS:
+        for v in groups:
             samples = data[f"{v}_n"].total if thresholds_s else 0.0
             slower = tuple(
                 max(0, round(samples - data[f"{v}_le{i}"].total)) for i in range(len(thresholds_s))
@@ -170,18 +172,19 @@ class CloudWatchMetrics:
         )
 
     def traffic(self, window_s: int = STATUS_WINDOW_SECONDS) -> dict[Version, TrafficStatus | None]:
-        """What each version served in the last `window_s` (ending a minute ago), if known."""
+        """What each group served in the last `window_s` (ending a minute ago), if known."""
         end = (self._clock() - LAG_SECONDS) // PERIOD_SECONDS * PERIOD_SECONDS
         start = end - window_s
+        groups = self._outputs().groups
         queries: list[MetricDataQueryTypeDef] = []
-        for v in VERSIONS:
+        for v in groups:
             queries.append(self._query(f"{v}_req", v, "RequestCount", "Sum", window_s))
             queries.append(self._query(f"{v}_err", v, "HTTPCode_Target_5XX_Count", "Sum", window_s))
             for name, stat in (("p50", "p50"), ("p95", "p95"), ("p99", "p99")):
                 queries.append(self._query(f"{v}_{name}", v, "TargetResponseTime", stat, window_s))
         data = self._fetch(queries, start, end)
         result: dict[Version, TrafficStatus | None] = {}
-        for v in VERSIONS:
+        for v in groups:
             if data[f"{v}_req"].points == 0:
                 result[v] = None
                 continue

@@ -7,7 +7,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from canary_deploy.aws.errors import ErrorScope
-from canary_deploy.aws.stack import StackOutputs
+from canary_deploy.aws.stack import NoBaseline, StackOutputs
+from canary_deploy.backend import GROUPS
 from canary_deploy.errors import OperationFailed
 from canary_deploy.weights import Weights
 
@@ -21,14 +22,17 @@ if TYPE_CHECKING:
     )
 
 
-def to_alb(weights: Weights) -> tuple[int, int]:
-    """Percent -> ALB weights (0..999, relative). Percent already fits, so keep it.
+def to_alb(weights: Weights) -> tuple[int, int, int]:
+    """Percent -> ALB weights (0..999, relative) of stable, canary and baseline.
+    Percent already fits, so keep it.
 
     >>> to_alb(Weights(75, 25))
-    (75, 25)
+    (75, 25, 0)
+    >>> to_alb(Weights(90, 5, 5))
+    (90, 5, 5)
     """
     # Percent (0..100) is within ALB's 0..ALB_MAX_WEIGHT, and equal ratios mean equal splits.
-    return weights.stable, weights.canary
+    return weights.stable, weights.canary, weights.baseline
 
 
 @dataclass(frozen=True)
@@ -75,34 +79,36 @@ class AlbRouter:
         }
         if not by_arn and action.get("TargetGroupArn"):
             by_arn = {action["TargetGroupArn"]: 1}
-        stable = by_arn.get(out.target_group_stable_arn, 0)
-        canary = by_arn.get(out.target_group_canary_arn, 0)
+        alb = [by_arn.get(out.target_group_arn(group), 0) for group in out.groups]
         sticky = config.get("TargetGroupStickinessConfig", {})
         seconds = sticky.get("DurationSeconds") if sticky.get("Enabled") else None
-        return ListenerState(Weights.from_alb(stable, canary), seconds)
+        return ListenerState(Weights.from_alb(*alb), seconds)
 
     def get_weights(self) -> Weights:
         """Read the live weights from the load balancer itself."""
         return self.listener_state().weights
 
     def set_weights(self, weights: Weights) -> None:
-        """One ModifyListener call with both target groups and the stickiness config.
+        """One ModifyListener call with every target group and the stickiness config.
 
-        ModifyListener replaces the whole DefaultActions list, so the current
-        stickiness is read first and sent back unchanged.
+        ModifyListener replaces the whole DefaultActions list, so every group is sent
+        (weight 0 included) and the current stickiness is read first and sent back
+        unchanged. A stack without the baseline group gets two groups.
         """
         out = self._outputs()
+        if weights.baseline and not out.has_baseline:
+            raise NoBaseline()
         stickiness = self.listener_state().stickiness_seconds
-        stable, canary = to_alb(weights)
         sticky: TargetGroupStickinessConfigTypeDef = (
             {"Enabled": True, "DurationSeconds": stickiness} if stickiness else {"Enabled": False}
         )
+        alb = dict(zip(GROUPS, to_alb(weights), strict=True))
         action: ActionUnionTypeDef = {
             "Type": "forward",
             "ForwardConfig": {
                 "TargetGroups": [
-                    {"TargetGroupArn": out.target_group_stable_arn, "Weight": stable},
-                    {"TargetGroupArn": out.target_group_canary_arn, "Weight": canary},
+                    {"TargetGroupArn": out.target_group_arn(group), "Weight": alb[group]}
+                    for group in out.groups
                 ],
                 "TargetGroupStickinessConfig": sticky,
             },

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 from botocore.exceptions import ClientError
 
 from canary_deploy.aws.errors import ErrorScope, StackNotFound
-from canary_deploy.backend import Progress
+from canary_deploy.backend import Progress, Version
 from canary_deploy.errors import OperationFailed
 from canary_deploy.weights import Weights
 
@@ -44,6 +44,42 @@ class StackOutputs:
     cluster_name: str
     service_stable_name: str
     service_canary_name: str
+    # A stack created before the baseline group lacks these outputs; it keeps working with
+    # two groups, and the next `deploy` adds them.
+    target_group_baseline_arn: str | None = None
+    service_baseline_name: str | None = None
+
+    @property
+    def has_baseline(self) -> bool:
+        """True when the stack has the baseline target group and service."""
+        return bool(self.target_group_baseline_arn and self.service_baseline_name)
+
+    @property
+    def groups(self) -> tuple[Version, ...]:
+        """The target groups this stack has, stable first."""
+        return ("stable", "canary", "baseline") if self.has_baseline else ("stable", "canary")
+
+    def target_group_arn(self, group: Version) -> str:
+        """The ARN of one group's target group (an error on a stack without it)."""
+        arn = {
+            "stable": self.target_group_stable_arn,
+            "canary": self.target_group_canary_arn,
+            "baseline": self.target_group_baseline_arn,
+        }[group]
+        if not arn:
+            raise NoBaseline()
+        return arn
+
+    def service_name(self, group: Version) -> str:
+        """The name of one group's ECS service (an error on a stack without it)."""
+        name = {
+            "stable": self.service_stable_name,
+            "canary": self.service_canary_name,
+            "baseline": self.service_baseline_name,
+        }[group]
+        if not name:
+            raise NoBaseline()
+        return name
 
     @classmethod
     def parse(cls, outputs: Mapping[str, str], stack_name: str) -> StackOutputs:
@@ -64,7 +100,21 @@ class StackOutputs:
                 "it was not created by canary-deploy (or by an older version)",
                 hint="run `canary --target aws deploy` to update it with the current template",
             )
-        return cls(**{field: outputs[key] for field, key in keys.items()})
+        return cls(
+            **{field: outputs[key] for field, key in keys.items()},
+            target_group_baseline_arn=outputs.get("TargetGroupBaselineArn") or None,
+            service_baseline_name=outputs.get("ServiceBaselineName") or None,
+        )
+
+
+class NoBaseline(OperationFailed):
+    """The stack predates the baseline target group and service."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the stack has no baseline target group (it was created by an older canary-deploy)",
+            hint="run `canary --target aws deploy` once to add it (live weights are kept)",
+        )
 
 
 @dataclass(frozen=True)
@@ -83,9 +133,10 @@ class StackInfo:
         try:
             stable = int(self.parameters["StableWeight"])
             canary = int(self.parameters["CanaryWeight"])
+            baseline = int(self.parameters.get("BaselineWeight", "0"))
         except (KeyError, ValueError):
             return None
-        return Weights.from_alb(stable, canary)
+        return Weights.from_alb(stable, canary, baseline)
 
 
 def _info(stack: StackTypeDef) -> StackInfo:

@@ -8,7 +8,7 @@ from canary_deploy.aws.clients import AwsClients
 from canary_deploy.aws.errors import ErrorScope
 from canary_deploy.aws.metrics import CloudWatchMetrics
 from canary_deploy.aws.network import resolve_network
-from canary_deploy.aws.promotion import StackWorkload
+from canary_deploy.aws.promotion import StackWorkload, live_parameters
 from canary_deploy.aws.router import AlbRouter, to_alb
 from canary_deploy.aws.stack import Stack, StackInfo, StackOutputs
 from canary_deploy.aws.workload import EcsWorkload
@@ -18,6 +18,7 @@ from canary_deploy.backend import (
     MetricsSource,
     Progress,
     ReleaseSpec,
+    ServiceStatus,
     Status,
     TargetGroupStatus,
     TrafficRouter,
@@ -48,6 +49,13 @@ def target_group_status(
         if state in counts:
             counts[state] += 1
     return TargetGroupStatus(name=arn.split("/")[-2] if "/" in arn else arn, **counts)
+
+
+def _in_use(service: ServiceStatus | None, weight: int) -> bool:
+    """Whether a group is worth a row in `status`: the baseline has one only during a
+    rollout (tasks or weight), the seed's two groups always."""
+    busy = service is not None and (service.running or service.pending or service.desired)
+    return bool(busy) or weight > 0
 
 
 class AwsTarget:
@@ -95,18 +103,25 @@ class AwsTarget:
             if network.discovered:
                 progress.log(f"No VPC_ID/SUBNET_IDS given: using the {network.describe()}")
             vpc_id, subnet_ids = network.vpc_id, ",".join(network.subnet_ids)
-        weights = spec.weights
+        stable_weight, canary_weight, baseline_weight = to_alb(spec.weights)
+        # Weights and the baseline's task count change by API calls (ModifyListener,
+        # UpdateService): an update passes their live values so that it never reverts them.
+        live: dict[str, str | None] = {
+            "StableWeight": str(stable_weight),
+            "CanaryWeight": str(canary_weight),
+            "BaselineWeight": str(baseline_weight),
+            "DesiredCountBaseline": str(spec.desired_count_baseline),
+        }
         if current is not None and current.status != "ROLLBACK_COMPLETE":
             weights = self._live_weights_for_update(current, progress)
-        stable_weight, canary_weight = to_alb(weights)
+            live = live_parameters(current, weights, self.ecs, progress)
         parameters: dict[str, str | None] = {
             "ImageURIStable": spec.image_stable,
             "ImageURICanary": spec.image_canary,
             "ContainerPort": str(spec.container_port),
             "DesiredCountStable": str(spec.desired_count_stable),
             "DesiredCountCanary": str(spec.desired_count_canary),
-            "StableWeight": str(stable_weight),
-            "CanaryWeight": str(canary_weight),
+            **live,
             "TaskCpu": str(aws.task_cpu),
             "TaskMemory": str(aws.task_memory),
             "VpcId": vpc_id,
@@ -115,6 +130,7 @@ class AwsTarget:
             "StickinessEnabled": "true" if spec.stickiness_seconds else "false",
             "StickinessDurationSeconds": str(spec.stickiness_seconds or 3600),
             "AllowedIngressCidr": aws.allowed_ingress_cidr,
+            "SlowStartSeconds": str(spec.slow_start_seconds),
         }
         self._outputs = None
         self.stack.apply(parameters, progress)
@@ -157,18 +173,17 @@ class AwsTarget:
         services = self.ecs.describe_services()
         task_definitions = self.ecs.task_definitions()
         traffic = self._traffic(notes)
-        tg_arns: dict[Version, str] = {
-            "stable": out.target_group_stable_arn,
-            "canary": out.target_group_canary_arn,
-        }
         versions = {
             v: VersionStatus(
                 task_definition=task_definitions.get(v),
                 service=services.get(v),
-                target_group=target_group_status(self._clients.elbv2, tg_arns[v], self._errors),
+                target_group=target_group_status(
+                    self._clients.elbv2, out.target_group_arn(v), self._errors
+                ),
                 traffic=traffic.get(v),
             )
-            for v in VERSIONS
+            for v in out.groups
+            if v in VERSIONS or _in_use(services.get(v), state.weights.of(v))
         }
         return Status(self.name, info.name, info.status, listener, versions, tuple(notes))
 

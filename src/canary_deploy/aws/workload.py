@@ -1,4 +1,4 @@
-"""The two ECS Fargate services (stable, canary) as a Workload."""
+"""The ECS Fargate services (stable, canary and the rollout's baseline) as a Workload."""
 
 from __future__ import annotations
 
@@ -7,13 +7,13 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from canary_deploy.aws.errors import ErrorScope
-from canary_deploy.aws.stack import StackOutputs
+from canary_deploy.aws.stack import NoBaseline, StackOutputs
 from canary_deploy.backend import Progress, ServiceStatus, TaskDefinitionStatus, Version
 from canary_deploy.errors import OperationFailed, UsageError
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
-    from mypy_boto3_ecs.type_defs import ServiceTypeDef
+    from mypy_boto3_ecs.type_defs import DeploymentTypeDef, ServiceTypeDef
 
 STEADY_TIMEOUT_SECONDS = 1800.0
 POLL_SECONDS = 5.0
@@ -41,8 +41,20 @@ def service_status(service: ServiceTypeDef) -> ServiceStatus:
     )
 
 
+def _deployment(service: ServiceTypeDef, deployment_id: str) -> DeploymentTypeDef | None:
+    return next((d for d in service.get("deployments", []) if d.get("id") == deployment_id), None)
+
+
+def _primary_id(service: ServiceTypeDef) -> str:
+    """The id of the service's PRIMARY deployment (the one UpdateService just started)."""
+    for deployment in service.get("deployments", []):
+        if deployment.get("status") == "PRIMARY":
+            return str(deployment.get("id", ""))
+    return ""
+
+
 class EcsWorkload:
-    """Reads and changes the stable and canary ECS services of one stack."""
+    """Reads and changes the ECS services (stable, canary, baseline) of one stack."""
 
     def __init__(
         self,
@@ -61,7 +73,7 @@ class EcsWorkload:
 
     def _names(self) -> dict[Version, str]:
         out = self._outputs()
-        return {"stable": out.service_stable_name, "canary": out.service_canary_name}
+        return {group: out.service_name(group) for group in out.groups}
 
     def _services(self) -> dict[Version, ServiceTypeDef]:
         names = self._names()
@@ -113,6 +125,113 @@ class EcsWorkload:
                 service=self._names()["canary"],
                 desiredCount=desired_count,
             )
+
+    def start_baseline(self, desired_count: int, progress: Progress) -> None:
+        """Start `desired_count` baseline tasks on stable's task definition and restart the
+        canary's tasks in the same moment, then wait until both deployments completed.
+
+        Two UpdateService calls back to back, nothing in between: the baseline (a forced new
+        deployment, so leftover tasks of an interrupted rollout are replaced too) and the
+        canary (forceNewDeployment) start their tasks together, so both arms have the same
+        age and warm-up. No stack update: the stack is updated with the live count instead.
+        """
+        if desired_count < 1:
+            raise UsageError(f"the baseline needs at least 1 task, got {desired_count}")
+        out = self._outputs()
+        if not out.has_baseline:
+            raise NoBaseline()
+        stable_td = self._services().get("stable", {}).get("taskDefinition")
+        if not stable_td:
+            raise OperationFailed(
+                f"the stable service {out.service_stable_name} was not found",
+                hint="`canary --target aws status` shows what the stack runs; deploy restores it",
+            )
+        with self._errors("start the baseline service"):
+            baseline = self._ecs.update_service(
+                cluster=out.cluster_name,
+                service=out.service_name("baseline"),
+                desiredCount=desired_count,
+                taskDefinition=stable_td,
+                forceNewDeployment=True,
+            )["service"]
+        with self._errors("restart the canary's tasks"):
+            canary = self._ecs.update_service(
+                cluster=out.cluster_name,
+                service=out.service_name("canary"),
+                forceNewDeployment=True,
+            )["service"]
+        progress.log(
+            f"Baseline: {desired_count} task(s) of stable's {stable_td.rsplit('/', 1)[-1]} "
+            "started together with fresh canary tasks"
+        )
+        self.wait_deployments(
+            {"baseline": _primary_id(baseline), "canary": _primary_id(canary)}, progress
+        )
+
+    def stop_baseline(self) -> None:
+        """Scale the baseline service to 0 tasks (its weight must already be 0).
+
+        A stack without the baseline service has nothing to stop.
+        """
+        out = self._outputs()
+        if not out.has_baseline:
+            return
+        with self._errors("stop the baseline service"):
+            self._ecs.update_service(
+                cluster=out.cluster_name, service=out.service_name("baseline"), desiredCount=0
+            )
+
+    def wait_deployments(self, started: dict[Version, str], progress: Progress) -> None:
+        """Wait until each service's deployment `started[version]` completed: it is the
+        PRIMARY one, every task runs, and no older deployment is left draining.
+
+        A deployment that failed, or that the circuit breaker replaced by a rollback,
+        is an error naming its reason.
+        """
+        deadline = self._clock() + STEADY_TIMEOUT_SECONDS
+        while True:
+            services = self._services()
+            shown: list[str] = []
+            done = True
+            for version, deployment_id in started.items():
+                service = services.get(version)
+                if service is None:
+                    raise OperationFailed(f"the {version} service no longer exists")
+                status = service_status(service)
+                shown.append(
+                    f"{status.name}: {status.running}/{status.desired} running, "
+                    f"{status.deployment_state}"
+                )
+                deployment = _deployment(service, deployment_id) if deployment_id else None
+                if deployment is not None and deployment.get("rolloutState") == "FAILED":
+                    raise OperationFailed(
+                        f"the {version} deployment failed: "
+                        f"{deployment.get('rolloutStateReason') or 'see ECS events'}",
+                        hint="the deployment circuit breaker rolled the service back; "
+                        f"see the events of service {status.name} in the ECS console",
+                    )
+                if deployment_id and (deployment is None or deployment.get("status") != "PRIMARY"):
+                    raise OperationFailed(
+                        f"the {version} deployment was replaced before it completed "
+                        f"(the {version} service was changed meanwhile, or rolled back)",
+                        hint=f"see the events of service {status.name} in the ECS console",
+                    )
+                done = done and (
+                    status.deployment_state == "COMPLETED"
+                    and status.running == status.desired
+                    and len(service.get("deployments", [])) == 1
+                )
+            progress.update("; ".join(shown))
+            if done:
+                return
+            if self._clock() >= deadline:
+                raise OperationFailed(
+                    f"the {' and '.join(started)} tasks are not all running after "
+                    f"{STEADY_TIMEOUT_SECONDS / 60:.0f} minutes ({'; '.join(shown)})",
+                    hint="their tasks may be failing to start or failing health checks on "
+                    "HEALTH_CHECK_PATH; see the services' events in the ECS console",
+                )
+            self._sleep(POLL_SECONDS)
 
     def wait_steady(self, version: Version, progress: Progress) -> None:
         """Wait until the service's deployment completed with every task running."""
