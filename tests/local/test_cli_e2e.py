@@ -38,7 +38,7 @@ def test_deploy_runs_both_services_behind_the_listener(deployed: LocalStack) -> 
     status = deployed.status()
     assert status["target"] == "local" and status["stack_status"] == "RUNNING"
     assert status["listener"]["url"] == f"{deployed.url}/"
-    assert status["listener"]["weights"] == {"stable": 95, "canary": 5}
+    assert status["listener"]["weights"] == {"stable": 95, "canary": 5, "baseline": 0}
     stable, canary = status["versions"]["stable"], status["versions"]["canary"]
     assert stable["task_definition"]["image"] == "builtin:v1"
     assert canary["task_definition"]["image"] == "builtin:v2"
@@ -77,7 +77,7 @@ def test_load_at_a_rate_for_a_duration(deployed: LocalStack) -> None:
 
 def test_set_weights_changes_the_split(deployed: LocalStack) -> None:
     status = deployed.ok("set-weights", "0", "100", "-o", "json").json()
-    assert status["listener"]["weights"] == {"stable": 0, "canary": 100}
+    assert status["listener"]["weights"] == {"stable": 0, "canary": 100, "baseline": 0}
     assert by_version(deployed.load(30)) == {"v2": 30}
     deployed.ok("rollback")
     assert by_version(deployed.load(30)) == {"v1": 30}
@@ -148,7 +148,7 @@ def test_kill_9_of_the_daemon_leaves_no_task_and_a_restart_restores_weights(
     # even though this deploy would pick a free port for a new stack.
     deployed.ok("deploy", CANARY_LISTEN="127.0.0.1:0")
     status = deployed.status()
-    assert status["listener"]["weights"] == {"stable": 75, "canary": 25}
+    assert status["listener"]["weights"] == {"stable": 75, "canary": 25, "baseline": 0}
     assert status["listener"]["url"] == f"{deployed.url}/"
     assert status["versions"]["stable"]["service"]["running"] == 2
     counts = deployed.admin("GET", f"/counts?start={since}&end={time.time() + 1}")

@@ -71,3 +71,40 @@ def test_store_round_trips_spec_weights_events_and_buckets(tmp_path: Path) -> No
     assert reopened.load_listener() is None
     assert len(reopened.events()) == 1, "delete keeps the history"
     reopened.close()
+
+
+def test_store_keeps_the_baseline_and_slow_start_and_reads_older_state(tmp_path: Path) -> None:
+    spec = ReleaseSpec(
+        "builtin:v1",
+        "builtin:v2",
+        2,
+        1,
+        8000,
+        Weights(90, 5, 5),
+        desired_count_baseline=1,
+        slow_start_seconds=30,
+    )
+    store = StateStore(tmp_path)
+    store.save_spec(spec)
+    store.save_weights(Weights(90, 5, 5))
+    assert store.load_spec() == spec
+    assert store.load_weights() == Weights(90, 5, 5)
+    # State written before the baseline existed: no baseline keys anywhere.
+    old_spec = {
+        "image_stable": "builtin:v1",
+        "image_canary": "builtin:v2",
+        "desired_count_stable": 2,
+        "desired_count_canary": 1,
+        "container_port": 8000,
+        "weights": {"stable": 95, "canary": 5},
+        "health_check_path": "/",
+        "stickiness_seconds": None,
+    }
+    store._put("spec", old_spec)
+    store._put("weights", {"stable": 80, "canary": 20})
+    loaded = store.load_spec()
+    assert loaded is not None
+    assert (loaded.desired_count_baseline, loaded.slow_start_seconds) == (0, 0)
+    assert loaded.weights == Weights(95, 5)
+    assert store.load_weights() == Weights(80, 20, 0)
+    store.close()

@@ -307,3 +307,61 @@ def test_scale_in_and_stop_all_stop_whole_process_groups(world: Any) -> None:
         signal.SIGTERM in p.signals and signal.SIGKILL in p.signals for p in launcher.processes
     )
     assert supervisor.tasks() == []
+
+
+def test_baseline_starts_with_fresh_canary_tasks_in_one_step_and_old_ones_stop_once_replaced(
+    world: Any,
+) -> None:
+    supervisor, launcher, registry, clock = world
+
+    async def scenario() -> None:
+        await supervisor.apply(
+            {
+                "stable": ServiceSpec(CMD_V1, 2),
+                "canary": ServiceSpec(CMD_V2, 1),
+                "baseline": ServiceSpec(CMD_V1, 0),
+            }
+        )
+        await settle(supervisor)
+        registry.all_healthy()
+        old_canary = [t.task_id for t in supervisor.tasks() if t.version == "canary"]
+        started_before = len(launcher.processes)
+        clock.now += 60
+        replaced = await supervisor.apply(
+            {
+                "stable": ServiceSpec(CMD_V1, 2),
+                "canary": ServiceSpec(CMD_V2, 1),
+                "baseline": ServiceSpec(CMD_V1, 1),
+            },
+            restart=("canary",),
+        )
+        assert replaced == old_canary
+        await supervisor.reconcile()
+        fresh = [t for t in supervisor.tasks() if t.task_id not in old_canary]
+        # One reconcile step started the baseline and the new canary: same age.
+        assert sorted(t.version for t in fresh if t.version != "stable") == ["baseline", "canary"]
+        assert len(launcher.processes) == started_before + 2
+        assert {t.image for t in fresh if t.version == "baseline"} == {CMD_V1}
+        await settle(supervisor)
+        # The old canary task serves until a healthy new one stands in for it.
+        assert any(t.task_id in old_canary for t in supervisor.tasks())
+        assert supervisor.describe()["canary"].deployment_state == "IN_PROGRESS"
+        registry.all_healthy()
+        await settle(supervisor)
+        assert not any(t.task_id in old_canary for t in supervisor.tasks())
+        assert supervisor.describe()["canary"].deployment_state == "COMPLETED"
+        assert supervisor.describe()["baseline"].running == 1
+
+        await supervisor.apply(
+            {
+                "stable": ServiceSpec(CMD_V1, 2),
+                "canary": ServiceSpec(CMD_V2, 1),
+                "baseline": ServiceSpec(CMD_V1, 0),
+            }
+        )
+        await settle(supervisor)
+        assert [t for t in supervisor.tasks() if t.version == "baseline"] == []
+        assert supervisor.describe()["baseline"].deployment_state == "COMPLETED"
+
+    run(scenario())
+    assert len(launcher.alive(CMD_V1)) == 2 and len(launcher.alive(CMD_V2)) == 1

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from canary_deploy.backend import VERSIONS, Status, TrafficStatus
+from canary_deploy.backend import GROUPS, Status, TrafficStatus
 
 OutputFormat = Literal["text", "json"]
 
@@ -77,15 +77,18 @@ def render_status(status: Status) -> None:
     console.print(
         f"[bold]{status.stack_name}[/bold] on [bold]{status.target}[/bold] - {status.stack_status}"
     )
+    # stable and canary always; the baseline only while it is in use (a target leaves
+    # it out of `versions` otherwise).
+    groups = [g for g in GROUPS if g != "baseline" or g in status.versions]
     table = Table(show_header=True, header_style="bold", expand=False, pad_edge=False)
     table.add_column("", style="bold", no_wrap=True)
-    table.add_column("stable", overflow="fold")
-    table.add_column("canary", overflow="fold")
+    for group in groups:
+        table.add_column(group, overflow="fold")
 
     def row(label: str, cells: list[str]) -> None:
         table.add_row(label, *cells)
 
-    vs = [status.versions.get(v) for v in VERSIONS]
+    vs = [status.versions.get(v) for v in groups]
     row(
         "Task definition",
         [
@@ -128,7 +131,7 @@ def render_status(status: Status) -> None:
     row("Target group", cells)
     if status.listener is not None:
         w = status.listener.weights
-        row("Listener weight", [f"{w.stable}%", f"{w.canary}%"])
+        row("Listener weight", [f"{w.of(g)}%" for g in groups])
     row("Traffic", [_traffic(None if v is None else v.traffic) for v in vs])
     console.print(table)
     if status.listener is not None:

@@ -19,14 +19,14 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
-from canary_deploy.backend import VERSIONS, ReleaseSpec, Version
+from canary_deploy.backend import GROUPS, ReleaseSpec, Version
 from canary_deploy.balancer import Balancer, BalancerConfig, HealthCheckConfig
-from canary_deploy.balancer.admin import AdminServer, balancer_routes
-from canary_deploy.errors import UsageError
+from canary_deploy.balancer.admin import AdminServer, balancer_routes, weights_from_body
+from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.local.paths import StackPaths
 from canary_deploy.local.processes import (
     ProcessLauncher,
@@ -89,7 +89,7 @@ class _Registry:
 
 
 def service_specs(spec: ReleaseSpec) -> dict[Version, ServiceSpec]:
-    return {v: ServiceSpec(spec.image(v), spec.desired_count(v)) for v in VERSIONS}
+    return {v: ServiceSpec(spec.image(v), spec.desired_count(v)) for v in GROUPS}
 
 
 class StackDaemon:
@@ -207,6 +207,7 @@ class StackDaemon:
             stickiness_s=stickiness,
             health=health,
             deregistration_delay_s=self.options.deregistration_delay,
+            slow_start_s=spec.slow_start_seconds if spec else 0,
         )
 
     @property
@@ -239,6 +240,7 @@ class StackDaemon:
         admin.add_route("PUT", "/weights", self._put_weights)
         admin.add_route("GET", "/spec", self._get_spec)
         admin.add_route("PUT", "/spec", self._put_spec)
+        admin.add_route("PUT", "/baseline", self._put_baseline)
         admin.add_route("GET", "/services", self._get_services)
         admin.add_route("GET", "/tasks", self._get_tasks)
         admin.add_route("GET", "/status", self._get_status)
@@ -246,12 +248,12 @@ class StackDaemon:
         admin.add_route("POST", "/shutdown", self._shutdown)
 
     async def _put_weights(self, body: Any, query: dict[str, str]) -> Any:
-        weights = _weights_from(body)
+        weights = weights_from_body(body)
         # On disk first: a crash right after the call still restores what the user set.
         self.store.save_weights(weights)
         self.balancer.set_weights(weights)
         self._event("weights", None, f"set to {weights}")
-        return {"stable": weights.stable, "canary": weights.canary}
+        return weights.to_dict()
 
     async def _get_spec(self, body: Any, query: dict[str, str]) -> Any:
         return None if self._spec is None else spec_to_dict(self._spec)
@@ -265,15 +267,52 @@ class StackDaemon:
             raise UsageError(f"invalid spec: {exc}") from None
         async with self._spec_lock:
             first = self._spec is None
+            # The baseline's task count belongs to the rollout (PUT /baseline): a deploy
+            # in the middle of one must not pull its tasks from under its traffic.
+            baseline = 0 if self._spec is None else self._spec.desired_count_baseline
+            spec = replace(spec, desired_count_baseline=baseline)
             await self.supervisor.apply(service_specs(spec))
             self._spec = spec
             self.store.save_spec(spec)
+            self.balancer.set_slow_start(spec.slow_start_seconds)
             if first and self.store.load_weights() is None:
                 self.store.save_weights(spec.weights)
                 self.balancer.set_weights(spec.weights)
             self._event("deploy", None, _describe(spec))
-        live = self.balancer.get_weights()
-        return {"weights": {"stable": live.stable, "canary": live.canary}}
+        return {"weights": self.balancer.get_weights().to_dict()}
+
+    async def _put_baseline(self, body: Any, query: dict[str, str]) -> Any:
+        """{"desired_count": N}: N > 0 starts N baseline tasks (stable's image) and, in
+        the same step, fresh canary tasks replacing the running ones, so both groups'
+        tasks start together; 0 stops the baseline's tasks (its weight must be 0)."""
+        if not isinstance(body, dict) or "desired_count" not in body:
+            raise UsageError('PUT /baseline needs a JSON body {"desired_count": N}')
+        count = body["desired_count"]
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise UsageError(f"baseline desired_count must be an integer >= 0, got {count!r}")
+        async with self._spec_lock:
+            if self._spec is None:
+                raise OperationFailed("the local stack has no spec", hint="run `canary deploy`")
+            weight = self.balancer.get_weights().baseline
+            if count == 0 and weight > 0:
+                raise OperationFailed(
+                    f"the baseline still has {weight}% of the traffic: its tasks cannot stop",
+                    hint="set its weight to 0 first (`canary set-weights S C`)",
+                )
+            spec = replace(self._spec, desired_count_baseline=count)
+            restart: tuple[Version, ...] = ("canary",) if count > 0 else ()
+            replaced = await self.supervisor.apply(service_specs(spec), restart=restart)
+            self._spec = spec
+            self.store.save_spec(spec)
+            if count:
+                self._event(
+                    "baseline",
+                    "baseline",
+                    f"start {count} x {spec.image_stable}; canary tasks restarted with it",
+                )
+            else:
+                self._event("baseline", "baseline", "stop: 0 tasks")
+        return {"desired_count": count, "replaced": replaced}
 
     async def _get_services(self, body: Any, query: dict[str, str]) -> Any:
         return {v: asdict(s) for v, s in self.supervisor.describe().items()}
@@ -301,17 +340,14 @@ class StackDaemon:
         return doc
 
 
-def _weights_from(body: Any) -> Weights:
-    if not isinstance(body, dict) or "stable" not in body or "canary" not in body:
-        raise UsageError('weights need a JSON body {"stable": S, "canary": C}')
-    return Weights.parse(body["stable"], body["canary"])
-
-
 def _describe(spec: ReleaseSpec) -> str:
-    return (
+    text = (
         f"stable {spec.desired_count_stable} x {spec.image_stable}, "
         f"canary {spec.desired_count_canary} x {spec.image_canary}"
     )
+    if spec.desired_count_baseline:
+        text += f", baseline {spec.desired_count_baseline} x {spec.image_stable}"
+    return text
 
 
 def _bind_error(exc: OSError, options: DaemonOptions) -> dict[str, Any]:

@@ -1,11 +1,11 @@
 """What the daemon's `GET /status` reports about the balancer: listener, target-group
-health and the last minute's traffic per version, as JSON-ready documents."""
+health and the last minute's traffic per target group, as JSON-ready documents."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from canary_deploy.backend import VERSIONS
+from canary_deploy.backend import GROUPS
 from canary_deploy.balancer import Balancer, MetricsRecorder
 from canary_deploy.weights import Weights
 
@@ -13,7 +13,7 @@ TRAFFIC_WINDOW_S = 60  # what `canary status` shows, like a CloudWatch minute
 
 
 def _weights(w: Weights | None) -> dict[str, int] | None:
-    return None if w is None else {"stable": w.stable, "canary": w.canary}
+    return None if w is None else w.to_dict()
 
 
 def listener_document(balancer: Balancer, stored_weights: Weights | None) -> dict[str, Any]:
@@ -28,6 +28,7 @@ def listener_document(balancer: Balancer, stored_weights: Weights | None) -> dic
         "weights": _weights(balancer.get_weights()),
         "stored_weights": _weights(stored_weights),
         "stickiness_seconds": balancer.config.stickiness_s,
+        "slow_start_seconds": balancer.slow_start_s,
         "health_check_path": balancer.config.health.path,
         "target_groups": groups,
     }
@@ -38,7 +39,7 @@ def traffic_document(metrics: MetricsRecorder, now: float) -> dict[str, dict[str
     start = now - TRAFFIC_WINDOW_S
     counts = metrics.counts(start, now)
     traffic: dict[str, dict[str, Any]] = {}
-    for version in VERSIONS:
+    for version in GROUPS:
         c = counts.get(version)
         p50, p95, p99 = metrics.quantiles(version, start, now, (0.5, 0.95, 0.99))
         traffic[version] = {

@@ -8,11 +8,11 @@ import contextlib
 import signal
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
-from canary_deploy.backend import VERSIONS, ServiceStatus, Version
+from canary_deploy.backend import GROUPS, ServiceStatus, Version
 from canary_deploy.errors import UsageError
 from canary_deploy.local.commands import TaskCommand, parse_image
 
@@ -95,6 +95,7 @@ class Task:
     process: TaskHandle
     started_at: float
     state: TaskState = "PROVISIONING"
+    generation: int = 0  # its service's generation when it started (see Supervisor.restart)
 
 
 @dataclass
@@ -105,6 +106,15 @@ class _Service:
     failures: int = 0  # consecutive tasks that failed to start or exited early
     next_start_at: float = 0.0
     last_failure: str | None = None
+    generation: int = 0  # bumped by a restart: tasks of older generations are replaced
+
+    def is_current(self, task: Task) -> bool:
+        """Started from the current spec: its image, since the last restart."""
+        return (
+            self.spec is not None
+            and task.image == self.spec.image
+            and task.generation == self.generation
+        )
 
 
 @dataclass(frozen=True)
@@ -130,15 +140,26 @@ class Supervisor:
     clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
-        self._services = {v: _Service(v) for v in VERSIONS}
+        self._services = {v: _Service(v) for v in GROUPS}
         self._tasks: dict[str, Task] = {}
         self._background: set[asyncio.Task[None]] = set()
 
     # ---- desired state
 
-    async def apply(self, specs: dict[Version, ServiceSpec], *, trial: bool = True) -> None:
+    async def apply(
+        self,
+        specs: dict[Version, ServiceSpec],
+        *,
+        trial: bool = True,
+        restart: Collection[Version] = (),
+    ) -> list[str]:
         """Adopt new specs. With `trial`, a new image is first tried with one task: if it
-        exits or never listens, UsageError is raised and nothing changes."""
+        exits or never listens, UsageError is raised and nothing changes.
+
+        Each service in `restart` replaces all its tasks with fresh ones (ECS's "force
+        new deployment"), rolling like an image change: the new tasks start at the next
+        reconcile, together with any other service's new tasks, and an old one stops
+        once a healthy new one stands in for it. Returns the ids of the tasks replaced."""
         commands = {v: parse_image(s.image, role=f"{v} image") for v, s in specs.items()}
         new_images = [
             v
@@ -155,16 +176,25 @@ class Supervisor:
                 if isinstance(result, Task):
                     await self._stop_task(result, drain=False)
             raise failures[0]
-        for result in results:
-            if isinstance(result, Task):
-                self._tasks[result.task_id] = result
+        replaced: list[str] = []
         for version, spec in specs.items():
             svc = self._services[version]
             if svc.spec is None or svc.spec.image != spec.image:
                 svc.failures, svc.next_start_at, svc.last_failure = 0, 0.0, None
             if svc.spec != spec:
                 self.on_event("service", version, f"desired {spec.desired_count} x {spec.image}")
+            if version in restart:
+                replaced += [
+                    t.task_id for t in self._tasks.values() if t.version == version and _is_live(t)
+                ]
+                svc.generation += 1
+                self.on_event("service", version, "restart: every task is replaced")
             svc.spec, svc.command = spec, commands[version]
+        for result in results:
+            if isinstance(result, Task):  # a tried task is a current one: adopt it
+                result.generation = self._services[result.version].generation
+                self._tasks[result.task_id] = result
+        return replaced
 
     async def _trial(self, version: Version, command: TaskCommand) -> Task:
         # Not in self._tasks until adopted: the control loop must not reap or replace it.
@@ -225,8 +255,8 @@ class Supervisor:
         if svc.spec is None or svc.command is None:
             return
         live = [t for t in self._tasks.values() if t.version == svc.version and _is_live(t)]
-        current = [t for t in live if t.image == svc.spec.image]
-        old = [t for t in live if t.image != svc.spec.image]
+        current = [t for t in live if svc.is_current(t)]
+        old = [t for t in live if not svc.is_current(t)]
         desired = svc.spec.desired_count
         if svc.failures and any(
             t.state == "RUNNING" and now - t.started_at >= self.config.stable_after_s
@@ -236,7 +266,7 @@ class Supervisor:
         missing = desired - len(current)
         if missing > 0 and now >= svc.next_start_at:
             for _ in range(missing):
-                self._start_task(svc.version, svc.command)
+                self._start_task(svc.version, svc.command, generation=svc.generation)
         elif missing < 0:
             # Scale in: provisioning tasks first, then the newest.
             extra = sorted(current, key=lambda t: (t.state != "PROVISIONING", -t.started_at))
@@ -247,15 +277,19 @@ class Supervisor:
         healthy_new = sum(1 for t in current if health.get(t.task_id) == "healthy")
         surplus = len(old) + healthy_new - desired
         for task in sorted(old, key=lambda t: t.state != "PROVISIONING")[: max(0, surplus)]:
-            self._stop_in_background(task, "replaced by the new image")
+            self._stop_in_background(task, "replaced by a new task")
 
     # ---- task lifecycle
 
-    def _start_task(self, version: Version, command: TaskCommand, *, adopt: bool = True) -> Task:
+    def _start_task(
+        self, version: Version, command: TaskCommand, *, adopt: bool = True, generation: int = 0
+    ) -> Task:
         task_id = f"{version}-{uuid.uuid4().hex[:8]}"
         port = self.launcher.free_port()
         process = self.launcher.start(task_id, command, port)
-        task = Task(task_id, version, command.image, process, started_at=self.clock())
+        task = Task(
+            task_id, version, command.image, process, started_at=self.clock(), generation=generation
+        )
         if adopt:
             self._tasks[task_id] = task
         self.on_event("task", version, f"started {task_id} (pid {process.pid}, port {port})")
@@ -326,7 +360,7 @@ class Supervisor:
         name = f"app-{svc.version}"
         if svc.spec is None:
             return ServiceStatus(name, running, pending, 0, "INACTIVE")
-        current = [t for t in tasks if t.image == svc.spec.image and _is_live(t)]
+        current = [t for t in tasks if svc.is_current(t) and _is_live(t)]
         healthy = sum(1 for t in current if health.get(t.task_id) == "healthy")
         message = None
         if svc.failures >= CRASH_LOOP_AFTER:

@@ -51,23 +51,27 @@ def spec_to_dict(spec: ReleaseSpec) -> dict[str, Any]:
         "desired_count_stable": spec.desired_count_stable,
         "desired_count_canary": spec.desired_count_canary,
         "container_port": spec.container_port,
-        "weights": {"stable": spec.weights.stable, "canary": spec.weights.canary},
+        "weights": spec.weights.to_dict(),
         "health_check_path": spec.health_check_path,
         "stickiness_seconds": spec.stickiness_seconds,
+        "desired_count_baseline": spec.desired_count_baseline,
+        "slow_start_seconds": spec.slow_start_seconds,
     }
 
 
 def spec_from_dict(doc: dict[str, Any]) -> ReleaseSpec:
-    w = doc["weights"]
+    """The inverse of `spec_to_dict`; keys older state lacks take their defaults."""
     return ReleaseSpec(
         image_stable=str(doc["image_stable"]),
         image_canary=str(doc["image_canary"]),
         desired_count_stable=int(doc["desired_count_stable"]),
         desired_count_canary=int(doc["desired_count_canary"]),
         container_port=int(doc["container_port"]),
-        weights=Weights(int(w["stable"]), int(w["canary"])),
+        weights=Weights.from_dict(doc["weights"]),
         health_check_path=str(doc.get("health_check_path", "/")),
         stickiness_seconds=doc.get("stickiness_seconds"),
+        desired_count_baseline=int(doc.get("desired_count_baseline", 0)),
+        slow_start_seconds=int(doc.get("slow_start_seconds", 0)),
     )
 
 
@@ -108,10 +112,10 @@ class StateStore:
 
     def load_weights(self) -> Weights | None:
         doc = self._get("weights")
-        return None if doc is None else Weights(int(doc["stable"]), int(doc["canary"]))
+        return None if doc is None else Weights.from_dict(doc)
 
     def save_weights(self, weights: Weights) -> None:
-        self._put("weights", {"stable": weights.stable, "canary": weights.canary})
+        self._put("weights", weights.to_dict())
 
     def load_listener(self) -> tuple[str, int] | None:
         doc = self._get("listener")

@@ -11,6 +11,7 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from canary_deploy.backend import (
+    GROUPS,
     VERSIONS,
     ListenerStatus,
     MetricsSource,
@@ -28,7 +29,7 @@ from canary_deploy.backend import (
     Workload,
 )
 from canary_deploy.config import Settings
-from canary_deploy.errors import OperationFailed
+from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.local.commands import parse_image
 from canary_deploy.local.control import DaemonArgs, DaemonControl, Listen
 from canary_deploy.local.paths import StackPaths
@@ -90,18 +91,18 @@ class LocalRouter:
         self.stack = stack
 
     def get_weights(self) -> Weights:
-        doc = self.stack.request("GET", "/weights")
-        return Weights(int(doc["stable"]), int(doc["canary"]))
+        return Weights.from_dict(self.stack.request("GET", "/weights"))
 
     def set_weights(self, weights: Weights) -> None:
-        self.stack.request("PUT", "/weights", {"stable": weights.stable, "canary": weights.canary})
+        """All three groups' weights in one admin call (one listener change)."""
+        self.stack.request("PUT", "/weights", weights.to_dict())
 
     def verify_weights(self, weights: Weights) -> bool:
         return self.get_weights() == weights
 
 
 class LocalWorkload:
-    """The stable and canary services of task processes."""
+    """The stable, canary and baseline services of task processes."""
 
     def __init__(self, stack: LocalStack, read_status: Callable[[], Status]) -> None:
         self.stack = stack
@@ -109,7 +110,7 @@ class LocalWorkload:
 
     def describe_services(self) -> dict[Version, ServiceStatus]:
         doc = self.stack.request("GET", "/services")
-        return {v: ServiceStatus(**doc[v]) for v in VERSIONS if v in doc}
+        return {v: ServiceStatus(**doc[v]) for v in GROUPS if v in doc}
 
     def _spec(self) -> ReleaseSpec:
         doc = self.stack.request("GET", "/spec")
@@ -130,9 +131,35 @@ class LocalWorkload:
         spec = replace(self._spec(), desired_count_canary=desired_count)
         self.stack.request("PUT", "/spec", spec_to_dict(spec))
 
+    def start_baseline(self, desired_count: int, progress: Progress) -> None:
+        """One daemon call starts `desired_count` baseline tasks (stable's image) and fresh
+        canary tasks replacing the running ones, in the same step; then wait until the new
+        tasks of both groups are healthy (the replaced canary tasks drain meanwhile).
+
+        Every call restarts the canary's tasks. On the fast health profile this takes
+        about 1-2 s (start, listen, one passing health check)."""
+        if desired_count < 1:
+            raise UsageError(f"a baseline needs at least 1 task, got {desired_count}")
+        progress.log(f"Starting {desired_count} baseline task(s) and restarting the canary's")
+        doc = self.stack.request("PUT", "/baseline", {"desired_count": desired_count})
+        timeout = STEADY_TIMEOUT_S[self.stack.settings.local.health_profile]
+        wait_fresh_healthy(
+            lambda: self.stack.request("GET", "/tasks"),
+            self.describe_services,
+            {"canary": self._spec().desired_count_canary, "baseline": desired_count},
+            set(doc["replaced"]),
+            progress,
+            timeout,
+        )
+
+    def stop_baseline(self) -> None:
+        """Baseline desired count 0: its tasks drain and stop (the daemon refuses while the
+        baseline still has weight). Returns without waiting for them to exit."""
+        self.stack.request("PUT", "/baseline", {"desired_count": 0})
+
 
 class LocalMetrics:
-    """Per-version counts and quantiles recorded by the balancer."""
+    """Per-target-group counts and quantiles recorded by the balancer."""
 
     def __init__(self, stack: LocalStack) -> None:
         self.stack = stack
@@ -145,7 +172,7 @@ class LocalMetrics:
         return {
             v: VersionCounts(int(c["requests"]), int(c["errors"]), tuple(c.get("slower_than", ())))
             for v, c in doc.items()
-            if v in VERSIONS
+            if v in GROUPS
         }
 
     def quantiles(
@@ -202,6 +229,45 @@ def wait_steady(
         time.sleep(0.2)
 
 
+def wait_fresh_healthy(
+    read_tasks: Callable[[], list[dict[str, Any]]],
+    read_services: Callable[[], dict[Version, ServiceStatus]],
+    desired: dict[Version, int],
+    replaced: set[str],
+    progress: Progress,
+    timeout_s: float,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Wait until each group has `desired` healthy tasks not among `replaced` (the
+    tasks a restart replaces may still drain). A crash loop fails at once."""
+    deadline = clock() + timeout_s
+    while True:
+        fresh: dict[str, int] = {v: 0 for v in desired}
+        for task in read_tasks():
+            version = task["version"]
+            if version in fresh and task["task_id"] not in replaced:
+                fresh[version] += task["state"] == "RUNNING" and task["health"] == "healthy"
+        pending = [f"{v} {fresh[v]}/{n} healthy" for v, n in desired.items() if fresh[v] < n]
+        if not pending:
+            return
+        for version, service in read_services().items():
+            if version in desired and service.deployment_state == "crash-looping":
+                raise OperationFailed(
+                    f"service {service.name} is crash-looping: {service.message}",
+                    hint="see `canary status` and the task logs in the state directory's tasks/",
+                )
+        progress.update("waiting for fresh healthy tasks: " + ", ".join(pending))
+        if clock() > deadline:
+            raise OperationFailed(
+                f"the new {' and '.join(desired)} tasks did not become healthy within "
+                f"{timeout_s:.0f} s ({', '.join(pending)})",
+                hint="see `canary status` and the task logs in the state directory's tasks/",
+            )
+        sleep(0.1)
+
+
 class LocalTarget:
     """The whole local stack: ALB-like balancer and ECS-like services in one daemon."""
 
@@ -236,8 +302,7 @@ class LocalTarget:
             if started and self.stack.stored_spec() is None:
                 control.stop(forget=True)  # a failed first deploy leaves nothing running
             raise
-        w = result["weights"]
-        progress.log(f"Listener weights {w['stable']}/{w['canary']}")
+        progress.log(f"Listener weights {Weights.from_dict(result['weights'])}")
         wait_steady(
             self.status, progress, VERSIONS, STEADY_TIMEOUT_S[self.settings.local.health_profile]
         )
@@ -282,10 +347,14 @@ class LocalTarget:
         )
         notes: list[str] = []
         versions: dict[Version, VersionStatus] = {}
-        for v in VERSIONS:
+        for v in GROUPS:
+            if v not in doc["services"]:
+                continue  # a daemon from before the baseline
             service = ServiceStatus(**doc["services"][v])
             groups = doc["target_groups"].get(v, {})
             tg = TargetGroupStatus(name=f"tg-{v}", **{k: int(n) for k, n in groups.items()})
+            if v == "baseline" and not _in_use(service, tg, listener.weights.baseline):
+                continue  # shown only during a rollout (tasks or weight)
             if tg.unhealthy and not tg.healthy:
                 notes.append(
                     f"every {v} target is unhealthy: the balancer fails open and still "
@@ -297,7 +366,7 @@ class LocalTarget:
                 else TaskDefinitionStatus(image=spec.image(v), container_port=spec.container_port),
                 service=service,
                 target_group=tg,
-                traffic=TrafficStatus(**doc["traffic"][v]),
+                traffic=TrafficStatus(**doc["traffic"][v]) if v in doc["traffic"] else None,
             )
         states = {s.service.deployment_state for s in versions.values() if s.service}
         stack_status = (
@@ -329,7 +398,8 @@ class LocalTarget:
                 service=ServiceStatus(f"app-{v}", 0, 0, spec.desired_count(v), "STOPPED"),
                 target_group=None,
             )
-            for v in VERSIONS
+            for v in GROUPS
+            if v != "baseline" or spec.desired_count_baseline
         }
         note = (
             "the local stack daemon is not running (stopped or crashed); `canary deploy`, "
@@ -358,5 +428,11 @@ class LocalTarget:
             progress.log(f"Removed {self.paths.state_dir}")
 
 
+def _in_use(service: ServiceStatus, tg: TargetGroupStatus, weight: int) -> bool:
+    """A group has tasks, targets or weight (the baseline outside a rollout has none)."""
+    targets = tg.healthy + tg.unhealthy + tg.initial + tg.draining
+    return bool(weight or service.desired or service.running or service.pending or targets)
+
+
 def _weights(doc: dict[str, Any]) -> Weights:
-    return Weights(int(doc["stable"]), int(doc["canary"]))
+    return Weights.from_dict(doc)
