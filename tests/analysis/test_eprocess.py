@@ -33,10 +33,11 @@ def test_non_inferiority_e_value_matches_hand_computation():
 
 
 def test_same_totals_batched_differently_give_the_same_e_value():
+    # Stable's errors spread evenly (no overdispersion seen, so no batch is tempered).
     cfg = JudgeConfig(min_canary_requests=0, max_canary_requests=10**9)
     e_one = Judge(cfg).update(batch((9_500, 100), (500, 12)))
     many = Judge(cfg)
-    for stable_errors, canary_errors in [(10, 0), (40, 5), (0, 3), (50, 4)]:
+    for stable_errors, canary_errors in [(25, 0), (25, 5), (25, 3), (25, 4)]:
         e_many = many.update(batch((2_375, stable_errors), (125, canary_errors)))
     assert e_many.metrics[0].e_harm == pytest.approx(e_one.metrics[0].e_harm, rel=1e-9)
     assert e_many.metrics[0].e_non_inferiority == pytest.approx(

@@ -17,6 +17,10 @@ Ville's inequality P(e ever reaches 1/α) ≤ α however often one looks:
 
 Because the likelihood ratio is monotone in x, each is valid for the whole one-sided
 null (r ≤ 1, resp. r ≥ M), not only its boundary.
+
+Overdispersed hits (rates varying per batch, per version) break the binomial split; a
+batch can then be tempered by a variance-inflation factor fixed beforehand (`update`'s
+`inflation`, estimated in `dispersion`).
 """
 
 from __future__ import annotations
@@ -94,10 +98,21 @@ class RateRatioEProcess:
             llr=[0.0] * len(ratios),
         )
 
-    def update(self, canary_hits: int, stable_hits: int, theta0: float) -> list[float]:
-        """Add one batch; returns that batch's log-likelihood ratio per grid ratio."""
+    def update(
+        self, canary_hits: int, stable_hits: int, theta0: float, inflation: float = 1.0
+    ) -> list[float]:
+        """Add one batch; returns that batch's log-likelihood ratio per grid ratio.
+
+        `inflation` φ ≥ 1 tempers the batch (quasi-likelihood: its log-likelihood ratio is
+        divided by φ). It must be fixed before the batch is seen (see `dispersion`): by
+        Jensen, E[LR^(1/φ)] ≤ E[LR]^(1/φ) ≤ 1 where the model holds, so tempering never
+        breaks validity, and under overdispersion it brings E[LR^(1/φ)] back to about 1.
+        """
+        if inflation < 1.0:
+            raise ValueError(f"variance inflation must be >= 1, got {inflation}")
         increments = [
-            batch_llr(canary_hits, stable_hits, theta0, ratio, self.null) for ratio in self.ratios
+            batch_llr(canary_hits, stable_hits, theta0, ratio, self.null) / inflation
+            for ratio in self.ratios
         ]
         for i, inc in enumerate(increments):
             self.llr[i] += inc
