@@ -82,6 +82,9 @@ class JudgeConfig:
       which an undecided analysis is INCONCLUSIVE (a human decides, never a silent pass).
     - `max_error_rate_to_promote`: never promote a canary failing this often, even when
       stable fails as much (a relative test alone cannot see that both are broken).
+    - `temper_overdispersion`: divide each batch's evidence by the variance inflation
+      φ = 1 + 2ρ̂·n_c·n_s/(n_c + n_s), ρ̂ the control's overdispersion estimated from
+      earlier batches (see `analysis.dispersion`); off = the plain binomial test.
     """
 
     alpha: float = 0.05
@@ -102,6 +105,7 @@ class JudgeConfig:
     max_canary_requests: int = 10_000
     max_error_rate_to_promote: float = 0.5
     burst_guard: BurstGuardConfig = field(default_factory=BurstGuardConfig)
+    temper_overdispersion: bool = True
 
     def __post_init__(self) -> None:
         for name in _GRIDS:

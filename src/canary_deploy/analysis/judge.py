@@ -11,6 +11,7 @@ from typing import Any
 
 from canary_deploy.analysis.batch import Batch, TaskCounts
 from canary_deploy.analysis.config import BurstGuardConfig, JudgeConfig
+from canary_deploy.analysis.dispersion import ControlDispersion, variance_inflation
 from canary_deploy.analysis.eprocess import RateRatioEProcess
 from canary_deploy.analysis.guard import interval_burst, task_burst
 from canary_deploy.analysis.intervals import wilson
@@ -92,6 +93,10 @@ class _Metric:
     # least `min_hits` canary hits, and the hits of the biggest such interval.
     max_burst_llr: list[float] = field(default_factory=list)
     max_burst_hits: int = 0
+    # Overdispersion: the control's per-batch hit counts so far, and the variance
+    # inflation φ the last batch was tempered with (shown as evidence).
+    control_dispersion: ControlDispersion = field(default_factory=ControlDispersion)
+    inflation: float = 1.0
 
     def observe(
         self,
@@ -100,10 +105,16 @@ class _Metric:
         canary_requests: int,
         canary_hits: int,
         burst: BurstGuardConfig,
+        *,
+        temper: bool = True,
     ) -> None:
         total = stable_requests + canary_requests
         theta0 = canary_requests / total if total else 0.0
-        increments = self.harm.update(canary_hits, stable_hits, theta0)
+        # φ comes from earlier batches only (predictable), so the tempered increments
+        # stay a supermartingale's; this batch's control counts are added afterwards.
+        icc = self.control_dispersion.icc_upper() if temper else 0.0
+        self.inflation = variance_inflation(icc, canary_requests, stable_requests)
+        increments = self.harm.update(canary_hits, stable_hits, theta0, self.inflation)
         if not self.max_burst_llr:
             self.max_burst_llr = [0.0] * len(increments)
         if canary_hits >= max(burst.min_hits, burst.min_rate * canary_requests):
@@ -111,7 +122,8 @@ class _Metric:
                 max(a, b) for a, b in zip(self.max_burst_llr, increments, strict=True)
             ]
             self.max_burst_hits = max(self.max_burst_hits, canary_hits)
-        self.non_inferiority.update(canary_hits, stable_hits, theta0)
+        self.non_inferiority.update(canary_hits, stable_hits, theta0, self.inflation)
+        self.control_dispersion.add(stable_requests, stable_hits)
         self.canary_requests += canary_requests
         self.canary_hits += canary_hits
         self.stable_requests += stable_requests
@@ -121,6 +133,7 @@ class _Metric:
         doc = asdict(self)
         doc["harm"] = self.harm.to_dict()
         doc["non_inferiority"] = self.non_inferiority.to_dict()
+        doc["control_dispersion"] = self.control_dispersion.to_dict()
         return doc
 
     @classmethod
@@ -128,6 +141,9 @@ class _Metric:
         values = dict(doc)
         values["harm"] = RateRatioEProcess.from_dict(doc["harm"])
         values["non_inferiority"] = RateRatioEProcess.from_dict(doc["non_inferiority"])
+        # A state saved before the dispersion estimate existed starts estimating now.
+        if "control_dispersion" in doc:
+            values["control_dispersion"] = ControlDispersion.from_dict(doc["control_dispersion"])
         return cls(**values)
 
 
