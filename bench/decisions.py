@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from canary_deploy.analysis import (
     Verdict,
     VersionBatch,
 )
+from canary_deploy.analysis.dispersion import UPPER_Z
 
 P0 = 0.01
 SHARE = 0.05
@@ -83,9 +85,11 @@ def log_mixture(
     ratios: tuple[float, ...],
     weights: tuple[float, ...],
     burst: BurstGuardConfig | None = None,
+    inflation: Float | None = None,
 ) -> tuple[Float, Float]:
-    """Cumulative log e-value per (replication, look), same formula as eprocess.batch_llr;
-    and the burst guard's log e-value without the strongest burst interval per ratio."""
+    """Cumulative log e-value per (replication, look), same formula as eprocess.batch_llr
+    (each look's increment divided by its variance inflation φ when given); and the burst
+    guard's log e-value without the strongest burst interval per ratio."""
     total = n_s + n_c
     theta0 = np.divide(n_c, total, out=np.zeros(n_c.shape), where=total > 0)
     informative = (theta0 > 0) & (theta0 < 1)
@@ -100,6 +104,8 @@ def log_mixture(
         inc = np.where(
             informative, x * np.log(t_alt / t_null) + y * np.log((1 - t_alt) / (1 - t_null)), 0.0
         )
+        if inflation is not None:
+            inc = inc / inflation
         llr = math.log(weight) + np.cumsum(inc, 1)
         out = np.logaddexp(out, llr)
         if bursty is not None:
@@ -116,6 +122,65 @@ class Metric:
     x: Int  # canary hits per look
     alpha: float
     latency: bool = False
+    # Per canary task (replication, look, task): requests and errors, for the task guard.
+    task_n: Int | None = None
+    task_x: Int | None = None
+
+
+def exclusive_cumsum(a: Int | Float) -> Int | Float:
+    """Σ over the looks *before* each look (as the pure judge's running sums)."""
+    out = np.zeros_like(a)
+    out[:, 1:] = np.cumsum(a, 1)[:, :-1]
+    return out
+
+
+def control_inflation(n_s: Int, y: Int, n_c: Int) -> Float:
+    """φ per (replication, look) from the control's earlier looks, as analysis.dispersion
+    computes it (`icc_upper`; the same operations in the same order)."""
+    has = n_s > 0
+    yf = y.astype(float)
+    nf = np.where(has, n_s, 1).astype(float)
+    b = exclusive_cumsum(has.astype(np.int64))
+    n = exclusive_cumsum(n_s)
+    nsq = exclusive_cumsum(n_s * n_s)
+    hits = exclusive_cumsum(y)
+    s2n = exclusive_cumsum(np.where(has, yf * yf / nf, 0.0))
+    s2 = exclusive_cumsum(y * y)
+    s3n = exclusive_cumsum(np.where(has, yf * yf * yf / nf, 0.0))
+    s4n = exclusive_cumsum(np.where(has, yf * yf * yf * yf / (nf * nf), 0.0))
+    s1n = exclusive_cumsum(y * n_s)
+    inv = exclusive_cumsum(np.where(has, 1 / nf, 0.0))
+    ok = (b >= 2) & (hits > 0) & (hits < n)
+    nn = np.where(ok, n, 1)
+    bb = np.where(ok, b, 1)
+    p = np.where(ok, hits / nn, 0.5)
+    pq = p * (1.0 - p)
+    chi2 = (s2n - p * hits) / pq
+    scale = nn - bb + 1 - nsq / nn
+    ok &= scale > 0
+    sum_c2 = (s4n - 4 * p * s3n + 6 * p * p * s2 - 4 * p * p * p * s1n + p * p * p * p * nsq) / (
+        pq * pq
+    )
+    variance = np.maximum(sum_c2 / bb - (chi2 / bb) ** 2, 0.0)
+    excess = np.maximum(variance - (2 + inv / bb / p), 0.0)
+    spread = UPPER_Z * np.sqrt(bb * excess)
+    icc = np.where(ok, (chi2 + spread - (bb - 1)) / np.where(ok, scale, 1.0), 0.0)
+    icc = np.minimum(1.0, np.maximum(0.0, icc))
+    total = np.maximum(n_c + n_s, 1)
+    phi = np.where((icc > 0) & (n_c > 0) & has, 1.0 + 2.0 * icc * n_c * n_s / total, 1.0)
+    return np.asarray(phi, dtype=float)
+
+
+def task_suspect(m: Metric, guard: BurstGuardConfig) -> NDArray[np.bool_]:
+    """guard.task_burst per look: one canary task made > max_task_share of the errors."""
+    assert m.task_n is not None and m.task_x is not None
+    cum_n, cum_x = np.cumsum(m.task_n, 1), np.cumsum(m.task_x, 1)
+    serving = (cum_n > 0).sum(axis=2) >= 2
+    worst = cum_x.max(axis=2)
+    suspect: NDArray[np.bool_] = (
+        serving & (worst >= guard.min_hits) & (worst > guard.max_task_share * cum_x.sum(axis=2))
+    )
+    return suspect
 
 
 def judge_vectorized(metrics: list[Metric], cfg: JudgeConfig) -> Outcome:
@@ -132,15 +197,28 @@ def judge_vectorized(metrics: list[Metric], cfg: JudgeConfig) -> Outcome:
             if m.latency
             else (cfg.harm_ratios, cfg.harm_weights)
         )
-        log_harm, robust = log_mixture(m.n_s, m.n_c, m.y, m.x, 1.0, ratios, weights, burst=g)
+        phi = control_inflation(m.n_s, m.y, m.n_c) if cfg.temper_overdispersion else None
+        log_harm, robust = log_mixture(
+            m.n_s, m.n_c, m.y, m.x, 1.0, ratios, weights, burst=g, inflation=phi
+        )
         log_ni, _ = log_mixture(
-            m.n_s, m.n_c, m.y, m.x, cfg.promote_margin, cfg.promote_ratios, cfg.promote_weights
+            m.n_s,
+            m.n_c,
+            m.y,
+            m.x,
+            cfg.promote_margin,
+            cfg.promote_ratios,
+            cfg.promote_weights,
+            inflation=phi,
         )
         threshold = math.log(1 / m.alpha)
         crossed = log_harm >= threshold
         harmful |= crossed
         if g.enabled and g.action == "hold":
-            clean |= crossed & (robust >= threshold)
+            held = robust < threshold
+            if m.task_x is not None and not m.latency:
+                held |= task_suspect(m, g)
+            clean |= crossed & ~held
         else:
             clean |= crossed
         non_inferior &= log_ni >= math.log(1 / cfg.promote_alpha)
@@ -271,6 +349,25 @@ def error_metrics(
     return [Metric(n_s, n_c, y, x, alpha)]
 
 
+def beta_rates(rng: np.random.Generator, p: float, rho: float, shape: tuple[int, int]) -> Float:
+    """Per-look hit rates around mean p with intra-class correlation rho (0 = constant)."""
+    if rho <= 0:
+        return np.full(shape, p)
+    a, b = p * (1 / rho - 1), (1 - p) * (1 / rho - 1)
+    rates: Float = rng.beta(a, b, size=shape)
+    return rates
+
+
+def overdispersed_metrics(
+    rng: np.random.Generator, reps: int, p_stable: float, ratio: float, rho: float
+) -> list[Metric]:
+    """Every 6-s look draws each version's error rate from its own Beta (independently)."""
+    n_s, n_c = traffic(rng, reps, LOOKS_6S)
+    y = rng.binomial(n_s, beta_rates(rng, p_stable, rho, n_s.shape))
+    x = rng.binomial(n_c, beta_rates(rng, p_stable * ratio, rho, n_c.shape))
+    return [Metric(n_s, n_c, y, x, ALPHA)]
+
+
 def error_scenarios(reps: int, errors_only: JudgeConfig, default: JudgeConfig) -> None:
     horizon = horizon_canary_requests(P0, 1.5)
     equal_grid = dataclasses.replace(
@@ -287,6 +384,7 @@ def error_scenarios(reps: int, errors_only: JudgeConfig, default: JudgeConfig) -
         "margin);\nmedian/mean/p80 are canary requests to roll back; '/Wald' = median ÷ "
         "Wald's bound (1,742 / 487 / 46)."
     )
+    plain = dataclasses.replace(errors_only, temper_overdispersion=False)
     for ratio in (1.0, 1.5, 2.0, 5.0):
         p1 = P0 * ratio
         seed = int(ratio * 100) + SEED_OFFSET
@@ -297,6 +395,8 @@ def error_scenarios(reps: int, errors_only: JudgeConfig, default: JudgeConfig) -
             m = error_metrics(np.random.default_rng(seed), reps, p1, minute, ALPHA)
             out = judge_vectorized(m, errors_only)
             print(row(f"judge, errors only, look {look}", out, ratio))
+            out = judge_vectorized(m, plain)
+            print(row(f"  same, not tempered, {look}", out, ratio))
             m[0].alpha = default.alpha * default.error_alpha_share
             out = judge_vectorized(m, default)
             print(row(f"judge, α_err=.03 (default), {look}", out, ratio))
@@ -350,6 +450,187 @@ def burst_scenario(reps: int, cfg: JudgeConfig) -> None:
         label = "burst guard holds" if action == "hold" else "guard only reports"
         print(row(f"judge, {label}", out, None))
     print(row("Wald SPRT knowing p1 (1.5x)", wald_sprt(n_c, x, P0 * 1.5), None))
+
+
+def dispersion_scenarios(reps: int, cfg: JudgeConfig) -> None:
+    """Overdispersed errors: false rollbacks of the plain and the tempered judge, and what
+    tempering costs on stationary traffic (same seeds, same run)."""
+    plain = dataclasses.replace(cfg, temper_overdispersion=False)
+    print(
+        f"\n== overdispersed errors: each version's rate per 6-s look ~ Beta(mean, ICC ρ), "
+        f"independently; p0 = 1%, canary share 5%, errors only (α = 5%), {reps} replications =="
+    )
+    print(
+        f"{'scenario':<30} {'plain judge':>12} {'(Wilson up)':>11} {'tempered':>9} "
+        f"{'(Wilson up)':>11} {'med plain':>9} {'med temp':>8} {'ratio':>6} "
+        f"{'prom plain':>10} {'prom temp':>9}"
+    )
+    cases = [(1.0, 0.0), (1.0, 0.01), (1.0, 0.02), (1.0, 0.05)]
+    cases += [(r, rho) for r in (1.5, 2.0, 5.0) for rho in (0.0, 0.02)]
+    for ratio, rho in cases:
+        seed = 5000 + int(ratio * 100) + int(rho * 1000) + SEED_OFFSET
+        m = overdispersed_metrics(np.random.default_rng(seed), reps, P0, ratio, rho)
+        a, b = judge_vectorized(m, plain), judge_vectorized(m, cfg)
+        ka, kb = int((a.kind == ROLLBACK).sum()), int((b.kind == ROLLBACK).sum())
+        med_a = float(np.median(a.canary_requests[a.kind == ROLLBACK])) if ka else math.nan
+        med_b = float(np.median(b.canary_requests[b.kind == ROLLBACK])) if kb else math.nan
+        label = f"{ratio:g}x, " + (f"ρ = {rho:g}" if rho else "stationary (binomial)")
+        print(
+            f"{label:<30} {ka / reps:>12.1%} {wilson_upper(ka, reps):>11.1%} {kb / reps:>9.1%} "
+            f"{wilson_upper(kb, reps):>11.1%} {med_a:>9.0f} {med_b:>8.0f} "
+            f"{med_b / med_a if ka and kb else math.nan:>6.2f} "
+            f"{(a.kind == PROMOTE).mean():>10.1%} {(b.kind == PROMOTE).mean():>9.1%}"
+        )
+    print(
+        "at 1x the rollback columns are false rollbacks, otherwise detections; 'med' = median "
+        "canary requests\nto a rollback; 'ratio' = tempered ÷ plain (the price of tempering)."
+    )
+
+
+def task_burst_scenario(reps: int, cfg: JudgeConfig) -> None:
+    """One task of either version runs at 10x its rate for 3 minutes, once per run."""
+    plain = dataclasses.replace(cfg, temper_overdispersion=False)
+    print(
+        f"\n== one bursting task: stable and canary run 2 tasks each (even split); once per "
+        f"run, at a random minute in the first 20, one task of a version picked at random fails "
+        f"10% of its requests (10x) for 3 minutes; {reps} replications =="
+    )
+    rng = np.random.default_rng(77 + SEED_OFFSET)
+    n_s, n_c = traffic(rng, reps, LOOKS_6S)
+    looks = np.arange(LOOKS_6S)[None, :]
+    start = rng.integers(0, 200, size=(reps, 1))
+    on = (looks >= start) & (looks < start + 30)
+    canary_hit = rng.random((reps, 1)) < 0.5
+    n_c1 = rng.binomial(n_c, 0.5)
+    n_s1 = rng.binomial(n_s, 0.5)
+    burst_c, burst_s = on & canary_hit, on & ~canary_hit
+    x1 = rng.binomial(n_c1, np.where(burst_c, 10 * P0, P0))
+    x2 = rng.binomial(n_c - n_c1, P0)
+    y = rng.binomial(n_s1, np.where(burst_s, 10 * P0, P0)) + rng.binomial(n_s - n_s1, P0)
+    task_n = np.stack([n_c1, n_c - n_c1], axis=2)
+    task_x = np.stack([x1, x2], axis=2)
+    aggregate = Metric(n_s, n_c, y, x1 + x2, ALPHA)
+    per_task = dataclasses.replace(aggregate, task_n=task_n, task_x=task_x)
+    print(
+        f"{'procedure':<46} {'false rollback':>14} {'(Wilson up)':>11} "
+        f"{'canary-task runs':>16} {'stable-task runs':>16}"
+    )
+    for name, judged, metric in (
+        ("plain judge, aggregate counts (today)", plain, aggregate),
+        ("tempered judge, aggregate counts", cfg, aggregate),
+        ("plain judge, per-task counts (task guard)", plain, per_task),
+        ("tempered judge, per-task counts (task guard)", cfg, per_task),
+    ):
+        rb = judge_vectorized([metric], judged).kind == ROLLBACK
+        k = int(rb.sum())
+        print(
+            f"{name:<46} {k / reps:>14.1%} {wilson_upper(k, reps):>11.1%} "
+            f"{rb[canary_hit[:, 0]].mean():>16.1%} {rb[~canary_hit[:, 0]].mean():>16.1%}"
+        )
+
+
+def split_traffic(rng: np.random.Generator, reps: int) -> tuple[Int, Int, Int]:
+    """Per look: stable, baseline, canary requests with baseline share = canary share."""
+    n_c = rng.binomial(PER_6S, SHARE, size=(reps, LOOKS_6S))
+    n_b = rng.binomial(PER_6S - n_c, SHARE / (1 - SHARE))
+    return PER_6S - n_c - n_b, n_b, n_c
+
+
+def latency_exceedance(
+    thresholds: Float, sigma: float, factor: float, widen: float = 1.0
+) -> tuple[Float, Float]:
+    """P(control > T) and P(canary > widen·T) per replication and threshold."""
+    z = np.log(thresholds) / sigma
+    q_s = normal_sf(z)
+    q_c = normal_sf(z + (math.log(widen) - math.log(factor)) / sigma)
+    return q_s, q_c
+
+
+def baseline_cost(reps: int, cfg: JudgeConfig) -> None:
+    """What an equal-size baseline control costs (issue 10, item 1), and the tolerance."""
+    print(
+        f"\n== baseline cost: canary 5%, baseline 5% (stable's version), stable 90%; errors "
+        f"judged against stable+baseline, latency against the baseline alone; default "
+        f"judge, looks 6 s, {reps} replications =="
+    )
+    e_alpha = cfg.alpha * cfg.error_alpha_share
+    l_alpha = cfg.alpha * (1 - cfg.error_alpha_share) / 2
+    print(
+        f"{'scenario':<34} {'control':<17} {'rollback':>8} {'(Wilson up)':>11} "
+        f"{'median':>7} {'half-all':>8} {'promote':>8}"
+    )
+
+    def line(label: str, control: str, out: Outcome) -> None:
+        rb = out.kind == ROLLBACK
+        k = int(rb.sum())
+        n = np.sort(out.canary_requests[rb])
+        med = float(np.median(n)) if k else math.nan
+        half = f"{n[(reps + 1) // 2 - 1]:.0f}" if 2 * k >= reps else "-"
+        print(
+            f"{label:<34} {control:<17} {k / reps:>8.1%} {wilson_upper(k, reps):>11.1%} "
+            f"{med:>7.0f} {half:>8} {(out.kind == PROMOTE).mean():>8.1%}"
+        )
+
+    errors_only = dataclasses.replace(cfg, latency_thresholds_s=None)
+    for ratio in (1.0, 1.5, 2.0, 5.0):
+        rng = np.random.default_rng(8000 + int(ratio * 100) + SEED_OFFSET)
+        n_s, n_b, n_c = split_traffic(rng, reps)
+        y_s, y_b = rng.binomial(n_s, P0), rng.binomial(n_b, P0)
+        x = rng.binomial(n_c, P0 * ratio)
+        for control, n_k, y_k in (
+            ("stable+baseline", n_s + n_b, y_s + y_b),
+            ("baseline alone", n_b, y_b),
+        ):
+            out = judge_vectorized([Metric(n_k, n_c, y_k, x, ALPHA)], errors_only)
+            line(f"errors {ratio:g}x (errors only)", control, out)
+    for sigma in (0.5, 1.0):
+        for factor in (1.0, 1.1, 1.3):
+            rng = np.random.default_rng(9000 + int(sigma * 1000 + factor * 100) + SEED_OFFSET)
+            thresholds = frozen_thresholds(rng, reps, sigma)
+            n_s, n_b, n_c = split_traffic(rng, reps)
+            errors = Metric(
+                n_s + n_b,
+                n_c,
+                rng.binomial(n_s + n_b, P0),
+                rng.binomial(n_c, P0),
+                e_alpha,
+            )
+            q_s, q_c = latency_exceedance(thresholds, sigma, factor)
+            x = [rng.binomial(n_c, q_c[:, j : j + 1]) for j in range(2)]
+            for control, n_k in (("stable (95%)", n_s + n_b), ("baseline (5%)", n_b)):
+                lat = [
+                    Metric(n_k, n_c, rng.binomial(n_k, q_s[:, j : j + 1]), x[j], l_alpha, True)
+                    for j in range(2)
+                ]
+                out = judge_vectorized([errors, *lat], cfg)
+                line(f"latency σ={sigma} canary ×{factor}", control, out)
+    rel = 0.10
+    print(
+        f"\nlatency tolerance: canary counted against T·(1 + {rel:g}) (no absolute part), "
+        f"the baseline against T; T = stable's p95/p99"
+    )
+    for sigma in (0.5, 1.0):
+        for factor in (1.0, 1.05, 1.1, 1.3):
+            rng = np.random.default_rng(9500 + int(sigma * 1000 + factor * 100) + SEED_OFFSET)
+            thresholds = frozen_thresholds(rng, reps, sigma)
+            n_s, n_b, n_c = split_traffic(rng, reps)
+            errors = Metric(
+                n_s + n_b, n_c, rng.binomial(n_s + n_b, P0), rng.binomial(n_c, P0), e_alpha
+            )
+            q_s, q_c = latency_exceedance(thresholds, sigma, factor, widen=1 + rel)
+            lat = [
+                Metric(
+                    n_b,
+                    n_c,
+                    rng.binomial(n_b, q_s[:, j : j + 1]),
+                    rng.binomial(n_c, q_c[:, j : j + 1]),
+                    l_alpha,
+                    True,
+                )
+                for j in range(2)
+            ]
+            out = judge_vectorized([errors, *lat], cfg)
+            line(f"tolerance 10%, σ={sigma} canary ×{factor}", "baseline (5%)", out)
 
 
 def normal_sf(z: Float | float) -> Float:
@@ -433,32 +714,35 @@ def agreement_check(reps: int = 24) -> None:
     """Replay some replications through the pure Judge; decisions and looks must match."""
     mismatches = total = 0
     default = JudgeConfig()
-    for ratio in (1.0, 2.0, 5.0):
-        for with_latency in (False, True):
-            rng = np.random.default_rng(7)
+    for ratio, with_latency, rho in itertools.product((1.0, 2.0, 5.0), (False, True), (0, 0.02)):
+        rng = np.random.default_rng(7)
+        if rho:  # overdispersed: the tempering's φ varies from look to look
+            metrics = overdispersed_metrics(rng, reps, P0, ratio, rho)
+        else:
             metrics = error_metrics(rng, reps, P0 * ratio, False, ALPHA)
-            cfg = JudgeConfig(latency_thresholds_s=(0.2, 0.5) if with_latency else None)
-            if with_latency:
-                m0 = metrics[0]
-                m0.alpha = default.alpha * default.error_alpha_share
-                for q in (0.05, 0.01):
-                    metrics.append(
-                        Metric(
-                            m0.n_s,
-                            m0.n_c,
-                            rng.binomial(m0.n_s, q),
-                            rng.binomial(m0.n_c, q * ratio),
-                            default.alpha * (1 - default.error_alpha_share) / 2,
-                            latency=True,
-                        )
+        cfg = JudgeConfig(latency_thresholds_s=(0.2, 0.5) if with_latency else None)
+        if with_latency:
+            m0 = metrics[0]
+            m0.alpha = default.alpha * default.error_alpha_share
+            for q in (0.05, 0.01):
+                metrics.append(
+                    Metric(
+                        m0.n_s,
+                        m0.n_c,
+                        rng.binomial(m0.n_s, q),
+                        rng.binomial(m0.n_c, q * ratio),
+                        default.alpha * (1 - default.error_alpha_share) / 2,
+                        latency=True,
                     )
-            vec = judge_vectorized(metrics, cfg)
-            for r in range(reps):
-                total += 1
-                mismatches += not replay_agrees(cfg, metrics, r, vec)
+                )
+        vec = judge_vectorized(metrics, cfg)
+        for r in range(reps):
+            total += 1
+            mismatches += not replay_agrees(cfg, metrics, r, vec)
     print(
         f"\npure Judge vs vectorized judge: {total} replications replayed (errors, and errors "
-        f"+ 2 latency thresholds), {mismatches} disagreements"
+        f"+ 2 latency thresholds; binomial and overdispersed ρ = 0.02, tempered), "
+        f"{mismatches} disagreements"
     )
 
 
@@ -500,6 +784,9 @@ def main() -> None:
     error_scenarios(args.reps, errors_only, default)
     latency_scenarios(args.reps, default)
     burst_scenario(args.reps, errors_only)
+    dispersion_scenarios(args.reps, errors_only)
+    task_burst_scenario(args.reps, errors_only)
+    baseline_cost(args.reps, default)
     print(
         f"\nharm grid {list(default.harm_ratios)} weights {list(default.harm_weights)}; "
         f"latency harm grid {list(default.latency_harm_ratios)} weights "
