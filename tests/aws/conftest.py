@@ -43,19 +43,26 @@ class AwsEnv:
     env: dict[str, str]
     stack_name: str
 
+    def outputs(self) -> dict[str, str]:
+        stack = boto3.client("cloudformation").describe_stacks(StackName=self.stack_name)
+        return {o["OutputKey"]: o["OutputValue"] for o in stack["Stacks"][0]["Outputs"]}
+
     def listener(self) -> dict[str, object]:
-        cf = boto3.client("cloudformation")
-        outputs = cf.describe_stacks(StackName=self.stack_name)["Stacks"][0]["Outputs"]
-        arn = next(o["OutputValue"] for o in outputs if o["OutputKey"] == "ListenerArn")
+        arn = self.outputs()["ListenerArn"]
         action = boto3.client("elbv2").describe_listeners(ListenerArns=[arn])["Listeners"][0][
             "DefaultActions"
         ][0]
         return dict(action["ForwardConfig"])
 
     def live_weights(self) -> Weights:
+        """The listener's weights read by target group ARN (all three must be there)."""
         groups = self.listener()["TargetGroups"]
         assert isinstance(groups, list)
-        return Weights(int(groups[0]["Weight"]), int(groups[1]["Weight"]))
+        by_arn = {g["TargetGroupArn"]: int(g["Weight"]) for g in groups}
+        outputs = self.outputs()
+        arns = [outputs[f"TargetGroup{g}Arn"] for g in ("Stable", "Canary", "Baseline")]
+        assert sorted(by_arn) == sorted(arns)
+        return Weights(*(by_arn[arn] for arn in arns))
 
     def stack_parameters(self) -> dict[str, str]:
         stack = boto3.client("cloudformation").describe_stacks(StackName=self.stack_name)

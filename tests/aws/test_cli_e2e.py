@@ -43,16 +43,18 @@ def test_deploy_set_weights_rollback_update_status_delete(aws_env: AwsEnv) -> No
     assert doc["target"] == "aws"
     assert doc["stack_name"] == aws_env.stack_name
     assert doc["stack_status"] == "UPDATE_COMPLETE"
-    assert doc["listener"]["weights"] == {"stable": 60, "canary": 40}
+    assert doc["listener"]["weights"] == {"stable": 60, "canary": 40, "baseline": 0}
     assert doc["listener"]["stickiness_seconds"] == 600
     # The update wrote the live weights into the stack: no drift left.
-    assert doc["listener"]["configured_weights"] == {"stable": 60, "canary": 40}
+    assert doc["listener"]["configured_weights"] == {"stable": 60, "canary": 40, "baseline": 0}
     assert doc["listener"]["drift"] is False
     assert doc["listener"]["url"].startswith("http://") and ".elb." in doc["listener"]["url"]
     # moto does not roll the service onto the new task definition, so check what we sent.
     parameters = aws_env.stack_parameters()
     assert parameters["ImageURICanary"] == "repo/app:v3"
     assert (parameters["StableWeight"], parameters["CanaryWeight"]) == ("60", "40")
+    assert (parameters["BaselineWeight"], parameters["DesiredCountBaseline"]) == ("0", "0")
+    assert set(doc["versions"]) == {"stable", "canary"}  # no baseline row outside rollouts
     assert doc["versions"]["stable"]["task_definition"]["image"] == "repo/app:v1"
     assert doc["versions"]["stable"]["service"]["desired"] == 2
     assert doc["versions"]["canary"]["service"]["desired"] == 1
@@ -85,7 +87,11 @@ def test_first_deploy_uses_seed_weights_and_the_given_network(aws_env: AwsEnv) -
     )
     assert result.exit_code == 0, result.stderr
     assert "default VPC" not in result.stderr
-    assert json.loads(result.stdout)["listener"]["weights"] == {"stable": 80, "canary": 20}
+    assert json.loads(result.stdout)["listener"]["weights"] == {
+        "stable": 80,
+        "canary": 20,
+        "baseline": 0,
+    }
     assert aws_env.live_weights() == Weights(80, 20)
     assert aws_env.stack_parameters()["VpcId"] == vpc["VpcId"]
     assert aws_env.listener()["TargetGroupStickinessConfig"] == {"Enabled": False}

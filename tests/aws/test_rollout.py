@@ -3,13 +3,14 @@ computes no CloudWatch statistics) and steady ECS services (moto starts no tasks
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from canary_deploy.aws.target import AwsTarget
-from canary_deploy.backend import ServiceStatus, Version
+from canary_deploy.backend import ServiceStatus, SilentProgress, Version
 from canary_deploy.config import load_settings
 from canary_deploy.rollout.controller import Controller, start_rollout
 from canary_deploy.rollout.plan import build_plan
@@ -31,16 +32,37 @@ class ModifyListenerCounter:
         self.calls.append([g["Weight"] for g in groups])
 
 
+class UpdateServiceRecorder:
+    """The UpdateService requests sent to moto: (group, desired count, forceNewDeployment)."""
+
+    def __init__(self, target: AwsTarget) -> None:
+        self.calls: list[tuple[Version, int | None, bool]] = []
+        out = target.outputs()
+        self._groups = {out.service_name(g): g for g in out.groups}
+        target.ecs._ecs.meta.events.register(  # type: ignore[attr-defined]
+            "provide-client-params.ecs.UpdateService", self._record
+        )
+
+    def _record(self, params: dict[str, Any], **_: Any) -> None:
+        group = self._groups[params["service"]]
+        self.calls.append(
+            (group, params.get("desiredCount"), params.get("forceNewDeployment", False))
+        )
+
+
 def steady(target: AwsTarget, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What moto cannot do: services whose deployments complete."""
+    """What moto cannot do: tasks that start and deployments that complete. The desired
+    counts are moto's (what we sent); every task of them runs."""
+    real = target.ecs.describe_services
 
     def describe() -> dict[Version, ServiceStatus]:
         return {
-            "stable": ServiceStatus("app-stable", 2, 0, 2, "COMPLETED"),
-            "canary": ServiceStatus("app-canary", 1, 0, 1, "COMPLETED"),
+            v: replace(s, running=s.desired, pending=0, deployment_state="COMPLETED")
+            for v, s in real().items()
         }
 
     monkeypatch.setattr(target.ecs, "describe_services", describe)
+    monkeypatch.setattr(target.ecs, "wait_deployments", lambda started, progress: None)
     monkeypatch.setattr(target.ecs, "scale_canary", lambda n: None)
 
 
@@ -54,6 +76,9 @@ def rollout(
     store = RolloutStore(tmp_path / "aws-rollouts.db", target._settings.stack_name)
     plan = build_plan("aws", {"min_duration": 60, "max_duration": 120, "min_requests": 10,
                               "interval": 60, "metrics_lag": 0})  # fmt: skip
+    assert plan.baseline
+    # As `canary rollout` does before its first step: baseline and canary tasks start together.
+    target.workload.start_baseline(1, SilentProgress())
     r = start_rollout(store, plan, metrics, canary_image="repo/app:v2", clock=clock)
     c = Controller(target.router, target.workload, metrics, store, r.id, clock=clock)
     for _ in range(200):
@@ -65,36 +90,70 @@ def rollout(
     return store, r.id, clock
 
 
+@dataclass
+class Deployed:
+    target: AwsTarget
+    listener: ModifyListenerCounter
+    services: UpdateServiceRecorder
+
+
 @pytest.fixture
-def deployed(
-    aws_env: AwsEnv, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
-) -> tuple[AwsTarget, ModifyListenerCounter]:
-    """A stack deployed at 95/5 through the CLI, and a counter of ModifyListener calls."""
+def deployed(aws_env: AwsEnv, cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> Deployed:
+    """A stack deployed at 95/5 through the CLI, and recorders of ModifyListener and
+    UpdateService calls."""
     assert cli("deploy").exit_code == 0
     target = AwsTarget.from_settings(load_settings())
     steady(target, monkeypatch)
-    return target, ModifyListenerCounter(target)
+    return Deployed(target, ModifyListenerCounter(target), UpdateServiceRecorder(target))
+
+
+# start_baseline(1): the baseline's task and fresh canary tasks, in two calls back to back.
+STARTED_TOGETHER: list[tuple[Version, int | None, bool]] = [
+    ("baseline", 1, True),
+    ("canary", None, True),
+]
+
+
+def baseline_desired_count(target: AwsTarget) -> int:
+    """The baseline service's desired count as moto holds it (what we last sent)."""
+    out = target.outputs()
+    found = target.ecs._ecs.describe_services(  # type: ignore[attr-defined]
+        cluster=out.cluster_name, services=[out.service_name("baseline")]
+    )["services"]
+    return int(found[0]["desiredCount"])
 
 
 def test_steps_go_through_the_listener_in_order_and_promotion_updates_the_stack(
-    aws_env: AwsEnv, deployed: tuple[AwsTarget, ModifyListenerCounter], tmp_path: Path
+    aws_env: AwsEnv, deployed: Deployed, tmp_path: Path
 ) -> None:
-    target, counter = deployed
+    target = deployed.target
     store, rollout_id, _ = rollout(tmp_path, target, canary_error_rate=0.01)
     assert store.get(rollout_id).status is RolloutStatus.PROMOTED
-    assert counter.calls == [[75, 25], [50, 50], [0, 100], [100, 0]]  # 95/5 was deployed
+    # 95/5 was deployed; the baseline gets the canary's share up to 50%, then soak steps;
+    # the last call ends the rollout: canary and baseline to 0 at once.
+    assert deployed.listener.calls == [
+        [90, 5, 5], [50, 25, 25], [0, 50, 50], [0, 100, 0], [100, 0, 0]
+    ]  # fmt: skip
     assert aws_env.stack_parameters()["ImageURIStable"] == "repo/app:v2"
     assert aws_env.live_weights() == Weights(100, 0)
-    # The promotion's stack update kept the live weights (0/100 then), not the stack's 95/5.
+    # The promotion's stack update kept the live weights (0/100 then), not the stack's 95/5,
+    # and the baseline's live task count: it must not stop tasks that still serve.
     assert aws_env.stack_parameters()["CanaryWeight"] in ("100", "0")
+    assert aws_env.stack_parameters()["DesiredCountBaseline"] == "1"
+    # Baseline and canary started together; the baseline stopped after the last call.
+    assert deployed.services.calls == [*STARTED_TOGETHER, ("baseline", 0, False)]
+    assert baseline_desired_count(target) == 0
 
 
-def test_rollback_is_one_modify_listener_call(
-    aws_env: AwsEnv, deployed: tuple[AwsTarget, ModifyListenerCounter], tmp_path: Path
+def test_rollback_is_one_modify_listener_call_then_the_baseline_stops(
+    aws_env: AwsEnv, deployed: Deployed, tmp_path: Path
 ) -> None:
-    target, counter = deployed
+    target = deployed.target
     store, rollout_id, _ = rollout(tmp_path, target, canary_error_rate=0.2)
     assert store.get(rollout_id).status is RolloutStatus.ROLLED_BACK
-    assert counter.calls == [[100, 0]]  # already at step 1's 95/5: only the rollback
+    # Step 1 (90/5/5), then the rollback: one call takes canary and baseline to 0.
+    assert deployed.listener.calls == [[90, 5, 5], [100, 0, 0]]
     assert aws_env.live_weights() == Weights(100, 0)
     assert aws_env.stack_parameters()["ImageURIStable"] == "repo/app:v1"
+    assert deployed.services.calls == [*STARTED_TOGETHER, ("baseline", 0, False)]
+    assert baseline_desired_count(target) == 0

@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
+import pytest
 from botocore.stub import Stubber
 
 from canary_deploy.aws.clients import AwsClients
 from canary_deploy.aws.target import AwsTarget
+from canary_deploy.backend import Status
 from canary_deploy.config import load_settings
 from canary_deploy.weights import Weights
 from tests.aws.stubs import OUTPUTS, REGION, stubbed
@@ -194,3 +196,81 @@ def test_status_of_a_rolled_back_first_creation_explains_what_to_do() -> None:
     assert status.stack_status == "ROLLBACK_COMPLETE"
     assert status.listener is None
     assert any("delete --yes" in note for note in status.notes)
+
+
+BASELINE_OUTPUTS = {
+    **STACK_OUTPUTS,
+    "TargetGroupBaselineArn": str(OUTPUTS.target_group_baseline_arn),
+    "ServiceBaselineName": str(OUTPUTS.service_baseline_name),
+}
+
+
+def baseline_status(running: int, desired: int, weights: tuple[int, int, int]) -> Status:
+    """`status` of a stack that has the baseline group, with its service and weight as given."""
+    cf, cf_stub = stubbed("cloudformation")
+    elbv2, elb_stub = stubbed("elbv2")
+    ecs, ecs_stub = stubbed("ecs")
+    ec2, ec2_stub = stubbed("ec2")
+    cw, cw_stub = stubbed("cloudwatch")
+    cf_stub.add_response(
+        "describe_stacks",
+        {"Stacks": [{"StackName": "demo", "StackStatus": "UPDATE_COMPLETE", "CreationTime": T0,
+                     "Outputs": [{"OutputKey": k, "OutputValue": v}
+                                 for k, v in BASELINE_OUTPUTS.items()]}]},
+    )  # fmt: skip
+    stable, canary, baseline = weights
+    elb_stub.add_response(
+        "describe_listeners", listener(stable, canary, {"Enabled": False}, baseline)
+    )
+    steady = {"status": "PRIMARY", "rolloutState": "COMPLETED"}
+    services = {
+        "services": [
+            service("demo-stable", 2, 0, 2, steady),
+            service("demo-canary", 1, 0, 1, steady),
+            service("demo-baseline", running, desired - running, desired, steady),
+        ]
+    }
+    ecs_stub.add_response("describe_services", services)
+    ecs_stub.add_response("describe_services", services)
+    for name, image in (("demo-stable", "repo:v1"), ("demo-canary", "repo:v2"),
+                        ("demo-baseline", "repo:v1")):  # fmt: skip
+        ecs_stub.add_response("describe_task_definition", task_definition(name, image))
+    cw_stub.add_response("get_metric_data", {"MetricDataResults": []})
+    shown = 3 if running or desired or baseline else 2
+    for _ in range(shown):
+        elb_stub.add_response("describe_target_health", health("healthy"))
+    settings = load_settings({"target": "aws", "stack_name": "demo"}, env={})
+    target = AwsTarget(AwsClients(cf, elbv2, ecs, ec2, cw, REGION), settings)
+    stubs = [cf_stub, elb_stub, ecs_stub, ec2_stub, cw_stub]
+    for stub in stubs:
+        stub.activate()
+    status = target.status()
+    for stub in stubs:
+        stub.assert_no_pending_responses()
+        stub.deactivate()
+    return status
+
+
+def test_outside_a_rollout_status_has_no_baseline_row() -> None:
+    status = baseline_status(running=0, desired=0, weights=(95, 5, 0))
+    assert set(status.versions) == {"stable", "canary"}
+    assert status.listener is not None and status.listener.weights == Weights(95, 5)
+
+
+@pytest.mark.parametrize(
+    ("running", "desired", "weights"),
+    [(0, 1, (95, 5, 0)), (1, 1, (95, 5, 0)), (1, 1, (90, 5, 5)), (0, 0, (90, 5, 5))],
+)
+def test_the_baseline_row_appears_when_it_has_tasks_or_weight(
+    running: int, desired: int, weights: tuple[int, int, int]
+) -> None:
+    status = baseline_status(running, desired, weights)
+    assert list(status.versions) == ["stable", "canary", "baseline"]
+    row = status.versions["baseline"]
+    assert row.service is not None and (row.service.running, row.service.desired) == (
+        running,
+        desired,
+    )
+    assert row.task_definition is not None and row.task_definition.image == "repo:v1"
+    assert row.target_group is not None and row.target_group.healthy == 1
+    assert status.listener is not None and status.listener.weights == Weights(*weights)
