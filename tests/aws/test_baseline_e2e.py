@@ -7,15 +7,20 @@ every assertion is on what we sent (listener weights, desired counts, stack para
 from __future__ import annotations
 
 import json
+from typing import Any
 
+import boto3
 import pytest
 
+from canary_deploy.aws.network import resolve_network
+from canary_deploy.aws.stack import NoBaseline
 from canary_deploy.aws.target import AwsTarget
 from canary_deploy.config import load_settings
 from canary_deploy.weights import Weights
 from tests.aws.conftest import AwsEnv, CliRunner
-from tests.aws.stubs import RecordingProgress
+from tests.aws.stubs import ERRORS, RecordingProgress
 from tests.aws.test_rollout import ModifyListenerCounter
+from tests.aws.test_template import load
 
 
 @pytest.fixture
@@ -115,9 +120,102 @@ def test_a_deploy_during_a_rollout_keeps_the_baselines_tasks_and_weight(
     assert services(target)["baseline"]["desired"] == 0
 
 
-def test_slow_start_is_a_stack_parameter_off_by_default(aws_env: AwsEnv, cli: CliRunner) -> None:
+def slow_start(aws_env: AwsEnv) -> list[str]:
+    """Each target group's slow_start.duration_seconds (stable, canary, baseline)."""
+    outputs, elbv2 = aws_env.outputs(), boto3.client("elbv2")
+    values = []
+    for group in ("Stable", "Canary", "Baseline"):
+        arn = outputs[f"TargetGroup{group}Arn"]
+        attributes = elbv2.describe_target_group_attributes(TargetGroupArn=arn)["Attributes"]
+        values.extend(a["Value"] for a in attributes if a["Key"] == "slow_start.duration_seconds")
+    return values
+
+
+def test_slow_start_reaches_every_target_group_and_is_off_by_default(
+    aws_env: AwsEnv, cli: CliRunner
+) -> None:
     assert cli("deploy").exit_code == 0
     assert aws_env.stack_parameters()["SlowStartSeconds"] == "0"
+    assert slow_start(aws_env) == ["0", "0", "0"]
     updated = cli("deploy", "--slow-start", "120")
     assert updated.exit_code == 0, updated.stderr
     assert aws_env.stack_parameters()["SlowStartSeconds"] == "120"
+    assert slow_start(aws_env) == ["120", "120", "120"]
+    assert aws_env.live_weights() == Weights(95, 5)  # the groups were updated, not lost
+
+
+def template_without_baseline() -> str:
+    """The template as it was before the baseline group (JSON): no baseline target group,
+    service, parameters or outputs, and a listener over two groups."""
+    doc = cfn_json(load())
+    for name in ("DesiredCountBaseline", "BaselineWeight", "SlowStartSeconds"):
+        del doc["Parameters"][name]
+    for name in ("TargetGroupBaseline", "ServiceBaseline"):
+        del doc["Resources"][name]
+    for name in ("TargetGroupBaselineArn", "ServiceBaselineName"):
+        del doc["Outputs"][name]
+    for group in ("TargetGroupStable", "TargetGroupCanary"):
+        attributes = doc["Resources"][group]["Properties"]["TargetGroupAttributes"]
+        attributes[:] = [a for a in attributes if a["Key"] != "slow_start.duration_seconds"]
+    forward = doc["Resources"]["Listener"]["Properties"]["DefaultActions"][0]["ForwardConfig"]
+    forward["TargetGroups"] = forward["TargetGroups"][:2]
+    return json.dumps(doc)
+
+
+def cfn_json(node: Any) -> Any:
+    """Short-form tags as loaded by test_template's loader ({"Sub": x}) -> long form."""
+    if isinstance(node, list):
+        return [cfn_json(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    if len(node) == 1:
+        ((key, value),) = node.items()
+        if key in ("Ref", "Sub", "GetAtt", "If", "Equals"):
+            if key == "Ref":
+                return {"Ref": value}
+            if key == "GetAtt" and isinstance(value, str):
+                value = value.split(".", 1)
+            return {f"Fn::{key}": cfn_json(value)}
+    return {k: cfn_json(v) for k, v in node.items()}
+
+
+def test_a_stack_from_before_the_baseline_works_with_two_groups_until_a_deploy_adds_it(
+    aws_env: AwsEnv, cli: CliRunner
+) -> None:
+    network = resolve_network(boto3.client("ec2"), ERRORS, None, ())
+    boto3.client("cloudformation").create_stack(
+        StackName=aws_env.stack_name,
+        TemplateBody=template_without_baseline(),
+        Parameters=[
+            {"ParameterKey": k, "ParameterValue": v}
+            for k, v in {
+                "ImageURIStable": "repo/app:v1",
+                "ImageURICanary": "repo/app:v2",
+                "VpcId": network.vpc_id,
+                "SubnetIds": ",".join(network.subnet_ids),
+            }.items()
+        ],
+        Capabilities=["CAPABILITY_NAMED_IAM"],
+    )
+    old = AwsTarget.from_settings(load_settings())
+    assert not old.outputs().has_baseline
+    counter = ModifyListenerCounter(old)
+    assert old.router.get_weights() == Weights(95, 5)
+    old.router.set_weights(Weights(75, 25))
+    assert counter.calls == [[75, 25]]  # two groups: the listener has no third
+    with pytest.raises(NoBaseline):
+        old.router.set_weights(Weights(90, 5, 5))
+    with pytest.raises(NoBaseline):
+        old.workload.start_baseline(1, RecordingProgress())
+    old.workload.stop_baseline()  # nothing to stop
+    assert set(old.status().versions) == {"stable", "canary"}
+    assert counter.calls == [[75, 25]]
+
+    upgraded = cli("deploy")
+    assert upgraded.exit_code == 0, upgraded.stderr
+    assert "Keeping the live listener weights 75/25" in upgraded.stderr
+    assert aws_env.live_weights() == Weights(75, 25)  # now over three groups
+    assert aws_env.stack_parameters()["DesiredCountBaseline"] == "0"
+    new = AwsTarget.from_settings(load_settings())
+    new.router.set_weights(Weights(90, 5, 5))
+    assert aws_env.live_weights() == Weights(90, 5, 5)

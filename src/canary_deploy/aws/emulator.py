@@ -1,7 +1,9 @@
 """An emulated AWS: a moto server subprocess on 127.0.0.1, patched so its ALB keeps weights.
 
 moto 5.2's CloudFormation conversion of `AWS::ElasticLoadBalancingV2::Listener`
-drops `ForwardConfig` (DESIGN.md §4), so the patch is applied *inside* the server
+drops `ForwardConfig` (DESIGN.md §4), and its target groups ignore
+`TargetGroupAttributes` and cannot be updated in place (a stack update that changes one
+loses it: every `!Ref` to it becomes empty). The patches are applied *inside* the server
 process by running this module as `python -m canary_deploy.aws.emulator PORT`.
 """
 
@@ -53,10 +55,65 @@ def _forward_config(config: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+# Target group properties whose change makes CloudFormation replace the group.
+_REPLACING = {
+    "Port": "port",
+    "Protocol": "protocol",
+    "VpcId": "vpc_id",
+    "TargetType": "target_type",
+}
+
+
+def _patch_target_groups(models: Any) -> None:
+    """Target groups from CloudFormation: keep `TargetGroupAttributes` (create and update)
+    and update health check and attributes in place, as CloudFormation does."""
+    group_class = models.FakeTargetGroup
+    create = group_class.create_from_cloudformation_json
+
+    def apply_attributes(group: Any, properties: Mapping[str, Any]) -> Any:
+        for attribute in properties.get("TargetGroupAttributes", []):
+            group.attributes[attribute["Key"]] = attribute["Value"]
+        return group
+
+    def create_from_cloudformation_json(
+        cls: Any, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        group = create(resource_name, cloudformation_json, *args, **kwargs)
+        return apply_attributes(group, cloudformation_json["Properties"])
+
+    def update_from_cloudformation_json(
+        cls: Any,
+        original_resource: Any,
+        new_resource_name: str,
+        cloudformation_json: Any,
+        account_id: str,
+        region_name: str,
+    ) -> Any:
+        properties = cloudformation_json["Properties"]
+        if any(
+            key in properties and str(properties[key]) != str(getattr(original_resource, attr))
+            for key, attr in _REPLACING.items()
+        ):
+            return create_from_cloudformation_json(
+                cls, new_resource_name, cloudformation_json, account_id, region_name
+            )
+        if "HealthCheckPath" in properties:
+            original_resource.health_check_path = properties["HealthCheckPath"]
+        if "Matcher" in properties:
+            original_resource.matcher = properties["Matcher"]
+        return apply_attributes(original_resource, properties)
+
+    group_class.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)
+    group_class.update_from_cloudformation_json = classmethod(update_from_cloudformation_json)
+
+
 def apply_moto_patch() -> None:
-    """Make moto's CloudFormation listener conversion keep `ForwardConfig`."""
+    """Make moto's CloudFormation keep the listener's `ForwardConfig` and target groups'
+    attributes, and update target groups in place."""
     from moto.elbv2 import models
     from moto.elbv2.exceptions import InvalidActionTypeError
+
+    _patch_target_groups(models)
 
     def convert_and_validate_properties(
         self: Any, properties: dict[str, Any]
