@@ -75,7 +75,7 @@ def test_bad_canary_is_rolled_back_with_evidence(new_stack: Callable[[], LocalSt
         result = stack.run("rollout", *PLAN, timeout=120)
     assert result.exit_code == 1, result.stdout + result.stderr
     assert "rolled back" in result.stderr
-    assert stack.status()["listener"]["weights"] == {"stable": 100, "canary": 0}
+    assert stack.status()["listener"]["weights"] == {"stable": 100, "canary": 0, "baseline": 0}
     events = history(stack)
     decision = next(e for e in events if e["kind"] == "decision")
     assert decision["data"]["verdict"] == "rollback"
@@ -104,15 +104,15 @@ def test_healthy_canary_is_promoted_without_failed_requests(
         summary = finish()
     assert result.exit_code == 0, result.stdout + result.stderr
     status = stack.status()
-    assert status["listener"]["weights"] == {"stable": 100, "canary": 0}
+    assert status["listener"]["weights"] == {"stable": 100, "canary": 0, "baseline": 0}
     assert status["versions"]["stable"]["task_definition"]["image"].endswith(
         "--version v2 --port $PORT"
     )
     steps = [e["message"] for e in history(stack) if e["kind"] == "weights"]
     assert [m.split(" (")[0] for m in steps] == [
-        "weights 100/0 -> 90/10",
-        "weights 90/10 -> 50/50",
-        "weights 50/50 -> 0/100",
+        "weights 100/0 -> 80/10/10",  # stable / canary / baseline
+        "weights 80/10/10 -> 0/50/50",
+        "weights 0/50/50 -> 0/100",  # above 50%: no baseline, a soak step
         "weights 0/100 -> 100/0",
     ]
     assert summary["total"]["requests"] > 500, summary
@@ -163,9 +163,9 @@ def test_kill_9_then_rollout_again_resumes_at_the_same_step(
     assert [e for e in events if e["kind"] in ("weights", "step")][: len(before)] == before
     weights = [e["message"].split(" (")[0] for e in events if e["kind"] == "weights"]
     assert weights == [  # every change exactly once, none lost
-        "weights 100/0 -> 90/10",
-        "weights 90/10 -> 50/50",
-        "weights 50/50 -> 0/100",
+        "weights 100/0 -> 80/10/10",  # stable / canary / baseline
+        "weights 80/10/10 -> 0/50/50",
+        "weights 0/50/50 -> 0/100",  # above 50%: no baseline, a soak step
         "weights 0/100 -> 100/0",
     ]
 
@@ -194,7 +194,7 @@ def test_steering_from_a_second_terminal(new_stack: Callable[[], LocalStack], co
             if command == "abort":
                 proc.wait(timeout=30)
                 assert proc.returncode == 1
-                assert stack.status()["listener"]["weights"] == {"stable": 100, "canary": 0}
+                assert stack.status()["listener"]["weights"] == {"stable": 100, "canary": 0, "baseline": 0}
             else:
                 wait_for(
                     lambda: stack.status()["listener"]["weights"]["canary"] == 50, 30, "step 2"

@@ -241,14 +241,19 @@ class Judge:
         if not self._metrics:
             self._metrics = self._new_metrics()
         guard = self.config.burst_guard
+        temper = self.config.temper_overdispersion
         err_requests = s.requests + (b.requests if b else 0)
         err_hits = s.errors + (b.errors if b else 0)
-        self._metrics[0].observe(err_requests, err_hits, c.requests, c.errors, guard)
+        self._metrics[0].observe(
+            err_requests, err_hits, c.requests, c.errors, guard, temper=temper
+        )
         latency_control = b if b is not None else s
         for i, metric in enumerate(self._metrics[1:]):
             slow_s = latency_control.slower_than[i] if latency_control.slower_than else 0
             slow_c = c.slower_than[i] if c.slower_than else 0
-            metric.observe(latency_control.requests, slow_s, c.requests, slow_c, guard)
+            metric.observe(
+                latency_control.requests, slow_s, c.requests, slow_c, guard, temper=temper
+            )
         for name, task in c.tasks.items():
             seen = self._tasks.get(name, TaskCounts(0, 0))
             self._tasks[name] = TaskCounts(seen.requests + task.requests, seen.errors + task.errors)
