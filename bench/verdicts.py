@@ -146,7 +146,8 @@ class Stack:
             timeout=timeout,
             stdin=subprocess.DEVNULL,
         )
-        self.log.write(f"$ canary {' '.join(argv)} -> {done.returncode}\n{done.stdout}{done.stderr}\n")
+        shown = " ".join(argv)
+        self.log.write(f"$ canary {shown} -> {done.returncode}\n{done.stdout}{done.stderr}\n")
         self.log.flush()
         return done
 
@@ -211,7 +212,8 @@ class Stack:
         db = Path(self.env["CANARY_STATE_DIR"]) / "state.db"
         try:
             with contextlib.closing(sqlite3.connect(f"file:{db}?mode=ro", uri=True)) as conn:
-                row = conn.execute("SELECT status FROM rollouts ORDER BY id DESC LIMIT 1").fetchone()
+                newest = "SELECT status FROM rollouts ORDER BY id DESC LIMIT 1"
+                row = conn.execute(newest).fetchone()
         except sqlite3.Error:
             return False
         return row is not None and row[0] == "paused"
@@ -253,7 +255,12 @@ def background(argv: Sequence[str], env: dict[str, str] | None = None) -> Iterat
             proc.wait()
 
 
-BURNER = [sys.executable, "-c", "import time\nend = time.time() + 7200\nwhile time.time() < end: pass"]
+# One CPU-bound process for the busy scenario (it stops by itself after two hours).
+BURNER = [
+    sys.executable,
+    "-c",
+    "import time\nend = time.time() + 7200\nwhile time.time() < end: pass",
+]
 
 
 def run_scenario(key: str, sc: Scenario, runs: int, args: argparse.Namespace) -> Result:
@@ -263,8 +270,9 @@ def run_scenario(key: str, sc: Scenario, runs: int, args: argparse.Namespace) ->
         try:
             stack.deploy(sc.good, sc.candidate)
             load = [*CANARY, "load", "--rate", str(args.rate), "-d", "100000", "-c", "32"]
-            with background(load, stack.env), (
-                background(BURNER) if sc.busy else contextlib.nullcontext()
+            with (
+                background(load, stack.env),
+                background(BURNER) if sc.busy else contextlib.nullcontext(),
             ):
                 time.sleep(args.warm_s)  # stable's traffic for the frozen thresholds
                 stable, canary = sc.good, sc.candidate

@@ -95,7 +95,9 @@ class Weights:
     @classmethod
     def from_dict(cls, doc: dict[str, object]) -> Weights:
         """The inverse of `to_dict`; a missing `baseline` (older state) is 0."""
-        return cls(int(str(doc["stable"])), int(str(doc["canary"])), int(str(doc.get("baseline", 0))))
+        return cls(
+            int(str(doc["stable"])), int(str(doc["canary"])), int(str(doc.get("baseline", 0)))
+        )
 
     def __str__(self) -> str:
         if self.baseline:

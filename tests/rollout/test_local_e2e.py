@@ -194,7 +194,11 @@ def test_steering_from_a_second_terminal(new_stack: Callable[[], LocalStack], co
             if command == "abort":
                 proc.wait(timeout=30)
                 assert proc.returncode == 1
-                assert stack.status()["listener"]["weights"] == {"stable": 100, "canary": 0, "baseline": 0}
+                assert stack.status()["listener"]["weights"] == {
+                    "stable": 100,
+                    "canary": 0,
+                    "baseline": 0,
+                }
             else:
                 wait_for(
                     lambda: stack.status()["listener"]["weights"]["canary"] == 50, 30, "step 2"

@@ -84,9 +84,7 @@ class _Timed:
 def decided_by(decision: Mapping[str, Any]) -> str:
     """The metrics whose evidence of harm reached its threshold, e.g. "errors"."""
     names = [
-        str(m["name"])
-        for m in decision.get("metrics") or []
-        if m["e_harm"] >= m["harm_threshold"]
+        str(m["name"]) for m in decision.get("metrics") or [] if m["e_harm"] >= m["harm_threshold"]
     ]
     return ", ".join(names) or "no metric (aborted)"
 
