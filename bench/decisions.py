@@ -30,6 +30,7 @@ from canary_deploy.analysis import (
     BurstGuardConfig,
     Judge,
     JudgeConfig,
+    TaskCounts,
     Verdict,
     VersionBatch,
 )
@@ -171,19 +172,44 @@ def control_inflation(n_s: Int, y: Int, n_c: Int) -> Float:
     return np.asarray(phi, dtype=float)
 
 
-def task_suspect(m: Metric, guard: BurstGuardConfig) -> NDArray[np.bool_]:
-    """guard.task_burst per look: one canary task made > max_task_share of the errors."""
+def share_rule_suspect(m: Metric, guard: BurstGuardConfig) -> NDArray[np.bool_]:
+    """The task rule the judge had before leave-one-task-out (removed; kept here only to
+    print the "before" figures): one canary task made > 80% of the errors (at least
+    `min_hits`) while another served too."""
     assert m.task_n is not None and m.task_x is not None
     cum_n, cum_x = np.cumsum(m.task_n, 1), np.cumsum(m.task_x, 1)
     serving = (cum_n > 0).sum(axis=2) >= 2
     worst = cum_x.max(axis=2)
     suspect: NDArray[np.bool_] = (
-        serving & (worst >= guard.min_hits) & (worst > guard.max_task_share * cum_x.sum(axis=2))
+        serving & (worst >= guard.min_hits) & (worst > 0.8 * cum_x.sum(axis=2))
     )
     return suspect
 
 
-def judge_vectorized(metrics: list[Metric], cfg: JudgeConfig) -> Outcome:
+def task_hold(m: Metric, cfg: JudgeConfig, log_threshold: float) -> NDArray[np.bool_]:
+    """guard.TaskGuard per look: the error evidence has not yet reached the threshold
+    without some canary task that served while another served too (leave-one-task-out,
+    the same tempered test on the canary's counts minus that task's)."""
+    assert m.task_n is not None and m.task_x is not None
+    hold = np.zeros(m.n_c.shape, bool)
+    for k in range(m.task_n.shape[2]):
+        n_k, x_k = m.task_n[:, :, k], m.task_x[:, :, k]
+        rest_n = m.n_c - n_k
+        rest_x = np.minimum(m.x - x_k, rest_n)
+        phi = control_inflation(m.n_s, m.y, rest_n) if cfg.temper_overdispersion else None
+        without, _ = log_mixture(
+            m.n_s, rest_n, m.y, rest_x, 1.0, cfg.harm_ratios, cfg.harm_weights, inflation=phi
+        )
+        stood = np.maximum.accumulate(without >= log_threshold, axis=1)
+        served = (np.cumsum(n_k, 1) > 0) & (np.cumsum(rest_n, 1) > 0)
+        hold |= served & ~stood
+    return hold
+
+
+def judge_vectorized(
+    metrics: list[Metric], cfg: JudgeConfig, task_rule: str = "leave-one-out"
+) -> Outcome:
+    """`task_rule` "share" applies the removed 80%-share rule instead (for comparison)."""
     n_c = metrics[0].n_c
     cum_c = np.cumsum(n_c, 1)
     enough = cum_c >= cfg.min_canary_requests
@@ -217,7 +243,10 @@ def judge_vectorized(metrics: list[Metric], cfg: JudgeConfig) -> Outcome:
         if g.enabled and g.action == "hold":
             held = robust < threshold
             if m.task_x is not None and not m.latency:
-                held |= task_suspect(m, g)
+                if task_rule == "share":
+                    held |= share_rule_suspect(m, g)
+                else:
+                    held |= task_hold(m, cfg, threshold)
             clean |= crossed & ~held
         else:
             clean |= crossed
@@ -487,46 +516,99 @@ def dispersion_scenarios(reps: int, cfg: JudgeConfig) -> None:
     )
 
 
-def task_burst_scenario(reps: int, cfg: JudgeConfig) -> None:
-    """One task of either version runs at 10x its rate for 3 minutes, once per run."""
-    plain = dataclasses.replace(cfg, temper_overdispersion=False)
-    print(
-        f"\n== one bursting task: stable and canary run 2 tasks each (even split); once per "
-        f"run, at a random minute in the first 20, one task of a version picked at random fails "
-        f"10% of its requests (10x) for 3 minutes; {reps} replications =="
-    )
-    rng = np.random.default_rng(77 + SEED_OFFSET)
+def split_tasks(rng: np.random.Generator, n: Int, hits: Int, tasks: int) -> tuple[Int, Int]:
+    """Per look, split a version's requests evenly at random over `tasks` tasks and its
+    hits as equally-good tasks would (hypergeometric): the totals stay as they were drawn,
+    so a scenario with per-task counts keeps the seeds of the one without."""
+    task_n, task_x = [], []
+    for k in range(tasks - 1):
+        n_k = rng.binomial(n, 1.0 / (tasks - k))
+        x_k = rng.hypergeometric(n_k, n - n_k, hits)
+        task_n.append(n_k)
+        task_x.append(x_k)
+        n, hits = n - n_k, hits - x_k
+    return np.stack([*task_n, n], axis=2), np.stack([*task_x, hits], axis=2)
+
+
+def task_burst_metrics(rng: np.random.Generator, reps: int, bursting: str) -> tuple[Metric, Metric]:
+    """Canary as good as stable (1%); stable and canary run 2 tasks each (even split). Once
+    per run, from a random look in the first 20 minutes, one task of `bursting`
+    ("canary" or "stable") fails 10% of its requests (10x) for 3 minutes. Returns the
+    aggregate counts and the same counts with per-canary-task counts."""
     n_s, n_c = traffic(rng, reps, LOOKS_6S)
     looks = np.arange(LOOKS_6S)[None, :]
     start = rng.integers(0, 200, size=(reps, 1))
     on = (looks >= start) & (looks < start + 30)
-    canary_hit = rng.random((reps, 1)) < 0.5
-    n_c1 = rng.binomial(n_c, 0.5)
-    n_s1 = rng.binomial(n_s, 0.5)
-    burst_c, burst_s = on & canary_hit, on & ~canary_hit
-    x1 = rng.binomial(n_c1, np.where(burst_c, 10 * P0, P0))
+    n_c1, n_s1 = rng.binomial(n_c, 0.5), rng.binomial(n_s, 0.5)
+    canary_rate = np.where(on, 10 * P0, P0) if bursting == "canary" else P0
+    stable_rate = np.where(on, 10 * P0, P0) if bursting == "stable" else P0
+    x1 = rng.binomial(n_c1, canary_rate)
     x2 = rng.binomial(n_c - n_c1, P0)
-    y = rng.binomial(n_s1, np.where(burst_s, 10 * P0, P0)) + rng.binomial(n_s - n_s1, P0)
-    task_n = np.stack([n_c1, n_c - n_c1], axis=2)
-    task_x = np.stack([x1, x2], axis=2)
+    y = rng.binomial(n_s1, stable_rate) + rng.binomial(n_s - n_s1, P0)
     aggregate = Metric(n_s, n_c, y, x1 + x2, ALPHA)
-    per_task = dataclasses.replace(aggregate, task_n=task_n, task_x=task_x)
-    print(
-        f"{'procedure':<46} {'false rollback':>14} {'(Wilson up)':>11} "
-        f"{'canary-task runs':>16} {'stable-task runs':>16}"
+    per_task = dataclasses.replace(
+        aggregate, task_n=np.stack([n_c1, n_c - n_c1], axis=2), task_x=np.stack([x1, x2], axis=2)
     )
-    for name, judged, metric in (
-        ("plain judge, aggregate counts (today)", plain, aggregate),
-        ("tempered judge, aggregate counts", cfg, aggregate),
-        ("plain judge, per-task counts (task guard)", plain, per_task),
-        ("tempered judge, per-task counts (task guard)", cfg, per_task),
-    ):
-        rb = judge_vectorized([metric], judged).kind == ROLLBACK
-        k = int(rb.sum())
-        print(
-            f"{name:<46} {k / reps:>14.1%} {wilson_upper(k, reps):>11.1%} "
-            f"{rb[canary_hit[:, 0]].mean():>16.1%} {rb[~canary_hit[:, 0]].mean():>16.1%}"
-        )
+    return aggregate, per_task
+
+
+def task_burst_scenario(reps: int, cfg: JudgeConfig) -> None:
+    """One task of a version bursts (issue 10, item 4): false rollbacks without per-task
+    counts, with the removed 80%-share rule and with leave-one-task-out; and what
+    leave-one-task-out costs on a canary that is bad on every task (same seeds as the
+    error table, 2 and 4 canary tasks)."""
+    print(
+        f"\n== one bursting task: canary as good as stable (1%), 2 canary and 2 stable "
+        f"tasks (even split); once per run, from a random minute in the first 20, one task "
+        f"fails 10% of its requests (10x) for 3 minutes; errors only (α = 5%), tempered, "
+        f"{reps} replications =="
+    )
+    print(f"{'bursting task / procedure':<54} {'false rollback':>14} {'(Wilson up)':>11}")
+    for bursting in ("canary", "stable"):
+        rng = np.random.default_rng(77 + (bursting == "stable") + SEED_OFFSET)
+        aggregate, per_task = task_burst_metrics(rng, reps, bursting)
+        for name, metric, rule in (
+            ("aggregate counts (no task guard)", aggregate, "leave-one-out"),
+            ("per-task counts, 80%-share rule (before)", per_task, "share"),
+            ("per-task counts, leave-one-task-out (now)", per_task, "leave-one-out"),
+        ):
+            k = int((judge_vectorized([metric], cfg, rule).kind == ROLLBACK).sum())
+            print(
+                f"{f'{bursting} task: {name}':<54} {k / reps:>14.1%} {wilson_upper(k, reps):>11.1%}"
+            )
+    print(
+        f"\ndetection with per-task counts (canary bad on every task; same seeds as the "
+        f"error table, looks 6 s, {reps} replications): median canary requests to a rollback"
+    )
+    print(
+        f"{'ratio':<6} {'tasks':>5} {'aggregate':>10} {'share rule':>10} {'leave-out':>10} "
+        f"{'slowdown':>8} {'detected agg/share/out':>24}"
+    )
+    for ratio in (1.5, 2.0, 5.0):
+        seed = int(ratio * 100) + SEED_OFFSET
+        m = error_metrics(np.random.default_rng(seed), reps, P0 * ratio, False, ALPHA)[0]
+        for tasks in (2, 4):
+            task_n, task_x = split_tasks(np.random.default_rng(seed + 1), m.n_c, m.x, tasks)
+            per_task = dataclasses.replace(m, task_n=task_n, task_x=task_x)
+            outs = [
+                judge_vectorized([m], cfg),
+                judge_vectorized([per_task], cfg, "share"),
+                judge_vectorized([per_task], cfg),
+            ]
+            rb = [o.kind == ROLLBACK for o in outs]
+            med = [
+                float(np.median(o.canary_requests[r])) if r.any() else math.nan
+                for o, r in zip(outs, rb, strict=True)
+            ]
+            detected = "/".join(f"{r.mean():.1%}" for r in rb)
+            print(
+                f"{ratio:<6g} {tasks:>5} {med[0]:>10.0f} {med[1]:>10.0f} {med[2]:>10.0f} "
+                f"{med[2] / med[0]:>8.2f} {detected:>24}"
+            )
+    print(
+        "'slowdown' = leave-one-task-out ÷ aggregate: the evidence must also stand on the "
+        "other tasks' traffic alone."
+    )
 
 
 def split_traffic(rng: np.random.Generator, reps: int) -> tuple[Int, Int, Int]:
@@ -739,10 +821,26 @@ def agreement_check(reps: int = 24) -> None:
         for r in range(reps):
             total += 1
             mismatches += not replay_agrees(cfg, metrics, r, vec)
+    # Per-task canary counts (leave-one-task-out): a bursting canary task, and a canary
+    # bad on both tasks.
+    task_total = task_mismatches = 0
+    for scenario in ("burst", "1.5x", "2x"):
+        rng = np.random.default_rng(11)
+        if scenario == "burst":
+            per_task = task_burst_metrics(rng, reps, "canary")[1]
+        else:
+            m = error_metrics(rng, reps, P0 * float(scenario[:-1]), False, ALPHA)[0]
+            task_n, task_x = split_tasks(rng, m.n_c, m.x, 2)
+            per_task = dataclasses.replace(m, task_n=task_n, task_x=task_x)
+        vec = judge_vectorized([per_task], default)
+        for r in range(reps):
+            task_total += 1
+            task_mismatches += not replay_agrees(default, [per_task], r, vec)
     print(
         f"\npure Judge vs vectorized judge: {total} replications replayed (errors, and errors "
         f"+ 2 latency thresholds; binomial and overdispersed ρ = 0.02, tempered), "
-        f"{mismatches} disagreements"
+        f"{mismatches} disagreements; {task_total} with per-task canary counts (a bursting "
+        f"task, 1.5x and 2x on both tasks), {task_mismatches} disagreements"
     )
 
 
@@ -753,10 +851,18 @@ def replay_agrees(cfg: JudgeConfig, metrics: list[Metric], r: int, vec: Outcome)
     for t in range(m.n_c.shape[1]):
         slow_s = tuple(int(k.y[r, t]) for k in metrics[1:])
         slow_c = tuple(int(k.x[r, t]) for k in metrics[1:])
+        tasks = {}
+        if m.task_n is not None and m.task_x is not None:
+            tasks = {
+                f"task-{k}": TaskCounts(int(m.task_n[r, t, k]), int(m.task_x[r, t, k]))
+                for k in range(m.task_n.shape[2])
+            }
         decision = judge.update(
             Batch(
                 stable=VersionBatch(int(m.n_s[r, t]), int(m.y[r, t]), slower_than=slow_s),
-                canary=VersionBatch(int(m.n_c[r, t]), int(m.x[r, t]), slower_than=slow_c),
+                canary=VersionBatch(
+                    int(m.n_c[r, t]), int(m.x[r, t]), slower_than=slow_c, tasks=tasks
+                ),
             )
         )
         looks = t + 1
@@ -774,6 +880,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--reps", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0, help="offset added to every seed")
+    parser.add_argument(
+        "--only",
+        choices=["tasks"],
+        help="run one section: 'tasks' = the replay check and the bursting-task scenarios",
+    )
     args = parser.parse_args()
     global SEED_OFFSET
     SEED_OFFSET = args.seed
@@ -781,6 +892,10 @@ def main() -> None:
     default = JudgeConfig()
     errors_only = JudgeConfig()  # no latency thresholds: the error rate gets all of α
     agreement_check()
+    if args.only == "tasks":
+        task_burst_scenario(args.reps, errors_only)
+        print(f"total {time.perf_counter() - started:.0f} s")
+        return
     error_scenarios(args.reps, errors_only, default)
     latency_scenarios(args.reps, default)
     burst_scenario(args.reps, errors_only)

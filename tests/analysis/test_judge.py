@@ -241,7 +241,8 @@ def test_one_bad_task_among_several_holds_the_rollback_and_names_the_task():
     assert decision.metrics[0].harmful
     assert decision.verdict is Verdict.CONTINUE
     assert any(
-        "task 'task-a' produced 48 of the canary's 48 errors" in w for w in decision.warnings
+        "task 'task-a' carries the evidence" in w and "produced 48 of the canary's 48 errors" in w
+        for w in decision.warnings
     )
 
 
@@ -269,3 +270,64 @@ def test_a_burst_on_errors_does_not_hide_a_clean_latency_regression():
     errors, latency = decision.metrics
     assert errors.harmful and errors.burst is not None  # held on its own
     assert latency.harmful and latency.burst is None  # but this one stands
+
+
+def _two_tasks(a: tuple[int, int], b: tuple[int, int]) -> dict[str, TaskCounts]:
+    return {"task-a": TaskCounts(*a), "task-b": TaskCounts(*b)}
+
+
+def test_a_canary_whose_errors_all_come_from_one_of_two_tasks_is_held():
+    judge = Judge()
+    decisions = [
+        judge.update(batch((1_900, 19), (100, 3), tasks=_two_tasks((50, 3), (50, 0))))
+        for _ in range(40)
+    ]
+    assert decisions[-1].metrics[0].harmful
+    assert all(d.verdict is Verdict.CONTINUE for d in decisions)
+    assert any("without it e=" in w and "'task-a'" in w for w in decisions[-1].warnings)
+
+
+def test_a_canary_bad_on_both_tasks_is_rolled_back():
+    judge = Judge()
+    decision = None
+    for _ in range(60):
+        decision = judge.update(batch((1_900, 19), (100, 4), tasks=_two_tasks((50, 2), (50, 2))))
+        if decision.verdict is not Verdict.CONTINUE:
+            break
+    assert decision is not None and decision.verdict is Verdict.ROLLBACK
+
+
+def test_task_evidence_survives_a_state_round_trip():
+    stream = [
+        batch((1_900, 19 + i % 3), (100, 2 + i % 2), tasks=_two_tasks((50, 2), (50, i % 2)))
+        for i in range(30)
+    ]
+    original = Judge()
+    for b in stream[:15]:
+        original.update(b)
+    restored = Judge.from_dict(json.loads(json.dumps(original.to_dict())))
+    assert restored.to_dict() == original.to_dict()
+    for b in stream[15:]:
+        assert restored.update(b) == original.update(b)
+
+
+def test_a_state_saved_with_the_old_task_counts_still_loads():
+    judge = Judge()
+    judge.update(batch((1_900, 19), (100, 1), tasks=_two_tasks((50, 1), (50, 0))))
+    doc = judge.to_dict()
+    doc["tasks"] = {"task-a": [50, 1], "task-b": [50, 0]}  # before leave-one-task-out
+    doc["config"]["burst_guard"]["max_task_share"] = 0.8  # the retired setting
+    restored = Judge.from_dict(json.loads(json.dumps(doc)))
+    assert restored.to_dict()["tasks"] == {}
+    restored.update(batch((1_900, 19), (100, 1), tasks=_two_tasks((50, 1), (50, 0))))
+    assert set(restored.to_dict()["tasks"]) == {"task-a", "task-b"}
+
+
+def test_restarting_tasks_are_tracked_in_bounded_state():
+    judge = Judge()
+    for i in range(40):  # every batch a new pair of task names, as after restarts
+        tasks = {f"a-{i}": TaskCounts(50, 1), f"b-{i}": TaskCounts(50, 0)}
+        judge.update(batch((1_900, 19), (100, 1), tasks=tasks))
+    tracked = judge.to_dict()["tasks"]
+    assert len(tracked) == 16
+    assert {"a-39", "b-39"} <= set(tracked)

@@ -18,8 +18,9 @@ class BurstGuardConfig:
     hits making up at least `min_rate` of its requests (a 10-second blip, not a steady
     regression, which spreads its extra errors thinly). A rollback is burst-driven when
     the evidence *without the strongest burst interval* would not reach the threshold,
-    or when one canary task produced more than `max_task_share` of its errors (at least
-    `min_hits`) while another task served too.
+    or, when batches carry per-task canary counts, when the error evidence has not yet
+    reached the threshold without some canary task that served while another did too
+    (leave-one-task-out, see `guard.TaskGuard`).
     `hold` turns such a rollback into CONTINUE with a warning until the evidence stands
     without the burst; `report` rolls back anyway but flags the decision.
     """
@@ -27,14 +28,9 @@ class BurstGuardConfig:
     enabled: bool = True
     min_hits: int = 5
     min_rate: float = 0.2
-    max_task_share: float = 0.8
     action: BurstAction = "hold"
 
     def __post_init__(self) -> None:
-        if not 0.0 < self.max_task_share <= 1.0:
-            raise ValueError(
-                f"burst guard max_task_share must be in (0, 1], got {self.max_task_share}"
-            )
         if not 0.0 <= self.min_rate <= 1.0:
             raise ValueError(f"burst guard min_rate must be in [0, 1], got {self.min_rate}")
         if self.min_hits < 1:
@@ -168,7 +164,10 @@ class JudgeConfig:
             raise ValueError(f"unknown judge settings: {', '.join(sorted(unknown))}")
         values = dict(doc)
         if "burst_guard" in values and isinstance(values["burst_guard"], dict):
-            values["burst_guard"] = BurstGuardConfig(**values["burst_guard"])
+            guard = dict(values["burst_guard"])
+            # Retired with the task-share rule (replaced by leave-one-task-out evidence).
+            guard.pop("max_task_share", None)
+            values["burst_guard"] = BurstGuardConfig(**guard)
         for key in (*_GRIDS, "latency_quantiles"):
             if key in values:
                 values[key] = tuple(values[key])

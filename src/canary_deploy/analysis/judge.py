@@ -9,11 +9,11 @@ from dataclasses import asdict, dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from canary_deploy.analysis.batch import Batch, TaskCounts
+from canary_deploy.analysis.batch import Batch
 from canary_deploy.analysis.config import BurstGuardConfig, JudgeConfig
 from canary_deploy.analysis.dispersion import ControlDispersion, variance_inflation
 from canary_deploy.analysis.eprocess import RateRatioEProcess
-from canary_deploy.analysis.guard import interval_burst, task_burst
+from canary_deploy.analysis.guard import TaskGuard, interval_burst
 from canary_deploy.analysis.intervals import wilson
 
 STATE_VERSION = 1
@@ -161,7 +161,7 @@ class Judge:
         self.config = config or JudgeConfig()
         self._thresholds: tuple[float, ...] | None = self.config.latency_thresholds_s
         self._metrics: list[_Metric] = []
-        self._tasks: dict[str, TaskCounts] = {}
+        self._task_guard = TaskGuard()  # leave-one-task-out evidence on errors
         self._batches = 0
         self._verdict = Verdict.CONTINUE
         # Canary requests in batches where stable served too (a comparison was possible):
@@ -244,9 +244,21 @@ class Judge:
         temper = self.config.temper_overdispersion
         err_requests = s.requests + (b.requests if b else 0)
         err_hits = s.errors + (b.errors if b else 0)
-        self._metrics[0].observe(
-            err_requests, err_hits, c.requests, c.errors, guard, temper=temper
-        )
+        errors = self._metrics[0]
+        if guard.enabled:
+            # Before `errors` sees the batch: tempered with the same φ, and a task first
+            # seen now starts from the evidence so far.
+            self._task_guard.observe(
+                c.tasks,
+                err_requests,
+                err_hits,
+                c.requests,
+                c.errors,
+                errors.harm,
+                icc=errors.control_dispersion.icc_upper() if temper else 0.0,
+                threshold=1.0 / errors.harm_alpha,
+            )
+        errors.observe(err_requests, err_hits, c.requests, c.errors, guard, temper=temper)
         latency_control = b if b is not None else s
         for i, metric in enumerate(self._metrics[1:]):
             slow_s = latency_control.slower_than[i] if latency_control.slower_than else 0
@@ -254,9 +266,6 @@ class Judge:
             metric.observe(
                 latency_control.requests, slow_s, c.requests, slow_c, guard, temper=temper
             )
-        for name, task in c.tasks.items():
-            seen = self._tasks.get(name, TaskCounts(0, 0))
-            self._tasks[name] = TaskCounts(seen.requests + task.requests, seen.errors + task.errors)
         if err_requests and c.requests:
             self._compared += c.requests
         self._batches += 1
@@ -321,7 +330,11 @@ class Judge:
             # A metric whose evidence rests on a burst does not roll back on its own; any
             # metric harmful without one does.
             suspects = {e.name: [e.burst] if e.burst else [] for e in harmful}
-            task = task_burst(cfg.burst_guard, self._tasks) if evidence[0].harmful else None
+            task = (
+                self._task_guard.suspect(evidence[0].canary_hits, evidence[0].harm_threshold)
+                if evidence[0].harmful and cfg.burst_guard.enabled
+                else None
+            )
             if task:
                 suspects[evidence[0].name].append(task)
             warnings.extend(
@@ -456,7 +469,7 @@ class Judge:
             "config": self.config.to_dict(),
             "thresholds_s": None if self._thresholds is None else list(self._thresholds),
             "metrics": [m.to_dict() for m in self._metrics],
-            "tasks": {k: [t.requests, t.errors] for k, t in self._tasks.items()},
+            "tasks": self._task_guard.to_dict(),
             "batches": self._batches,
             "verdict": str(self._verdict),
             "stage_start": self._stage_start,
@@ -472,7 +485,7 @@ class Judge:
         thresholds = doc["thresholds_s"]
         judge._thresholds = None if thresholds is None else tuple(float(t) for t in thresholds)
         judge._metrics = [_Metric.from_dict(m) for m in doc["metrics"]]
-        judge._tasks = {k: TaskCounts(int(r), int(e)) for k, (r, e) in doc["tasks"].items()}
+        judge._task_guard = TaskGuard.from_dict(doc.get("tasks", {}))
         judge._batches = int(doc["batches"])
         judge._verdict = Verdict(doc["verdict"])
         judge._stage_start = int(doc.get("stage_start", 0))
