@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, replace
 from typing import Any
@@ -121,6 +121,7 @@ def run_acts(
     *,
     rate: float = 300.0,
     announce: Callable[[str], None] = print,
+    acts: Sequence[Act] = ACTS,
 ) -> list[str]:
     """Deploy each act's versions, run an automated rollout under load, report outcomes."""
     summary: list[str] = []
@@ -129,7 +130,7 @@ def run_acts(
     loader = threading.Thread(target=generator.run, args=(stop,), daemon=True)
     loader.start()
     try:
-        for act in ACTS:
+        for act in acts:
             announce(f"\nAutomated rollout - {act.title}")
             base = usecases.release_spec(settings)
             # The rollout runs a baseline beside the canary (same size, same share,
