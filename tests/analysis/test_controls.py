@@ -119,3 +119,26 @@ def test_within_tolerance_is_rarely_rolled_back_and_beyond_it_is_caught() -> Non
     assert all(v is Verdict.ROLLBACK for v in beyond)
     strict = [_lognormal_run(s, 1.08, 0.0) for s in range(20)]
     assert sum(v is Verdict.ROLLBACK for v in strict) >= 10
+
+
+@pytest.mark.parametrize(
+    ("doc", "message"),
+    [
+        ({"latency_tolerance": "x"}, "latency_tolerance must be a number, got 'x'"),
+        ({"alpha": "x"}, "alpha must be a number, got 'x'"),
+        ({"latency_quantiles": "p99"}, "latency_quantiles must be a list of numbers"),
+        ({"latency_quantiles": ["p99"]}, "latency_quantiles must be a list of numbers"),
+        ({"temper_overdispersion": 1}, "temper_overdispersion must be true or false"),
+    ],
+)
+def test_settings_of_the_wrong_type_are_named_in_the_users_words(
+    doc: dict[str, object], message: str
+) -> None:
+    with pytest.raises(ValueError, match=message.replace("[", r"\[")):
+        JudgeConfig.from_dict(doc)
+
+
+def test_an_empty_quantile_list_switches_latency_off() -> None:
+    config = JudgeConfig.from_dict({"latency_quantiles": []})
+    assert config.latency_quantiles == ()
+    assert JudgeConfig.from_dict(config.to_dict()) == config

@@ -104,13 +104,26 @@ class JudgeConfig:
     temper_overdispersion: bool = True
 
     def __post_init__(self) -> None:
-        for name in _GRIDS:
-            object.__setattr__(self, name, tuple(float(v) for v in getattr(self, name)))
-        if self.latency_thresholds_s is not None:
-            object.__setattr__(
-                self, "latency_thresholds_s", tuple(float(v) for v in self.latency_thresholds_s)
-            )
-        object.__setattr__(self, "latency_quantiles", tuple(self.latency_quantiles))
+        # Settings come from TOML: a wrong type is the user's mistake, said in their words.
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.type in ("float", "int") and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise ValueError(f"{f.name} must be a number, got {value!r}")
+            if f.type == "bool" and not isinstance(value, bool):
+                raise ValueError(f"{f.name} must be true or false, got {value!r}")
+        for name in (*_GRIDS, "latency_quantiles", "latency_thresholds_s"):
+            values = getattr(self, name)
+            if values is None:
+                continue
+            if isinstance(values, str | bytes) or not isinstance(values, list | tuple):
+                raise ValueError(
+                    f"{name} must be a list of numbers, e.g. [0.95, 0.99], got {values!r}"
+                )
+            if any(isinstance(v, bool) or not isinstance(v, int | float) for v in values):
+                raise ValueError(f"{name} must be a list of numbers, got {list(values)!r}")
+            object.__setattr__(self, name, tuple(float(v) for v in values))
         self._validate()
 
     def _validate(self) -> None:
@@ -168,11 +181,8 @@ class JudgeConfig:
             # Retired with the task-share rule (replaced by leave-one-task-out evidence).
             guard.pop("max_task_share", None)
             values["burst_guard"] = BurstGuardConfig(**guard)
-        for key in (*_GRIDS, "latency_quantiles"):
-            if key in values:
-                values[key] = tuple(values[key])
-        if values.get("latency_thresholds_s") is not None:
-            values["latency_thresholds_s"] = tuple(values["latency_thresholds_s"])
+        # Lists stay lists here: __post_init__ checks and converts them (a string is not
+        # silently split into characters).
         return cls(**values)
 
 
