@@ -142,3 +142,32 @@ def test_an_empty_quantile_list_switches_latency_off() -> None:
     config = JudgeConfig.from_dict({"latency_quantiles": []})
     assert config.latency_quantiles == ()
     assert JudgeConfig.from_dict(config.to_dict()) == config
+
+
+def test_batches_skipped_for_latency_do_not_slow_later_latency_verdicts() -> None:
+    skipped = Batch(
+        VersionBatch(900, 9, (0,)), VersionBatch(50, 0, (0,)), VersionBatch(50, 0, (0,)),
+        latency_judged=False,
+    )  # fmt: skip
+    judged = Batch(
+        VersionBatch(900, 9, (45,)), VersionBatch(50, 0, (6,)), VersionBatch(50, 0, (2,))
+    )
+    warm, cold = _judge(), _judge()
+    for _ in range(5):
+        warm.update(skipped)
+    for _ in range(10):
+        a, b = warm.update(judged), cold.update(judged)
+    assert a.metrics[1].e_harm == pytest.approx(b.metrics[1].e_harm)
+    assert a.metrics[1].canary_requests == b.metrics[1].canary_requests == 500
+    assert a.metrics[0].canary_requests == 750  # errors saw the skipped batches too
+
+
+def test_a_state_saved_before_tolerance_and_tempering_resumes_as_it_was_judged() -> None:
+    judge = _judge()
+    judge.update(Batch.of((950, 9, (95,)), (50, 1, (3,))))
+    old = judge.to_dict()
+    for key in ("latency_tolerance", "latency_tolerance_ms", "temper_overdispersion"):
+        del old["config"][key]
+    again = Judge.from_dict(old)
+    assert again.canary_thresholds_s == again.thresholds_s
+    assert again.config.temper_overdispersion is False

@@ -43,12 +43,16 @@ class FakeRouter:
 
 @dataclass
 class FakeWorkload:
+    router: FakeRouter | None = None  # when given, stop_baseline refuses while it has weight
     canary_count: int = 1
     promotions: int = 0
     stable_image: str = "v1"
     canary_image: str = "v2"
     baseline_count: int = 0
     canary_restarts: int = 0
+    baseline_stops: int = 0
+    baseline_at_promotion: int | None = None
+    fail_start: BaseException | None = None
 
     def describe_services(self) -> dict[Version, ServiceStatus]:
         services = {
@@ -63,11 +67,18 @@ class FakeWorkload:
     def start_baseline(self, desired_count: int, progress: Progress) -> None:
         self.baseline_count = desired_count
         self.canary_restarts += 1
+        if self.fail_start is not None:
+            raise self.fail_start
 
     def stop_baseline(self) -> None:
+        if self.router is not None and self.router.weights.baseline:
+            # As the local daemon does: stopping a baseline that still serves is refused.
+            raise RuntimeError("the baseline still has weight")
         self.baseline_count = 0
+        self.baseline_stops += 1
 
     def promote(self, progress: Progress) -> None:
+        self.baseline_at_promotion = self.baseline_count
         if self.stable_image != self.canary_image:
             self.promotions += 1
             self.stable_image = self.canary_image

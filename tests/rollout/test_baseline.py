@@ -157,13 +157,10 @@ class _Target:
                 None,
             )
 
-        return Status(
-            "local",
-            "stack",
-            "ok",
-            None,
-            {"stable": version("v1", 2), "canary": version("v2", 2)},
-        )
+        versions = {"stable": version("v1", 2), "canary": version("v2", 2)}
+        if self.workload.baseline_count:
+            versions["baseline"] = version("v1", self.workload.baseline_count)
+        return Status("local", "stack", "ok", None, versions)  # type: ignore[arg-type]
 
 
 class _Log:
@@ -205,3 +202,58 @@ def test_no_baseline_starts_nothing_and_warns(tmp_path: Path) -> None:
     notes = [e.message for e in store.events(rollout.id) if e.kind == "note"]
     assert any(n.startswith("no baseline") for n in notes)
     assert any(n.startswith("per-task load differs") for n in notes)
+
+
+def test_a_baseline_not_serving_is_stopped_before_the_promotion_rolls_stable(
+    tmp_path: Path,
+) -> None:
+    rig = Rig(tmp_path, baseline=True)
+    rig.workload.baseline_count = 1
+    c = rig.start()
+    assert rig.run(c, 600) is RolloutStatus.PROMOTED
+    # The last step (100%) gave the baseline weight 0: it was stopped before promote().
+    assert rig.workload.baseline_at_promotion == 0
+    assert rig.workload.baseline_stops == 1
+    assert rig.router.calls[-1] == Weights(100, 0, 0)
+
+
+def test_a_rollout_ending_at_50_percent_stops_the_baseline_after_the_listener_call(
+    tmp_path: Path,
+) -> None:
+    rig = Rig(tmp_path, baseline=True)
+    rig.plan = build_plan(
+        "local",
+        {"steps": [10, 50], "min_duration": 10, "max_duration": 30, "min_requests": 20},
+    )
+    rig.workload.baseline_count = 1
+    c = rig.start()
+    assert rig.run(c, 600) is RolloutStatus.PROMOTED
+    assert rig.workload.baseline_at_promotion == 1  # still serving during the promotion
+    assert rig.router.calls == [Weights(80, 10, 10), Weights(0, 50, 50), Weights(100, 0, 0)]
+    assert rig.workload.baseline_count == 0  # the fake refuses a stop while it has weight
+
+
+def test_an_interrupted_baseline_start_stops_what_it_started(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, baseline=True)
+    rig.workload.fail_start = KeyboardInterrupt()
+    store = RolloutStore(tmp_path / "s.db", "stack")
+    settings: Any = None
+    try:
+        service.begin(settings, _Target(rig), store, rig.plan, _Log())  # type: ignore[arg-type]
+    except KeyboardInterrupt:
+        pass
+    assert rig.workload.baseline_count == 0 and rig.workload.baseline_stops == 1
+    assert store.active() is None  # no rollout was created
+
+
+def test_a_resumed_rollout_starts_a_missing_baseline_again(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, baseline=True)
+    store = RolloutStore(tmp_path / "s.db", "stack")
+    settings: Any = None
+    log = _Log()
+    service.begin(settings, _Target(rig), store, rig.plan, log)  # type: ignore[arg-type]
+    store.release(store.active().id)  # type: ignore[union-attr]
+    rig.workload.baseline_count = 0  # scaled in behind the rollout's back
+    _, resumed = service.begin(settings, _Target(rig), store, rig.plan, log)  # type: ignore[arg-type]
+    assert resumed and rig.workload.baseline_count == 2
+    assert any("starting it again" in line for line in log.lines)

@@ -24,7 +24,7 @@ class Rig:
     ) -> None:
         self.clock = Clock()
         self.router = FakeRouter()
-        self.workload = FakeWorkload()
+        self.workload = FakeWorkload(router=self.router)
         self.metrics = FakeMetrics(self.router, **metrics)  # type: ignore[arg-type]
         self.store = RolloutStore(tmp_path / "state.db", "stack")
         self.plan = build_plan(

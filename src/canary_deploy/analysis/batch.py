@@ -87,6 +87,9 @@ class Batch:
     stable: VersionBatch
     canary: VersionBatch
     baseline: VersionBatch | None = None
+    # False during a warm-up or just after a weight change (decided by the clock): the
+    # batch's latency counts are not evidence either way; errors still are.
+    latency_judged: bool = True
 
     def __post_init__(self) -> None:
         controls = [("stable", self.stable)]

@@ -17,6 +17,11 @@ from canary_deploy.analysis.guard import TaskGuard, interval_burst
 from canary_deploy.analysis.intervals import wilson
 
 STATE_VERSION = 1
+_SETTINGS_BEFORE_DEFAULTS = {
+    "latency_tolerance": 0.0,
+    "latency_tolerance_ms": 0.0,
+    "temper_overdispersion": False,
+}
 
 
 class Verdict(StrEnum):
@@ -229,8 +234,8 @@ class Judge:
         s, c, b = batch.stable, batch.canary, batch.baseline
         thresholds = self.thresholds_s
         # Checked before anything is counted, so a rejected batch leaves the state as it was.
-        no_traffic = s.requests == 0 and c.requests == 0
-        if len(c.slower_than) != len(thresholds) and not (no_traffic and not c.slower_than):
+        no_latency = (s.requests == 0 and c.requests == 0) or not batch.latency_judged
+        if len(c.slower_than) != len(thresholds) and not (no_latency and not c.slower_than):
             raise ValueError(
                 f"batch has {len(c.slower_than)} slower_than counts but the judge has "
                 f"{len(thresholds)} frozen latency thresholds"
@@ -259,13 +264,14 @@ class Judge:
                 threshold=1.0 / errors.harm_alpha,
             )
         errors.observe(err_requests, err_hits, c.requests, c.errors, guard, temper=temper)
-        latency_control = b if b is not None else s
-        for i, metric in enumerate(self._metrics[1:]):
-            slow_s = latency_control.slower_than[i] if latency_control.slower_than else 0
-            slow_c = c.slower_than[i] if c.slower_than else 0
-            metric.observe(
-                latency_control.requests, slow_s, c.requests, slow_c, guard, temper=temper
-            )
+        if batch.latency_judged:
+            # A skipped batch is not shown to latency at all: as zeros it would still feed
+            # the control's dispersion estimate and slow every later verdict.
+            control = b if b is not None else s
+            for i, metric in enumerate(self._metrics[1:]):
+                slow_s = control.slower_than[i] if control.slower_than else 0
+                slow_c = c.slower_than[i] if c.slower_than else 0
+                metric.observe(control.requests, slow_s, c.requests, slow_c, guard, temper=temper)
         if err_requests and c.requests:
             self._compared += c.requests
         self._batches += 1
@@ -481,7 +487,12 @@ class Judge:
     def from_dict(cls, doc: dict[str, Any]) -> Judge:
         if doc.get("state_version") != STATE_VERSION:
             raise ValueError(f"unsupported judge state version {doc.get('state_version')!r}")
-        judge = cls(JudgeConfig.from_dict(doc["config"]))
+        config = dict(doc["config"])
+        # A state saved before these settings existed continues as it was judged: no
+        # latency tolerance, no tempering (new defaults must not change a running test).
+        for key, before in _SETTINGS_BEFORE_DEFAULTS.items():
+            config.setdefault(key, before)
+        judge = cls(JudgeConfig.from_dict(config))
         thresholds = doc["thresholds_s"]
         judge._thresholds = None if thresholds is None else tuple(float(t) for t in thresholds)
         judge._metrics = [_Metric.from_dict(m) for m in doc["metrics"]]

@@ -131,6 +131,12 @@ def _harm_held(decision: dict[str, Any] | None) -> str:
     return ", ".join(m["name"] for m in metrics if m["e_harm"] >= m["harm_threshold"])
 
 
+def _warm_from(r: Rollout) -> float:
+    """When the rollout's tasks became healthy, at the latest: `created_at` is aligned
+    down to the batch edge, so add one edge's width (a warm-up is never shorter)."""
+    return r.created_at + (60.0 if r.plan.interval_s >= 60 else 1.0)
+
+
 def _align(t: float, plan: RolloutPlan) -> float:
     """Batch edges on whole seconds (whole minutes for minute-level metrics)."""
     step = 60.0 if plan.interval_s >= 60 else 1.0
@@ -291,18 +297,19 @@ class Controller:
         groups = {"stable": counts["stable"], "canary": canary}
         if r.plan.baseline:
             groups["baseline"] = counts.get("baseline", VersionCounts(0, 0, ()))
-        warming = r.cursor < r.created_at + r.plan.warmup_s
+        warming = r.cursor < _warm_from(r) + r.plan.warmup_s
         settling = r.cursor < r.step_started_at + r.plan.latency_settle_s
-        batches: dict[str, VersionBatch] = {}
-        for name, c in groups.items():
-            slow = c.slower_than or tuple(0 for _ in control_t)
-            if warming or settling:
-                # Warm-up or just after a weight change: no latency evidence either way
-                # (decided by the clock alone; errors still count).
-                slow = tuple(0 for _ in control_t)
-            batches[name] = VersionBatch(c.requests, c.errors, slow)
+        batches = {
+            name: VersionBatch(c.requests, c.errors, c.slower_than or tuple(0 for _ in control_t))
+            for name, c in groups.items()
+        }
         return Batch(
-            stable=batches["stable"], canary=batches["canary"], baseline=batches.get("baseline")
+            stable=batches["stable"],
+            canary=batches["canary"],
+            baseline=batches.get("baseline"),
+            # Warm-up, or just after a weight change: no latency evidence either way
+            # (decided by the clock alone; errors still count).
+            latency_judged=not (warming or settling),
         )
 
     def _advance(
@@ -405,9 +412,15 @@ class Controller:
             events.append(("baseline", ACTOR, "baseline stopped (weight 0, 0 tasks)", None))
 
     def _promote(self, r: Rollout, live: Weights) -> TickResult:
+        events: list[EventRecord] = []
+        stopped = False
+        if r.plan.baseline and live.baseline == 0:
+            # Not serving (a soak step): stop it now, or the promotion would first roll
+            # its tasks onto the new stable image only to stop them after.
+            self._stop_baseline(r, events)
+            stopped = True
         self.progress.update("promoting: stable takes the canary's version")
         self.workload.promote(self.progress)
-        events: list[EventRecord] = []
         if live != STABLE_ONLY:
             self.router.set_weights(STABLE_ONLY)
             events.append(
@@ -418,7 +431,8 @@ class Controller:
                     {"from": live.to_dict(), "to": STABLE_ONLY.to_dict()},
                 )
             )
-        self._stop_baseline(r, events)
+        if not stopped:
+            self._stop_baseline(r, events)
         self.workload.scale_canary(r.plan.idle_canary_count)
         events.append(("promoted", ACTOR, "promoted: stable now runs the canary's version", None))
         now = self.clock()

@@ -53,6 +53,8 @@ def begin(
     active = store.active()
     if active is not None:
         store.claim(active.id, now=time.time())
+        if active.plan.baseline and not active.status.ending:
+            _ensure_baseline(target, progress)
         return active, True
     status = target.status()
     canary = status.versions.get("canary")
@@ -71,7 +73,13 @@ def begin(
             f"Starting the baseline: {count} task(s) of stable's image, and restarting the "
             f"canary's {count} task(s) with them"
         )
-        target.workload.start_baseline(count, progress)
+        try:
+            target.workload.start_baseline(count, progress)
+        except BaseException:
+            # Ctrl-C or a failure before the rollout exists: nobody would stop these
+            # tasks later (its weight is still 0, so stopping is always allowed).
+            target.workload.stop_baseline()
+            raise
     else:
         stable = status.versions.get("stable")
         stable_tasks = stable.service.desired if stable and stable.service else 0
@@ -81,6 +89,19 @@ def begin(
             notes.append(warning)
     rollout = start_rollout(store, plan, target.metrics, canary_image=image, notes=notes)
     return rollout, False
+
+
+def _ensure_baseline(target: Target, progress: Progress) -> None:
+    """A resumed rollout needs its baseline: started again (with the canary's tasks)
+    when something stopped it, e.g. a scale-in or a daemon started from a clean spec."""
+    status = target.status()
+    canary = status.versions.get("canary")
+    baseline = status.versions.get("baseline")
+    want = canary.service.desired if canary is not None and canary.service is not None else 0
+    have = baseline.service.desired if baseline is not None and baseline.service else 0
+    if want > 0 and have < want:
+        progress.log(f"The baseline runs {have} of {want} task(s): starting it again")
+        target.workload.start_baseline(want, progress)
 
 
 def run(

@@ -75,6 +75,11 @@ class RolloutStatus(StrEnum):
     def terminal(self) -> bool:
         return self in (RolloutStatus.ROLLED_BACK, RolloutStatus.PROMOTED)
 
+    @property
+    def ending(self) -> bool:
+        """Rolling back, promoting, or ended: no more judged steps."""
+        return self.terminal or self in (RolloutStatus.ROLLING_BACK, RolloutStatus.PROMOTING)
+
 
 class Command(StrEnum):
     PROMOTE = "promote"  # skip to the next step

@@ -77,11 +77,12 @@ def render(result: TickResult, quantiles: Mapping[str, float | None], now: float
     if evidence:
         errors_control = (d.get("controls") or {}).get("errors", "stable")
         first = evidence[0]
+        pooled = errors_control != "stable"
         versions.add_row(
             errors_control,
             f"{first['stable_requests']:,}",
             _pct(first["stable_rate"]),
-            _ms(quantiles.get("stable")),
+            "" if pooled else _ms(quantiles.get("stable")),
         )
         versions.add_row(
             "canary",
@@ -89,8 +90,11 @@ def render(result: TickResult, quantiles: Mapping[str, float | None], now: float
             _pct(first["canary_rate"]),
             _ms(quantiles.get("canary")),
         )
-        if "baseline" in quantiles:
-            versions.add_row("baseline p99", "", "", _ms(quantiles.get("baseline")))
+        if pooled:
+            # p99 per group: the pooled row has none of its own.
+            for group in ("stable", "baseline"):
+                if group in quantiles:
+                    versions.add_row(f"{group} p99", "", "", _ms(quantiles.get(group)))
         for m in evidence:
             metrics.add_row(
                 _short(m["name"]),
