@@ -232,6 +232,32 @@ class Status:
         return doc
 
 
+def shown_in_status(
+    version: Version,
+    service: ServiceStatus | None,
+    weight: int,
+    target_group: TargetGroupStatus | None = None,
+) -> bool:
+    """Whether a group gets a row in `status`: the seed's two groups always, the baseline
+    only while it has tasks, targets or weight (during a rollout).
+
+    >>> idle = ServiceStatus("app-baseline", 0, 0, 0, "COMPLETED")
+    >>> shown_in_status("stable", None, 0), shown_in_status("baseline", idle, 0)
+    (True, False)
+    >>> shown_in_status("baseline", idle, 5)
+    True
+    >>> shown_in_status("baseline", idle, 0, TargetGroupStatus("tg-baseline", draining=1))
+    True
+    """
+    if version in VERSIONS:
+        return True
+    busy = service is not None and bool(service.running or service.pending or service.desired)
+    targets = target_group is not None and bool(
+        target_group.healthy + target_group.unhealthy + target_group.initial + target_group.draining
+    )
+    return busy or targets or weight > 0
+
+
 class Target(Protocol):
     """A whole canary stack: its router, workload and metrics, and its lifecycle."""
 

@@ -13,13 +13,8 @@ import pytest
 from canary_deploy.backend import Version
 from canary_deploy.errors import UsageError
 from canary_deploy.local.commands import TaskCommand
-from canary_deploy.local.services import (
-    CRASH_LOOP_AFTER,
-    HealthState,
-    ServiceSpec,
-    Supervisor,
-    SupervisorConfig,
-)
+from canary_deploy.local.services import CRASH_LOOP_AFTER, Supervisor, SupervisorConfig
+from canary_deploy.local.tasks import HealthState, ServiceSpec
 
 
 def run(coro: Coroutine[Any, Any, Any]) -> Any:

@@ -61,25 +61,18 @@ class StackOutputs:
 
     def target_group_arn(self, group: Version) -> str:
         """The ARN of one group's target group (an error on a stack without it)."""
-        arn = {
-            "stable": self.target_group_stable_arn,
-            "canary": self.target_group_canary_arn,
-            "baseline": self.target_group_baseline_arn,
-        }[group]
-        if not arn:
-            raise NoBaseline()
-        return arn
+        return _of_group(
+            group,
+            self.target_group_stable_arn,
+            self.target_group_canary_arn,
+            self.target_group_baseline_arn,
+        )
 
     def service_name(self, group: Version) -> str:
         """The name of one group's ECS service (an error on a stack without it)."""
-        name = {
-            "stable": self.service_stable_name,
-            "canary": self.service_canary_name,
-            "baseline": self.service_baseline_name,
-        }[group]
-        if not name:
-            raise NoBaseline()
-        return name
+        return _of_group(
+            group, self.service_stable_name, self.service_canary_name, self.service_baseline_name
+        )
 
     @classmethod
     def parse(cls, outputs: Mapping[str, str], stack_name: str) -> StackOutputs:
@@ -105,6 +98,14 @@ class StackOutputs:
             target_group_baseline_arn=outputs.get("TargetGroupBaselineArn") or None,
             service_baseline_name=outputs.get("ServiceBaselineName") or None,
         )
+
+
+def _of_group(group: Version, stable: str, canary: str, baseline: str | None) -> str:
+    """One group's value of a per-group output; only the baseline's can be missing."""
+    value = {"stable": stable, "canary": canary, "baseline": baseline}[group]
+    if not value:
+        raise NoBaseline()
+    return value
 
 
 class NoBaseline(OperationFailed):

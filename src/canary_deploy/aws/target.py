@@ -13,12 +13,10 @@ from canary_deploy.aws.router import AlbRouter, to_alb
 from canary_deploy.aws.stack import Stack, StackInfo, StackOutputs
 from canary_deploy.aws.workload import EcsWorkload
 from canary_deploy.backend import (
-    VERSIONS,
     ListenerStatus,
     MetricsSource,
     Progress,
     ReleaseSpec,
-    ServiceStatus,
     Status,
     TargetGroupStatus,
     TrafficRouter,
@@ -26,6 +24,7 @@ from canary_deploy.backend import (
     Version,
     VersionStatus,
     Workload,
+    shown_in_status,
 )
 from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError
@@ -49,13 +48,6 @@ def target_group_status(
         if state in counts:
             counts[state] += 1
     return TargetGroupStatus(name=arn.split("/")[-2] if "/" in arn else arn, **counts)
-
-
-def _in_use(service: ServiceStatus | None, weight: int) -> bool:
-    """Whether a group is worth a row in `status`: the baseline has one only during a
-    rollout (tasks or weight), the seed's two groups always."""
-    busy = service is not None and (service.running or service.pending or service.desired)
-    return bool(busy) or weight > 0
 
 
 class AwsTarget:
@@ -183,7 +175,10 @@ class AwsTarget:
                 traffic=traffic.get(v),
             )
             for v in out.groups
-            if v in VERSIONS or _in_use(services.get(v), state.weights.of(v))
+            # No target group here: AWS reads target health only for the rows it shows
+            # (one DescribeTargetHealth call each), so unlike the local target, a baseline
+            # whose only trace is draining targets gets no row.
+            if shown_in_status(v, services.get(v), state.weights.of(v))
         }
         return Status(self.name, info.name, info.status, listener, versions, tuple(notes))
 

@@ -53,6 +53,38 @@ def _primary_id(service: ServiceTypeDef) -> str:
     return ""
 
 
+def _deployment_progress(
+    version: Version, service: ServiceTypeDef | None, deployment_id: str
+) -> tuple[str, bool]:
+    """One service's progress line, and whether its deployment `deployment_id` completed:
+    it is the PRIMARY one, every task runs, and no older deployment is left draining.
+    A deployment that failed, or was replaced (a change or a rollback), is an error."""
+    if service is None:
+        raise OperationFailed(f"the {version} service no longer exists")
+    status = service_status(service)
+    shown = f"{status.name}: {status.running}/{status.desired} running, {status.deployment_state}"
+    deployment = _deployment(service, deployment_id) if deployment_id else None
+    if deployment is not None and deployment.get("rolloutState") == "FAILED":
+        raise OperationFailed(
+            f"the {version} deployment failed: "
+            f"{deployment.get('rolloutStateReason') or 'see ECS events'}",
+            hint="the deployment circuit breaker rolled the service back; "
+            f"see the events of service {status.name} in the ECS console",
+        )
+    if deployment_id and (deployment is None or deployment.get("status") != "PRIMARY"):
+        raise OperationFailed(
+            f"the {version} deployment was replaced before it completed "
+            f"(the {version} service was changed meanwhile, or rolled back)",
+            hint=f"see the events of service {status.name} in the ECS console",
+        )
+    done = (
+        status.deployment_state == "COMPLETED"
+        and status.running == status.desired
+        and len(service.get("deployments", [])) == 1
+    )
+    return shown, done
+
+
 class EcsWorkload:
     """Reads and changes the ECS services (stable, canary, baseline) of one stack."""
 
@@ -191,36 +223,12 @@ class EcsWorkload:
         deadline = self._clock() + STEADY_TIMEOUT_SECONDS
         while True:
             services = self._services()
-            shown: list[str] = []
-            done = True
-            for version, deployment_id in started.items():
-                service = services.get(version)
-                if service is None:
-                    raise OperationFailed(f"the {version} service no longer exists")
-                status = service_status(service)
-                shown.append(
-                    f"{status.name}: {status.running}/{status.desired} running, "
-                    f"{status.deployment_state}"
-                )
-                deployment = _deployment(service, deployment_id) if deployment_id else None
-                if deployment is not None and deployment.get("rolloutState") == "FAILED":
-                    raise OperationFailed(
-                        f"the {version} deployment failed: "
-                        f"{deployment.get('rolloutStateReason') or 'see ECS events'}",
-                        hint="the deployment circuit breaker rolled the service back; "
-                        f"see the events of service {status.name} in the ECS console",
-                    )
-                if deployment_id and (deployment is None or deployment.get("status") != "PRIMARY"):
-                    raise OperationFailed(
-                        f"the {version} deployment was replaced before it completed "
-                        f"(the {version} service was changed meanwhile, or rolled back)",
-                        hint=f"see the events of service {status.name} in the ECS console",
-                    )
-                done = done and (
-                    status.deployment_state == "COMPLETED"
-                    and status.running == status.desired
-                    and len(service.get("deployments", [])) == 1
-                )
+            checks = [
+                _deployment_progress(version, services.get(version), deployment_id)
+                for version, deployment_id in started.items()
+            ]
+            shown = [line for line, _ in checks]
+            done = all(completed for _, completed in checks)
             progress.update("; ".join(shown))
             if done:
                 return

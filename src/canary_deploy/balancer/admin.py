@@ -254,7 +254,14 @@ def group_of(name: str, *, status: int = 400) -> Version:
 
 
 def balancer_routes(server: AdminServer, balancer: Balancer) -> None:
-    """Register the balancer's admin routes on `server`."""
+    """Register the balancer's admin routes on `server`: weights, targets, metrics."""
+    _weight_routes(server, balancer)
+    _target_routes(server, balancer)
+    _metrics_routes(server, balancer)
+
+
+def _weight_routes(server: AdminServer, balancer: Balancer) -> None:
+    """GET and PUT /weights: the listener's weights."""
 
     async def get_weights(body: Any, query: dict[str, str]) -> Any:
         return balancer.get_weights().to_dict()
@@ -262,6 +269,13 @@ def balancer_routes(server: AdminServer, balancer: Balancer) -> None:
     async def put_weights(body: Any, query: dict[str, str]) -> Any:
         balancer.set_weights(weights_from_body(body))
         return balancer.get_weights().to_dict()
+
+    server.add_route("GET", "/weights", get_weights)
+    server.add_route("PUT", "/weights", put_weights)
+
+
+def _target_routes(server: AdminServer, balancer: Balancer) -> None:
+    """/targets: each group's targets and their health; register and deregister one."""
 
     async def get_targets(body: Any, query: dict[str, str]) -> Any:
         return {g: [asdict(t) for t in ts] for g, ts in balancer.target_health().items()}
@@ -287,6 +301,14 @@ def balancer_routes(server: AdminServer, balancer: Balancer) -> None:
         )
         return {"deregistered": query["id"], "group": group}
 
+    server.add_route("GET", "/targets", get_targets)
+    server.add_route("POST", "/targets", post_targets)
+    server.add_route("DELETE", "/targets/{group}/{id}", delete_target)
+
+
+def _metrics_routes(server: AdminServer, balancer: Balancer) -> None:
+    """Prometheus text, per-group counts and quantiles, and raw buckets for a window."""
+
     async def get_metrics(body: Any, query: dict[str, str]) -> Any:
         return balancer.metrics.prometheus_text()
 
@@ -310,11 +332,6 @@ def balancer_routes(server: AdminServer, balancer: Balancer) -> None:
     async def get_buckets(body: Any, query: dict[str, str]) -> Any:
         return balancer.metrics.export_buckets(_float(query, "since", 0.0))
 
-    server.add_route("GET", "/weights", get_weights)
-    server.add_route("PUT", "/weights", put_weights)
-    server.add_route("GET", "/targets", get_targets)
-    server.add_route("POST", "/targets", post_targets)
-    server.add_route("DELETE", "/targets/{group}/{id}", delete_target)
     server.add_route("GET", "/metrics", get_metrics)
     server.add_route("GET", "/counts", get_counts)
     server.add_route("GET", "/quantiles", get_quantiles)

@@ -1,8 +1,9 @@
-"""The local stack daemon: one background process per state directory that holds the
-balancer, the services and the admin socket, and restores spec and weights on restart.
+"""The local stack daemon's lifecycle: one background process per state directory.
 
-Started by `canary deploy` as `python -m canary_deploy.local.daemon --state-dir DIR ...`;
-it reports readiness (or why it could not start) as one JSON line on `--ready-fd`.
+It holds the balancer, the services and the admin socket (routes in `admin_routes`), and
+restores spec and weights on restart. Started by `canary deploy` as
+`python -m canary_deploy.local.daemon --state-dir DIR ...`; it reports readiness (or why
+it could not start) as one JSON line on `--ready-fd`.
 """
 
 from __future__ import annotations
@@ -19,23 +20,23 @@ import signal
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from canary_deploy.backend import GROUPS, ReleaseSpec, Version
+from canary_deploy.backend import ReleaseSpec, Version
 from canary_deploy.balancer import Balancer, BalancerConfig, HealthCheckConfig
-from canary_deploy.balancer.admin import AdminServer, balancer_routes, weights_from_body
-from canary_deploy.errors import OperationFailed, UsageError
+from canary_deploy.balancer.admin import AdminServer, balancer_routes
+from canary_deploy.local.admin_routes import StackAdmin
 from canary_deploy.local.paths import StackPaths
 from canary_deploy.local.processes import (
     ProcessLauncher,
     kill_stack_processes,
     prune_task_logs,
 )
-from canary_deploy.local.report import listener_document, traffic_document
-from canary_deploy.local.services import HealthState, ServiceSpec, Supervisor, SupervisorConfig
-from canary_deploy.local.store import StateStore, spec_from_dict, spec_to_dict
+from canary_deploy.local.services import Supervisor, SupervisorConfig
+from canary_deploy.local.store import StateStore
+from canary_deploy.local.tasks import HealthState
 from canary_deploy.local.watchdog import start_watchdog
 from canary_deploy.weights import Weights
 
@@ -88,10 +89,6 @@ class _Registry:
         }
 
 
-def service_specs(spec: ReleaseSpec) -> dict[Version, ServiceSpec]:
-    return {v: ServiceSpec(spec.image(v), spec.desired_count(v)) for v in GROUPS}
-
-
 class StackDaemon:
     """Owns every long-lived piece of one local stack; `run()` until asked to stop."""
 
@@ -100,8 +97,6 @@ class StackDaemon:
         self.paths = StackPaths.for_dir(options.state_dir)
         self.started = time.time()
         self._stop = asyncio.Event()
-        self._spec_lock = asyncio.Lock()
-        self._spec: ReleaseSpec | None = None
 
     # ---- lifecycle
 
@@ -155,17 +150,22 @@ class StackDaemon:
             ),
             on_event=self._event,
         )
+        routes = StackAdmin(
+            self.store,
+            self.balancer,
+            self.supervisor,
+            url=self.url,
+            started=self.started,
+            on_event=self._event,
+            stop=self._stop.set,
+        )
         admin = AdminServer(str(self.paths.socket))
         jobs: list[asyncio.Future[None]] = []
         try:
             if spec is not None:
-                # A restart restores exactly what ran before: no trial for those images.
-                await self.supervisor.apply(service_specs(spec), trial=False)
-                self._spec = spec
-                weights = self.balancer.get_weights()
-                self._event("daemon", None, f"restored {_describe(spec)} at {weights}")
+                await routes.restore(spec)
             # First match wins: ours go first so PUT /weights also persists the weights.
-            self._add_routes(admin)
+            routes.add_routes(admin)
             balancer_routes(admin, self.balancer)
             await admin.start()
             self.paths.pid_file.write_text(f"{os.getpid()}\n")
@@ -233,121 +233,6 @@ class StackDaemon:
         self.store.save_buckets(
             self.balancer.metrics.export_buckets(time.time() - 2 * PERSIST_EVERY_S)
         )
-
-    # ---- admin routes (on top of the balancer's own)
-
-    def _add_routes(self, admin: AdminServer) -> None:
-        admin.add_route("PUT", "/weights", self._put_weights)
-        admin.add_route("GET", "/spec", self._get_spec)
-        admin.add_route("PUT", "/spec", self._put_spec)
-        admin.add_route("PUT", "/baseline", self._put_baseline)
-        admin.add_route("GET", "/services", self._get_services)
-        admin.add_route("GET", "/tasks", self._get_tasks)
-        admin.add_route("GET", "/status", self._get_status)
-        admin.add_route("GET", "/events", self._get_events)
-        admin.add_route("POST", "/shutdown", self._shutdown)
-
-    async def _put_weights(self, body: Any, query: dict[str, str]) -> Any:
-        weights = weights_from_body(body)
-        # On disk first: a crash right after the call still restores what the user set.
-        self.store.save_weights(weights)
-        self.balancer.set_weights(weights)
-        self._event("weights", None, f"set to {weights}")
-        return weights.to_dict()
-
-    async def _get_spec(self, body: Any, query: dict[str, str]) -> Any:
-        return None if self._spec is None else spec_to_dict(self._spec)
-
-    async def _put_spec(self, body: Any, query: dict[str, str]) -> Any:
-        if not isinstance(body, dict):
-            raise UsageError("PUT /spec needs a JSON object")
-        try:
-            spec = spec_from_dict(body)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise UsageError(f"invalid spec: {exc}") from None
-        async with self._spec_lock:
-            first = self._spec is None
-            # The baseline's task count belongs to the rollout (PUT /baseline): a deploy
-            # in the middle of one must not pull its tasks from under its traffic.
-            baseline = 0 if self._spec is None else self._spec.desired_count_baseline
-            spec = replace(spec, desired_count_baseline=baseline)
-            await self.supervisor.apply(service_specs(spec))
-            self._spec = spec
-            self.store.save_spec(spec)
-            self.balancer.set_slow_start(spec.slow_start_seconds)
-            if first and self.store.load_weights() is None:
-                self.store.save_weights(spec.weights)
-                self.balancer.set_weights(spec.weights)
-            self._event("deploy", None, _describe(spec))
-        return {"weights": self.balancer.get_weights().to_dict()}
-
-    async def _put_baseline(self, body: Any, query: dict[str, str]) -> Any:
-        """{"desired_count": N}: N > 0 starts N baseline tasks (stable's image) and, in
-        the same step, fresh canary tasks replacing the running ones, so both groups'
-        tasks start together; 0 stops the baseline's tasks (its weight must be 0)."""
-        if not isinstance(body, dict) or "desired_count" not in body:
-            raise UsageError('PUT /baseline needs a JSON body {"desired_count": N}')
-        count = body["desired_count"]
-        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
-            raise UsageError(f"baseline desired_count must be an integer >= 0, got {count!r}")
-        async with self._spec_lock:
-            if self._spec is None:
-                raise OperationFailed("the local stack has no spec", hint="run `canary deploy`")
-            weight = self.balancer.get_weights().baseline
-            if count == 0 and weight > 0:
-                raise OperationFailed(
-                    f"the baseline still has {weight}% of the traffic: its tasks cannot stop",
-                    hint="set its weight to 0 first (`canary set-weights S C`)",
-                )
-            spec = replace(self._spec, desired_count_baseline=count)
-            restart: tuple[Version, ...] = ("canary",) if count > 0 else ()
-            replaced = await self.supervisor.apply(service_specs(spec), restart=restart)
-            self._spec = spec
-            self.store.save_spec(spec)
-            if count:
-                self._event(
-                    "baseline",
-                    "baseline",
-                    f"start {count} x {spec.image_stable}; canary tasks restarted with it",
-                )
-            else:
-                self._event("baseline", "baseline", "stop: 0 tasks")
-        return {"desired_count": count, "replaced": replaced}
-
-    async def _get_services(self, body: Any, query: dict[str, str]) -> Any:
-        return {v: asdict(s) for v, s in self.supervisor.describe().items()}
-
-    async def _get_tasks(self, body: Any, query: dict[str, str]) -> Any:
-        return [asdict(t) for t in self.supervisor.tasks()]
-
-    async def _get_events(self, body: Any, query: dict[str, str]) -> Any:
-        since = int(query.get("since", "0") or 0)
-        return [e.to_dict() for e in self.store.events(since_id=since)]
-
-    async def _shutdown(self, body: Any, query: dict[str, str]) -> Any:
-        if isinstance(body, dict) and body.get("forget"):
-            self.store.clear_spec()
-        # Let the admin server answer first, then stop.
-        asyncio.get_running_loop().call_later(0.05, self._stop.set)
-        return {"stopping": True}
-
-    async def _get_status(self, body: Any, query: dict[str, str]) -> Any:
-        doc = {"url": self.url, "pid": os.getpid(), "started": self.started}
-        doc.update(listener_document(self.balancer, self.store.load_weights()))
-        doc["spec"] = None if self._spec is None else spec_to_dict(self._spec)
-        doc["services"] = {v: asdict(s) for v, s in self.supervisor.describe().items()}
-        doc["traffic"] = traffic_document(self.balancer.metrics, time.time())
-        return doc
-
-
-def _describe(spec: ReleaseSpec) -> str:
-    text = (
-        f"stable {spec.desired_count_stable} x {spec.image_stable}, "
-        f"canary {spec.desired_count_canary} x {spec.image_canary}"
-    )
-    if spec.desired_count_baseline:
-        text += f", baseline {spec.desired_count_baseline} x {spec.image_stable}"
-    return text
 
 
 def _bind_error(exc: OSError, options: DaemonOptions) -> dict[str, Any]:

@@ -1,79 +1,38 @@
-"""ECS-like services: keep `desired_count` task processes per version running, registered
-with their target group, replaced when they exit, and rolled when the image changes."""
+"""`Supervisor`: ECS-like services that keep each version's task processes running.
+
+Tasks are registered with their target group, replaced when they exit, and rolled when
+the image changes or a restart is asked for.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import signal
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
 
 from canary_deploy.backend import GROUPS, ServiceStatus, Version
 from canary_deploy.errors import UsageError
 from canary_deploy.local.commands import TaskCommand, parse_image
+from canary_deploy.local.tasks import (
+    HealthState,
+    Launcher,
+    Probe,
+    ServiceRecord,
+    ServiceSpec,
+    TargetRegistry,
+    Task,
+    TaskInfo,
+    is_live,
+    tail_note,
+    tcp_probe,
+)
 
-TaskState = Literal["PROVISIONING", "RUNNING", "DRAINING", "STOPPING"]
-HealthState = Literal["initial", "healthy", "unhealthy", "draining"]
 CRASH_LOOP_AFTER = 3  # consecutive failed tasks before a service is reported crash-looping
 
-
-class TaskHandle(Protocol):
-    """A started task process."""
-
-    pid: int
-    port: int
-
-    def poll(self) -> int | None: ...
-
-    def signal_group(self, sig: int) -> None: ...
-
-    def output_tail(self, max_chars: int = 600) -> str: ...
-
-
-class Launcher(Protocol):
-    def free_port(self) -> int: ...
-
-    def start(self, task_id: str, command: TaskCommand, port: int) -> TaskHandle: ...
-
-
-class TargetRegistry(Protocol):
-    """The part of the balancer the services use (target group membership and health)."""
-
-    def register_target(self, group: Version, target_id: str, host: str, port: int) -> None: ...
-
-    async def deregister_target(
-        self, group: Version, target_id: str, *, delay_s: float | None = None
-    ) -> None: ...
-
-    def target_states(self) -> dict[str, HealthState]:
-        """Health state per registered target id."""
-        ...
-
-
 EventSink = Callable[[str, Version | None, str], None]
-Probe = Callable[[str, int], Awaitable[bool]]
-
-
-async def tcp_probe(host: str, port: int) -> bool:
-    """True when something accepts connections on host:port."""
-    try:
-        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 0.5)
-    except (TimeoutError, OSError):
-        return False
-    writer.close()
-    with contextlib.suppress(OSError):
-        await writer.wait_closed()
-    return True
-
-
-@dataclass(frozen=True)
-class ServiceSpec:
-    image: str
-    desired_count: int
 
 
 @dataclass(frozen=True)
@@ -88,47 +47,6 @@ class SupervisorConfig:
 
 
 @dataclass
-class Task:
-    task_id: str
-    version: Version
-    image: str
-    process: TaskHandle
-    started_at: float
-    state: TaskState = "PROVISIONING"
-    generation: int = 0  # its service's generation when it started (see Supervisor.restart)
-
-
-@dataclass
-class _Service:
-    version: Version
-    spec: ServiceSpec | None = None
-    command: TaskCommand | None = None
-    failures: int = 0  # consecutive tasks that failed to start or exited early
-    next_start_at: float = 0.0
-    last_failure: str | None = None
-    generation: int = 0  # bumped by a restart: tasks of older generations are replaced
-
-    def is_current(self, task: Task) -> bool:
-        """Started from the current spec: its image, since the last restart."""
-        return (
-            self.spec is not None
-            and task.image == self.spec.image
-            and task.generation == self.generation
-        )
-
-
-@dataclass(frozen=True)
-class TaskInfo:
-    task_id: str
-    version: Version
-    image: str
-    pid: int
-    port: int
-    state: TaskState
-    health: str | None
-
-
-@dataclass
 class Supervisor:
     """Reconciles the services toward their specs; call `reconcile()` periodically."""
 
@@ -140,7 +58,7 @@ class Supervisor:
     clock: Callable[[], float] = time.monotonic
 
     def __post_init__(self) -> None:
-        self._services = {v: _Service(v) for v in GROUPS}
+        self._services = {v: ServiceRecord(v) for v in GROUPS}
         self._tasks: dict[str, Task] = {}
         self._background: set[asyncio.Task[None]] = set()
 
@@ -185,7 +103,7 @@ class Supervisor:
                 self.on_event("service", version, f"desired {spec.desired_count} x {spec.image}")
             if version in restart:
                 replaced += [
-                    t.task_id for t in self._tasks.values() if t.version == version and _is_live(t)
+                    t.task_id for t in self._tasks.values() if t.version == version and is_live(t)
                 ]
                 svc.generation += 1
                 self.on_event("service", version, "restart: every task is replaced")
@@ -213,14 +131,14 @@ class Supervisor:
                 task.process.signal_group(signal.SIGKILL)
                 raise UsageError(
                     f"{version} image {command.image!r} exited at once with code {code}"
-                    + _tail(task.process),
+                    + tail_note(task.process),
                     hint="run the command by hand with PORT set to check it; nothing was changed",
                 )
             if self.clock() >= deadline:
                 await self._stop_task(task, drain=False)
                 raise UsageError(
                     f"{version} image {command.image!r} did not listen on its $PORT within "
-                    f"{self.config.startup_timeout_s:.0f} s" + _tail(task.process),
+                    f"{self.config.startup_timeout_s:.0f} s" + tail_note(task.process),
                     hint="the command must serve HTTP on 127.0.0.1:$PORT; nothing was changed",
                 )
             await self._check_listening(task)
@@ -251,10 +169,12 @@ class Supervisor:
         for svc in self._services.values():
             self._reconcile_service(svc, health, now)
 
-    def _reconcile_service(self, svc: _Service, health: dict[str, HealthState], now: float) -> None:
+    def _reconcile_service(
+        self, svc: ServiceRecord, health: dict[str, HealthState], now: float
+    ) -> None:
         if svc.spec is None or svc.command is None:
             return
-        live = [t for t in self._tasks.values() if t.version == svc.version and _is_live(t)]
+        live = [t for t in self._tasks.values() if t.version == svc.version and is_live(t)]
         current = [t for t in live if svc.is_current(t)]
         old = [t for t in live if not svc.is_current(t)]
         desired = svc.spec.desired_count
@@ -310,7 +230,7 @@ class Supervisor:
         delay = min(self.config.backoff_max_s, self.config.backoff_base_s * 2 ** (svc.failures - 1))
         svc.next_start_at = now + delay
         svc.last_failure = f"{task.task_id} {why} after {lived:.1f} s"
-        self.on_event("task-failed", task.version, svc.last_failure + _tail(task.process, 200))
+        self.on_event("task-failed", task.version, svc.last_failure + tail_note(task.process, 200))
         self._stop_in_background(task, why, drain=False)
 
     def _stop_in_background(self, task: Task, why: str, *, drain: bool = True) -> None:
@@ -353,14 +273,14 @@ class Supervisor:
         health = self.registry.target_states()
         return {v: self._describe(svc, health) for v, svc in self._services.items()}
 
-    def _describe(self, svc: _Service, health: dict[str, HealthState]) -> ServiceStatus:
+    def _describe(self, svc: ServiceRecord, health: dict[str, HealthState]) -> ServiceStatus:
         tasks = [t for t in self._tasks.values() if t.version == svc.version]
         running = sum(1 for t in tasks if t.state == "RUNNING")
         pending = sum(1 for t in tasks if t.state == "PROVISIONING")
         name = f"app-{svc.version}"
         if svc.spec is None:
             return ServiceStatus(name, running, pending, 0, "INACTIVE")
-        current = [t for t in tasks if svc.is_current(t) and _is_live(t)]
+        current = [t for t in tasks if svc.is_current(t) and is_live(t)]
         healthy = sum(1 for t in current if health.get(t.task_id) == "healthy")
         message = None
         if svc.failures >= CRASH_LOOP_AFTER:
@@ -397,13 +317,3 @@ class Supervisor:
 
 def _image_of(spec: ServiceSpec | None) -> str | None:
     return None if spec is None else spec.image
-
-
-def _is_live(task: Task) -> bool:
-    return task.state in ("PROVISIONING", "RUNNING")
-
-
-def _tail(process: TaskHandle, max_chars: int = 400) -> str:
-    text = process.output_tail(max_chars)
-    lines = [line for line in text.splitlines() if line.strip()]
-    return f"; its output ends with: {lines[-1].strip()}" if lines else ""

@@ -1,14 +1,11 @@
-"""`LocalTarget`: the `Target` Protocol over the local stack daemon (router, workload,
-metrics and the deploy/status/delete lifecycle), all through its admin socket."""
+"""`LocalTarget`: the `Target` lifecycle (deploy, status, delete) over the local daemon."""
 
 from __future__ import annotations
 
 import shutil
-import time
-from collections.abc import Callable, Sequence
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 from canary_deploy.backend import (
     GROUPS,
@@ -24,248 +21,21 @@ from canary_deploy.backend import (
     TrafficRouter,
     TrafficStatus,
     Version,
-    VersionCounts,
     VersionStatus,
     Workload,
+    shown_in_status,
 )
 from canary_deploy.config import Settings
-from canary_deploy.errors import OperationFailed, UsageError
+from canary_deploy.errors import OperationFailed
 from canary_deploy.local.commands import parse_image
-from canary_deploy.local.control import DaemonArgs, DaemonControl, Listen
+from canary_deploy.local.control import Listen
+from canary_deploy.local.metrics import LocalMetrics
 from canary_deploy.local.paths import StackPaths
+from canary_deploy.local.router import LocalRouter
+from canary_deploy.local.stack import STEADY_TIMEOUT_S, LocalStack
 from canary_deploy.local.store import StateStore, spec_from_dict, spec_to_dict
+from canary_deploy.local.workload import LocalWorkload, wait_steady
 from canary_deploy.weights import Weights
-
-STEADY_TIMEOUT_S = {"fast": 60.0, "alb": 600.0}
-
-
-class LocalStack:
-    """The daemon of one state directory; restarts it when a spec is stored but it died."""
-
-    def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self.paths = StackPaths.for_dir(settings.local.state_dir)
-        self.control = DaemonControl(self.paths)
-
-    def stored(self) -> tuple[ReleaseSpec | None, Listen | None]:
-        """The desired spec and the last listener address, from the state directory."""
-        if not (self.paths.state_dir / "state.db").exists():
-            return None, None
-        store = StateStore(self.paths.state_dir)
-        try:
-            spec, listener = store.load_spec(), store.load_listener()
-        finally:
-            store.close()
-        return spec, None if listener is None else Listen(*listener)
-
-    def stored_spec(self) -> ReleaseSpec | None:
-        return self.stored()[0]
-
-    def daemon_args(self, spec: ReleaseSpec | None, listen: Listen | None = None) -> DaemonArgs:
-        return DaemonArgs(
-            listen=listen or Listen.parse(self.settings.local.listen),
-            health_profile=self.settings.local.health_profile,
-            deregistration_delay_s=self.settings.local.deregistration_delay_s,
-            health_check_path=None if spec is None else spec.health_check_path,
-            stickiness_s=None if spec is None else spec.stickiness_seconds,
-        )
-
-    def request(self, method: str, path: str, body: Any = None) -> Any:
-        """One admin call; a crashed daemon with a stored spec is restarted first (it
-        restores spec and weights), so `rollback` works even after a crash."""
-        if not self.control.running():
-            spec, listener = self.stored()
-            if spec is None:
-                raise OperationFailed(
-                    f"no local stack in {self.paths.state_dir}",
-                    hint="run `canary deploy` first (or pass the --state-dir it used)",
-                )
-            self.control.start(self.daemon_args(spec, listener))
-        return self.control.request(method, path, body)
-
-
-class LocalRouter:
-    """The listener's weights, read from and written to the balancer itself."""
-
-    def __init__(self, stack: LocalStack) -> None:
-        self.stack = stack
-
-    def get_weights(self) -> Weights:
-        return Weights.from_dict(self.stack.request("GET", "/weights"))
-
-    def set_weights(self, weights: Weights) -> None:
-        """All three groups' weights in one admin call (one listener change)."""
-        self.stack.request("PUT", "/weights", weights.to_dict())
-
-    def verify_weights(self, weights: Weights) -> bool:
-        return self.get_weights() == weights
-
-
-class LocalWorkload:
-    """The stable, canary and baseline services of task processes."""
-
-    def __init__(self, stack: LocalStack, read_status: Callable[[], Status]) -> None:
-        self.stack = stack
-        self.read_status = read_status
-
-    def describe_services(self) -> dict[Version, ServiceStatus]:
-        doc = self.stack.request("GET", "/services")
-        return {v: ServiceStatus(**doc[v]) for v in GROUPS if v in doc}
-
-    def _spec(self) -> ReleaseSpec:
-        doc = self.stack.request("GET", "/spec")
-        if doc is None:
-            raise OperationFailed("the local stack has no spec", hint="run `canary deploy`")
-        return spec_from_dict(doc)
-
-    def promote(self, progress: Progress) -> None:
-        spec = self._spec()
-        progress.log(f"Promoting: stable becomes {spec.image_canary}")
-        self.stack.request(
-            "PUT", "/spec", spec_to_dict(replace(spec, image_stable=spec.image_canary))
-        )
-        timeout = STEADY_TIMEOUT_S[self.stack.settings.local.health_profile]
-        wait_steady(self.read_status, progress, ("stable",), timeout)
-
-    def scale_canary(self, desired_count: int) -> None:
-        spec = replace(self._spec(), desired_count_canary=desired_count)
-        self.stack.request("PUT", "/spec", spec_to_dict(spec))
-
-    def start_baseline(self, desired_count: int, progress: Progress) -> None:
-        """One daemon call starts `desired_count` baseline tasks (stable's image) and fresh
-        canary tasks replacing the running ones, in the same step; then wait until the new
-        tasks of both groups are healthy (the replaced canary tasks drain meanwhile).
-
-        Every call restarts the canary's tasks. On the fast health profile this takes
-        about 1-2 s (start, listen, one passing health check)."""
-        if desired_count < 1:
-            raise UsageError(f"a baseline needs at least 1 task, got {desired_count}")
-        progress.log(f"Starting {desired_count} baseline task(s) and restarting the canary's")
-        doc = self.stack.request("PUT", "/baseline", {"desired_count": desired_count})
-        timeout = STEADY_TIMEOUT_S[self.stack.settings.local.health_profile]
-        wait_fresh_healthy(
-            lambda: self.stack.request("GET", "/tasks"),
-            self.describe_services,
-            {"canary": self._spec().desired_count_canary, "baseline": desired_count},
-            set(doc["replaced"]),
-            progress,
-            timeout,
-        )
-
-    def stop_baseline(self) -> None:
-        """Baseline desired count 0: its tasks drain and stop (the daemon refuses while the
-        baseline still has weight). Returns without waiting for them to exit."""
-        self.stack.request("PUT", "/baseline", {"desired_count": 0})
-
-
-class LocalMetrics:
-    """Per-target-group counts and quantiles recorded by the balancer."""
-
-    def __init__(self, stack: LocalStack) -> None:
-        self.stack = stack
-
-    def counts(
-        self, start: float, end: float, thresholds_s: Sequence[float] = ()
-    ) -> dict[Version, VersionCounts]:
-        query = {"start": start, "end": end, "thresholds": ",".join(map(str, thresholds_s))}
-        doc = self.stack.request("GET", "/counts?" + urlencode(query))
-        return {
-            v: VersionCounts(int(c["requests"]), int(c["errors"]), tuple(c.get("slower_than", ())))
-            for v, c in doc.items()
-            if v in GROUPS
-        }
-
-    def quantiles(
-        self, version: Version, start: float, end: float, qs: Sequence[float]
-    ) -> tuple[float | None, ...]:
-        query = {"version": version, "start": start, "end": end, "qs": ",".join(map(str, qs))}
-        doc = self.stack.request("GET", "/quantiles?" + urlencode(query))
-        return tuple(doc["quantiles"])
-
-
-def wait_steady(
-    read_status: Callable[[], Status],
-    progress: Progress,
-    versions: Sequence[Version],
-    timeout_s: float,
-) -> Status:
-    """Wait until each service's tasks run and their health is decided. A crash loop
-    fails at once; unhealthy targets are reported (they are visible in status) but do
-    not hang the command the way an ECS deployment waiting on them would."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        status = read_status()
-        pending: list[str] = []
-        unhealthy: list[str] = []
-        for v in versions:
-            vs = status.versions.get(v)
-            s, tg = (None, None) if vs is None else (vs.service, vs.target_group)
-            if s is None or tg is None:
-                continue
-            if s.deployment_state == "crash-looping":
-                raise OperationFailed(
-                    f"service {s.name} is crash-looping: {s.message}",
-                    hint="see `canary status` and the task logs in the state directory's tasks/",
-                )
-            if s.deployment_state == "COMPLETED":
-                continue
-            if s.running >= s.desired and not s.pending and not tg.initial and tg.unhealthy:
-                unhealthy.append(
-                    f"{v}: {tg.unhealthy} target(s) fail their health check; "
-                    + ("they get no traffic" if tg.healthy else "the group fails open (as ALB)")
-                )
-                continue
-            pending.append(f"{v} {tg.healthy}/{s.desired} healthy")
-        if not pending:
-            for line in unhealthy:
-                progress.log(f"warning: {line}")
-            return status
-        progress.update("waiting for healthy tasks: " + ", ".join(pending))
-        if time.monotonic() > deadline:
-            raise OperationFailed(
-                f"the services did not become healthy within {timeout_s:.0f} s",
-                hint="see `canary status` and the task logs in the state directory's tasks/",
-            )
-        time.sleep(0.2)
-
-
-def wait_fresh_healthy(
-    read_tasks: Callable[[], list[dict[str, Any]]],
-    read_services: Callable[[], dict[Version, ServiceStatus]],
-    desired: dict[Version, int],
-    replaced: set[str],
-    progress: Progress,
-    timeout_s: float,
-    *,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-) -> None:
-    """Wait until each group has `desired` healthy tasks not among `replaced` (the
-    tasks a restart replaces may still drain). A crash loop fails at once."""
-    deadline = clock() + timeout_s
-    while True:
-        fresh: dict[str, int] = {v: 0 for v in desired}
-        for task in read_tasks():
-            version = task["version"]
-            if version in fresh and task["task_id"] not in replaced:
-                fresh[version] += task["state"] == "RUNNING" and task["health"] == "healthy"
-        pending = [f"{v} {fresh[v]}/{n} healthy" for v, n in desired.items() if fresh[v] < n]
-        if not pending:
-            return
-        for version, service in read_services().items():
-            if version in desired and service.deployment_state == "crash-looping":
-                raise OperationFailed(
-                    f"service {service.name} is crash-looping: {service.message}",
-                    hint="see `canary status` and the task logs in the state directory's tasks/",
-                )
-        progress.update("waiting for fresh healthy tasks: " + ", ".join(pending))
-        if clock() > deadline:
-            raise OperationFailed(
-                f"the new {' and '.join(desired)} tasks did not become healthy within "
-                f"{timeout_s:.0f} s ({', '.join(pending)})",
-                hint="see `canary status` and the task logs in the state directory's tasks/",
-            )
-        sleep(0.1)
 
 
 class LocalTarget:
@@ -353,8 +123,8 @@ class LocalTarget:
             service = ServiceStatus(**doc["services"][v])
             groups = doc["target_groups"].get(v, {})
             tg = TargetGroupStatus(name=f"tg-{v}", **{k: int(n) for k, n in groups.items()})
-            if v == "baseline" and not _in_use(service, tg, listener.weights.baseline):
-                continue  # shown only during a rollout (tasks or weight)
+            if not shown_in_status(v, service, listener.weights.of(v), tg):
+                continue  # the baseline: shown only during a rollout
             if tg.unhealthy and not tg.healthy:
                 notes.append(
                     f"every {v} target is unhealthy: the balancer fails open and still "
@@ -426,12 +196,6 @@ class LocalTarget:
         if purge and self.paths.state_dir.exists():
             shutil.rmtree(self.paths.state_dir)
             progress.log(f"Removed {self.paths.state_dir}")
-
-
-def _in_use(service: ServiceStatus, tg: TargetGroupStatus, weight: int) -> bool:
-    """A group has tasks, targets or weight (the baseline outside a rollout has none)."""
-    targets = tg.healthy + tg.unhealthy + tg.initial + tg.draining
-    return bool(weight or service.desired or service.running or service.pending or targets)
 
 
 def _weights(doc: dict[str, Any]) -> Weights:

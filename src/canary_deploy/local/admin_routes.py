@@ -1,0 +1,172 @@
+"""The daemon's own admin routes, and the spec they read and change."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from dataclasses import asdict, replace
+from typing import Any
+
+from canary_deploy.backend import GROUPS, ReleaseSpec, Version
+from canary_deploy.balancer import Balancer
+from canary_deploy.balancer.admin import AdminServer, weights_from_body
+from canary_deploy.errors import OperationFailed, UsageError
+from canary_deploy.local.report import listener_document, traffic_document
+from canary_deploy.local.services import EventSink, Supervisor
+from canary_deploy.local.store import StateStore, spec_from_dict, spec_to_dict
+from canary_deploy.local.tasks import ServiceSpec
+
+
+def service_specs(spec: ReleaseSpec) -> dict[Version, ServiceSpec]:
+    """Each group's service from the release spec (the baseline runs stable's image)."""
+    return {v: ServiceSpec(spec.image(v), spec.desired_count(v)) for v in GROUPS}
+
+
+class StackAdmin:
+    """The spec the stack runs, and the admin calls that read or change it (changes of
+    the spec one at a time, under a lock)."""
+
+    def __init__(
+        self,
+        store: StateStore,
+        balancer: Balancer,
+        supervisor: Supervisor,
+        *,
+        url: str,
+        started: float,
+        on_event: EventSink,
+        stop: Callable[[], None],
+    ) -> None:
+        self.store = store
+        self.balancer = balancer
+        self.supervisor = supervisor
+        self.url = url
+        self.started = started
+        self.on_event = on_event
+        self.stop = stop
+        self._spec_lock = asyncio.Lock()
+        self._spec: ReleaseSpec | None = None
+
+    async def restore(self, spec: ReleaseSpec) -> None:
+        """Run the spec a previous daemon ran, at the weights it left."""
+        # A restart restores exactly what ran before: no trial for those images.
+        await self.supervisor.apply(service_specs(spec), trial=False)
+        self._spec = spec
+        weights = self.balancer.get_weights()
+        self.on_event("daemon", None, f"restored {_describe(spec)} at {weights}")
+
+    def add_routes(self, admin: AdminServer) -> None:
+        """Register these routes on `admin` (before the balancer's, so they win)."""
+        admin.add_route("PUT", "/weights", self._put_weights)
+        admin.add_route("GET", "/spec", self._get_spec)
+        admin.add_route("PUT", "/spec", self._put_spec)
+        admin.add_route("PUT", "/baseline", self._put_baseline)
+        admin.add_route("GET", "/services", self._get_services)
+        admin.add_route("GET", "/tasks", self._get_tasks)
+        admin.add_route("GET", "/status", self._get_status)
+        admin.add_route("GET", "/events", self._get_events)
+        admin.add_route("POST", "/shutdown", self._shutdown)
+
+    async def _put_weights(self, body: Any, query: dict[str, str]) -> Any:
+        weights = weights_from_body(body)
+        # On disk first: a crash right after the call still restores what the user set.
+        self.store.save_weights(weights)
+        self.balancer.set_weights(weights)
+        self.on_event("weights", None, f"set to {weights}")
+        return weights.to_dict()
+
+    async def _get_spec(self, body: Any, query: dict[str, str]) -> Any:
+        return None if self._spec is None else spec_to_dict(self._spec)
+
+    async def _put_spec(self, body: Any, query: dict[str, str]) -> Any:
+        if not isinstance(body, dict):
+            raise UsageError("PUT /spec needs a JSON object")
+        try:
+            spec = spec_from_dict(body)
+        except (KeyError, TypeError, ValueError) as exc:
+            raise UsageError(f"invalid spec: {exc}") from None
+        async with self._spec_lock:
+            first = self._spec is None
+            # The baseline's task count belongs to the rollout (PUT /baseline): a deploy
+            # in the middle of one must not pull its tasks from under its traffic.
+            baseline = 0 if self._spec is None else self._spec.desired_count_baseline
+            spec = replace(spec, desired_count_baseline=baseline)
+            await self.supervisor.apply(service_specs(spec))
+            self._spec = spec
+            self.store.save_spec(spec)
+            self.balancer.set_slow_start(spec.slow_start_seconds)
+            if first and self.store.load_weights() is None:
+                self.store.save_weights(spec.weights)
+                self.balancer.set_weights(spec.weights)
+            self.on_event("deploy", None, _describe(spec))
+        return {"weights": self.balancer.get_weights().to_dict()}
+
+    async def _put_baseline(self, body: Any, query: dict[str, str]) -> Any:
+        """{"desired_count": N}: N > 0 starts N baseline tasks (stable's image) and, in
+        the same step, fresh canary tasks replacing the running ones, so both groups'
+        tasks start together; 0 stops the baseline's tasks (its weight must be 0)."""
+        if not isinstance(body, dict) or "desired_count" not in body:
+            raise UsageError('PUT /baseline needs a JSON body {"desired_count": N}')
+        count = body["desired_count"]
+        if isinstance(count, bool) or not isinstance(count, int) or count < 0:
+            raise UsageError(f"baseline desired_count must be an integer >= 0, got {count!r}")
+        async with self._spec_lock:
+            if self._spec is None:
+                raise OperationFailed("the local stack has no spec", hint="run `canary deploy`")
+            weight = self.balancer.get_weights().baseline
+            if count == 0 and weight > 0:
+                raise OperationFailed(
+                    f"the baseline still has {weight}% of the traffic: its tasks cannot stop",
+                    hint="set its weight to 0 first (`canary set-weights S C`)",
+                )
+            spec = replace(self._spec, desired_count_baseline=count)
+            restart: tuple[Version, ...] = ("canary",) if count > 0 else ()
+            replaced = await self.supervisor.apply(service_specs(spec), restart=restart)
+            self._spec = spec
+            self.store.save_spec(spec)
+            if count:
+                self.on_event(
+                    "baseline",
+                    "baseline",
+                    f"start {count} x {spec.image_stable}; canary tasks restarted with it",
+                )
+            else:
+                self.on_event("baseline", "baseline", "stop: 0 tasks")
+        return {"desired_count": count, "replaced": replaced}
+
+    async def _get_services(self, body: Any, query: dict[str, str]) -> Any:
+        return {v: asdict(s) for v, s in self.supervisor.describe().items()}
+
+    async def _get_tasks(self, body: Any, query: dict[str, str]) -> Any:
+        return [asdict(t) for t in self.supervisor.tasks()]
+
+    async def _get_events(self, body: Any, query: dict[str, str]) -> Any:
+        since = int(query.get("since", "0") or 0)
+        return [e.to_dict() for e in self.store.events(since_id=since)]
+
+    async def _shutdown(self, body: Any, query: dict[str, str]) -> Any:
+        if isinstance(body, dict) and body.get("forget"):
+            self.store.clear_spec()
+        # Let the admin server answer first, then stop.
+        asyncio.get_running_loop().call_later(0.05, self.stop)
+        return {"stopping": True}
+
+    async def _get_status(self, body: Any, query: dict[str, str]) -> Any:
+        doc = {"url": self.url, "pid": os.getpid(), "started": self.started}
+        doc.update(listener_document(self.balancer, self.store.load_weights()))
+        doc["spec"] = None if self._spec is None else spec_to_dict(self._spec)
+        doc["services"] = {v: asdict(s) for v, s in self.supervisor.describe().items()}
+        doc["traffic"] = traffic_document(self.balancer.metrics, time.time())
+        return doc
+
+
+def _describe(spec: ReleaseSpec) -> str:
+    text = (
+        f"stable {spec.desired_count_stable} x {spec.image_stable}, "
+        f"canary {spec.desired_count_canary} x {spec.image_canary}"
+    )
+    if spec.desired_count_baseline:
+        text += f", baseline {spec.desired_count_baseline} x {spec.image_stable}"
+    return text

@@ -1,0 +1,155 @@
+"""`LocalWorkload`: the daemon's services as a `Workload`, and the waits for healthy tasks."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from typing import Any
+
+from canary_deploy.backend import GROUPS, Progress, ReleaseSpec, ServiceStatus, Status, Version
+from canary_deploy.errors import OperationFailed, UsageError
+from canary_deploy.local.stack import STEADY_TIMEOUT_S, LocalStack
+from canary_deploy.local.store import spec_from_dict, spec_to_dict
+
+
+class LocalWorkload:
+    """The stable, canary and baseline services of task processes."""
+
+    def __init__(self, stack: LocalStack, read_status: Callable[[], Status]) -> None:
+        self.stack = stack
+        self.read_status = read_status
+
+    def describe_services(self) -> dict[Version, ServiceStatus]:
+        doc = self.stack.request("GET", "/services")
+        return {v: ServiceStatus(**doc[v]) for v in GROUPS if v in doc}
+
+    def _spec(self) -> ReleaseSpec:
+        doc = self.stack.request("GET", "/spec")
+        if doc is None:
+            raise OperationFailed("the local stack has no spec", hint="run `canary deploy`")
+        return spec_from_dict(doc)
+
+    def promote(self, progress: Progress) -> None:
+        spec = self._spec()
+        progress.log(f"Promoting: stable becomes {spec.image_canary}")
+        self.stack.request(
+            "PUT", "/spec", spec_to_dict(replace(spec, image_stable=spec.image_canary))
+        )
+        timeout = STEADY_TIMEOUT_S[self.stack.settings.local.health_profile]
+        wait_steady(self.read_status, progress, ("stable",), timeout)
+
+    def scale_canary(self, desired_count: int) -> None:
+        spec = replace(self._spec(), desired_count_canary=desired_count)
+        self.stack.request("PUT", "/spec", spec_to_dict(spec))
+
+    def start_baseline(self, desired_count: int, progress: Progress) -> None:
+        """One daemon call starts `desired_count` baseline tasks (stable's image) and fresh
+        canary tasks replacing the running ones, in the same step; then wait until the new
+        tasks of both groups are healthy (the replaced canary tasks drain meanwhile).
+
+        Every call restarts the canary's tasks. On the fast health profile this takes
+        about 1-2 s (start, listen, one passing health check)."""
+        if desired_count < 1:
+            raise UsageError(f"a baseline needs at least 1 task, got {desired_count}")
+        progress.log(f"Starting {desired_count} baseline task(s) and restarting the canary's")
+        doc = self.stack.request("PUT", "/baseline", {"desired_count": desired_count})
+        timeout = STEADY_TIMEOUT_S[self.stack.settings.local.health_profile]
+        wait_fresh_healthy(
+            lambda: self.stack.request("GET", "/tasks"),
+            self.describe_services,
+            {"canary": self._spec().desired_count_canary, "baseline": desired_count},
+            set(doc["replaced"]),
+            progress,
+            timeout,
+        )
+
+    def stop_baseline(self) -> None:
+        """Baseline desired count 0: its tasks drain and stop (the daemon refuses while the
+        baseline still has weight). Returns without waiting for them to exit."""
+        self.stack.request("PUT", "/baseline", {"desired_count": 0})
+
+
+def wait_steady(
+    read_status: Callable[[], Status],
+    progress: Progress,
+    versions: Sequence[Version],
+    timeout_s: float,
+) -> Status:
+    """Wait until each service's tasks run and their health is decided. A crash loop
+    fails at once; unhealthy targets are reported (they are visible in status) but do
+    not hang the command the way an ECS deployment waiting on them would."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        status = read_status()
+        pending: list[str] = []
+        unhealthy: list[str] = []
+        for v in versions:
+            vs = status.versions.get(v)
+            s, tg = (None, None) if vs is None else (vs.service, vs.target_group)
+            if s is None or tg is None:
+                continue
+            if s.deployment_state == "crash-looping":
+                raise OperationFailed(
+                    f"service {s.name} is crash-looping: {s.message}",
+                    hint="see `canary status` and the task logs in the state directory's tasks/",
+                )
+            if s.deployment_state == "COMPLETED":
+                continue
+            if s.running >= s.desired and not s.pending and not tg.initial and tg.unhealthy:
+                unhealthy.append(
+                    f"{v}: {tg.unhealthy} target(s) fail their health check; "
+                    + ("they get no traffic" if tg.healthy else "the group fails open (as ALB)")
+                )
+                continue
+            pending.append(f"{v} {tg.healthy}/{s.desired} healthy")
+        if not pending:
+            for line in unhealthy:
+                progress.log(f"warning: {line}")
+            return status
+        progress.update("waiting for healthy tasks: " + ", ".join(pending))
+        if time.monotonic() > deadline:
+            raise OperationFailed(
+                f"the services did not become healthy within {timeout_s:.0f} s",
+                hint="see `canary status` and the task logs in the state directory's tasks/",
+            )
+        time.sleep(0.2)
+
+
+def wait_fresh_healthy(
+    read_tasks: Callable[[], list[dict[str, Any]]],
+    read_services: Callable[[], dict[Version, ServiceStatus]],
+    desired: dict[Version, int],
+    replaced: set[str],
+    progress: Progress,
+    timeout_s: float,
+    *,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Wait until each group has `desired` healthy tasks not among `replaced` (the
+    tasks a restart replaces may still drain). A crash loop fails at once."""
+    deadline = clock() + timeout_s
+    while True:
+        fresh: dict[str, int] = {v: 0 for v in desired}
+        for task in read_tasks():
+            version = task["version"]
+            if version in fresh and task["task_id"] not in replaced:
+                fresh[version] += task["state"] == "RUNNING" and task["health"] == "healthy"
+        pending = [f"{v} {fresh[v]}/{n} healthy" for v, n in desired.items() if fresh[v] < n]
+        if not pending:
+            return
+        for version, service in read_services().items():
+            if version in desired and service.deployment_state == "crash-looping":
+                raise OperationFailed(
+                    f"service {service.name} is crash-looping: {service.message}",
+                    hint="see `canary status` and the task logs in the state directory's tasks/",
+                )
+        progress.update("waiting for fresh healthy tasks: " + ", ".join(pending))
+        if clock() > deadline:
+            raise OperationFailed(
+                f"the new {' and '.join(desired)} tasks did not become healthy within "
+                f"{timeout_s:.0f} s ({', '.join(pending)})",
+                hint="see `canary status` and the task logs in the state directory's tasks/",
+            )
+        sleep(0.1)
