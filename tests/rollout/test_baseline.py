@@ -6,6 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from canary_deploy.backend import ServiceStatus, Status, TaskDefinitionStatus, VersionStatus
 from canary_deploy.rollout import service
 from canary_deploy.rollout.plan import build_plan, load_imbalance
@@ -238,10 +240,8 @@ def test_an_interrupted_baseline_start_stops_what_it_started(tmp_path: Path) -> 
     rig.workload.fail_start = KeyboardInterrupt()
     store = RolloutStore(tmp_path / "s.db", "stack")
     settings: Any = None
-    try:
+    with pytest.raises(KeyboardInterrupt):
         service.begin(settings, _Target(rig), store, rig.plan, _Log())  # type: ignore[arg-type]
-    except KeyboardInterrupt:
-        pass
     assert rig.workload.baseline_count == 0 and rig.workload.baseline_stops == 1
     assert store.active() is None  # no rollout was created
 
