@@ -104,6 +104,7 @@ class Outcome:
     decided_by: str = ""
     canary_requests: int = 0
     reason: str = ""
+    evidence: str = ""  # the explanation of each metric that decided a rollback
 
 
 @dataclass
@@ -194,9 +195,8 @@ class Stack:
         if doc is None:
             return Outcome("failed", seconds, reason=(err.strip() or out.strip())[-300:])
         decision = doc.get("last_decision") or {}
-        harmful = [
-            m["name"] for m in decision.get("metrics", []) if m["e_harm"] >= m["harm_threshold"]
-        ]
+        metrics = decision.get("metrics", [])
+        harmful = [m["name"] for m in metrics if m["e_harm"] >= m["harm_threshold"]]
         status = "paused" if paused else str(doc["status"])
         return Outcome(
             status,
@@ -204,6 +204,7 @@ class Stack:
             decided_by=", ".join(harmful),
             canary_requests=int(decision.get("canary_requests", 0)),
             reason=str(doc.get("reason") or ""),
+            evidence=" | ".join(m["explanation"] for m in metrics if m["name"] in harmful),
         )
 
     def _paused(self) -> bool:
@@ -287,6 +288,8 @@ def run_scenario(key: str, sc: Scenario, runs: int, args: argparse.Namespace) ->
                         + (f" {outcome.reason}" if outcome.status == "failed" else ""),
                         flush=True,
                     )
+                    if outcome.evidence:
+                        print(f"    {outcome.evidence}", flush=True)
                     if outcome.status == "promoted" and sc.symmetric:
                         stable, canary = canary, stable
         finally:
