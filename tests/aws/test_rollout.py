@@ -12,8 +12,9 @@ import pytest
 from canary_deploy.aws.target import AwsTarget
 from canary_deploy.backend import ServiceStatus, SilentProgress, Version
 from canary_deploy.config import load_settings
-from canary_deploy.rollout.controller import Controller, start_rollout
+from canary_deploy.rollout.controller import Controller
 from canary_deploy.rollout.plan import build_plan
+from canary_deploy.rollout.start import start_rollout
 from canary_deploy.rollout.store import RolloutStatus, RolloutStore
 from canary_deploy.weights import Weights
 from tests.aws.conftest import AwsEnv, CliRunner

@@ -8,8 +8,9 @@ from pathlib import Path
 import pytest
 
 from canary_deploy.errors import UsageError
-from canary_deploy.rollout.controller import Controller, start_rollout
+from canary_deploy.rollout.controller import Controller
 from canary_deploy.rollout.plan import build_plan
+from canary_deploy.rollout.start import start_rollout
 from canary_deploy.rollout.store import Command, RolloutStatus, RolloutStore
 from canary_deploy.weights import Weights
 from tests.rollout.fakes import Clock, FakeMetrics, FakeRouter, FakeWorkload

@@ -7,8 +7,9 @@ from pathlib import Path
 
 from rich.console import Console
 
-from canary_deploy.rollout.controller import Controller, start_rollout
+from canary_deploy.rollout.controller import Controller
 from canary_deploy.rollout.plan import build_plan
+from canary_deploy.rollout.start import start_rollout
 from canary_deploy.rollout.store import RolloutStore
 from canary_deploy.rollout.view import PlainView, render
 from tests.rollout.fakes import Clock, FakeMetrics, FakeRouter, FakeWorkload

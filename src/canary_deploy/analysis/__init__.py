@@ -3,8 +3,9 @@
 from canary_deploy.analysis.batch import Batch, TaskCounts, VersionBatch
 from canary_deploy.analysis.config import BurstGuardConfig, JudgeConfig
 from canary_deploy.analysis.eprocess import RateRatioEProcess
+from canary_deploy.analysis.evidence import Decision, MetricEvidence, Verdict
 from canary_deploy.analysis.intervals import wilson
-from canary_deploy.analysis.judge import Decision, Judge, MetricEvidence, Verdict
+from canary_deploy.analysis.judge import Judge
 
 __all__ = [
     "Batch",

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from enum import StrEnum
 from typing import Any
 
 from canary_deploy.analysis.batch import Batch
-from canary_deploy.analysis.config import BurstGuardConfig, JudgeConfig
-from canary_deploy.analysis.dispersion import ControlDispersion, variance_inflation
+from canary_deploy.analysis.config import JudgeConfig
 from canary_deploy.analysis.eprocess import RateRatioEProcess
+from canary_deploy.analysis.evidence import Decision, MetricEvidence, Verdict
 from canary_deploy.analysis.guard import TaskGuard, interval_burst
 from canary_deploy.analysis.intervals import wilson
+from canary_deploy.analysis.metric import Metric
 
 STATE_VERSION = 1
 _SETTINGS_BEFORE_DEFAULTS = {
@@ -22,134 +21,6 @@ _SETTINGS_BEFORE_DEFAULTS = {
     "latency_tolerance_ms": 0.0,
     "temper_overdispersion": False,
 }
-
-
-class Verdict(StrEnum):
-    CONTINUE = "continue"
-    ROLLBACK = "rollback"
-    PROMOTE = "promote"
-    INCONCLUSIVE = "inconclusive"
-
-
-@dataclass(frozen=True)
-class MetricEvidence:
-    """What one metric (error rate, or one latency threshold) shows so far."""
-
-    name: str
-    canary_requests: int
-    canary_hits: int
-    stable_requests: int
-    stable_hits: int
-    canary_rate: float | None
-    canary_interval: tuple[float, float]
-    stable_rate: float | None
-    stable_interval: tuple[float, float]
-    e_harm: float
-    harm_threshold: float
-    e_non_inferiority: float
-    non_inferiority_threshold: float
-    explanation: str
-    burst: str | None = None
-
-    @property
-    def harmful(self) -> bool:
-        return self.e_harm >= self.harm_threshold
-
-    @property
-    def non_inferior(self) -> bool:
-        return self.e_non_inferiority >= self.non_inferiority_threshold
-
-
-@dataclass(frozen=True)
-class Decision:
-    verdict: Verdict
-    metrics: tuple[MetricEvidence, ...]
-    explanation: str
-    canary_requests: int = 0
-    warnings: tuple[str, ...] = field(default=())
-    # What the canary was compared with: (for errors, for latency).
-    controls: tuple[str, str] = ("stable", "stable")
-
-    def to_dict(self) -> dict[str, Any]:
-        doc = asdict(self)
-        doc["verdict"] = str(self.verdict)
-        doc["controls"] = {"errors": self.controls[0], "latency": self.controls[1]}
-        for metric in doc["metrics"]:
-            metric["canary_interval"] = list(metric["canary_interval"])
-            metric["stable_interval"] = list(metric["stable_interval"])
-        doc["metrics"] = list(doc["metrics"])
-        doc["warnings"] = list(self.warnings)
-        return doc
-
-
-@dataclass
-class _Metric:
-    """Running totals and both e-processes of one metric."""
-
-    name: str
-    harm_alpha: float
-    harm: RateRatioEProcess
-    non_inferiority: RateRatioEProcess
-    canary_requests: int = 0
-    canary_hits: int = 0
-    stable_requests: int = 0
-    stable_hits: int = 0
-    # Burst guard: per harm ratio, the largest contribution of one interval with at
-    # least `min_hits` canary hits, and the hits of the biggest such interval.
-    max_burst_llr: list[float] = field(default_factory=list)
-    max_burst_hits: int = 0
-    # Overdispersion: the control's per-batch hit counts so far, and the variance
-    # inflation φ the last batch was tempered with (shown as evidence).
-    control_dispersion: ControlDispersion = field(default_factory=ControlDispersion)
-    inflation: float = 1.0
-
-    def observe(
-        self,
-        stable_requests: int,
-        stable_hits: int,
-        canary_requests: int,
-        canary_hits: int,
-        burst: BurstGuardConfig,
-        *,
-        temper: bool = True,
-    ) -> None:
-        total = stable_requests + canary_requests
-        theta0 = canary_requests / total if total else 0.0
-        # φ comes from earlier batches only (predictable), so the tempered increments
-        # stay a supermartingale's; this batch's control counts are added afterwards.
-        icc = self.control_dispersion.icc_upper() if temper else 0.0
-        self.inflation = variance_inflation(icc, canary_requests, stable_requests)
-        increments = self.harm.update(canary_hits, stable_hits, theta0, self.inflation)
-        if not self.max_burst_llr:
-            self.max_burst_llr = [0.0] * len(increments)
-        if canary_hits >= max(burst.min_hits, burst.min_rate * canary_requests):
-            self.max_burst_llr = [
-                max(a, b) for a, b in zip(self.max_burst_llr, increments, strict=True)
-            ]
-            self.max_burst_hits = max(self.max_burst_hits, canary_hits)
-        self.non_inferiority.update(canary_hits, stable_hits, theta0, self.inflation)
-        self.control_dispersion.add(stable_requests, stable_hits)
-        self.canary_requests += canary_requests
-        self.canary_hits += canary_hits
-        self.stable_requests += stable_requests
-        self.stable_hits += stable_hits
-
-    def to_dict(self) -> dict[str, Any]:
-        doc = asdict(self)
-        doc["harm"] = self.harm.to_dict()
-        doc["non_inferiority"] = self.non_inferiority.to_dict()
-        doc["control_dispersion"] = self.control_dispersion.to_dict()
-        return doc
-
-    @classmethod
-    def from_dict(cls, doc: dict[str, Any]) -> _Metric:
-        values = dict(doc)
-        values["harm"] = RateRatioEProcess.from_dict(doc["harm"])
-        values["non_inferiority"] = RateRatioEProcess.from_dict(doc["non_inferiority"])
-        # A state saved before the dispersion estimate existed starts estimating now.
-        if "control_dispersion" in doc:
-            values["control_dispersion"] = ControlDispersion.from_dict(doc["control_dispersion"])
-        return cls(**values)
 
 
 class Judge:
@@ -165,7 +36,7 @@ class Judge:
     def __init__(self, config: JudgeConfig | None = None) -> None:
         self.config = config or JudgeConfig()
         self._thresholds: tuple[float, ...] | None = self.config.latency_thresholds_s
-        self._metrics: list[_Metric] = []
+        self._metrics: list[Metric] = []
         self._task_guard = TaskGuard()  # leave-one-task-out evidence on errors
         self._batches = 0
         self._verdict = Verdict.CONTINUE
@@ -279,7 +150,7 @@ class Judge:
 
     # ---- deciding
 
-    def _new_metrics(self) -> list[_Metric]:
+    def _new_metrics(self) -> list[Metric]:
         cfg = self.config
         thresholds = self.thresholds_s
         error_alpha = cfg.alpha * (cfg.error_alpha_share if thresholds else 1.0)
@@ -287,7 +158,7 @@ class Judge:
         names = ["errors"] + [self._latency_name(i, t) for i, t in enumerate(thresholds)]
         alphas = [error_alpha] + [latency_alpha] * len(thresholds)
         return [
-            _Metric(
+            Metric(
                 name=name,
                 harm_alpha=alpha,
                 harm=(
@@ -404,7 +275,7 @@ class Judge:
         errors_control, latency_control = self.controls
         return errors_control if metric_name == "errors" else latency_control
 
-    def _evidence(self, m: _Metric) -> MetricEvidence:
+    def _evidence(self, m: Metric) -> MetricEvidence:
         cfg = self.config
         harm_threshold = 1.0 / m.harm_alpha
         ni_threshold = 1.0 / cfg.promote_alpha
@@ -495,7 +366,7 @@ class Judge:
         judge = cls(JudgeConfig.from_dict(config))
         thresholds = doc["thresholds_s"]
         judge._thresholds = None if thresholds is None else tuple(float(t) for t in thresholds)
-        judge._metrics = [_Metric.from_dict(m) for m in doc["metrics"]]
+        judge._metrics = [Metric.from_dict(m) for m in doc["metrics"]]
         judge._task_guard = TaskGuard.from_dict(doc.get("tasks", {}))
         judge._batches = int(doc["batches"])
         judge._verdict = Verdict(doc["verdict"])

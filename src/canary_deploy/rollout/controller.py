@@ -3,9 +3,8 @@ records. A controller killed at any point and started again continues where it w
 
 from __future__ import annotations
 
-import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,8 +17,9 @@ from canary_deploy.backend import (
     VersionCounts,
     Workload,
 )
-from canary_deploy.rollout.plan import MAX_BASELINE_WEIGHT, RolloutPlan
+from canary_deploy.rollout.plan import MAX_BASELINE_WEIGHT, align_to_batches
 from canary_deploy.rollout.store import (
+    ACTOR,
     Command,
     EventRecord,
     Rollout,
@@ -27,8 +27,6 @@ from canary_deploy.rollout.store import (
     RolloutStore,
 )
 from canary_deploy.weights import STABLE_ONLY, Weights
-
-ACTOR = "controller"
 
 
 @dataclass(frozen=True)
@@ -39,89 +37,6 @@ class TickResult:
     live_weights: Weights
     decision: dict[str, Any] | None
     rollback_latency_s: float | None = None  # verdict -> 100/0 in effect, when it happened
-
-
-def start_rollout(
-    store: RolloutStore,
-    plan: RolloutPlan,
-    metrics: MetricsSource,
-    *,
-    canary_image: str | None,
-    clock: Callable[[], float] = time.time,
-    actor: str = "user",
-    notes: Sequence[str] = (),
-) -> Rollout:
-    """Create a rollout, freezing latency thresholds from stable's recent traffic."""
-    now = clock()
-    judge = Judge(plan.judge)
-    note = None
-    if plan.judge.latency_thresholds_s is None and not plan.judge.latency_quantiles:
-        note = "latency not judged: latency_quantiles = [] in [rollout.judge]"
-    elif plan.judge.latency_thresholds_s is None:
-        start = now - plan.baseline_window_s
-        quantiles = metrics.quantiles("stable", start, now, plan.judge.latency_quantiles)
-        if quantiles and all(q is not None and q > 0 for q in quantiles):
-            # p95 and p99 can share a histogram bucket: judge each threshold once.
-            judge.freeze_thresholds(sorted({q for q in quantiles if q is not None}))
-        else:
-            note = (
-                "latency not judged: stable served no traffic in the last "
-                f"{plan.baseline_window_s:.0f}s to freeze thresholds from"
-            )
-    rollout = store.create(
-        plan, judge.to_dict(), now=_align(now, plan), canary_image=canary_image, actor=actor
-    )
-    events: list[EventRecord] = []
-    if judge.thresholds_s:
-        shown = ", ".join(f"{t * 1000:.3g} ms" for t in judge.thresholds_s)
-        widened = ", ".join(f"{t * 1000:.3g} ms" for t in judge.canary_thresholds_s)
-        source = (
-            "fixed by latency_thresholds_s"
-            if plan.judge.latency_thresholds_s is not None
-            else f"frozen from stable's last {plan.baseline_window_s:.0f}s"
-        )
-        events.append(
-            (
-                "thresholds",
-                ACTOR,
-                f"latency thresholds {shown} ({source}); the canary is counted above "
-                f"{widened} (tolerance {plan.judge.latency_tolerance:.0%} + "
-                f"{plan.judge.latency_tolerance_ms:g} ms)",
-                {
-                    "thresholds_s": list(judge.thresholds_s),
-                    "canary_thresholds_s": list(judge.canary_thresholds_s),
-                },
-            )
-        )
-    events.append(("note", ACTOR, comparison_note(plan), None))
-    events.extend(("note", ACTOR, text, None) for text in notes)
-    if note:
-        events.append(("note", ACTOR, note, None))
-    if events:
-        rollout = store.save(rollout, now=now, events=events)
-    return rollout
-
-
-def comparison_note(plan: RolloutPlan) -> str:
-    """What the judge compares the canary with, as said in `canary history`."""
-    if not plan.baseline:
-        return (
-            "no baseline: the canary is compared with stable's tasks (errors and latency); "
-            f"latency not judged for {plan.warmup_s:g}s of warm-up"
-        )
-    soak = [s.canary_weight for s in plan.steps if s.canary_weight > MAX_BASELINE_WEIGHT]
-    text = (
-        "baseline: stable's image on as many tasks as the canary, started with them, at the "
-        "canary's weight; errors compared with stable+baseline, latency with the baseline "
-        f"(not judged for {plan.warmup_s:g}s of warm-up)"
-    )
-    if soak:
-        shown = ", ".join(f"{w}%" for w in soak)
-        text += (
-            f"; steps above {MAX_BASELINE_WEIGHT}% ({shown}) are soak steps: no baseline "
-            "traffic, errors compared with stable, latency not judged"
-        )
-    return text
 
 
 def _harm_held(decision: dict[str, Any] | None) -> str:
@@ -135,12 +50,6 @@ def _warm_from(r: Rollout) -> float:
     """When the rollout's tasks became healthy, at the latest: `created_at` is aligned
     down to the batch edge, so add one edge's width (a warm-up is never shorter)."""
     return r.created_at + (60.0 if r.plan.interval_s >= 60 else 1.0)
-
-
-def _align(t: float, plan: RolloutPlan) -> float:
-    """Batch edges on whole seconds (whole minutes for minute-level metrics)."""
-    step = 60.0 if plan.interval_s >= 60 else 1.0
-    return math.floor(t / step) * step
 
 
 class Controller:
@@ -258,7 +167,7 @@ class Controller:
         self, r: Rollout, judge: Judge, now: float, events: list[EventRecord]
     ) -> tuple[Rollout, Decision | None]:
         """Feed the judge every complete interval since the cursor."""
-        end = _align(now - r.plan.metrics_lag_s, r.plan)
+        end = align_to_batches(now - r.plan.metrics_lag_s, r.plan)
         if end - r.cursor < r.plan.interval_s:
             return r, None
         batch = self._batch(r, judge, end)

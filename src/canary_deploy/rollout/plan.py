@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -280,3 +281,9 @@ def _flag(name: str, value: Any) -> bool:
     if isinstance(value, bool):
         return value
     raise UsageError(f"rollout {name}: expected true or false, got {value!r}")
+
+
+def align_to_batches(t: float, plan: RolloutPlan) -> float:
+    """Batch edges on whole seconds (whole minutes for minute-level metrics)."""
+    step = 60.0 if plan.interval_s >= 60 else 1.0
+    return math.floor(t / step) * step

@@ -10,8 +10,9 @@ from typing import Any, Protocol
 from canary_deploy.backend import GROUPS, Progress, SilentProgress, Target
 from canary_deploy.config import Settings
 from canary_deploy.errors import UsageError
-from canary_deploy.rollout.controller import Controller, TickResult, start_rollout
+from canary_deploy.rollout.controller import Controller, TickResult
 from canary_deploy.rollout.plan import RolloutPlan, build_plan, load_imbalance
+from canary_deploy.rollout.start import start_rollout
 from canary_deploy.rollout.store import Command, Event, Rollout, RolloutStore
 
 

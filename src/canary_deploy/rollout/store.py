@@ -56,6 +56,9 @@ CREATE TABLE IF NOT EXISTS rollout_commands (
 CREATE INDEX IF NOT EXISTS rollout_events_by_rollout ON rollout_events (rollout_id, id);
 """
 
+# The actor the controller's own events are recorded under.
+ACTOR = "controller"
+
 # (kind, actor, message, data): one line of the audit log.
 EventRecord = tuple[str, str, str, dict[str, Any] | None]
 

@@ -1,0 +1,106 @@
+"""Starting a rollout: freeze the latency thresholds, say what the canary is compared
+with, and record the rollout with its plan and judge."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+
+from canary_deploy.analysis import Judge
+from canary_deploy.backend import MetricsSource
+from canary_deploy.rollout.plan import MAX_BASELINE_WEIGHT, RolloutPlan, align_to_batches
+from canary_deploy.rollout.store import ACTOR, EventRecord, Rollout, RolloutStore
+
+
+def start_rollout(
+    store: RolloutStore,
+    plan: RolloutPlan,
+    metrics: MetricsSource,
+    *,
+    canary_image: str | None,
+    clock: Callable[[], float] = time.time,
+    actor: str = "user",
+    notes: Sequence[str] = (),
+) -> Rollout:
+    """Create a rollout, freezing latency thresholds from stable's recent traffic."""
+    now = clock()
+    judge = Judge(plan.judge)
+    note = _freeze_thresholds(plan, judge, metrics, now)
+    rollout = store.create(
+        plan,
+        judge.to_dict(),
+        now=align_to_batches(now, plan),
+        canary_image=canary_image,
+        actor=actor,
+    )
+    events: list[EventRecord] = []
+    if judge.thresholds_s:
+        events.append(_thresholds_event(plan, judge))
+    events.append(("note", ACTOR, comparison_note(plan), None))
+    events.extend(("note", ACTOR, text, None) for text in notes)
+    if note:
+        events.append(("note", ACTOR, note, None))
+    return store.save(rollout, now=now, events=events)
+
+
+def _freeze_thresholds(
+    plan: RolloutPlan, judge: Judge, metrics: MetricsSource, now: float
+) -> str | None:
+    """Freeze the latency thresholds from stable's window; a note when latency is off."""
+    if plan.judge.latency_thresholds_s is not None:
+        return None
+    if not plan.judge.latency_quantiles:
+        return "latency not judged: latency_quantiles = [] in [rollout.judge]"
+    start = now - plan.baseline_window_s
+    quantiles = metrics.quantiles("stable", start, now, plan.judge.latency_quantiles)
+    if quantiles and all(q is not None and q > 0 for q in quantiles):
+        # p95 and p99 can share a histogram bucket: judge each threshold once.
+        judge.freeze_thresholds(sorted({q for q in quantiles if q is not None}))
+        return None
+    return (
+        "latency not judged: stable served no traffic in the last "
+        f"{plan.baseline_window_s:.0f}s to freeze thresholds from"
+    )
+
+
+def _thresholds_event(plan: RolloutPlan, judge: Judge) -> EventRecord:
+    shown = ", ".join(f"{t * 1000:.3g} ms" for t in judge.thresholds_s)
+    widened = ", ".join(f"{t * 1000:.3g} ms" for t in judge.canary_thresholds_s)
+    source = (
+        "fixed by latency_thresholds_s"
+        if plan.judge.latency_thresholds_s is not None
+        else f"frozen from stable's last {plan.baseline_window_s:.0f}s"
+    )
+    return (
+        "thresholds",
+        ACTOR,
+        f"latency thresholds {shown} ({source}); the canary is counted above "
+        f"{widened} (tolerance {plan.judge.latency_tolerance:.0%} + "
+        f"{plan.judge.latency_tolerance_ms:g} ms)",
+        {
+            "thresholds_s": list(judge.thresholds_s),
+            "canary_thresholds_s": list(judge.canary_thresholds_s),
+        },
+    )
+
+
+def comparison_note(plan: RolloutPlan) -> str:
+    """What the judge compares the canary with, as said in `canary history`."""
+    if not plan.baseline:
+        return (
+            "no baseline: the canary is compared with stable's tasks (errors and latency); "
+            f"latency not judged for {plan.warmup_s:g}s of warm-up"
+        )
+    soak = [s.canary_weight for s in plan.steps if s.canary_weight > MAX_BASELINE_WEIGHT]
+    text = (
+        "baseline: stable's image on as many tasks as the canary, started with them, at the "
+        "canary's weight; errors compared with stable+baseline, latency with the baseline "
+        f"(not judged for {plan.warmup_s:g}s of warm-up)"
+    )
+    if soak:
+        shown = ", ".join(f"{w}%" for w in soak)
+        text += (
+            f"; steps above {MAX_BASELINE_WEIGHT}% ({shown}) are soak steps: no baseline "
+            "traffic, errors compared with stable, latency not judged"
+        )
+    return text
