@@ -186,7 +186,7 @@ def test_begin_starts_the_baseline_with_the_canarys_count_and_restarts_the_canar
     rollout, resumed = service.begin(settings, _Target(rig), store, rig.plan, log)  # type: ignore[arg-type]
     assert not resumed and rollout.plan.baseline
     assert rig.workload.baseline_count == 2 and rig.workload.canary_restarts == 1
-    assert any("Starting the baseline: 2 task(s)" in line for line in log.lines)
+    # What is started is said by each target's start_baseline (tests/local, tests/aws).
     # Resuming does not restart anything.
     again, resumed = service.begin(settings, _Target(rig), store, rig.plan, log)  # type: ignore[arg-type]
     assert resumed and again.id == rollout.id and rig.workload.canary_restarts == 1

@@ -69,11 +69,7 @@ def begin(
         )
     notes: list[str] = []
     if plan.baseline:
-        count = canary.service.desired
-        progress.log(
-            f"Starting the baseline: {count} task(s) of stable's image, and restarting the "
-            f"canary's {count} task(s) with them"
-        )
+        count = canary.service.desired  # each target says what it starts
         try:
             target.workload.start_baseline(count, progress)
         except BaseException:
