@@ -530,18 +530,25 @@ def split_tasks(rng: np.random.Generator, n: Int, hits: Int, tasks: int) -> tupl
     return np.stack([*task_n, n], axis=2), np.stack([*task_x, hits], axis=2)
 
 
-def task_burst_metrics(rng: np.random.Generator, reps: int, bursting: str) -> tuple[Metric, Metric]:
+def task_burst_metrics(
+    rng: np.random.Generator,
+    reps: int,
+    bursting: str,
+    factor: float = 10.0,
+    duration_looks: int = 30,
+) -> tuple[Metric, Metric]:
     """Canary as good as stable (1%); stable and canary run 2 tasks each (even split). Once
     per run, from a random look in the first 20 minutes, one task of `bursting`
-    ("canary" or "stable") fails 10% of its requests (10x) for 3 minutes. Returns the
-    aggregate counts and the same counts with per-canary-task counts."""
+    ("canary" or "stable") fails `factor` × 1% of its requests for `duration_looks` 6-s
+    looks (default 10x for 3 minutes). Returns the aggregate counts and the same counts
+    with per-canary-task counts."""
     n_s, n_c = traffic(rng, reps, LOOKS_6S)
     looks = np.arange(LOOKS_6S)[None, :]
     start = rng.integers(0, 200, size=(reps, 1))
-    on = (looks >= start) & (looks < start + 30)
+    on = (looks >= start) & (looks < start + duration_looks)
     n_c1, n_s1 = rng.binomial(n_c, 0.5), rng.binomial(n_s, 0.5)
-    canary_rate = np.where(on, 10 * P0, P0) if bursting == "canary" else P0
-    stable_rate = np.where(on, 10 * P0, P0) if bursting == "stable" else P0
+    canary_rate = np.where(on, factor * P0, P0) if bursting == "canary" else P0
+    stable_rate = np.where(on, factor * P0, P0) if bursting == "stable" else P0
     x1 = rng.binomial(n_c1, canary_rate)
     x2 = rng.binomial(n_c - n_c1, P0)
     y = rng.binomial(n_s1, stable_rate) + rng.binomial(n_s - n_s1, P0)
@@ -608,6 +615,49 @@ def task_burst_scenario(reps: int, cfg: JudgeConfig) -> None:
     print(
         "'slowdown' = leave-one-task-out ÷ aggregate: the evidence must also stand on the "
         "other tasks' traffic alone."
+    )
+
+
+# (label, failure-rate factor of the bursting canary task, duration in 6-s looks)
+TASK_BURST_SWEEP = (
+    ("no burst (reference)", 1.0, 0),
+    ("10x for 6 s (one look)", 10.0, 1),
+    ("10x for 30 s", 10.0, 5),
+    ("10x for 3 min", 10.0, 30),
+    ("3x for 3 min", 3.0, 30),
+)
+
+
+def task_burst_sweep(reps: int, cfg: JudgeConfig) -> None:
+    """Where the protection against one bursting canary task ends: false rollbacks of the
+    judge as shipped (aggregate counts: interval guard and tempering only), of the same
+    judge without those two (to show what they do), and with per-task counts
+    (leave-one-task-out), over the burst's size and length. Same seed for every row."""
+    bare = dataclasses.replace(
+        cfg,
+        temper_overdispersion=False,
+        burst_guard=dataclasses.replace(cfg.burst_guard, enabled=False),
+    )
+    print(
+        f"\n== one bursting canary task, sweep: canary as good as stable (1%), 2 canary and 2 "
+        f"stable tasks; once per run, from a random minute in the first 20, one canary task "
+        f"fails at the given multiple of 1%; errors only (α = 5%), looks 6 s, "
+        f"{reps} replications; false rollbacks (Wilson upper) =="
+    )
+    columns = ("as shipped", "no guard, untempered", "per-task counts")
+    print(f"{'burst of one canary task':<24}" + "".join(f" {c:>22}" for c in columns))
+    for label, factor, duration in TASK_BURST_SWEEP:
+        rng = np.random.default_rng(770 + SEED_OFFSET)
+        aggregate, per_task = task_burst_metrics(rng, reps, "canary", factor, duration)
+        cells = []
+        for metric, judged in ((aggregate, cfg), (aggregate, bare), (per_task, cfg)):
+            k = int((judge_vectorized([metric], judged).kind == ROLLBACK).sum())
+            cells.append(f"{f'{k / reps:.1%} ({wilson_upper(k, reps):.1%})':>22}")
+        print(f"{label:<24} " + " ".join(cells))
+    print(
+        "'as shipped' = no per-task counts (the controller passes none today): interval burst "
+        "guard and tempering;\n'no guard, untempered' = the same without both; 'per-task "
+        "counts' = as shipped plus the leave-one-task-out guard."
     )
 
 
@@ -881,9 +931,16 @@ def main() -> None:
     parser.add_argument("--reps", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=0, help="offset added to every seed")
     parser.add_argument(
+        "--sweep-reps",
+        type=int,
+        default=1000,
+        help="replications per row of the bursting-canary-task sweep",
+    )
+    parser.add_argument(
         "--only",
         choices=["tasks"],
-        help="run one section: 'tasks' = the replay check and the bursting-task scenarios",
+        help="run one section: 'tasks' = the replay check, the bursting-task scenarios "
+        "and the bursting-canary-task sweep",
     )
     args = parser.parse_args()
     global SEED_OFFSET
@@ -894,13 +951,17 @@ def main() -> None:
     agreement_check()
     if args.only == "tasks":
         task_burst_scenario(args.reps, errors_only)
-        print(f"total {time.perf_counter() - started:.0f} s")
+        swept = time.perf_counter()
+        task_burst_sweep(args.sweep_reps, errors_only)
+        now = time.perf_counter()
+        print(f"sweep {now - swept:.0f} s, total {now - started:.0f} s")
         return
     error_scenarios(args.reps, errors_only, default)
     latency_scenarios(args.reps, default)
     burst_scenario(args.reps, errors_only)
     dispersion_scenarios(args.reps, errors_only)
     task_burst_scenario(args.reps, errors_only)
+    task_burst_sweep(args.sweep_reps, errors_only)
     baseline_cost(args.reps, default)
     print(
         f"\nharm grid {list(default.harm_ratios)} weights {list(default.harm_weights)}; "
