@@ -16,7 +16,13 @@ from canary_deploy.backend import Status, Target
 from canary_deploy.cli.app import OutputOpt, app, settings_from
 from canary_deploy.cli.output import ConsoleProgress, console, err_console, print_json, progress
 from canary_deploy.errors import OperationFailed, UsageError
-from canary_deploy.local.demo import DemoOptions, Epilogue, StepRecord, run_demo
+from canary_deploy.local.demo import (
+    DEMO_ROLLOUT_RATE,
+    DemoOptions,
+    Epilogue,
+    StepRecord,
+    run_demo,
+)
 from canary_deploy.local.load import (
     UNKNOWN_VERSION,
     LoadGenerator,
@@ -303,7 +309,7 @@ def demo(
     ] = True,
     rollout_rate: Annotated[
         float, typer.Option(help="Load during the automated rollouts, requests per second.")
-    ] = 300.0,
+    ] = DEMO_ROLLOUT_RATE,
     emulated_aws: Annotated[
         bool,
         typer.Option(

@@ -215,6 +215,10 @@ def demo_settings(state_dir: Path, listen: str) -> Settings:
     )
 
 
+# Load during the demo's automated rollouts (why this much: rollout/demo.py's DEMO_PLAN).
+DEMO_ROLLOUT_RATE = 500.0
+
+
 @dataclass(frozen=True)
 class DemoOptions:
     hold_s: float = 12.0
