@@ -9,7 +9,7 @@ APT_TEST  :=
 # Debian packages the benchmarks need.
 APT_BENCH := nginx wrk util-linux
 # Which benchmarks `make bench` runs: `make bench BENCH=balancer` runs one.
-BENCH ?= rollback_paths balancer decisions local_stack rollout_local
+BENCH ?= rollback_paths balancer decisions local_stack rollout_local verdicts demo_acts
 
 .PHONY: demo test lint bench clean
 
