@@ -6,7 +6,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from botocore.stub import Stubber
 
 from canary_deploy.aws.clients import AwsClients
 from canary_deploy.aws.target import AwsTarget
@@ -66,12 +65,32 @@ def task_definition(name: str, image: str) -> dict[str, Any]:
     }
 
 
-def stubbed_target() -> tuple[AwsTarget, list[Stubber]]:
-    cf, cf_stub = stubbed("cloudformation")
-    elbv2, elb_stub = stubbed("elbv2")
-    ecs, ecs_stub = stubbed("ecs")
-    ec2, ec2_stub = stubbed("ec2")
-    cw, cw_stub = stubbed("cloudwatch")
+class StubbedStack:
+    """The five stubbed clients `status` reads, and the target built on them."""
+
+    def __init__(self) -> None:
+        names = ("cloudformation", "elbv2", "ecs", "ec2", "cloudwatch")
+        pairs = [stubbed(name) for name in names]
+        self.cf, self.elb, self.ecs, self.ec2, self.cw = (stub for _, stub in pairs)
+        clients = AwsClients(*(client for client, _ in pairs), REGION)
+        settings = load_settings({"target": "aws", "stack_name": "demo"}, env={})
+        self.target = AwsTarget(clients, settings)
+        self.stubs = [stub for _, stub in pairs]
+
+    def status(self) -> Status:
+        """`status` against the queued responses, all of which must be used."""
+        for stub in self.stubs:
+            stub.activate()
+        status = self.target.status()
+        for stub in self.stubs:
+            stub.assert_no_pending_responses()
+            stub.deactivate()
+        return status
+
+
+def stubbed_target() -> StubbedStack:
+    stack = StubbedStack()
+    cf_stub, elb_stub, ecs_stub, cw_stub = stack.cf, stack.elb, stack.ecs, stack.cw
     cf_stub.add_response(
         "describe_stacks",
         {
@@ -128,19 +147,11 @@ def stubbed_target() -> tuple[AwsTarget, list[Stubber]]:
     )
     elb_stub.add_response("describe_target_health", health("healthy", "healthy", "draining"))
     elb_stub.add_response("describe_target_health", health("unhealthy", "initial"))
-    clients = AwsClients(cf, elbv2, ecs, ec2, cw, REGION)
-    settings = load_settings({"target": "aws", "stack_name": "demo"}, env={})
-    return AwsTarget(clients, settings), [cf_stub, elb_stub, ecs_stub, ec2_stub, cw_stub]
+    return stack
 
 
 def test_status_follows_the_chain_with_health_counts_drift_and_traffic() -> None:
-    target, stubs = stubbed_target()
-    for stub in stubs:
-        stub.activate()
-    status = target.status()
-    for stub in stubs:
-        stub.assert_no_pending_responses()
-        stub.deactivate()
+    status = stubbed_target().status()
 
     assert status.stack_status == "UPDATE_COMPLETE"
     assert status.listener is not None
@@ -207,11 +218,8 @@ BASELINE_OUTPUTS = {
 
 def baseline_status(running: int, desired: int, weights: tuple[int, int, int]) -> Status:
     """`status` of a stack that has the baseline group, with its service and weight as given."""
-    cf, cf_stub = stubbed("cloudformation")
-    elbv2, elb_stub = stubbed("elbv2")
-    ecs, ecs_stub = stubbed("ecs")
-    ec2, ec2_stub = stubbed("ec2")
-    cw, cw_stub = stubbed("cloudwatch")
+    stack = StubbedStack()
+    cf_stub, elb_stub, ecs_stub, cw_stub = stack.cf, stack.elb, stack.ecs, stack.cw
     cf_stub.add_response(
         "describe_stacks",
         {"Stacks": [{"StackName": "demo", "StackStatus": "UPDATE_COMPLETE", "CreationTime": T0,
@@ -239,16 +247,7 @@ def baseline_status(running: int, desired: int, weights: tuple[int, int, int]) -
     shown = 3 if running or desired or baseline else 2
     for _ in range(shown):
         elb_stub.add_response("describe_target_health", health("healthy"))
-    settings = load_settings({"target": "aws", "stack_name": "demo"}, env={})
-    target = AwsTarget(AwsClients(cf, elbv2, ecs, ec2, cw, REGION), settings)
-    stubs = [cf_stub, elb_stub, ecs_stub, ec2_stub, cw_stub]
-    for stub in stubs:
-        stub.activate()
-    status = target.status()
-    for stub in stubs:
-        stub.assert_no_pending_responses()
-        stub.deactivate()
-    return status
+    return stack.status()
 
 
 def test_outside_a_rollout_status_has_no_baseline_row() -> None:
