@@ -26,15 +26,18 @@ def test_counts_sum_minutes_and_derive_slower_than_from_trimmed_count() -> None:
         {
             "MetricDataResults": [
                 series("stable_req", 1000, 900),
-                series("stable_err", 10, 8),
+                series("stable_t2", 990, 892),
+                series("stable_t5", 10, 8),
                 series("stable_n", 1000, 900),
                 series("stable_le0", 1900 - 40, 0),  # 40 slower than 0.5 s
                 series("canary_req", 60, 40),
-                series("canary_err", 5, 2),
+                series("canary_t2", 55, 38),
+                series("canary_t5", 5, 2),
                 series("canary_n", 60, 40),
                 series("canary_le0", 90, 0),  # 10 slower than 0.5 s
                 series("baseline_req", 50, 50),
-                series("baseline_err", 1, 0),
+                series("baseline_t2", 49, 50),
+                series("baseline_t5", 1, 0),
                 series("baseline_n", 50, 50),
                 series("baseline_le0", 97, 0),  # 3 slower than 0.5 s
             ]
@@ -78,15 +81,15 @@ def test_queries_use_the_alb_dimensions_and_trimmed_count_statistic() -> None:
     stats = {q["Id"]: q["MetricStat"] for q in seen}
     assert stats["canary_le0"]["Stat"] == "TC(:0.25)"
     assert stats["stable_req"]["Metric"]["MetricName"] == "RequestCount"
-    dims = {d["Name"]: d["Value"] for d in stats["canary_err"]["Metric"]["Dimensions"]}
+    dims = {d["Name"]: d["Value"] for d in stats["canary_t5"]["Metric"]["Dimensions"]}
     assert dims == {
         "LoadBalancer": "app/demo-lb/50dc6c495c0c9188",
         "TargetGroup": "targetgroup/demo-ca/9a1b",
     }
-    assert stats["canary_err"]["Metric"]["MetricName"] == "HTTPCode_Target_5XX_Count"
+    assert stats["canary_t5"]["Metric"]["MetricName"] == "HTTPCode_Target_5XX_Count"
     # Every group is queried on its own TargetGroup dimension, with the same statistics.
     for group, suffix in (("stable", "demo-st/73e2"), ("baseline", "demo-bl/5c0d")):
-        for metric in ("req", "err", "n", "le0"):
+        for metric in ("req", "t5", "conn", "n", "le0"):
             dims = {
                 d["Name"]: d["Value"] for d in stats[f"{group}_{metric}"]["Metric"]["Dimensions"]
             }
@@ -133,14 +136,16 @@ def test_traffic_is_unknown_without_datapoints_and_filled_with_them() -> None:
         {
             "MetricDataResults": [
                 series("stable_req", 5000),
-                series("stable_err", 25),
+                series("stable_t2", 4975),
+                series("stable_t5", 25),
                 series("stable_p50", 0.05),
                 series("stable_p95", 0.2),
                 series("stable_p99", 0.4),
                 series("canary_req"),
-                series("canary_err"),
+                series("canary_t5"),
                 series("baseline_req", 250),
-                series("baseline_err", 0),
+                series("baseline_t2", 250),
+                series("baseline_t5", 0),
                 series("baseline_p95", 0.19),
             ]
         },
@@ -155,3 +160,53 @@ def test_traffic_is_unknown_without_datapoints_and_filled_with_them() -> None:
     baseline = traffic["baseline"]
     assert baseline is not None
     assert (baseline.requests, baseline.errors, baseline.p95_s) == (250, 0, 0.19)
+
+
+def _counts_with(results: list[dict[str, Any]]) -> dict[str, VersionCounts]:
+    client, stub = stubbed("cloudwatch")
+    stub.add_response("get_metric_data", {"MetricDataResults": results})
+    with stub:
+        return CloudWatchMetrics(client, lambda: OUTPUTS, ERRORS).counts(NOW - 120, NOW)
+
+
+def test_requests_no_target_answered_are_errors_of_their_group() -> None:
+    """A crashed or hanging canary: ALB answers 502/504 itself. Those are in the group's
+    RequestCount but in none of its HTTPCode_Target_* counts, and must count as the
+    canary's errors (they would otherwise make it look healthier)."""
+    counts = _counts_with(
+        [
+            series("stable_req", 1000, 1000),
+            series("stable_t2", 1000, 998),
+            series("stable_t4", 0, 2),  # a 404 is an answer, not an error
+            series("canary_req", 50, 50),
+            series("canary_t2", 50, 10),  # 40 requests got the balancer's 502/504
+            series("canary_t5", 0, 0),
+        ]
+    )
+    assert counts["stable"].errors == 0
+    assert counts["canary"] == VersionCounts(requests=100, errors=40, slower_than=())
+
+
+def test_failed_target_connections_count_even_when_retried() -> None:
+    counts = _counts_with(
+        [
+            series("canary_req", 100),
+            series("canary_t2", 95),
+            series("canary_t5", 5),
+            series("canary_conn", 7),
+        ]
+    )
+    assert counts["canary"].errors == 5 + 7
+
+
+def test_traffic_counts_unanswered_requests_as_errors() -> None:
+    client, stub = stubbed("cloudwatch")
+    stub.add_response(
+        "get_metric_data",
+        {"MetricDataResults": [series("canary_req", 200), series("canary_t2", 150)]},
+    )
+    with stub:
+        traffic = CloudWatchMetrics(client, lambda: OUTPUTS, ERRORS, clock=lambda: NOW).traffic()
+    canary = traffic["canary"]
+    assert canary is not None
+    assert (canary.requests, canary.errors) == (200, 50)

@@ -49,12 +49,43 @@ class _Series:
     points: int
 
 
+# Per group, summed over a window: what each `_error_queries` id reads.
+_ANSWERED = ("t2", "t3", "t4", "t5")
+_ERROR_METRICS = {
+    "req": "RequestCount",
+    "t2": "HTTPCode_Target_2XX_Count",
+    "t3": "HTTPCode_Target_3XX_Count",
+    "t4": "HTTPCode_Target_4XX_Count",
+    "t5": "HTTPCode_Target_5XX_Count",
+    "conn": "TargetConnectionErrorCount",
+}
+
+
+def group_errors(totals: dict[str, float]) -> int:
+    """A group's errors over a window: its targets' 5xx, plus the requests routed to it
+    that no target answered (the balancer's 502/503/504 for that group), at least its
+    failed target connections.
+
+    >>> group_errors({"req": 1000, "t2": 940, "t3": 0, "t4": 20, "t5": 10, "conn": 0})
+    40
+    >>> group_errors({"req": 100, "t2": 100, "t5": 0, "conn": 3})  # retried elsewhere
+    3
+    >>> group_errors({"req": 99, "t2": 100, "t5": 0})  # minute edges: never negative
+    0
+    """
+    answered = sum(totals.get(k, 0.0) for k in _ANSWERED)
+    unanswered = max(0.0, totals.get("req", 0.0) - answered, totals.get("conn", 0.0))
+    return round(totals.get("t5", 0.0) + unanswered)
+
+
 class CloudWatchMetrics:
-    """Requests, target 5xx and response-time statistics per target group from CloudWatch
+    """Requests, errors and response-time statistics per target group from CloudWatch
     (stable, canary and, on a stack that has it, baseline).
 
-    ELB-generated 5xx (502/503/504 from the balancer) carry no TargetGroup
-    dimension, so they cannot be attributed to a version and are not counted.
+    An error is a target's 5xx or a request the balancer routed to the group that got
+    no answer from a target (see `group_errors`): ALB's own 502/504 for a crashed or
+    hanging task carry no TargetGroup dimension in `HTTPCode_ELB_5XX_Count`, but the
+    request is in the group's `RequestCount` and in none of its `HTTPCode_Target_*`.
     """
 
     def __init__(
@@ -91,6 +122,18 @@ class CloudWatchMetrics:
             "Stat": stat,
         }
         return {"Id": qid, "MetricStat": metric_stat, "ReturnData": True}
+
+    def _error_queries(self, version: Version, period: int) -> list[MetricDataQueryTypeDef]:
+        """Requests, target answers by class and failed connections: what `group_errors`
+        needs (ids `<group>_req`, `<group>_t5`, ...)."""
+        return [
+            self._query(f"{version}_{key}", version, metric, "Sum", period)
+            for key, metric in _ERROR_METRICS.items()
+        ]
+
+    @staticmethod
+    def _error_count(data: dict[str, _Series], version: Version) -> int:
+        return group_errors({key: data[f"{version}_{key}"].total for key in _ERROR_METRICS})
 
     def _fetch(
         self, queries: list[MetricDataQueryTypeDef], start: float, end: float
@@ -129,10 +172,7 @@ class CloudWatchMetrics:
         groups = self._outputs().groups
         queries: list[MetricDataQueryTypeDef] = []
         for v in groups:
-            queries.append(self._query(f"{v}_req", v, "RequestCount", "Sum", PERIOD_SECONDS))
-            queries.append(
-                self._query(f"{v}_err", v, "HTTPCode_Target_5XX_Count", "Sum", PERIOD_SECONDS)
-            )
+            queries.extend(self._error_queries(v, PERIOD_SECONDS))
             if thresholds_s:
                 queries.append(
                     self._query(f"{v}_n", v, "TargetResponseTime", "SampleCount", PERIOD_SECONDS)
@@ -152,7 +192,7 @@ class CloudWatchMetrics:
             )
             result[v] = VersionCounts(
                 requests=round(data[f"{v}_req"].total),
-                errors=round(data[f"{v}_err"].total),
+                errors=self._error_count(data, v),
                 slower_than=slower,
             )
         return result
@@ -178,8 +218,7 @@ class CloudWatchMetrics:
         groups = self._outputs().groups
         queries: list[MetricDataQueryTypeDef] = []
         for v in groups:
-            queries.append(self._query(f"{v}_req", v, "RequestCount", "Sum", window_s))
-            queries.append(self._query(f"{v}_err", v, "HTTPCode_Target_5XX_Count", "Sum", window_s))
+            queries.extend(self._error_queries(v, window_s))
             for name, stat in (("p50", "p50"), ("p95", "p95"), ("p99", "p99")):
                 queries.append(self._query(f"{v}_{name}", v, "TargetResponseTime", stat, window_s))
         data = self._fetch(queries, start, end)
@@ -196,7 +235,7 @@ class CloudWatchMetrics:
             result[v] = TrafficStatus(
                 window_seconds=window_s,
                 requests=round(data[f"{v}_req"].total),
-                errors=round(data[f"{v}_err"].total),
+                errors=self._error_count(data, v),
                 p50_s=pick("p50"),
                 p95_s=pick("p95"),
                 p99_s=pick("p99"),
