@@ -77,6 +77,26 @@ def load_imbalance(plan: RolloutPlan, stable_tasks: int, canary_tasks: int) -> s
     return None
 
 
+def tasks_for_share(weights: Weights, stable_tasks: int, cap: int | None = None) -> int:
+    """The tasks the canary (and the baseline: the same) needs so that none of its tasks
+    carries more traffic than a stable task: ceil(stable tasks x share / stable's share),
+    where a stable share of 0 counts as 100 (stable's tasks are sized for all traffic).
+    At least 1; at most `cap` (default: stable's task count).
+
+    >>> tasks_for_share(Weights(90, 5, 5), 4), tasks_for_share(Weights(50, 25, 25), 4)
+    (1, 2)
+    >>> tasks_for_share(Weights(0, 50, 50), 4), tasks_for_share(Weights(0, 100), 4)
+    (2, 4)
+    >>> tasks_for_share(Weights(25, 75), 4), tasks_for_share(Weights(25, 75), 4, cap=20)
+    (4, 12)
+    """
+    share = max(weights.canary, weights.baseline)
+    if share == 0 or stable_tasks <= 0:
+        return 1
+    need = math.ceil(stable_tasks * share / (weights.stable or 100))
+    return max(1, min(need, stable_tasks if cap is None else cap))
+
+
 def step_weights(canary_weight: int, baseline: bool) -> Weights:
     """The split for a step holding the canary at `canary_weight` percent.
 
