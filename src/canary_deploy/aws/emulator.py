@@ -1,10 +1,13 @@
-"""An emulated AWS: a moto server subprocess on 127.0.0.1, patched so its ALB keeps weights.
+"""An emulated AWS: a moto server subprocess on 127.0.0.1, patched so its ALB keeps weights
+and a stack update can fail and roll back.
 
 moto 5.2's CloudFormation conversion of `AWS::ElasticLoadBalancingV2::Listener`
 drops `ForwardConfig` (DESIGN.md §4), and its target groups ignore
 `TargetGroupAttributes` and cannot be updated in place (a stack update that changes one
-loses it: every `!Ref` to it becomes empty). The patches are applied *inside* the server
-process by running this module as `python -m canary_deploy.aws.emulator PORT`.
+loses it: every `!Ref` to it becomes empty). moto never fails a stack update, so it never
+rolls one back; an image whose URI contains `fails-to-start` makes an update fail and roll
+back here as the ECS circuit breaker makes it on AWS. The patches are applied *inside* the
+server process by running this module as `python -m canary_deploy.aws.emulator PORT`.
 """
 
 from __future__ import annotations
@@ -107,13 +110,78 @@ def _patch_target_groups(models: Any) -> None:
     group_class.update_from_cloudformation_json = classmethod(update_from_cloudformation_json)
 
 
+# An image URI containing this never starts in the emulated AWS: a stack update that asks
+# for it fails and is rolled back, as the ECS deployment circuit breaker makes CloudFormation
+# do on AWS (moto itself never fails an update and has no rollback).
+FAILING_IMAGE_MARK = "fails-to-start"
+# The service each image parameter of our template ends up in.
+_SERVICE_OF_IMAGE = {"ImageURIStable": "ServiceStable", "ImageURICanary": "ServiceCanary"}
+
+
+def _failing_service(parameters: Mapping[str, Any]) -> tuple[str, str] | None:
+    """(logical id, image) of the service an update cannot start, if any."""
+    for parameter, service in _SERVICE_OF_IMAGE.items():
+        image = str(parameters.get(parameter, ""))
+        if FAILING_IMAGE_MARK in image:
+            return service, image
+    return None
+
+
+def _patch_failing_updates() -> None:
+    """A stack update with a failing image applies every change (the listener first, as on
+    AWS: the services depend on it), fails on the service, then rolls back: the previous
+    template and parameters are applied again, so every resource the update changed, the
+    listener included, gets the stack's previous values. Status UPDATE_ROLLBACK_COMPLETE."""
+    from moto.cloudformation import models
+
+    update = models.Stack.update
+
+    def update_or_roll_back(
+        self: Any, template: str, role_arn: str | None = None,
+        parameters: dict[str, Any] | None = None, tags: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
+        failing = _failing_service(parameters or {})
+        if failing is None:
+            update(self, template, role_arn=role_arn, parameters=parameters, tags=tags)
+            return
+        service, image = failing
+        previous_template = self.template
+        previous_parameters = dict(self.resource_map.input_parameters)
+        self._add_stack_event("UPDATE_IN_PROGRESS", resource_status_reason="User Initiated")
+        self.template = template
+        self._parse_template()
+        self.resource_map.update(self.template_dict, parameters)
+        reason = (
+            f"Resource handler returned message: \"Error occurred during operation 'ECS "
+            f"Deployment Circuit Breaker was triggered'.\" (emulated: {image} never starts)"
+        )
+        self.events.append(
+            models.Event(self.stack_id, self.name, service, service, "AWS::ECS::Service",
+                         "UPDATE_FAILED", reason, None)
+        )  # fmt: skip
+        self._add_stack_event(
+            "UPDATE_ROLLBACK_IN_PROGRESS",
+            resource_status_reason=f"The following resource(s) failed to update: [{service}].",
+        )
+        self.template = previous_template
+        self._parse_template()
+        self.resource_map.update(self.template_dict, previous_parameters)
+        self.output_map = self._create_output_map()
+        self._add_stack_event("UPDATE_ROLLBACK_COMPLETE")
+        self.status = "UPDATE_ROLLBACK_COMPLETE"
+
+    models.Stack.update = update_or_roll_back  # type: ignore[method-assign]
+
+
 def apply_moto_patch() -> None:
     """Make moto's CloudFormation keep the listener's `ForwardConfig` and target groups'
-    attributes, and update target groups in place."""
+    attributes, update target groups in place, and fail (and roll back) an update whose
+    image never starts."""
     from moto.elbv2 import models
     from moto.elbv2.exceptions import InvalidActionTypeError
 
     _patch_target_groups(models)
+    _patch_failing_updates()
 
     def convert_and_validate_properties(
         self: Any, properties: dict[str, Any]
