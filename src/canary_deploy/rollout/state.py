@@ -1,0 +1,97 @@
+"""The contract of a rollout state store, which both the SQLite store (local) and the
+DynamoDB one (AWS) implement, and what `status` derives from it."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, Protocol
+
+from canary_deploy.rollout.plan import RolloutPlan
+from canary_deploy.rollout.store import Command, Event, EventRecord, Rollout
+
+if TYPE_CHECKING:
+    from canary_deploy.rollout.store import RolloutStore
+
+
+class RolloutState(Protocol):
+    """Rollouts of one stack, their audit log, the commands sent to them and who runs them.
+
+    At most one rollout of a stack is active (not terminal); at most one live controller
+    runs it. Every method that changes state either happens entirely or not at all."""
+
+    stack: str
+
+    def get(self, rollout_id: int) -> Rollout:
+        """The rollout `rollout_id`; UsageError when the stack has none by that id."""
+        ...
+
+    def latest(self) -> Rollout | None:
+        """The most recently created rollout of the stack, ended or not."""
+        ...
+
+    def active(self) -> Rollout | None:
+        """The rollout that has not finished yet, if any."""
+        ...
+
+    def create(
+        self,
+        plan: RolloutPlan,
+        judge: dict[str, Any],
+        *,
+        now: float,
+        canary_image: str | None,
+        actor: str,
+    ) -> Rollout:
+        """A new running rollout, claimed by the caller, with a "started" event; UsageError
+        while another rollout of the stack is active."""
+        ...
+
+    def save(
+        self,
+        rollout: Rollout,
+        *,
+        now: float,
+        events: Sequence[EventRecord] = (),
+        consumed: Sequence[int] = (),
+    ) -> Rollout:
+        """Write the rollout's new state, its events and the commands it consumed at once."""
+        ...
+
+    def claim(self, rollout_id: int, *, now: float) -> None:
+        """Become the rollout's controller; UsageError while another live one holds it."""
+        ...
+
+    def release(self, rollout_id: int) -> None:
+        """Stop being the rollout's controller (a no-op when another one holds it)."""
+        ...
+
+    def controller_alive(self, rollout: Rollout, *, now: float) -> bool:
+        """Whether a controller holds the rollout and has renewed its claim recently."""
+        ...
+
+    def events(self, rollout_id: int | None = None) -> list[Event]:
+        """The audit log of one rollout, or of every rollout of the stack, oldest first."""
+        ...
+
+    def send(self, rollout_id: int, command: Command, *, actor: str) -> None:
+        """Queue a command for the rollout's controller."""
+        ...
+
+    def pending_commands(self, rollout_id: int) -> list[tuple[int, Command, str]]:
+        """(command id, command, actor) not yet consumed by a save, oldest first."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def unattended_since(state: RolloutState, rollout: Rollout, *, now: float) -> float | None:
+    """When the controller of an unfinished rollout last showed it was alive, if nobody
+    runs it now (`status`: "unattended since …"); None while attended or once ended."""
+    if rollout.status.terminal or state.controller_alive(rollout, now=now):
+        return None
+    return rollout.heartbeat if rollout.heartbeat is not None else rollout.created_at
+
+
+if TYPE_CHECKING:
+    # The SQLite store is the reference implementation: keep it conforming.
+    _sqlite: type[RolloutState] = RolloutStore
