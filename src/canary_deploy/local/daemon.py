@@ -28,6 +28,7 @@ from canary_deploy.backend import ReleaseSpec, Version
 from canary_deploy.balancer import Balancer, BalancerConfig, HealthCheckConfig
 from canary_deploy.balancer.admin import AdminServer, balancer_routes
 from canary_deploy.local.admin_routes import StackAdmin
+from canary_deploy.local.controller_host import ControllerHost
 from canary_deploy.local.paths import StackPaths
 from canary_deploy.local.processes import (
     ProcessLauncher,
@@ -160,6 +161,7 @@ class StackDaemon:
             stop=self._stop.set,
         )
         admin = AdminServer(str(self.paths.socket))
+        controller = ControllerHost(self.paths, self._event)
         jobs: list[asyncio.Future[None]] = []
         try:
             if spec is not None:
@@ -175,6 +177,7 @@ class StackDaemon:
             jobs += [
                 asyncio.ensure_future(self.supervisor.run()),
                 asyncio.ensure_future(self._persist()),
+                asyncio.ensure_future(controller.run()),
             ]
             self._event("daemon", None, f"listening on {self.url} (pid {os.getpid()})")
             ready({"ok": True, "url": self.url, "pid": os.getpid()})
@@ -182,6 +185,7 @@ class StackDaemon:
         finally:
             for job in jobs:
                 job.cancel()
+            await asyncio.to_thread(controller.stop)
             await self.supervisor.stop_all()
             self._save_metrics()
             await admin.stop()

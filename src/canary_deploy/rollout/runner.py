@@ -1,0 +1,119 @@
+"""The rollout controller as a process of its own: `python -m canary_deploy.rollout.runner`.
+
+The local daemon starts it (see `local/controller_host.py`) whenever a rollout is active
+and no controller ticks it, so a rollout goes on when the terminal that started it
+closes, is interrupted or sleeps. It reads the settings the CLI saved next to the state,
+claims the active rollout (a live controller elsewhere wins: this one exits) and runs it
+to its end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+
+from canary_deploy.config import Settings
+from canary_deploy.errors import CanaryError
+from canary_deploy.rollout.controller import TickResult
+
+log = logging.getLogger("canary.controller")
+
+SETTINGS_FILE = "controller.json"
+
+
+def settings_file(state_dir: Path) -> Path:
+    return state_dir / SETTINGS_FILE
+
+
+def save_settings(settings: Settings) -> Path:
+    """Write what the controller process needs to open the same target and store: the
+    settings, with the state directory made absolute (the daemon runs elsewhere)."""
+    state_dir = settings.local.state_dir.expanduser().resolve()
+    absolute = settings.model_copy(
+        update={"local": settings.local.model_copy(update={"state_dir": state_dir})}
+    )
+    path = settings_file(state_dir)
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(absolute.model_dump_json(indent=2))
+    tmp.replace(path)
+    return path
+
+
+def load_settings(state_dir: Path) -> Settings | None:
+    try:
+        return Settings.model_validate_json(settings_file(state_dir).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+class _LogView:
+    """Logs each decision and weight change once (the daemon keeps the log)."""
+
+    def __init__(self) -> None:
+        self._last: tuple[object, ...] | None = None
+
+    def show(self, result: TickResult, quantiles: Mapping[str, float | None]) -> None:
+        r = result.rollout
+        key = (r.status, r.step, str(result.live_weights))
+        if key != self._last:
+            self._last = key
+            log.info(
+                "rollout #%s %s, step %s/%s, weights %s",
+                r.id,
+                r.status,
+                r.step + 1,
+                len(r.plan.steps),
+                result.live_weights,
+            )
+
+
+def run_active(settings: Settings) -> int:
+    """Claim and run the stack's active rollout to its end; 0 when there is none to run."""
+    from canary_deploy.rollout import service
+    from canary_deploy.targets import open_target
+
+    store = service.open_store(settings)
+    try:
+        active = store.active()
+        if active is None:
+            log.info("no active rollout")
+            return 0
+        try:
+            store.claim(active.id, now=time.time())
+        except CanaryError as exc:
+            log.info("not running rollout #%s: %s", active.id, exc.message)
+            return 0
+        log.info("running rollout #%s from step %s", active.id, active.step + 1)
+        final = service.run(open_target(settings), store, active, _LogView())
+        log.info("rollout #%s ended %s: %s", final.id, final.status, final.reason or "")
+        return 0
+    finally:
+        store.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m canary_deploy.rollout.runner")
+    parser.add_argument("--state-dir", type=Path, required=True)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True
+    )
+    settings = load_settings(args.state_dir)
+    if settings is None:
+        log.error("no readable %s in %s", SETTINGS_FILE, args.state_dir)
+        return 2
+    try:
+        return run_active(settings)
+    except CanaryError as exc:
+        # The daemon starts a new controller after a pause; the rollout's state is safe.
+        log.error("controller stopped: %s", exc.message)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
