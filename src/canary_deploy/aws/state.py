@@ -7,11 +7,7 @@ process read, and only by the lease holder once it claimed; a command is consume
 
 from __future__ import annotations
 
-import contextlib
-import os
-import socket
 import time
-import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -21,11 +17,12 @@ import boto3
 from canary_deploy.aws.clients import CLIENT_CONFIG
 from canary_deploy.aws.errors import aws_errors
 from canary_deploy.aws.state_codec import (
+    COMMANDS_PREFIX,
     HEAD,
     Lease,
     command_from_item,
     command_item,
-    commands_prefix,
+    command_key,
     event_from_item,
     event_item,
     events_prefix,
@@ -35,8 +32,8 @@ from canary_deploy.aws.state_codec import (
     rollout_from_item,
     rollout_key,
     started_message,
-    text,
 )
+from canary_deploy.aws.state_lease import LEASE_S, STEER_HINT, LeaseKeeper
 from canary_deploy.aws.state_partition import TRANSACTION_LIMIT, Partition, Refused
 from canary_deploy.aws.state_table import (
     StateErrors,
@@ -46,18 +43,19 @@ from canary_deploy.aws.state_table import (
     table_name,
 )
 from canary_deploy.aws.state_writes import (
-    Holder,
     consume,
+    count_events,
     head_activates,
     head_ends,
     put_rollout,
     update_rollout,
+    withdraw_command,
 )
 from canary_deploy.backend import Progress, SilentProgress
 from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.rollout.plan import RolloutPlan
+from canary_deploy.rollout.state import RolloutState, StaleState
 from canary_deploy.rollout.store import (
-    HEARTBEAT_STALE_S,
     Command,
     Event,
     EventRecord,
@@ -71,9 +69,7 @@ if TYPE_CHECKING:
 
     Item = Mapping[str, AttributeValueTypeDef]
 
-# A controller that has not renewed its lease for this long has lost it (as in SQLite).
-LEASE_S = HEARTBEAT_STALE_S
-STEER_HINT = "watch it with `canary status`, or steer it with `canary promote|abort|pause|resume`"
+_WITHDRAW_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -83,11 +79,6 @@ class _Seen:
     version: int
     event_seq: int
     terminal: bool
-
-
-def default_owner() -> str:
-    """`host:pid:token`: the token tells apart two controllers in one process."""
-    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
 
 class DynamoRolloutState:
@@ -105,12 +96,15 @@ class DynamoRolloutState:
         owner: str | None = None,
     ) -> None:
         self.stack = stack
-        self.lease_s = lease_s
-        self.owner = owner or default_owner()
         errors = StateErrors(table=table, region=region, stack_name=stack)
         self._items = Partition(client, table=table, partition=partition, errors=errors)
+        self._lease = LeaseKeeper(self._items, stack=stack, owner=owner, lease_s=lease_s)
         self._seen: dict[int, _Seen] = {}
-        self._claimed: set[int] = set()
+
+    @property
+    def owner(self) -> str:
+        """This process's name as a controller, `host:pid:token`."""
+        return self._lease.owner
 
     def close(self) -> None:
         self._items.client.close()
@@ -143,7 +137,9 @@ class DynamoRolloutState:
 
     def events(self, rollout_id: int | None = None) -> list[Event]:
         if rollout_id is None:  # every rollout's, in (rollout, sequence) order
-            items = self._items.query("read the rollout history", "R#", only_with="kind")
+            items = self._items.query(
+                "read the rollout history", "R#", only="attribute_exists(#kind)"
+            )
         else:
             items = self._items.query(
                 f"read rollout {rollout_id}'s history", events_prefix(rollout_id)
@@ -153,8 +149,9 @@ class DynamoRolloutState:
     def pending_commands(self, rollout_id: int) -> list[tuple[int, Command, str]]:
         items = self._items.query(
             f"read commands for rollout {rollout_id}",
-            commands_prefix(rollout_id),
-            only_without="consumed_at",
+            COMMANDS_PREFIX,
+            only="#rollout = :rollout AND attribute_not_exists(#consumed)",
+            values={":rollout": number(rollout_id)},
         )
         return [command_from_item(item) for item in items]
 
@@ -162,59 +159,21 @@ class DynamoRolloutState:
 
     def lease(self, rollout_id: int) -> Lease:
         """Who runs the rollout, until when, and when they last renewed."""
-        item = self._items.get_item(rollout_key(rollout_id), f"read rollout {rollout_id}'s lease")
-        return Lease.from_item(item or {})
+        return self._lease.read(rollout_id)
 
     def controller_alive(self, rollout: Rollout, *, now: float) -> bool:
-        return self.lease(rollout.id).alive(now)
+        return self._lease.read(rollout.id).alive(now)
 
     def claim(self, rollout_id: int, *, now: float) -> None:
         """Become the rollout's controller, refusing while another live one holds it."""
-        try:
-            self._items.update_item(
-                f"claim rollout {rollout_id}",
-                rollout_key(rollout_id),
-                "SET #owner = :me, #expires = :expires, #renewed = :now",
-                "attribute_exists(#sk) AND "
-                "(attribute_not_exists(#owner) OR #owner = :me OR #expires < :now)",
-                {":me": text(self.owner), ":expires": number(now + self.lease_s)}
-                | {":now": number(now)},
-            )
-        except Refused as refused:
-            if refused.item is None:
-                raise UsageError(f"no rollout {rollout_id} for stack {self.stack}") from None
-            holder = Lease.from_item(refused.item).describe()
-            raise UsageError(
-                f"rollout {rollout_id} of {self.stack} is already being run by {holder}",
-                hint=STEER_HINT,
-            ) from None
-        self._claimed.add(rollout_id)
+        self._lease.claim(rollout_id, now=now)
 
     def renew(self, rollout_id: int, *, now: float) -> None:
         """Extend this controller's lease (during an action longer than the lease)."""
-        try:
-            self._items.update_item(
-                f"renew the lease on rollout {rollout_id}",
-                rollout_key(rollout_id),
-                "SET #expires = :expires, #renewed = :now",
-                "#owner = :me",
-                {":me": text(self.owner), ":expires": number(now + self.lease_s)}
-                | {":now": number(now)},
-            )
-        except Refused as refused:
-            raise self._lost(rollout_id, refused.item) from None
+        self._lease.renew(rollout_id, now=now)
 
     def release(self, rollout_id: int) -> None:
-        self._claimed.discard(rollout_id)
-        # Refused when another controller holds it, or nobody does: nothing of ours to free.
-        with contextlib.suppress(Refused):
-            self._items.update_item(
-                f"release rollout {rollout_id}",
-                rollout_key(rollout_id),
-                "REMOVE #owner, #expires",
-                "#owner = :me",
-                {":me": text(self.owner)},
-            )
+        self._lease.release(rollout_id)
 
     # ---- writing
 
@@ -260,14 +219,14 @@ class DynamoRolloutState:
                 f"start rollout {rollout.id}",
                 [
                     head_activates(self._items, rollout.id, latest=latest, stale=stale),
-                    put_rollout(self._items, rollout, self._holder(now)),
+                    put_rollout(self._items, rollout, self._lease.holder(now)),
                     self._items.put(event_item(self._items.partition, rollout.id, 1, now, started)),
                 ],
             )
         except Refused:
             raise self._busy() from None  # another process started one a moment ago
         self._seen[rollout.id] = _Seen(version=1, event_seq=1, terminal=False)
-        self._claimed.add(rollout.id)
+        self._lease.took(rollout.id)
         return rollout
 
     def save(
@@ -279,14 +238,14 @@ class DynamoRolloutState:
         consumed: Sequence[int] = (),
     ) -> Rollout:
         """Write the rollout's new state, its events and the commands it consumed at once,
-        so a crash never applies a command twice nor loses a recorded action; refused
-        (OperationFailed, nothing written) when another process changed the rollout since
-        this one read it, or took over its lease."""
+        so a crash never applies a command twice nor loses a recorded action. Nothing is
+        written when another process changed the rollout since this one read it
+        (StaleState), took over this controller's lease (LeaseLost), or runs it now."""
         seen = self._seen.get(rollout.id)
         if seen is None:  # never read here: expect what is stored now
             self.get(rollout.id)
             seen = self._seen[rollout.id]
-        mine = rollout.id in self._claimed
+        mine = self._lease.holds(rollout.id)
         new = replace(rollout, updated_at=now)
         if mine:
             new = replace(new, heartbeat=now, owner_pid=owner_pid(self.owner))
@@ -296,7 +255,7 @@ class DynamoRolloutState:
                 new,
                 version=seen.version,
                 event_seq=seen.event_seq + len(events),
-                holder=self._holder(now),
+                holder=self._lease.holder(now),
                 leased=mine,
             )
         ]
@@ -325,47 +284,89 @@ class DynamoRolloutState:
             self._items.transact(f"save rollout {new.id}'s events", chunk)
         return new
 
-    def send(self, rollout_id: int, command: Command, *, actor: str) -> None:
+    def send(self, rollout_id: int, command: Command, *, actor: str) -> int:
+        """Queue a command for the rollout's controller; returns its id (unique in the
+        stack, from HEAD's counter)."""
+        action = f"send {command.value} to rollout {rollout_id}"
         try:
             attributes = self._items.update_item(
-                f"send {command.value} to rollout {rollout_id}",
-                rollout_key(rollout_id),
+                action,
+                HEAD,
                 "ADD #commands :one",
-                "attribute_exists(#sk)",
-                {":one": number(1)},
+                "#latest >= :id",  # ids 1..latest all exist
+                {":one": number(1), ":id": number(rollout_id)},
                 returns=True,
             )
         except Refused:
             raise UsageError(f"no rollout {rollout_id} for stack {self.stack}") from None
-        seq = get_int(attributes, "command_seq")
-        item = command_item(self._items.partition, rollout_id, seq, time.time(), command, actor)
-        self._items.put_item(f"send {command.value} to rollout {rollout_id}", item)
+        command_id = get_int(attributes, "command_seq")
+        item = command_item(
+            self._items.partition, rollout_id, command_id, time.time(), command, actor
+        )
+        self._items.put_item(action, item)
+        return command_id
+
+    def withdraw(self, command_id: int, *, now: float, why: str) -> bool:
+        """Take back a command no controller consumed, so it can never fire later; the
+        withdrawal is recorded. False when a controller consumed it first."""
+        for _ in range(_WITHDRAW_ATTEMPTS):
+            item = self._items.get_item(command_key(command_id), f"read command {command_id}")
+            if item is None or "consumed_at" in item:
+                return False
+            rollout_id, command, actor = get_int(item, "rollout"), *command_from_item(item)[1:]
+            self.get(rollout_id)  # the version the event numbers are reserved against
+            seen = self._seen[rollout_id]
+            withdrawn: EventRecord = ("withdrawn", actor, f"{command} withdrawn: {why}", None)
+            event = event_item(
+                self._items.partition, rollout_id, seen.event_seq + 1, now, withdrawn
+            )
+            try:
+                self._items.transact(
+                    f"withdraw command {command_id}",
+                    [
+                        withdraw_command(self._items, command_id),
+                        count_events(
+                            self._items,
+                            rollout_id,
+                            version=seen.version,
+                            event_seq=seen.event_seq + 1,
+                        ),
+                        self._items.put(event),
+                    ],
+                )
+            except Refused:
+                continue  # consumed meanwhile (the next read says so), or the rollout saved
+            self._seen[rollout_id] = replace(
+                seen, version=seen.version + 1, event_seq=seen.event_seq + 1
+            )
+            return True
+        raise StaleState(
+            f"could not withdraw command {command_id}: its rollout kept changing",
+            hint="run the command again",
+        )
 
     # ---- why a write was refused
 
     def _busy(self) -> UsageError:
         return UsageError(f"a rollout of {self.stack} is already in progress")
 
-    def _lost(self, rollout_id: int, item: Item | None) -> OperationFailed:
-        self._claimed.discard(rollout_id)
-        holder = Lease.from_item(item or {})
-        by = "nobody" if holder.owner is None else holder.describe()
-        return OperationFailed(
-            f"this controller ({self.owner}) lost its lease on rollout {rollout_id} of "
-            f"{self.stack}: it is now held by {by}; nothing was saved",
-            hint=f"its lease lapsed (not renewed for {self.lease_s:g}s) and another controller "
-            "took over; watch the rollout with `canary status`",
-        )
-
     def _save_refused(self, rollout_id: int, now: float) -> OperationFailed:
+        """Why a save's conditions failed: lost lease, a live controller, or a stale read."""
+        claimed = self._lease.holds(rollout_id)
         self._seen.pop(rollout_id, None)  # the next read takes the stored version
         item = self._items.get_item(rollout_key(rollout_id), f"read rollout {rollout_id}")
         lease = Lease.from_item(item or {})
-        if lease.owner != self.owner and (rollout_id in self._claimed or lease.alive(now)):
-            return self._lost(rollout_id, item)
-        return OperationFailed(
-            f"rollout {rollout_id} of {self.stack} was changed by another process since this "
-            "one read it (or its commands were applied there); nothing was saved",
+        if lease.owner != self.owner and claimed:
+            return self._lease.lost(rollout_id, item)
+        if lease.owner != self.owner and lease.alive(now):
+            return OperationFailed(
+                f"rollout {rollout_id} of {self.stack} is run by {lease.describe()}: only its "
+                "controller saves it; nothing was saved",
+                hint=STEER_HINT,
+            )
+        return StaleState(
+            f"rollout {rollout_id} of {self.stack} changed since this process read it (saved "
+            "elsewhere, or its commands applied or withdrawn there); nothing was saved",
             hint="run the command again: it starts from the stored state",
         )
 
@@ -380,9 +381,6 @@ class DynamoRolloutState:
 
     def _head(self) -> Item:
         return self._items.get_item(HEAD, "read the stack's rollouts") or {}
-
-    def _holder(self, now: float) -> Holder:
-        return Holder(self.owner, now, self.lease_s)
 
 
 def open_state(
@@ -404,6 +402,7 @@ def open_state(
     errors = StateErrors(table=table, region=region, stack_name=stack_name)
     with errors("look up the AWS account"):
         account = caller_account(sts)
+    sts.close()
     with errors(f"open the rollout state table {table}"):
         ensure_table(client, table, progress or SilentProgress())
     return DynamoRolloutState(
@@ -414,3 +413,7 @@ def open_state(
         region=region,
         lease_s=lease_s,
     )
+
+
+if TYPE_CHECKING:
+    _conforms: type[RolloutState] = DynamoRolloutState

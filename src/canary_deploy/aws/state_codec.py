@@ -3,11 +3,14 @@ the DynamoDB state table (one partition per account, region and stack).
 
 Sort keys, in the order a Query returns them::
 
-    HEAD                    latest_id, active_id (present while a rollout is active)
-    R#000001                the rollout: state document, version, event_seq, command_seq,
-                            and the lease: owner, expires_at, renewed_at
-    R#000001#C#000001       a command: t, command, actor, consumed_at once applied
+    C#000000001             a command: rollout, t, command, actor, consumed_at once applied
+    HEAD                    latest_id, active_id (while a rollout is active), command_seq
+    R#000001                the rollout: state document, version, event_seq, and the
+                            controller lease: owner, expires_at, renewed_at
     R#000001#E#000000001    an event: t, kind, actor, message, data
+
+Command ids are unique in the stack (a command is named by its id alone); event ids count
+from 1 in each rollout.
 """
 
 from __future__ import annotations
@@ -43,20 +46,19 @@ def events_prefix(rollout_id: int) -> str:
     return f"{rollout_key(rollout_id)}#E#"
 
 
-def commands_prefix(rollout_id: int) -> str:
-    return f"{rollout_key(rollout_id)}#C#"
+COMMANDS_PREFIX = "C#"
 
 
 def event_key(rollout_id: int, seq: int) -> str:
     return f"{events_prefix(rollout_id)}{seq:09d}"
 
 
-def command_key(rollout_id: int, seq: int) -> str:
-    return f"{commands_prefix(rollout_id)}{seq:06d}"
+def command_key(command_id: int) -> str:
+    return f"{COMMANDS_PREFIX}{command_id:09d}"
 
 
-def _ids(sort_key: str) -> tuple[int, int]:
-    """(rollout id, sequence number) of an event or command sort key."""
+def _event_ids(sort_key: str) -> tuple[int, int]:
+    """(rollout id, sequence number) of an event's sort key."""
     _, rollout_id, _, seq = sort_key.split("#")
     return int(rollout_id), int(seq)
 
@@ -223,7 +225,7 @@ def event_item(
 
 
 def event_from_item(item: Item) -> Event:
-    rollout_id, seq = _ids(item["sk"]["S"])
+    rollout_id, seq = _event_ids(item["sk"]["S"])
     data = get_text(item, "data")
     return Event(
         id=seq,
@@ -237,11 +239,12 @@ def event_from_item(item: Item) -> Event:
 
 
 def command_item(
-    partition: str, rollout_id: int, seq: int, t: float, command: Command, actor: str
+    partition: str, rollout_id: int, command_id: int, t: float, command: Command, actor: str
 ) -> dict[str, AttributeValueTypeDef]:
     return {
         "pk": text(partition),
-        "sk": text(command_key(rollout_id, seq)),
+        "sk": text(command_key(command_id)),
+        "rollout": number(rollout_id),
         "t": number(t),
         "command": text(command.value),
         "actor": text(actor),
@@ -249,5 +252,6 @@ def command_item(
 
 
 def command_from_item(item: Item) -> tuple[int, Command, str]:
-    _, seq = _ids(item["sk"]["S"])
-    return seq, Command(item["command"]["S"]), item["actor"]["S"]
+    """(command id, command, actor) of a `C#…` item."""
+    command_id = int(item["sk"]["S"].removeprefix(COMMANDS_PREFIX))
+    return command_id, Command(item["command"]["S"]), item["actor"]["S"]

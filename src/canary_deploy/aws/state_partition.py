@@ -39,6 +39,7 @@ _ATTRIBUTES = {
     "#consumed": "consumed_at",
     "#latest": "latest_id",
     "#active": "active_id",
+    "#rollout": "rollout",
     "#kind": "kind",
 }
 
@@ -79,6 +80,17 @@ class Partition:
 
     # ---- transaction actions
 
+    def delete(self, sort_key: str, condition: str) -> TransactWriteItemTypeDef:
+        """Delete an item if `condition` (which uses no values) holds."""
+        return {
+            "Delete": {
+                "TableName": self.table,
+                "Key": self.key(sort_key),
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": names(condition),
+            }
+        }
+
     def put(self, item: Mapping[str, AttributeValueTypeDef]) -> TransactWriteItemTypeDef:
         """Put a new item (refused if its key exists)."""
         return {
@@ -118,22 +130,21 @@ class Partition:
         action: str,
         prefix: str,
         *,
-        only_with: str | None = None,
-        only_without: str | None = None,
+        only: str | None = None,
+        values: Values | None = None,
     ) -> Iterator[Item]:
-        """Items whose sort key starts with `prefix`, in sort key order, optionally only
-        those with (or without) an attribute."""
+        """Items whose sort key starts with `prefix`, in sort key order; `only` filters
+        them (an expression over `values`)."""
         kwargs: dict[str, Any] = {
             "TableName": self.table,
             "ConsistentRead": True,
             "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
-            "ExpressionAttributeValues": {":pk": text(self.partition), ":prefix": text(prefix)},
+            "ExpressionAttributeValues": {":pk": text(self.partition), ":prefix": text(prefix)}
+            | dict(values or {}),
         }
-        attribute = only_with or only_without
-        if attribute is not None:
-            function = "attribute_exists" if only_with else "attribute_not_exists"
-            kwargs["FilterExpression"] = f"{function}(#filtered)"
-            kwargs["ExpressionAttributeNames"] = {"#filtered": attribute}
+        if only is not None:
+            kwargs["FilterExpression"] = only
+            kwargs["ExpressionAttributeNames"] = names(only)
         with self.errors(action):
             for page in self.client.get_paginator("query").paginate(**kwargs):
                 yield from page["Items"]

@@ -74,12 +74,34 @@ def update_rollout(
 def consume(
     items: Partition, rollout_id: int, command_id: int, now: float
 ) -> TransactWriteItemTypeDef:
-    """Mark a command applied, unless it already was: a command is applied once."""
+    """Mark the rollout's command applied, unless it already was or was withdrawn: a
+    command is applied once."""
     return items.update(
-        command_key(rollout_id, command_id),
+        command_key(command_id),
         "SET #consumed = :now",
+        "#rollout = :rollout AND attribute_not_exists(#consumed)",
+        {":now": number(now), ":rollout": number(rollout_id)},
+    )
+
+
+def withdraw_command(items: Partition, command_id: int) -> TransactWriteItemTypeDef:
+    """Delete a command no controller consumed yet."""
+    return items.delete(
+        command_key(command_id),
         "attribute_exists(#sk) AND attribute_not_exists(#consumed)",
-        {":now": number(now)},
+    )
+
+
+def count_events(
+    items: Partition, rollout_id: int, *, version: int, event_seq: int
+) -> TransactWriteItemTypeDef:
+    """Reserve event numbers up to `event_seq` for events written beside a rollout's
+    state (as a new version: a save from an older read must not reuse the numbers)."""
+    return items.update(
+        rollout_key(rollout_id),
+        "SET #version = :next, #seq = :seq",
+        "#version = :version",
+        {":version": number(version), ":next": number(version + 1), ":seq": number(event_seq)},
     )
 
 

@@ -6,11 +6,22 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from canary_deploy.errors import OperationFailed
 from canary_deploy.rollout.plan import RolloutPlan
 from canary_deploy.rollout.store import Command, Event, EventRecord, Rollout
 
 if TYPE_CHECKING:
     from canary_deploy.rollout.store import RolloutStore
+
+
+class StaleState(OperationFailed):
+    """The rollout changed since this process read it (another process saved it or applied
+    its commands); nothing was written. Read it again and decide again."""
+
+
+class LeaseLost(OperationFailed):
+    """Another controller took over the rollout after this one's lease lapsed; nothing was
+    written, and this controller must stop."""
 
 
 class RolloutState(Protocol):
@@ -73,8 +84,13 @@ class RolloutState(Protocol):
         """The audit log of one rollout, or of every rollout of the stack, oldest first."""
         ...
 
-    def send(self, rollout_id: int, command: Command, *, actor: str) -> None:
-        """Queue a command for the rollout's controller."""
+    def send(self, rollout_id: int, command: Command, *, actor: str) -> int:
+        """Queue a command for the rollout's controller; returns its id."""
+        ...
+
+    def withdraw(self, command_id: int, *, now: float, why: str) -> bool:
+        """Take back a command no controller consumed (recorded as an event); False when a
+        controller consumed it first."""
         ...
 
     def pending_commands(self, rollout_id: int) -> list[tuple[int, Command, str]]:
