@@ -73,8 +73,15 @@ class Workload(Protocol):
         """Running/pending/desired tasks and deployment state, per version."""
         ...
 
-    def promote(self, progress: Progress) -> None:
-        """Make the canary's image the stable's and wait until stable is steady."""
+    def canary_image(self) -> str | None:
+        """The image the canary's tasks run now, pinned: on AWS `repo@sha256:…` when the
+        tasks report a digest (a moved tag is then a different image); None when there
+        is no canary service to tell."""
+        ...
+
+    def promote(self, image: str, progress: Progress) -> None:
+        """Make `image` - the one the rollout judged - stable's image, and wait until
+        stable is steady. Idempotent: a stable already on `image` is only waited on."""
         ...
 
     def scale_canary(self, desired_count: int) -> None:

@@ -161,7 +161,7 @@ def test_promote_rolls_stable_onto_the_canary_image(deployed: LocalStack) -> Non
     target = LocalTarget.from_settings(settings)
     old_stable = {t["pid"] for t in deployed.tasks() if t["version"] == "stable"}
     weights = target.router.get_weights()
-    target.workload.promote(SilentProgress())
+    target.workload.promote("builtin:v2", SilentProgress())
     stable = [t for t in deployed.tasks() if t["version"] == "stable"]
     assert {t["image"] for t in stable} == {"builtin:v2"}
     assert len(stable) == 2 and not old_stable & {t["pid"] for t in stable}

@@ -26,6 +26,7 @@ class FakeRouter:
     weights: Weights = field(default_factory=lambda: Weights(100, 0))
     calls: list[Weights] = field(default_factory=list)
     fail_next: bool = False
+    crash_after_next: bool = False  # the call takes effect, then the process "dies"
 
     def get_weights(self) -> Weights:
         return self.weights
@@ -36,6 +37,9 @@ class FakeRouter:
             raise RuntimeError("router unreachable")
         self.calls.append(weights)
         self.weights = weights
+        if self.crash_after_next:
+            self.crash_after_next = False
+            raise KeyboardInterrupt("killed right after the listener call")
 
     def verify_weights(self, weights: Weights) -> bool:
         return self.weights == weights
@@ -47,7 +51,8 @@ class FakeWorkload:
     canary_count: int = 1
     promotions: int = 0
     stable_image: str = "v1"
-    canary_image: str = "v2"
+    canary_runs: str | None = "v2"  # the image the canary's tasks run (None: no service)
+    promoted_images: list[str] = field(default_factory=list)
     baseline_count: int = 0
     canary_restarts: int = 0
     baseline_stops: int = 0
@@ -77,11 +82,15 @@ class FakeWorkload:
         self.baseline_count = 0
         self.baseline_stops += 1
 
-    def promote(self, progress: Progress) -> None:
+    def canary_image(self) -> str | None:
+        return self.canary_runs
+
+    def promote(self, image: str, progress: Progress) -> None:
         self.baseline_at_promotion = self.baseline_count
-        if self.stable_image != self.canary_image:
+        self.promoted_images.append(image)
+        if self.stable_image != image:
             self.promotions += 1
-            self.stable_image = self.canary_image
+            self.stable_image = image
 
     def scale_canary(self, desired_count: int) -> None:
         self.canary_count = desired_count

@@ -166,13 +166,15 @@ def test_no_traffic_pauses_inconclusive_instead_of_passing(tmp_path: Path) -> No
     assert "canary promote" in paused[-1].message
 
 
-def test_weights_changed_outside_the_rollout_are_put_back(tmp_path: Path) -> None:
+def test_weights_changed_outside_the_rollout_pause_it_and_stay(tmp_path: Path) -> None:
+    # Issue 11 item 2: this used to be silently put back. tests/rollout/test_ownership.py
+    # covers the rest (resume, auto-rollback while paused, crash windows).
     rig = Rig(tmp_path)
     c = rig.start()
     rig.run(c, 3)
-    rig.router.weights = Weights(50, 50)  # someone ran set-weights by hand
-    c.tick()
-    assert rig.router.weights == Weights(95, 5)
+    rig.router.weights = Weights(50, 50)  # someone used the console
+    assert c.tick().rollout.status is RolloutStatus.PAUSED
+    assert rig.router.weights == Weights(50, 50)
 
 
 def test_a_second_live_controller_is_refused(tmp_path: Path) -> None:

@@ -30,12 +30,19 @@ class LocalWorkload:
             raise OperationFailed("the local stack has no spec", hint="run `canary deploy`")
         return spec_from_dict(doc)
 
-    def promote(self, progress: Progress) -> None:
+    def canary_image(self) -> str | None:
+        """The canary service's command template (a local "image" has no digest to pin:
+        the template is the whole of it); None when nothing is deployed."""
+        doc = self.stack.request("GET", "/spec")
+        return None if doc is None else spec_from_dict(doc).image_canary
+
+    def promote(self, image: str, progress: Progress) -> None:
+        """Stable's tasks replaced one by one by `image` (not whatever the canary runs
+        by then), then wait until they are healthy."""
         spec = self._spec()
-        progress.log(f"Promoting: stable becomes {spec.image_canary}")
-        self.stack.request(
-            "PUT", "/spec", spec_to_dict(replace(spec, image_stable=spec.image_canary))
-        )
+        if spec.image_stable != image:
+            progress.log(f"Promoting: stable becomes {image}")
+            self.stack.request("PUT", "/spec", spec_to_dict(replace(spec, image_stable=image)))
         timeout = STEADY_TIMEOUT_S[self.stack.settings.local.health_profile]
         wait_steady(self.read_status, progress, ("stable",), timeout)
 

@@ -17,15 +17,11 @@ from canary_deploy.backend import (
     VersionCounts,
     Workload,
 )
+from canary_deploy.rollout.model import ACTOR, Command, EventRecord, Rollout, RolloutStatus
+from canary_deploy.rollout.outcomes import Endings, image_changed
+from canary_deploy.rollout.ownership import watch_weights, weights_event
 from canary_deploy.rollout.plan import MAX_BASELINE_WEIGHT, align_to_batches
-from canary_deploy.rollout.store import (
-    ACTOR,
-    Command,
-    EventRecord,
-    Rollout,
-    RolloutStatus,
-    RolloutStore,
-)
+from canary_deploy.rollout.store import RolloutStore
 from canary_deploy.weights import STABLE_ONLY, Weights
 
 
@@ -73,6 +69,7 @@ class Controller:
         self.rollout_id = rollout_id
         self.clock = clock
         self.progress = progress or SilentProgress()
+        self.endings = Endings(router, workload, store, self.progress, clock)
         self._decided_at: float | None = None
 
     def tick(self) -> TickResult:
@@ -83,6 +80,9 @@ class Controller:
         if r.status.terminal:
             return TickResult(r, live, r.last_decision)
         events: list[EventRecord] = []
+        # Whose weights are live, before any command: a `resume` read in this same tick
+        # is then the operator's decision on top of what they saw.
+        r = watch_weights(r, live, events)
         consumed: list[int] = []
         judge = Judge.from_dict(r.judge)
         for command_id, command, actor in self.store.pending_commands(r.id):
@@ -96,19 +96,34 @@ class Controller:
             r = replace(r, status=RolloutStatus.ROLLING_BACK, reason=decision.explanation)
             events.append(("rollback", ACTOR, f"judge: {decision.explanation}", None))
         r = replace(r, judge=judge.to_dict())
-
-        if r.status is RolloutStatus.ROLLING_BACK:
-            # Record the intent first, then act: a crash in between re-runs the (idempotent)
-            # action after reading the live weights, and never loses it.
-            r = self.store.save(r, now=now, events=events, consumed=consumed)
-            return self._roll_back(r, live, decision, now)
         if r.status is RolloutStatus.RUNNING:
-            r, live = self._advance(r, judge, live, decision, now, events)
-        if r.status is RolloutStatus.PROMOTING:
-            r = self.store.save(r, now=now, events=events, consumed=consumed)
-            return self._promote(r, live)
+            r = self._advance(r, judge, now, events)
+        # Record the intent first, then act: a crash in between re-runs the (idempotent)
+        # action after reading the live weights, and never loses it.
         r = self.store.save(r, now=now, events=events, consumed=consumed)
+        if r.status is RolloutStatus.ROLLING_BACK:
+            t0 = self._decided_at if decision is not None else None
+            r, latency = self.endings.roll_back(r, live, t0)
+            return TickResult(r, STABLE_ONLY, r.last_decision, latency)
+        if r.status is RolloutStatus.PROMOTING:
+            r = self.endings.promote(r, live)
+            return TickResult(r, STABLE_ONLY if r.status.terminal else live, r.last_decision)
+        if r.status is RolloutStatus.RUNNING:
+            r, live = self._hold(r, live, now)
         return TickResult(r, live, r.last_decision)
+
+    def _hold(self, r: Rollout, live: Weights, now: float) -> tuple[Rollout, Weights]:
+        """Put the step's weights on the listener (`watch_weights` has made sure the live
+        ones are the controller's own), then record them as applied."""
+        want = r.plan.weights(r.step)
+        if live == want and r.applied_weights == want:
+            return r, live
+        events: list[EventRecord] = []
+        if live != want:
+            self.router.set_weights(want)
+            events.append(weights_event(live, want, f"step {r.step + 1}"))
+        r = self.store.save(replace(r, applied_weights=want), now=now, events=events)
+        return r, want
 
     # ---- steps
 
@@ -148,6 +163,11 @@ class Controller:
         if r.step + 1 >= len(r.plan.steps):
             events.append(("step", ACTOR, "last step passed: promoting the canary", None))
             return replace(r, status=RolloutStatus.PROMOTING)
+        why = image_changed(r, self.workload.canary_image())
+        if why is not None:
+            # More traffic for an image nobody judged: never (the promotion checks too).
+            events.append(("paused", ACTOR, why, None))
+            return replace(r, status=RolloutStatus.PAUSED, reason=why)
         judge.next_stage()
         step = r.plan.steps[r.step + 1]
         message = f"step {r.step + 2}/{len(r.plan.steps)}: canary {step.canary_weight}%"
@@ -221,16 +241,8 @@ class Controller:
             latency_judged=not (warming or settling),
         )
 
-    def _advance(
-        self,
-        r: Rollout,
-        judge: Judge,
-        live: Weights,
-        decision: Decision | None,
-        now: float,
-        events: list[EventRecord],
-    ) -> tuple[Rollout, Weights]:
-        """Hold the step's weights; move on when its gate opens."""
+    def _advance(self, r: Rollout, judge: Judge, now: float, events: list[EventRecord]) -> Rollout:
+        """Move on when the step's gate opens (the listener call comes after the record)."""
         step = r.plan.steps[r.step]
         elapsed = now - r.step_started_at
         verdict = judge.verdict
@@ -257,93 +269,6 @@ class Controller:
                         None,
                     )
                 )
-                return replace(r, status=RolloutStatus.PAUSED, reason=f"inconclusive: {why}"), live
+                return replace(r, status=RolloutStatus.PAUSED, reason=f"inconclusive: {why}")
             r = self._next_step(r, judge, now, events)
-        if r.status is not RolloutStatus.RUNNING:
-            return r, live
-        want = r.plan.weights(r.step)
-        if live != want:
-            self.router.set_weights(want)
-            events.append(
-                (
-                    "weights",
-                    ACTOR,
-                    f"weights {live} -> {want} (step {r.step + 1})",
-                    {"from": live.to_dict(), "to": want.to_dict()},
-                )
-            )
-            live = want
-        return r, live
-
-    # ---- outcomes
-
-    def _roll_back(
-        self, r: Rollout, live: Weights, decision: Decision | None, now: float
-    ) -> TickResult:
-        latency = None
-        events: list[EventRecord] = []
-        if live != STABLE_ONLY:
-            t0 = self._decided_at if decision is not None and self._decided_at else None
-            t0 = t0 or time.perf_counter()
-            self.router.set_weights(STABLE_ONLY)
-            # From the verdict (or the abort command) to the balancer answering 100/0.
-            latency = time.perf_counter() - t0
-            events.append(
-                (
-                    "weights",
-                    ACTOR,
-                    f"weights {live} -> {STABLE_ONLY} (rollback)",
-                    {
-                        "from": live.to_dict(),
-                        "to": STABLE_ONLY.to_dict(),
-                        "seconds": round(latency, 4),
-                    },
-                )
-            )
-        self._stop_baseline(r, events)
-        self.workload.scale_canary(r.plan.post_rollback_canary_count)
-        events.append(
-            (
-                "rolled_back",
-                ACTOR,
-                f"rolled back: all traffic on stable; canary scaled to "
-                f"{r.plan.post_rollback_canary_count} task(s)",
-                None,
-            )
-        )
-        r = self.store.save(replace(r, status=RolloutStatus.ROLLED_BACK), now=now, events=events)
-        return TickResult(r, STABLE_ONLY, r.last_decision, latency)
-
-    def _stop_baseline(self, r: Rollout, events: list[EventRecord]) -> None:
-        """After the listener call that gave the baseline weight 0: stop its tasks."""
-        if r.plan.baseline:
-            self.workload.stop_baseline()
-            events.append(("baseline", ACTOR, "baseline stopped (weight 0, 0 tasks)", None))
-
-    def _promote(self, r: Rollout, live: Weights) -> TickResult:
-        events: list[EventRecord] = []
-        stopped = False
-        if r.plan.baseline and live.baseline == 0:
-            # Not serving (a soak step): stop it now, or the promotion would first roll
-            # its tasks onto the new stable image only to stop them after.
-            self._stop_baseline(r, events)
-            stopped = True
-        self.progress.update("promoting: stable takes the canary's version")
-        self.workload.promote(self.progress)
-        if live != STABLE_ONLY:
-            self.router.set_weights(STABLE_ONLY)
-            events.append(
-                (
-                    "weights",
-                    ACTOR,
-                    f"weights {live} -> {STABLE_ONLY} (stable runs the new version)",
-                    {"from": live.to_dict(), "to": STABLE_ONLY.to_dict()},
-                )
-            )
-        if not stopped:
-            self._stop_baseline(r, events)
-        self.workload.scale_canary(r.plan.idle_canary_count)
-        events.append(("promoted", ACTOR, "promoted: stable now runs the canary's version", None))
-        now = self.clock()
-        r = self.store.save(replace(r, status=RolloutStatus.PROMOTED), now=now, events=events)
-        return TickResult(r, STABLE_ONLY, r.last_decision)
+        return r

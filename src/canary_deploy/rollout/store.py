@@ -9,13 +9,36 @@ import sqlite3
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
-from enum import StrEnum
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 from canary_deploy.errors import UsageError
+from canary_deploy.rollout.model import (
+    ACTOR,
+    HEARTBEAT_STALE_S,
+    Command,
+    Event,
+    EventRecord,
+    Rollout,
+    RolloutStatus,
+    pid_alive,
+)
 from canary_deploy.rollout.plan import RolloutPlan
+from canary_deploy.weights import Weights
+
+# The rollout's types live in model.py; importing them from here keeps working.
+__all__ = [
+    "ACTOR",
+    "HEARTBEAT_STALE_S",
+    "Command",
+    "Event",
+    "EventRecord",
+    "Rollout",
+    "RolloutStatus",
+    "RolloutStore",
+    "pid_alive",
+]
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS rollouts (
@@ -34,7 +57,8 @@ CREATE TABLE IF NOT EXISTS rollouts (
     owner_pid INTEGER,
     heartbeat REAL,
     created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
+    updated_at REAL NOT NULL,
+    applied_weights TEXT
 );
 CREATE TABLE IF NOT EXISTS rollout_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -56,92 +80,8 @@ CREATE TABLE IF NOT EXISTS rollout_commands (
 CREATE INDEX IF NOT EXISTS rollout_events_by_rollout ON rollout_events (rollout_id, id);
 """
 
-# The actor the controller's own events are recorded under.
-ACTOR = "controller"
-
-# (kind, actor, message, data): one line of the audit log.
-EventRecord = tuple[str, str, str, dict[str, Any] | None]
-
-# A controller that has not written a heartbeat for this long is considered gone.
-HEARTBEAT_STALE_S = 30.0
-
-
-class RolloutStatus(StrEnum):
-    RUNNING = "running"
-    PAUSED = "paused"
-    ROLLING_BACK = "rolling_back"
-    PROMOTING = "promoting"
-    ROLLED_BACK = "rolled_back"
-    PROMOTED = "promoted"
-
-    @property
-    def terminal(self) -> bool:
-        return self in (RolloutStatus.ROLLED_BACK, RolloutStatus.PROMOTED)
-
-    @property
-    def ending(self) -> bool:
-        """Rolling back, promoting, or ended: no more judged steps."""
-        return self.terminal or self in (RolloutStatus.ROLLING_BACK, RolloutStatus.PROMOTING)
-
-
-class Command(StrEnum):
-    PROMOTE = "promote"  # skip to the next step
-    PROMOTE_FULL = "promote_full"  # skip to promotion
-    ABORT = "abort"  # roll back now
-    PAUSE = "pause"
-    RESUME = "resume"
-
-
-@dataclass(frozen=True)
-class Rollout:
-    id: int
-    stack: str
-    status: RolloutStatus
-    step: int
-    step_started_at: float
-    step_canary_requests: int
-    cursor: float
-    plan: RolloutPlan
-    judge: dict[str, Any]
-    last_decision: dict[str, Any] | None
-    canary_image: str | None
-    reason: str | None
-    owner_pid: int | None
-    heartbeat: float | None
-    created_at: float
-    updated_at: float
-
-
-@dataclass(frozen=True)
-class Event:
-    id: int
-    rollout_id: int
-    t: float
-    kind: str
-    actor: str
-    message: str
-    data: dict[str, Any] | None
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "id": self.id,
-            "rollout_id": self.rollout_id,
-            "time": self.t,
-            "kind": self.kind,
-            "actor": self.actor,
-            "message": self.message,
-            "data": self.data,
-        }
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+# Columns added after the first release: (table, column, type), added to older dbs.
+_ADDED_COLUMNS = (("rollouts", "applied_weights", "TEXT"),)
 
 
 class RolloutStore:
@@ -155,6 +95,10 @@ class RolloutStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA busy_timeout=10000")
         self._db.executescript(_SCHEMA)
+        for table, column, kind in _ADDED_COLUMNS:
+            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
+            if column not in have:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
 
     def close(self) -> None:
         self._db.close()
@@ -190,11 +134,13 @@ class RolloutStore:
             heartbeat=row[13],
             created_at=row[14],
             updated_at=row[15],
+            applied_weights=None if row[16] is None else Weights.from_dict(json.loads(row[16])),
         )
 
     _COLUMNS = (
         "id, stack, status, step, step_started_at, step_canary_requests, cursor, plan, judge, "
-        "last_decision, canary_image, reason, owner_pid, heartbeat, created_at, updated_at"
+        "last_decision, canary_image, reason, owner_pid, heartbeat, created_at, updated_at, "
+        "applied_weights"
     )
 
     def get(self, rollout_id: int) -> Rollout:
@@ -268,8 +214,8 @@ class RolloutStore:
         with self.transaction() as db:
             db.execute(
                 "UPDATE rollouts SET status=?, step=?, step_started_at=?, step_canary_requests=?, "
-                "cursor=?, judge=?, last_decision=?, reason=?, heartbeat=?, updated_at=? "
-                "WHERE id=?",
+                "cursor=?, judge=?, last_decision=?, reason=?, heartbeat=?, updated_at=?, "
+                "applied_weights=? WHERE id=?",
                 (
                     new.status,
                     new.step,
@@ -281,6 +227,9 @@ class RolloutStore:
                     new.reason,
                     now,
                     now,
+                    None
+                    if new.applied_weights is None
+                    else json.dumps(new.applied_weights.to_dict()),
                     new.id,
                 ),
             )
@@ -368,12 +317,32 @@ class RolloutStore:
             for r in rows
         ]
 
-    def send(self, rollout_id: int, command: Command, *, actor: str) -> None:
+    def send(self, rollout_id: int, command: Command, *, actor: str) -> int:
+        """Queue a command for the rollout's controller; returns its id."""
         with self.transaction() as db:
-            db.execute(
+            cur = db.execute(
                 "INSERT INTO rollout_commands (rollout_id, t, command, actor) VALUES (?, ?, ?, ?)",
                 (rollout_id, time.time(), command, actor),
             )
+        return int(cur.lastrowid or 0)
+
+    def withdraw(self, command_id: int, *, now: float, why: str) -> bool:
+        """Take back a command no controller consumed, so it can never fire later; the
+        withdrawal is recorded. False when a controller consumed it first."""
+        with self.transaction() as db:
+            row = db.execute(
+                "SELECT rollout_id, command, actor FROM rollout_commands "
+                "WHERE id = ? AND consumed_at IS NULL",
+                (command_id,),
+            ).fetchone()
+            if row is None:
+                return False
+            db.execute("DELETE FROM rollout_commands WHERE id = ?", (command_id,))
+            rollout_id, command, actor = row
+            self._insert_event(
+                db, rollout_id, now, "withdrawn", actor, f"{command} withdrawn: {why}"
+            )
+        return True
 
     def pending_commands(self, rollout_id: int) -> list[tuple[int, Command, str]]:
         rows = self._db.execute(

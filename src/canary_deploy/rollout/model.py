@@ -1,0 +1,108 @@
+"""What a rollout is, as every rollout store keeps it: its status, the commands sent to
+it, the rollout row and its audit log's events, and whether a controller process lives."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+from canary_deploy.rollout.plan import RolloutPlan
+from canary_deploy.weights import Weights
+
+# The actor the controller's own events are recorded under.
+ACTOR = "controller"
+
+# (kind, actor, message, data): one line of the audit log.
+EventRecord = tuple[str, str, str, dict[str, Any] | None]
+
+# A controller that has not written a heartbeat for this long is considered gone.
+HEARTBEAT_STALE_S = 30.0
+
+
+class RolloutStatus(StrEnum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    ROLLING_BACK = "rolling_back"
+    PROMOTING = "promoting"
+    ROLLED_BACK = "rolled_back"
+    PROMOTED = "promoted"
+
+    @property
+    def terminal(self) -> bool:
+        return self in (RolloutStatus.ROLLED_BACK, RolloutStatus.PROMOTED)
+
+    @property
+    def ending(self) -> bool:
+        """Rolling back, promoting, or ended: no more judged steps."""
+        return self.terminal or self in (RolloutStatus.ROLLING_BACK, RolloutStatus.PROMOTING)
+
+
+class Command(StrEnum):
+    PROMOTE = "promote"  # skip to the next step
+    PROMOTE_FULL = "promote_full"  # skip to promotion
+    ABORT = "abort"  # roll back now
+    PAUSE = "pause"
+    RESUME = "resume"
+
+
+@dataclass(frozen=True)
+class Rollout:
+    id: int
+    stack: str
+    status: RolloutStatus
+    step: int
+    step_started_at: float
+    step_canary_requests: int
+    cursor: float
+    plan: RolloutPlan
+    judge: dict[str, Any]
+    last_decision: dict[str, Any] | None
+    canary_image: str | None
+    reason: str | None
+    owner_pid: int | None
+    heartbeat: float | None
+    created_at: float
+    updated_at: float
+    # The weights the controller last put on the listener (or, once it paused on a change
+    # made outside it, last saw there); None until its first listener call.
+    applied_weights: Weights | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    rollout_id: int
+    t: float
+    kind: str
+    actor: str
+    message: str
+    data: dict[str, Any] | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "rollout_id": self.rollout_id,
+            "time": self.t,
+            "kind": self.kind,
+            "actor": self.actor,
+            "message": self.message,
+            "data": self.data,
+        }
+
+
+def pid_alive(pid: int) -> bool:
+    """True while `pid` runs. A zombie (exited, not yet reaped by its parent, e.g. a
+    controller just killed by SIGTERM) is not alive: it will never tick again."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (macOS): signal 0 is all we can tell
