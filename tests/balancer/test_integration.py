@@ -10,6 +10,7 @@ import socket
 import pytest
 
 from canary_deploy.balancer import Balancer, BalancerConfig, HealthCheckConfig
+from canary_deploy.errors import UsageError
 from canary_deploy.weights import Weights
 from tests.balancer.support import (
     ATTACK_MARKER,
@@ -363,6 +364,43 @@ def test_backend_helper_sanity() -> None:
     run(scenario())
 
 
+def test_a_sticky_canary_client_outlives_weight_zero_until_stickiness_is_off() -> None:
+    async def scenario() -> None:
+        async with stack(Weights(50, 50), stickiness_s=600) as (balancer, _, _):
+            while not (response := await get(balancer.port)).body.startswith(b"canary"):
+                pass
+            cookie = (response.header("Set-Cookie") or "").split(";")[0]
+            with_cookie = f"Cookie: {cookie}\r\n"
+            # The problem, as a real ALB has it: weight 0 does not move a bound client.
+            balancer.set_weights(Weights(100, 0))
+            assert balancer.stickiness_s == 600
+            for _ in range(5):
+                assert (await get(balancer.port, headers=with_cookie)).body == b"canary-0"
+            # One listener change with stickiness off: the next request goes to stable,
+            # and no new binding is issued.
+            balancer.set_forward(Weights(100, 0), None)
+            moved = await get(balancer.port, headers=with_cookie)
+            assert moved.body == b"stable-0" and moved.header("Set-Cookie") is None
+            # On again with its duration: old cookies bind again, new ones are issued.
+            balancer.set_forward(Weights(50, 50), 600)
+            again = await get(balancer.port, headers=with_cookie)
+            assert again.body == b"canary-0" and "AWSALBTG=" in (again.header("Set-Cookie") or "")
+
+    run(scenario())
+
+
+def test_stickiness_cannot_be_turned_on_where_it_was_never_configured() -> None:
+    async def scenario() -> None:
+        async with stack(Weights(50, 50)) as (balancer, _, _):
+            with pytest.raises(UsageError, match="without stickiness"):
+                balancer.set_forward(Weights(100, 0), 600)
+            assert balancer.get_weights() == Weights(50, 50)  # nothing changed
+            balancer.set_forward(Weights(100, 0), None)
+            assert balancer.get_weights() == Weights(100, 0)
+
+    run(scenario())
+
+
 def test_three_groups_split_exactly_and_a_sticky_client_stays_on_the_baseline() -> None:
     async def scenario() -> None:
         async with stack(Weights(90, 5, 5), baseline=1, stickiness_s=600) as (balancer, _, _):
@@ -388,8 +426,13 @@ def test_three_groups_split_exactly_and_a_sticky_client_stays_on_the_baseline() 
             for _ in range(10):
                 sticky = await get(balancer.port, headers=f"Cookie: {cookie}\r\n")
                 assert sticky.body == b"baseline-0"
-            # ...and moves when the rollout gives the baseline weight 0.
+            # ...and, as on ALB, still after its weight drops to 0...
             balancer.set_weights(Weights(95, 5))
+            for _ in range(5):
+                sticky = await get(balancer.port, headers=f"Cookie: {cookie}\r\n")
+                assert sticky.body == b"baseline-0"
+            # ...until the listener's stickiness is turned off in a listener change.
+            balancer.set_forward(Weights(95, 5), None)
             moved = {(await get(balancer.port, headers=f"Cookie: {cookie}\r\n")).body}
             for _ in range(20):
                 moved.add((await get(balancer.port, headers=f"Cookie: {cookie}\r\n")).body)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import time
+from email.utils import parsedate_to_datetime
 
 import pytest
 
@@ -65,7 +66,7 @@ def test_least_outstanding_requests_prefers_the_idlest_target() -> None:
     assert group.pick().target_id == "t1"  # type: ignore[union-attr]
 
 
-def test_sticky_cookie_binds_to_its_group_unless_that_group_has_weight_zero() -> None:
+def test_sticky_cookie_binds_to_its_group_even_at_weight_zero_as_on_alb() -> None:
     sticky = Stickiness(3600)
     header = sticky.set_cookie_header("canary", time.monotonic())
     assert header.startswith(b"Set-Cookie: AWSALBTG=") and b"Path=/" in header
@@ -80,8 +81,35 @@ def test_sticky_cookie_binds_to_its_group_unless_that_group_has_weight_zero() ->
         router.groups[version].targets["t"] = Target("t", "127.0.0.1", 1)
         router.groups[version].refresh()
     assert {router.choose("canary")[0] for _ in range(50)} == {"canary"}
+    # ALB's precedence: the cookie beats the weight. Only turning stickiness off (no
+    # binding read, see Stickiness.set_duration) or the cookie's expiry moves the client.
     router.chooser.set(Weights(100, 0))
-    assert {router.choose("canary")[0] for _ in range(50)} == {"stable"}
+    assert {router.choose("canary")[0] for _ in range(50)} == {"canary"}
+    assert {router.choose(None)[0] for _ in range(50)} == {"stable"}
+
+
+def test_stickiness_turned_off_reads_no_binding_and_issues_no_cookie() -> None:
+    sticky = Stickiness(3600)
+    now = time.monotonic()
+    token = sticky.set_cookie_header("canary", now).split(b"=", 1)[1].split(b";", 1)[0]
+    sticky.set_duration(None)
+    assert sticky.duration_s is None
+    assert sticky.version_from_cookie(b"AWSALBTG=" + token) is None
+    assert sticky.set_cookie_header("canary", now) == b""
+    assert sticky.set_cookie_header("canary", now + 5) == b""
+
+
+def test_stickiness_turned_on_again_binds_with_its_new_duration() -> None:
+    sticky = Stickiness(3600)
+    now = time.monotonic()
+    sticky.set_duration(None)
+    sticky.set_duration(600)
+    header = sticky.set_cookie_header("canary", now)
+    token = header.split(b"=", 1)[1].split(b";", 1)[0]
+    assert sticky.version_from_cookie(b"AWSALBTG=" + token) == "canary"  # old cookies too
+    expires = header.split(b"Expires=", 1)[1].split(b";", 1)[0].decode()
+    left = parsedate_to_datetime(expires).timestamp() - time.time()
+    assert 598 <= left <= 601
 
 
 def _state(target: Target) -> str:
@@ -154,7 +182,7 @@ def _router(weights: Weights) -> Router:
     return router
 
 
-def test_sticky_cookie_binds_to_the_baseline_while_it_has_weight_and_targets() -> None:
+def test_sticky_cookie_binds_to_the_baseline_while_it_has_targets() -> None:
     sticky = Stickiness(3600)
     header = sticky.set_cookie_header("baseline", time.monotonic())
     token = header.split(b"=", 1)[1].split(b";", 1)[0]
@@ -168,7 +196,7 @@ def test_sticky_cookie_binds_to_the_baseline_while_it_has_weight_and_targets() -
     router = _router(Weights(90, 5, 5))
     assert {router.choose("baseline")[0] for _ in range(50)} == {"baseline"}
     router.chooser.set(Weights(95, 5))  # the rollout ended: baseline weight 0
-    assert "baseline" not in {router.choose("baseline")[0] for _ in range(50)}
+    assert {router.choose("baseline")[0] for _ in range(50)} == {"baseline"}  # as on ALB
     router.chooser.set(Weights(90, 5, 5))
     del router.groups["baseline"].targets["t"]
     router.groups["baseline"].refresh()

@@ -59,11 +59,8 @@ class BalancerConfig:
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
             raise UsageError(f"port must be 0-65535, got {self.port}")
-        if self.stickiness_s is not None and not 1 <= self.stickiness_s <= 604800:
-            raise UsageError(
-                f"stickiness duration must be 1-604800 seconds (ALB's range), "
-                f"got {self.stickiness_s}"
-            )
+        if self.stickiness_s is not None:
+            check_stickiness(self.stickiness_s)
         if self.idle_timeout_s <= 0:
             raise UsageError("idle timeout must be positive")
         if self.algorithm not in ALGORITHMS:
@@ -78,6 +75,14 @@ class BalancerConfig:
                 "slow start cannot be combined with least outstanding requests (as on ALB)",
                 hint="use round_robin, or slow start 0",
             )
+
+
+def check_stickiness(seconds: int) -> None:
+    """ALB's range for `TargetGroupStickinessConfig.DurationSeconds`: 1..604800."""
+    if isinstance(seconds, bool) or not isinstance(seconds, int) or not 1 <= seconds <= 604800:
+        raise UsageError(
+            f"stickiness duration must be 1-604800 seconds (ALB's range), got {seconds!r}"
+        )
 
 
 def check_slow_start(seconds: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 import time
 from collections.abc import Callable, Sequence
 from email.utils import formatdate
@@ -260,15 +261,33 @@ def sticky_token(version: Version) -> bytes:
 
 
 class Stickiness:
-    """AWSALBTG cookies: read the group a client is bound to, and (re)issue the binding."""
+    """AWSALBTG cookies: read the group a client is bound to, and (re)issue the binding.
+
+    The listener's stickiness can be turned off and on again live (`set_duration`), as
+    ModifyListener does with `TargetGroupStickinessConfig`: while off, no cookie is read
+    and none is issued, at no cost to the hot path (the cached headers are empty).
+    """
 
     __slots__ = ("_by_token", "_cached", "_until", "duration_s")
 
     def __init__(self, duration_s: int) -> None:
-        self.duration_s = duration_s
-        self._by_token: dict[bytes, Version] = {sticky_token(v): v for v in GROUPS}
+        self.duration_s: int | None = duration_s
+        self._by_token: dict[bytes, Version] = {}
         self._until = -1.0  # monotonic time at which the cached headers' second ends
         self._cached: dict[Version, bytes] = {}
+        self.set_duration(duration_s)
+
+    def set_duration(self, duration_s: int | None) -> None:
+        """On for `duration_s` seconds from the next response, or off (None)."""
+        self.duration_s = duration_s
+        if duration_s is None:
+            self._by_token = {}
+            self._cached = dict.fromkeys(GROUPS, b"")
+            self._until = math.inf  # never rebuilt while off
+        else:
+            # Cookies issued before it was off name the same groups: they bind again.
+            self._by_token = {sticky_token(v): v for v in GROUPS}
+            self._until = -1.0  # rebuilt with the new duration on the next response
 
     def version_from_cookie(self, cookie_header: bytes) -> Version | None:
         """The group named by an AWSALBTG cookie in a Cookie header, if valid."""
@@ -283,14 +302,15 @@ class Stickiness:
         return self._by_token.get(value.strip())
 
     def set_cookie_header(self, version: Version, now: float) -> bytes:
-        """A complete `Set-Cookie:` header line; `now`: monotonic time.
+        """A complete `Set-Cookie:` header line (empty while off); `now`: monotonic time.
 
         Rebuilt once per wall-clock second (tracked on the monotonic clock the hot
         path reads anyway), so Expires is exact to the second.
         """
         if now >= self._until:
+            duration = self.duration_s or 0  # never 0 here: off never rebuilds
             second, self._until = wall_second(now)
-            expires = formatdate(second + self.duration_s, usegmt=True).encode()
+            expires = formatdate(second + duration, usegmt=True).encode()
             self._cached = {
                 v: b"Set-Cookie: %s=%s; Expires=%s; Path=/\r\n"
                 % (STICKY_COOKIE, sticky_token(v), expires)
@@ -313,12 +333,13 @@ class Router:
     def choose(self, sticky: Version | None = None) -> tuple[Version, Target | None]:
         """The group for the next request and a target in it (None: group is empty).
 
-        A sticky binding is honoured while its group has weight and targets; a group
-        at weight 0 gets nothing, so a rollback to 100/0 moves sticky clients too.
+        A sticky binding beats the weights, as on ALB: its group gets the request even
+        at weight 0, while the group has registered targets. A rollback therefore turns
+        stickiness off in the same listener change (canary_deploy.stickiness).
         """
         if sticky is not None:
             group = self.groups[sticky]
-            if self.chooser.weights.of(sticky) > 0 and group.has_targets:
+            if group.has_targets:
                 return sticky, group.pick()
         version = self.chooser.next()
         return version, self.groups[version].pick()

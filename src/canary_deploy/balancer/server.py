@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 
 from canary_deploy.backend import GROUPS, Version
-from canary_deploy.balancer.config import BalancerConfig, TargetHealth
+from canary_deploy.balancer.config import BalancerConfig, TargetHealth, check_stickiness
 from canary_deploy.balancer.health import HealthChecker
 from canary_deploy.balancer.metrics import MetricsRecorder
 from canary_deploy.balancer.proxy import ClientConnection, ProxyContext
@@ -111,8 +111,32 @@ class Balancer:
         return self._router.chooser.weights
 
     def set_weights(self, weights: Weights) -> None:
-        """Effective for the next request; requests in flight are not touched."""
+        """Effective for the next request; requests in flight are not touched. The
+        listener's stickiness stays as it is (see `set_forward`)."""
         self._router.chooser.set(weights)
+
+    @property
+    def stickiness_s(self) -> int | None:
+        """The listener's AWSALBTG duration now (None: off); `config.stickiness_s` is
+        what it was configured with."""
+        return None if self._stickiness is None else self._stickiness.duration_s
+
+    def set_forward(self, weights: Weights, stickiness_s: int | None) -> None:
+        """Weights and stickiness in one listener change (ModifyListener's forward action
+        with its `TargetGroupStickinessConfig`), both effective for the next request.
+
+        Stickiness can be turned on only on a listener configured with it: the hot path
+        of one started without it carries no stickiness at all."""
+        if stickiness_s is not None:
+            if self._stickiness is None:
+                raise UsageError(
+                    "this listener was started without stickiness: it cannot be turned on",
+                    hint="start it with a stickiness duration",
+                )
+            check_stickiness(stickiness_s)
+        self._router.chooser.set(weights)
+        if self._stickiness is not None:
+            self._stickiness.set_duration(stickiness_s)
 
     @property
     def slow_start_s(self) -> float:

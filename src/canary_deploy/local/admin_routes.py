@@ -17,6 +17,8 @@ from canary_deploy.local.report import listener_document, traffic_document
 from canary_deploy.local.services import EventSink, Supervisor
 from canary_deploy.local.store import StateStore, spec_from_dict, spec_to_dict
 from canary_deploy.local.tasks import ServiceSpec
+from canary_deploy.stickiness import listener_stickiness
+from canary_deploy.weights import Weights
 
 
 def service_specs(spec: ReleaseSpec) -> dict[Version, ServiceSpec]:
@@ -48,6 +50,21 @@ class StackAdmin:
         self.stop = stop
         self._spec_lock = asyncio.Lock()
         self._spec: ReleaseSpec | None = None
+        # The listener starts under the same stickiness rule as every later change (a
+        # daemon restarted after a rollback must not bind clients to the canary again).
+        self._set_listener(balancer.get_weights())
+
+    def _set_listener(self, weights: Weights) -> str:
+        """Weights and the stickiness they allow, in one listener change; says what
+        happened to stickiness ("" when none is configured). The configured duration (the
+        spec's, fixed when the balancer starts) is the source, never the live listener's,
+        which is off after a rollback."""
+        configured = self.balancer.config.stickiness_s
+        stickiness = listener_stickiness(configured, weights)
+        self.balancer.set_forward(weights, stickiness)
+        if configured is None:
+            return ""
+        return f", stickiness {stickiness} s" if stickiness else ", stickiness off"
 
     async def restore(self, spec: ReleaseSpec) -> None:
         """Run the spec a previous daemon ran, at the weights it left."""
@@ -73,8 +90,8 @@ class StackAdmin:
         weights = weights_from_body(body)
         # On disk first: a crash right after the call still restores what the user set.
         self.store.save_weights(weights)
-        self.balancer.set_weights(weights)
-        self.on_event("weights", None, f"set to {weights}")
+        sticky = self._set_listener(weights)
+        self.on_event("weights", None, f"set to {weights}{sticky}")
         return weights.to_dict()
 
     async def _get_spec(self, body: Any, query: dict[str, str]) -> Any:
@@ -99,7 +116,7 @@ class StackAdmin:
             self.balancer.set_slow_start(spec.slow_start_seconds)
             if first and self.store.load_weights() is None:
                 self.store.save_weights(spec.weights)
-                self.balancer.set_weights(spec.weights)
+                self._set_listener(spec.weights)
             self.on_event("deploy", None, _describe(spec))
         return {"weights": self.balancer.get_weights().to_dict()}
 
