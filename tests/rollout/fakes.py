@@ -5,8 +5,18 @@ from __future__ import annotations
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from canary_deploy.backend import Progress, ServiceStatus, Version, VersionCounts
+from canary_deploy.backend import (
+    Progress,
+    ServiceStatus,
+    Status,
+    TargetGroupStatus,
+    TaskDefinitionStatus,
+    Version,
+    VersionCounts,
+    VersionStatus,
+)
 from canary_deploy.weights import Weights
 
 
@@ -169,3 +179,33 @@ class FakeMetrics:
             return tuple(None for _ in qs)
         base = self.stable_latency_s if version == "stable" else self.canary_latency_s
         return tuple(base for _ in qs)
+
+
+class FakeTarget:
+    """A Target over the fakes (anything with `router`, `workload` and `metrics`): status
+    reads the workload, every task healthy as soon as it is asked for."""
+
+    name = "fake"
+
+    def __init__(self, parts: Any) -> None:
+        self.router: FakeRouter = parts.router
+        self.workload: FakeWorkload = parts.workload
+        self.metrics: FakeMetrics = parts.metrics
+
+    def status(self) -> Status:
+        w = self.workload
+
+        def version(image: str | None, count: int) -> VersionStatus:
+            return VersionStatus(
+                None if image is None else TaskDefinitionStatus(image),
+                ServiceStatus("svc", count, 0, count, "COMPLETED"),
+                TargetGroupStatus("tg", healthy=count),
+            )
+
+        versions: dict[Version, VersionStatus] = {
+            "stable": version(w.stable_image, 2),
+            "canary": version(w.canary_runs, w.canary_count),
+        }
+        if w.baseline_count:
+            versions["baseline"] = version(w.stable_image, w.baseline_count)
+        return Status("fake", "stack", "RUNNING", None, versions)

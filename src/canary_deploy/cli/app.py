@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from canary_deploy import __version__, usecases
+from canary_deploy.backend import Target
 from canary_deploy.cli.output import (
     OutputFormat,
     console,
@@ -136,9 +137,16 @@ def deploy(
     subnet_ids: Annotated[
         str | None, typer.Option(help="Comma-separated subnets (default VPC's)")
     ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="During a rollout: abort it (rolled back, recorded), then deploy."
+        ),
+    ] = False,
     output: OutputOpt = "text",
 ) -> None:
-    """Create or update the stack (first deploy 95/5), then print status."""
+    """Create or update the stack (first deploy 95/5), then print status. Refused while
+    a rollout runs (it judges the versions deployed), unless --force."""
     settings = settings_from(
         ctx,
         image_uri_stable=image_stable,
@@ -169,6 +177,7 @@ def deploy(
         assert isinstance(target, LocalTarget)
         current = target.stack.stored_spec()
     spec = usecases.release_spec(settings, current)
+    _yield_to_rollout(settings, target, force=force, quiet=output == "json")
     before = usecases.canary_image_live(target)
     with progress(f"Deploying {settings.stack_name} ({settings.target})") as p:
         status = usecases.deploy(target, spec, p)
@@ -178,6 +187,26 @@ def deploy(
         warn(warning)
 
 
+def _yield_to_rollout(settings: Settings, target: Target, *, force: bool, quiet: bool) -> None:
+    """`deploy` during a rollout: refused, or with --force the rollout ends first."""
+    from canary_deploy.rollout import service, steering
+
+    with service.existing_store(settings) as store:
+        if not force:
+            steering.refuse_deploy(store)
+            return
+        active = None if store is None else store.active()
+        if active is None:
+            return
+        with progress(f"Aborting rollout #{active.id} before the deploy", quiet=quiet) as p:
+            ended = steering.end_rollout(target, store, via="deploy --force", progress=p)
+    if ended is not None:
+        warn(
+            f"rollout #{ended.rollout.id} aborted by {ended.actor}: rolled back, all traffic "
+            "on stable"
+        )
+
+
 @app.command("set-weights")
 def set_weights(
     ctx: typer.Context,
@@ -185,17 +214,45 @@ def set_weights(
     canary: Annotated[str, typer.Argument(help="Canary weight, 0-100; the two sum to 100")],
     output: OutputOpt = "text",
 ) -> None:
-    """Split traffic S/C percent with one listener call (no stack update)."""
+    """Split traffic S/C percent with one listener call (no stack update). Refused while
+    a rollout runs (it owns the weights); allowed while it is paused."""
+    from canary_deploy.rollout import service, steering
+
     weights = Weights.parse(stable, canary)
-    target = open_target(settings_from(ctx))
-    show_status(usecases.set_weights(target, weights), output)
+    settings = settings_from(ctx)
+    target = open_target(settings)
+    with service.existing_store(settings) as store:
+        steering.refuse_set_weights(store)
+        paused = None if store is None else store.active()
+    status = usecases.set_weights(target, weights)
+    show_status(status, output)
+    if paused is not None:
+        warn(
+            f"rollout #{paused.id} is paused: it records this change as made outside it; "
+            "`canary resume` puts its step's weights back, `canary abort` rolls back"
+        )
 
 
 @app.command()
 def rollback(ctx: typer.Context, output: OutputOpt = "text") -> None:
-    """All traffic to stable now (100/0), one listener call."""
-    target = open_target(settings_from(ctx))
-    show_status(usecases.rollback(target), output)
+    """All traffic to stable now (100/0), one listener call. During a rollout: the
+    rollout ends as `canary abort` ends it (recorded in its history)."""
+    from canary_deploy.rollout import service, steering
+
+    settings = settings_from(ctx)
+    target = open_target(settings)
+    ended = None
+    with service.existing_store(settings) as store:
+        active = None if store is None else store.active()
+        if active is not None:
+            quiet = output == "json"
+            with progress(f"Ending rollout #{active.id}: rolling back", quiet=quiet) as p:
+                ended = steering.end_rollout(target, store, via="rollback", progress=p)
+    if ended is None:
+        show_status(usecases.rollback(target), output)
+        return
+    show_status(target.status(), output)
+    warn(f"rollout #{ended.rollout.id} ended: rolled back by {ended.actor}")
 
 
 @app.command()
@@ -213,36 +270,20 @@ def status(ctx: typer.Context, output: OutputOpt = "text") -> None:
     if rollout is not None:
         console.print(
             f"Rollout #{rollout['id']}: {rollout['status']} at step {rollout['step']}/"
-            f"{rollout['steps']} (canary {rollout['canary_weight']}%) - {rollout['last']}"
+            f"{rollout['steps']} (canary {rollout['canary_weight']}%, judging "
+            f"{rollout['canary_image']}) - {rollout['last']}",
+            markup=False,
         )
 
 
 def _rollout_summary(settings: Settings) -> dict[str, Any] | None:
     """The rollout in progress on this stack, if any (read from the state store only)."""
-    from canary_deploy.rollout.service import store_path
+    from canary_deploy.rollout.service import existing_store
+    from canary_deploy.rollout.view import summary
 
-    path = store_path(settings)
-    if not path.exists():
-        return None
-    from canary_deploy.rollout.service import open_store
-
-    store = open_store(settings)
-    try:
-        active = store.active()
-    finally:
-        store.close()
-    if active is None:
-        return None
-    step = active.plan.steps[min(active.step, len(active.plan.steps) - 1)]
-    last = (active.last_decision or {}).get("explanation") or active.reason or "starting"
-    return {
-        "id": active.id,
-        "status": str(active.status),
-        "step": active.step + 1,
-        "steps": len(active.plan.steps),
-        "canary_weight": step.canary_weight,
-        "last": last,
-    }
+    with existing_store(settings) as store:
+        active = None if store is None else store.active()
+    return None if active is None else summary(active)
 
 
 @app.command()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated
 
 import typer
@@ -10,8 +13,7 @@ import typer
 from canary_deploy.cli.app import OutputOpt, app, settings_from
 from canary_deploy.cli.output import console, print_json, progress
 from canary_deploy.errors import OperationFailed, UsageError
-from canary_deploy.rollout import service
-from canary_deploy.rollout.controller import TickResult
+from canary_deploy.rollout import service, steering
 from canary_deploy.rollout.store import Command, Event, Rollout
 from canary_deploy.rollout.view import LiveView, PlainView, headline
 from canary_deploy.targets import open_target
@@ -86,7 +88,7 @@ def rollout(
         live = console.is_terminal and output == "text"
         view = LiveView(console) if live else PlainView(console)
         try:
-            with view:
+            with view, _sigterm_as_interrupt():
                 final = service.run(target, store, current, view)
         except KeyboardInterrupt:
             left = store.get(current.id)
@@ -98,6 +100,21 @@ def rollout(
     finally:
         store.close()
     _finish(final, output)
+
+
+@contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM stops watching as Ctrl-C does: the controller lets go of the rollout at
+    once, so a steering command sent right after acts without waiting for it."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def _finish(final: Rollout, output: str) -> None:
@@ -120,46 +137,55 @@ def _finish(final: Rollout, output: str) -> None:
         )
 
 
-def _steer(ctx: typer.Context, command: Command) -> TickResult:
+def _steer(ctx: typer.Context, command: Command, output: str) -> None:
+    """Send a command and return once it is in effect (rc 1 and why, otherwise)."""
     settings = settings_from(ctx)
     target = open_target(settings)
     store = service.open_store(settings)
+    verb = str(command).replace("_full", " --full")
     try:
-        result = service.steer(target, store, command)
+        with progress(f"canary {verb}", quiet=output == "json") as p:
+            done = steering.steer(target, store, command, actor=steering.operator(), progress=p)
     finally:
         store.close()
-    r = result.rollout
-    console.print(f"{headline(r)}, weights {result.live_weights}")
+    if output == "json":
+        print_json(done.to_dict())
+        return
+    r = done.rollout
+    console.print(f"{headline(r)}, weights {done.weights}", markup=False)
     if r.reason:
-        console.print(r.reason)
-    return result
+        console.print(r.reason, markup=False)
+    for note in done.notes:
+        console.print(f"note: {note}", markup=False)
 
 
 @app.command()
 def promote(
     ctx: typer.Context,
     full: Annotated[bool, typer.Option("--full", help="Skip all steps: promote now.")] = False,
+    output: OutputOpt = "text",
 ) -> None:
-    """End the rollout's current step now (--full: promote the canary to stable now)."""
-    _steer(ctx, Command.PROMOTE_FULL if full else Command.PROMOTE)
+    """End the rollout's current step now (--full: promote the canary to stable now);
+    returns once the next step's weights (or the promotion) are in effect."""
+    _steer(ctx, Command.PROMOTE_FULL if full else Command.PROMOTE, output)
 
 
 @app.command()
-def abort(ctx: typer.Context) -> None:
-    """Roll the running rollout back now (100/0)."""
-    _steer(ctx, Command.ABORT)
+def abort(ctx: typer.Context, output: OutputOpt = "text") -> None:
+    """Roll the running rollout back now; returns once 100/0 is in effect."""
+    _steer(ctx, Command.ABORT, output)
 
 
 @app.command()
-def pause(ctx: typer.Context) -> None:
-    """Hold the rollout at its current step (auto-rollback stays on)."""
-    _steer(ctx, Command.PAUSE)
+def pause(ctx: typer.Context, output: OutputOpt = "text") -> None:
+    """Hold the rollout at its current step (auto-rollback stays on); returns once paused."""
+    _steer(ctx, Command.PAUSE, output)
 
 
 @app.command()
-def resume(ctx: typer.Context) -> None:
-    """Continue a paused rollout."""
-    _steer(ctx, Command.RESUME)
+def resume(ctx: typer.Context, output: OutputOpt = "text") -> None:
+    """Continue a paused rollout; returns once its step's weights are back."""
+    _steer(ctx, Command.RESUME, output)
 
 
 def _event_line(e: Event) -> str:

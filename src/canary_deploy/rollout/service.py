@@ -3,17 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
 from canary_deploy.backend import GROUPS, Progress, SilentProgress, Target
 from canary_deploy.config import Settings
-from canary_deploy.errors import UsageError
+from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.rollout.controller import Controller, TickResult
 from canary_deploy.rollout.plan import RolloutPlan, build_plan, load_imbalance
 from canary_deploy.rollout.start import start_rollout
-from canary_deploy.rollout.store import Command, Event, Rollout, RolloutStore
+from canary_deploy.rollout.store import Event, Rollout, RolloutStatus, RolloutStore
 
 
 class RolloutView(Protocol):
@@ -30,6 +31,20 @@ def store_path(settings: Settings) -> Path:
 
 def open_store(settings: Settings) -> RolloutStore:
     return RolloutStore(store_path(settings), settings.stack_name)
+
+
+@contextmanager
+def existing_store(settings: Settings) -> Iterator[RolloutStore | None]:
+    """The stack's rollout store, or None when no rollout ever ran here (a command that
+    only checks for a rollout does not create a store)."""
+    if not store_path(settings).exists():
+        yield None
+        return
+    store = open_store(settings)
+    try:
+        yield store
+    finally:
+        store.close()
 
 
 def plan_from(
@@ -49,7 +64,8 @@ def begin(
     controller is refused here, before anything is said or done). Returns (rollout, resumed).
 
     A new rollout with a baseline first starts the baseline's tasks and restarts the
-    canary's with them, so both arms are the same age and warm up together."""
+    canary's with them, so both arms are the same age and warm up together. A canary a
+    rollback scaled to 0 tasks is scaled back first."""
     progress = progress or SilentProgress()
     active = store.active()
     if active is not None:
@@ -59,15 +75,17 @@ def begin(
         return active, True
     status = target.status()
     canary = status.versions.get("canary")
-    image = None
-    if canary is not None and canary.task_definition is not None:
-        image = canary.task_definition.image
-    if canary is None or canary.service is None or canary.service.desired == 0:
+    if canary is None or canary.service is None:
         raise UsageError(
-            "the canary service runs no tasks: nothing to roll out",
+            "the stack has no canary service: nothing to roll out",
             hint="deploy the new version first: `canary deploy --image-canary ...`",
         )
     notes: list[str] = []
+    if canary.service.desired == 0:
+        notes += rescale_canary(settings, target, store, progress)
+        status = target.status()
+        canary = status.versions["canary"]
+    assert canary.service is not None
     if plan.baseline:
         count = canary.service.desired  # each target says what it starts
         try:
@@ -84,8 +102,92 @@ def begin(
         if warning:
             progress.log(f"Warning: {warning}")
             notes.append(warning)
+    # What the canary's tasks run now (after any restart), pinned where the target can:
+    # the one image this rollout judges and may promote.
+    image = target.workload.canary_image()
     rollout = start_rollout(store, plan, target.metrics, canary_image=image, notes=notes)
     return rollout, False
+
+
+def rescale_canary(
+    settings: Settings, target: Target, store: RolloutStore, progress: Progress
+) -> list[str]:
+    """Scale a canary with 0 tasks (a rollback leaves it so) back to the count it had, and
+    wait until its tasks are healthy. Returns notes for the new rollout's history."""
+    latest = store.latest()
+    runs = target.workload.canary_image()
+    promoted = latest is not None and latest.status is RolloutStatus.PROMOTED
+    if latest is not None and promoted and runs == latest.canary_image:
+        raise UsageError(
+            f"the canary runs stable's image (rollout #{latest.id} promoted {runs}): "
+            "nothing new to roll out",
+            hint="deploy the new version first: `canary deploy --image-canary ...`",
+        )
+    count, why = _count_before(store, latest, settings.desired_count_canary)
+    if count < 1:
+        raise UsageError(
+            "the canary service runs no tasks: nothing to roll out",
+            hint="deploy it with tasks: `canary deploy --canary-count 1`",
+        )
+    progress.log(f"The canary service runs no tasks ({why}): scaling it back to {count} task(s)")
+    target.workload.scale_canary(count)
+    wait_canary_healthy(target, count, progress)
+    notes = [f"canary scaled back to {count} task(s) for this rollout ({why})"]
+    rolled_back = latest is not None and latest.status is RolloutStatus.ROLLED_BACK
+    if latest is not None and rolled_back and runs is not None and runs == latest.canary_image:
+        again = f"rollout #{latest.id} rolled back this image: {latest.reason}"
+        progress.log(f"Note: {again}")
+        notes.append(again)
+    return notes
+
+
+def _count_before(store: RolloutStore, latest: Rollout | None, configured: int) -> tuple[int, str]:
+    """How many tasks the canary had before the last rollback scaled it in, and why."""
+    if latest is not None and latest.status is RolloutStatus.ROLLED_BACK:
+        for event in reversed(store.events(latest.id)):
+            before = (
+                (event.data or {}).get("canary_count_before")
+                if event.kind == "rolled_back"
+                else None
+            )
+            if isinstance(before, int) and before > 0:
+                return before, f"rollout #{latest.id} rolled back and scaled it in from {before}"
+        return configured, f"rollout #{latest.id} rolled back; DESIRED_COUNT_CANARY is {configured}"
+    return configured, f"DESIRED_COUNT_CANARY is {configured}"
+
+
+def wait_canary_healthy(
+    target: Target,
+    count: int,
+    progress: Progress,
+    *,
+    timeout_s: float = 600.0,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Until the canary runs `count` tasks its target group reports healthy (10 min at
+    most: a Fargate task pulls its image first); a crash loop fails at once."""
+    deadline = clock() + timeout_s
+    while True:
+        canary = target.status().versions.get("canary")
+        service = None if canary is None else canary.service
+        group = None if canary is None else canary.target_group
+        if service is not None and service.deployment_state == "crash-looping":
+            raise OperationFailed(
+                f"the canary's tasks crash-loop: {service.message}",
+                hint="see `canary status` and the task logs",
+            )
+        healthy = group.healthy if group is not None else (service.running if service else 0)
+        if service is not None and service.running >= count and healthy >= count:
+            return
+        progress.update(f"scaling the canary back: {healthy}/{count} task(s) healthy")
+        if clock() > deadline:
+            raise OperationFailed(
+                f"the canary did not get {count} healthy task(s) within {timeout_s:.0f}s "
+                f"({healthy} healthy)",
+                hint="see `canary status`",
+            )
+        sleep(1.0)
 
 
 def _ensure_baseline(target: Target, progress: Progress) -> None:
@@ -143,30 +245,6 @@ def _p99(target: Target, rollout: Rollout, now: float) -> dict[str, float | None
         (value,) = target.metrics.quantiles(version, start, end, (0.99,))
         out[version] = value
     return out
-
-
-def steer(
-    target: Target, store: RolloutStore, command: Command, *, actor: str = "user"
-) -> TickResult:
-    """Send a command to the active rollout. With no live controller, act on it here."""
-    active = store.active()
-    if active is None:
-        latest = store.latest()
-        detail = "" if latest is None else f" (the last one, #{latest.id}, is {latest.status})"
-        raise UsageError(f"no rollout in progress{detail}", hint="start one with `canary rollout`")
-    store.send(active.id, command, actor=actor)
-    if store.controller_alive(active, now=time.time()):
-        return _await_consumed(target, store, active)
-    controller = Controller(target.router, target.workload, target.metrics, store, active.id)
-    return controller.tick()
-
-
-def _await_consumed(target: Target, store: RolloutStore, rollout: Rollout) -> TickResult:
-    deadline = time.monotonic() + 10
-    while store.pending_commands(rollout.id) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    current = store.get(rollout.id)
-    return TickResult(current, target.router.get_weights(), current.last_decision)
 
 
 def history(store: RolloutStore, rollout_id: int | None = None) -> list[Event]:

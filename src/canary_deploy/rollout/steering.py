@@ -1,0 +1,299 @@
+"""Steering a rollout from any terminal: each command returns only once its change is in
+effect, or fails and says why (never left pending to fire later); and the seed's verbs
+that touch the weights yield to a rollout, which owns them while it runs."""
+
+from __future__ import annotations
+
+import getpass
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from canary_deploy.backend import Progress, SilentProgress, Target
+from canary_deploy.errors import OperationFailed, UsageError
+from canary_deploy.rollout.controller import Controller
+from canary_deploy.rollout.model import Command, Rollout, RolloutStatus
+from canary_deploy.rollout.store import RolloutStore
+from canary_deploy.rollout.view import summary
+from canary_deploy.weights import STABLE_ONLY, Weights
+
+S = RolloutStatus
+_VERB = {
+    Command.ABORT: "abort",
+    Command.PAUSE: "pause",
+    Command.RESUME: "resume",
+    Command.PROMOTE: "promote",
+    Command.PROMOTE_FULL: "promote --full",
+}
+
+
+@dataclass(frozen=True)
+class Deadlines:
+    consume_s: float = 15.0  # a live controller takes a command within this (it ticks 4/s)
+    effect_s: float = 60.0  # then the change is in effect within this
+    promotion_s: float = 3600.0  # unless it promotes: stable's tasks roll (ECS: minutes)
+    poll_s: float = 0.1
+
+
+@dataclass(frozen=True)
+class Steered:
+    """A command in effect: the rollout and the live weights as they are now."""
+
+    command: Command
+    actor: str
+    rollout: Rollout
+    weights: Weights
+    acted_by: str
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "command": str(self.command),
+            "actor": self.actor,
+            "acted_by": self.acted_by,
+            "notes": list(self.notes),
+            "rollout": summary(self.rollout),
+            "weights": self.weights.to_dict(),
+        }
+
+
+def operator(via: str | None = None) -> str:
+    """Who sends a command, for the audit log: the OS user, and the verb when it is not a
+    steering command itself (e.g. "alice (rollback)")."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = "user"
+    return f"{user} ({via})" if via else user
+
+
+def steer(
+    target: Target,
+    store: RolloutStore,
+    command: Command,
+    *,
+    actor: str,
+    progress: Progress | None = None,
+    deadlines: Deadlines = Deadlines(),
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> Steered:
+    """Send `command` to the active rollout and return once it is in effect. A live
+    controller carries it out; with none (or one that dies meanwhile) this process does.
+    A live controller that does not take it in time: withdrawn, OperationFailed."""
+    progress = progress or SilentProgress()
+    before = _active(store)
+    already = _already(before, command)
+    _refuse_too_late(store, before, command)
+    courier = _Courier(target, store, before.id, progress, deadlines, sleep, clock)
+    acted_by = f"no command sent: the rollout was already {before.status}"
+    if not already:
+        acted_by = courier.deliver(store.send(before.id, command, actor=actor), command)
+    r, live = courier.await_effect(command, before)
+    notes = [f"already {before.status}"] if already else []
+    if not r.status.terminal and not store.controller_alive(r, now=time.time()):
+        notes.append("no controller runs this rollout now: `canary rollout` resumes running it")
+    return Steered(command, actor, r, live, acted_by, tuple(notes))
+
+
+def _active(store: RolloutStore) -> Rollout:
+    active = store.active()
+    if active is None:
+        latest = store.latest()
+        detail = "" if latest is None else f" (the last one, #{latest.id}, is {latest.status})"
+        raise UsageError(f"no rollout in progress{detail}", hint="start one with `canary rollout`")
+    return active
+
+
+def _already(r: Rollout, command: Command) -> bool:
+    """The command's change is already there or under way: send nothing, wait for it."""
+    return (
+        (command is Command.PAUSE and r.status is S.PAUSED)
+        or (command is Command.RESUME and r.status is S.RUNNING)
+        or (command is Command.ABORT and r.status is S.ROLLING_BACK)
+        or (command in (Command.PROMOTE, Command.PROMOTE_FULL) and r.status is S.PROMOTING)
+    )
+
+
+def _refuse_too_late(store: RolloutStore, r: Rollout, command: Command) -> None:
+    """Commands a rollout in its status can no longer carry out (nothing is sent)."""
+    ending = r.status in (S.ROLLING_BACK, S.PROMOTING)
+    if command is Command.ABORT:
+        # A promotion a live controller is carrying out is past the point of abort; one
+        # left unfinished by a dead controller is rolled back here.
+        if r.status is S.PROMOTING and store.controller_alive(r, now=time.time()):
+            raise UsageError(
+                f"rollout #{r.id} is promoting: too late to abort (stable is taking "
+                f"{r.canary_image})",
+                hint="once it ends, `canary deploy` the previous image to go back",
+            )
+        return
+    if ending and not _already(r, command):
+        raise UsageError(
+            f"rollout #{r.id} is {r.status}: too late to {_VERB[command]}",
+            hint="watch it with `canary status`",
+        )
+
+
+class _Courier:
+    """Gets one command to the rollout's controller - or acts as one - and waits."""
+
+    def __init__(
+        self,
+        target: Target,
+        store: RolloutStore,
+        rollout_id: int,
+        progress: Progress,
+        deadlines: Deadlines,
+        sleep: Callable[[float], None],
+        clock: Callable[[], float],
+    ) -> None:
+        self.target = target
+        self.store = store
+        self.rollout_id = rollout_id
+        self.progress = progress
+        self.deadlines = deadlines
+        self.sleep = sleep
+        self.clock = clock
+
+    def deliver(self, command_id: int, command: Command) -> str:
+        """Who carried the command out; raises once it is withdrawn."""
+        verb = _VERB[command]
+        deadline = self.clock() + self.deadlines.consume_s
+        while True:
+            pending = {cid for cid, _, _ in self.store.pending_commands(self.rollout_id)}
+            r = self.store.get(self.rollout_id)
+            if command_id not in pending:
+                return f"controller (pid {r.owner_pid})"
+            if r.status.terminal:
+                self._withdraw(command_id, f"rollout #{r.id} ended {r.status} first")
+                raise OperationFailed(
+                    f"rollout #{r.id} ended {r.status} before the {verb} took effect",
+                    hint="see `canary history`",
+                )
+            if not self.store.controller_alive(r, now=time.time()) and self.tick_here():
+                return "this command (no controller was running)"
+            if self.clock() >= deadline:
+                why = (
+                    f"the rollout's controller (pid {r.owner_pid}) did not take the {verb} "
+                    f"within {self.deadlines.consume_s:g}s"
+                )
+                if self._withdraw(command_id, why):
+                    raise OperationFailed(
+                        f"{why}: nothing changed, and the {verb} was withdrawn (it will not "
+                        "fire later)",
+                        hint=f"is it stuck? `kill {r.owner_pid}`, then run `canary {verb}` "
+                        "again: with no controller running, the command acts itself",
+                    )
+                continue  # taken at the last moment
+            self.progress.update(f"waiting for the rollout's controller to take the {verb}")
+            self.sleep(self.deadlines.poll_s)
+
+    def _withdraw(self, command_id: int, why: str) -> bool:
+        return self.store.withdraw(command_id, now=time.time(), why=why)
+
+    def tick_here(self) -> bool:
+        """One controller tick in this process (it consumes every pending command); False
+        when another controller claimed the rollout first."""
+        try:
+            self.store.claim(self.rollout_id, now=time.time())
+        except UsageError:
+            return False
+        try:
+            t = self.target
+            Controller(
+                t.router, t.workload, t.metrics, self.store, self.rollout_id, progress=self.progress
+            ).tick()
+        finally:
+            self.store.release(self.rollout_id)
+        return True
+
+    def await_effect(self, command: Command, before: Rollout) -> tuple[Rollout, Weights]:
+        """The rollout and live weights once the command's change is in effect."""
+        start = self.clock()
+        verb = _VERB[command]
+        while True:
+            r = self.store.get(self.rollout_id)
+            live = self.target.router.get_weights()
+            done = in_effect(command, before, r, live)
+            if done:
+                return r, live
+            if done is False:
+                reason = f": {r.reason}" if r.reason else ""
+                raise OperationFailed(
+                    f"the {verb} did not take effect: rollout #{r.id} is {r.status} at step "
+                    f"{r.step + 1}, weights {live}{reason}",
+                    hint="see `canary history` for what happened",
+                )
+            limit = self.deadlines.effect_s
+            if r.status is S.PROMOTING:
+                limit = self.deadlines.promotion_s
+                self.progress.update("promoting: stable's tasks take the judged image")
+            if self.clock() - start > limit:
+                raise OperationFailed(
+                    f"the {verb} was taken but is not in effect after {limit:g}s: rollout "
+                    f"#{r.id} is {r.status}, weights {live}",
+                    hint="watch it with `canary status`",
+                )
+            if not r.status.terminal and not self.store.controller_alive(r, now=time.time()):
+                self.tick_here()  # finish what a controller that died meanwhile left
+            self.sleep(self.deadlines.poll_s)
+
+
+def in_effect(command: Command, before: Rollout, r: Rollout, live: Weights) -> bool | None:
+    """True once `command` (taken when the rollout was `before`) is in effect in `r` with
+    `live` weights; None while it is still on its way; False when it cannot be any more."""
+    last_step = before.step + 1 >= len(before.plan.steps)
+    if command is Command.ABORT:
+        if r.status is S.ROLLED_BACK:
+            return live == STABLE_ONLY or None
+        return False if r.status is S.PROMOTED else None
+    if command is Command.PROMOTE_FULL or (command is Command.PROMOTE and last_step):
+        if r.status is S.PROMOTED:
+            return live == STABLE_ONLY or None
+        return None if r.status is S.PROMOTING else False
+    if command is Command.PAUSE:
+        return r.status is S.PAUSED
+    if r.status in (S.PROMOTING, S.PROMOTED):
+        return True  # resumed or promoted a step, and the rollout went on to the end
+    advanced = command is Command.RESUME or r.step > before.step
+    if r.status is S.RUNNING and advanced:
+        return live == r.plan.weights(r.step) or None
+    return False
+
+
+def end_rollout(
+    target: Target, store: RolloutStore | None, *, via: str, progress: Progress
+) -> Steered | None:
+    """`rollback` or `deploy --force` during a rollout: it ends as `abort` ends it (100/0
+    verified, rolled back), recorded with who and how. None when no rollout is active."""
+    if store is None or store.active() is None:
+        return None
+    return steer(target, store, Command.ABORT, actor=operator(via), progress=progress)
+
+
+def refuse_set_weights(store: RolloutStore | None) -> None:
+    """`set-weights` while a rollout runs would be silently undone or fight it: refused.
+    A paused rollout leaves the weights to a human (the change is recorded)."""
+    active = None if store is None else store.active()
+    if active is None or active.status is S.PAUSED:
+        return
+    raise UsageError(
+        f"rollout #{active.id} is {active.status} and owns the listener's weights: nothing changed",
+        hint="`canary pause` holds it so you can set weights by hand (`canary resume` puts "
+        "the step's back), or `canary abort` ends it with all traffic on stable",
+    )
+
+
+def refuse_deploy(store: RolloutStore | None) -> None:
+    """A deploy during a rollout would change what it judges: refused."""
+    active = None if store is None else store.active()
+    if active is None:
+        return
+    raise UsageError(
+        f"rollout #{active.id} is {active.status}: a deploy now would change the versions it "
+        "is judging; nothing changed",
+        hint="`canary abort` ends it (all traffic to stable), or `canary deploy --force` "
+        "aborts it and then deploys",
+    )
