@@ -4,9 +4,10 @@ lost lease, a stale read, a command applied twice, two rollouts started at once)
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import replace
+from dataclasses import fields, replace
 from typing import Any
 
 import boto3
@@ -14,7 +15,7 @@ import pytest
 
 from canary_deploy.analysis import Judge
 from canary_deploy.aws.state import DynamoRolloutState, open_state
-from canary_deploy.aws.state_codec import HEAD, number, rollout_key
+from canary_deploy.aws.state_codec import HEAD, number, rollout_document, rollout_key
 from canary_deploy.aws.state_table import StateErrors, ensure_table
 from canary_deploy.errors import EXIT_FAILED, OperationFailed, UsageError
 from canary_deploy.rollout.plan import build_plan
@@ -129,6 +130,23 @@ def test_access_denied_on_the_table_names_the_missing_permission() -> None:
     assert "access denied to the rollout state table canary-deploy-state" in failed.value.message
     assert failed.value.hint is not None
     assert "lack dynamodb:GetItem on table canary-deploy-state in us-east-1" in failed.value.hint
+
+
+def test_access_denied_on_a_save_names_the_permissions_a_transaction_needs() -> None:
+    client, stub = stubbed("dynamodb")
+    stub.add_response("get_item", {})  # no rollout yet
+    stub.add_client_error("transact_write_items", "AccessDeniedException", "not authorized")
+    state = DynamoRolloutState(
+        client,
+        table="canary-deploy-state",
+        partition="1:us-east-1:shop",
+        stack="shop",
+        region=REGION,
+    )
+    with stub, pytest.raises(OperationFailed) as failed:
+        state.create(PLAN, {}, now=T0, canary_image=None, actor="alice")
+    assert failed.value.hint is not None
+    assert "dynamodb:PutItem, dynamodb:UpdateItem and dynamodb:DeleteItem" in failed.value.hint
 
 
 def test_access_denied_creating_the_table_names_create_table() -> None:
@@ -311,3 +329,9 @@ def test_more_events_than_one_transaction_holds_are_all_saved_in_order(
         + ["after"]
     )
     assert [e.id for e in logged] == list(range(1, 153))
+
+
+def test_a_field_added_to_rollout_is_stored_without_touching_the_store(open_: OpenState) -> None:
+    r = start(open_())
+    stored = json.loads(rollout_document(r))
+    assert set(stored) == {f.name for f in fields(Rollout)} - {"owner_pid", "heartbeat"}

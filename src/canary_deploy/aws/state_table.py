@@ -41,6 +41,19 @@ def caller_account(sts: STSClient) -> str:
     return sts.get_caller_identity()["Account"]
 
 
+# A transaction is authorised action by action: its Put, Update and Delete need the
+# permissions of PutItem, UpdateItem and DeleteItem (there is no permission of its own).
+_TRANSACTION_PERMISSIONS = "dynamodb:PutItem, dynamodb:UpdateItem and dynamodb:DeleteItem"
+
+
+def permissions(operation: str) -> str:
+    """The IAM permission(s) an API operation of the state store needs."""
+    if operation == "TransactWriteItems":
+        return _TRANSACTION_PERMISSIONS
+    service = "sts" if operation == "GetCallerIdentity" else "dynamodb"
+    return f"{service}:{operation}"
+
+
 class StateErrors:
     """Botocore errors on the state table as CanaryErrors; access denied names the
     permission the credentials lack."""
@@ -64,10 +77,11 @@ class StateErrors:
     def _translate(self, exc: ClientError, action: str) -> Exception:
         code = error_code(exc)
         if code in ACCESS_DENIED_CODES:
-            service = "sts" if exc.operation_name == "GetCallerIdentity" else "dynamodb"
+            message = str(exc.response.get("Error", {}).get("Message", ""))
             return OperationFailed(
-                f"access denied to the rollout state table {self.table} while trying to {action}",
-                hint=f"the credentials lack {service}:{exc.operation_name} on table "
+                f"access denied to the rollout state table {self.table} while trying to "
+                f"{action}: {message}",
+                hint=f"the credentials lack {permissions(exc.operation_name)} on table "
                 f"{self.table} in {self.region}; grant it (see the operator's IAM policy in "
                 f"docs/aws.md), or name another table with {TABLE_ENV}",
             )
