@@ -113,6 +113,30 @@ def test_a_table_still_being_created_is_waited_for() -> None:
     assert progress.updates[-1] == "waiting for table t to become ACTIVE (CREATING)"
 
 
+def test_a_table_another_canary_is_creating_at_the_same_time_is_used() -> None:
+    client, stub = stubbed("dynamodb")
+    keys = [
+        {"AttributeName": "pk", "KeyType": "HASH"},
+        {"AttributeName": "sk", "KeyType": "RANGE"},
+    ]
+    stub.add_client_error("describe_table", "ResourceNotFoundException", "not found")
+    stub.add_client_error("create_table", "ResourceInUseException", "Table already exists: t")
+    stub.add_response("describe_table", {"Table": {"TableStatus": "ACTIVE", "KeySchema": keys}})
+    with stub:
+        ensure_table(client, "t", RecordingProgress(), sleep=lambda _: None)
+    stub.assert_no_pending_responses()
+
+
+def test_a_table_deleted_while_in_use_says_the_next_command_recreates_it(
+    open_: OpenState, table: str
+) -> None:
+    store = open_()
+    boto3.client("dynamodb").delete_table(TableName=table)
+    with pytest.raises(OperationFailed, match=f"table {table} does not exist") as failed:
+        store.latest()
+    assert failed.value.hint is not None and "creates the table" in failed.value.hint
+
+
 def test_access_denied_on_the_table_names_the_missing_permission() -> None:
     client, stub = stubbed("dynamodb")
     denied = "User: arn:aws:iam::1:user/ci is not authorized to perform: dynamodb:GetItem"
