@@ -63,18 +63,20 @@ class Weights:
         return cls(values[0], values[1])
 
     @classmethod
-    def from_alb(cls, stable: int, canary: int, baseline: int = 0) -> Weights:
-        """Convert ALB relative weights (0..999 each) to percent, rounding to sum 100.
+    def from_alb(cls, stable: int, canary: int, baseline: int = 0) -> Weights | None:
+        """Convert ALB relative weights (0..999 each) to percent, rounding to sum 100;
+        None when every weight is 0 (no split: the listener forwards nothing).
 
         >>> Weights.from_alb(190, 10)
         Weights(stable=95, canary=5, baseline=0)
         >>> Weights.from_alb(90, 5, 5)
         Weights(stable=90, canary=5, baseline=5)
+        >>> print(Weights.from_alb(0, 0, 0))
+        None
         """
         total = stable + canary + baseline
         if total <= 0:
-            # ALB with every weight 0 sends nothing anywhere; show it as all-stable intent.
-            return cls(100, 0)
+            return None
         canary_pct = round(100 * canary / total)
         baseline_pct = min(round(100 * baseline / total), 100 - canary_pct)
         return cls(100 - canary_pct - baseline_pct, canary_pct, baseline_pct)

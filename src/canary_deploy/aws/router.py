@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from canary_deploy.aws.errors import ErrorScope
 from canary_deploy.aws.stack import NoBaseline, StackOutputs
-from canary_deploy.backend import GROUPS
+from canary_deploy.backend import GROUPS, Version
 from canary_deploy.errors import OperationFailed
+from canary_deploy.stickiness import listener_stickiness, stickiness_allowed
 from canary_deploy.weights import Weights
 
 if TYPE_CHECKING:
@@ -17,9 +18,17 @@ if TYPE_CHECKING:
     from mypy_boto3_elbv2.type_defs import (
         ActionOutputTypeDef,
         ActionUnionTypeDef,
-        ForwardActionConfigOutputTypeDef,
         TargetGroupStickinessConfigTypeDef,
     )
+
+# What `status` says, and `get_weights` raises, about a listener whose every group has
+# weight 0: ALB accepts it (each weight is 0..999, no minimum sum), and then has no
+# target group to send a request to. `set-weights` cannot produce it (percent sums to 100).
+NO_TRAFFIC = (
+    "the listener forwards no request: every target group has weight 0, so clients get "
+    "errors from the load balancer instead of your service"
+)
+NO_TRAFFIC_HINT = "`canary --target aws set-weights 100 0` sends everything to stable again"
 
 
 def to_alb(weights: Weights) -> tuple[int, int, int]:
@@ -35,12 +44,37 @@ def to_alb(weights: Weights) -> tuple[int, int, int]:
     return weights.stable, weights.canary, weights.baseline
 
 
+def configured_stickiness(parameters: Mapping[str, str]) -> int | None:
+    """The AWSALBTG duration the stack is deployed with (None: off), from its parameters.
+
+    >>> configured_stickiness({"StickinessEnabled": "true", "StickinessDurationSeconds": "900"})
+    900
+    >>> print(configured_stickiness({"StickinessEnabled": "false"}))
+    None
+    """
+    if parameters.get("StickinessEnabled", "false").lower() != "true":
+        return None
+    try:
+        return int(parameters.get("StickinessDurationSeconds", ""))
+    except ValueError:
+        return None
+
+
 @dataclass(frozen=True)
 class ListenerState:
     """What the listener's default action says now."""
 
-    weights: Weights
+    weights: Weights | None  # None: every group at weight 0 (see NO_TRAFFIC)
     stickiness_seconds: int | None  # None when stickiness is off
+
+    @property
+    def problem(self) -> str | None:
+        """What `status` must say plainly about this listener, if anything."""
+        return f"{NO_TRAFFIC}; {NO_TRAFFIC_HINT}" if self.weights is None else None
+
+    def weight_of(self, group: Version) -> int:
+        """One group's weight in percent (0 on a listener that forwards nothing)."""
+        return 0 if self.weights is None else self.weights.of(group)
 
 
 class AlbRouter:
@@ -51,71 +85,125 @@ class AlbRouter:
         client: ElasticLoadBalancingv2Client,
         outputs: Callable[[], StackOutputs],
         errors: ErrorScope,
+        stack_parameters: Callable[[], Mapping[str, str]],
     ) -> None:
         self._elbv2 = client
         self._outputs = outputs
         self._errors = errors
+        # The stack's parameters hold the configured stickiness: the source of truth (the
+        # listener's own is off after a rollback and has lost its duration).
+        self._stack_parameters = stack_parameters
 
-    def _default_action(self) -> ActionOutputTypeDef:
+    def _default_actions(self) -> list[ActionOutputTypeDef]:
         out = self._outputs()
         with self._errors("read the listener"):
             listeners = self._elbv2.describe_listeners(ListenerArns=[out.listener_arn])
-        actions = listeners["Listeners"][0].get("DefaultActions", [])
-        forwards = [a for a in actions if a.get("Type") == "forward"]
-        if not forwards:
+        actions = list(listeners["Listeners"][0].get("DefaultActions", []))
+        if not any(a.get("Type") == "forward" for a in actions):
             raise OperationFailed(
                 "the listener's default action is not a forward to the target groups",
                 hint="it was changed outside canary; `canary --target aws deploy` restores it",
             )
-        return forwards[0]
+        return actions
 
     def listener_state(self) -> ListenerState:
         """Live weights (percent) and stickiness, read from the load balancer."""
-        out = self._outputs()
-        action = self._default_action()
-        config: ForwardActionConfigOutputTypeDef = action.get("ForwardConfig", {})
-        by_arn = {
-            tg["TargetGroupArn"]: int(tg.get("Weight", 1)) for tg in config.get("TargetGroups", [])
-        }
-        if not by_arn and action.get("TargetGroupArn"):
-            by_arn = {action["TargetGroupArn"]: 1}
-        alb = [by_arn.get(out.target_group_arn(group), 0) for group in out.groups]
-        sticky = config.get("TargetGroupStickinessConfig", {})
-        seconds = sticky.get("DurationSeconds") if sticky.get("Enabled") else None
-        return ListenerState(Weights.from_alb(*alb), seconds)
+        return _state_of(_forward_of(self._default_actions()), self._outputs())
 
     def get_weights(self) -> Weights:
         """Read the live weights from the load balancer itself."""
-        return self.listener_state().weights
+        weights = self.listener_state().weights
+        if weights is None:
+            raise OperationFailed(NO_TRAFFIC, hint=NO_TRAFFIC_HINT)
+        return weights
 
     def set_weights(self, weights: Weights) -> None:
         """One ModifyListener call with every target group and the stickiness config.
 
         ModifyListener replaces the whole DefaultActions list, so every group is sent
-        (weight 0 included) and the current stickiness is read first and sent back
-        unchanged. A stack without the baseline group gets two groups.
+        (weight 0 included), every other action (authenticate-oidc/-cognito before the
+        forward) is sent back as it is, with its Order, and stickiness is sent as the
+        rule in canary_deploy.stickiness gives it for these weights: a rollback turns it
+        off in this same call, without reading the stack. A stack without the baseline
+        group gets two groups.
         """
         out = self._outputs()
         if weights.baseline and not out.has_baseline:
             raise NoBaseline()
-        stickiness = self.listener_state().stickiness_seconds
-        sticky: TargetGroupStickinessConfigTypeDef = (
-            {"Enabled": True, "DurationSeconds": stickiness} if stickiness else {"Enabled": False}
+        actions = self._default_actions()
+        configured = (
+            configured_stickiness(self._stack_parameters()) if stickiness_allowed(weights) else None
         )
-        alb = dict(zip(GROUPS, to_alb(weights), strict=True))
-        action: ActionUnionTypeDef = {
-            "Type": "forward",
-            "ForwardConfig": {
-                "TargetGroups": [
-                    {"TargetGroupArn": out.target_group_arn(group), "Weight": alb[group]}
-                    for group in out.groups
-                ],
-                "TargetGroupStickinessConfig": sticky,
-            },
-        }
+        forward = _forward_action(out, weights, listener_stickiness(configured, weights))
         with self._errors(f"set the listener weights to {weights}"):
-            self._elbv2.modify_listener(ListenerArn=out.listener_arn, DefaultActions=[action])
+            self._elbv2.modify_listener(
+                ListenerArn=out.listener_arn, DefaultActions=_with_forward(actions, forward)
+            )
 
     def verify_weights(self, weights: Weights) -> bool:
         """True when the load balancer reports exactly these weights now."""
-        return self.get_weights() == weights
+        return self.listener_state().weights == weights
+
+
+def _forward_of(actions: Sequence[ActionOutputTypeDef]) -> ActionOutputTypeDef:
+    return next(a for a in actions if a.get("Type") == "forward")
+
+
+def _state_of(action: ActionOutputTypeDef, out: StackOutputs) -> ListenerState:
+    config = action.get("ForwardConfig", {})
+    by_arn = {
+        tg["TargetGroupArn"]: int(tg.get("Weight", 1)) for tg in config.get("TargetGroups", [])
+    }
+    if not by_arn and action.get("TargetGroupArn"):
+        by_arn = {action["TargetGroupArn"]: 1}
+    alb = [by_arn.get(out.target_group_arn(group), 0) for group in out.groups]
+    sticky = config.get("TargetGroupStickinessConfig", {})
+    seconds = sticky.get("DurationSeconds") if sticky.get("Enabled") else None
+    return ListenerState(Weights.from_alb(*alb), seconds)
+
+
+def _forward_action(
+    out: StackOutputs, weights: Weights, stickiness: int | None
+) -> ActionUnionTypeDef:
+    """The forward to every group of the stack, with the stickiness to send."""
+    sticky: TargetGroupStickinessConfigTypeDef = (
+        {"Enabled": True, "DurationSeconds": stickiness} if stickiness else {"Enabled": False}
+    )
+    alb = dict(zip(GROUPS, to_alb(weights), strict=True))
+    return {
+        "Type": "forward",
+        "ForwardConfig": {
+            "TargetGroups": [
+                {"TargetGroupArn": out.target_group_arn(group), "Weight": alb[group]}
+                for group in out.groups
+            ],
+            "TargetGroupStickinessConfig": sticky,
+        },
+    }
+
+
+def _with_forward(
+    actions: Sequence[ActionOutputTypeDef], forward: ActionUnionTypeDef
+) -> list[ActionUnionTypeDef]:
+    """The listener's default actions with the forward replaced (keeping its Order) and
+    every other action sent back as DescribeListeners gave it."""
+    sent: list[ActionUnionTypeDef] = []
+    for action in actions:
+        if action.get("Type") == "forward":
+            if "Order" in action:
+                forward = {**forward, "Order": action["Order"]}
+            sent.append(forward)
+        else:
+            sent.append(_resendable(action))
+    return sent
+
+
+def _resendable(action: ActionOutputTypeDef) -> ActionUnionTypeDef:
+    """An action as DescribeListeners gave it, in the form ModifyListener accepts: the
+    OIDC client secret is never returned, so the action says to keep the existing one."""
+    doc: dict[str, Any] = dict(action)
+    oidc = doc.get("AuthenticateOidcConfig")
+    if oidc is not None:
+        oidc = {k: v for k, v in oidc.items() if k != "ClientSecret"}
+        doc["AuthenticateOidcConfig"] = {**oidc, "UseExistingClientSecret": True}
+    return cast("ActionUnionTypeDef", doc)

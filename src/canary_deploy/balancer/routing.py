@@ -36,7 +36,8 @@ class SmoothWeighted:
     >>> chooser = SmoothWeighted(Weights(80, 20))
     >>> "".join(chooser.next()[0] for _ in range(10))
     'sscsssscss'
-    >>> "".join(SmoothWeighted(Weights(80, 10, 10)).next()[0] for _ in range(10))
+    >>> chooser = SmoothWeighted(Weights(80, 10, 10))
+    >>> "".join(chooser.next()[0] for _ in range(10))
     'ssscssbsss'
     """
 
