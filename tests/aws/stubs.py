@@ -11,6 +11,7 @@ from botocore.stub import Stubber
 
 from canary_deploy.aws.errors import ErrorScope
 from canary_deploy.aws.stack import StackOutputs
+from canary_deploy.weights import Weights
 
 REGION = "us-east-1"
 ERRORS = ErrorScope("demo", REGION)
@@ -55,3 +56,23 @@ class RecordingProgress:
 
     def log(self, message: str) -> None:
         self.lines.append(message)
+
+
+class FakeListener:
+    """A TrafficRouter holding weights in memory; `set_weights` calls are recorded, and
+    `stuck_on` (if set) is what it reports whatever it was told."""
+
+    def __init__(self, weights: Weights) -> None:
+        self.weights = weights
+        self.calls: list[Weights] = []
+        self.stuck_on: Weights | None = None
+
+    def get_weights(self) -> Weights:
+        return self.stuck_on or self.weights
+
+    def set_weights(self, weights: Weights) -> None:
+        self.calls.append(weights)
+        self.weights = weights
+
+    def verify_weights(self, weights: Weights) -> bool:
+        return self.get_weights() == weights

@@ -91,21 +91,42 @@ def rollout(
     return store, r.id, clock
 
 
+class UpdateStackRecorder:
+    """The UpdateStack requests sent to moto: (weights-only?, the values given)."""
+
+    def __init__(self, target: AwsTarget) -> None:
+        self.calls: list[tuple[bool, dict[str, str]]] = []
+        target.stack._cf.meta.events.register(  # type: ignore[attr-defined]
+            "provide-client-params.cloudformation.UpdateStack", self._record
+        )
+
+    def _record(self, params: dict[str, Any], **_: Any) -> None:
+        given = {p["ParameterKey"]: p["ParameterValue"] for p in params["Parameters"]
+                 if "ParameterValue" in p}  # fmt: skip
+        self.calls.append((params.get("UsePreviousTemplate", False), given))
+
+
 @dataclass
 class Deployed:
     target: AwsTarget
     listener: ModifyListenerCounter
     services: UpdateServiceRecorder
+    stack_updates: UpdateStackRecorder
 
 
 @pytest.fixture
 def deployed(aws_env: AwsEnv, cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -> Deployed:
-    """A stack deployed at 95/5 through the CLI, and recorders of ModifyListener and
-    UpdateService calls."""
+    """A stack deployed at 95/5 through the CLI, and recorders of ModifyListener,
+    UpdateService and UpdateStack calls."""
     assert cli("deploy").exit_code == 0
     target = AwsTarget.from_settings(load_settings())
     steady(target, monkeypatch)
-    return Deployed(target, ModifyListenerCounter(target), UpdateServiceRecorder(target))
+    return Deployed(
+        target,
+        ModifyListenerCounter(target),
+        UpdateServiceRecorder(target),
+        UpdateStackRecorder(target),
+    )
 
 
 # start_baseline(1): the baseline's task and fresh canary tasks, in two calls back to back.
@@ -131,18 +152,27 @@ def test_steps_go_through_the_listener_in_order_and_promotion_updates_the_stack(
     store, rollout_id, _ = rollout(tmp_path, target, canary_error_rate=0.01)
     assert store.get(rollout_id).status is RolloutStatus.PROMOTED
     # 95/5 was deployed; the baseline gets the canary's share up to 50%, then soak steps;
-    # the last call ends the rollout: canary and baseline to 0 at once.
+    # the promotion ends the rollout: canary and baseline to 0 at once, once stable runs the
+    # new image (the controller's own 100/0 call after it finds that split in place).
     assert deployed.listener.calls == [
-        [90, 5, 5], [50, 25, 25], [0, 50, 50], [0, 100, 0], [100, 0, 0]
+        [90, 5, 5], [50, 25, 25], [0, 50, 50], [0, 100, 0], [100, 0, 0], [100, 0, 0]
     ]  # fmt: skip
-    assert aws_env.stack_parameters()["ImageURIStable"] == "repo/app:v2"
     assert aws_env.live_weights() == Weights(100, 0)
-    # The promotion's stack update kept the live weights (0/100 then), not the stack's 95/5,
-    # and the baseline's live task count: 0, because a baseline at weight 0 (the 100% step)
-    # is stopped before the promotion, so the update does not roll its tasks for nothing.
-    # (tests/aws/test_promotion.py covers a live count passed while the baseline serves.)
-    assert aws_env.stack_parameters()["CanaryWeight"] in ("100", "0")
-    assert aws_env.stack_parameters()["DesiredCountBaseline"] == "0"
+    # The stack first recorded the live 0/100 (weights only), so the promotion's update kept
+    # the live weights, not the stack's 95/5, and the baseline's live task count: 0, because
+    # a baseline at weight 0 (the 100% step) is stopped before the promotion, so the update
+    # does not roll its tasks for nothing (tests/aws/test_promotion.py covers a live count
+    # passed while the baseline serves). Then it recorded 100/0 with the new stable image.
+    assert deployed.stack_updates.calls == [
+        (True, {"StableWeight": "0", "CanaryWeight": "100"}),
+        (False, {"ImageURIStable": "repo/app:v2", "StableWeight": "0", "CanaryWeight": "100",
+                 "BaselineWeight": "0", "DesiredCountBaseline": "0"}),
+        (True, {"StableWeight": "100", "CanaryWeight": "0"}),
+    ]  # fmt: skip
+    parameters = aws_env.stack_parameters()
+    assert parameters["ImageURIStable"] == "repo/app:v2"
+    assert (parameters["StableWeight"], parameters["CanaryWeight"]) == ("100", "0")
+    assert (parameters["BaselineWeight"], parameters["DesiredCountBaseline"]) == ("0", "0")
     # Baseline and canary started together; the baseline stopped after the last call.
     assert deployed.services.calls == [*STARTED_TOGETHER, ("baseline", 0, False)]
     assert baseline_desired_count(target) == 0

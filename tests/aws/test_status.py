@@ -65,6 +65,21 @@ def task_definition(name: str, image: str) -> dict[str, Any]:
     }
 
 
+STABLE_DIGEST = "sha256:" + "5" * 64
+
+
+def running_task(arn: str, service_name: str, image: str, digest: str | None) -> dict[str, Any]:
+    """A task DescribeTasks reports, on its service's current task definition."""
+    container: dict[str, Any] = {"name": "app", "image": image}
+    if digest:
+        container["imageDigest"] = digest
+    return {
+        "taskArn": arn,
+        "taskDefinitionArn": f"arn:aws:ecs:us-east-1:1:task-definition/{service_name}:3",
+        "containers": [container],
+    }
+
+
 class StubbedStack:
     """The five stubbed clients `status` reads, and the target built on them."""
 
@@ -133,15 +148,36 @@ def stubbed_target() -> StubbedStack:
     ecs_stub.add_response("describe_services", services)
     ecs_stub.add_response("describe_task_definition", task_definition("demo-stable", "repo:v1"))
     ecs_stub.add_response("describe_task_definition", task_definition("demo-canary", "repo:v2"))
+    # The running tasks and the digests of their images.
+    ecs_stub.add_response("describe_services", services)
+    running = {"demo-stable": ["s1", "s2"], "demo-canary": []}
+    for name, arns in running.items():
+        ecs_stub.add_response(
+            "list_tasks",
+            {"taskArns": arns},
+            {"cluster": "demo-cluster", "serviceName": name, "desiredStatus": "RUNNING"},
+        )
+    ecs_stub.add_response(
+        "describe_tasks",
+        {
+            "tasks": [
+                running_task(arn, "demo-stable", "repo:v1", STABLE_DIGEST) for arn in ("s1", "s2")
+            ]
+        },
+        {"cluster": "demo-cluster", "tasks": ["s1", "s2"]},
+    )
     cw_stub.add_response(
         "get_metric_data",
         {
             "MetricDataResults": [
+                # Every request answered by a target (2xx or 5xx): the 5xx are the errors.
                 {"Id": "stable_req", "Values": [4000.0]},
-                {"Id": "stable_err", "Values": [4.0]},
+                {"Id": "stable_t2", "Values": [3996.0]},
+                {"Id": "stable_t5", "Values": [4.0]},
                 {"Id": "stable_p95", "Values": [0.2]},
                 {"Id": "canary_req", "Values": [400.0]},
-                {"Id": "canary_err", "Values": [40.0]},
+                {"Id": "canary_t2", "Values": [360.0]},
+                {"Id": "canary_t5", "Values": [40.0]},
             ]
         },
     )
@@ -174,6 +210,10 @@ def test_status_follows_the_chain_with_health_counts_drift_and_traffic() -> None
     assert stable.traffic is not None and stable.traffic.requests == 4000
     assert stable.traffic.p95_s == 0.2
     assert canary.traffic is not None and canary.traffic.error_rate == 0.1
+
+    # ECS reports the digest of the image stable's tasks run; the canary has no task.
+    assert f"stable tasks run repo@{STABLE_DIGEST}" in status.notes
+    assert not any(note.startswith("canary tasks run") for note in status.notes)
 
     doc = status.to_dict()
     assert doc["listener"]["drift"] is True
@@ -243,6 +283,9 @@ def baseline_status(running: int, desired: int, weights: tuple[int, int, int]) -
     for name, image in (("demo-stable", "repo:v1"), ("demo-canary", "repo:v2"),
                         ("demo-baseline", "repo:v1")):  # fmt: skip
         ecs_stub.add_response("describe_task_definition", task_definition(name, image))
+    ecs_stub.add_response("describe_services", services)
+    for _ in services["services"]:
+        ecs_stub.add_response("list_tasks", {"taskArns": []})
     cw_stub.add_response("get_metric_data", {"MetricDataResults": []})
     shown = 3 if running or desired or baseline else 2
     for _ in range(shown):

@@ -173,15 +173,40 @@ def _patch_failing_updates() -> None:
     models.Stack.update = update_or_roll_back  # type: ignore[method-assign]
 
 
+def _patch_previous_values() -> None:
+    """`UsePreviousValue` for a parameter the stack took the default of: moto looks it up
+    among the values given at creation only (a KeyError, HTTP 500); CloudFormation uses the
+    value the stack has, default or not."""
+    from moto.cloudformation import models
+
+    def resolve(self: Any, instance: Any, incoming_params: list[dict[str, Any]]) -> dict[str, Any]:
+        given = {p["ParameterKey"]: p for p in incoming_params}
+        return {
+            key: p["ParameterValue"]
+            if "ParameterValue" in p
+            else instance.parameters.get(key, _as_given(instance.stack_parameters[key]))
+            for key, p in given.items()
+            if "ParameterValue" in p or p.get("UsePreviousValue", False)
+        }
+
+    models.CloudFormationBackend._resolve_update_parameters = resolve  # type: ignore[method-assign]
+
+
+def _as_given(value: Any) -> str:
+    """A resolved parameter value as it would have been given (lists comma-separated)."""
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
+
+
 def apply_moto_patch() -> None:
     """Make moto's CloudFormation keep the listener's `ForwardConfig` and target groups'
-    attributes, update target groups in place, and fail (and roll back) an update whose
-    image never starts."""
+    attributes, update target groups in place, keep previous values that were defaults, and
+    fail (and roll back) an update whose image never starts."""
     from moto.elbv2 import models
     from moto.elbv2.exceptions import InvalidActionTypeError
 
     _patch_target_groups(models)
     _patch_failing_updates()
+    _patch_previous_values()
 
     def convert_and_validate_properties(
         self: Any, properties: dict[str, Any]

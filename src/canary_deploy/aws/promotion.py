@@ -3,12 +3,13 @@ stack keeps describing what runs (a later deploy never reverts a promotion)."""
 
 from __future__ import annotations
 
+from canary_deploy.aws.live import apply_weights
 from canary_deploy.aws.router import AlbRouter, to_alb
 from canary_deploy.aws.stack import Stack, StackInfo
 from canary_deploy.aws.workload import EcsWorkload
 from canary_deploy.backend import Progress, ServiceStatus, Version
 from canary_deploy.errors import CanaryError
-from canary_deploy.weights import Weights
+from canary_deploy.weights import STABLE_ONLY, Weights
 
 # Everything not named here keeps its previous value in the promotion's stack update.
 TEMPLATE_PARAMETERS = (
@@ -70,6 +71,10 @@ class StackWorkload:
     def describe_services(self) -> dict[Version, ServiceStatus]:
         return self.ecs.describe_services()
 
+    def canary_image(self) -> str | None:
+        """The image the canary's tasks run now, pinned by digest when ECS reports one."""
+        return self.ecs.running_image("canary")
+
     def scale_canary(self, desired_count: int) -> None:
         self.ecs.scale_canary(desired_count)
 
@@ -79,21 +84,32 @@ class StackWorkload:
     def stop_baseline(self) -> None:
         self.ecs.stop_baseline()
 
-    def promote(self, progress: Progress) -> None:
-        """Stack update with `ImageURIStable` = the canary's image (live weights and
-        baseline task count kept), then wait for the stable service to be steady.
-        Idempotent: a stack that already runs the canary image in stable is only waited on.
+    def promote(self, image: str, progress: Progress) -> None:
+        """Make `image` (the one the rollout judged, pinned by digest when it was) stable's,
+        and leave the stack saying so with all traffic on stable:
 
-        The baseline service runs stable's task definition in the template, so the same
-        update moves it onto the promoted image too."""
+        1. a stack update with `ImageURIStable` = `image` (live weights and baseline task
+           count kept), then wait until the stable service is steady;
+        2. all traffic to stable (one ModifyListener, verified) — stable runs `image` now;
+        3. the stack records 100/0 (a weights-only update), so no later rollback can
+           restore the split of the moment before (e.g. 0/100 onto a canary about to be
+           scaled down).
+
+        Idempotent: a stack whose stable already runs `image` is only waited on, and steps
+        2 and 3 do nothing when already done. The baseline service runs stable's task
+        definition in the template, so step 1 moves it onto `image` too."""
         info = self.stack.require()
-        canary_image = info.parameters.get("ImageURICanary")
-        if canary_image and info.parameters.get("ImageURIStable") != canary_image:
+        if info.parameters.get("ImageURIStable") != image:
             parameters: dict[str, str | None] = {
                 name: None for name in TEMPLATE_PARAMETERS if name in info.parameters
             }
             parameters.update(live_parameters(info, self.router.get_weights(), self.ecs, progress))
-            parameters["ImageURIStable"] = canary_image
-            progress.log(f"Promoting: the stable service takes {canary_image} (stack update)")
+            parameters["ImageURIStable"] = image
+            progress.log(f"Promoting: the stable service takes {image} (stack update)")
             self.stack.apply(parameters, progress)
         self.ecs.wait_steady("stable", progress)
+        if not self.router.verify_weights(STABLE_ONLY):
+            progress.log(f"All traffic to stable, which runs {image} now")
+            apply_weights(self.router, STABLE_ONLY)
+        info = self.stack.require()
+        self.stack.record_live(live_parameters(info, STABLE_ONLY, self.ecs, progress), progress)

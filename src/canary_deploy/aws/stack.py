@@ -11,8 +11,11 @@ from typing import TYPE_CHECKING, Literal
 from botocore.exceptions import ClientError
 
 from canary_deploy.aws.errors import ErrorScope, StackNotFound
-from canary_deploy.backend import Progress, Version
-from canary_deploy.errors import OperationFailed
+from canary_deploy.aws.live import LIVE_PARAMETERS, apply_weights, weights_of
+from canary_deploy.aws.stack_events import StackEvents
+from canary_deploy.aws.stack_states import failure_hint, refuse_update
+from canary_deploy.backend import Progress, TrafficRouter, Version
+from canary_deploy.errors import CanaryError, OperationFailed
 from canary_deploy.weights import Weights
 
 if TYPE_CHECKING:
@@ -25,6 +28,37 @@ POLL_SECONDS = 2.0
 TIMEOUT_SECONDS = 3600.0
 # CloudFormation's wording when an update would change nothing: not an error for us.
 NO_UPDATES = "No updates are to be performed"
+
+
+def _parameters(parameters: Mapping[str, str | None]) -> list[ParameterTypeDef]:
+    """CloudFormation's form: None keeps the stack's previous value."""
+    return [
+        {"ParameterKey": key, "UsePreviousValue": True}
+        if value is None
+        else {"ParameterKey": key, "ParameterValue": value}
+        for key, value in parameters.items()
+    ]
+
+
+def _describe(stack: Mapping[str, str], lagging: Mapping[str, str]) -> str:
+    """What the stack is about to learn, in the operator's words.
+
+    >>> _describe({"StableWeight": "0", "CanaryWeight": "100"}, {"StableWeight": "100",
+    ...           "CanaryWeight": "0"})
+    'weights 100/0 (the stack said 0/100)'
+    >>> _describe({"DesiredCountBaseline": "0"}, {"DesiredCountBaseline": "2"})
+    'baseline task count 2 (the stack said 0)'
+    """
+    shown = []
+    old, new = weights_of(stack), weights_of({**stack, **lagging})
+    if new is not None and new != old:
+        shown.append(f"weights {new} (the stack said {old})")
+    if "DesiredCountBaseline" in lagging:
+        count = lagging["DesiredCountBaseline"]
+        shown.append(
+            f"baseline task count {count} (the stack said {stack['DesiredCountBaseline']})"
+        )
+    return " and ".join(shown)
 
 
 def template_body() -> str:
@@ -153,13 +187,18 @@ def _info(stack: StackTypeDef) -> StackInfo:
 
 
 class Stack:
-    """One named CloudFormation stack built from the packaged template."""
+    """One named CloudFormation stack built from the packaged template.
+
+    Every update keeps the weights the listener holds (`apply`): the stack is told the live
+    values first, and a failed update never leaves the listener on stale ones.
+    """
 
     def __init__(
         self,
         client: CloudFormationClient,
         name: str,
         errors: ErrorScope,
+        listener: TrafficRouter,
         *,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
@@ -167,6 +206,8 @@ class Stack:
         self._cf = client
         self.name = name
         self._errors = errors
+        self._listener = listener
+        self._events = StackEvents(client, name, errors)
         self._sleep = sleep
         self._clock = clock
 
@@ -189,68 +230,146 @@ class Stack:
     def apply(self, parameters: Mapping[str, str | None], progress: Progress) -> StackInfo:
         """Create the stack, or update it in place; "no changes" is not an error.
 
-        A parameter given as None keeps the stack's previous value (updates only).
+        A parameter given as None keeps the stack's previous value (updates only). An update
+        is given the live values of what API calls change (`LIVE_PARAMETERS`: the listener's
+        weights, the baseline's task count) and keeps the listener on those weights whatever
+        happens to it:
+
+        1. when the stack's own values of them lag behind, a weights-only update (previous
+           template, every other parameter kept) records them first, so that what a later
+           rollback restores is what runs now, never an older split;
+        2. the update itself;
+        3. when either fails or is rolled back, the listener is set back to the weights
+           given (one ModifyListener) and verified.
         """
         current = self.describe()
-        if current is not None and current.status == "ROLLBACK_COMPLETE":
-            raise OperationFailed(
-                f"stack {self.name} is in ROLLBACK_COMPLETE: its first creation failed and "
-                "CloudFormation rolled it back; such a stack cannot be updated",
-                hint=f"see why in the CloudFormation console events, then "
-                f"`canary --target aws delete --yes` (STACK_NAME={self.name}) and deploy again",
-            )
-        if current is not None and current.status.endswith("_IN_PROGRESS"):
-            raise OperationFailed(
-                f"stack {self.name} is busy ({current.status})",
-                hint="wait for the running operation to finish, then try again",
-            )
-        params: list[ParameterTypeDef] = [
-            {"ParameterKey": key, "UsePreviousValue": True}
-            if value is None
-            else {"ParameterKey": key, "ParameterValue": value}
-            for key, value in parameters.items()
-        ]
-        since = self._last_event_id()
         if current is None:
-            progress.log(f"Creating stack {self.name}")
-            with self._errors(f"create stack {self.name}"):
-                self._cf.create_stack(
+            return self._create(parameters, progress)
+        refuse_update(self.name, current.status, self._errors.region)
+        return self._guarded(current, parameters, progress, record_only=False)
+
+    def record_live(self, parameters: Mapping[str, str | None], progress: Progress) -> StackInfo:
+        """Only step 1 of `apply` (and 3 if it fails): write the live values among
+        `parameters` into the stack when its own lag behind; nothing else changes."""
+        current = self.require()
+        refuse_update(self.name, current.status, self._errors.region)
+        return self._guarded(current, parameters, progress, record_only=True)
+
+    def _guarded(
+        self,
+        current: StackInfo,
+        parameters: Mapping[str, str | None],
+        progress: Progress,
+        *,
+        record_only: bool,
+    ) -> StackInfo:
+        kept = weights_of(parameters)
+        try:
+            current = self._record(current, parameters, progress)
+            return current if record_only else self._update(current, parameters, progress)
+        except OperationFailed as failure:
+            if kept is None:
+                raise
+            raise self._restore(kept, failure, progress) from failure
+
+    def _create(self, parameters: Mapping[str, str | None], progress: Progress) -> StackInfo:
+        progress.log(f"Creating stack {self.name}")
+        with self._errors(f"create stack {self.name}"):
+            self._cf.create_stack(
+                StackName=self.name,
+                TemplateBody=template_body(),
+                Parameters=_parameters(parameters),
+                Capabilities=CAPABILITIES,
+            )
+        return self._finished(self._wait(progress, since=None))
+
+    def _record(
+        self, current: StackInfo, parameters: Mapping[str, str | None], progress: Progress
+    ) -> StackInfo:
+        """Step 1: the weights-only update, when the stack's live values lag behind."""
+        lagging = {
+            key: value
+            for key in LIVE_PARAMETERS
+            if (value := parameters.get(key)) is not None
+            and key in current.parameters
+            and current.parameters[key] != value
+        }
+        if not lagging:
+            return current
+        progress.log(
+            f"Recording the live {_describe(current.parameters, lagging)} in stack {self.name} "
+            "first (a weights-only update), so that a failed update rolls back to what runs now"
+        )
+        recorded: dict[str, str | None] = {key: None for key in current.parameters}
+        recorded.update(lagging)
+        since = self._events.newest_id()
+        with self._errors(f"update stack {self.name}"):
+            self._cf.update_stack(
+                StackName=self.name,
+                UsePreviousTemplate=True,
+                Parameters=_parameters(recorded),
+                Capabilities=CAPABILITIES,
+            )
+        return self._finished(self._wait(progress, since=since))
+
+    def _update(
+        self, current: StackInfo, parameters: Mapping[str, str | None], progress: Progress
+    ) -> StackInfo:
+        """Step 2: the update itself."""
+        progress.log(f"Updating stack {self.name}")
+        since = self._events.newest_id()
+        try:
+            with self._errors(f"update stack {self.name}"):
+                self._cf.update_stack(
                     StackName=self.name,
                     TemplateBody=template_body(),
-                    Parameters=params,
+                    Parameters=_parameters(parameters),
                     Capabilities=CAPABILITIES,
                 )
-        else:
-            progress.log(f"Updating stack {self.name}")
-            try:
-                with self._errors(f"update stack {self.name}"):
-                    self._cf.update_stack(
-                        StackName=self.name,
-                        TemplateBody=template_body(),
-                        Parameters=params,
-                        Capabilities=CAPABILITIES,
-                    )
-            except OperationFailed as exc:
-                cause = exc.__cause__
-                if isinstance(cause, ClientError) and NO_UPDATES in str(cause):
-                    progress.log("No changes: the stack is already up to date")
-                    return current
-                raise
-        info = self._wait(progress, since=since)
-        if info is None or info.status not in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
-            status = "DELETED" if info is None else info.status
-            reason = "" if info is None or not info.status_reason else f": {info.status_reason}"
-            raise OperationFailed(
-                f"stack {self.name} ended in {status}{reason}",
-                hint="the stack events above say which resource failed",
+        except OperationFailed as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and NO_UPDATES in str(cause):
+                progress.log("No changes: the stack is already up to date")
+                return current
+            raise
+        return self._finished(self._wait(progress, since=since))
+
+    def _restore(
+        self, weights: Weights, failure: OperationFailed, progress: Progress
+    ) -> CanaryError:
+        """Step 3: the listener back on `weights` (one ModifyListener), verified."""
+        try:
+            apply_weights(self._listener, weights, sleep=self._sleep, clock=self._clock)
+        except CanaryError as exc:
+            return OperationFailed(
+                f"{failure.message}; the listener could not be set back to its live weights "
+                f"{weights} afterwards: {exc.message}",
+                hint="a rollback may have restored older weights: check them with "
+                "`canary --target aws status` and set them with `canary --target aws "
+                "set-weights` (or `rollback`) now",
             )
-        return info
+        progress.log(f"The listener keeps its live weights {weights} (set again and verified)")
+        return OperationFailed(
+            f"{failure.message}; the listener keeps its live weights {weights}",
+            hint=failure.hint,
+        )
+
+    def _finished(self, info: StackInfo | None) -> StackInfo:
+        """The stack after an operation, or the error naming how it ended."""
+        if info is not None and info.status in ("CREATE_COMPLETE", "UPDATE_COMPLETE"):
+            return info
+        status = "DELETED" if info is None else info.status
+        reason = "" if info is None or not info.status_reason else f": {info.status_reason}"
+        raise OperationFailed(
+            f"stack {self.name} ended in {status}{reason}",
+            hint=failure_hint(self.name, status, self._errors.region),
+        )
 
     def delete(self, progress: Progress) -> None:
         """Delete the stack and wait until it is gone (missing is already done)."""
         if self.describe() is None:
             raise StackNotFound(self.name, self._errors.region)
-        since = self._last_event_id()
+        since = self._events.newest_id()
         with self._errors(f"delete stack {self.name}"):
             self._cf.delete_stack(StackName=self.name)
         info = self._wait(progress, since=since)
@@ -261,49 +380,12 @@ class Stack:
                 hint="a resource could not be deleted; see the events above",
             )
 
-    def _last_event_id(self) -> str | None:
-        """The newest event's id, so waiting shows only what happens from now on."""
-        try:
-            with self._errors(f"read events of stack {self.name}"):
-                events = self._cf.describe_stack_events(StackName=self.name)["StackEvents"]
-        except StackNotFound:
-            return None
-        return events[0]["EventId"] if events else None
-
-    def _events_since(self, since: str | None, *, limit_pages: int = 20) -> list[tuple[str, str]]:
-        """(event id, text) of events newer than `since`, oldest first."""
-        found: list[tuple[str, str]] = []
-        token: str | None = None
-        for _ in range(limit_pages):
-            try:
-                with self._errors(f"read events of stack {self.name}"):
-                    page = (
-                        self._cf.describe_stack_events(StackName=self.name, NextToken=token)
-                        if token
-                        else self._cf.describe_stack_events(StackName=self.name)
-                    )
-            except StackNotFound:
-                break
-            for event in page["StackEvents"]:
-                if event["EventId"] == since:
-                    return list(reversed(found))
-                reason = event.get("ResourceStatusReason")
-                text = (
-                    f"{event.get('ResourceStatus', '?'):<20} {event.get('LogicalResourceId', '?')}"
-                    + (f" - {reason}" if reason else "")
-                )
-                found.append((event["EventId"], text))
-            token = page.get("NextToken")
-            if not token:
-                break
-        return list(reversed(found))
-
     def _wait(self, progress: Progress, *, since: str | None) -> StackInfo | None:
         """Poll until the stack leaves *_IN_PROGRESS, logging each new event once."""
         deadline = self._clock() + TIMEOUT_SECONDS
         seen = since
         while True:
-            for event_id, text in self._events_since(seen):
+            for event_id, text in self._events.since(seen):
                 progress.log(f"  {text}")
                 seen = event_id
             try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from canary_deploy.aws.clients import AwsClients
@@ -11,6 +12,7 @@ from canary_deploy.aws.network import resolve_network
 from canary_deploy.aws.promotion import StackWorkload, live_parameters
 from canary_deploy.aws.router import AlbRouter, to_alb
 from canary_deploy.aws.stack import Stack, StackInfo, StackOutputs
+from canary_deploy.aws.stack_states import status_note
 from canary_deploy.aws.workload import EcsWorkload
 from canary_deploy.backend import (
     ListenerStatus,
@@ -58,13 +60,12 @@ class AwsTarget:
         self._clients = clients
         self._settings = settings
         self._errors = ErrorScope(settings.stack_name, clients.region)
-        self.stack = Stack(clients.cloudformation, settings.stack_name, self._errors)
         self._outputs: StackOutputs | None = None
         # Typed as the Protocols (their attributes are invariant); the concrete objects
         # stay reachable for what only AWS offers (stickiness, task definitions, traffic).
-        self.alb = AlbRouter(
-            clients.elbv2, self.outputs, self._errors, lambda: self.stack.require().parameters
-        )
+        self.alb = AlbRouter(clients.elbv2, self.outputs, self._errors)
+        # Every stack update keeps the listener's live weights (Stack.apply).
+        self.stack = Stack(clients.cloudformation, settings.stack_name, self._errors, self.alb)
         self.ecs = EcsWorkload(clients.ecs, self.outputs, self._errors)
         self.cloudwatch = CloudWatchMetrics(clients.cloudwatch, self.outputs, self._errors)
         self.router: TrafficRouter = self.alb
@@ -145,11 +146,9 @@ class AwsTarget:
         """Everything `canary status` shows, read live along the seed's chain."""
         info = self.stack.require()
         notes: list[str] = []
-        if info.status == "ROLLBACK_COMPLETE":
-            notes.append(
-                "the stack's creation failed and was rolled back; it cannot be updated: "
-                "`canary --target aws delete --yes`, fix the cause, then deploy again"
-            )
+        state_note = status_note(info.name, info.status, self._errors.region)
+        if state_note:
+            notes.append(state_note)
         try:
             self._outputs = StackOutputs.parse(info.outputs, info.name)
         except CanaryError as exc:
@@ -157,16 +156,13 @@ class AwsTarget:
             return Status(self.name, info.name, info.status, None, {}, tuple(notes))
         out = self._outputs
         state = self.alb.listener_state()
-        listener = None  # a listener that forwards nothing has no split to show: a note
-        if state.weights is None:
-            notes.append(str(state.problem))
-        else:
-            listener = ListenerStatus(
-                url=f"http://{out.alb_dns}/",
-                weights=state.weights,
-                stickiness_seconds=state.stickiness_seconds,
-                configured_weights=info.weights,
-            )
+        configured = info.weights
+        listener = ListenerStatus(
+            url=f"http://{out.alb_dns}/",
+            weights=state.weights,
+            stickiness_seconds=state.stickiness_seconds,
+            configured_weights=configured,
+        )
         services = self.ecs.describe_services()
         task_definitions = self.ecs.task_definitions()
         traffic = self._traffic(notes)
@@ -183,9 +179,28 @@ class AwsTarget:
             # No target group here: AWS reads target health only for the rows it shows
             # (one DescribeTargetHealth call each), so unlike the local target, a baseline
             # whose only trace is draining targets gets no row.
-            if shown_in_status(v, services.get(v), state.weight_of(v))
+            if shown_in_status(v, services.get(v), state.weights.of(v))
         }
+        notes.extend(self._running_images(versions))
         return Status(self.name, info.name, info.status, listener, versions, tuple(notes))
+
+    def _running_images(self, shown: Iterable[Version]) -> list[str]:
+        """Which image each shown group's tasks run, pinned by the digest ECS reports."""
+        try:
+            images = self.ecs.running_images()
+        except CanaryError as exc:
+            return [f"the images the tasks run are unknown: {exc.message}"]
+        notes = []
+        for version in shown:
+            found = images.get(version, ())
+            if len(found) == 1:
+                notes.append(f"{version} tasks run {found[0]}")
+            elif found:
+                notes.append(
+                    f"{version} tasks run {len(found)} different images: {', '.join(found)} "
+                    "(its tag was pushed again while they started)"
+                )
+        return notes
 
     def _traffic(self, notes: list[str]) -> dict[Version, TrafficStatus | None]:
         # Metrics are a nice-to-have in status: a failure is a note, not a failed command.

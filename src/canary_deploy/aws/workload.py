@@ -13,10 +13,28 @@ from canary_deploy.errors import OperationFailed, UsageError
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
-    from mypy_boto3_ecs.type_defs import DeploymentTypeDef, ServiceTypeDef
+    from mypy_boto3_ecs.type_defs import DeploymentTypeDef, ServiceTypeDef, TaskTypeDef
 
 STEADY_TIMEOUT_SECONDS = 1800.0
 POLL_SECONDS = 5.0
+DESCRIBE_TASKS_MAX = 100  # DescribeTasks takes at most 100 tasks per call
+
+
+def pinned(image: str, digest: str) -> str:
+    """`image` (by tag, or by another digest) pinned to `digest`.
+
+    >>> pinned("1.dkr.ecr.eu-west-1.amazonaws.com/app:v2", "sha256:ab")
+    '1.dkr.ecr.eu-west-1.amazonaws.com/app@sha256:ab'
+    >>> pinned("localhost:5000/app", "sha256:ab")
+    'localhost:5000/app@sha256:ab'
+    >>> pinned("app@sha256:00", "sha256:ab")
+    'app@sha256:ab'
+    """
+    repository = image.split("@", 1)[0]
+    colon = repository.rfind(":")
+    if colon > repository.rfind("/"):  # a tag, not a registry's port
+        repository = repository[:colon]
+    return f"{repository}@{digest}"
 
 
 def service_status(service: ServiceTypeDef) -> ServiceStatus:
@@ -146,6 +164,59 @@ class EcsWorkload:
                 container_port=ports[0].get("containerPort") if ports else None,
             )
         return result
+
+    def running_images(self) -> dict[Version, tuple[str, ...]]:
+        """Per group, the images its running tasks of the service's current task definition
+        run, pinned by the digest ECS reports (DescribeTasks `imageDigest`), sorted. A group
+        without such a task or digest is absent. Two images in one group mean its tag was
+        pushed again while its tasks started."""
+        out = self._outputs()
+        services = self._services()
+        arns: dict[Version, list[str]] = {}
+        for version in services:
+            with self._errors(f"list the {version} tasks"):
+                arns[version] = self._ecs.list_tasks(
+                    cluster=out.cluster_name,
+                    serviceName=out.service_name(version),
+                    desiredStatus="RUNNING",
+                )["taskArns"]
+        every = [arn for found in arns.values() for arn in found]
+        tasks: list[TaskTypeDef] = []
+        for i in range(0, len(every), DESCRIBE_TASKS_MAX):
+            with self._errors("describe the running tasks"):
+                tasks += self._ecs.describe_tasks(
+                    cluster=out.cluster_name, tasks=every[i : i + DESCRIBE_TASKS_MAX]
+                )["tasks"]
+        result: dict[Version, tuple[str, ...]] = {}
+        for version, service in services.items():
+            mine = set(arns[version])
+            images = {
+                pinned(container["image"], container["imageDigest"])
+                for task in tasks
+                if task.get("taskArn") in mine
+                and task.get("taskDefinitionArn") == service.get("taskDefinition")
+                for container in task.get("containers", [])
+                if container.get("image") and container.get("imageDigest")
+            }
+            if images:
+                result[version] = tuple(sorted(images))
+        return result
+
+    def running_image(self, version: Version) -> str | None:
+        """The image `version`'s tasks run now: pinned by digest when ECS reports one, else
+        the task definition's image (None when the service does not exist)."""
+        images = self.running_images().get(version, ())
+        if len(images) > 1:
+            raise OperationFailed(
+                f"the {version} tasks run {len(images)} different images "
+                f"({', '.join(images)}): its tag was pushed again while they started",
+                hint=f"deploy the {version} by digest (e.g. IMAGE_URI_CANARY={images[-1]}) "
+                "so that every task runs the same image",
+            )
+        if images:
+            return images[0]
+        task_definition = self.task_definitions().get(version)
+        return None if task_definition is None else task_definition.image
 
     def scale_canary(self, desired_count: int) -> None:
         """Set the canary service's desired task count."""
