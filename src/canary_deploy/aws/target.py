@@ -63,7 +63,9 @@ class AwsTarget:
         self._outputs: StackOutputs | None = None
         # Typed as the Protocols (their attributes are invariant); the concrete objects
         # stay reachable for what only AWS offers (stickiness, task definitions, traffic).
-        self.alb = AlbRouter(clients.elbv2, self.outputs, self._errors)
+        self.alb = AlbRouter(
+            clients.elbv2, self.outputs, self._errors, lambda: self.stack.require().parameters
+        )
         # Every stack update keeps the listener's live weights (Stack.apply).
         self.stack = Stack(clients.cloudformation, settings.stack_name, self._errors, self.alb)
         self.ecs = EcsWorkload(clients.ecs, self.outputs, self._errors)
@@ -156,13 +158,16 @@ class AwsTarget:
             return Status(self.name, info.name, info.status, None, {}, tuple(notes))
         out = self._outputs
         state = self.alb.listener_state()
-        configured = info.weights
-        listener = ListenerStatus(
-            url=f"http://{out.alb_dns}/",
-            weights=state.weights,
-            stickiness_seconds=state.stickiness_seconds,
-            configured_weights=configured,
-        )
+        listener = None  # a listener that forwards nothing has no split to show: a note
+        if state.weights is None:
+            notes.append(str(state.problem))
+        else:
+            listener = ListenerStatus(
+                url=f"http://{out.alb_dns}/",
+                weights=state.weights,
+                stickiness_seconds=state.stickiness_seconds,
+                configured_weights=info.weights,
+            )
         services = self.ecs.describe_services()
         task_definitions = self.ecs.task_definitions()
         traffic = self._traffic(notes)
@@ -179,7 +184,7 @@ class AwsTarget:
             # No target group here: AWS reads target health only for the rows it shows
             # (one DescribeTargetHealth call each), so unlike the local target, a baseline
             # whose only trace is draining targets gets no row.
-            if shown_in_status(v, services.get(v), state.weights.of(v))
+            if shown_in_status(v, services.get(v), state.weight_of(v))
         }
         notes.extend(self._running_images(versions))
         return Status(self.name, info.name, info.status, listener, versions, tuple(notes))
