@@ -25,7 +25,9 @@ class AwsSettings(_Frozen):
     """What only the AWS target uses."""
 
     profile: str | None = None
-    region: str = "us-east-1"
+    # None: nothing named one; the AWS session then takes the profile's region, else
+    # us-east-1 (aws/clients.py), so read the region in use from AwsClients.region.
+    region: str | None = None
     vpc_id: str | None = None
     subnet_ids: tuple[str, ...] = ()
     allowed_ingress_cidr: str = "0.0.0.0/0"
@@ -124,6 +126,9 @@ ENV_VARS: dict[str, str] = {
     "CANARY_HEALTH_PROFILE": "local.health_profile",
     "CANARY_DEREGISTRATION_DELAY": "local.deregistration_delay_s",
 }
+# Read only when the variable of ENV_VARS for the same setting is unset: boto3's own name
+# for the region ranks below the seed's AWS_REGION.
+ENV_FALLBACKS: dict[str, str] = {"AWS_DEFAULT_REGION": "aws.region"}
 _ENV_BY_PATH = {path: name for name, path in ENV_VARS.items()}
 _LIST_PATHS = {"aws.subnet_ids"}
 CONFIG_FILE = "canary.toml"
@@ -149,7 +154,7 @@ def _merge(base: dict[str, Any], top: Mapping[str, Any]) -> dict[str, Any]:
 
 def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     tree: dict[str, Any] = {}
-    for name, path in ENV_VARS.items():
+    for name, path in [*ENV_FALLBACKS.items(), *ENV_VARS.items()]:
         raw = env.get(name)
         if raw is None or raw == "":
             continue

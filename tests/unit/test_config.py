@@ -9,7 +9,9 @@ from canary_deploy.errors import UsageError
 def test_defaults_are_the_seeds(tmp_path: Path) -> None:
     s = load_settings({}, env={}, config_file=tmp_path / "none.toml")
     assert s.stack_name == "ecs-canary-demo-stack"
-    assert s.aws.region == "us-east-1"
+    # No region named: the AWS session takes the profile's, else the seed's us-east-1
+    # (tests/aws/test_region.py).
+    assert s.aws.region is None
     assert (s.container_port, s.desired_count_stable, s.desired_count_canary) == (8000, 2, 1)
     assert (s.aws.task_cpu, s.aws.task_memory) == (256, 512)
     assert (s.stable_weight, s.canary_weight) == (95, 5)
