@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import getpass
 import json
 import os
 import signal
@@ -210,4 +211,5 @@ def test_steering_from_a_second_terminal(new_stack: Callable[[], LocalStack], co
                 proc.kill()
                 proc.wait()
     actors = {(e["kind"], e["actor"]) for e in history(stack)}
-    assert (command if command == "abort" else "promote", "user") in actors
+    # Who sent it: the OS user (issue 11 item 2; it used to be the constant "user").
+    assert (command if command == "abort" else "promote", getpass.getuser()) in actors
