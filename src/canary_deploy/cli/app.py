@@ -268,10 +268,11 @@ def status(ctx: typer.Context, output: OutputOpt = "text") -> None:
         return
     show_status(current, output)
     if rollout is not None:
+        judging = f", judging {rollout['canary_image']}" if rollout["canary_image"] else ""
         console.print(
             f"Rollout #{rollout['id']}: {rollout['status']} at step {rollout['step']}/"
-            f"{rollout['steps']} (canary {rollout['canary_weight']}%, judging "
-            f"{rollout['canary_image']}) - {rollout['last']}",
+            f"{rollout['steps']} (canary {rollout['canary_weight']}%{judging}) - "
+            f"{rollout['last']}",
             markup=False,
         )
 

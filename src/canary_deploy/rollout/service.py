@@ -1,4 +1,5 @@
-"""Rollout use-cases for the CLI: start or resume, steer from another terminal, history."""
+"""Rollout use-cases for the CLI: start or resume (scaling a canary a rollback left at 0
+tasks back first), run, history. Steering from another terminal: steering.py."""
 
 from __future__ import annotations
 
