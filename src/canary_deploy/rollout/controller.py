@@ -21,7 +21,7 @@ from canary_deploy.rollout.model import ACTOR, Command, EventRecord, Rollout, Ro
 from canary_deploy.rollout.outcomes import Endings, image_changed
 from canary_deploy.rollout.ownership import watch_weights, weights_event
 from canary_deploy.rollout.plan import MAX_BASELINE_WEIGHT, align_to_batches
-from canary_deploy.rollout.store import RolloutStore
+from canary_deploy.rollout.state import RolloutState
 from canary_deploy.weights import STABLE_ONLY, Weights
 
 
@@ -56,7 +56,7 @@ class Controller:
         router: TrafficRouter,
         workload: Workload,
         metrics: MetricsSource,
-        store: RolloutStore,
+        store: RolloutState,
         rollout_id: int,
         *,
         clock: Callable[[], float] = time.time,

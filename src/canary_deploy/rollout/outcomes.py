@@ -11,7 +11,7 @@ from canary_deploy.backend import Progress, TrafficRouter, Workload
 from canary_deploy.errors import CanaryError
 from canary_deploy.rollout.model import ACTOR, EventRecord, Rollout, RolloutStatus
 from canary_deploy.rollout.ownership import weights_event
-from canary_deploy.rollout.store import RolloutStore
+from canary_deploy.rollout.state import RolloutState
 from canary_deploy.weights import STABLE_ONLY, Weights
 
 
@@ -42,7 +42,7 @@ class Endings:
         self,
         router: TrafficRouter,
         workload: Workload,
-        store: RolloutStore,
+        store: RolloutState,
         progress: Progress,
         clock: Callable[[], float],
     ) -> None:

@@ -15,6 +15,7 @@ from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.rollout.controller import Controller, TickResult
 from canary_deploy.rollout.plan import RolloutPlan, build_plan, load_imbalance
 from canary_deploy.rollout.start import start_rollout
+from canary_deploy.rollout.state import RolloutState
 from canary_deploy.rollout.store import Event, Rollout, RolloutStatus, RolloutStore
 
 
@@ -57,7 +58,7 @@ def plan_from(
 def begin(
     settings: Settings,
     target: Target,
-    store: RolloutStore,
+    store: RolloutState,
     plan: RolloutPlan,
     progress: Progress | None = None,
 ) -> tuple[Rollout, bool]:
@@ -111,7 +112,7 @@ def begin(
 
 
 def rescale_canary(
-    settings: Settings, target: Target, store: RolloutStore, progress: Progress
+    settings: Settings, target: Target, store: RolloutState, progress: Progress
 ) -> list[str]:
     """Scale a canary with 0 tasks (a rollback leaves it so) back to the count it had, and
     wait until its tasks are healthy. Returns notes for the new rollout's history."""
@@ -142,7 +143,7 @@ def rescale_canary(
     return notes
 
 
-def _count_before(store: RolloutStore, latest: Rollout | None, configured: int) -> tuple[int, str]:
+def _count_before(store: RolloutState, latest: Rollout | None, configured: int) -> tuple[int, str]:
     """How many tasks the canary had before the last rollback scaled it in, and why."""
     if latest is not None and latest.status is RolloutStatus.ROLLED_BACK:
         for event in reversed(store.events(latest.id)):
@@ -206,7 +207,7 @@ def _ensure_baseline(target: Target, progress: Progress) -> None:
 
 def run(
     target: Target,
-    store: RolloutStore,
+    store: RolloutState,
     rollout: Rollout,
     view: RolloutView,
     *,
@@ -248,5 +249,5 @@ def _p99(target: Target, rollout: Rollout, now: float) -> dict[str, float | None
     return out
 
 
-def history(store: RolloutStore, rollout_id: int | None = None) -> list[Event]:
+def history(store: RolloutState, rollout_id: int | None = None) -> list[Event]:
     return store.events(rollout_id)

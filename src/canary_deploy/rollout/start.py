@@ -9,11 +9,12 @@ from collections.abc import Callable, Sequence
 from canary_deploy.analysis import Judge
 from canary_deploy.backend import MetricsSource
 from canary_deploy.rollout.plan import MAX_BASELINE_WEIGHT, RolloutPlan, align_to_batches
-from canary_deploy.rollout.store import ACTOR, EventRecord, Rollout, RolloutStore
+from canary_deploy.rollout.state import RolloutState
+from canary_deploy.rollout.store import ACTOR, EventRecord, Rollout
 
 
 def start_rollout(
-    store: RolloutStore,
+    store: RolloutState,
     plan: RolloutPlan,
     metrics: MetricsSource,
     *,

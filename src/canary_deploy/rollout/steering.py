@@ -14,7 +14,7 @@ from canary_deploy.backend import Progress, SilentProgress, Target
 from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.rollout.controller import Controller
 from canary_deploy.rollout.model import Command, Rollout, RolloutStatus
-from canary_deploy.rollout.store import RolloutStore
+from canary_deploy.rollout.state import RolloutState
 from canary_deploy.rollout.view import summary
 from canary_deploy.weights import STABLE_ONLY, Weights
 
@@ -70,7 +70,7 @@ def operator(via: str | None = None) -> str:
 
 def steer(
     target: Target,
-    store: RolloutStore,
+    store: RolloutState,
     command: Command,
     *,
     actor: str,
@@ -97,7 +97,7 @@ def steer(
     return Steered(command, actor, r, live, acted_by, tuple(notes))
 
 
-def _active(store: RolloutStore) -> Rollout:
+def _active(store: RolloutState) -> Rollout:
     active = store.active()
     if active is None:
         latest = store.latest()
@@ -116,7 +116,7 @@ def _already(r: Rollout, command: Command) -> bool:
     )
 
 
-def _refuse_too_late(store: RolloutStore, r: Rollout, command: Command) -> None:
+def _refuse_too_late(store: RolloutState, r: Rollout, command: Command) -> None:
     """Commands a rollout in its status can no longer carry out (nothing is sent)."""
     ending = r.status in (S.ROLLING_BACK, S.PROMOTING)
     if command is Command.ABORT:
@@ -142,7 +142,7 @@ class _Courier:
     def __init__(
         self,
         target: Target,
-        store: RolloutStore,
+        store: RolloutState,
         rollout_id: int,
         progress: Progress,
         deadlines: Deadlines,
@@ -264,7 +264,7 @@ def in_effect(command: Command, before: Rollout, r: Rollout, live: Weights) -> b
 
 
 def end_rollout(
-    target: Target, store: RolloutStore | None, *, via: str, progress: Progress
+    target: Target, store: RolloutState | None, *, via: str, progress: Progress
 ) -> Steered | None:
     """`rollback` or `deploy --force` during a rollout: it ends as `abort` ends it (100/0
     verified, rolled back), recorded with who and how. None when no rollout is active."""
@@ -273,7 +273,7 @@ def end_rollout(
     return steer(target, store, Command.ABORT, actor=operator(via), progress=progress)
 
 
-def refuse_set_weights(store: RolloutStore | None) -> None:
+def refuse_set_weights(store: RolloutState | None) -> None:
     """`set-weights` while a rollout runs would be silently undone or fight it: refused.
     A paused rollout leaves the weights to a human (the change is recorded)."""
     active = None if store is None else store.active()
@@ -286,7 +286,7 @@ def refuse_set_weights(store: RolloutStore | None) -> None:
     )
 
 
-def refuse_deploy(store: RolloutStore | None) -> None:
+def refuse_deploy(store: RolloutState | None) -> None:
     """A deploy during a rollout would change what it judges: refused."""
     active = None if store is None else store.active()
     if active is None:
