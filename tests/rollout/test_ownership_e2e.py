@@ -5,6 +5,7 @@ commands return once in effect, and a rollout starts again after a rollback."""
 from __future__ import annotations
 
 import getpass
+import json
 import signal
 import subprocess
 import sys
@@ -37,7 +38,8 @@ def rolling(stack: LocalStack, *plan: str) -> Iterator[subprocess.Popen[str]]:
     finally:
         if proc.poll() is None:
             proc.kill()
-        proc.communicate()
+        if proc.stdout is not None and not proc.stdout.closed:
+            proc.communicate()
 
 
 def live_weights(stack: LocalStack) -> dict[str, int]:
@@ -132,12 +134,13 @@ def test_sigterm_the_controller_then_abort_at_once_then_roll_out_again(
     assert stack.status()["versions"]["canary"]["service"]["desired"] == 0
 
     # The same images again after the rollback: the canary is scaled back first.
-    with rolling(stack) as proc:
+    with rolling(stack, *HELD, "-o", "json") as proc:
         status = stack.status()
         assert status["rollout"]["id"] == 2
         assert status["versions"]["canary"]["service"]["running"] == 1
         stack.ok("abort")
-        proc.wait(timeout=30)
+        out, _ = proc.communicate(timeout=30)
+    assert json.loads(out)["status"] == "rolled_back"  # stdout: one JSON document
     notes = [e["message"] for e in history(stack) if e["rollout_id"] == 2 and e["kind"] == "note"]
     assert any(n.startswith("canary scaled back to 1 task(s)") for n in notes)
     assert any("rollout #1 rolled back this image" in n for n in notes)

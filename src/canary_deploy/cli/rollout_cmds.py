@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from canary_deploy.cli.app import OutputOpt, app, settings_from
-from canary_deploy.cli.output import console, print_json, progress
+from canary_deploy.cli.output import console, err_console, print_json, progress
 from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.rollout import service, steering
 from canary_deploy.rollout.store import Command, Event, Rollout
@@ -80,13 +80,15 @@ def rollout(
         )
         with progress("Preparing the rollout", quiet=output == "json") as p:
             current, resumed = service.begin(settings, target, store, plan, p)
+        # -o json: stdout carries the one JSON document, everything else goes to stderr.
+        shown = err_console if output == "json" else console
         if resumed:
-            console.print(
+            shown.print(
                 f"Resuming rollout #{current.id} at step {current.step + 1}/"
                 f"{len(current.plan.steps)} ({current.status})"
             )
         live = console.is_terminal and output == "text"
-        view = LiveView(console) if live else PlainView(console)
+        view = LiveView(console) if live else PlainView(shown)
         try:
             with view, _sigterm_as_interrupt():
                 final = service.run(target, store, current, view)
