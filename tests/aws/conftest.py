@@ -14,8 +14,10 @@ import boto3
 import pytest
 
 from canary_deploy.aws import emulator
+from canary_deploy.aws.clients import CALL_LOG_ENV
 from canary_deploy.cli.app import main
 from canary_deploy.weights import Weights
+from tests.aws.iam_policy import load_policy, not_allowed, recorded_calls
 
 IMAGES = {"IMAGE_URI_STABLE": "repo/app:v1", "IMAGE_URI_CANARY": "repo/app:v2"}
 
@@ -42,6 +44,12 @@ class AwsEnv:
 
     env: dict[str, str]
     stack_name: str
+    # Every AWS call `canary` makes in this environment, as IAM actions (CANARY_AWS_CALL_LOG).
+    call_log: Path
+
+    def calls_outside_policy(self) -> list[str]:
+        """The recorded calls the operator's IAM policy does not allow."""
+        return not_allowed(load_policy(), recorded_calls(self.call_log))
 
     def outputs(self) -> dict[str, str]:
         stack = boto3.client("cloudformation").describe_stacks(StackName=self.stack_name)
@@ -111,11 +119,12 @@ def isolate_env(
         "AWS_CONFIG_FILE": str(tmp / "absent-aws-config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "absent-aws-credentials"),
         "AWS_EC2_METADATA_DISABLED": "true",
+        CALL_LOG_ENV: str(tmp / "aws-calls.log"),
         **IMAGES,
     }
     for key, value in values.items():
         monkeypatch.setenv(key, value)
-    return AwsEnv(env=dict(os.environ), stack_name=stack_name)
+    return AwsEnv(env=dict(os.environ), stack_name=stack_name, call_log=tmp / "aws-calls.log")
 
 
 def new_stack_name() -> str:
@@ -125,9 +134,15 @@ def new_stack_name() -> str:
 @pytest.fixture
 def aws_env(
     moto_server: emulator.MotoServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> AwsEnv:
-    """Env for this test: the emulator, target aws, a unique stack name, the two images."""
-    return isolate_env(monkeypatch, moto_server, new_stack_name(), tmp_path)
+) -> Iterator[AwsEnv]:
+    """Env for this test: the emulator, target aws, a unique stack name, the two images.
+    Afterwards, every AWS call canary made must be one the operator's IAM policy allows."""
+    env = isolate_env(monkeypatch, moto_server, new_stack_name(), tmp_path)
+    yield env
+    outside = env.calls_outside_policy()
+    assert not outside, (
+        f"canary called AWS APIs that docs/operator-policy.json does not allow: {outside}"
+    )
 
 
 @pytest.fixture

@@ -195,7 +195,7 @@ def test_a_stack_from_before_the_baseline_works_with_two_groups_until_a_deploy_a
                 "SubnetIds": ",".join(network.subnet_ids),
             }.items()
         ],
-        Capabilities=["CAPABILITY_NAMED_IAM"],
+        Capabilities=["CAPABILITY_IAM"],
     )
     old = AwsTarget.from_settings(load_settings())
     assert not old.outputs().has_baseline

@@ -86,7 +86,7 @@ def test_update_keeps_previous_values_for_parameters_given_as_none() -> None:
         {
             "StackName": "demo",
             "TemplateBody": ANY,
-            "Capabilities": ["CAPABILITY_NAMED_IAM"],
+            "Capabilities": ["CAPABILITY_IAM"],
             "Parameters": [
                 {"ParameterKey": "ImageURICanary", "ParameterValue": "b"},
                 {"ParameterKey": "VpcId", "UsePreviousValue": True},

@@ -1,12 +1,16 @@
-"""The boto3 clients one AWS target uses, built once from the settings."""
+"""The AWS session and clients one target uses: the region it works in, and (for the
+tests) a log of every API call as the IAM action it needs."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import boto3
 from botocore.config import Config
+from botocore.model import OperationModel
 
 from canary_deploy.aws.errors import aws_errors
 
@@ -20,6 +24,27 @@ if TYPE_CHECKING:
 # Standard mode retries throttling and transient errors with backoff (botocore's advice).
 CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": 5})
 DEFAULT_REGION = "us-east-1"  # the seed's, when nothing names a region
+# A file path: every AWS API call made through `open_session`'s clients is appended to it as
+# the IAM action it needs (`elasticloadbalancing:ModifyListener`), one per line; the test
+# suite checks them against the operator's policy (docs/operator-policy.json).
+CALL_LOG_ENV = "CANARY_AWS_CALL_LOG"
+# botocore's signing name where it is not the IAM service prefix.
+_IAM_PREFIX = {"monitoring": "cloudwatch"}
+
+
+def iam_action(operation: OperationModel) -> str:
+    """The IAM action an API operation is named by (`service:Operation`)."""
+    prefix = operation.service_model.signing_name
+    return f"{_IAM_PREFIX.get(prefix, prefix)}:{operation.name}"
+
+
+def _record_calls(session: boto3.Session, path: Path) -> None:
+    def record(model: OperationModel, **_: Any) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("a", encoding="utf-8") as log:
+            log.write(f"{iam_action(model)}\n")
+
+    session.events.register("before-call", record)
 
 
 def open_session(
@@ -31,6 +56,8 @@ def open_session(
     region_name=...)`): the session alone would fail without one."""
     with aws_errors("open an AWS session", stack_name=stack_name, region=region or DEFAULT_REGION):
         session = boto3.Session(profile_name=profile, region_name=region)
+        if os.environ.get(CALL_LOG_ENV):
+            _record_calls(session, Path(os.environ[CALL_LOG_ENV]))
         return session, session.region_name or DEFAULT_REGION
 
 

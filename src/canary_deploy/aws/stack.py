@@ -23,7 +23,8 @@ if TYPE_CHECKING:
     from mypy_boto3_cloudformation.type_defs import ParameterTypeDef, StackTypeDef
 
 TEMPLATE_NAME = "canary-stack.yml"
-CAPABILITIES: list[Literal["CAPABILITY_NAMED_IAM"]] = ["CAPABILITY_NAMED_IAM"]
+# The template names no IAM resource, so CAPABILITY_IAM is enough (NAMED_IAM is broader).
+CAPABILITIES: list[Literal["CAPABILITY_IAM"]] = ["CAPABILITY_IAM"]
 POLL_SECONDS = 2.0
 TIMEOUT_SECONDS = 3600.0
 # CloudFormation's wording when an update would change nothing: not an error for us.

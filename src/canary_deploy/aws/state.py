@@ -12,9 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
-import boto3
-
-from canary_deploy.aws.clients import CLIENT_CONFIG
+from canary_deploy.aws.clients import CLIENT_CONFIG, open_session
 from canary_deploy.aws.errors import aws_errors
 from canary_deploy.aws.state_codec import (
     COMMANDS_PREFIX,
@@ -395,10 +393,11 @@ def open_state(
     """The state of `stack_name` in `region`, creating the table on first use
     (AWS_ENDPOINT_URL is honoured by boto3, as for every other client)."""
     table = table or table_name()
+    # open_session: the region resolved like the stack's clients', and their call log.
+    session, region = open_session(region=region, profile=profile, stack_name=stack_name)
     with aws_errors("open an AWS session", stack_name=stack_name, region=region):
-        session = boto3.Session(profile_name=profile, region_name=region)
-        client = session.client("dynamodb", config=CLIENT_CONFIG)
-        sts = session.client("sts", config=CLIENT_CONFIG)
+        client = session.client("dynamodb", region_name=region, config=CLIENT_CONFIG)
+        sts = session.client("sts", region_name=region, config=CLIENT_CONFIG)
     errors = StateErrors(table=table, region=region, stack_name=stack_name)
     with errors("look up the AWS account"):
         account = caller_account(sts)
