@@ -249,6 +249,21 @@ def test_status_of_a_rolled_back_first_creation_explains_what_to_do() -> None:
     assert any("delete --yes" in note for note in status.notes)
 
 
+def test_status_of_a_stack_whose_rollback_failed_gives_the_command_to_continue_it() -> None:
+    stack = StubbedStack()
+    stack.cf.add_response(
+        "describe_stacks",
+        {"Stacks": [{"StackName": "demo", "StackStatus": "UPDATE_ROLLBACK_FAILED",
+                     "CreationTime": T0}]},
+    )  # fmt: skip
+    status = stack.status()
+    assert status.stack_status == "UPDATE_ROLLBACK_FAILED"
+    assert any(
+        "`aws cloudformation continue-update-rollback --stack-name demo --region us-east-1`" in note
+        for note in status.notes
+    )
+
+
 BASELINE_OUTPUTS = {
     **STACK_OUTPUTS,
     "TargetGroupBaselineArn": str(OUTPUTS.target_group_baseline_arn),
