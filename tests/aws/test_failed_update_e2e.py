@@ -68,9 +68,7 @@ def test_a_failed_deploy_after_a_promotion_keeps_all_traffic_on_the_new_stable(
     assert weight_parameters(aws_env) == Weights(100, 0)
 
     counter = ModifyListenerCounter(target)
-    failed = cli(
-        "deploy", IMAGE_URI_STABLE="repo/app:v2", IMAGE_URI_CANARY=BROKEN_CANARY
-    )
+    failed = cli("deploy", IMAGE_URI_STABLE="repo/app:v2", IMAGE_URI_CANARY=BROKEN_CANARY)
 
     assert failed.exit_code == 1, failed.stderr
     assert "UPDATE_ROLLBACK_COMPLETE" in failed.stderr

@@ -1,8 +1,8 @@
 """The operator's IAM policy (docs/operator-policy.json) allows what `canary` does: every
-API call the CLI makes (recorded through botocore's `before-call` event, CANARY_AWS_CALL_LOG;
-every test using `aws_env` is checked the same way when it ends) and everything
-CloudFormation does with the operator's credentials for the template's resources (the
-handler permissions of AWS's resource schemas, shipped with cfn-lint)."""
+API call the CLI makes (recorded through botocore's `provide-client-params` event,
+CANARY_AWS_CALL_LOG; every test using `aws_env` is checked the same way when it ends) and
+everything CloudFormation does with the operator's credentials for the template's
+resources (the handler permissions of AWS's resource schemas, shipped with cfn-lint)."""
 
 from __future__ import annotations
 
@@ -12,11 +12,18 @@ from pathlib import Path
 from typing import Any
 
 import cfnlint
+import pytest
+from botocore.stub import Stubber
 
+from canary_deploy.aws.clients import CALL_LOG_ENV, open_session
 from canary_deploy.aws.emulator import FAILING_IMAGE_MARK
 from canary_deploy.aws.stack import CAPABILITIES
+from canary_deploy.aws.workload import EcsWorkload
 from tests.aws.conftest import AwsEnv, CliRunner
 from tests.aws.iam_policy import POLICY_PATH, allows, load_policy, not_allowed, recorded_calls
+from tests.aws.stubs import ERRORS, OUTPUTS
+from tests.aws.test_running_image import DIGEST, SERVICES
+from tests.aws.test_status import running_task
 from tests.aws.test_template import load
 
 DOCS = POLICY_PATH.parent / "aws.md"
@@ -83,10 +90,35 @@ def test_every_call_the_cli_makes_is_in_the_policy(aws_env: AwsEnv, cli: CliRunn
         "elasticloadbalancing:ModifyListener",
         "elasticloadbalancing:DescribeTargetHealth",
         "ecs:DescribeTaskDefinition",
-        "ecs:ListTasks",
         "ec2:DescribeSubnets",
         "cloudwatch:GetMetricData",
     } <= calls
+    assert not_allowed(load_policy(), calls) == []
+
+
+def test_the_calls_for_the_images_tasks_run_are_in_the_policy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # moto starts no task, so the CLI walk never lists one: the same recorded session,
+    # with ECS answers stubbed.
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv(CALL_LOG_ENV, str(log))
+    session, region = open_session(region="us-east-1", profile=None, stack_name="demo")
+    ecs = session.client("ecs", region_name=region, aws_access_key_id="x",
+                         aws_secret_access_key="x")  # fmt: skip
+    stub = Stubber(ecs)
+    stub.add_response("describe_services", SERVICES)
+    for _ in SERVICES["services"]:
+        stub.add_response("list_tasks", {"taskArns": ["t1"]})
+    stub.add_response(
+        "describe_tasks", {"tasks": [running_task("t1", "demo-canary", "repo/app:v2", DIGEST)]}
+    )
+    with stub:
+        assert EcsWorkload(ecs, lambda: OUTPUTS, ERRORS).running_images() == {
+            "canary": (f"repo/app@{DIGEST}",)
+        }
+    calls = recorded_calls(log)
+    assert calls == {"ecs:DescribeServices", "ecs:ListTasks", "ecs:DescribeTasks"}
     assert not_allowed(load_policy(), calls) == []
 
 

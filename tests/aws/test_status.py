@@ -150,13 +150,11 @@ def stubbed_target() -> StubbedStack:
     ecs_stub.add_response("describe_task_definition", task_definition("demo-canary", "repo:v2"))
     # The running tasks and the digests of their images.
     ecs_stub.add_response("describe_services", services)
-    running = {"demo-stable": ["s1", "s2"], "demo-canary": []}
-    for name, arns in running.items():
-        ecs_stub.add_response(
-            "list_tasks",
-            {"taskArns": arns},
-            {"cluster": "demo-cluster", "serviceName": name, "desiredStatus": "RUNNING"},
-        )
+    ecs_stub.add_response(  # the canary runs no task: not listed
+        "list_tasks",
+        {"taskArns": ["s1", "s2"]},
+        {"cluster": "demo-cluster", "serviceName": "demo-stable", "desiredStatus": "RUNNING"},
+    )
     ecs_stub.add_response(
         "describe_tasks",
         {
@@ -299,8 +297,9 @@ def baseline_status(running: int, desired: int, weights: tuple[int, int, int]) -
                         ("demo-baseline", "repo:v1")):  # fmt: skip
         ecs_stub.add_response("describe_task_definition", task_definition(name, image))
     ecs_stub.add_response("describe_services", services)
-    for _ in services["services"]:
-        ecs_stub.add_response("list_tasks", {"taskArns": []})
+    for found in services["services"]:
+        if found["runningCount"]:  # only services with running tasks are listed
+            ecs_stub.add_response("list_tasks", {"taskArns": []})
     cw_stub.add_response("get_metric_data", {"MetricDataResults": []})
     shown = 3 if running or desired or baseline else 2
     for _ in range(shown):

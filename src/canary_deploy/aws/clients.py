@@ -44,7 +44,8 @@ def _record_calls(session: boto3.Session, path: Path) -> None:
         with path.open("a", encoding="utf-8") as log:
             log.write(f"{iam_action(model)}\n")
 
-    session.events.register("before-call", record)
+    # provide-client-params: every handler sees it (a Stubber answers before-call first).
+    session.events.register("provide-client-params", record)
 
 
 def open_session(

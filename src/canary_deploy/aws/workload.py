@@ -173,7 +173,10 @@ class EcsWorkload:
         out = self._outputs()
         services = self._services()
         arns: dict[Version, list[str]] = {}
-        for version in services:
+        for version, service in services.items():
+            if not service.get("runningCount"):
+                arns[version] = []  # nothing to list (one call saved per idle service)
+                continue
             with self._errors(f"list the {version} tasks"):
                 arns[version] = self._ecs.list_tasks(
                     cluster=out.cluster_name,
