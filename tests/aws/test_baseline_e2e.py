@@ -154,6 +154,8 @@ def template_without_baseline() -> str:
         del doc["Resources"][name]
     for name in ("TargetGroupBaselineArn", "ServiceBaselineName"):
         del doc["Outputs"][name]
+    # Its stickiness followed the parameter alone (no weights, no baseline in the rule).
+    doc["Conditions"] = {"StickinessOn": {"Fn::Equals": [{"Ref": "StickinessEnabled"}, "true"]}}
     for group in ("TargetGroupStable", "TargetGroupCanary"):
         attributes = doc["Resources"][group]["Properties"]["TargetGroupAttributes"]
         attributes[:] = [a for a in attributes if a["Key"] != "slow_start.duration_seconds"]

@@ -192,6 +192,23 @@ def _patch_previous_values() -> None:
     models.CloudFormationBackend._resolve_update_parameters = resolve  # type: ignore[method-assign]
 
 
+def _patch_condition_equality() -> None:
+    """`Fn::Equals` compares strings on CloudFormation (a `Number` parameter's `Ref` is
+    "0"); moto compares the parsed int with the literal, so `!Equals [!Ref W, "0"]` was
+    never true."""
+    from moto.cloudformation import parsing
+
+    parse_condition = parsing.parse_condition
+
+    def parse(condition: Any, resources_map: Any, condition_map: Any) -> bool:
+        if isinstance(condition, dict) and list(condition) == ["Fn::Equals"]:
+            left, right = (parsing.clean_json(v, resources_map) for v in condition["Fn::Equals"])
+            return _as_given(left).lower() == _as_given(right).lower()
+        return bool(parse_condition(condition, resources_map, condition_map))
+
+    parsing.parse_condition = parse
+
+
 def _as_given(value: Any) -> str:
     """A resolved parameter value as it would have been given (lists comma-separated)."""
     return ",".join(map(str, value)) if isinstance(value, list) else str(value)
@@ -207,6 +224,7 @@ def apply_moto_patch() -> None:
     _patch_target_groups(models)
     _patch_failing_updates()
     _patch_previous_values()
+    _patch_condition_equality()
 
     def convert_and_validate_properties(
         self: Any, properties: dict[str, Any]
