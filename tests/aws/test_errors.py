@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 from botocore.exceptions import ClientError, EndpointConnectionError, NoRegionError
+from botocore.parsers import ResponseParserError
 
-from canary_deploy.aws.errors import translate
-from canary_deploy.errors import EXIT_FAILED, EXIT_USAGE
+from canary_deploy.aws.errors import aws_errors, translate
+from canary_deploy.errors import EXIT_FAILED, EXIT_USAGE, OperationFailed
 
 
 def client_error(code: str, message: str) -> ClientError:
@@ -58,3 +60,13 @@ def test_other_errors_keep_aws_code_and_message() -> None:
     )
     assert err.exit_code == EXIT_FAILED
     assert err.message == "AWS refused to create stack s: ValidationError: Template format error"
+
+
+def test_an_unreadable_response_is_an_error_with_a_hint_not_a_traceback() -> None:
+    # What botocore raises when a proxy or a broken endpoint answers with an HTML page.
+    exc = ResponseParserError("Unable to parse response, invalid XML received")
+    with pytest.raises(OperationFailed) as raised, aws_errors("update stack s", stack_name="s",
+                                                              region="eu-west-1"):  # fmt: skip
+        raise exc
+    assert "could not be read while trying to update stack s" in raised.value.message
+    assert raised.value.hint is not None and "AWS_ENDPOINT_URL" in raised.value.hint

@@ -15,6 +15,7 @@ from botocore.exceptions import (
     ProfileNotFound,
     WaiterError,
 )
+from botocore.parsers import ResponseParserError
 
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
 
@@ -113,6 +114,12 @@ def translate(exc: Exception, *, action: str, stack_name: str, region: str) -> C
         return OperationFailed(f"AWS refused to {action}: {code}: {message}")
     if isinstance(exc, BotoCoreError):
         return OperationFailed(f"AWS call failed while trying to {action}: {exc}")
+    if isinstance(exc, ResponseParserError):  # not a BotoCoreError
+        return OperationFailed(
+            f"the answer of AWS could not be read while trying to {action}: {exc}",
+            hint="something between canary and AWS answered instead (a proxy, or the "
+            "endpoint in AWS_ENDPOINT_URL); retry, or check the network settings",
+        )
     raise exc
 
 
@@ -121,7 +128,7 @@ def aws_errors(action: str, *, stack_name: str, region: str) -> Iterator[None]:
     """Turn botocore exceptions raised in the block into CanaryErrors."""
     try:
         yield
-    except (BotoCoreError, ClientError) as exc:
+    except (BotoCoreError, ClientError, ResponseParserError) as exc:
         raise translate(exc, action=action, stack_name=stack_name, region=region) from exc
 
 
