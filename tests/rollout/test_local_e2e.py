@@ -5,6 +5,7 @@ from __future__ import annotations
 import getpass
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from canary_deploy.rollout.store import RolloutStore
 from tests.local.conftest import LocalStack, new_stack, wait_for
 
 __all__ = ["new_stack"]  # the fixture, re-exported for this module
@@ -136,9 +138,22 @@ def test_latency_regressed_canary_is_rolled_back(new_stack: Callable[[], LocalSt
     assert "slower than" in rollback["message"]
 
 
-def test_kill_9_then_rollout_again_resumes_at_the_same_step(
+def _controller_pid(stack: LocalStack) -> int | None:
+    store = RolloutStore(stack.paths.state_dir / "state.db", "ecs-canary-demo-stack")
+    try:
+        active = store.active()
+        alive = active is not None and store.controller_alive(active, now=time.time())
+        return active.owner_pid if alive and active is not None else None
+    finally:
+        store.close()
+
+
+def test_kill_9_of_the_controller_and_its_terminal_loses_nothing(
     new_stack: Callable[[], LocalStack],
 ) -> None:
+    """The terminal that started the rollout only watches it: kill -9 it and the daemon's
+    controller goes on; kill -9 that controller too and the daemon starts another, which
+    continues where it was (every weight change exactly once, none lost)."""
     stack = new_stack()
     deploy(stack, app("v1"), app("v2"))
     judge_errors_only(stack)
@@ -156,10 +171,13 @@ def test_kill_9_then_rollout_again_resumes_at_the_same_step(
         finally:
             if proc.poll() is None:
                 proc.kill()
+        controller = wait_for(lambda: _controller_pid(stack), 10, "the daemon's controller")
+        assert controller != proc.pid
+        os.kill(controller, signal.SIGKILL)
         before = [e for e in history(stack) if e["kind"] in ("weights", "step")]
         result = stack.run("rollout", timeout=120)
     assert result.exit_code == 0, result.stdout + result.stderr
-    assert "Resuming rollout #1 at step 2/3" in result.stdout
+    assert re.search(r"Watching rollout #1 at step [23]/3", result.stdout), result.stdout
     events = history(stack)
     assert [e for e in events if e["kind"] in ("weights", "step")][: len(before)] == before
     weights = [e["message"].split(" (")[0] for e in events if e["kind"] == "weights"]
@@ -169,6 +187,9 @@ def test_kill_9_then_rollout_again_resumes_at_the_same_step(
         "weights 0/50/50 -> 0/100",  # above 50%: no baseline, a soak step
         "weights 0/100 -> 100/0",
     ]
+    daemon_events = stack.admin("GET", "/events")
+    starts = [e for e in daemon_events if "rollout controller started" in str(e)]
+    assert len(starts) >= 2, daemon_events
 
 
 @pytest.mark.parametrize("command", ["abort", "promote"])
@@ -189,8 +210,12 @@ def test_steering_from_a_second_terminal(new_stack: Callable[[], LocalStack], co
             shown = stack.status()["rollout"]
             assert (shown["status"], shown["step"], shown["canary_weight"]) == ("running", 1, 10)
             assert "Rollout #1: running at step 1/3" in stack.ok("status").stdout
-            again = stack.run("rollout")
-            assert again.exit_code == 2 and "already being run by process" in again.stderr
+            # A second terminal watches the same rollout (the daemon runs it): never a
+            # second controller.
+            again = stack.run("rollout", "--detach")
+            assert again.exit_code == 0, again.stderr
+            assert "Watching rollout #1 at step 1/3" in again.stdout
+            assert "runs in the local daemon" in again.stdout
             stack.ok(command)
             if command == "abort":
                 proc.wait(timeout=30)

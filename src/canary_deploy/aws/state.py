@@ -38,6 +38,7 @@ from canary_deploy.aws.state_table import (
     caller_account,
     ensure_table,
     partition_key,
+    table_exists,
     table_name,
 )
 from canary_deploy.aws.state_writes import (
@@ -383,33 +384,58 @@ class DynamoRolloutState:
 
 def open_state(
     *,
-    region: str,
+    region: str | None,
     profile: str | None,
     stack_name: str,
     table: str | None = None,
     progress: Progress | None = None,
     lease_s: float = LEASE_S,
 ) -> DynamoRolloutState:
-    """The state of `stack_name` in `region`, creating the table on first use
-    (AWS_ENDPOINT_URL is honoured by boto3, as for every other client)."""
+    """The state of `stack_name` in `region` (None: resolved as for the stack's clients),
+    creating the table on first use (AWS_ENDPOINT_URL is honoured by boto3, as for every
+    other client)."""
+    state = _open(region, profile, stack_name, table, progress, lease_s, create=True)
+    assert state is not None  # created when missing
+    return state
+
+
+def open_existing_state(
+    *, region: str | None, profile: str | None, stack_name: str, table: str | None = None
+) -> DynamoRolloutState | None:
+    """As `open_state`, but None when the table does not exist (nothing ever ran)."""
+    return _open(region, profile, stack_name, table, None, LEASE_S, create=False)
+
+
+def _open(
+    region: str | None,
+    profile: str | None,
+    stack_name: str,
+    table: str | None,
+    progress: Progress | None,
+    lease_s: float,
+    *,
+    create: bool,
+) -> DynamoRolloutState | None:
     table = table or table_name()
     # open_session: the region resolved like the stack's clients', and their call log.
-    session, region = open_session(region=region, profile=profile, stack_name=stack_name)
-    with aws_errors("open an AWS session", stack_name=stack_name, region=region):
-        client = session.client("dynamodb", region_name=region, config=CLIENT_CONFIG)
-        sts = session.client("sts", region_name=region, config=CLIENT_CONFIG)
-    errors = StateErrors(table=table, region=region, stack_name=stack_name)
+    session, resolved = open_session(region=region, profile=profile, stack_name=stack_name)
+    with aws_errors("open an AWS session", stack_name=stack_name, region=resolved):
+        client = session.client("dynamodb", region_name=resolved, config=CLIENT_CONFIG)
+        sts = session.client("sts", region_name=resolved, config=CLIENT_CONFIG)
+    errors = StateErrors(table=table, region=resolved, stack_name=stack_name)
+    with errors(f"open the rollout state table {table}"):
+        if not create and not table_exists(client, table):
+            return None
+        ensure_table(client, table, progress or SilentProgress())
     with errors("look up the AWS account"):
         account = caller_account(sts)
     sts.close()
-    with errors(f"open the rollout state table {table}"):
-        ensure_table(client, table, progress or SilentProgress())
     return DynamoRolloutState(
         client,
         table=table,
-        partition=partition_key(account, region, stack_name),
+        partition=partition_key(account, resolved, stack_name),
         stack=stack_name,
-        region=region,
+        region=resolved,
         lease_s=lease_s,
     )
 

@@ -94,6 +94,17 @@ class StateErrors:
         return translate(exc, action=action, stack_name=self.stack_name, region=self.region)
 
 
+def table_exists(client: DynamoDBClient, table: str) -> bool:
+    """Whether the table is there (a command that only looks for a rollout creates none)."""
+    try:
+        client.describe_table(TableName=table)
+    except ClientError as exc:
+        if error_code(exc) == "ResourceNotFoundException":
+            return False
+        raise
+    return True
+
+
 def ensure_table(
     client: DynamoDBClient,
     table: str,

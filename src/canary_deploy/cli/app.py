@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+import time
 import traceback
 from pathlib import Path
 from typing import Annotated, Any
@@ -275,16 +276,42 @@ def status(ctx: typer.Context, output: OutputOpt = "text") -> None:
             f"{rollout['last']}",
             markup=False,
         )
+        console.print(f"Controller: {controller_line(rollout['controller'])}", markup=False)
+
+
+def controller_line(doc: dict[str, Any]) -> str:
+    """Who runs the rollout, in words: 'last tick 0.4s ago (pid 123)' or 'unattended since'."""
+    if doc["unattended_since"] is not None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(doc["unattended_since"]))
+        return (
+            f"unattended since {stamp} ({doc['unattended_s']:.0f}s): nothing judges it or "
+            "rolls it back; run `canary rollout` to resume it"
+        )
+    who = f" (pid {doc['pid']})" if doc.get("pid") else ""
+    return f"last tick {doc['last_tick_s']:.1f}s ago{who}"
 
 
 def _rollout_summary(settings: Settings) -> dict[str, Any] | None:
-    """The rollout in progress on this stack, if any (read from the state store only)."""
+    """The rollout in progress on this stack, if any, and who runs it (from the store)."""
     from canary_deploy.rollout.service import existing_store
+    from canary_deploy.rollout.state import unattended_since
     from canary_deploy.rollout.view import summary
 
     with existing_store(settings) as store:
         active = None if store is None else store.active()
-    return None if active is None else summary(active)
+        if store is None or active is None:
+            return None
+        now = time.time()
+        since = unattended_since(store, active, now=now)
+    beat = active.heartbeat if active.heartbeat is not None else active.created_at
+    controller = {
+        "pid": active.owner_pid if since is None else None,
+        "last_tick": beat,
+        "last_tick_s": max(0.0, now - beat),
+        "unattended_since": since,
+        "unattended_s": None if since is None else max(0.0, now - since),
+    }
+    return {**summary(active), "controller": controller}
 
 
 @app.command()

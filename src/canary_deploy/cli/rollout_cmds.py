@@ -58,11 +58,26 @@ def rollout(
         str | None,
         typer.Option(help="Latency not judged this long after the tasks start (local 5s)"),
     ] = None,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach", "-d", help="Local: start (or resume) the rollout and return at once."
+        ),
+    ] = False,
     output: OutputOpt = "text",
 ) -> None:
     """Run an automated rollout: step the canary's weight, judge every batch, roll back
-    on evidence of harm, promote the canary to stable at the end. Run it again to resume."""
+    on evidence of harm, promote the canary to stable at the end. Locally the daemon runs
+    it (closing this terminal or Ctrl-C only stops watching); run it again to watch or
+    resume."""
     settings = settings_from(ctx)
+    hosted = service.hosted(settings)
+    if detach and not hosted:
+        raise UsageError(
+            "--detach is for the local target: on AWS this process is the rollout's controller",
+            hint="run it where it can keep running (CI job, tmux, an ECS task); see docs/aws.md "
+            "'Running a rollout unattended'",
+        )
     target = open_target(settings)
     store = service.open_store(settings)
     try:
@@ -79,29 +94,57 @@ def rollout(
             },
         )
         with progress("Preparing the rollout", quiet=output == "json") as p:
-            current, resumed = service.begin(settings, target, store, plan, p)
+            current, resumed = service.begin(settings, target, store, plan, p, claim=not hosted)
         # -o json: stdout carries the one JSON document, everything else goes to stderr.
         shown = err_console if output == "json" else console
         if resumed:
+            verb = "Watching" if hosted else "Resuming"
             shown.print(
-                f"Resuming rollout #{current.id} at step {current.step + 1}/"
+                f"{verb} rollout #{current.id} at step {current.step + 1}/"
                 f"{len(current.plan.steps)} ({current.status})"
             )
+        if hosted:
+            service.hand_over(settings, store, current)
+            if detach:
+                _detached(current, output)
+                return
         live = console.is_terminal and output == "text"
         view = LiveView(console) if live else PlainView(shown)
         try:
             with view, _sigterm_as_interrupt():
-                final = service.run(target, store, current, view)
+                if hosted:
+                    final = service.follow(
+                        target, store, current.id, view, warn=lambda m: shown.print(f"Warning: {m}")
+                    )
+                else:
+                    final = service.run(target, store, current, view)
         except KeyboardInterrupt:
             left = store.get(current.id)
-            console.print(
-                f"\nStopped watching. Rollout #{left.id} is left {left.status} at step "
-                f"{left.step + 1}; run `canary rollout` to resume, or `canary abort`."
+            goes_on = (
+                "it goes on in the local daemon: `canary rollout` watches it again"
+                if hosted
+                else "nothing judges it now: run `canary rollout` to resume"
+            )
+            shown.print(
+                f"\nStopped watching. Rollout #{left.id} is {left.status} at step "
+                f"{left.step + 1}; {goes_on}, `canary abort` rolls back."
             )
             raise typer.Exit(130) from None
     finally:
         store.close()
     _finish(final, output)
+
+
+def _detached(current: Rollout, output: str) -> None:
+    if output == "json":
+        doc = {"id": current.id, "status": str(current.status), "step": current.step}
+        print_json({**doc, "detached": True})
+        return
+    console.print(
+        f"Rollout #{current.id} runs in the local daemon (step {current.step + 1}/"
+        f"{len(current.plan.steps)}). Watch it with `canary rollout` or `canary status`; "
+        "steer it with `canary pause|resume|promote|abort`."
+    )
 
 
 @contextmanager

@@ -18,7 +18,8 @@ from canary_deploy.local.load import LoadGenerator, LoadPlan
 from canary_deploy.rollout import service
 from canary_deploy.rollout.controller import TickResult
 from canary_deploy.rollout.plan import build_plan
-from canary_deploy.rollout.store import Command, Rollout, RolloutStatus, RolloutStore
+from canary_deploy.rollout.state import RolloutState
+from canary_deploy.rollout.store import Command, Rollout, RolloutStatus
 from canary_deploy.weights import STABLE_ONLY
 
 # Short steps so both rollouts fit in about two minutes at demo traffic (500 req/s). At
@@ -69,7 +70,7 @@ class _Timed:
     """Wraps a view to remember when 100/0 took effect after a verdict, and plays the
     human when a rollout pauses for one (the demo must end): it aborts."""
 
-    def __init__(self, inner: service.RolloutView, store: RolloutStore) -> None:
+    def __init__(self, inner: service.RolloutView, store: RolloutState) -> None:
         self.inner = inner
         self.store = store
         self.rollback_latency_s: float | None = None

@@ -72,6 +72,14 @@ class _LogView:
             )
 
 
+class _LogProgress:
+    def update(self, message: str) -> None:
+        pass
+
+    def log(self, message: str) -> None:
+        log.info("%s", message)
+
+
 def run_active(settings: Settings) -> int:
     """Claim and run the stack's active rollout to its end; 0 when there is none to run."""
     from canary_deploy.rollout import service
@@ -89,7 +97,9 @@ def run_active(settings: Settings) -> int:
             log.info("not running rollout #%s: %s", active.id, exc.message)
             return 0
         log.info("running rollout #%s from step %s", active.id, active.step + 1)
-        final = service.run(open_target(settings), store, active, _LogView())
+        target = open_target(settings)
+        service.ensure_baseline(target, active, _LogProgress())
+        final = service.run(target, store, active, _LogView())
         log.info("rollout #%s ended %s: %s", final.id, final.status, final.reason or "")
         return 0
     finally:

@@ -15,7 +15,7 @@ from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.rollout.controller import Controller, TickResult
 from canary_deploy.rollout.plan import RolloutPlan, build_plan, load_imbalance
 from canary_deploy.rollout.start import start_rollout
-from canary_deploy.rollout.state import RolloutState
+from canary_deploy.rollout.state import RolloutState, unattended_since
 from canary_deploy.rollout.store import Event, Rollout, RolloutStatus, RolloutStore
 
 
@@ -26,27 +26,46 @@ class RolloutView(Protocol):
 
 
 def store_path(settings: Settings) -> Path:
-    """Local: the stack's own state db. AWS: a db under the state dir, keyed by stack."""
-    state_dir = settings.local.state_dir
-    return state_dir / ("state.db" if settings.target == "local" else "aws-rollouts.db")
+    """Local: the stack's own state db (next to the daemon's state)."""
+    return settings.local.state_dir / "state.db"
 
 
-def open_store(settings: Settings) -> RolloutStore:
+def open_store(settings: Settings, progress: Progress | None = None) -> RolloutState:
+    """Where the stack's rollouts live. Local: the state directory's SQLite db. AWS: the
+    DynamoDB table in the stack's account and region (created on first use), so any
+    machine with credentials sees, steers and resumes the same rollout."""
+    if settings.target == "aws":
+        from canary_deploy.aws.state import open_state
+
+        return open_state(
+            region=settings.aws.region,
+            profile=settings.aws.profile,
+            stack_name=settings.stack_name,
+            progress=progress,
+        )
     return RolloutStore(store_path(settings), settings.stack_name)
 
 
 @contextmanager
-def existing_store(settings: Settings) -> Iterator[RolloutStore | None]:
+def existing_store(settings: Settings) -> Iterator[RolloutState | None]:
     """The stack's rollout store, or None when no rollout ever ran here (a command that
     only checks for a rollout does not create a store)."""
-    if not store_path(settings).exists():
-        yield None
-        return
-    store = open_store(settings)
+    store: RolloutState | None
+    if settings.target == "aws":
+        from canary_deploy.aws.state import open_existing_state
+
+        store = open_existing_state(
+            region=settings.aws.region, profile=settings.aws.profile, stack_name=settings.stack_name
+        )
+    elif store_path(settings).exists():
+        store = open_store(settings)
+    else:
+        store = None
     try:
         yield store
     finally:
-        store.close()
+        if store is not None:
+            store.close()
 
 
 def plan_from(
@@ -61,9 +80,13 @@ def begin(
     store: RolloutState,
     plan: RolloutPlan,
     progress: Progress | None = None,
+    *,
+    claim: bool = True,
 ) -> tuple[Rollout, bool]:
     """The active rollout to resume, or a new one, claimed for this process (another live
     controller is refused here, before anything is said or done). Returns (rollout, resumed).
+    With `claim=False` an active rollout is returned as it is, for watching (the local
+    daemon runs it).
 
     A new rollout with a baseline first starts the baseline's tasks and restarts the
     canary's with them, so both arms are the same age and warm up together. A canary a
@@ -71,9 +94,9 @@ def begin(
     progress = progress or SilentProgress()
     active = store.active()
     if active is not None:
-        store.claim(active.id, now=time.time())
-        if active.plan.baseline and not active.status.ending:
-            _ensure_baseline(target, progress)
+        if claim:
+            store.claim(active.id, now=time.time())
+            ensure_baseline(target, active, progress)
         return active, True
     status = target.status()
     canary = status.versions.get("canary")
@@ -192,9 +215,11 @@ def wait_canary_healthy(
         sleep(1.0)
 
 
-def _ensure_baseline(target: Target, progress: Progress) -> None:
+def ensure_baseline(target: Target, rollout: Rollout, progress: Progress) -> None:
     """A resumed rollout needs its baseline: started again (with the canary's tasks)
     when something stopped it, e.g. a scale-in or a daemon started from a clean spec."""
+    if not rollout.plan.baseline or rollout.status.ending:
+        return
     status = target.status()
     canary = status.versions.get("canary")
     baseline = status.versions.get("baseline")
@@ -235,6 +260,62 @@ def run(
             sleep(every)
     finally:
         store.release(rollout.id)
+
+
+def hosted(settings: Settings) -> bool:
+    """Whether the controller runs elsewhere than in the `canary rollout` process: the
+    local daemon runs it (a rollout outlives its terminal); on AWS the process that runs
+    `canary rollout` is the controller (see docs/aws.md for running it unattended)."""
+    return settings.target == "local"
+
+
+def hand_over(settings: Settings, store: RolloutState, rollout: Rollout) -> None:
+    """Leave the rollout to the local daemon, which starts its controller within a second
+    or two (`local/controller_host.py`)."""
+    from canary_deploy.rollout.runner import save_settings
+
+    save_settings(settings)
+    store.release(rollout.id)
+
+
+# While following: a rollout nobody ticks for this long gets one warning.
+UNATTENDED_WARNING_S = 10.0
+
+
+def follow(
+    target: Target,
+    store: RolloutState,
+    rollout_id: int,
+    view: RolloutView,
+    *,
+    warn: Callable[[str], None],
+    every_s: float = 0.25,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.time,
+) -> Rollout:
+    """Show a rollout another process runs (the daemon's controller) until it ends."""
+    quantiles: dict[str, float | None] = {}
+    next_quantiles = 0.0
+    warned = False
+    while True:
+        r = store.get(rollout_id)
+        now = clock()
+        if now >= next_quantiles and not r.status.terminal:
+            quantiles = _p99(target, r, now)
+            next_quantiles = now + r.plan.interval_s
+        view.show(TickResult(r, target.router.get_weights(), r.last_decision), quantiles)
+        if r.status.terminal:
+            return r
+        since = unattended_since(store, r, now=now)
+        if since is not None and now - since > UNATTENDED_WARNING_S and not warned:
+            warned = True
+            warn(
+                f"no controller has ticked rollout #{r.id} for {now - since:.0f}s: is the "
+                "local daemon running? (`canary status`; `canary deploy` starts it again)"
+            )
+        elif since is None:
+            warned = False
+        sleep(every_s)
 
 
 def _p99(target: Target, rollout: Rollout, now: float) -> dict[str, float | None]:

@@ -1,0 +1,100 @@
+"""A rollout outlives its terminal (issue 11 item 5): `canary rollout --detach` returns at
+once, Ctrl-C only stops watching, `status` says who ticks the rollout and since when."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from canary_deploy.cli.app import controller_line
+from canary_deploy.rollout.plan import RolloutPlan, Step
+from canary_deploy.rollout.state import unattended_since
+from canary_deploy.rollout.store import RolloutStore
+from tests.local.conftest import LocalStack, wait_for
+
+HELD = ("--steps", "10,50,100", "--min-duration", "60s", "--max-duration", "120s",
+        "--interval", "1s", "--no-baseline")  # fmt: skip
+
+
+def _weights(stack: LocalStack) -> dict[str, int]:
+    weights: dict[str, int] = stack.status()["listener"]["weights"]
+    return weights
+
+
+def test_detach_returns_at_once_and_the_daemon_runs_the_rollout(
+    new_stack: Callable[[], LocalStack],
+) -> None:
+    stack = new_stack()
+    stack.ok("deploy", "--stable-weight", "100", "--canary-weight", "0")
+    started = time.monotonic()
+    result = stack.ok("rollout", "--detach", *HELD)
+    assert time.monotonic() - started < 30
+    assert "Rollout #1 runs in the local daemon" in result.stdout
+    # Nobody's terminal runs it, and it ticks: the step's weights arrive.
+    wait_for(lambda: _weights(stack)["canary"] == 10, 20, "step 1's weights")
+    doc = stack.status()["rollout"]
+    assert doc["status"] == "running"
+    controller = doc["controller"]
+    assert controller["unattended_since"] is None and controller["last_tick_s"] < 10
+    assert controller["pid"] is not None
+    assert "Controller: last tick" in stack.ok("status").stdout
+    detached = stack.ok("rollout", "--detach", "-o", "json").json()
+    assert detached == {"id": 1, "status": "running", "step": 0, "detached": True}
+    stack.ok("abort")
+    assert _weights(stack)["canary"] == 0
+
+
+def test_ctrl_c_stops_watching_only(new_stack: Callable[[], LocalStack]) -> None:
+    stack = new_stack()
+    stack.ok("deploy", "--stable-weight", "100", "--canary-weight", "0")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "canary_deploy", "rollout", *HELD],
+        cwd=stack.root, env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        wait_for(lambda: _weights(stack)["canary"] == 10, 60, "step 1")
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130
+    assert "Stopped watching" in out and "goes on in the local daemon" in out
+    # The rollout goes on: a step promoted by hand still happens, with nobody watching.
+    stack.ok("promote")
+    wait_for(lambda: _weights(stack)["canary"] == 50, 20, "step 2")
+    assert stack.status()["rollout"]["controller"]["unattended_since"] is None
+    stack.ok("abort")
+
+
+def test_detach_is_refused_on_aws_where_this_process_is_the_controller(
+    new_stack: Callable[[], LocalStack],
+) -> None:
+    stack = new_stack()
+    result = stack.run("--target", "aws", "rollout", "--detach")
+    assert result.exit_code == 2
+    assert "--detach is for the local target" in result.stderr
+    assert "unattended" in result.stderr
+
+
+def test_status_says_since_when_nobody_runs_a_rollout(tmp_path: Path) -> None:
+    store = RolloutStore(tmp_path / "state.db", "demo")
+    try:
+        plan = RolloutPlan((Step(10, 1, 2),), baseline=False)
+        r = store.create(plan, {}, now=1000.0, canary_image=None, actor="test")
+        store.release(r.id)  # its controller is gone
+        r = store.get(r.id)
+        since = unattended_since(store, r, now=1100.0)
+        assert since == 1000.0
+    finally:
+        store.close()
+    line = controller_line(
+        {"pid": None, "last_tick_s": 100.0, "unattended_since": since, "unattended_s": 100.0}
+    )
+    assert line.startswith("unattended since ") and "(100s)" in line
+    assert "nothing judges it" in line and "`canary rollout`" in line
