@@ -7,7 +7,7 @@ Tests use small hand-written fakes of these Protocols.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol
 
@@ -84,8 +84,18 @@ class Workload(Protocol):
         stable is steady. Idempotent: a stable already on `image` is only waited on."""
         ...
 
+    def scale(self, version: Version, desired_count: int) -> None:
+        """Set one service's desired task count and return at once (no waiting: the
+        rollout controller watches `healthy_targets` across its ticks)."""
+        ...
+
     def scale_canary(self, desired_count: int) -> None:
-        """Set the canary service's desired task count."""
+        """`scale("canary", desired_count)`."""
+        ...
+
+    def healthy_targets(self, versions: Collection[Version]) -> dict[Version, int]:
+        """How many targets of each of these target groups the load balancer reports
+        healthy now (what it may route to)."""
         ...
 
     def start_baseline(self, desired_count: int, progress: Progress) -> None:

@@ -3,6 +3,7 @@ computes no CloudWatch statistics) and steady ECS services (moto starts no tasks
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -52,8 +53,9 @@ class UpdateServiceRecorder:
 
 
 def steady(target: AwsTarget, monkeypatch: pytest.MonkeyPatch) -> None:
-    """What moto cannot do: tasks that start and deployments that complete. The desired
-    counts are moto's (what we sent); every task of them runs."""
+    """What moto cannot do: tasks that start, deployments that complete and targets that
+    pass their health checks. The desired counts are moto's (what we sent); every task of
+    them runs and is a healthy target."""
     real = target.ecs.describe_services
 
     def describe() -> dict[Version, ServiceStatus]:
@@ -64,7 +66,14 @@ def steady(target: AwsTarget, monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(target.ecs, "describe_services", describe)
     monkeypatch.setattr(target.ecs, "wait_deployments", lambda started, progress: None)
-    monkeypatch.setattr(target.ecs, "scale_canary", lambda n: None)
+    real_health = target.health.healthy
+
+    def healthy(versions: Collection[Version]) -> dict[Version, int]:
+        real_health(versions)  # the DescribeTargetHealth calls (moto registers no target)
+        services = describe()
+        return {v: services[v].desired if v in services else 0 for v in versions}
+
+    monkeypatch.setattr(target.health, "healthy", healthy)
 
 
 def rollout(
@@ -83,7 +92,8 @@ def rollout(
     r = start_rollout(store, plan, metrics, canary_image="repo/app:v2", clock=clock)
     c = Controller(target.router, target.workload, metrics, store, r.id, clock=clock)
     for _ in range(200):
-        metrics.record(int(clock.t))
+        for second in range(int(clock.t), int(clock.t) + 5):
+            metrics.record(second)  # the split of every second the clock passes
         clock.advance(5)
         mirror.weights = target.router.get_weights()
         if c.tick().rollout.status.terminal:
@@ -162,19 +172,26 @@ def test_steps_go_through_the_listener_in_order_and_promotion_updates_the_stack(
     # the live weights, not the stack's 95/5, and the baseline's live task count: 0, because
     # a baseline at weight 0 (the 100% step) is stopped before the promotion, so the update
     # does not roll its tasks for nothing (tests/aws/test_promotion.py covers a live count
-    # passed while the baseline serves). Then it recorded 100/0 with the new stable image.
+    # passed while the baseline serves). The canary, which serves 100% on the 2 tasks the
+    # rollout sized it to, keeps them (the stack says 1): an update that touched its service
+    # must not leave 1 task with all the traffic. Then it recorded 100/0 with the new
+    # stable image.
     assert deployed.stack_updates.calls == [
         (True, {"StableWeight": "0", "CanaryWeight": "100"}),
         (False, {"ImageURIStable": "repo/app:v2", "StableWeight": "0", "CanaryWeight": "100",
-                 "BaselineWeight": "0", "DesiredCountBaseline": "0"}),
+                 "BaselineWeight": "0", "DesiredCountBaseline": "0", "DesiredCountCanary": "2"}),
         (True, {"StableWeight": "100", "CanaryWeight": "0"}),
     ]  # fmt: skip
     parameters = aws_env.stack_parameters()
     assert parameters["ImageURIStable"] == "repo/app:v2"
     assert (parameters["StableWeight"], parameters["CanaryWeight"]) == ("100", "0")
     assert (parameters["BaselineWeight"], parameters["DesiredCountBaseline"]) == ("0", "0")
-    # Baseline and canary started together; the baseline stopped after the last call.
-    assert deployed.services.calls == [*STARTED_TOGETHER, ("baseline", 0, False)]
+    # Baseline and canary started together; the canary sized for 100% (2 stable tasks: 2
+    # canary tasks; nothing more for 5-50% with a baseline at the same share) before that
+    # step's weights; the baseline stopped after the last call, the canary left idle.
+    assert deployed.services.calls == [
+        *STARTED_TOGETHER, ("canary", 2, False), ("baseline", 0, False), ("canary", 0, False)
+    ]  # fmt: skip
     assert baseline_desired_count(target) == 0
 
 
@@ -188,5 +205,8 @@ def test_rollback_is_one_modify_listener_call_then_the_baseline_stops(
     assert deployed.listener.calls == [[90, 5, 5], [100, 0, 0]]
     assert aws_env.live_weights() == Weights(100, 0)
     assert aws_env.stack_parameters()["ImageURIStable"] == "repo/app:v1"
-    assert deployed.services.calls == [*STARTED_TOGETHER, ("baseline", 0, False)]
+    # The baseline stopped, the canary scaled to post_rollback_canary_count (0).
+    assert deployed.services.calls == [
+        *STARTED_TOGETHER, ("baseline", 0, False), ("canary", 0, False)
+    ]  # fmt: skip
     assert baseline_desired_count(target) == 0

@@ -6,6 +6,8 @@ from typing import Any
 
 import pytest
 
+from canary_deploy.aws.health import TargetHealth
+from canary_deploy.aws.promotion import StackWorkload
 from canary_deploy.aws.stack import NoBaseline
 from canary_deploy.aws.workload import EcsWorkload
 from canary_deploy.errors import OperationFailed, UsageError
@@ -212,3 +214,56 @@ def test_a_baseline_needs_at_least_one_task() -> None:
     client, stub = stubbed("ecs")
     with stub, pytest.raises(UsageError, match="at least 1 task"):
         workload(client).start_baseline(0, RecordingProgress())
+
+
+def test_scale_sets_one_services_desired_count_without_waiting() -> None:
+    # Issue 11 item 9: a rollout sizes the baseline like the canary, one UpdateService each
+    # and no DescribeServices after it (the controller watches health across its ticks).
+    client, stub = stubbed("ecs")
+    for name, count in (("demo-baseline", 2), ("demo-canary", 3)):
+        stub.add_response(
+            "update_service",
+            {},
+            {"cluster": "demo-cluster", "service": name, "desiredCount": count},
+        )
+    with stub:
+        workload(client).scale("baseline", 2)
+        workload(client).scale_canary(3)
+        stub.assert_no_pending_responses()
+    with pytest.raises(UsageError):
+        workload(client).scale("canary", -1)
+
+
+def test_healthy_targets_reads_only_the_groups_asked_for() -> None:
+    # Issue 11 item 7: the rollout's health gate, one DescribeTargetHealth per group asked.
+    client, stub = stubbed("elbv2")
+
+    def targets(*states: str) -> dict[str, Any]:
+        return {
+            "TargetHealthDescriptions": [
+                {"Target": {"Id": f"10.0.0.{i}"}, "TargetHealth": {"State": s}}
+                for i, s in enumerate(states)
+            ]
+        }
+
+    stub.add_response(
+        "describe_target_health",
+        targets("healthy", "initial", "healthy"),
+        {"TargetGroupArn": OUTPUTS.target_group_canary_arn},
+    )
+    stub.add_response(
+        "describe_target_health",
+        targets("unhealthy", "draining"),
+        {"TargetGroupArn": OUTPUTS.target_group_baseline_arn},
+    )
+    health = TargetHealth(client, lambda: OUTPUTS, ERRORS)
+    stack_workload = StackWorkload(None, None, None, health)  # type: ignore[arg-type]
+    with stub:
+        assert stack_workload.healthy_targets(("canary", "baseline")) == {
+            "canary": 2,
+            "baseline": 0,
+        }
+        stub.assert_no_pending_responses()
+    # A stack without the baseline group has no healthy baseline target (and no call).
+    two_groups = TargetHealth(client, lambda: OUTPUTS_TWO_GROUPS, ERRORS)
+    assert two_groups.healthy(("baseline",)) == {"baseline": 0}

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,10 +68,16 @@ class FakeWorkload:
     baseline_stops: int = 0
     baseline_at_promotion: int | None = None
     fail_start: BaseException | None = None
+    stable_count: int = 2
+    # At most this many healthy targets per group (None: every task healthy at once).
+    healthy_at_most: dict[Version, int] = field(default_factory=dict)
+    scaled: list[tuple[Version, int]] = field(default_factory=list)
+    health_reads: int = 0
 
     def describe_services(self) -> dict[Version, ServiceStatus]:
+        n = self.stable_count
         services = {
-            "stable": ServiceStatus("stable", 2, 0, 2, "COMPLETED"),
+            "stable": ServiceStatus("stable", n, 0, n, "COMPLETED"),
             "canary": ServiceStatus("canary", self.canary_count, 0, self.canary_count, "COMPLETED"),
         }
         if self.baseline_count:
@@ -102,8 +108,23 @@ class FakeWorkload:
             self.promotions += 1
             self.stable_image = image
 
+    def scale(self, version: Version, desired_count: int) -> None:
+        self.scaled.append((version, desired_count))
+        if version == "canary":
+            self.canary_count = desired_count
+        elif version == "baseline":
+            self.baseline_count = desired_count
+        else:
+            self.stable_count = desired_count
+
     def scale_canary(self, desired_count: int) -> None:
-        self.canary_count = desired_count
+        self.scale("canary", desired_count)
+
+    def healthy_targets(self, versions: Collection[Version]) -> dict[Version, int]:
+        self.health_reads += 1
+        counts = {"stable": self.stable_count, "canary": self.canary_count,
+                  "baseline": self.baseline_count}  # fmt: skip
+        return {v: min(counts[v], self.healthy_at_most.get(v, counts[v])) for v in versions}
 
 
 @dataclass
@@ -119,8 +140,13 @@ class FakeMetrics:
     seed: int = 7
     latency: bool = False  # report quantiles, so the judge freezes latency thresholds
     burst_second: int | None = None  # every canary request of this second fails
+    reads: list[tuple[float, float]] = field(default_factory=list)  # every counts() window
     _cache: dict[int, dict[Version, tuple[int, int]]] = field(default_factory=dict)
     _weights_at: dict[int, Weights] = field(default_factory=dict)
+
+    def visible(self, second: int, requests: int, errors: int) -> tuple[int, int]:
+        """What a read shows of one second's counts (all of it; see LateMetrics)."""
+        return requests, errors
 
     def record(self, second: int) -> None:
         """Freeze the split for a second that has passed (called as the clock advances)."""
@@ -159,9 +185,11 @@ class FakeMetrics:
     def counts(
         self, start: float, end: float, thresholds_s: Sequence[float] = ()
     ) -> dict[Version, VersionCounts]:
+        self.reads.append((start, end))
         totals = {"stable": [0, 0], "canary": [0, 0], "baseline": [0, 0]}
         for second in range(int(start), int(end)):
             for group, (n, errors) in self._second(second).items():
+                n, errors = self.visible(second, n, errors)
                 totals[group][0] += n
                 totals[group][1] += errors
         out: dict[Version, VersionCounts] = {}

@@ -191,7 +191,9 @@ def test_a_second_live_controller_is_refused(tmp_path: Path) -> None:
 def test_latency_is_not_judged_just_after_a_weight_change(tmp_path: Path) -> None:
     rig = Rig(tmp_path, latency=True, stable_latency_s=0.05, canary_latency_s=0.08)
     c = rig.start()
-    rig.run(c, 3.5)  # the first batch lies inside the 3 s settle window
+    # The first batch of the step's own data lies inside the 3 s settle window (the one
+    # before it, cut at the step's edge, was served at the weights before the rollout).
+    rig.run(c, 4.5)
     first = rig.store.get(c.rollout_id).last_decision
     assert first is not None
     latency = first["metrics"][1]

@@ -16,8 +16,10 @@ import pytest
 
 from canary_deploy.analysis import Judge
 from canary_deploy.aws.state import open_state
+from canary_deploy.backend import VersionCounts
 from canary_deploy.errors import UsageError
 from canary_deploy.rollout.controller import Controller
+from canary_deploy.rollout.late import FedWindow
 from canary_deploy.rollout.plan import RolloutPlan, build_plan
 from canary_deploy.rollout.start import start_rollout
 from canary_deploy.rollout.state import RolloutState, unattended_since
@@ -372,3 +374,18 @@ def test_the_controller_drives_a_rollout_identically_on_both_stores(
     assert dynamo_log == sqlite_log
     kinds = [entry[2] for entry in sqlite_log]
     assert {"started", "step", "paused", "resumed", "abort", "rolled_back"} <= set(kinds)
+
+
+def test_the_fed_windows_and_the_health_wait_survive_a_save(opened: Opened) -> None:
+    # Issue 11 item 10: the windows re-read for late datapoints live in the rollout's row,
+    # so a controller started elsewhere re-reads exactly what this one fed.
+    store, elsewhere = opened(), opened()
+    r = start(store)
+    fed = (
+        FedWindow(T0, T0 + 60, {"canary": VersionCounts(10, 1, (2, 3))}),
+        FedWindow(T0 + 60, T0 + 120, {"stable": VersionCounts(190, 2, (9, 1))}),
+    )
+    saved = store.save(replace(r, fed_windows=fed, health_wait_since=T0 + 3), now=T0 + 4)
+    got = elsewhere.get(r.id)
+    assert got == replace(saved, heartbeat=T0 + 4)
+    assert got.fed_windows == fed and got.health_wait_since == T0 + 3

@@ -3,6 +3,9 @@ stack keeps describing what runs (a later deploy never reverts a promotion)."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
+from canary_deploy.aws.health import TargetHealth
 from canary_deploy.aws.live import apply_weights
 from canary_deploy.aws.router import AlbRouter, to_alb
 from canary_deploy.aws.stack import Stack, StackInfo
@@ -21,15 +24,24 @@ TEMPLATE_PARAMETERS = (
 
 
 def live_parameters(
-    info: StackInfo, weights: Weights, ecs: EcsWorkload, progress: Progress
+    info: StackInfo,
+    weights: Weights,
+    ecs: EcsWorkload,
+    progress: Progress,
+    *,
+    canary_count: int | None = None,
 ) -> dict[str, str | None]:
     """The stack parameters that must follow what runs now, for any stack update: the
-    listener's live weights and the baseline's live task count (both are changed with API
-    calls, not stack updates, so the stack's own values may be stale).
+    listener's live weights, the baseline's live task count and, while the canary serves
+    traffic, its live task count when the update would give it fewer (`canary_count`, by
+    default the stack's own). All three are changed with API calls, not stack updates, so
+    the stack's own values may be stale.
 
     A rollout sets the baseline's count with UpdateService; if the stack kept saying 0,
     any update that touches the baseline service (a promotion changes its task definition)
-    would stop its tasks while they still serve the baseline's share.
+    would stop its tasks while they still serve the baseline's share. Likewise a rollout
+    sizes the canary for its share: an update that touched the canary service with the
+    stack's count would leave a few tasks carrying 50% or 100% of the traffic.
     """
     stable, canary, baseline = to_alb(weights)
     parameters: dict[str, str | None] = {
@@ -37,36 +49,72 @@ def live_parameters(
         "CanaryWeight": str(canary),
         "BaselineWeight": str(baseline),
     }
-    outputs = info.outputs
-    if not outputs.get("ServiceBaselineName"):
-        parameters["DesiredCountBaseline"] = "0"  # the update creates the baseline service
+    if not info.outputs.get("ServiceBaselineName"):
+        # A stack from before the baseline (and before rollouts sized the canary): the
+        # update creates the baseline service.
+        parameters["DesiredCountBaseline"] = "0"
         return parameters
     try:
-        baseline_service = ecs.describe_services().get("baseline")
+        services = ecs.describe_services()
     except CanaryError as exc:
         progress.log(f"Could not read the baseline's task count ({exc.message}); keeping it")
-        baseline_service = None
+        services = None
+    parameters["DesiredCountBaseline"] = _baseline_count(info, services, progress)
+    if services is not None and weights.canary > 0:
+        parameters.update(_serving_canary(info, services, weights, canary_count, progress))
+    return parameters
+
+
+def _baseline_count(
+    info: StackInfo, services: dict[Version, ServiceStatus] | None, progress: Progress
+) -> str | None:
+    baseline_service = None if services is None else services.get("baseline")
     if baseline_service is not None:
-        parameters["DesiredCountBaseline"] = str(baseline_service.desired)
         if baseline_service.desired:
             progress.log(
                 f"Keeping the baseline's {baseline_service.desired} live task(s) in the stack "
                 "update (a rollout is running)"
             )
-    elif "DesiredCountBaseline" in info.parameters:
-        parameters["DesiredCountBaseline"] = None  # the stack's previous value
-    else:
-        parameters["DesiredCountBaseline"] = "0"
-    return parameters
+        return str(baseline_service.desired)
+    if "DesiredCountBaseline" in info.parameters:
+        return None  # the stack's previous value
+    return "0"
+
+
+def _serving_canary(
+    info: StackInfo,
+    services: dict[Version, ServiceStatus],
+    weights: Weights,
+    asked: int | None,
+    progress: Progress,
+) -> dict[str, str | None]:
+    """DesiredCountCanary when the canary serves traffic on more tasks than the update
+    would give it; nothing otherwise (the update's own value stands)."""
+    service = services.get("canary")
+    if asked is None:
+        try:
+            asked = int(info.parameters.get("DesiredCountCanary") or 0)
+        except ValueError:
+            asked = 0
+    if service is None or service.desired <= asked:
+        return {}
+    progress.log(
+        f"Keeping the canary's {service.desired} live task(s) in the stack update (it serves "
+        f"{weights.canary}% of the traffic; the update would give it {asked})"
+    )
+    return {"DesiredCountCanary": str(service.desired)}
 
 
 class StackWorkload:
     """`Workload` for the AWS target."""
 
-    def __init__(self, stack: Stack, ecs: EcsWorkload, router: AlbRouter) -> None:
+    def __init__(
+        self, stack: Stack, ecs: EcsWorkload, router: AlbRouter, health: TargetHealth
+    ) -> None:
         self.stack = stack
         self.ecs = ecs
         self.router = router
+        self.health = health
 
     def describe_services(self) -> dict[Version, ServiceStatus]:
         return self.ecs.describe_services()
@@ -75,8 +123,15 @@ class StackWorkload:
         """The image the canary's tasks run now, pinned by digest when ECS reports one."""
         return self.ecs.running_image("canary")
 
+    def scale(self, version: Version, desired_count: int) -> None:
+        self.ecs.scale(version, desired_count)
+
     def scale_canary(self, desired_count: int) -> None:
-        self.ecs.scale_canary(desired_count)
+        self.ecs.scale("canary", desired_count)
+
+    def healthy_targets(self, versions: Collection[Version]) -> dict[Version, int]:
+        """Healthy targets per group asked for (one DescribeTargetHealth each)."""
+        return self.health.healthy(versions)
 
     def start_baseline(self, desired_count: int, progress: Progress) -> None:
         self.ecs.start_baseline(desired_count, progress)

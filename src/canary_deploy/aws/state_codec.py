@@ -172,6 +172,8 @@ def _rollout_types() -> dict[str, Any]:
 def _plain(value: Any) -> Any:
     if isinstance(value, Enum):
         return value.value
+    if isinstance(value, tuple | list):
+        return [_plain(v) for v in value]
     to_dict = getattr(value, "to_dict", None)
     return to_dict() if callable(to_dict) else value
 

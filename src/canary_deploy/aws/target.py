@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import TYPE_CHECKING
 
 from canary_deploy.aws.clients import AwsClients
 from canary_deploy.aws.errors import ErrorScope
+from canary_deploy.aws.health import TargetHealth
 from canary_deploy.aws.metrics import CloudWatchMetrics
 from canary_deploy.aws.network import resolve_network
 from canary_deploy.aws.promotion import StackWorkload, live_parameters
@@ -20,7 +20,6 @@ from canary_deploy.backend import (
     Progress,
     ReleaseSpec,
     Status,
-    TargetGroupStatus,
     TrafficRouter,
     TrafficStatus,
     Version,
@@ -31,25 +30,6 @@ from canary_deploy.backend import (
 from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError
 from canary_deploy.weights import Weights
-
-if TYPE_CHECKING:
-    from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
-
-TARGET_STATES = ("healthy", "unhealthy", "initial", "draining", "unused")
-
-
-def target_group_status(
-    elbv2: ElasticLoadBalancingv2Client, arn: str, errors: ErrorScope
-) -> TargetGroupStatus:
-    """Targets of one group counted by health state (AWS's own state names)."""
-    with errors("read target health"):
-        targets = elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]
-    counts = dict.fromkeys(TARGET_STATES, 0)
-    for target in targets:
-        state = str(target.get("TargetHealth", {}).get("State", "unused"))
-        if state in counts:
-            counts[state] += 1
-    return TargetGroupStatus(name=arn.split("/")[-2] if "/" in arn else arn, **counts)
 
 
 class AwsTarget:
@@ -69,9 +49,10 @@ class AwsTarget:
         # Every stack update keeps the listener's live weights (Stack.apply).
         self.stack = Stack(clients.cloudformation, settings.stack_name, self._errors, self.alb)
         self.ecs = EcsWorkload(clients.ecs, self.outputs, self._errors)
+        self.health = TargetHealth(clients.elbv2, self.outputs, self._errors)
         self.cloudwatch = CloudWatchMetrics(clients.cloudwatch, self.outputs, self._errors)
         self.router: TrafficRouter = self.alb
-        self.workload: Workload = StackWorkload(self.stack, self.ecs, self.alb)
+        self.workload: Workload = StackWorkload(self.stack, self.ecs, self.alb, self.health)
         self.metrics: MetricsSource = self.cloudwatch
 
     @classmethod
@@ -111,7 +92,9 @@ class AwsTarget:
         }
         if current is not None and current.status != "ROLLBACK_COMPLETE":
             weights = self._live_weights_for_update(current, progress)
-            live = live_parameters(current, weights, self.ecs, progress)
+            live = live_parameters(
+                current, weights, self.ecs, progress, canary_count=spec.desired_count_canary
+            )
         parameters: dict[str, str | None] = {
             "ImageURIStable": spec.image_stable,
             "ImageURICanary": spec.image_canary,
@@ -175,9 +158,7 @@ class AwsTarget:
             v: VersionStatus(
                 task_definition=task_definitions.get(v),
                 service=services.get(v),
-                target_group=target_group_status(
-                    self._clients.elbv2, out.target_group_arn(v), self._errors
-                ),
+                target_group=self.health.group(v),
                 traffic=traffic.get(v),
             )
             for v in out.groups

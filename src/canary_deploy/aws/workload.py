@@ -221,16 +221,21 @@ class EcsWorkload:
         task_definition = self.task_definitions().get(version)
         return None if task_definition is None else task_definition.image
 
-    def scale_canary(self, desired_count: int) -> None:
-        """Set the canary service's desired task count."""
+    def scale(self, version: Version, desired_count: int) -> None:
+        """Set one service's desired task count (one UpdateService; no waiting)."""
         if desired_count < 0:
             raise UsageError(f"desired count must be >= 0, got {desired_count}")
-        with self._errors("scale the canary service"):
+        out = self._outputs()
+        with self._errors(f"scale the {version} service"):
             self._ecs.update_service(
-                cluster=self._outputs().cluster_name,
-                service=self._names()["canary"],
+                cluster=out.cluster_name,
+                service=out.service_name(version),
                 desiredCount=desired_count,
             )
+
+    def scale_canary(self, desired_count: int) -> None:
+        """Set the canary service's desired task count."""
+        self.scale("canary", desired_count)
 
     def start_baseline(self, desired_count: int, progress: Progress) -> None:
         """Start `desired_count` baseline tasks on stable's task definition and restart the

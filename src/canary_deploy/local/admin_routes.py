@@ -123,7 +123,8 @@ class StackAdmin:
     async def _put_baseline(self, body: Any, query: dict[str, str]) -> Any:
         """{"desired_count": N}: N > 0 starts N baseline tasks (stable's image) and, in
         the same step, fresh canary tasks replacing the running ones, so both groups'
-        tasks start together; 0 stops the baseline's tasks (its weight must be 0)."""
+        tasks start together (`"restart_canary": false` only sets the count); 0 stops the
+        baseline's tasks (its weight must be 0)."""
         if not isinstance(body, dict) or "desired_count" not in body:
             raise UsageError('PUT /baseline needs a JSON body {"desired_count": N}')
         count = body["desired_count"]
@@ -139,7 +140,9 @@ class StackAdmin:
                     hint="set its weight to 0 first (`canary set-weights S C`)",
                 )
             spec = replace(self._spec, desired_count_baseline=count)
-            restart: tuple[Version, ...] = ("canary",) if count > 0 else ()
+            # A rollout sizing both arms for a larger share adds tasks: nothing restarts.
+            fresh = count > 0 and body.get("restart_canary", True) is not False
+            restart: tuple[Version, ...] = ("canary",) if fresh else ()
             replaced = await self.supervisor.apply(service_specs(spec), restart=restart)
             self._spec = spec
             self.store.save_spec(spec)
@@ -147,7 +150,8 @@ class StackAdmin:
                 self.on_event(
                     "baseline",
                     "baseline",
-                    f"start {count} x {spec.image_stable}; canary tasks restarted with it",
+                    f"start {count} x {spec.image_stable}"
+                    + ("; canary tasks restarted with it" if fresh else ""),
                 )
             else:
                 self.on_event("baseline", "baseline", "stop: 0 tasks")

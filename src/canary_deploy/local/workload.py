@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -46,9 +46,29 @@ class LocalWorkload:
         timeout = STEADY_TIMEOUT_S[self.stack.settings.local.health_profile]
         wait_steady(self.read_status, progress, ("stable",), timeout)
 
-    def scale_canary(self, desired_count: int) -> None:
-        spec = replace(self._spec(), desired_count_canary=desired_count)
+    def scale(self, version: Version, desired_count: int) -> None:
+        """One daemon call; returns before the new tasks are healthy. The baseline's count
+        is the rollout's (PUT /baseline), here without restarting the canary's tasks."""
+        if desired_count < 0:
+            raise UsageError(f"desired count must be >= 0, got {desired_count}")
+        if version == "baseline":
+            body = {"desired_count": desired_count, "restart_canary": False}
+            self.stack.request("PUT", "/baseline", body)
+            return
+        spec = self._spec()
+        if version == "canary":
+            spec = replace(spec, desired_count_canary=desired_count)
+        else:
+            spec = replace(spec, desired_count_stable=desired_count)
         self.stack.request("PUT", "/spec", spec_to_dict(spec))
+
+    def scale_canary(self, desired_count: int) -> None:
+        self.scale("canary", desired_count)
+
+    def healthy_targets(self, versions: Collection[Version]) -> dict[Version, int]:
+        """Targets the balancer's health checks report healthy, per group asked for."""
+        groups = self.stack.request("GET", "/targets")
+        return {v: sum(t["state"] == "healthy" for t in groups.get(v, [])) for v in versions}
 
     def start_baseline(self, desired_count: int, progress: Progress) -> None:
         """One daemon call starts `desired_count` baseline tasks (stable's image) and fresh

@@ -8,19 +8,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from canary_deploy.analysis import Batch, Decision, Judge, Verdict, VersionBatch
-from canary_deploy.backend import (
-    MetricsSource,
-    Progress,
-    SilentProgress,
-    TrafficRouter,
-    VersionCounts,
-    Workload,
-)
+from canary_deploy.analysis import Batch, Decision, Judge, Verdict
+from canary_deploy.backend import MetricsSource, Progress, SilentProgress, TrafficRouter, Workload
+from canary_deploy.rollout.capacity import Capacity, raises_share
 from canary_deploy.rollout.model import ACTOR, Command, EventRecord, Rollout, RolloutStatus
 from canary_deploy.rollout.outcomes import Endings, image_changed
 from canary_deploy.rollout.ownership import watch_weights, weights_event
-from canary_deploy.rollout.plan import MAX_BASELINE_WEIGHT, align_to_batches
+from canary_deploy.rollout.plan import MAX_BASELINE_WEIGHT
+from canary_deploy.rollout.reading import batch_end, read_batch, step_edge, step_elapsed
 from canary_deploy.rollout.state import RolloutState
 from canary_deploy.weights import STABLE_ONLY, Weights
 
@@ -48,6 +43,18 @@ def _warm_from(r: Rollout) -> float:
     return r.created_at + (60.0 if r.plan.interval_s >= 60 else 1.0)
 
 
+def _nothing_to_compare(batch: Batch) -> bool:
+    """A batch the canary served alone (a 100% step): no evidence either way."""
+    controls = batch.stable.requests + (batch.baseline.requests if batch.baseline else 0)
+    return controls == 0 and batch.canary.requests > 0
+
+
+def _soak(r: Rollout) -> bool:
+    """Whether the step gives no control (stable, baseline) any traffic."""
+    w = r.plan.weights(r.step)
+    return w.stable == 0 and w.baseline == 0
+
+
 class Controller:
     """Drives one rollout. Every method that acts first reads the live weights."""
 
@@ -70,11 +77,15 @@ class Controller:
         self.clock = clock
         self.progress = progress or SilentProgress()
         self.endings = Endings(router, workload, store, self.progress, clock)
+        self.capacity = Capacity(workload)
         self._decided_at: float | None = None
+        # The weights whose targets this tick found healthy (read once per tick).
+        self._ready_for: Weights | None = None
 
     def tick(self) -> TickResult:
         """Read the truth (live weights, stored state, commands), decide, act, record."""
         now = self.clock()
+        self._ready_for = None
         r = self.store.get(self.rollout_id)
         live = self.router.get_weights()
         if r.status.terminal:
@@ -114,14 +125,23 @@ class Controller:
 
     def _hold(self, r: Rollout, live: Weights, now: float) -> tuple[Rollout, Weights]:
         """Put the step's weights on the listener (`watch_weights` has made sure the live
-        ones are the controller's own), then record them as applied."""
+        ones are the controller's own) once the arms they raise have healthy targets, then
+        record them as applied: the step's data starts there."""
         want = r.plan.weights(r.step)
         if live == want and r.applied_weights == want:
             return r, live
         events: list[EventRecord] = []
+        if live != want and raises_share(live, want) and self._ready_for != want:
+            what = f"canary {want.canary}%"
+            r, ready = self.capacity.ready(
+                r, (want,), target=r.step, what=what, now=now, events=events
+            )
+            if not ready:
+                return self.store.save(r, now=now, events=events), live
         if live != want:
             self.router.set_weights(want)
             events.append(weights_event(live, want, f"step {r.step + 1}"))
+            r = replace(r, step_started_at=now)
         r = self.store.save(replace(r, applied_weights=want), now=now, events=events)
         return r, want
 
@@ -148,7 +168,13 @@ class Controller:
             if r.status is RolloutStatus.PAUSED:
                 judge.next_stage()
                 events.append(("resumed", actor, f"resumed at step {r.step + 1}", None))
-                return replace(r, status=RolloutStatus.RUNNING, reason=None, step_started_at=now)
+                return replace(
+                    r,
+                    status=RolloutStatus.RUNNING,
+                    reason=None,
+                    step_started_at=now,
+                    health_wait_since=None,
+                )
             return r
         if command is Command.PROMOTE_FULL:
             events.append(("promote", actor, "full promotion requested: skipping all steps", None))
@@ -181,94 +207,131 @@ class Controller:
                 {"step": r.step + 1, "canary_weight": step.canary_weight},
             )
         )
-        return replace(r, step=r.step + 1, step_started_at=now, step_canary_requests=0)
+        # Until its weights are on the listener (`_hold`), the step has no data of its own.
+        return replace(
+            r, step=r.step + 1, step_started_at=now, step_canary_requests=0, health_wait_since=None
+        )
 
     def _analyse(
         self, r: Rollout, judge: Judge, now: float, events: list[EventRecord]
     ) -> tuple[Rollout, Decision | None]:
-        """Feed the judge every complete interval since the cursor."""
-        end = align_to_batches(now - r.plan.metrics_lag_s, r.plan)
-        if end - r.cursor < r.plan.interval_s:
+        """Feed the judge every complete interval since the cursor (and what arrived late
+        for the intervals before it)."""
+        end = batch_end(r, now)
+        if end is None:
             return r, None
-        batch = self._batch(r, judge, end)
+        if r.cursor == step_edge(r):
+            # The step's own data starts: it shows non-inferiority on that alone.
+            judge.next_stage()
+        read = read_batch(self.metrics, r, judge, end, _warm_from(r))
+        window = [r.cursor, end]
+        r = replace(
+            r,
+            cursor=end,
+            step_canary_requests=r.step_canary_requests + read.step_canary_requests,
+            fed_windows=read.fed_windows,
+        )
+        if _nothing_to_compare(read.batch):
+            # No evidence either way (no control served a request), and it would count
+            # toward the judge's cap: a soak (100%) is judged by its own duration.
+            c = read.batch.canary
+            message = (
+                f"soak: the canary served {c.requests} requests ({c.errors} errors); nothing "
+                "to compare them with (no stable or baseline traffic)"
+            )
+            data = {"window": window, "step": r.step, "canary": c.to_dict()}
+            events.append(("batch", ACTOR, message, data))
+            return r, None
         before = judge.verdict
-        decision = judge.update(batch)
+        decision = judge.update(read.batch)
         self._decided_at = time.perf_counter()
         doc = decision.to_dict()
-        doc["window"] = [r.cursor, end]
+        doc["window"] = window
+        if read.start < window[0]:
+            doc["reread_from"] = read.start  # late datapoints of [reread_from, window[0])
         doc["step"] = r.step
         if decision.verdict is not before or decision.verdict is not Verdict.CONTINUE:
             kind = "decision"
         else:
             kind = "batch"
         events.append((kind, "judge", decision.explanation, doc))
-        return (
-            replace(
-                r,
-                cursor=end,
-                step_canary_requests=r.step_canary_requests + batch.canary.requests,
-                last_decision=doc,
-            ),
-            decision,
-        )
-
-    def _batch(self, r: Rollout, judge: Judge, end: float) -> Batch:
-        """One interval's counts: the controls against the frozen thresholds, the canary
-        against the tolerance-widened ones."""
-        control_t = judge.thresholds_s
-        canary_t = judge.canary_thresholds_s
-        counts = self.metrics.counts(r.cursor, end, control_t)
-        canary = (
-            counts["canary"]
-            if canary_t == control_t
-            else self.metrics.counts(r.cursor, end, canary_t)["canary"]
-        )
-        groups = {"stable": counts["stable"], "canary": canary}
-        if r.plan.baseline:
-            groups["baseline"] = counts.get("baseline", VersionCounts(0, 0, ()))
-        warming = r.cursor < _warm_from(r) + r.plan.warmup_s
-        settling = r.cursor < r.step_started_at + r.plan.latency_settle_s
-        batches = {
-            name: VersionBatch(c.requests, c.errors, c.slower_than or tuple(0 for _ in control_t))
-            for name, c in groups.items()
-        }
-        return Batch(
-            stable=batches["stable"],
-            canary=batches["canary"],
-            baseline=batches.get("baseline"),
-            # Warm-up, or just after a weight change: no latency evidence either way
-            # (decided by the clock alone; errors still count).
-            latency_judged=not (warming or settling),
-        )
+        return replace(r, last_decision=doc), decision
 
     def _advance(self, r: Rollout, judge: Judge, now: float, events: list[EventRecord]) -> Rollout:
-        """Move on when the step's gate opens (the listener call comes after the record)."""
+        """Move on when the step's gate opens (the listener call comes after the record).
+        A step whose weights are not on yet has no gate to open: `_hold` puts them on."""
+        if step_edge(r) is None:
+            return r
         step = r.plan.steps[r.step]
-        elapsed = now - r.step_started_at
+        elapsed = step_elapsed(r)
         verdict = judge.verdict
         gate = elapsed >= step.min_duration_s and r.step_canary_requests >= step.min_requests
         held = _harm_held(r.last_decision)
-        if gate and verdict is Verdict.PROMOTE and not held:
-            r = self._next_step(r, judge, now, events)
-        elif elapsed >= step.max_duration_s:
-            why = None
-            if held:
-                # Evidence of harm the burst guard holds back is never a pass.
-                why = f"evidence of harm held back as a possible burst ({held})"
-            elif verdict is Verdict.INCONCLUSIVE:
-                why = str((r.last_decision or {}).get("explanation", "inconclusive"))
-            elif r.step_canary_requests < step.min_requests:
-                why = f"only {r.step_canary_requests} of {step.min_requests} canary requests"
-            if why is not None:
-                events.append(
-                    (
-                        "paused",
-                        ACTOR,
-                        f"step {r.step + 1} ended inconclusive: {why}; run "
-                        "`canary promote` to go on or `canary abort` to roll back",
-                        None,
-                    )
-                )
-                return replace(r, status=RolloutStatus.PAUSED, reason=f"inconclusive: {why}")
-            r = self._next_step(r, judge, now, events)
-        return r
+        # A soak (nothing to compare with: 100%) passes on its own duration, unless the
+        # judge found harm; anything else on the judge's word. (A batch that still mixes
+        # in the step before's traffic may make the soak's stage hit the judge's cap.)
+        soak = _soak(r)
+        passed = verdict is Verdict.PROMOTE or (soak and verdict is not Verdict.ROLLBACK)
+        if gate and passed and not held:
+            return self._open_gate(r, judge, now, events)
+        if elapsed < step.max_duration_s:
+            return r
+        why = None
+        if held:
+            # Evidence of harm the burst guard holds back is never a pass.
+            why = f"evidence of harm held back as a possible burst ({held})"
+        elif verdict is Verdict.INCONCLUSIVE and not soak:
+            why = str((r.last_decision or {}).get("explanation", "inconclusive"))
+        elif r.step_canary_requests < step.min_requests:
+            why = f"only {r.step_canary_requests} of {step.min_requests} canary requests"
+        if why is None:
+            return self._open_gate(r, judge, now, events)
+        events.append(
+            (
+                "paused",
+                ACTOR,
+                f"step {r.step + 1} ended inconclusive: {why}; run "
+                "`canary promote` to go on or `canary abort` to roll back",
+                None,
+            )
+        )
+        return replace(r, status=RolloutStatus.PAUSED, reason=f"inconclusive: {why}")
+
+    def _open_gate(
+        self, r: Rollout, judge: Judge, now: float, events: list[EventRecord]
+    ) -> Rollout:
+        """The next step (or the promotion) once the canary and baseline have the healthy
+        targets the step's share and the next one's need: scaled first, waited for across
+        ticks."""
+        splits = [r.plan.weights(r.step)]
+        last = r.step + 1 >= len(r.plan.steps)
+        if not last:
+            splits.append(r.plan.weights(r.step + 1))
+        what = "promotion" if last else f"canary {splits[-1].canary}%"
+        target = r.step if last else r.step + 1
+        r, ready = self.capacity.ready(r, splits, target=target, what=what, now=now, events=events)
+        if not ready:
+            return r
+        failing = self._soak_failing(r)
+        if failing is not None:
+            events.append(("paused", ACTOR, f"{failing}; `canary abort` rolls back", None))
+            return replace(r, status=RolloutStatus.PAUSED, reason=failing)
+        self._ready_for = splits[-1]
+        return self._next_step(r, judge, now, events)
+
+    def _soak_failing(self, r: Rollout) -> str | None:
+        """Why a soak step must not pass: its canary failed as often as the judge never
+        promotes (`max_error_rate_to_promote`), with nothing to compare it with. One read
+        of the step's own data, at the step's end only."""
+        edge = step_edge(r)
+        if not _soak(r) or edge is None or r.cursor <= edge:
+            return None
+        c = self.metrics.counts(edge, r.cursor).get("canary")
+        limit = r.plan.judge.max_error_rate_to_promote
+        if c is None or not c.requests or c.errors / c.requests < limit:
+            return None
+        return (
+            f"step {r.step + 1}: the canary failed {c.errors / c.requests:.0%} of its "
+            f"{c.requests} requests at {r.plan.weights(r.step).canary}% (nothing to compare "
+            f"it with; never passed at {limit:.0%} or more)"
+        )

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from canary_deploy.rollout.late import FedWindow
 from canary_deploy.rollout.plan import RolloutPlan
 from canary_deploy.weights import Weights
 
@@ -68,6 +69,12 @@ class Rollout:
     # The weights the controller last put on the listener (or, once it paused on a change
     # made outside it, last saw there); None until its first listener call.
     applied_weights: Weights | None = None
+    # The windows of the last `plan.reread_s` seconds the judge was fed, with what it got
+    # for each: read again at each batch for datapoints that arrived late (late.py).
+    fed_windows: tuple[FedWindow, ...] = ()
+    # Since when the step waits for the canary (and baseline) to have the healthy targets
+    # its share needs; None while it does not wait.
+    health_wait_since: float | None = None
 
 
 @dataclass(frozen=True)

@@ -69,7 +69,7 @@ class Endings:
             event[3]["seconds"] = round(latency, 4)
             events.append(event)
         self.stop_baseline(r, events)
-        before = self._canary_count()
+        before = self._canary_count(r)
         self.workload.scale_canary(r.plan.post_rollback_canary_count)
         events.append(
             (
@@ -84,8 +84,14 @@ class Endings:
         done = replace(r, status=RolloutStatus.ROLLED_BACK, applied_weights=STABLE_ONLY)
         return self.store.save(done, now=self.clock(), events=events), latency
 
-    def _canary_count(self) -> int | None:
+    def _canary_count(self, r: Rollout) -> int | None:
+        """The canary's task count before this rollout sized it for a larger share (what a
+        later rollout starts again from), else its count now."""
         try:
+            for event in self.store.events(r.id):
+                before = (event.data or {}).get("from", {}) if event.kind == "scale" else {}
+                if isinstance(before.get("canary"), int):
+                    return int(before["canary"])
             canary = self.workload.describe_services().get("canary")
         except CanaryError:
             return None  # the rollback goes on; a later rollout falls back to the setting

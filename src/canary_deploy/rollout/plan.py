@@ -131,6 +131,15 @@ class RolloutPlan:
     # Latency is not judged for this long after the canary's and baseline's tasks became
     # healthy (the rollout's start): cold caches, lazy imports, new connections.
     warmup_s: float = 5.0
+    # At most this many canary (and baseline) tasks when a step is sized for its share
+    # (`tasks_for_share`); None: stable's task count.
+    max_canary_tasks: int | None = None
+    # Re-read this many seconds of already judged windows at each batch and feed the judge
+    # what arrived late (CloudWatch adds to a minute after it was first read); 0: never.
+    reread_s: float = 0.0
+    # How often the controller ticks (reads the listener, the commands, the state): the
+    # API budget, not the judging pace (`interval_s`).
+    tick_s: float = 0.25
 
     def __post_init__(self) -> None:
         if not self.steps:
@@ -144,6 +153,10 @@ class RolloutPlan:
             raise UsageError(f"warmup must be >= 0 seconds, got {self.warmup_s}")
         if self.post_rollback_canary_count < 0 or self.idle_canary_count < 0:
             raise UsageError("canary task counts must be >= 0")
+        if self.max_canary_tasks is not None and self.max_canary_tasks < 1:
+            raise UsageError(f"max_canary_tasks must be >= 1, got {self.max_canary_tasks}")
+        if self.reread_s < 0 or self.tick_s <= 0:
+            raise UsageError("reread must be >= 0 and tick > 0 seconds")
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -165,6 +178,9 @@ class RolloutPlan:
             "idle_canary_count": self.idle_canary_count,
             "baseline": self.baseline,
             "warmup_s": self.warmup_s,
+            "max_canary_tasks": self.max_canary_tasks,
+            "reread_s": self.reread_s,
+            "tick_s": self.tick_s,
         }
 
     def weights(self, step: int) -> Weights:
@@ -193,14 +209,19 @@ class TargetDefaults:
     min_requests: int
     settle_s: float
     warmup_s: float
+    reread_s: float
+    tick_s: float
 
 
 TARGET_DEFAULTS = {
-    "local": TargetDefaults(2.0, 1.0, 10.0, 60.0, 50, 3.0, 5.0),
+    # The daemon's metrics are complete once a second has passed: nothing to re-read.
+    "local": TargetDefaults(2.0, 1.0, 10.0, 60.0, 50, 3.0, 5.0, 0.0, 0.25),
     # CloudWatch publishes 1-minute periods and the newest one is incomplete; a minute
     # is already long next to a connection warm-up, but a new Fargate task (JIT, caches,
-    # model loading) can take longer.
-    "aws": TargetDefaults(60.0, 180.0, 300.0, 1800.0, 200, 0.0, 120.0),
+    # model loading) can take longer. Datapoints may still arrive after the 3-minute lag:
+    # the last 3 minutes are read again. One tick (DescribeListeners and the state
+    # store) every 5 s: 720 an hour instead of 14,400 at 4 a second.
+    "aws": TargetDefaults(60.0, 180.0, 300.0, 1800.0, 200, 0.0, 120.0, 180.0, 5.0),
 }
 
 _STEP_KEYS = {"min_duration", "max_duration", "min_requests"}
@@ -215,6 +236,9 @@ _PLAN_KEYS = {
     "judge",
     "baseline",
     "warmup",
+    "max_canary_tasks",
+    "reread",
+    "tick",
 } | _STEP_KEYS
 
 
@@ -250,8 +274,10 @@ def build_plan(
     `[rollout]` may hold `steps = [5, 25, 50, 100]` (or a list of tables with
     `weight`, `min_duration`, `max_duration`, `min_requests`), step defaults
     `min_duration = "30s"`, `max_duration = "5m"`, `min_requests = 200`, `interval`,
-    `metrics_lag`, `post_rollback_canary_count`, `idle_canary_count`, and a
-    `[rollout.judge]` table of `JudgeConfig` fields.
+    `metrics_lag`, `post_rollback_canary_count`, `idle_canary_count`, `max_canary_tasks`
+    (the most tasks a step sizes the canary and baseline to; default stable's count),
+    `reread` (late CloudWatch data), `tick` (how often the controller reads the
+    listener), and a `[rollout.judge]` table of `JudgeConfig` fields.
     """
     merged: dict[str, Any] = dict(config or {})
     merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
@@ -294,7 +320,18 @@ def build_plan(
         idle_canary_count=int(merged.get("idle_canary_count", 0)),
         baseline=_flag("baseline", merged.get("baseline", True)),
         warmup_s=_seconds("warmup", merged.get("warmup", d.warmup_s)),
+        max_canary_tasks=_count("max_canary_tasks", merged.get("max_canary_tasks")),
+        reread_s=_seconds("reread", merged.get("reread", d.reread_s)),
+        tick_s=_seconds("tick", merged.get("tick", d.tick_s)),
     )
+
+
+def _count(name: str, value: Any) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise UsageError(f"rollout {name}: expected a whole number of tasks, got {value!r}")
 
 
 def _flag(name: str, value: Any) -> bool:

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from canary_deploy.errors import UsageError
+from canary_deploy.rollout.late import FedWindow
 from canary_deploy.rollout.model import (
     ACTOR,
     HEARTBEAT_STALE_S,
@@ -58,7 +59,9 @@ CREATE TABLE IF NOT EXISTS rollouts (
     heartbeat REAL,
     created_at REAL NOT NULL,
     updated_at REAL NOT NULL,
-    applied_weights TEXT
+    applied_weights TEXT,
+    fed_windows TEXT,
+    health_wait_since REAL
 );
 CREATE TABLE IF NOT EXISTS rollout_events (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -81,7 +84,11 @@ CREATE INDEX IF NOT EXISTS rollout_events_by_rollout ON rollout_events (rollout_
 """
 
 # Columns added after the first release: (table, column, type), added to older dbs.
-_ADDED_COLUMNS = (("rollouts", "applied_weights", "TEXT"),)
+_ADDED_COLUMNS = (
+    ("rollouts", "applied_weights", "TEXT"),
+    ("rollouts", "fed_windows", "TEXT"),
+    ("rollouts", "health_wait_since", "REAL"),
+)
 
 
 class RolloutStore:
@@ -135,12 +142,14 @@ class RolloutStore:
             created_at=row[14],
             updated_at=row[15],
             applied_weights=None if row[16] is None else Weights.from_dict(json.loads(row[16])),
+            fed_windows=tuple(FedWindow.from_dict(w) for w in json.loads(row[17] or "[]")),
+            health_wait_since=row[18],
         )
 
     _COLUMNS = (
         "id, stack, status, step, step_started_at, step_canary_requests, cursor, plan, judge, "
         "last_decision, canary_image, reason, owner_pid, heartbeat, created_at, updated_at, "
-        "applied_weights"
+        "applied_weights, fed_windows, health_wait_since"
     )
 
     def get(self, rollout_id: int) -> Rollout:
@@ -215,7 +224,7 @@ class RolloutStore:
             db.execute(
                 "UPDATE rollouts SET status=?, step=?, step_started_at=?, step_canary_requests=?, "
                 "cursor=?, judge=?, last_decision=?, reason=?, heartbeat=?, updated_at=?, "
-                "applied_weights=? WHERE id=?",
+                "applied_weights=?, fed_windows=?, health_wait_since=? WHERE id=?",
                 (
                     new.status,
                     new.step,
@@ -230,6 +239,8 @@ class RolloutStore:
                     None
                     if new.applied_weights is None
                     else json.dumps(new.applied_weights.to_dict()),
+                    json.dumps([w.to_dict() for w in new.fed_windows]),
+                    new.health_wait_since,
                     new.id,
                 ),
             )
