@@ -9,11 +9,16 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from types import SimpleNamespace
 
+from canary_deploy.backend import SilentProgress
 from canary_deploy.cli.app import controller_line
+from canary_deploy.errors import UsageError
 from canary_deploy.rollout.plan import RolloutPlan, Step
 from canary_deploy.rollout.state import unattended_since
-from canary_deploy.rollout.store import RolloutStore
+from canary_deploy.rollout.steering import end_for_delete
+from canary_deploy.rollout.store import RolloutStatus, RolloutStore
+from canary_deploy.weights import Weights
 from tests.local.conftest import LocalStack, wait_for
 
 HELD = ("--steps", "10,50,100", "--min-duration", "60s", "--max-duration", "120s",
@@ -98,3 +103,50 @@ def test_status_says_since_when_nobody_runs_a_rollout(tmp_path: Path) -> None:
     )
     assert line.startswith("unattended since ") and "(100s)" in line
     assert "nothing judges it" in line and "`canary rollout`" in line
+
+
+def test_delete_ends_the_rollout_so_a_new_deploy_is_not_refused(
+    new_stack: Callable[[], LocalStack],
+) -> None:
+    stack = new_stack()
+    stack.ok("deploy", "--stable-weight", "100", "--canary-weight", "0")
+    stack.ok("rollout", "--detach", *HELD)
+    wait_for(lambda: _weights(stack)["canary"] == 10, 20, "step 1")
+    deleted = stack.ok("delete", "--yes")
+    assert "rollout #1 ended before the delete" in deleted.stderr
+    stack.ok("deploy", "--stable-weight", "100", "--canary-weight", "0")
+    events = stack.ok("history", "-o", "json").json()
+    assert [e["kind"] for e in events].count("rolled_back") == 1
+    aborts = [e for e in events if e["kind"] == "abort"]
+    assert len(aborts) == 1 and aborts[0]["actor"].endswith("(delete)")
+    assert stack.status()["rollout"] is None
+
+
+class _GoneRouter:
+    def get_weights(self) -> Weights:
+        raise UsageError("no local stack in .canary")
+
+    def set_weights(self, weights: Weights) -> None:
+        raise UsageError("no local stack in .canary")
+
+    def verify_weights(self, weights: Weights) -> bool:
+        return False
+
+
+def test_delete_of_a_stack_that_cannot_answer_records_the_rollout_as_ended(
+    tmp_path: Path,
+) -> None:
+    store = RolloutStore(tmp_path / "state.db", "demo")
+    try:
+        plan = RolloutPlan((Step(10, 1, 2),), baseline=False)
+        r = store.create(plan, {}, now=time.time(), canary_image=None, actor="test")
+        store.release(r.id)
+        target = SimpleNamespace(router=_GoneRouter(), workload=None, metrics=None)
+        ended = end_for_delete(target, store, progress=SilentProgress())
+        assert ended is not None and ended.status is RolloutStatus.ROLLED_BACK
+        assert ended.reason is not None and ended.reason.startswith("the stack was deleted")
+        assert store.active() is None
+        last = store.events(r.id)[-1]
+        assert last.actor.endswith("(delete)") and "ended without a rollback" in last.message
+    finally:
+        store.close()

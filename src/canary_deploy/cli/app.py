@@ -331,9 +331,15 @@ def delete(
                 hint="pass --yes",
             )
         typer.confirm(f"Delete {settings.stack_name} on {settings.target}?", abort=True)
+    from canary_deploy.rollout import service, steering
+
     target = open_target(settings)
     with progress(f"Deleting {settings.stack_name} ({settings.target})") as p:
+        with service.existing_store(settings) as store:
+            ended = steering.end_for_delete(target, store, progress=p)
         usecases.delete(target, p, purge=purge)
+    if ended is not None:
+        warn(f"rollout #{ended.id} ended before the delete: {ended.reason}")
     typer.echo(f"Deleted {settings.stack_name}.")
 
 

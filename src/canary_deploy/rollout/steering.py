@@ -7,11 +7,11 @@ from __future__ import annotations
 import getpass
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from canary_deploy.backend import Progress, SilentProgress, Target
-from canary_deploy.errors import OperationFailed, UsageError
+from canary_deploy.errors import CanaryError, OperationFailed, UsageError
 from canary_deploy.rollout.controller import Controller
 from canary_deploy.rollout.model import Command, Rollout, RolloutStatus
 from canary_deploy.rollout.state import RolloutState
@@ -271,6 +271,27 @@ def end_rollout(
     if store is None or store.active() is None:
         return None
     return steer(target, store, Command.ABORT, actor=operator(via), progress=progress)
+
+
+def end_for_delete(
+    target: Target, store: RolloutState | None, *, progress: Progress
+) -> Rollout | None:
+    """`delete` during a rollout: end it first (rolled back as `abort` does, recorded), so
+    no controller goes on judging a stack that is going away and a later deploy is not
+    refused. When the stack cannot answer any more (its daemon or listener is gone), the
+    rollout is recorded as ended without a rollback. None when no rollout is active."""
+    active = None if store is None else store.active()
+    if store is None or active is None:
+        return None
+    actor = operator("delete")
+    try:
+        return steer(target, store, Command.ABORT, actor=actor, progress=progress).rollout
+    except CanaryError as exc:
+        why = f"the stack was deleted ({exc.message})"
+        progress.log(f"Rollout #{active.id} could not roll back: recording it as ended")
+        ended = replace(active, status=S.ROLLED_BACK, reason=why)
+        event = ("rolled_back", actor, f"ended without a rollback: {why}", None)
+        return store.save(ended, now=time.time(), events=[event])
 
 
 def refuse_set_weights(store: RolloutState | None) -> None:
