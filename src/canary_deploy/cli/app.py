@@ -56,7 +56,10 @@ def _global(
         str | None, typer.Option(help="Stack name (env STACK_NAME; default ecs-canary-demo-stack)")
     ] = None,
     region: Annotated[
-        str | None, typer.Option(help="AWS region (env AWS_REGION; default us-east-1)")
+        str | None,
+        typer.Option(
+            help="AWS region (env AWS_REGION, then AWS_DEFAULT_REGION, the profile's, us-east-1)"
+        ),
     ] = None,
     profile: Annotated[str | None, typer.Option(help="AWS profile (env AWS_PROFILE)")] = None,
     state_dir: Annotated[
