@@ -73,7 +73,7 @@ def seed_update(clients: AwsClients, weights: Weights) -> None:
         StackName=STACK,
         UsePreviousTemplate=True,
         Parameters=parameters,
-        Capabilities=["CAPABILITY_NAMED_IAM"],
+        Capabilities=["CAPABILITY_IAM"],
     )
     # Delay 1 s favours the seed: the AWS CLI polls every 30 s.
     cf.get_waiter("stack_update_complete").wait(
