@@ -44,6 +44,27 @@ class Capacity:
     def __init__(self, workload: Workload) -> None:
         self.workload = workload
 
+    def _scale_up(
+        self,
+        r: Rollout,
+        weights: Sequence[Weights],
+        *,
+        target: int,
+        what: str,
+        events: list[EventRecord],
+    ) -> dict[Version, int]:
+        """Scale each arm to what `weights` need (never down); returns the needs."""
+        services = self.workload.describe_services()
+        stable = services.get("stable")
+        needs = arm_needs(weights, stable.desired if stable else 0, r.plan.max_canary_tasks)
+        desired = {arm: s.desired for arm, s in services.items()}
+        grown = {arm: n for arm, n in needs.items() if desired.get(arm, 0) < n}
+        for arm, n in grown.items():
+            self.workload.scale(arm, n)
+        if grown:
+            events.append(_scaled(r, target, what, desired, grown))
+        return needs
+
     def ready(
         self,
         r: Rollout,
@@ -58,15 +79,7 @@ class Capacity:
         the next one's) need, then True once each has that many healthy targets. Step
         `target` is the one the weights belong to; `what` names what waits (a weight,
         the promotion)."""
-        services = self.workload.describe_services()
-        stable = services.get("stable")
-        needs = arm_needs(weights, stable.desired if stable else 0, r.plan.max_canary_tasks)
-        desired = {arm: s.desired for arm, s in services.items()}
-        grown = {arm: n for arm, n in needs.items() if desired.get(arm, 0) < n}
-        for arm, n in grown.items():
-            self.workload.scale(arm, n)
-        if grown:
-            events.append(_scaled(r, target, what, desired, grown))
+        needs = self._scale_up(r, weights, target=target, what=what, events=events)
         healthy = self.workload.healthy_targets(tuple(needs))
         shown = _health(healthy, needs)
         if all(healthy.get(arm, 0) >= n for arm, n in needs.items()):

@@ -292,19 +292,7 @@ def build_plan(
     step_max = _seconds("max_duration", merged.get("max_duration", d.max_duration_s))
     step_requests = int(merged.get("min_requests", d.min_requests))
     raw_steps: Sequence[Any] = steps or merged.get("steps") or DEFAULT_WEIGHTS
-    built: list[Step] = []
-    for raw in raw_steps:
-        if isinstance(raw, Mapping):
-            built.append(
-                Step(
-                    canary_weight=int(raw["weight"]),
-                    min_duration_s=_seconds("min_duration", raw.get("min_duration", step_min)),
-                    max_duration_s=_seconds("max_duration", raw.get("max_duration", step_max)),
-                    min_requests=int(raw.get("min_requests", step_requests)),
-                )
-            )
-        else:
-            built.append(Step(int(raw), step_min, max(step_max, step_min), step_requests))
+    built = _steps(raw_steps, step_min, step_max, step_requests)
     try:
         judge = JudgeConfig.from_dict(dict(merged.get("judge", {})))
     except (TypeError, ValueError) as exc:
@@ -324,6 +312,26 @@ def build_plan(
         reread_s=_seconds("reread", merged.get("reread", d.reread_s)),
         tick_s=_seconds("tick", merged.get("tick", d.tick_s)),
     )
+
+
+def _steps(
+    raw_steps: Sequence[Any], step_min: float, step_max: float, step_requests: int
+) -> list[Step]:
+    """Steps from weights (with the step defaults) or tables of their own settings."""
+    built: list[Step] = []
+    for raw in raw_steps:
+        if isinstance(raw, Mapping):
+            built.append(
+                Step(
+                    canary_weight=int(raw["weight"]),
+                    min_duration_s=_seconds("min_duration", raw.get("min_duration", step_min)),
+                    max_duration_s=_seconds("max_duration", raw.get("max_duration", step_max)),
+                    min_requests=int(raw.get("min_requests", step_requests)),
+                )
+            )
+        else:
+            built.append(Step(int(raw), step_min, max(step_max, step_min), step_requests))
+    return built
 
 
 def _count(name: str, value: Any) -> int | None:

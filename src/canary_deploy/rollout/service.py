@@ -244,7 +244,7 @@ def run(
     controller = Controller(
         target.router, target.workload, target.metrics, store, rollout.id, clock=clock
     )
-    every = tick_every_s if tick_every_s is not None else min(0.25, rollout.plan.interval_s / 4)
+    every = tick_every_s if tick_every_s is not None else rollout.plan.tick_s
     quantiles: dict[str, float | None] = {}
     next_quantiles = 0.0
     try:
