@@ -22,7 +22,7 @@ from canary_deploy.rollout.controller import Controller
 from canary_deploy.rollout.late import FedWindow
 from canary_deploy.rollout.plan import RolloutPlan, build_plan
 from canary_deploy.rollout.start import start_rollout
-from canary_deploy.rollout.state import RolloutState, unattended_since
+from canary_deploy.rollout.state import LeaseKeeper, RolloutState, unattended_since
 from canary_deploy.rollout.store import Command, Rollout, RolloutStatus, RolloutStore
 from canary_deploy.weights import Weights
 from tests.aws.conftest import isolate_env, moto_server  # noqa: F401  (the fixture)
@@ -389,3 +389,21 @@ def test_the_fed_windows_and_the_health_wait_survive_a_save(opened: Opened) -> N
     got = elsewhere.get(r.id)
     assert got == replace(saved, heartbeat=T0 + 4)
     assert got.fed_windows == fed and got.health_wait_since == T0 + 3
+
+
+def test_a_long_action_reporting_progress_keeps_the_lease(place: Place, opened: Opened) -> None:
+    """A promotion waits minutes for ECS without saving: its progress reports renew the
+    controller's lease, so another controller cannot take the rollout over meanwhile."""
+    first, second = opened(), opened()
+    r = start(first)
+    t = [T0]
+    keeper = LeaseKeeper(first, r.id, every_s=5.0, clock=lambda: t[0])
+    for _ in range(20):  # 100 s of "waiting for the stable service to be steady"
+        t[0] += 5
+        keeper.update("promoting: stable takes repo/app:v2")
+    assert second.controller_alive(second.get(r.id), now=t[0] + 1)
+    with place.as_another_process(), pytest.raises(UsageError, match="is already being run by"):
+        second.claim(r.id, now=t[0] + 1)
+    # Without the reports, the same wait lapses the lease: another controller may go on.
+    with place.as_another_process():
+        second.claim(r.id, now=t[0] + 40)

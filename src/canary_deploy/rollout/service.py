@@ -15,7 +15,7 @@ from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.rollout.controller import Controller, TickResult
 from canary_deploy.rollout.plan import RolloutPlan, build_plan, load_imbalance
 from canary_deploy.rollout.start import start_rollout
-from canary_deploy.rollout.state import RolloutState, unattended_since
+from canary_deploy.rollout.state import LeaseKeeper, RolloutState, unattended_since
 from canary_deploy.rollout.store import Event, Rollout, RolloutStatus, RolloutStore
 
 
@@ -242,7 +242,13 @@ def run(
 ) -> Rollout:
     """Run the controller (claimed by `begin`) until the rollout ends."""
     controller = Controller(
-        target.router, target.workload, target.metrics, store, rollout.id, clock=clock
+        target.router,
+        target.workload,
+        target.metrics,
+        store,
+        rollout.id,
+        clock=clock,
+        progress=LeaseKeeper(store, rollout.id),
     )
     every = tick_every_s if tick_every_s is not None else rollout.plan.tick_s
     quantiles: dict[str, float | None] = {}

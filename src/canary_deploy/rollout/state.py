@@ -3,9 +3,11 @@ DynamoDB one (AWS) implement, and what `status` derives from it."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
+from canary_deploy.backend import Progress, SilentProgress
 from canary_deploy.errors import OperationFailed
 from canary_deploy.rollout.plan import RolloutPlan
 from canary_deploy.rollout.store import Command, Event, EventRecord, Rollout
@@ -72,6 +74,11 @@ class RolloutState(Protocol):
         """Become the rollout's controller; UsageError while another live one holds it."""
         ...
 
+    def renew(self, rollout_id: int, *, now: float) -> None:
+        """Show that this controller is alive during an action longer than its lease (a
+        promotion's stack update): nobody takes over a controller that is busy, not gone."""
+        ...
+
     def release(self, rollout_id: int) -> None:
         """Stop being the rollout's controller (a no-op when another one holds it)."""
         ...
@@ -98,6 +105,41 @@ class RolloutState(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class LeaseKeeper:
+    """The Progress a controller's long actions report to: each report renews its lease
+    (at most every `every_s`), so a promotion that waits minutes for ECS keeps it."""
+
+    def __init__(
+        self,
+        state: RolloutState,
+        rollout_id: int,
+        inner: Progress | None = None,
+        *,
+        every_s: float = 5.0,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.state = state
+        self.rollout_id = rollout_id
+        self.inner = inner or SilentProgress()
+        self.every_s = every_s
+        self.clock = clock
+        self._last = clock()
+
+    def update(self, message: str) -> None:
+        self.inner.update(message)
+        self._renew()
+
+    def log(self, message: str) -> None:
+        self.inner.log(message)
+        self._renew()
+
+    def _renew(self) -> None:
+        now = self.clock()
+        if now - self._last >= self.every_s:
+            self.state.renew(self.rollout_id, now=now)
+            self._last = now
 
 
 def unattended_since(state: RolloutState, rollout: Rollout, *, now: float) -> float | None:

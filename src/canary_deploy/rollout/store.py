@@ -276,6 +276,14 @@ class RolloutStore:
                 "UPDATE rollouts SET owner_pid=?, heartbeat=? WHERE id=?", (pid, now, rollout_id)
             )
 
+    def renew(self, rollout_id: int, *, now: float) -> None:
+        """A sign of life from this controller during a long action (no state change)."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE rollouts SET heartbeat=? WHERE id=? AND owner_pid=?",
+                (now, rollout_id, os.getpid()),
+            )
+
     def release(self, rollout_id: int) -> None:
         with self.transaction() as db:
             db.execute(
