@@ -12,6 +12,7 @@ from rich.table import Table
 from rich.text import Text
 
 from canary_deploy.rollout.controller import TickResult
+from canary_deploy.rollout.reading import step_elapsed
 from canary_deploy.rollout.store import Rollout
 
 _STYLE = {
@@ -77,10 +78,11 @@ def render(result: TickResult, quantiles: Mapping[str, float | None], now: float
     """The panel; fits 80 columns."""
     r = result.rollout
     step = r.plan.steps[min(r.step, len(r.plan.steps) - 1)]
-    elapsed = max(0.0, now - r.step_started_at)
+    # The gate counts the step's time on the data it produced (CloudWatch lags minutes).
+    elapsed = step_elapsed(r)
     title = Text(headline(r), style=_STYLE.get(r.status, "bold"))
     timing = Text(
-        f"weights {result.live_weights}  |  {elapsed:.0f}s in step "
+        f"weights {result.live_weights}  |  {elapsed:.0f}s of step data "
         f"(min {step.min_duration_s:.0f}s, max {step.max_duration_s:.0f}s)  |  "
         f"{r.step_canary_requests} canary req (min {step.min_requests})"
     )
