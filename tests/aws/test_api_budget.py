@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from canary_deploy.aws.state import open_state
+from canary_deploy.aws.state_open import open_state
 from canary_deploy.aws.target import AwsTarget
 from canary_deploy.config import load_settings
 from canary_deploy.rollout.controller import Controller

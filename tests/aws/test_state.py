@@ -14,8 +14,9 @@ import boto3
 import pytest
 
 from canary_deploy.analysis import Judge
-from canary_deploy.aws.state import DynamoRolloutState, open_state
+from canary_deploy.aws.state import DynamoRolloutState
 from canary_deploy.aws.state_codec import HEAD, number, rollout_document, rollout_key
+from canary_deploy.aws.state_open import open_state
 from canary_deploy.aws.state_table import StateErrors, ensure_table
 from canary_deploy.errors import EXIT_FAILED, OperationFailed, UsageError
 from canary_deploy.rollout.plan import build_plan

@@ -15,14 +15,14 @@ from typing import Any, Protocol
 import pytest
 
 from canary_deploy.analysis import Judge
-from canary_deploy.aws.state import open_state
+from canary_deploy.aws.state_open import open_state
 from canary_deploy.backend import VersionCounts
 from canary_deploy.errors import UsageError
 from canary_deploy.rollout.controller import Controller
 from canary_deploy.rollout.late import FedWindow
 from canary_deploy.rollout.plan import RolloutPlan, build_plan
 from canary_deploy.rollout.start import start_rollout
-from canary_deploy.rollout.state import LeaseKeeper, RolloutState, unattended_since
+from canary_deploy.rollout.state import RenewingProgress, RolloutState, unattended_since
 from canary_deploy.rollout.store import Command, Rollout, RolloutStatus, RolloutStore
 from canary_deploy.weights import Weights
 from tests.aws.conftest import isolate_env, moto_server  # noqa: F401  (the fixture)
@@ -397,7 +397,7 @@ def test_a_long_action_reporting_progress_keeps_the_lease(place: Place, opened: 
     first, second = opened(), opened()
     r = start(first)
     t = [T0]
-    keeper = LeaseKeeper(first, r.id, every_s=5.0, clock=lambda: t[0])
+    keeper = RenewingProgress(first, r.id, every_s=5.0, clock=lambda: t[0])
     for _ in range(20):  # 100 s of "waiting for the stable service to be steady"
         t[0] += 5
         keeper.update("promoting: stable takes repo/app:v2")

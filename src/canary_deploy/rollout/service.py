@@ -15,7 +15,7 @@ from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.rollout.controller import Controller, TickResult
 from canary_deploy.rollout.plan import RolloutPlan, build_plan, load_imbalance
 from canary_deploy.rollout.start import start_rollout
-from canary_deploy.rollout.state import LeaseKeeper, RolloutState, unattended_since
+from canary_deploy.rollout.state import RenewingProgress, RolloutState, unattended_since
 from canary_deploy.rollout.store import Event, Rollout, RolloutStatus, RolloutStore
 
 
@@ -35,7 +35,7 @@ def open_store(settings: Settings, progress: Progress | None = None) -> RolloutS
     DynamoDB table in the stack's account and region (created on first use), so any
     machine with credentials sees, steers and resumes the same rollout."""
     if settings.target == "aws":
-        from canary_deploy.aws.state import open_state
+        from canary_deploy.aws.state_open import open_state
 
         return open_state(
             region=settings.aws.region,
@@ -52,7 +52,7 @@ def existing_store(settings: Settings) -> Iterator[RolloutState | None]:
     only checks for a rollout does not create a store)."""
     store: RolloutState | None
     if settings.target == "aws":
-        from canary_deploy.aws.state import open_existing_state
+        from canary_deploy.aws.state_open import open_existing_state
 
         store = open_existing_state(
             region=settings.aws.region, profile=settings.aws.profile, stack_name=settings.stack_name
@@ -248,7 +248,7 @@ def run(
         store,
         rollout.id,
         clock=clock,
-        progress=LeaseKeeper(store, rollout.id),
+        progress=RenewingProgress(store, rollout.id),
     )
     every = tick_every_s if tick_every_s is not None else rollout.plan.tick_s
     quantiles: dict[str, float | None] = {}

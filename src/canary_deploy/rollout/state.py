@@ -107,7 +107,7 @@ class RolloutState(Protocol):
     def close(self) -> None: ...
 
 
-class LeaseKeeper:
+class RenewingProgress:
     """The Progress a controller's long actions report to: each report renews its lease
     (at most every `every_s`), so a promotion that waits minutes for ECS keeps it."""
 

@@ -14,7 +14,7 @@ from canary_deploy.backend import Progress, SilentProgress, Target
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
 from canary_deploy.rollout.controller import Controller
 from canary_deploy.rollout.model import Command, Rollout, RolloutStatus
-from canary_deploy.rollout.state import LeaseKeeper, RolloutState
+from canary_deploy.rollout.state import RenewingProgress, RolloutState
 from canary_deploy.rollout.view import summary
 from canary_deploy.weights import STABLE_ONLY, Weights
 
@@ -203,7 +203,7 @@ class _Courier:
         try:
             t = self.target
             # A command carried out here may promote (minutes on AWS): keep the lease.
-            keeper = LeaseKeeper(self.store, self.rollout_id, self.progress)
+            keeper = RenewingProgress(self.store, self.rollout_id, self.progress)
             Controller(
                 t.router, t.workload, t.metrics, self.store, self.rollout_id, progress=keeper
             ).tick()
