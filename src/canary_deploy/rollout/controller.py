@@ -156,6 +156,14 @@ class Controller:
         now: float,
         events: list[EventRecord],
     ) -> Rollout:
+        if r.status.ending:
+            # Rolling back or promoting: nothing sent after it changes that (an abort
+            # taken in this same tick wins over a promote sent after it), and a promotion
+            # that has started cannot be rolled back by the listener alone.
+            events.append(
+                ("ignored", actor, f"`{command}` ignored: the rollout is {r.status}", None)
+            )
+            return r
         if command is Command.ABORT:
             events.append(("abort", actor, "abort requested: rolling back", None))
             return replace(r, status=RolloutStatus.ROLLING_BACK, reason=f"aborted by {actor}")

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from canary_deploy.errors import OperationFailed
 from canary_deploy.rollout.late import FedWindow
 from canary_deploy.rollout.plan import RolloutPlan
 from canary_deploy.weights import Weights
@@ -113,3 +114,13 @@ def pid_alive(pid: int) -> bool:
             return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
     except (OSError, IndexError):
         return True  # no /proc (macOS): signal 0 is all we can tell
+
+
+class StaleState(OperationFailed):
+    """The rollout changed since this process read it (another process saved it or applied
+    its commands); nothing was written. Read it again and decide again."""
+
+
+class LeaseLost(OperationFailed):
+    """Another controller took over the rollout after this one's lease lapsed; nothing was
+    written, and this controller must stop."""

@@ -11,11 +11,16 @@ from typing import Any, Protocol
 
 from canary_deploy.backend import GROUPS, Progress, SilentProgress, Target
 from canary_deploy.config import Settings
-from canary_deploy.errors import OperationFailed, UsageError
+from canary_deploy.errors import CanaryError, OperationFailed, UsageError
 from canary_deploy.rollout.controller import Controller, TickResult
 from canary_deploy.rollout.plan import RolloutPlan, build_plan, load_imbalance
 from canary_deploy.rollout.start import start_rollout
-from canary_deploy.rollout.state import RenewingProgress, RolloutState, unattended_since
+from canary_deploy.rollout.state import (
+    LeaseLost,
+    RenewingProgress,
+    RolloutState,
+    unattended_since,
+)
 from canary_deploy.rollout.store import Event, Rollout, RolloutStatus, RolloutStore
 
 
@@ -230,6 +235,11 @@ def ensure_baseline(target: Target, rollout: Rollout, progress: Progress) -> Non
         target.workload.start_baseline(want, progress)
 
 
+# A tick that fails (throttling, a network blip, a stale read) is tried again at the
+# next tick; the controller gives up only after failing this long without one success.
+GIVE_UP_AFTER_S = 600.0
+
+
 def run(
     target: Target,
     store: RolloutState,
@@ -237,10 +247,15 @@ def run(
     view: RolloutView,
     *,
     tick_every_s: float | None = None,
+    warn: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
 ) -> Rollout:
-    """Run the controller (claimed by `begin`) until the rollout ends."""
+    """Run the controller (claimed by `begin`) until the rollout ends.
+
+    A failing tick does not end it: the error is reported (`warn`) and the next tick reads
+    the truth again (every tick is idempotent). It stops on a lost lease (another
+    controller runs the rollout) or after `GIVE_UP_AFTER_S` of failures in a row."""
     controller = Controller(
         target.router,
         target.workload,
@@ -253,12 +268,21 @@ def run(
     every = tick_every_s if tick_every_s is not None else rollout.plan.tick_s
     quantiles: dict[str, float | None] = {}
     next_quantiles = 0.0
+    failing_since: float | None = None
     try:
         while True:
-            result = controller.tick()
+            try:
+                result = controller.tick()
+            except LeaseLost:
+                raise
+            except CanaryError as exc:
+                failing_since = _failed(exc, failing_since, clock(), warn)
+                sleep(every)
+                continue
+            failing_since = None
             now = clock()
             if now >= next_quantiles:
-                quantiles = _p99(target, result.rollout, now)
+                quantiles = _p99_or(target, result.rollout, now, quantiles)
                 next_quantiles = now + result.rollout.plan.interval_s
             view.show(result, quantiles)
             if result.rollout.status.terminal:
@@ -266,6 +290,33 @@ def run(
             sleep(every)
     finally:
         store.release(rollout.id)
+
+
+def _failed(
+    exc: CanaryError, since: float | None, now: float, warn: Callable[[str], None] | None
+) -> float:
+    """Report a failed tick; raise once ticks have failed for `GIVE_UP_AFTER_S`."""
+    since = now if since is None else since
+    if now - since >= GIVE_UP_AFTER_S:
+        raise OperationFailed(
+            f"the rollout's controller stopped: its ticks failed for {now - since:.0f}s "
+            f"(last: {exc.message})",
+            hint="the rollout keeps its current weights and nothing judges it: fix the "
+            "cause and run `canary rollout` to resume, or `canary abort`",
+        ) from exc
+    if warn is not None:
+        warn(f"a controller tick failed, trying again: {exc.message}")
+    return since
+
+
+def _p99_or(
+    target: Target, rollout: Rollout, now: float, last: dict[str, float | None]
+) -> dict[str, float | None]:
+    """The live view's p99s are for the eyes only: a failed read keeps the last ones."""
+    try:
+        return _p99(target, rollout, now)
+    except CanaryError:
+        return last
 
 
 def hosted(settings: Settings) -> bool:

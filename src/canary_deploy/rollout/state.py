@@ -8,22 +8,14 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, Protocol
 
 from canary_deploy.backend import Progress, SilentProgress
-from canary_deploy.errors import OperationFailed
+from canary_deploy.rollout.model import LeaseLost, StaleState
 from canary_deploy.rollout.plan import RolloutPlan
 from canary_deploy.rollout.store import Command, Event, EventRecord, Rollout
 
 if TYPE_CHECKING:
     from canary_deploy.rollout.store import RolloutStore
 
-
-class StaleState(OperationFailed):
-    """The rollout changed since this process read it (another process saved it or applied
-    its commands); nothing was written. Read it again and decide again."""
-
-
-class LeaseLost(OperationFailed):
-    """Another controller took over the rollout after this one's lease lapsed; nothing was
-    written, and this controller must stop."""
+__all__ = ["LeaseLost", "RenewingProgress", "RolloutState", "StaleState", "unattended_since"]
 
 
 class RolloutState(Protocol):

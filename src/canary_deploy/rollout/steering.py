@@ -4,6 +4,7 @@ that touch the weights yield to a rollout, which owns them while it runs."""
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import time
 from collections.abc import Callable
@@ -89,7 +90,14 @@ def steer(
     courier = _Courier(target, store, before.id, progress, deadlines, sleep, clock)
     acted_by = f"no command sent: the rollout was already {before.status}"
     if not already:
-        acted_by = courier.deliver(store.send(before.id, command, actor=actor), command)
+        command_id = store.send(before.id, command, actor=actor)
+        try:
+            acted_by = courier.deliver(command_id, command)
+        except BaseException as exc:
+            # Failed here (an AWS error, Ctrl-C): never left pending to fire later.
+            why = getattr(exc, "message", None) or type(exc).__name__
+            courier.withdraw_quietly(command_id, f"the {_VERB[command]} failed: {why}")
+            raise
     r, live = courier.await_effect(command, before)
     notes = [f"already {before.status}"] if already else []
     if not r.status.terminal and not store.controller_alive(r, now=time.time()):
@@ -120,13 +128,16 @@ def _refuse_too_late(store: RolloutState, r: Rollout, command: Command) -> None:
     """Commands a rollout in its status can no longer carry out (nothing is sent)."""
     ending = r.status in (S.ROLLING_BACK, S.PROMOTING)
     if command is Command.ABORT:
-        # A promotion a live controller is carrying out is past the point of abort; one
-        # left unfinished by a dead controller is rolled back here.
-        if r.status is S.PROMOTING and store.controller_alive(r, now=time.time()):
+        # A promotion is past the point of abort, carried out now or left unfinished by a
+        # controller that died: stable may already run the judged image, so 100/0 would
+        # not roll anything back (and the history would say it did).
+        if r.status is S.PROMOTING:
+            running = "" if store.controller_alive(r, now=time.time()) else " (left unfinished)"
             raise UsageError(
-                f"rollout #{r.id} is promoting: too late to abort (stable is taking "
+                f"rollout #{r.id} is promoting{running}: too late to abort (stable is taking "
                 f"{r.canary_image})",
-                hint="once it ends, `canary deploy` the previous image to go back",
+                hint="`canary rollout` finishes the promotion; then `canary deploy` the "
+                "previous image to go back",
             )
         return
     if ending and not _already(r, command):
@@ -192,6 +203,11 @@ class _Courier:
 
     def _withdraw(self, command_id: int, why: str) -> bool:
         return self.store.withdraw(command_id, now=time.time(), why=why)
+
+    def withdraw_quietly(self, command_id: int, why: str) -> None:
+        """Withdraw after a failure; the failure is what the user must see, not this."""
+        with contextlib.suppress(CanaryError):
+            self._withdraw(command_id, why)
 
     def tick_here(self) -> bool:
         """One controller tick in this process (it consumes every pending command); False

@@ -23,6 +23,7 @@ from canary_deploy.rollout.model import (
     EventRecord,
     Rollout,
     RolloutStatus,
+    StaleState,
     pid_alive,
 )
 from canary_deploy.rollout.plan import RolloutPlan
@@ -247,9 +248,17 @@ class RolloutStore:
             for kind, actor, message, data in events:
                 self._insert_event(db, new.id, now, kind, actor, message, data)
             for command_id in consumed:
-                db.execute(
-                    "UPDATE rollout_commands SET consumed_at=? WHERE id=?", (now, command_id)
+                taken = db.execute(
+                    "UPDATE rollout_commands SET consumed_at=? WHERE id=? AND consumed_at IS NULL",
+                    (now, command_id),
                 )
+                if taken.rowcount != 1:
+                    # Withdrawn (or taken by another process) since this tick read it:
+                    # nothing is written, and the next tick decides without it.
+                    raise StaleState(
+                        f"command {command_id} of rollout {new.id} was withdrawn or consumed "
+                        "since it was read; nothing was saved"
+                    )
         return new
 
     def claim(self, rollout_id: int, *, now: float) -> None:
