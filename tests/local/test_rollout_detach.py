@@ -3,6 +3,7 @@ once, Ctrl-C only stops watching, `status` says who ticks the rollout and since 
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -150,3 +151,27 @@ def test_delete_of_a_stack_that_cannot_answer_records_the_rollout_as_ended(
         assert last.actor.endswith("(delete)") and "ended without a rollback" in last.message
     finally:
         store.close()
+
+
+def test_rollback_sets_100_0_even_when_the_rollout_cannot_take_it(
+    new_stack: Callable[[], LocalStack],
+) -> None:
+    """The emergency button does not depend on the controller: one that hangs (SIGSTOP)
+    does not take the abort in time, and `rollback` still puts all traffic on stable."""
+    stack = new_stack()
+    stack.ok("deploy", "--stable-weight", "100", "--canary-weight", "0")
+    stack.ok("rollout", "--detach", *HELD)
+    wait_for(lambda: _weights(stack)["canary"] == 10, 20, "step 1")
+    controller = stack.status()["rollout"]["controller"]["pid"]
+    os.kill(controller, signal.SIGSTOP)
+    try:
+        result = stack.run("rollback", timeout=90)
+    finally:
+        os.kill(controller, signal.SIGCONT)
+    assert result.exit_code == 0, result.stderr
+    assert _weights(stack) == {"stable": 100, "canary": 0, "baseline": 0}
+    assert "all traffic is on stable anyway" in " ".join(result.stderr.split())
+    # The controller, back, finds weights it did not set: it pauses, never overwrites them.
+    wait_for(lambda: stack.status()["rollout"]["status"] == "paused", 20, "the pause")
+    assert _weights(stack)["canary"] == 0
+    stack.ok("abort")

@@ -246,12 +246,23 @@ def rollback(ctx: typer.Context, output: OutputOpt = "text") -> None:
     settings = settings_from(ctx)
     target = open_target(settings)
     ended = None
-    with service.existing_store(settings) as store:
-        active = None if store is None else store.active()
-        if active is not None:
-            quiet = output == "json"
-            with progress(f"Ending rollout #{active.id}: rolling back", quiet=quiet) as p:
-                ended = steering.end_rollout(target, store, via="rollback", progress=p)
+    try:
+        with service.existing_store(settings) as store:
+            active = None if store is None else store.active()
+            if active is not None:
+                quiet = output == "json"
+                with progress(f"Ending rollout #{active.id}: rolling back", quiet=quiet) as p:
+                    ended = steering.end_rollout(target, store, via="rollback", progress=p)
+    except CanaryError as exc:
+        # The emergency button works without the rollout's state or controller: one
+        # listener call. The rollout sees weights it did not set and pauses.
+        show_status(usecases.rollback(target), output)
+        warn(
+            f"the rollout could not be ended ({exc.message}); all traffic is on stable "
+            "anyway (one listener call): the rollout pauses on weights it did not set - "
+            "`canary abort` ends it"
+        )
+        return
     if ended is None:
         show_status(usecases.rollback(target), output)
         return

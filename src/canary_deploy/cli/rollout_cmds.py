@@ -117,7 +117,9 @@ def rollout(
                         target, store, current.id, view, warn=lambda m: shown.print(f"Warning: {m}")
                     )
                 else:
-                    final = service.run(target, store, current, view)
+                    final = service.run(
+                        target, store, current, view, warn=lambda m: shown.print(f"Warning: {m}")
+                    )
         except KeyboardInterrupt:
             left = store.get(current.id)
             goes_on = (

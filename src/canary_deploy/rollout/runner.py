@@ -99,7 +99,7 @@ def run_active(settings: Settings) -> int:
         log.info("running rollout #%s from step %s", active.id, active.step + 1)
         target = open_target(settings)
         service.ensure_baseline(target, active, _LogProgress())
-        final = service.run(target, store, active, _LogView())
+        final = service.run(target, store, active, _LogView(), warn=log.warning)
         log.info("rollout #%s ended %s: %s", final.id, final.status, final.reason or "")
         return 0
     finally:
