@@ -5,10 +5,12 @@ fails is never left pending to fire later."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
+from canary_deploy.backend import SilentProgress
 from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.rollout import service, steering
 from canary_deploy.rollout.state import LeaseLost, StaleState
@@ -166,3 +168,25 @@ def test_abort_of_a_promotion_left_unfinished_is_refused(tmp_path: Path) -> None
         steering.steer(FakeTarget(rig), rig.store, Command.ABORT, actor="bob", deadlines=QUICK)
     assert "`canary rollout` finishes the promotion" in (e.value.hint or "")
     assert rig.store.pending_commands(r.id) == []
+
+
+@pytest.mark.parametrize(
+    ("step", "restarts", "scaled"),
+    [
+        (0, 1, []),  # the first step: baseline and fresh canary tasks start together
+        (1, 0, [("baseline", 1)]),  # 50/25/25: never restart the canary's serving tasks
+        (3, 0, []),  # 0/100, a soak step: the baseline serves nothing, nothing to start
+    ],
+)
+def test_a_resumed_rollout_gets_its_baseline_without_restarting_a_serving_canary(
+    tmp_path: Path, step: int, restarts: int, scaled: list[tuple[str, int]]
+) -> None:
+    rig = Rig(tmp_path, baseline=True)
+    r = rig.start().tick().rollout
+    rig.workload.baseline_count = 0  # stopped behind the rollout's back
+    before = rig.workload.canary_restarts
+    rig.workload.scaled.clear()
+    r = rig.store.save(replace(r, step=step), now=rig.clock.t)
+    service.ensure_baseline(FakeTarget(rig), r, SilentProgress())
+    assert rig.workload.canary_restarts - before == restarts
+    assert rig.workload.scaled == scaled

@@ -19,6 +19,7 @@ from pathlib import Path
 from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError
 from canary_deploy.rollout.controller import TickResult
+from canary_deploy.rollout.state import RenewingProgress
 
 log = logging.getLogger("canary.controller")
 
@@ -98,7 +99,7 @@ def run_active(settings: Settings) -> int:
             return 0
         log.info("running rollout #%s from step %s", active.id, active.step + 1)
         target = open_target(settings)
-        service.ensure_baseline(target, active, _LogProgress())
+        service.ensure_baseline(target, active, RenewingProgress(store, active.id, _LogProgress()))
         final = service.run(target, store, active, _LogView(), warn=log.warning)
         log.info("rollout #%s ended %s: %s", final.id, final.status, final.reason or "")
         return 0

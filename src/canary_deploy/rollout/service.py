@@ -9,9 +9,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Protocol
 
-from canary_deploy.backend import GROUPS, Progress, SilentProgress, Target
+from canary_deploy.backend import GROUPS, Progress, SilentProgress, Target, Version
 from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
+from canary_deploy.rollout.capacity import arm_needs
 from canary_deploy.rollout.controller import Controller, TickResult
 from canary_deploy.rollout.plan import RolloutPlan, build_plan, load_imbalance
 from canary_deploy.rollout.start import start_rollout
@@ -101,7 +102,7 @@ def begin(
     if active is not None:
         if claim:
             store.claim(active.id, now=time.time())
-            ensure_baseline(target, active, progress)
+            ensure_baseline(target, active, RenewingProgress(store, active.id, progress))
         return active, True
     status = target.status()
     canary = status.versions.get("canary")
@@ -221,18 +222,36 @@ def wait_canary_healthy(
 
 
 def ensure_baseline(target: Target, rollout: Rollout, progress: Progress) -> None:
-    """A resumed rollout needs its baseline: started again (with the canary's tasks)
-    when something stopped it, e.g. a scale-in or a daemon started from a clean spec."""
-    if not rollout.plan.baseline or rollout.status.ending:
+    """A resumed rollout's step needs its baseline's tasks when something stopped them
+    (a scale-in, a daemon started from a clean spec). At the first step they start with
+    fresh canary tasks (same age, as at the start); later the canary's tasks carry a large
+    share and are never restarted: the baseline is only scaled to what the step needs (the
+    health gate waits for it). A soak step gives the baseline nothing: nothing to do."""
+    weights = rollout.plan.weights(rollout.step)
+    if not rollout.plan.baseline or rollout.status.ending or weights.baseline == 0:
         return
     status = target.status()
-    canary = status.versions.get("canary")
-    baseline = status.versions.get("baseline")
-    want = canary.service.desired if canary is not None and canary.service is not None else 0
-    have = baseline.service.desired if baseline is not None and baseline.service else 0
-    if want > 0 and have < want:
-        progress.log(f"The baseline runs {have} of {want} task(s): starting it again")
-        target.workload.start_baseline(want, progress)
+
+    def desired(version: Version) -> int:
+        found = status.versions.get(version)
+        return found.service.desired if found is not None and found.service else 0
+
+    have = desired("baseline")
+    if rollout.step == 0:
+        # As at the start: as many tasks as the canary, started with fresh canary tasks.
+        want = desired("canary")
+        if want > 0 and have < want:
+            progress.log(f"The baseline runs {have} of {want} task(s): starting it again")
+            target.workload.start_baseline(want, progress)
+        return
+    needs = arm_needs([weights], desired("stable"), rollout.plan.max_canary_tasks)
+    want = needs.get("baseline", 1)
+    if have < want:
+        progress.log(
+            f"The baseline runs {have} of {want} task(s): starting it again (the canary's "
+            "serving tasks are not restarted)"
+        )
+        target.workload.scale("baseline", want)
 
 
 # A tick that fails (throttling, a network blip, a stale read) is tried again at the
