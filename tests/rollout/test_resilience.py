@@ -5,6 +5,7 @@ fails is never left pending to fire later."""
 
 from __future__ import annotations
 
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -190,3 +191,32 @@ def test_a_resumed_rollout_gets_its_baseline_without_restarting_a_serving_canary
     service.ensure_baseline(FakeTarget(rig), r, SilentProgress())
     assert rig.workload.canary_restarts - before == restarts
     assert rig.workload.scaled == scaled
+
+
+def test_a_promote_waiting_for_new_tasks_gets_time_and_polls_at_the_controllers_pace(
+    tmp_path: Path,
+) -> None:
+    """On AWS a step's weights go on once its new tasks are healthy (minutes): `promote`
+    waits for that (not the 60 s of a weight change), and acting with no controller it
+    ticks at the plan's pace, not 10 times a second."""
+    rig = Rig(tmp_path)
+    rig.plan = replace(rig.plan, tick_s=5.0)
+    rig.clock.t = time.time() - 5  # the command's own ticks run on the real clock
+    r = rig.start().tick().rollout
+    rig.store.release(r.id)
+    rig.workload.healthy_at_most = {"canary": 0}  # the next step's tasks never get healthy
+    t = [0.0]
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        t[0] += seconds
+
+    deadlines = Deadlines(consume_s=1.0, effect_s=5.0, capacity_s=30.0, poll_s=0.02)
+    with pytest.raises(OperationFailed, match="not in effect after 30s"):
+        steering.steer(
+            FakeTarget(rig), rig.store, Command.PROMOTE, actor="bob", deadlines=deadlines,
+            sleep=sleep, clock=lambda: t[0],
+        )  # fmt: skip
+    assert slept and min(slept) >= 5.0
+    assert rig.store.get(r.id).health_wait_since is not None

@@ -34,6 +34,7 @@ class Deadlines:
     consume_s: float = 15.0  # a live controller takes a command within this (it ticks 4/s)
     effect_s: float = 60.0  # then the change is in effect within this
     promotion_s: float = 3600.0  # unless it promotes: stable's tasks roll (ECS: minutes)
+    capacity_s: float = 900.0  # or waits for a step's new tasks to be healthy
     poll_s: float = 0.1
 
 
@@ -248,15 +249,23 @@ class _Courier:
             if r.status is S.PROMOTING:
                 limit = self.deadlines.promotion_s
                 self.progress.update("promoting: stable's tasks take the judged image")
+            elif r.health_wait_since is not None:
+                # The step's weights go on once its new tasks are healthy (ECS: minutes).
+                limit = max(limit, self.deadlines.capacity_s)
+                self.progress.update("waiting for the step's new tasks to be healthy")
             if self.clock() - start > limit:
                 raise OperationFailed(
                     f"the {verb} was taken but is not in effect after {limit:g}s: rollout "
                     f"#{r.id} is {r.status}, weights {live}",
                     hint="watch it with `canary status`",
                 )
+            # Polls follow the controller's pace (AWS: a tick every 5 s), not faster: a
+            # steering command never floods the listener and state APIs.
+            pace = r.plan.tick_s / 5
             if not r.status.terminal and not self.store.controller_alive(r, now=time.time()):
                 self.tick_here()  # finish what a controller that died meanwhile left
-            self.sleep(self.deadlines.poll_s)
+                pace = r.plan.tick_s
+            self.sleep(max(self.deadlines.poll_s, pace))
 
 
 def in_effect(command: Command, before: Rollout, r: Rollout, live: Weights) -> bool | None:
