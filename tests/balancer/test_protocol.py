@@ -326,3 +326,45 @@ def test_whole_and_partial_content_length_responses(loop: asyncio.AbstractEventL
     assert w.upstream in w.upstream.target.idle
     stats = w.ctx.metrics.window("stable", 0, 2e10)
     assert (stats.requests, stats.status_2xx) == (1, 1)
+
+
+EXCESS = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nLEAKD"
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\n1\r\n0\r\n\r\n",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nX-Odd: yes\r\n\r\n1",
+    ],
+    ids=["content-length", "chunked", "parsed-head"],
+)
+@pytest.mark.parametrize("pipelined", [False, True], ids=["one", "pipelined"])
+def test_bytes_after_a_complete_response_close_the_target_connection(
+    loop: asyncio.AbstractEventLoop, response: bytes, pipelined: bool
+) -> None:
+    """Issue 12 item 3: a target that sends more than its response (here a whole extra
+    response in the same read) is out of sync. Its connection is closed, never pooled, and
+    no byte of the excess reaches this client or the next one."""
+    w = wire(loop)
+    second = b"GET /2 HTTP/1.1\r\nHost: a\r\n\r\n" if pipelined else b""
+    w.client.data_received(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n" + second)
+    w.target_side.take()
+    w.upstream.data_received(response + EXCESS)
+    out = w.client_side.take()
+    assert b"LEAKD" not in out
+    assert out.count(b"HTTP/1.1 200") == 1
+    assert w.target_side.closed and w.upstream not in w.upstream.target.idle
+    # The next request never goes to the out-of-sync connection (a write to it would fail).
+    w.client.data_received(b"GET /3 HTTP/1.1\r\nHost: a\r\n\r\n")
+    assert b"LEAKD" not in w.client_side.take()
+
+
+def test_bytes_from_an_idle_pooled_connection_close_it(loop: asyncio.AbstractEventLoop) -> None:
+    w = wire(loop)
+    w.client.data_received(b"GET /1 HTTP/1.1\r\nHost: a\r\n\r\n")
+    w.upstream.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\n\r\n1")
+    assert w.upstream in w.upstream.target.idle  # in sync: pooled
+    w.upstream.data_received(EXCESS)  # nobody asked: out of sync
+    assert w.target_side.closed

@@ -52,6 +52,9 @@ class UpstreamConnection(asyncio.Protocol):
         self._reused = False
         self._parser = httptools.HttpResponseParser(self)
         self._reset_parser = False
+        self._feeding = False  # inside the parser's feed_data
+        self._finished: Exchange | None = None  # completed inside that feed, not settled
+        self._excess = False  # bytes followed the completed response in that feed
         self._head_keep_alive = False
         self._head_buf = b""  # raw bytes of the response head(s) being received
         self._head_start = 0
@@ -128,10 +131,18 @@ class UpstreamConnection(asyncio.Protocol):
             # Targets never pipeline (we send one request at a time), so a head always
             # starts a chunk and only interim 1xx heads can precede it.
             self._head_buf = self._head_buf + data if self._head_buf else data
+        self._feeding = True
         try:
             self._parser.feed_data(data)
         except httptools.HttpParserError:
-            self._fail(502)
+            if self._finished is None:
+                self._feeding = False
+                self._fail(502)
+                return
+            self._excess = True  # garbage after a complete response
+        self._feeding = False
+        if self._finished is not None:
+            self._settle_after_feed()
             return
         if self._awaiting_head and len(self._head_buf) > MAX_RESPONSE_HEAD_BYTES:
             self._fail(502)
@@ -387,6 +398,32 @@ class UpstreamConnection(asyncio.Protocol):
             target.outstanding -= 1
             exchange.target = None
         self.usable = keep_alive and exchange.request_complete and self.transport is not None
+        if self._feeding:
+            # Inside the parser's feed: more bytes may follow the response in this read.
+            # Settle once the feed returns, when it is known whether any did.
+            self._finished = exchange
+            return
+        self._settle(exchange)
+
+    def _settle_after_feed(self) -> None:
+        """A response completed inside the last feed. Any byte after it (the parser began
+        another message, or choked on garbage) means the target is out of sync: the
+        connection is closed, never pooled, and none of those bytes reaches anyone."""
+        exchange, self._finished = self._finished, None
+        if self._excess:
+            self._excess = False
+            self.usable = False
+            self._to_client.clear()
+        if exchange is not None:
+            self._settle(exchange)
+
+    def on_message_begin(self) -> None:
+        if self._finished is not None:
+            self._excess = True  # a second message in the read that completed the first
+
+    def _settle(self, exchange: Exchange) -> None:
+        """Pool or close the connection, then let the client go on with its next request."""
+        client = exchange.client
         if self.usable:
             self.release()
         else:
