@@ -368,3 +368,29 @@ def test_bytes_from_an_idle_pooled_connection_close_it(loop: asyncio.AbstractEve
     assert w.upstream in w.upstream.target.idle  # in sync: pooled
     w.upstream.data_received(EXCESS)  # nobody asked: out of sync
     assert w.target_side.closed
+
+
+def test_a_head_that_never_ends_is_refused_at_the_limit(loop: asyncio.AbstractEventLoop) -> None:
+    """Issue 12 item 1: a header value that never ends used to be buffered without limit
+    (httptools keeps a partial value itself). The limit counts the bytes received."""
+    w = wire(loop)
+    w.client.data_received(b"GET / HTTP/1.1\r\nHost: a\r\nX-Endless: ")
+    for _ in range(MAX_HEAD_BYTES // 8192 + 2):
+        if w.client_side.closed:
+            break
+        w.client.data_received(b"v" * 8192)
+    assert w.client_side.take().startswith(b"HTTP/1.1 400 Bad Request\r\n")
+    assert w.client_side.closed
+    assert w.target_side.take() == b""  # nothing reached the target
+
+
+def test_a_large_body_in_one_read_is_not_mistaken_for_a_large_head(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    w = wire(loop)
+    body = b"b" * (MAX_HEAD_BYTES * 2)
+    w.client.data_received(
+        b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: %d\r\n\r\n%b" % (len(body), body)
+    )
+    sent = w.target_side.take()
+    assert sent.startswith(b"POST /up HTTP/1.1\r\n") and sent.endswith(body)

@@ -194,6 +194,8 @@ class RequestReader:
         # True between messages: only then may a request bypass the parser.
         self.at_boundary = True
         self._current: Exchange | None = None
+        self.in_head = False  # between a message's first byte and its head's end
+        self._head_received = 0  # bytes fed while the head had not ended
         self._reset_head()
 
     def _reset_head(self) -> None:
@@ -218,6 +220,15 @@ class RequestReader:
             raise FramingError("protocol upgrades are not supported", 501) from None
         except httptools.HttpParserError as exc:
             raise FramingError(str(exc)) from None
+        if self.in_head:
+            self.head_pending(len(data))
+
+    def head_pending(self, received: int) -> None:
+        """After a feed that left a head unfinished: httptools keeps a partial header name
+        or value itself, so the limit counts the bytes received, not complete headers."""
+        self._head_received += received
+        if self._head_received > MAX_HEAD_BYTES:
+            raise FramingError("request head too large")
 
     def forwarded_suffix(self) -> bytes:
         """The headers we add to every request except the trace id, then nothing else."""
@@ -227,6 +238,8 @@ class RequestReader:
 
     def on_message_begin(self) -> None:
         self.at_boundary = False
+        self.in_head = True
+        self._head_received = 0
 
     def on_url(self, url: bytes) -> None:
         self._head_bytes += len(url)
@@ -260,6 +273,7 @@ class RequestReader:
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        self.in_head = False
         parser = self._parser
         if parser.should_upgrade():
             raise FramingError("protocol upgrades are not supported", 501)

@@ -155,6 +155,8 @@ class ClientConnection(asyncio.Protocol):
             return
         try:
             reader.parser.feed_data(data)  # RequestReader.feed(), inlined: the hot path
+            if reader.in_head:
+                reader.head_pending(len(data))
         except FramingError as exc:
             self._reject(exc.status)
             return
