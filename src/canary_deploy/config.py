@@ -11,6 +11,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from canary_deploy.errors import UsageError
+from canary_deploy.rollout.settings import RolloutSettings
+from canary_deploy.validation import as_sentence, describe_errors
 from canary_deploy.weights import Weights
 
 Target = Literal["aws", "local"]
@@ -72,7 +74,7 @@ class Settings(_Frozen):
     slow_start_seconds: int = Field(default=0, ge=0, le=900)
     aws: AwsSettings = AwsSettings()
     local: LocalSettings = LocalSettings()
-    rollout: dict[str, Any] = Field(default_factory=dict)
+    rollout: RolloutSettings = Field(default_factory=RolloutSettings)
 
     @model_validator(mode="after")
     def _weights_sum(self) -> Settings:
@@ -165,34 +167,62 @@ def _from_env(env: Mapping[str, str]) -> dict[str, Any]:
     return tree
 
 
-def _from_file(path: Path) -> dict[str, Any]:
+def _from_file(path: Path, *, named: bool) -> dict[str, Any]:
+    """canary.toml's settings; a file the user named (`--config`, CANARY_CONFIG) must exist."""
     if not path.is_file():
+        if named:
+            why = "is a directory" if path.is_dir() else "does not exist"
+            raise UsageError(
+                f"config file {path} {why}",
+                hint="fix the --config flag or CANARY_CONFIG, or leave both unset to read "
+                f"./{CONFIG_FILE} when it exists",
+            )
         return {}
     try:
         with path.open("rb") as fh:
             return tomllib.load(fh)
     except tomllib.TOMLDecodeError as exc:
-        raise UsageError(f"{path} is not valid TOML: {exc}") from None
+        raise UsageError(
+            f"{path} is not valid TOML: {exc}",
+            hint="see https://toml.io: strings in quotes, tables as [name], one key per line",
+        ) from None
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _describe(loc: tuple[int | str, ...], env: Mapping[str, str]) -> str:
-    path = ".".join(str(part) for part in loc)
+def _describe(path: str, env: Mapping[str, str], file_tree: Mapping[str, Any], file: Path) -> str:
+    """Where a setting came from: an environment variable, the config file, or a flag."""
     name = _ENV_BY_PATH.get(path)
-    return f"{path} (env {name})" if name and env.get(name) else path
+    if name and env.get(name):
+        return f"{path} (env {name})"
+    node: Any = file_tree
+    for key in path.split(".") if path else ():
+        if isinstance(node, list) and key.isdigit() and int(key) < len(node):
+            node = node[int(key)]
+        elif isinstance(node, Mapping) and key in node:
+            node = node[key]
+        else:
+            return path
+    return f"{file}: {path}" if path else path
 
 
 def load_settings(
     flags: Mapping[str, Any] | None = None,
     env: Mapping[str, str] | None = None,
     config_file: Path | None = None,
+    *,
+    config_required: bool = False,
 ) -> Settings:
-    """Build the settings from flags (dotted paths, None = not given), env and canary.toml."""
+    """Build the settings from flags (dotted paths, None = not given), env and canary.toml.
+
+    `config_file` (else CANARY_CONFIG, else ./canary.toml) is read when it exists; a file
+    the user named (`config_required`, or CANARY_CONFIG) must exist."""
     env = os.environ if env is None else env
-    config_file = (
-        Path(env.get("CANARY_CONFIG", CONFIG_FILE)) if config_file is None else config_file
-    )
-    tree = _from_file(config_file)
-    tree = _merge(tree, _from_env(env))
+    if config_file is None:
+        config_required = config_required or bool(env.get("CANARY_CONFIG"))
+        config_file = Path(env.get("CANARY_CONFIG") or CONFIG_FILE)
+    file_tree = _from_file(config_file, named=config_required)
+    tree = _merge(file_tree, _from_env(env))
     flag_tree: dict[str, Any] = {}
     for path, value in (flags or {}).items():
         if value is not None:
@@ -201,16 +231,10 @@ def load_settings(
     try:
         return Settings.model_validate(tree)
     except ValidationError as exc:
-        problems = []
-        for err in exc.errors():
-            where = (
-                _describe(err["loc"], env)
-                if err["loc"]
-                else "weights (STABLE_WEIGHT, CANARY_WEIGHT)"
-            )
-            msg = err["msg"].removeprefix("Value error, ")
-            problems.append(f"{where}: {msg}")
+        problems = describe_errors(
+            exc, Settings, where=lambda path: _describe(path, env, file_tree, config_file)
+        )
         raise UsageError(
-            "invalid configuration: " + "; ".join(problems),
+            as_sentence("invalid configuration", problems),
             hint=f"check the flags, the environment variables and {config_file}",
         ) from None

@@ -94,7 +94,8 @@ def settings_from(ctx: typer.Context, **flags: Any) -> Settings:
     obj = ctx.find_root().obj or {}
     merged = dict(obj.get("flags", {}))
     merged.update(flags)
-    return load_settings(merged, config_file=obj.get("config"))
+    named = obj.get("config")
+    return load_settings(merged, config_file=named, config_required=named is not None)
 
 
 @app.command()

@@ -5,13 +5,18 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import ValidationError
 
 from canary_deploy.analysis import JudgeConfig
 from canary_deploy.errors import UsageError
+from canary_deploy.rollout.settings import RolloutSettings, StepSettings
+from canary_deploy.validation import as_sentence, describe_errors
 from canary_deploy.weights import Weights
 
 DEFAULT_WEIGHTS = (5, 25, 50, 100)  # the seed's schedule
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -224,47 +229,10 @@ TARGET_DEFAULTS = {
     "aws": TargetDefaults(60.0, 180.0, 300.0, 1800.0, 200, 0.0, 120.0, 180.0, 5.0),
 }
 
-_STEP_KEYS = {"min_duration", "max_duration", "min_requests"}
-_PLAN_KEYS = {
-    "steps",
-    "interval",
-    "metrics_lag",
-    "baseline_window",
-    "latency_settle",
-    "post_rollback_canary_count",
-    "idle_canary_count",
-    "judge",
-    "baseline",
-    "warmup",
-    "max_canary_tasks",
-    "reread",
-    "tick",
-} | _STEP_KEYS
-
-
-def _seconds(name: str, value: Any) -> float:
-    """Accept 30, 30.0, "30s", "5m", "1h"."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return float(value)
-    text = str(value).strip().lower()
-    units = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
-    for suffix in ("ms", "s", "m", "h"):
-        if text.endswith(suffix):
-            try:
-                return float(text[: -len(suffix)]) * units[suffix]
-            except ValueError:
-                break
-    try:
-        return float(text)
-    except ValueError:
-        raise UsageError(
-            f"rollout {name}: expected seconds like 30, 30s or 5m, got {value!r}"
-        ) from None
-
 
 def build_plan(
     target: str,
-    config: Mapping[str, Any] | None = None,
+    config: RolloutSettings | Mapping[str, Any] | None = None,
     *,
     steps: Sequence[int] | None = None,
     overrides: Mapping[str, Any] | None = None,
@@ -277,75 +245,58 @@ def build_plan(
     `metrics_lag`, `post_rollback_canary_count`, `idle_canary_count`, `max_canary_tasks`
     (the most tasks a step sizes the canary and baseline to; default stable's count),
     `reread` (late CloudWatch data), `tick` (how often the controller reads the
-    listener), and a `[rollout.judge]` table of `JudgeConfig` fields.
+    listener), and a `[rollout.judge]` table of `JudgeConfig` fields
+    (`settings.RolloutSettings` types every one of them).
     """
-    merged: dict[str, Any] = dict(config or {})
-    merged.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    unknown = set(merged) - _PLAN_KEYS
-    if unknown:
-        raise UsageError(
-            f"unknown [rollout] settings: {', '.join(sorted(unknown))}",
-            hint=f"known: {', '.join(sorted(_PLAN_KEYS))}",
-        )
-    d = TARGET_DEFAULTS[target]
-    step_min = _seconds("min_duration", merged.get("min_duration", d.min_duration_s))
-    step_max = _seconds("max_duration", merged.get("max_duration", d.max_duration_s))
-    step_requests = int(merged.get("min_requests", d.min_requests))
-    raw_steps: Sequence[Any] = steps or merged.get("steps") or DEFAULT_WEIGHTS
-    built = _steps(raw_steps, step_min, step_max, step_requests)
+    given = {**(overrides or {}), "steps": list(steps) if steps else None}
+    flags = {key for key, value in given.items() if value is not None}
+
+    def where(path: str) -> str:
+        key = path.split(".")[1] if "." in path else ""
+        return f"--{key.replace('_', '-')}" if key in flags else path
+
     try:
-        judge = JudgeConfig.from_dict(dict(merged.get("judge", {})))
-    except (TypeError, ValueError) as exc:
-        raise UsageError(f"invalid [rollout.judge] settings: {exc}") from None
+        if not isinstance(config, RolloutSettings):
+            config = RolloutSettings.model_validate(dict(config or {}))
+        r = config.merged(given)
+    except ValidationError as exc:
+        problems = describe_errors(exc, RolloutSettings, prefix="rollout", where=where)
+        raise UsageError(
+            as_sentence("invalid rollout settings", problems),
+            hint="check the rollout command's flags and [rollout] in canary.toml",
+        ) from None
+    d = TARGET_DEFAULTS[target]
+    step_min = _or(r.min_duration, d.min_duration_s)
+    step_max = _or(r.max_duration, max(d.max_duration_s, step_min))
+    step_requests = _or(r.min_requests, d.min_requests)
+    built = [
+        Step(
+            s.weight,
+            _or(s.min_duration, step_min),
+            _or(s.max_duration, max(step_max, _or(s.min_duration, step_min))),
+            _or(s.min_requests, step_requests),
+        )
+        for s in r.steps or (StepSettings(weight=w) for w in DEFAULT_WEIGHTS)
+    ]
     return RolloutPlan(
         steps=tuple(built),
-        judge=judge,
-        interval_s=_seconds("interval", merged.get("interval", d.interval_s)),
-        metrics_lag_s=_seconds("metrics_lag", merged.get("metrics_lag", d.metrics_lag_s)),
-        baseline_window_s=_seconds("baseline_window", merged.get("baseline_window", 300)),
-        latency_settle_s=_seconds("latency_settle", merged.get("latency_settle", d.settle_s)),
-        post_rollback_canary_count=int(merged.get("post_rollback_canary_count", 0)),
-        idle_canary_count=int(merged.get("idle_canary_count", 0)),
-        baseline=_flag("baseline", merged.get("baseline", True)),
-        warmup_s=_seconds("warmup", merged.get("warmup", d.warmup_s)),
-        max_canary_tasks=_count("max_canary_tasks", merged.get("max_canary_tasks")),
-        reread_s=_seconds("reread", merged.get("reread", d.reread_s)),
-        tick_s=_seconds("tick", merged.get("tick", d.tick_s)),
+        judge=r.judge,
+        interval_s=_or(r.interval, d.interval_s),
+        metrics_lag_s=_or(r.metrics_lag, d.metrics_lag_s),
+        baseline_window_s=_or(r.baseline_window, 300.0),
+        latency_settle_s=_or(r.latency_settle, d.settle_s),
+        post_rollback_canary_count=_or(r.post_rollback_canary_count, 0),
+        idle_canary_count=_or(r.idle_canary_count, 0),
+        baseline=_or(r.baseline, True),
+        warmup_s=_or(r.warmup, d.warmup_s),
+        max_canary_tasks=r.max_canary_tasks,
+        reread_s=_or(r.reread, d.reread_s),
+        tick_s=_or(r.tick, d.tick_s),
     )
 
 
-def _steps(
-    raw_steps: Sequence[Any], step_min: float, step_max: float, step_requests: int
-) -> list[Step]:
-    """Steps from weights (with the step defaults) or tables of their own settings."""
-    built: list[Step] = []
-    for raw in raw_steps:
-        if isinstance(raw, Mapping):
-            built.append(
-                Step(
-                    canary_weight=int(raw["weight"]),
-                    min_duration_s=_seconds("min_duration", raw.get("min_duration", step_min)),
-                    max_duration_s=_seconds("max_duration", raw.get("max_duration", step_max)),
-                    min_requests=int(raw.get("min_requests", step_requests)),
-                )
-            )
-        else:
-            built.append(Step(int(raw), step_min, max(step_max, step_min), step_requests))
-    return built
-
-
-def _count(name: str, value: Any) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, int) and not isinstance(value, bool):
-        return value
-    raise UsageError(f"rollout {name}: expected a whole number of tasks, got {value!r}")
-
-
-def _flag(name: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    raise UsageError(f"rollout {name}: expected true or false, got {value!r}")
+def _or(value: T | None, default: T) -> T:
+    return default if value is None else value
 
 
 def align_to_batches(t: float, plan: RolloutPlan) -> float:
