@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import tomllib
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -190,20 +191,78 @@ def _from_file(path: Path, *, named: bool) -> dict[str, Any]:
         raise UsageError(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _describe(path: str, env: Mapping[str, str], file_tree: Mapping[str, Any], file: Path) -> str:
-    """Where a setting came from: an environment variable, the config file, or a flag."""
-    name = _ENV_BY_PATH.get(path)
-    if name and env.get(name):
-        return f"{path} (env {name})"
-    node: Any = file_tree
-    for key in path.split(".") if path else ():
+def _holds(tree: Any, path: str) -> bool:
+    """Whether a (TOML or flag) tree sets the dotted `path` (list items by index)."""
+    node = tree
+    for key in path.split("."):
         if isinstance(node, list) and key.isdigit() and int(key) < len(node):
             node = node[int(key)]
         elif isinstance(node, Mapping) and key in node:
             node = node[key]
         else:
+            return False
+    return True
+
+
+@dataclass(frozen=True)
+class _Sources:
+    """What each source said, kept to tell the user where a setting came from."""
+
+    file: Path
+    file_tree: dict[str, Any]
+    env: Mapping[str, str]
+    flag_tree: dict[str, Any]
+
+    def origin(self, path: str) -> str | None:
+        """ "flag", "env NAME", "file PATH", or None (the default)."""
+        if path and _holds(self.flag_tree, path):
+            return "flag"
+        names = [n for n, p in [*ENV_VARS.items(), *ENV_FALLBACKS.items()] if p == path]
+        name = next((n for n in names if self.env.get(n)), None)
+        if name:
+            return f"env {name}"
+        if path and _holds(self.file_tree, path):
+            return f"file {self.file}"
+        return None
+
+    def describe(self, path: str) -> str:
+        """A path in an error message, with where its value came from."""
+        origin = self.origin(path)
+        if origin is None or origin == "flag":
             return path
-    return f"{file}: {path}" if path else path
+        if origin.startswith("env "):
+            return f"{path} ({origin})"
+        return f"{self.file}: {path}"
+
+
+def _gather(
+    flags: Mapping[str, Any] | None,
+    env: Mapping[str, str] | None,
+    config_file: Path | None,
+    config_required: bool,
+) -> tuple[dict[str, Any], _Sources]:
+    env = os.environ if env is None else env
+    if config_file is None:
+        config_required = config_required or bool(env.get("CANARY_CONFIG"))
+        config_file = Path(env.get("CANARY_CONFIG") or CONFIG_FILE)
+    file_tree = _from_file(config_file, named=config_required)
+    flag_tree: dict[str, Any] = {}
+    for path, value in (flags or {}).items():
+        if value is not None:
+            _set(flag_tree, path, value)
+    tree = _merge(_merge(file_tree, _from_env(env)), flag_tree)
+    return tree, _Sources(config_file, file_tree, env, flag_tree)
+
+
+def _validate(tree: dict[str, Any], sources: _Sources) -> Settings:
+    try:
+        return Settings.model_validate(tree)
+    except ValidationError as exc:
+        problems = describe_errors(exc, Settings, where=sources.describe)
+        raise UsageError(
+            as_sentence("invalid configuration", problems),
+            hint=f"check the flags, the environment variables and {sources.file}",
+        ) from None
 
 
 def load_settings(
@@ -217,24 +276,31 @@ def load_settings(
 
     `config_file` (else CANARY_CONFIG, else ./canary.toml) is read when it exists; a file
     the user named (`config_required`, or CANARY_CONFIG) must exist."""
-    env = os.environ if env is None else env
-    if config_file is None:
-        config_required = config_required or bool(env.get("CANARY_CONFIG"))
-        config_file = Path(env.get("CANARY_CONFIG") or CONFIG_FILE)
-    file_tree = _from_file(config_file, named=config_required)
-    tree = _merge(file_tree, _from_env(env))
-    flag_tree: dict[str, Any] = {}
-    for path, value in (flags or {}).items():
-        if value is not None:
-            _set(flag_tree, path, value)
-    tree = _merge(tree, flag_tree)
-    try:
-        return Settings.model_validate(tree)
-    except ValidationError as exc:
-        problems = describe_errors(
-            exc, Settings, where=lambda path: _describe(path, env, file_tree, config_file)
-        )
-        raise UsageError(
-            as_sentence("invalid configuration", problems),
-            hint=f"check the flags, the environment variables and {config_file}",
-        ) from None
+    return _validate(*_gather(flags, env, config_file, config_required))
+
+
+def explain_settings(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+    *,
+    config_required: bool = False,
+) -> tuple[Settings, dict[str, str]]:
+    """`load_settings`, and where each setting came from: every leaf of the settings
+    (dotted path, `rollout` only where set) -> "default", "flag", "env NAME", "file PATH"."""
+    tree, sources = _gather(flags, env, config_file, config_required)
+    settings = _validate(tree, sources)
+    doc = settings.model_dump(mode="json", exclude={"rollout"})
+    doc["rollout"] = settings.rollout.model_dump(mode="json", exclude_none=True)
+    return settings, {path: sources.origin(path) or "default" for path in _leaves(doc)}
+
+
+def _leaves(doc: Mapping[str, Any], prefix: str = "") -> list[str]:
+    paths = []
+    for key, value in doc.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, Mapping) and value:
+            paths += _leaves(value, f"{path}.")
+        else:
+            paths.append(path)
+    return paths

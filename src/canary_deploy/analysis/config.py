@@ -162,6 +162,19 @@ class JudgeConfig:
         if not 0.0 < self.max_error_rate_to_promote <= 1.0:
             raise ValueError("max_error_rate_to_promote must be in (0, 1]")
 
+    def metric_alphas(self, latency_metrics: int) -> tuple[float, float]:
+        """The false-rollback budget of the error rate and of each latency threshold.
+
+        >>> [round(a, 6) for a in JudgeConfig(alpha=0.05).metric_alphas(2)]
+        [0.03, 0.01]
+        >>> JudgeConfig(alpha=0.05).metric_alphas(0)
+        (0.05, 0.0)
+        """
+        if not latency_metrics:
+            return self.alpha, 0.0
+        error_alpha = self.alpha * self.error_alpha_share
+        return error_alpha, (self.alpha - error_alpha) / latency_metrics
+
     def to_dict(self) -> dict[str, Any]:
         doc = dataclasses.asdict(self)
         for key, value in doc.items():

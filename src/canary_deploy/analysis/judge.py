@@ -153,8 +153,7 @@ class Judge:
     def _new_metrics(self) -> list[Metric]:
         cfg = self.config
         thresholds = self.thresholds_s
-        error_alpha = cfg.alpha * (cfg.error_alpha_share if thresholds else 1.0)
-        latency_alpha = (cfg.alpha - error_alpha) / len(thresholds) if thresholds else 0.0
+        error_alpha, latency_alpha = cfg.metric_alphas(len(thresholds))
         names = ["errors"] + [self._latency_name(i, t) for i, t in enumerate(thresholds)]
         alphas = [error_alpha] + [latency_alpha] * len(thresholds)
         return [

@@ -89,13 +89,20 @@ def _global(
     }
 
 
-def settings_from(ctx: typer.Context, **flags: Any) -> Settings:
-    """Settings from this command's flags on top of the global ones."""
+def settings_inputs(ctx: typer.Context, **flags: Any) -> tuple[dict[str, Any], Path | None, bool]:
+    """This command's flags on top of the global ones, the config file named and whether
+    it was named (then it must exist)."""
     obj = ctx.find_root().obj or {}
     merged = dict(obj.get("flags", {}))
     merged.update(flags)
     named = obj.get("config")
-    return load_settings(merged, config_file=named, config_required=named is not None)
+    return merged, named, named is not None
+
+
+def settings_from(ctx: typer.Context, **flags: Any) -> Settings:
+    """Settings from this command's flags on top of the global ones."""
+    merged, named, required = settings_inputs(ctx, **flags)
+    return load_settings(merged, config_file=named, config_required=required)
 
 
 @app.command()
@@ -371,6 +378,7 @@ def _register_optional_commands() -> None:
 
     for module in (
         "canary_deploy.cli.balancer_cmd",
+        "canary_deploy.cli.config_cmd",
         "canary_deploy.cli.local_cmds",
         "canary_deploy.cli.rollout_cmds",
     ):

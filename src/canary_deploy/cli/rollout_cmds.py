@@ -19,7 +19,7 @@ from canary_deploy.rollout.view import LiveView, PlainView, headline
 from canary_deploy.targets import open_target
 
 
-def _steps(raw: str | None) -> list[int] | None:
+def parse_steps(raw: str | None) -> list[int] | None:
     if raw is None:
         return None
     try:
@@ -83,7 +83,7 @@ def rollout(
     try:
         plan = service.plan_from(
             settings,
-            steps=_steps(steps),
+            steps=parse_steps(steps),
             overrides={
                 "min_duration": min_duration,
                 "max_duration": max_duration,
