@@ -11,6 +11,7 @@ from canary_deploy.errors import UsageError
 ALB_MAX_WEIGHT = 999
 
 Group = Literal["stable", "canary", "baseline"]
+_HINT = "weights are whole percents 0-100 that sum to 100, e.g. 90 10"
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,18 +39,17 @@ class Weights:
             ("baseline", self.baseline),
         ):
             if isinstance(value, bool) or not isinstance(value, int):
-                raise UsageError(f"{name} weight must be an integer, got {value!r}")
+                raise UsageError(f"{name} weight must be an integer, got {value!r}", hint=_HINT)
             if not 0 <= value <= 100:
-                raise UsageError(f"{name} weight must be between 0 and 100, got {value}")
+                raise UsageError(
+                    f"{name} weight must be between 0 and 100, got {value}", hint=_HINT
+                )
         total = self.stable + self.canary + self.baseline
         if total != 100:
             shown = f"{self.stable} + {self.canary}"
             if self.baseline:
                 shown += f" + {self.baseline} (baseline)"
-            raise UsageError(
-                f"weights must sum to 100, got {shown} = {total}",
-                hint="e.g. `canary set-weights 75 25`",
-            )
+            raise UsageError(f"weights must sum to 100, got {shown} = {total}", hint=_HINT)
 
     @classmethod
     def parse(cls, stable: str | int, canary: str | int) -> Weights:
@@ -59,7 +59,10 @@ class Weights:
             try:
                 values.append(int(str(raw).strip()))
             except ValueError:
-                raise UsageError(f"{name} weight must be an integer, got {raw!r}") from None
+                raise UsageError(
+                    f"{name} weight must be an integer, got {raw!r}",
+                    hint=_HINT,
+                ) from None
         return cls(values[0], values[1])
 
     @classmethod

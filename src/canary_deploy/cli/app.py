@@ -12,6 +12,7 @@ import typer
 
 from canary_deploy import __version__, usecases
 from canary_deploy.backend import Target
+from canary_deploy.cli.argv import reorder
 from canary_deploy.cli.output import (
     OutputFormat,
     console,
@@ -30,8 +31,8 @@ app = typer.Typer(
     name="canary",
     help="Canary releases of an HTTP API on ECS Fargate + ALB, or locally (the default).",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
+    rich_markup_mode=None,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
 
@@ -219,17 +220,27 @@ def _yield_to_rollout(settings: Settings, target: Target, *, force: bool, quiet:
         )
 
 
-@app.command("set-weights")
+# A negative weight (`set-weights -5 105`) is a wrong weight, not an unknown option.
+@app.command("set-weights", context_settings={"ignore_unknown_options": True})
 def set_weights(
     ctx: typer.Context,
-    stable: Annotated[str, typer.Argument(help="Stable weight, 0-100")],
-    canary: Annotated[str, typer.Argument(help="Canary weight, 0-100; the two sum to 100")],
+    stable: Annotated[str | None, typer.Argument(help="Stable weight, 0-100")] = None,
+    canary: Annotated[
+        str | None, typer.Argument(help="Canary weight, 0-100; the two sum to 100")
+    ] = None,
     output: OutputOpt = "text",
 ) -> None:
     """Split traffic S/C percent with one listener call (no stack update). Refused while
     a rollout runs (it owns the weights); allowed while it is paused."""
     from canary_deploy.rollout import service, steering
 
+    if stable is None or canary is None:
+        given = " ".join(repr(v) for v in (stable, canary) if v is not None)
+        raise UsageError(
+            "set-weights takes two weights, stable and canary"
+            + (f", got only {given}" if given else ""),
+            hint="e.g. `canary set-weights 90 10`: integers 0-100 that sum to 100",
+        )
     weights = Weights.parse(stable, canary)
     settings = settings_from(ctx)
     target = open_target(settings)
@@ -393,9 +404,10 @@ def main(argv: list[str] | None = None) -> None:
     """Run the CLI: user errors print a message and hint, bugs print a traceback."""
     _register_optional_commands()
     command = typer.main.get_command(app)
+    args = reorder(command, sys.argv[1:] if argv is None else argv)
     try:
         # Standalone mode: the CLI library handles its own usage errors (exit 2).
-        command.main(args=argv, prog_name="canary", standalone_mode=True)
+        command.main(args=args, prog_name="canary", standalone_mode=True)
     except CanaryError as exc:
         error(exc.message, exc.hint)
         sys.exit(exc.exit_code)
