@@ -80,7 +80,8 @@ def reorder(group: Command, argv: list[str]) -> list[str]:
         return argv  # click says the command does not exist
     own = _all_options(command)
     own_valued = _valued_options(command)
-    front, back = [], []
+    front: list[list[str]] = []
+    back: list[list[str]] = []
     j = 0
     while j < len(before):  # options given before the command: the command's go behind
         taken, j = _take(before, j, global_valued | own_valued)
