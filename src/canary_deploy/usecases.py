@@ -8,7 +8,7 @@ from collections.abc import Callable
 from canary_deploy.backend import Progress, ReleaseSpec, Status, Target
 from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
-from canary_deploy.weights import STABLE_ONLY, Weights
+from canary_deploy.weights import STABLE_ONLY, Group, Weights
 
 LOCAL_DEFAULT_IMAGES = ("builtin:v1", "builtin:v2")
 
@@ -18,6 +18,12 @@ def release_spec(settings: Settings, current: ReleaseSpec | None = None) -> Rele
     image not given keeps what runs (`current`), so a deploy after a promotion does not
     quietly put the old stable back, and a fresh stack gets the sample app."""
     stable, canary = settings.image_uri_stable, settings.image_uri_canary
+    for name, value in (("stable", stable), ("canary", canary)):
+        if value is not None and not value.strip():
+            raise UsageError(
+                f"the {name} image is empty",
+                hint=f"give --image-{name} an image (or leave it out to keep what runs)",
+            )
     if settings.target == "local":
         stable = stable or (current.image_stable if current else LOCAL_DEFAULT_IMAGES[0])
         canary = canary or (current.image_canary if current else LOCAL_DEFAULT_IMAGES[1])
@@ -46,6 +52,30 @@ def release_spec(settings: Settings, current: ReleaseSpec | None = None) -> Rele
         ),
         slow_start_seconds=settings.slow_start_seconds,
     )
+
+
+def starved_groups(spec: ReleaseSpec, live: Weights | None) -> list[str]:
+    """Groups the listener would send requests to with no task to serve them (each such
+    request a 503): `live` weights (a deploy keeps them), else the first deploy's."""
+    weights = live or spec.weights
+    counts: dict[Group, int] = {
+        "stable": spec.desired_count_stable,
+        "canary": spec.desired_count_canary,
+    }
+    return [
+        f"{group} would have 0 tasks while it gets {weights.of(group)}% of the requests"
+        for group, count in counts.items()
+        if count == 0 and weights.of(group) > 0
+    ]
+
+
+def live_weights(target: Target) -> Weights | None:
+    """The listener's weights now (None when there is no stack yet)."""
+    try:
+        listener = target.status().listener
+    except CanaryError:
+        return None
+    return None if listener is None else listener.weights
 
 
 def canary_image_live(target: Target) -> str | None:

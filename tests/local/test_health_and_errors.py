@@ -126,7 +126,9 @@ def test_kill_9_of_the_daemon_also_ends_what_tasks_started(
         f"sh -c 'sleep 300 & exec {sys.executable} -m canary_deploy.sample_app "
         "--version v1 --port $PORT'"
     )
-    stack.ok("deploy", "--image-stable", image, "--stable-count", "1", "--canary-count", "0")
+    stack.ok(
+        "deploy", "--image-stable", image, "--stable-count", "1", "--canary-count", "0", "--yes"
+    )
     processes = stack_processes(stack.paths.marker)
     assert len(processes) == 2, "the task and the shell's background sleep"
     daemon = stack.paths.daemon_pid()

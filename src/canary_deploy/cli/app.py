@@ -156,6 +156,10 @@ def deploy(
             "--force", help="During a rollout: abort it (rolled back, recorded), then deploy."
         ),
     ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Deploy even when a group with traffic gets 0 tasks."),
+    ] = False,
     output: OutputOpt = "text",
 ) -> None:
     """Create or update the stack (first deploy 95/5), then print status. Refused while
@@ -190,6 +194,7 @@ def deploy(
         assert isinstance(target, LocalTarget)
         current = target.stack.stored_spec()
     spec = usecases.release_spec(settings, current)
+    _confirm_starved(usecases.starved_groups(spec, usecases.live_weights(target)), yes=yes)
     _yield_to_rollout(settings, target, force=force, quiet=output == "json")
     before = usecases.canary_image_live(target)
     with progress(f"Deploying {settings.stack_name} ({settings.target})") as p:
@@ -198,6 +203,23 @@ def deploy(
     warning = usecases.new_canary_warning(before, spec, status)
     if warning:
         warn(warning)
+
+
+def _confirm_starved(problems: list[str], *, yes: bool) -> None:
+    """A group with traffic and no task answers 503: deploy that only when asked to."""
+    if not problems:
+        return
+    what = "; ".join(problems) + ": those requests would fail with 503"
+    if yes:
+        warn(what)
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(
+            what,
+            hint="move the traffic first (`canary set-weights 0 100` or `100 0`), give the "
+            "group tasks, or pass --yes to deploy anyway",
+        )
+    typer.confirm(f"{what}. Deploy anyway?", abort=True)
 
 
 def _yield_to_rollout(settings: Settings, target: Target, *, force: bool, quiet: bool) -> None:

@@ -11,7 +11,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from canary_deploy.cli.app import OutputOpt, app, settings_inputs
-from canary_deploy.cli.output import console, print_json
+from canary_deploy.cli.output import console, print_json, warn
 from canary_deploy.cli.rollout_cmds import parse_steps
 from canary_deploy.config import explain_settings
 from canary_deploy.rollout.plan import RolloutPlan, build_plan
@@ -29,7 +29,7 @@ def config(
     (with where each came from) and the rollout plan that would run. Changes nothing."""
     flags, config_file, required = settings_inputs(ctx)
     settings, origins = explain_settings(flags, config_file=config_file, config_required=required)
-    plan = build_plan(settings.target, settings.rollout, steps=parse_steps(steps))
+    plan = build_plan(settings.target, settings.rollout, steps=parse_steps(steps), warn=warn)
     values = _flatten(settings.model_dump(mode="json"))
     if output == "json":
         print_json(

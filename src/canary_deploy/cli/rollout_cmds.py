@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from canary_deploy.cli.app import OutputOpt, app, settings_from
-from canary_deploy.cli.output import console, err_console, print_json, progress
+from canary_deploy.cli.output import console, err_console, print_json, progress, warn
 from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.rollout import service, steering
 from canary_deploy.rollout.store import Command, Event, Rollout
@@ -92,6 +92,7 @@ def rollout(
                 "baseline": baseline,
                 "warmup": warmup,
             },
+            warn=warn,
         )
         with progress("Preparing the rollout", quiet=output == "json") as p:
             current, resumed = service.begin(settings, target, store, plan, p, claim=not hosted)

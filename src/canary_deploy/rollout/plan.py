@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -236,6 +236,7 @@ def build_plan(
     *,
     steps: Sequence[int] | None = None,
     overrides: Mapping[str, Any] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> RolloutPlan:
     """The plan from `canary.toml`'s `[rollout]` table, then flags, on the target's defaults.
 
@@ -281,7 +282,7 @@ def build_plan(
     return RolloutPlan(
         steps=tuple(built),
         judge=r.judge,
-        interval_s=_or(r.interval, d.interval_s),
+        interval_s=_interval(target, _or(r.interval, d.interval_s), warn),
         metrics_lag_s=_or(r.metrics_lag, d.metrics_lag_s),
         baseline_window_s=_or(r.baseline_window, 300.0),
         latency_settle_s=_or(r.latency_settle, d.settle_s),
@@ -293,6 +294,19 @@ def build_plan(
         reread_s=_or(r.reread, d.reread_s),
         tick_s=_or(r.tick, d.tick_s),
     )
+
+
+def _interval(target: str, seconds: float, warn: Callable[[str], None] | None) -> float:
+    """On AWS metrics come in CloudWatch's 1-minute periods: judge on whole minutes."""
+    if target != "aws" or seconds % 60 == 0:
+        return seconds
+    rounded = 60.0 * math.ceil(seconds / 60)
+    if warn is not None:
+        warn(
+            f"interval {seconds:g}s: CloudWatch reports the ALB's metrics per minute, "
+            f"so the judge looks every {rounded:g}s"
+        )
+    return rounded
 
 
 def _or(value: T | None, default: T) -> T:

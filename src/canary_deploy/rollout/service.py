@@ -75,9 +75,15 @@ def existing_store(settings: Settings) -> Iterator[RolloutState | None]:
 
 
 def plan_from(
-    settings: Settings, *, steps: Sequence[int] | None, overrides: Mapping[str, Any]
+    settings: Settings,
+    *,
+    steps: Sequence[int] | None,
+    overrides: Mapping[str, Any],
+    warn: Callable[[str], None] | None = None,
 ) -> RolloutPlan:
-    return build_plan(settings.target, settings.rollout, steps=steps, overrides=overrides)
+    return build_plan(
+        settings.target, settings.rollout, steps=steps, overrides=overrides, warn=warn
+    )
 
 
 def begin(
