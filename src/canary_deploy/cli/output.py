@@ -13,6 +13,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from canary_deploy.backend import GROUPS, Status, TrafficStatus
+from canary_deploy.units import ms
 
 OutputFormat = Literal["text", "json"]
 
@@ -55,10 +56,6 @@ def progress(message: str, *, quiet: bool = False) -> Iterator[ConsoleProgress]:
         yield reporter
 
 
-def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
-
-
 def _traffic(t: TrafficStatus | None) -> str:
     if t is None:
         return "no data"
@@ -67,7 +64,7 @@ def _traffic(t: TrafficStatus | None) -> str:
     rate = t.error_rate or 0.0
     return (
         f"{t.requests:,} req, {rate:.1%} errors\n"
-        f"p50 {_ms(t.p50_s)}  p95 {_ms(t.p95_s)}  p99 {_ms(t.p99_s)}"
+        f"p50 {ms(t.p50_s)}  p95 {ms(t.p95_s)}  p99 {ms(t.p99_s)}"
     )
 
 

@@ -257,8 +257,15 @@ def history(
     store = service.open_store(settings)
     try:
         events = service.history(store, rollout_id)
+        latest = store.latest() if rollout_id is not None and not events else None
     finally:
         store.close()
+    if latest is not None:
+        raise UsageError(
+            f"there is no rollout #{rollout_id}: the rollouts here are #1 to #{latest.id}",
+            hint=f"`canary history --rollout {latest.id}` shows the last one, "
+            "`canary history` all of them",
+        )
     if not all_batches:
         events = [e for e in events if e.kind != "batch"]
     if output == "json":

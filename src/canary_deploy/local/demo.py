@@ -22,6 +22,7 @@ from canary_deploy.config import Settings, load_settings
 from canary_deploy.errors import UsageError
 from canary_deploy.local.load import LoadGenerator, LoadPlan, Sample
 from canary_deploy.local.target import LocalTarget
+from canary_deploy.units import plural
 from canary_deploy.weights import STABLE_ONLY, Weights
 
 SEED_SCHEDULE = (Weights(95, 5), Weights(75, 25), Weights(50, 50), Weights(0, 100))
@@ -301,8 +302,8 @@ def _walk_summary(ctx: DemoContext) -> list[str]:
     summary = [f"{ctx.served} requests during the demo, {ctx.failed} failed"]
     if ctx.in_transition:
         summary.append(
-            f"{ctx.in_transition} of them went out while a weight change was being "
-            "applied and are in no step's row"
+            f"{plural(ctx.in_transition, 'request')} went out while a weight change was "
+            "being applied and " + ("is" if ctx.in_transition == 1 else "are") + " in no step's row"
         )
     summary.append("weights were changed with one call each; no task restarted")
     return summary

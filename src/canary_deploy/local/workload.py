@@ -129,7 +129,7 @@ def wait_steady(
                     + ("they get no traffic" if tg.healthy else "the group fails open (as ALB)")
                 )
                 continue
-            pending.append(f"{v} {tg.healthy}/{s.desired} healthy")
+            pending.append(_progress_of(v, tg.healthy, s.desired, tg.draining))
         if not pending:
             for line in unhealthy:
                 progress.log(f"warning: {line}")
@@ -180,3 +180,21 @@ def wait_fresh_healthy(
                 hint="see `canary status` and the task logs in the state directory's tasks/",
             )
         sleep(0.1)
+
+
+def _progress_of(version: str, healthy: int, desired: int, draining: int) -> str:
+    """E.g. "stable 1/2 healthy"; during a replacement the old tasks are said apart.
+
+    >>> _progress_of("stable", 3, 2, 0)
+    'stable 2/2 healthy, 1 old still serving'
+    >>> _progress_of("stable", 2, 2, 1)
+    'stable 2/2 healthy, 1 draining'
+    >>> _progress_of("canary", 0, 1, 0)
+    'canary 0/1 healthy'
+    """
+    parts = [f"{version} {min(healthy, desired)}/{desired} healthy"]
+    if healthy > desired:
+        parts.append(f"{healthy - desired} old still serving")
+    if draining:
+        parts.append(f"{draining} draining")
+    return ", ".join(parts)

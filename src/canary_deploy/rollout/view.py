@@ -14,6 +14,7 @@ from rich.text import Text
 from canary_deploy.rollout.controller import TickResult
 from canary_deploy.rollout.reading import step_elapsed
 from canary_deploy.rollout.store import Rollout
+from canary_deploy.units import ms
 
 _STYLE = {
     "running": "bold cyan",
@@ -23,10 +24,6 @@ _STYLE = {
     "promoting": "bold green",
     "promoted": "bold green",
 }
-
-
-def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:.0f} ms"
 
 
 def _pct(rate: float | None) -> str:
@@ -102,19 +99,19 @@ def render(result: TickResult, quantiles: Mapping[str, float | None], now: float
             errors_control,
             f"{first['stable_requests']:,}",
             _pct(first["stable_rate"]),
-            "" if pooled else _ms(quantiles.get("stable")),
+            "" if pooled else ms(quantiles.get("stable")),
         )
         versions.add_row(
             "canary",
             f"{first['canary_requests']:,}",
             _pct(first["canary_rate"]),
-            _ms(quantiles.get("canary")),
+            ms(quantiles.get("canary")),
         )
         if pooled:
             # p99 per group: the pooled row has none of its own.
             for group in ("stable", "baseline"):
                 if group in quantiles:
-                    versions.add_row(f"{group} p99", "", "", _ms(quantiles.get(group)))
+                    versions.add_row(f"{group} p99", "", "", ms(quantiles.get(group)))
         for m in evidence:
             metrics.add_row(
                 _short(m["name"]),
