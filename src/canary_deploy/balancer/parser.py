@@ -20,15 +20,13 @@ import httptools
 
 from canary_deploy.backend import Version
 from canary_deploy.balancer.clock import wall_second
+from canary_deploy.balancer.limits import MAX_HEAD_BYTES as MAX_HEAD_BYTES  # re-exported
 from canary_deploy.balancer.routing import Stickiness
 
 if TYPE_CHECKING:
     from canary_deploy.balancer.proxy import ClientConnection
     from canary_deploy.balancer.routing import Target
     from canary_deploy.balancer.upstream import UpstreamConnection
-
-# ALB's limit for the whole request head (request line plus headers).
-MAX_HEAD_BYTES = 64 * 1024
 
 # Per RFC 9110 7.6.1, plus headers we set ourselves or re-frame.
 HOP_BY_HOP = frozenset(
@@ -82,8 +80,6 @@ SIMPLE_REQUEST = re.compile(
     + TOKEN_CHAR
     + rb"++:[\t -~]*+\r\n)*+\r\n"
 )
-# Longer heads are rare; the httptools path also enforces MAX_HEAD_BYTES for them.
-SIMPLE_REQUEST_MAX = 8192
 
 
 class FramingError(Exception):
@@ -183,10 +179,13 @@ class RequestReader:
         client_ip: bytes,
         listen_port: bytes,
         stickiness: Stickiness | None,
+        listen_host: bytes = b"127.0.0.1",
     ) -> None:
         self._client = client
         self._client_ip = client_ip
         self._forwarded = b"X-Forwarded-Proto: http\r\nX-Forwarded-Port: " + listen_port + b"\r\n"
+        # ALB's Host for an HTTP/1.0 request without one: the load balancer's own name.
+        self._own_host = listen_host + b":" + listen_port
         self._stickiness = stickiness
         self.parser = httptools.HttpRequestParser(self)
         self._parser = self.parser
@@ -196,6 +195,7 @@ class RequestReader:
         self._current: Exchange | None = None
         self.in_head = False  # between a message's first byte and its head's end
         self._head_received = 0  # bytes fed while the head had not ended
+        self.head_started = 0.0  # monotonic time of the read that began an unfinished head
         self._reset_head()
 
     def _reset_head(self) -> None:
@@ -210,22 +210,15 @@ class RequestReader:
         self._chunked = False
         self._expect_continue = False
 
-    def feed(self, data: bytes) -> None:
-        """Parse client bytes; raises FramingError on anything invalid or ambiguous."""
-        try:
-            self._parser.feed_data(data)
-        except FramingError:
-            raise
-        except httptools.HttpParserUpgrade:
-            raise FramingError("protocol upgrades are not supported", 501) from None
-        except httptools.HttpParserError as exc:
-            raise FramingError(str(exc)) from None
-        if self.in_head:
-            self.head_pending(len(data))
+    # Client bytes go to `parser.feed_data` straight from ClientConnection.data_received
+    # (the hot path), which turns httptools' errors into statuses and calls head_pending.
 
-    def head_pending(self, received: int) -> None:
+    def head_pending(self, received: int, now: float) -> None:
         """After a feed that left a head unfinished: httptools keeps a partial header name
-        or value itself, so the limit counts the bytes received, not complete headers."""
+        or value itself, so the limit counts the bytes received, not complete headers; and
+        the head deadline runs from `now` if this read began the head."""
+        if not self._head_received:
+            self.head_started = now
         self._head_received += received
         if self._head_received > MAX_HEAD_BYTES:
             raise FramingError("request head too large")
