@@ -131,6 +131,18 @@ def test_a_target_that_stops_reading_the_body_is_still_the_targets_504(
     assert w.ctx.metrics.rejected[408] == 0
 
 
+def test_a_client_receiving_a_streamed_response_mid_body_is_not_idle(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """As on ALB, data in either direction keeps a connection from being idle."""
+    w = wire(loop)
+    w.client.data_received(b"POST /up HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nhello")
+    w.client.last_activity = time.monotonic() - 100  # the client sent nothing since
+    w.upstream.data_received(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\na\r\n")
+    w.client.check_idle(time.monotonic(), 60)
+    assert not w.client_side.closed and w.ctx.metrics.rejected[408] == 0
+
+
 # ---- item 5: a deadline for the head, a connection cap, the balancer's own exhaustion
 
 

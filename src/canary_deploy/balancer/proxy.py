@@ -369,6 +369,7 @@ class ClientConnection(asyncio.Protocol):
                 not exchange.request_complete
                 and now - self.last_activity > limit
                 and self.transport.is_reading()  # not held back by us (slow target)
+                and (upstream is None or now - upstream.last_activity > limit)
             ):
                 self._reject(408)  # the client stalled mid-body: its fault, not the target's
             elif upstream is not None and now - upstream.last_activity > limit:
