@@ -8,6 +8,7 @@ import contextlib
 import json
 import os
 import re
+import resource
 import signal
 import subprocess
 import sys
@@ -16,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from canary_deploy.balancer.admin import AdminClient
 from canary_deploy.weights import Weights
 from tests.balancer.support import Backend, RawClient, get, run, stack
 
@@ -33,18 +35,28 @@ def _status_kib(pid: int, field: str) -> int:
 
 
 @contextlib.asynccontextmanager
-async def standalone_balancer(stable: Backend, sock: Path) -> AsyncIterator[tuple[int, int]]:
-    """`canary balancer` in its own process in front of `stable`: (port, pid)."""
+async def standalone_balancer(
+    stable: Backend, sock: Path, *options: str, open_files: int | None = None
+) -> AsyncIterator[tuple[int, int]]:
+    """`canary balancer` in its own process in front of `stable`: (port, pid).
+    `open_files`: the process's open-file limit (RLIMIT_NOFILE)."""
+
+    def limit_open_files() -> None:
+        if open_files is not None:
+            _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            resource.setrlimit(resource.RLIMIT_NOFILE, (open_files, hard))
+
     proc = subprocess.Popen(
         [
             *(sys.executable, "-m", "canary_deploy", "balancer", "--listen", "127.0.0.1:0"),
             *("--stable", f"127.0.0.1:{stable.port}", "--canary", "", "--weights", "100", "0"),
-            *("--health-profile", "fast", "--admin-socket", str(sock)),
+            *("--health-profile", "fast", "--admin-socket", str(sock), *options),
         ],
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=(sock.parent / "balancer.stderr").open("w"),
         text=True,
         env={**os.environ, "COLUMNS": "200"},
+        preexec_fn=limit_open_files,
     )
     try:
         assert proc.stdout is not None
@@ -144,5 +156,41 @@ def test_connections_over_the_cap_are_refused_with_503_and_the_others_keep_worki
             assert balancer.metrics.rejected[503] == 1
             counts = balancer.metrics.counts(0, 2e10)
             assert counts["stable"].errors == 0 and counts["stable"].requests == 2
+
+    run(scenario())
+
+
+def test_running_out_of_file_descriptors_is_never_booked_on_a_group(tmp_path: Path) -> None:
+    """Issue 12 item 5: at the open-file limit, clients got 502s counted as the group's
+    errors (a target connection failed with EMFILE). Now they get 503, on no group, and
+    the listener keeps serving once descriptors are free again."""
+
+    async def scenario() -> None:
+        stable = await Backend("v1").start()
+        sock = tmp_path / "b.sock"
+        try:
+            # 40 clients, each with a slow request in flight, need 80 descriptors.
+            async with standalone_balancer(
+                stable, sock, "--max-connections", "1000", open_files=64
+            ) as (port, _):
+
+                async def slow_request() -> int:
+                    client = await RawClient().connect(port)
+                    try:
+                        client.send(b"GET /sleep/1 HTTP/1.1\r\nHost: a\r\n\r\n")
+                        response = await client.read_response()
+                        return 0 if response is None else response.status
+                    finally:
+                        await client.close()
+
+                statuses = await asyncio.gather(*(slow_request() for _ in range(40)))
+                assert set(statuses) <= {200, 503}, statuses
+                assert 503 in statuses  # the limit was reached
+                assert (await get(port)).status == 200  # and the listener still serves
+                text = await asyncio.to_thread(AdminClient(sock).request, "GET", "/metrics")
+                assert 'elb_errors_total{target_group="stable",code="502"} 0' in text
+                assert re.search(r'rejected_requests_total\{code="503"\} [1-9]', text), text
+        finally:
+            await stable.stop()
 
     run(scenario())
