@@ -194,3 +194,27 @@ def test_running_out_of_file_descriptors_is_never_booked_on_a_group(tmp_path: Pa
             await stable.stop()
 
     run(scenario())
+
+
+def test_a_trickled_head_is_cut_off_at_the_head_deadline_on_a_real_socket() -> None:
+    """Issue 12 item 5: one header line now and then used to hold a connection forever."""
+
+    async def scenario() -> None:
+        async with stack(Weights(100, 0), head_timeout_s=0.3) as (balancer, (stable,), _):
+            client = await RawClient().connect(balancer.port)
+            assert client.reader is not None
+            client.send(b"GET / HTTP/1.1\r\nHost: a\r\n")
+            answer = b""
+            for i in range(600):  # a line every 50 ms, far longer than the deadline
+                client.send(b"X-%d: 1\r\n" % i)
+                with contextlib.suppress(TimeoutError):
+                    answer = await asyncio.wait_for(client.reader.read(65536), 0.05)
+                if answer:
+                    break
+            assert answer.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
+            assert await client.is_closed()
+            await client.close()
+            assert balancer.metrics.rejected[408] == 1
+            assert not [r for r in stable.requests if r.header("X-0") is not None]
+
+    run(scenario())
