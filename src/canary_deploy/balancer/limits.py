@@ -25,7 +25,7 @@ EXCHANGE_COST_BYTES = 512
 
 # A complete request head must arrive within this many seconds of its first byte (or
 # 408): one header line every few seconds never counts as idle. ALB documents no such
-# deadline, only the idle timeout; this is Apache mod_reqtimeout's default upper bound.
+# deadline, only the idle timeout; 20 s is where Apache's mod_reqtimeout starts a head.
 HEAD_TIMEOUT_S = 20.0
 
 # ALB gives up on a target connection after 10 s (or the idle timeout if shorter).
