@@ -327,7 +327,9 @@ class ClientConnection(asyncio.Protocol):
             self._send_error()
 
     def _reject(self, status: int) -> None:
-        """Invalid framing: forward nothing more, answer `status` once earlier responses left."""
+        """A request refused (invalid framing, or a client too slow to send it: 408):
+        forward nothing more, answer `status` once earlier responses left, close. Booked
+        on no target group."""
         self._error_status = status
         self.ctx.metrics.reject(status)
         self.transport.pause_reading()
