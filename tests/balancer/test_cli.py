@@ -81,3 +81,21 @@ def test_balancer_command_rejects_bad_input() -> None:
     )
     assert result.returncode == 2
     assert "--stable must be host:port" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        (("--max-connections", "0"), "max connections must be at least 1, got 0"),
+        (("--head-timeout", "0"), "head timeout must be positive"),
+    ],
+)
+def test_balancer_command_rejects_bad_limits(option: tuple[str, str], message: str) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "canary_deploy", "balancer", "--stable", ":1", "--canary=", *option],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 2
+    assert message in result.stderr and "Traceback" not in result.stderr

@@ -59,7 +59,8 @@ def test_prometheus_text_and_export_import(clock: list[float]) -> None:
     rec = MetricsRecorder()
     rec.record_response("stable", 200, 0.003)
     rec.record_balancer_error("canary", 503)
-    rec.rejected_400 += 1
+    rec.reject(400)
+    rec.reject(408)
     clock[0] += 1
     rec.record_response("stable", 500, 0.2)
     text = rec.prometheus_text()
@@ -69,7 +70,10 @@ def test_prometheus_text_and_export_import(clock: list[float]) -> None:
     assert (
         'canary_balancer_target_response_seconds_bucket{target_group="stable",le="0.005"} 1' in text
     )
-    assert "canary_balancer_rejected_requests_total 1" in text
+    assert 'canary_balancer_rejected_requests_total{code="400"} 1' in text
+    assert 'canary_balancer_rejected_requests_total{code="408"} 1' in text
+    assert 'canary_balancer_rejected_requests_total{code="503"} 0' in text
+    assert rec.rejections() == {"400": 1, "405": 0, "408": 1, "417": 0, "501": 0, "503": 0}
 
     restored = MetricsRecorder()
     restored.import_buckets(rec.export_buckets(since=0))

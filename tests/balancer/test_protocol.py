@@ -45,6 +45,9 @@ class FakeTransport:
     def resume_reading(self) -> None:
         self.reading = True
 
+    def is_reading(self) -> bool:
+        return self.reading and not self.closed
+
     def get_extra_info(self, name: str) -> Any:
         return self.peer if name == "peername" else None
 

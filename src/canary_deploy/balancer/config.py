@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
+from canary_deploy.balancer.limits import HEAD_TIMEOUT_S
 from canary_deploy.errors import UsageError
 from canary_deploy.weights import Weights
 
@@ -51,6 +52,8 @@ class BalancerConfig:
     weights: Weights = DEFAULT_WEIGHTS
     stickiness_s: int | None = None  # AWSALBTG cookie duration; None = off
     idle_timeout_s: float = 60
+    head_timeout_s: float = HEAD_TIMEOUT_S  # a whole request head within this (or 408)
+    max_connections: int | None = None  # client connections; None: limits.default_max_connections()
     health: HealthCheckConfig = field(default_factory=HealthCheckConfig)
     algorithm: Algorithm = "round_robin"
     deregistration_delay_s: float = 300
@@ -63,6 +66,10 @@ class BalancerConfig:
             check_stickiness(self.stickiness_s)
         if self.idle_timeout_s <= 0:
             raise UsageError("idle timeout must be positive")
+        if self.head_timeout_s <= 0:
+            raise UsageError("head timeout must be positive")
+        if self.max_connections is not None and self.max_connections < 1:
+            raise UsageError(f"max connections must be at least 1, got {self.max_connections}")
         if self.algorithm not in ALGORITHMS:
             raise UsageError(
                 f"unknown algorithm {self.algorithm!r}", hint=f"use one of {', '.join(ALGORITHMS)}"

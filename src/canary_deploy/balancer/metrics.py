@@ -15,6 +15,11 @@ from canary_deploy.backend import GROUPS, Version, VersionCounts
 _SUB = 16
 DEFAULT_RETENTION_S = 3600
 _PROM_EDGES_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+# What the balancer answers by itself without booking the request on any target group (a
+# closed set): invalid or ambiguous requests (400), CONNECT (405), a client too slow to
+# send its request (408), an unsupported Expect (417), upgrades (501), and its own limits
+# or exhaustion: the connection cap, no file descriptor for a target connection (503).
+REJECTION_STATUSES = (400, 405, 408, 417, 501, 503)
 
 
 def bucket_index(latency_s: float) -> int:
@@ -139,11 +144,25 @@ class MetricsRecorder:
 
     def __init__(self, retention_s: int = DEFAULT_RETENTION_S) -> None:
         self.retention_s = retention_s
-        self.rejected_400 = 0  # framing errors: no target group was chosen
+        # By status; never booked on a group, so never evidence against a version.
+        self.rejected = dict.fromkeys(REJECTION_STATUSES, 0)
         self._seconds: dict[int, dict[Version, _Cell]] = {}
         self._totals: dict[Version, _Cell] = {v: _Cell() for v in GROUPS}
         self._second = -1
         self._current: dict[Version, _Cell] = {}
+
+    @property
+    def rejected_400(self) -> int:
+        """Requests refused with 400 (see `rejected` for every status)."""
+        return self.rejected[400]
+
+    def reject(self, status: int) -> None:
+        """A request answered with `status` by the balancer itself, on no target group."""
+        self.rejected[status] += 1
+
+    def rejections(self) -> dict[str, int]:
+        """The JSON form of `rejected`: {"400": n, "405": n, ...}."""
+        return {str(status): n for status, n in self.rejected.items()}
 
     # ---- hot path
 
@@ -291,10 +310,16 @@ class MetricsRecorder:
                     f'code="{code}"}} {n}'
                 )
         lines += [
-            "# HELP canary_balancer_rejected_requests_total Requests rejected with 400 "
-            "(invalid or ambiguous framing).",
+            "# HELP canary_balancer_rejected_requests_total Requests the balancer answered "
+            "itself, booked on no target group, by status (400 invalid, 405 CONNECT, "
+            "408 client too slow, 417 Expect, 501 upgrade, 503 connection cap or exhaustion).",
             "# TYPE canary_balancer_rejected_requests_total counter",
-            f"canary_balancer_rejected_requests_total {self.rejected_400}",
+        ]
+        lines += [
+            f'canary_balancer_rejected_requests_total{{code="{status}"}} {n}'
+            for status, n in self.rejected.items()
+        ]
+        lines += [
             "# HELP canary_balancer_target_response_seconds Target response time "
             "(bucket resolution 1/16).",
             "# TYPE canary_balancer_target_response_seconds histogram",

@@ -3,7 +3,9 @@
 A whole simple GET/HEAD head skips the parser (see SIMPLE_REQUEST; ClientConnection
 takes that path). Everything llhttp rejects in strict mode (Content-Length with
 Transfer-Encoding, duplicate Content-Length, invalid chunk sizes, obs-fold, bad request
-lines, bare LF) surfaces as `FramingError`; the head size limit is enforced here. Validated requests
+lines, bare LF) surfaces as `FramingError`; so do what llhttp lets through but a server must
+refuse (HTTP/0.9, a missing, repeated or invalid Host). The head size limit is enforced
+here, and absolute-form targets are sent on in origin form. Validated requests
 become `Exchange` records whose outgoing bytes (rewritten head, re-chunked body)
 accumulate in `Exchange.out` until the connection flushes them.
 """
@@ -20,15 +22,13 @@ import httptools
 
 from canary_deploy.backend import Version
 from canary_deploy.balancer.clock import wall_second
+from canary_deploy.balancer.limits import MAX_HEAD_BYTES as MAX_HEAD_BYTES  # re-exported
 from canary_deploy.balancer.routing import Stickiness
 
 if TYPE_CHECKING:
     from canary_deploy.balancer.proxy import ClientConnection
     from canary_deploy.balancer.routing import Target
     from canary_deploy.balancer.upstream import UpstreamConnection
-
-# ALB's limit for the whole request head (request line plus headers).
-MAX_HEAD_BYTES = 64 * 1024
 
 # Per RFC 9110 7.6.1, plus headers we set ourselves or re-frame.
 HOP_BY_HOP = frozenset(
@@ -60,6 +60,16 @@ _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE
 TOKEN_CHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
 # Request headers the balancer drops, replaces or reads: never on the fast path.
 LOOKED_AT_HEADERS = sorted(_DROPPED | {b"content-length", b"x-amzn-trace-id", b"cookie"})
+# A valid Host value (RFC 9110 7.2, RFC 3986 3.2.2): an IP literal or a non-empty reg-name
+# (so no userinfo, no path), then an optional port. ALB answers an empty Host with 400.
+HOST_VALUE = rb"(?:\[[0-9A-Fa-f:.]++\]|[!$&'()*+,\-.0-9;=A-Z_a-z~%]++)(?::[0-9]*+)?+"
+_HOST = re.compile(HOST_VALUE)
+# http(s)://authority[path]: the absolute form, sent on as origin form (RFC 9112 3.2.2).
+_ABSOLUTE_FORM = re.compile(rb"(?i:https?)://([^/?#]*+)([^#]*+)")
+# A transfer coding before the final chunked, with optional parameters (RFC 9112 7).
+_CODING = re.compile(
+    TOKEN_CHAR + rb"++(?:[ \t]*+;[ \t]*+" + TOKEN_CHAR + rb"++=" + TOKEN_CHAR + rb"++)*+"
+)
 
 
 def first_letter_alternatives(names: list[bytes]) -> bytes:
@@ -75,15 +85,24 @@ def first_letter_alternatives(names: list[bytes]) -> bytes:
     )
 
 
-SIMPLE_REQUEST = re.compile(
-    rb"(GET|HEAD) /[!-~]*+ HTTP/1\.1\r\n(?:(?!(?:"
-    + first_letter_alternatives(LOOKED_AT_HEADERS)
+# Any header line but those and Host.
+_OTHER_LINE = (
+    rb"(?!(?:"
+    + first_letter_alternatives([*LOOKED_AT_HEADERS, b"host"])
     + rb"):)"
     + TOKEN_CHAR
-    + rb"++:[\t -~]*+\r\n)*+\r\n"
+    + rb"++:[\t -~]*+\r\n"
 )
-# Longer heads are rare; the httptools path also enforces MAX_HEAD_BYTES for them.
-SIMPLE_REQUEST_MAX = 8192
+# Exactly one valid Host line, anywhere among the others.
+SIMPLE_REQUEST = re.compile(
+    rb"(GET|HEAD) /[!-~]*+ HTTP/1\.1\r\n(?:"
+    + _OTHER_LINE
+    + rb")*+(?i:host):[ \t]*+"
+    + HOST_VALUE
+    + rb"[ \t]*+\r\n(?:"
+    + _OTHER_LINE
+    + rb")*+\r\n"
+)
 
 
 class FramingError(Exception):
@@ -183,10 +202,13 @@ class RequestReader:
         client_ip: bytes,
         listen_port: bytes,
         stickiness: Stickiness | None,
+        listen_host: bytes = b"127.0.0.1",
     ) -> None:
         self._client = client
         self._client_ip = client_ip
         self._forwarded = b"X-Forwarded-Proto: http\r\nX-Forwarded-Port: " + listen_port + b"\r\n"
+        # ALB's Host for an HTTP/1.0 request without one: the load balancer's own name.
+        self._own_host = listen_host + b":" + listen_port
         self._stickiness = stickiness
         self.parser = httptools.HttpRequestParser(self)
         self._parser = self.parser
@@ -196,6 +218,7 @@ class RequestReader:
         self._current: Exchange | None = None
         self.in_head = False  # between a message's first byte and its head's end
         self._head_received = 0  # bytes fed while the head had not ended
+        self.head_started = 0.0  # monotonic time of the read that began an unfinished head
         self._reset_head()
 
     def _reset_head(self) -> None:
@@ -203,6 +226,8 @@ class RequestReader:
         self._headers: list[tuple[bytes, bytes]] = []
         self._head_bytes = 0
         self._xff: bytes | None = None
+        self._host: bytes | None = None
+        self._codings: list[bytes] = []  # Transfer-Encoding values, in order
         self._has_trace = False
         self._cookie: bytes | None = None
         self._connection_tokens: bytes | None = None
@@ -210,22 +235,15 @@ class RequestReader:
         self._chunked = False
         self._expect_continue = False
 
-    def feed(self, data: bytes) -> None:
-        """Parse client bytes; raises FramingError on anything invalid or ambiguous."""
-        try:
-            self._parser.feed_data(data)
-        except FramingError:
-            raise
-        except httptools.HttpParserUpgrade:
-            raise FramingError("protocol upgrades are not supported", 501) from None
-        except httptools.HttpParserError as exc:
-            raise FramingError(str(exc)) from None
-        if self.in_head:
-            self.head_pending(len(data))
+    # Client bytes go to `parser.feed_data` straight from ClientConnection.data_received
+    # (the hot path), which turns httptools' errors into statuses and calls head_pending.
 
-    def head_pending(self, received: int) -> None:
+    def head_pending(self, received: int, now: float) -> None:
         """After a feed that left a head unfinished: httptools keeps a partial header name
-        or value itself, so the limit counts the bytes received, not complete headers."""
+        or value itself, so the limit counts the bytes received, not complete headers; and
+        the head deadline runs from `now` if this read began the head."""
+        if not self._head_received:
+            self.head_started = now
         self._head_received += received
         if self._head_received > MAX_HEAD_BYTES:
             raise FramingError("request head too large")
@@ -254,9 +272,11 @@ class RequestReader:
         lname = name.lower()
         if lname in _DROPPED:
             if lname == b"x-forwarded-for":
-                self._xff = value
+                # Every value the client sent, in order; the peer is appended after them.
+                self._xff = value if self._xff is None else self._xff + b", " + value
             elif lname == b"transfer-encoding":
                 self._chunked = True  # llhttp only accepts "chunked" as the final coding
+                self._codings.append(value)
             elif lname == b"connection":
                 self._connection_tokens = value.lower()
             elif lname == b"expect":
@@ -266,6 +286,10 @@ class RequestReader:
             return
         if lname == b"content-length":
             self._content_length = int(value)
+        elif lname == b"host":
+            if self._host is not None:
+                raise FramingError("more than one Host header")  # RFC 9112 3.2
+            self._host = value
         elif lname == b"x-amzn-trace-id":
             self._has_trace = True
         elif lname == b"cookie":
@@ -280,21 +304,21 @@ class RequestReader:
         method: bytes = parser.get_method()
         if method == b"CONNECT":
             raise FramingError("CONNECT is not supported", 405)
-        headers = self._headers
+        url, headers = self._target_and_host(method, parser.get_http_version())
         tokens = self._connection_tokens
         if tokens is not None and tokens not in (b"keep-alive", b"close"):
             # Headers a client lists in Connection are hop-by-hop too (RFC 9110 7.6.1).
             named = {t.strip() for t in tokens.split(b",")}
             headers = [(n, v) for n, v in headers if n.lower() not in named]
         xff = self._client_ip if self._xff is None else self._xff + b", " + self._client_ip
-        parts = [method, b" ", b"".join(self._url), b" HTTP/1.1\r\n"]
+        parts = [method, b" ", url, b" HTTP/1.1\r\n"]
         for name, value in headers:
             parts += (name, b": ", value, b"\r\n")
         parts += (b"X-Forwarded-For: ", xff, b"\r\n", self._forwarded)
         if not self._has_trace:
             parts.append(trace_header(time.monotonic()))
         if self._chunked:
-            parts.append(b"Transfer-Encoding: chunked\r\n")
+            parts.append(self._transfer_encoding())
         parts.append(b"\r\n")
         exchange = Exchange(self._client, b"".join(parts))
         exchange.has_body = self._chunked or self._content_length > 0
@@ -306,6 +330,45 @@ class RequestReader:
             exchange.sticky = self._stickiness.version_from_cookie(self._cookie)
         self._current = exchange
         self.new.append(exchange)
+
+    def _target_and_host(
+        self, method: bytes, version: str
+    ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+        """The request target to send and the headers with exactly one valid Host, or a
+        FramingError: HTTP/0.9, a missing (HTTP/1.1), repeated or invalid Host -> 400 as
+        on ALB (RFC 9112 3.2). HTTP/1.0 without Host gets the listener's address, as ALB
+        gives its own name. An absolute-form target (RFC 9112 3.2.2) is accepted: its
+        authority replaces any Host and it goes on in origin form (`*` for a bare
+        OPTIONS, 3.2.4)."""
+        if version not in ("1.1", "1.0"):
+            raise FramingError("only HTTP/1.0 and HTTP/1.1 are supported")
+        url = b"".join(self._url)
+        headers = self._headers
+        if url[:1] == b"/" or (url == b"*" and method == b"OPTIONS"):
+            if self._host is None:
+                if version == "1.1":
+                    raise FramingError("no Host header")
+                return url, [(b"Host", self._own_host), *headers]
+            if _HOST.fullmatch(self._host) is None:
+                raise FramingError("invalid Host header")
+            return url, headers
+        match = _ABSOLUTE_FORM.fullmatch(url)
+        if match is None or _HOST.fullmatch(match[1]) is None:
+            raise FramingError("invalid request target")
+        path = match[2] or (b"*" if method == b"OPTIONS" else b"/")
+        if path[:1] == b"?":
+            path = b"/" + path
+        rest = [(n, v) for n, v in headers if n.lower() != b"host"]
+        return path, [(b"Host", match[1]), *rest]
+
+    def _transfer_encoding(self) -> bytes:
+        """Our Transfer-Encoding line: the client's codings (gzip, ...) are kept, and the
+        chunked that llhttp requires last is ours, since we re-chunk the body."""
+        codings = [c.strip() for v in self._codings for c in v.split(b",") if c.strip()]
+        for coding in codings[:-1]:
+            if _CODING.fullmatch(coding) is None or coding.lower() == b"chunked":
+                raise FramingError("invalid Transfer-Encoding")
+        return b"Transfer-Encoding: " + b", ".join([*codings[:-1], b"chunked"]) + b"\r\n"
 
     def on_body(self, body: bytes) -> None:
         exchange = self._current

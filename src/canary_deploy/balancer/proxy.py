@@ -4,22 +4,34 @@ Requests are parsed by `RequestReader`, routed by the `Router`, and sent over po
 `UpstreamConnection`s; responses come back in order (pipelined requests wait their
 turn). No per-request logging and no per-request tasks: a task exists only while a
 new upstream connection is being opened.
+
+Memory per client is bounded (see limits): its head by MAX_HEAD_BYTES, the bytes no
+target has taken yet by MAX_HELD_BYTES (reading stops past it), and the clients by the
+connection cap. What the balancer refuses or times out on the client's side is booked
+on no target group (`MetricsRecorder.reject`), so it never counts against a version.
 """
 
 from __future__ import annotations
 
 import asyncio
+import errno
 import time
 from collections import deque
 from typing import Any
 
 import httptools
 
-from canary_deploy.balancer.metrics import MetricsRecorder
+from canary_deploy.balancer.context import ProxyContext as ProxyContext  # re-exported
+from canary_deploy.balancer.limits import (
+    CONNECT_TIMEOUT_S,
+    EXCHANGE_COST_BYTES,
+    MAX_HELD_BYTES,
+    MAX_HELD_TOTAL_BYTES,
+    SIMPLE_REQUEST_MAX,
+)
 from canary_deploy.balancer.parser import (
     SERIAL_MASK,
     SIMPLE_REQUEST,
-    SIMPLE_REQUEST_MAX,
     Exchange,
     FramingError,
     RequestReader,
@@ -27,54 +39,14 @@ from canary_deploy.balancer.parser import (
     trace_serial,
 )
 from canary_deploy.balancer.responses import CONTINUE, error_response
-from canary_deploy.balancer.routing import Router, Stickiness, Target
+from canary_deploy.balancer.routing import Target
 from canary_deploy.balancer.upstream import UpstreamConnection
 
-# Pipelined requests queued per client before we stop reading from it.
-MAX_PIPELINE = 16
-# ALB gives up on a target connection after 10 s (or the idle timeout if shorter).
-CONNECT_TIMEOUT_S = 10.0
+# A target connection that fails with these is the balancer's own exhaustion (no file
+# descriptor, no buffer, no memory), not the target's fault: 503, booked on no group.
+OWN_EXHAUSTION = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _monotonic = time.monotonic  # one clock for every idle-timeout comparison
 _next = next
-
-
-class ProxyContext:
-    """What every connection of one listener shares."""
-
-    def __init__(
-        self,
-        loop: asyncio.AbstractEventLoop,
-        router: Router,
-        metrics: MetricsRecorder,
-        *,
-        idle_timeout_s: float,
-        stickiness: Stickiness | None,
-        listen_port: int = 0,
-    ) -> None:
-        self.loop = loop
-        self.router = router
-        self.metrics = metrics
-        self.idle_timeout_s = idle_timeout_s
-        self.stickiness = stickiness
-        self.listen_port = str(listen_port).encode()
-        self.clients: set[ClientConnection] = set()
-        self.connecting: set[asyncio.Task[None]] = set()
-
-    def sweep(self) -> None:
-        """Enforce the idle timeout: close idle clients, 504 silent targets, drop idle pools.
-
-        One periodic sweep instead of a timer per request keeps the hot path free of
-        timer churn; the timeout is honoured to within the sweep period.
-        """
-        now = _monotonic()
-        limit = self.idle_timeout_s
-        for client in list(self.clients):
-            client.check_idle(now, limit)
-        for group in self.router.groups.values():
-            for target in group.targets.values():
-                for upstream in list(target.idle):
-                    if now - upstream.last_activity > limit:
-                        upstream.close()
 
 
 class ClientConnection(asyncio.Protocol):
@@ -89,6 +61,8 @@ class ClientConnection(asyncio.Protocol):
         self.reader: RequestReader | None = None
         self._suffix = b""  # X-Forwarded-* lines for this client, built once
         self.last_activity = _monotonic()
+        self.held = 0  # bytes received that no target has yet (see limits.MAX_HELD_BYTES)
+        self._held_paused = False  # reading stopped because of `held`
         self._error_status = 0  # a framing error waiting for earlier responses
         self._closed = False
 
@@ -96,11 +70,20 @@ class ClientConnection(asyncio.Protocol):
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
+        ctx = self.ctx
+        if len(ctx.clients) >= ctx.max_connections:
+            # The connection cap: a clear refusal that reads nothing (reader stays None).
+            ctx.metrics.reject(503)
+            self.transport.write(error_response(503, False))
+            self.transport.close()
+            return
         peer = transport.get_extra_info("peername")
         client_ip = str(peer[0]).encode() if isinstance(peer, tuple) else b"127.0.0.1"
-        self.reader = RequestReader(self, client_ip, self.ctx.listen_port, self.ctx.stickiness)
+        self.reader = RequestReader(
+            self, client_ip, ctx.listen_port, ctx.stickiness, ctx.listen_host
+        )
         self._suffix = self.reader.forwarded_suffix()
-        self.ctx.clients.add(self)
+        ctx.clients.add(self)
 
     def data_received(self, data: bytes) -> None:
         reader = self.reader
@@ -154,9 +137,9 @@ class ClientConnection(asyncio.Protocol):
             self.connect(exchange, target)
             return
         try:
-            reader.parser.feed_data(data)  # RequestReader.feed(), inlined: the hot path
+            reader.parser.feed_data(data)
             if reader.in_head:
-                reader.head_pending(len(data))
+                reader.head_pending(len(data), now)
         except FramingError as exc:
             self._reject(exc.status)
             return
@@ -166,16 +149,44 @@ class ClientConnection(asyncio.Protocol):
         except httptools.HttpParserError:
             self._reject(400)
             return
-        if reader.new:
-            self.queue.extend(reader.new)
+        new = len(reader.new)
+        queue = self.queue
+        if new:
+            queue.extend(reader.new)
             reader.new.clear()
-            if len(self.queue) > MAX_PIPELINE:
-                self.transport.pause_reading()
         self._pump()
+        if queue and queue[-1].upstream is None:
+            # This read waits in the balancer (behind an unanswered request, or for a
+            # target connection being opened): counted, and bounded.
+            self._hold(len(data) + new * EXCHANGE_COST_BYTES)
+
+    def _hold(self, received: int) -> None:
+        """Count bytes no target has taken; past the bound (this client's, or all
+        clients'), stop reading this client until its earlier exchange is done."""
+        self.held += received
+        ctx = self.ctx
+        ctx.held_total += received
+        if self.held > MAX_HELD_BYTES or ctx.held_total > MAX_HELD_TOTAL_BYTES:
+            # Every time: a target's flow control may have resumed reading meanwhile.
+            self.transport.pause_reading()
+            self._held_paused = True
+
+    def _release_held(self) -> None:
+        """Nothing of this client waits in the balancer any more: uncount it, read again.
+        Called before the write that hands the bytes over, so that a slow target's pause
+        during that write wins."""
+        self.ctx.held_total -= self.held
+        self.held = 0
+        if self._held_paused:
+            self._held_paused = False
+            if not self._error_status and not self._closed:
+                self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
         self.ctx.clients.discard(self)
+        if self.held:
+            self._release_held()
         for exchange in self.queue:
             exchange.done = True
             exchange.release_target()
@@ -223,6 +234,8 @@ class ClientConnection(asyncio.Protocol):
         while idle:
             upstream = idle.pop()
             if upstream.usable:
+                if self.held and len(self.queue) == 1:
+                    self._release_held()  # its held bytes go out with the attach
                 upstream.attach(exchange, True, _monotonic())
                 return
         self.connect(exchange, target)
@@ -252,13 +265,26 @@ class ClientConnection(asyncio.Protocol):
         except TimeoutError:
             self.upstream_failed(exchange, 504)
             return
-        except OSError:
-            self.upstream_failed(exchange, 502)
+        except OSError as exc:
+            if exc.errno in OWN_EXHAUSTION:
+                self._exhausted(exchange)
+            else:
+                self.upstream_failed(exchange, 502)
             return
         if exchange.done:
             upstream.release()
             return
+        if self.held and self.queue and self.queue[-1] is exchange:
+            self._release_held()  # its held bytes go out with the attach
         upstream.attach(exchange, False, _monotonic())
+
+    def _exhausted(self, exchange: Exchange) -> None:
+        """The balancer itself ran out (of file descriptors, buffers, memory): a 503 that
+        no target group is blamed for."""
+        if exchange.done:
+            return
+        self.ctx.metrics.reject(503)
+        self.local_response(exchange, 503)
 
     def upstream_failed(self, exchange: Exchange, status: int) -> None:
         """The target could not give a response: answer with the balancer's own error."""
@@ -293,17 +319,22 @@ class ClientConnection(asyncio.Protocol):
             self.transport.close()
             return
         if self.queue:
-            if len(self.queue) == MAX_PIPELINE:
-                self.transport.resume_reading()
             self._pump()
-        elif self._error_status:
+            return
+        if self.held:
+            self._release_held()
+        if self._error_status:
             self._send_error()
 
     def _reject(self, status: int) -> None:
-        """Invalid framing: forward nothing more, answer `status` once earlier responses left."""
+        """A request refused (invalid framing, or a client too slow to send it: 408):
+        forward nothing more, answer `status` once earlier responses left, close. Booked
+        on no target group."""
         self._error_status = status
-        self.ctx.metrics.rejected_400 += 1
+        self.ctx.metrics.reject(status)
         self.transport.pause_reading()
+        if self.held:
+            self._release_held()  # dropped below, or never read on: nothing waits
         # Drop what has not reached a target; abort a half-forwarded request.
         while len(self.queue) > 1 or (self.queue and self.queue[0].upstream is None):
             dropped = self.queue.pop()
@@ -327,10 +358,33 @@ class ClientConnection(asyncio.Protocol):
         self.transport.close()
 
     def check_idle(self, now: float, limit: float) -> None:
-        """Called by the sweep: 504 a request whose target went silent, close idle clients."""
+        """Called by the sweep: 408 a client too slow to send its request (mid-body, or a
+        head past its deadline), 504 a request whose target went silent, close idle
+        clients."""
+        reader = self.reader
+        if reader is None:
+            return
         if self.queue:
-            upstream = self.queue[0].upstream
-            if upstream is not None and now - upstream.last_activity > limit:
+            exchange = self.queue[0]
+            upstream = exchange.upstream
+            if (
+                not exchange.request_complete
+                and now - self.last_activity > limit
+                and self.transport.is_reading()  # not held back by us (slow target)
+                and (upstream is None or now - upstream.last_activity > limit)
+            ):
+                self._reject(408)  # the client stalled mid-body: its fault, not the target's
+            elif upstream is not None and now - upstream.last_activity > limit:
                 upstream.timed_out()
+            elif reader.in_head:
+                # A head pipelined behind a request in flight: its deadline starts when
+                # the connection is free again (to within a sweep period).
+                reader.head_started = now
+        elif reader.in_head and not self._error_status:
+            if (
+                now - reader.head_started > self.ctx.head_timeout_s
+                or now - self.last_activity > limit
+            ):
+                self._reject(408)
         elif now - self.last_activity > limit:
             self.transport.close()

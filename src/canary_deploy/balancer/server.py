@@ -48,6 +48,9 @@ class Balancer:
             self.metrics,
             idle_timeout_s=self.config.idle_timeout_s,
             stickiness=self._stickiness,
+            listen_host=self.config.host,
+            head_timeout_s=self.config.head_timeout_s,
+            max_connections=self.config.max_connections,
         )
         self._server = await loop.create_server(
             lambda: ClientConnection(ctx), self.config.host, self.config.port, backlog=1024

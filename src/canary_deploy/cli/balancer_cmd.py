@@ -9,6 +9,7 @@ import typer
 
 from canary_deploy.backend import Version
 from canary_deploy.balancer.config import BalancerConfig, HealthCheckConfig
+from canary_deploy.balancer.limits import HEAD_TIMEOUT_S
 from canary_deploy.balancer.standalone import Ready, parse_endpoint, parse_endpoints, serve
 from canary_deploy.cli.app import app
 from canary_deploy.cli.output import console
@@ -41,6 +42,13 @@ def balancer(
         typer.Option(help="Target choice inside a group"),
     ] = "round_robin",
     idle_timeout: Annotated[float, typer.Option(help="Idle timeout in seconds (504 after)")] = 60,
+    head_timeout: Annotated[
+        float, typer.Option(help="Seconds a client has to send a whole request head (408 after)")
+    ] = HEAD_TIMEOUT_S,
+    max_connections: Annotated[
+        int | None,
+        typer.Option(help="Client connections at most (503 beyond); default from the fd limit"),
+    ] = None,
     deregistration_delay: Annotated[
         float, typer.Option(help="Seconds a deregistered target drains")
     ] = 300,
@@ -77,6 +85,8 @@ def balancer(
         weights=Weights(weights[0], weights[1], baseline_weight),
         stickiness_s=stickiness,
         idle_timeout_s=idle_timeout,
+        head_timeout_s=head_timeout,
+        max_connections=max_connections,
         health=health,
         algorithm=algorithm,
         deregistration_delay_s=deregistration_delay,
