@@ -88,6 +88,8 @@ def test_admin_routes_change_weights_and_targets_and_report_metrics(tmp_path: Pa
                     call, "GET", "/quantiles?version=canary&start=0&end=1e11&qs=0.5"
                 )
                 assert quantiles["quantiles"][0] > 0  # type: ignore[index]
+                rejections = await asyncio.to_thread(call, "GET", "/rejections")
+                assert rejections == {"400": 0, "405": 0, "408": 0, "417": 0, "501": 0, "503": 0}
             finally:
                 await admin.stop()
             assert not sock.exists()

@@ -332,7 +332,11 @@ def _metrics_routes(server: AdminServer, balancer: Balancer) -> None:
     async def get_buckets(body: Any, query: dict[str, str]) -> Any:
         return balancer.metrics.export_buckets(_float(query, "since", 0.0))
 
+    async def get_rejections(body: Any, query: dict[str, str]) -> Any:
+        return balancer.metrics.rejections()
+
     server.add_route("GET", "/metrics", get_metrics)
     server.add_route("GET", "/counts", get_counts)
     server.add_route("GET", "/quantiles", get_quantiles)
     server.add_route("GET", "/buckets", get_buckets)
+    server.add_route("GET", "/rejections", get_rejections)
