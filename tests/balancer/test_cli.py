@@ -59,6 +59,20 @@ def test_balancer_command_serves_and_stops_cleanly(tmp_path: Path) -> None:
             client = AdminClient(sock)
             await asyncio.to_thread(client.request, "PUT", "/weights", {"stable": 100, "canary": 0})
             assert (await get(port)).body == b"v1"
+            # What the banner says changes the weights from the command line does.
+            banner = await asyncio.to_thread(proc.stdout.readline)
+            assert f"canary set-weights S C --balancer {sock}" in banner
+            done = await asyncio.to_thread(
+                subprocess.run,
+                [sys.executable, "-m", "canary_deploy", "set-weights", "0", "100"]
+                + ["--balancer", str(sock), "-o", "json"],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+            assert done.returncode == 0, done.stderr
+            assert '"canary": 100' in done.stdout
+            assert (await get(port)).body == b"v2"
             proc.send_signal(signal.SIGINT)
             assert await asyncio.to_thread(proc.wait, 10) == 0
             assert not sock.exists()

@@ -117,3 +117,15 @@ def test_shell_completion_is_offered(tmp_path: Path) -> None:
     help_text = _canary(tmp_path, "--help").stdout
     assert "--install-completion" in help_text
     assert "<bool>" not in help_text  # flags show no type
+
+
+def test_delete_has_a_json_document(tmp_path: Path) -> None:
+    done = _canary(tmp_path, "delete", "--yes", "--purge", "-o", "json", "--state-dir", "st")
+    assert done.returncode == 0, done.stderr
+    doc = json.loads(done.stdout)
+    assert doc == {
+        "deleted": "ecs-canary-demo-stack",
+        "target": "local",
+        "purged": True,
+        "ended_rollout": None,
+    }

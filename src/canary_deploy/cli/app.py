@@ -250,6 +250,13 @@ def set_weights(
     canary: Annotated[
         str | None, typer.Argument(help="Canary weight, 0-100; the two sum to 100")
     ] = None,
+    balancer: Annotated[
+        Path | None,
+        typer.Option(
+            "--balancer",
+            help="A standalone `canary balancer`'s admin socket: change its weights instead.",
+        ),
+    ] = None,
     output: OutputOpt = "text",
 ) -> None:
     """Split traffic S/C percent with one listener call (no stack update). Refused while
@@ -264,6 +271,9 @@ def set_weights(
             hint="e.g. `canary set-weights 90 10`: integers 0-100 that sum to 100",
         )
     weights = Weights.parse(stable, canary)
+    if balancer is not None:
+        _set_standalone_weights(balancer, weights, output)
+        return
     settings = settings_from(ctx)
     target = open_target(settings)
     with service.existing_store(settings) as store:
@@ -276,6 +286,19 @@ def set_weights(
             f"rollout #{paused.id} is paused: it records this change as made outside it; "
             "`canary resume` puts its step's weights back, `canary abort` rolls back"
         )
+
+
+def _set_standalone_weights(socket: Path, weights: Weights, output: str) -> None:
+    """One PUT /weights on a standalone balancer's admin socket (S/C, so its baseline, if
+    any, gets 0 as on the stack), then what it says is live."""
+    from canary_deploy.balancer.admin import AdminClient
+
+    applied = AdminClient(socket).request("PUT", "/weights", weights.to_dict())
+    if output == "json":
+        print_json({"balancer": str(socket), "weights": applied})
+        return
+    now = Weights.from_dict(applied)
+    console.print(f"Weights on the balancer at {socket}: {now}", markup=False)
 
 
 @app.command()
@@ -376,6 +399,7 @@ def delete(
     purge: Annotated[
         bool, typer.Option(help="Local: also remove the state directory and history.")
     ] = False,
+    output: OutputOpt = "text",
 ) -> None:
     """Delete the stack and wait until it is gone."""
     settings = settings_from(ctx)
@@ -395,6 +419,16 @@ def delete(
         usecases.delete(target, p, purge=purge)
     if ended is not None:
         warn(f"rollout #{ended.id} ended before the delete: {ended.reason}")
+    if output == "json":
+        print_json(
+            {
+                "deleted": settings.stack_name,
+                "target": settings.target,
+                "purged": purge,
+                "ended_rollout": None if ended is None else ended.id,
+            }
+        )
+        return
     typer.echo(f"Deleted {settings.stack_name}.")
 
 

@@ -95,7 +95,10 @@ def balancer(
 
     def ready(where: Ready) -> None:
         console.print(f"Listening on [bold]{where.url}[/bold] (weights {config.weights})")
-        console.print(f"Admin socket: {where.admin_socket}")
+        console.print(
+            f"Admin socket: {where.admin_socket} "
+            f"(`canary set-weights S C --balancer {where.admin_socket}` changes the weights)"
+        )
         console.print("Press Ctrl-C to stop.")
 
     serve(config, targets, admin_socket, ready)
