@@ -53,6 +53,11 @@ _SIMPLE_RESPONSE = re.compile(
     + rb"|%b(?:%b)*+(?:%b(?:%b)*+)?" % (_CONNECTION % 2, _OTHER, _LENGTH % 2, _OTHER)
     + rb")?\r\n\r\n"
 )
+# Connection tokens that name no header to strip: options, headers already stripped as
+# hop-by-hop, and the framing (the balancer frames the body for the client itself).
+_NOT_NAMES = HOP_BY_HOP | {b"", b"close", b"keep-alive", b"content-length"}
+_NAME = re.compile(TOKEN_CHAR + rb"++")
+_CONNECTION_VALUE = re.compile(rb"\r\n[Cc](?i:onnection)[ \t]*:([^\r]*)")
 _STATUS_CODES = {b"%d" % code: code for code in range(200, 600) if code not in (204, 304)}
 _MAX_LENGTH_DIGITS = 15
 
@@ -98,12 +103,31 @@ def simple_response_head(head: bytes) -> SimpleHead | None:
         connection_at = match.span("connection2")
     if connection_at[0] >= 0:
         start, end = connection_at
-        # Its comma-separated tokens, as llhttp reads them: "closed" is not "close". (find,
-        # not `in`, first: bytes.__contains__ tries its argument as an int, and raising
-        # and clearing that TypeError costs more than the search.)
-        value = head[start:end].partition(b":")[2].lower()
-        keep_alive = value.find(b"close") < 0 or b"close" not in {
-            token.strip(b" \t") for token in value.split(b",")
-        }
-        out = head[:start] + head[end:-2]
+        # Its comma-separated tokens, as llhttp reads them: "closed" is not "close".
+        tokens = connection_tokens(head[start:end].partition(b":")[2])
+        keep_alive = b"close" not in tokens
+        out = drop_named_headers(head[:start] + head[end:-2], tokens)
     return out, status, length, keep_alive
+
+
+def connection_tokens(value: bytes) -> set[bytes]:
+    """The lowercased comma-separated tokens of a Connection header value."""
+    return {token.strip(b" \t") for token in value.lower().split(b",")}
+
+
+def named_by_connection(head: bytes) -> set[bytes]:
+    """The tokens of every Connection header line in a head (lines start with CRLF)."""
+    tokens: set[bytes] = set()
+    for value in _CONNECTION_VALUE.findall(head):
+        tokens |= connection_tokens(value)
+    return tokens
+
+
+def drop_named_headers(head: bytes, tokens: set[bytes]) -> bytes:
+    """The head without the header lines its Connection tokens name (RFC 9110 7.6.1: they
+    are hop-by-hop too). Lines are matched with the CRLF before them, as in the head."""
+    names = [re.escape(token) for token in tokens - _NOT_NAMES if _NAME.fullmatch(token)]
+    if not names:
+        return head
+    named = re.compile(rb"\r\n(?i:" + b"|".join(names) + rb")[ \t]*:[^\r]*")
+    return named.sub(b"", head)

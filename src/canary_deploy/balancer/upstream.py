@@ -18,7 +18,12 @@ import httptools
 
 from canary_deploy.balancer.metrics import MetricsRecorder
 from canary_deploy.balancer.parser import HOP_BY_HOP, Exchange
-from canary_deploy.balancer.response_head import MAX_SIMPLE_HEAD_BYTES, simple_response_head
+from canary_deploy.balancer.response_head import (
+    MAX_SIMPLE_HEAD_BYTES,
+    drop_named_headers,
+    named_by_connection,
+    simple_response_head,
+)
 from canary_deploy.balancer.routing import MAX_IDLE_PER_TARGET, Stickiness, Target
 
 _NO_BODY_STATUS = (204, 304)
@@ -328,6 +333,8 @@ class UpstreamConnection(asyncio.Protocol):
             found = b" ".join(names).lower()
             has_length = b"content-length" in found
             chunked = b"transfer-encoding" in found
+            if b"connection" in found:
+                head = drop_named_headers(head, named_by_connection(head))
             if len(names) > has_length:
                 head = _HOP_LINE.sub(b"", head)
         if not head.startswith(b"HTTP/1.1 "):

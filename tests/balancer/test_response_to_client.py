@@ -1,0 +1,71 @@
+"""What a client receives of a target's response: headers stripped, framing it can parse."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+
+import pytest
+
+from canary_deploy.balancer.response_head import simple_response_head
+from tests.balancer.test_protocol import wire
+
+
+@pytest.fixture
+def loop() -> Iterator[asyncio.AbstractEventLoop]:
+    loop = asyncio.new_event_loop()
+    yield loop
+    loop.close()
+
+
+def _head_names(raw: bytes) -> list[bytes]:
+    head = raw.split(b"\r\n\r\n", 1)[0]
+    return [line.partition(b":")[0].lower() for line in head.split(b"\r\n")[1:]]
+
+
+NAMED = [
+    # Content-Length: the fast path (response_head) judges it.
+    b"HTTP/1.1 200 OK\r\nConnection: X-Secret, keep-alive\r\nX-Secret: 1\r\nServer: t\r\n"
+    b"Content-Length: 2\r\n\r\nok",
+    # The named header before Connection, and a second Connection line naming another.
+    b"HTTP/1.1 200 OK\r\nx-secret: 1\r\nX-Internal: 2\r\nConnection: x-SECRET\r\n"
+    b"Connection: X-Internal\r\nServer: t\r\nContent-Length: 2\r\n\r\nok",
+    # Chunked: the parser path.
+    b"HTTP/1.1 200 OK\r\nConnection: x-secret\r\nX-Secret: 1\r\nServer: t\r\n"
+    b"Transfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n",
+]
+
+
+@pytest.mark.parametrize("response", NAMED, ids=["fast path", "two connection lines", "parser"])
+def test_headers_a_target_names_in_connection_never_reach_the_client(
+    loop: asyncio.AbstractEventLoop, response: bytes
+) -> None:
+    """Issue 12 item 13: headers listed in a target's Connection header are hop-by-hop."""
+    w = wire(loop)
+    w.client.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    w.upstream.data_received(response)
+    out = w.client_side.take()
+    names = _head_names(out)
+    assert b"x-secret" not in names and b"x-internal" not in names and b"connection" not in names
+    assert b"server" in names
+    assert out.endswith(b"0\r\n\r\n" if b"chunked" in response else b"\r\n\r\nok")
+
+
+def test_a_connection_header_naming_the_framing_keeps_the_framing(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    w = wire(loop)
+    w.client.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    w.upstream.data_received(
+        b"HTTP/1.1 200 OK\r\nConnection: content-length, X-A\r\nX-A: 1\r\nContent-Length: 2\r\n"
+        b"\r\nok"
+    )
+    assert w.client_side.take() == b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+
+def test_the_fast_path_verdict_strips_the_named_headers_once_per_head() -> None:
+    verdict = simple_response_head(
+        b"HTTP/1.1 200 OK\r\nX-A: 1\r\nConnection: x-a\r\nX-B: 2\r\nContent-Length: 2\r\n\r\n"
+    )
+    assert verdict is not None
+    assert verdict[0] == b"HTTP/1.1 200 OK\r\nX-B: 2\r\nContent-Length: 2\r\n"
