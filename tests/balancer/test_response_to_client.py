@@ -69,3 +69,54 @@ def test_the_fast_path_verdict_strips_the_named_headers_once_per_head() -> None:
     )
     assert verdict is not None
     assert verdict[0] == b"HTTP/1.1 200 OK\r\nX-B: 2\r\nContent-Length: 2\r\n"
+
+
+CHUNKED = (
+    b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+)
+
+
+@pytest.mark.parametrize(
+    "request_head",
+    [b"GET / HTTP/1.0\r\n\r\n", b"GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n"],
+    ids=["plain", "keep-alive"],
+)
+@pytest.mark.parametrize(
+    "response",
+    [CHUNKED, b"HTTP/1.1 200 OK\r\n\r\nhello world"],
+    ids=["chunked", "until-close"],
+)
+def test_an_http10_client_gets_a_close_delimited_body_never_chunked(
+    loop: asyncio.AbstractEventLoop, request_head: bytes, response: bytes
+) -> None:
+    """Issue 12 item 6: HTTP/1.0 has no chunked coding; the body is de-chunked and the end
+    of the body is the end of the connection."""
+    w = wire(loop)
+    w.client.data_received(request_head)
+    w.upstream.data_received(response)
+    if not w.client_side.closed:
+        w.upstream.connection_lost(None)  # a close-delimited body ends when the target closes
+    out = w.client_side.take()
+    head, _, body = out.partition(b"\r\n\r\n")
+    assert b"transfer-encoding" not in head.lower() and b"Connection: close" in head
+    assert body == b"hello world"
+    assert w.client_side.closed
+
+
+def test_an_http10_client_gets_no_chunked_header_on_a_head_response(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    w = wire(loop)
+    w.client.data_received(b"HEAD / HTTP/1.0\r\n\r\n")
+    w.upstream.data_received(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+    assert b"transfer-encoding" not in w.client_side.take().lower()
+
+
+def test_an_http10_keep_alive_client_stays_open_with_a_content_length_response(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    w = wire(loop)
+    w.client.data_received(b"GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n")
+    w.upstream.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+    assert w.client_side.take().endswith(b"\r\n\r\nok")
+    assert not w.client_side.closed

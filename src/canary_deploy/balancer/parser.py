@@ -135,6 +135,7 @@ class Exchange:
         "expect_continue",
         "has_body",
         "head",
+        "http10",
         "idempotent",
         "is_head",
         "keep_alive",
@@ -155,6 +156,7 @@ class Exchange:
         self.has_body = False
         self.idempotent = False  # may be resent when a stale pooled connection fails
         self.is_head = False
+        self.http10 = False  # an HTTP/1.0 client: no chunked response
         self.keep_alive = True
         self.expect_continue = False
         self.sticky: Version | None = None
@@ -301,6 +303,7 @@ class RequestReader:
         exchange.is_head = method == b"HEAD"
         exchange.idempotent = method in _IDEMPOTENT
         exchange.keep_alive = parser.should_keep_alive()
+        exchange.http10 = parser.get_http_version() == "1.0"
         exchange.expect_continue = self._expect_continue and exchange.has_body
         if self._stickiness is not None and self._cookie is not None:
             exchange.sticky = self._stickiness.version_from_cookie(self._cookie)

@@ -342,12 +342,17 @@ class UpstreamConnection(asyncio.Protocol):
         parts = [head, b"\r\n"]
         no_body = exchange.is_head or status in _NO_BODY_STATUS
         if exchange.is_head and chunked:
-            parts.append(b"Transfer-Encoding: chunked\r\n")
+            if not exchange.http10:
+                parts.append(b"Transfer-Encoding: chunked\r\n")
         elif not no_body and not has_length:
-            # Chunked or close-delimited from the target: always chunked to the client.
+            # Chunked or close-delimited from the target: chunked to the client, or to an
+            # HTTP/1.0 client (which knows no chunked coding) ended by closing.
             self._until_eof = not chunked
-            self._chunked_out = True
-            parts.append(b"Transfer-Encoding: chunked\r\n")
+            if exchange.http10:
+                exchange.keep_alive = False
+            else:
+                self._chunked_out = True
+                parts.append(b"Transfer-Encoding: chunked\r\n")
         if self.stickiness is not None:
             parts.append(self.stickiness.set_cookie_header(exchange.version, _monotonic()))
         if not exchange.keep_alive:
