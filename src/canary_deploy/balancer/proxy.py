@@ -148,8 +148,7 @@ class ClientConnection(asyncio.Protocol):
             idle = target.idle
             while idle:
                 upstream = idle.pop()
-                if upstream.usable:
-                    upstream.attach(exchange, True, now)
+                if upstream.usable and upstream.attach(exchange, True, now):
                     return
             self.connect(exchange, target)
             return
@@ -222,8 +221,7 @@ class ClientConnection(asyncio.Protocol):
         idle = target.idle
         while idle:
             upstream = idle.pop()
-            if upstream.usable:
-                upstream.attach(exchange, True, _monotonic())
+            if upstream.usable and upstream.attach(exchange, True, _monotonic()):
                 return
         self.connect(exchange, target)
 
@@ -258,7 +256,8 @@ class ClientConnection(asyncio.Protocol):
         if exchange.done:
             upstream.release()
             return
-        upstream.attach(exchange, False, _monotonic())
+        if not upstream.attach(exchange, False, _monotonic()):
+            self.upstream_failed(exchange, 502)  # it spoke before it was asked
 
     def upstream_failed(self, exchange: Exchange, status: int) -> None:
         """The target could not give a response: answer with the balancer's own error."""

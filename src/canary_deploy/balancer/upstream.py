@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import select
 import time
 from typing import Any
 
@@ -51,6 +52,8 @@ class UpstreamConnection(asyncio.Protocol):
         self.target = target
         self.stickiness = stickiness
         self.transport: Any = None
+        # Polls the socket for bytes the loop has not delivered yet (see attach).
+        self._unread: select.poll | None = None
         self.exchange: Exchange | None = None
         self.last_activity = _monotonic()
         self.usable = False
@@ -81,6 +84,10 @@ class UpstreamConnection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
         self.usable = True
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            self._unread = select.poll()
+            self._unread.register(sock.fileno(), select.POLLIN)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.usable = False
@@ -243,12 +250,20 @@ class UpstreamConnection(asyncio.Protocol):
 
     # ---- driven by the client side
 
-    def attach(self, exchange: Exchange, reused: bool, now: float) -> None:
+    def attach(self, exchange: Exchange, reused: bool, now: float) -> bool:
         """Send this exchange's request (head and whatever body arrived so far).
 
         `reused`: the connection comes from the idle pool (a stale one may be retried);
         `now`: the caller's monotonic clock reading, the request's send time.
+        False: the target sent bytes (or closed) before any request was sent; they are
+        not a response to this one, so the connection is closed and nothing was sent.
         """
+        unread = self._unread
+        if unread is not None and unread.poll(0):
+            # Bytes the loop has not delivered yet (it reads a connection only when it
+            # polls): once the request is sent they would pass for its response.
+            self.close()
+            return False
         self.exchange = exchange
         self.usable = False
         self._reused = reused
@@ -258,6 +273,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport.write(out[0] if len(out) == 1 else b"".join(out))
         out.clear()
         self.last_activity = exchange.sent_at = now
+        return True
 
     def send_body(self, exchange: Exchange) -> None:
         out = exchange.out
@@ -363,8 +379,10 @@ class UpstreamConnection(asyncio.Protocol):
         if exchange.is_head:
             # httptools cannot be told a response has no body, so for HEAD the message
             # ends with its head and the parser is replaced once this feed returns.
+            # Bytes after its head (a body it must not have) mean the target is out of
+            # sync: the connection is closed, and the parser swallows them.
             self._reset_parser = True
-            self._head_keep_alive = bool(self._parser.should_keep_alive())
+            self._head_keep_alive = self._parser.should_keep_alive() and end + 4 == len(buf)
 
     def on_body(self, body: bytes) -> None:
         if self.exchange is None or self._reset_parser:
