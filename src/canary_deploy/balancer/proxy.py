@@ -256,8 +256,8 @@ class ClientConnection(asyncio.Protocol):
         if exchange.done:
             upstream.release()
             return
-        if not upstream.attach(exchange, False, _monotonic()):
-            self.upstream_failed(exchange, 502)  # it spoke before it was asked
+        if not (upstream.usable and upstream.attach(exchange, False, _monotonic())):
+            self.upstream_failed(exchange, 502)  # it spoke (or closed) before it was asked
 
     def upstream_failed(self, exchange: Exchange, status: int) -> None:
         """The target could not give a response: answer with the balancer's own error."""
