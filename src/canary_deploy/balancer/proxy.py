@@ -24,6 +24,7 @@ from canary_deploy.balancer.parser import (
     FramingError,
     RequestReader,
     TracePrefix,
+    rejection_status,
     trace_serial,
 )
 from canary_deploy.balancer.responses import CONTINUE, error_response
@@ -159,17 +160,31 @@ class ClientConnection(asyncio.Protocol):
         except FramingError as exc:
             self._reject(exc.status)
             return
-        except httptools.HttpParserUpgrade:
-            self._reject(501)
+        except httptools.HttpParserUpgrade as exc:
+            # Only a WebSocket handshake gets here (the parser refuses other upgrades).
+            self._upgrade_requested(data[exc.args[0] :])
             return
-        except httptools.HttpParserError:
-            self._reject(400)
+        except httptools.HttpParserError as exc:
+            self._reject(rejection_status(exc))
             return
         if reader.new:
             self.queue.extend(reader.new)
             reader.new.clear()
             if len(self.queue) > MAX_PIPELINE:
                 self.transport.pause_reading()
+        self._pump()
+
+    def _upgrade_requested(self, rest: bytes) -> None:
+        """A WebSocket handshake ended this read: no more HTTP from this client. What it
+        sends next waits (reading paused) for the target's answer: after a 101 it goes to
+        the tunnel (see tunnel.py), after anything else the connection closes."""
+        assert self.reader is not None
+        new = self.reader.new
+        new[-1].upgrade = rest
+        self.queue.extend(new)
+        new.clear()
+        self.reader = None
+        self.transport.pause_reading()
         self._pump()
 
     def connection_lost(self, exc: Exception | None) -> None:

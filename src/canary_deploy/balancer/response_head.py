@@ -1,10 +1,12 @@
-"""Which target response heads may skip the parser, and what they become for the client.
+"""What target response heads become for the client, and which may skip the parser.
 
 A response head qualifies when it arrives whole, is HTTP/1.1 with a final status other
 than 204/304, has well-formed header lines (token names right before the colon,
 visible-ASCII values), exactly one Content-Length and no hop-by-hop header but
 Connection. Everything else (chunked, close-delimited, 1xx, duplicate or conflicting
-framing, malformed heads) goes through httptools, which is strict.
+framing, malformed heads) goes through httptools, which is strict; what it accepts is
+filtered by `parsed_response_head`. Either way, the hop-by-hop headers and those a
+Connection header names never reach the client.
 
 The verdict takes one regex pass, and it is a pure function of the head's bytes, so it
 is memoized: a target sends the same few heads over and over (only `Date` changes, once
@@ -58,6 +60,10 @@ _SIMPLE_RESPONSE = re.compile(
 _NOT_NAMES = HOP_BY_HOP | {b"", b"close", b"keep-alive", b"content-length"}
 _NAME = re.compile(TOKEN_CHAR + rb"++")
 _CONNECTION_VALUE = re.compile(rb"\r\n[Cc](?i:onnection)[ \t]*:([^\r]*)")
+# Parsed response heads are filtered as raw bytes, not one Python callback per header.
+_HOP_NAMES = b"|".join(sorted(HOP_BY_HOP))
+_FRAMING_OR_HOP = re.compile(rb"\r\n(" + _HOP_NAMES + rb"|content-length)[ \t]*:", re.I)
+_HOP_LINE = re.compile(rb"\r\n(?:" + _HOP_NAMES + rb")[ \t]*:[^\r]*", re.I)
 _STATUS_CODES = {b"%d" % code: code for code in range(200, 600) if code not in (204, 304)}
 _MAX_LENGTH_DIGITS = 15
 
@@ -108,6 +114,29 @@ def simple_response_head(head: bytes) -> SimpleHead | None:
         keep_alive = b"close" not in tokens
         out = drop_named_headers(head[:start] + head[end:-2], tokens)
     return out, status, length, keep_alive
+
+
+def parsed_response_head(head: bytes) -> tuple[bytes, bool, bool]:
+    """A head httptools accepted (status line and headers, no final CRLF), as the client
+    gets it: without hop-by-hop headers and those its Connection names, labelled
+    HTTP/1.1; and whether it had a Content-Length, and a Transfer-Encoding.
+
+    >>> parsed_response_head(b"HTTP/1.0 200 OK\\r\\nKeep-Alive: 5\\r\\nContent-Length: 2")
+    (b'HTTP/1.1 200 OK\\r\\nContent-Length: 2', True, False)
+    """
+    has_length = chunked = False
+    names = _FRAMING_OR_HOP.findall(head)
+    if names:
+        found = b" ".join(names).lower()
+        has_length = b"content-length" in found
+        chunked = b"transfer-encoding" in found
+        if b"connection" in found:
+            head = drop_named_headers(head, named_by_connection(head))
+        if len(names) > has_length:
+            head = _HOP_LINE.sub(b"", head)
+    if not head.startswith(b"HTTP/1.1 "):
+        head = b"HTTP/1.1" + head[8:]  # we speak HTTP/1.1 to clients whatever the target
+    return head, has_length, chunked
 
 
 def connection_tokens(value: bytes) -> set[bytes]:

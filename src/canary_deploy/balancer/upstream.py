@@ -10,7 +10,6 @@ the response completed cleanly.
 from __future__ import annotations
 
 import asyncio
-import re
 import select
 import time
 from typing import Any
@@ -18,22 +17,18 @@ from typing import Any
 import httptools
 
 from canary_deploy.balancer.metrics import MetricsRecorder
-from canary_deploy.balancer.parser import HOP_BY_HOP, Exchange
+from canary_deploy.balancer.parser import Exchange
 from canary_deploy.balancer.response_head import (
     MAX_SIMPLE_HEAD_BYTES,
-    drop_named_headers,
-    named_by_connection,
+    parsed_response_head,
     simple_response_head,
 )
 from canary_deploy.balancer.routing import MAX_IDLE_PER_TARGET, Stickiness, Target
+from canary_deploy.balancer.tunnel import open_tunnel
 
 _NO_BODY_STATUS = (204, 304)
 # A target's response head beyond this is a malformed response (502).
 MAX_RESPONSE_HEAD_BYTES = 64 * 1024
-_HOP_NAMES = b"|".join(sorted(HOP_BY_HOP))
-# Parsed response heads are filtered as raw bytes, not one Python callback per header.
-_FRAMING_OR_HOP = re.compile(rb"\r\n(" + _HOP_NAMES + rb"|content-length)[ \t]*:", re.I)
-_HOP_LINE = re.compile(rb"\r\n(?:" + _HOP_NAMES + rb")[ \t]*:[^\r]*", re.I)
 _monotonic = time.monotonic
 
 
@@ -68,6 +63,7 @@ class UpstreamConnection(asyncio.Protocol):
         self._head_start = 0
         self._awaiting_head = True
         self._interim = False
+        self._switching: Exchange | None = None  # its WebSocket handshake got a 101
         self._chunked_out = False  # re-chunk the body for the client
         self._until_eof = False  # the target delimits the body by closing
         self._got_bytes = False
@@ -146,6 +142,10 @@ class UpstreamConnection(asyncio.Protocol):
         self._feeding = True
         try:
             self._parser.feed_data(data)
+        except httptools.HttpParserUpgrade as exc:
+            self._feeding = False
+            self._switch_protocols(data[exc.args[0] :])
+            return
         except httptools.HttpParserError:
             if self._finished is None:
                 self._feeding = False
@@ -335,6 +335,8 @@ class UpstreamConnection(asyncio.Protocol):
         status: int = self._parser.get_status_code()
         if status < 200:
             self._interim = True  # 1xx: we answered Expect ourselves; drop it
+            if status == 101:
+                self._switching_protocols(head)
             return
         self._awaiting_head = False
         self._head_buf = b""
@@ -343,18 +345,7 @@ class UpstreamConnection(asyncio.Protocol):
         if exchange is None:
             return
         self.metrics.record_response(exchange.version, status, _monotonic() - exchange.sent_at)
-        has_length = chunked = False
-        names = _FRAMING_OR_HOP.findall(head)
-        if names:
-            found = b" ".join(names).lower()
-            has_length = b"content-length" in found
-            chunked = b"transfer-encoding" in found
-            if b"connection" in found:
-                head = drop_named_headers(head, named_by_connection(head))
-            if len(names) > has_length:
-                head = _HOP_LINE.sub(b"", head)
-        if not head.startswith(b"HTTP/1.1 "):
-            head = b"HTTP/1.1" + head[8:]  # we speak HTTP/1.1 to clients whatever the target
+        head, has_length, chunked = parsed_response_head(head)
         parts = [head, b"\r\n"]
         no_body = exchange.is_head or status in _NO_BODY_STATUS
         if exchange.is_head and chunked:
@@ -383,6 +374,33 @@ class UpstreamConnection(asyncio.Protocol):
             # sync: the connection is closed, and the parser swallows them.
             self._reset_parser = True
             self._head_keep_alive = self._parser.should_keep_alive() and end + 4 == len(buf)
+
+    def _switching_protocols(self, head: bytes) -> None:
+        """A 101: passed on when it answers a WebSocket handshake, and the parser then
+        stops (HttpParserUpgrade, see _switch_protocols); otherwise dropped as interim."""
+        exchange = self.exchange
+        if exchange is None or exchange.upgrade is None or not self._parser.should_upgrade():
+            return
+        self._switching = exchange
+        now = _monotonic()
+        self.metrics.record_response(exchange.version, 101, now - exchange.sent_at)
+        exchange.response_started = True
+        stickiness = self.stickiness
+        cookie = b"" if stickiness is None else stickiness.set_cookie_header(exchange.version, now)
+        self._to_client.append(b"%b\r\n%b\r\n" % (head, cookie))
+
+    def _switch_protocols(self, from_target: bytes) -> None:
+        """The parser stopped after a 101: this connection leaves the pool for a tunnel
+        with the client, or, if the 101 answered no WebSocket handshake, is a 502."""
+        exchange, self._switching = self._switching, None
+        if exchange is None or exchange is not self.exchange or exchange.client is None:
+            self._fail(502)
+            return
+        self._flush()  # the 101
+        self.exchange = None
+        exchange.upstream = None
+        self.usable = False
+        open_tunnel(exchange.client, exchange, self.transport, from_target)
 
     def on_body(self, body: bytes) -> None:
         if self.exchange is None or self._reset_parser:
