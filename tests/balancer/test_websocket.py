@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
 from typing import Any
 
 import pytest
+import uvloop
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -16,7 +17,6 @@ from websockets.http11 import Request as WsRequest
 
 from canary_deploy.balancer import Balancer, BalancerConfig
 from canary_deploy.weights import Weights
-from tests.balancer.support import run
 from tests.balancer.test_protocol import wire
 
 
@@ -105,6 +105,18 @@ def test_a_101_nobody_asked_for_is_a_502(loop: asyncio.AbstractEventLoop) -> Non
 # ---- a real WebSocket client and server, the balancer between them
 
 
+@pytest.fixture(params=["asyncio", "uvloop"])
+def run_on(request: pytest.FixtureRequest) -> Callable[[Coroutine[Any, Any, None]], None]:
+    """Runs a scenario on the stock loop or on uvloop (what `canary balancer` uses)."""
+    factory = uvloop.new_event_loop if request.param == "uvloop" else None
+
+    def run(coro: Coroutine[Any, Any, None]) -> None:
+        with asyncio.Runner(loop_factory=factory) as runner:
+            runner.run(asyncio.wait_for(coro, 60))
+
+    return run
+
+
 @asynccontextmanager
 async def _websocket_stack(idle_timeout_s: float = 60) -> AsyncIterator[tuple[int, list[str]]]:
     """A websockets echo server behind a started balancer: (listener port, paths seen)."""
@@ -142,7 +154,9 @@ async def _websocket_stack(idle_timeout_s: float = 60) -> AsyncIterator[tuple[in
             await balancer.stop()
 
 
-def test_a_websocket_client_and_server_talk_through_the_balancer() -> None:
+def test_a_websocket_client_and_server_talk_through_the_balancer(
+    run_on: Callable[[Coroutine[Any, Any, None]], None],
+) -> None:
     """Issue 12 item 14: ALB tunnels WebSockets after the 101; so does the balancer."""
 
     async def scenario() -> None:
@@ -158,10 +172,12 @@ def test_a_websocket_client_and_server_talk_through_the_balancer() -> None:
                 assert [await ws.recv() for _ in range(50)] == [f"message {n}" for n in range(50)]
             assert seen == ["/chat", "127.0.0.1"]
 
-    run(scenario())
+    run_on(scenario())
 
 
-def test_a_websocket_closed_by_the_server_closes_at_the_client() -> None:
+def test_a_websocket_closed_by_the_server_closes_at_the_client(
+    run_on: Callable[[Coroutine[Any, Any, None]], None],
+) -> None:
     async def scenario() -> None:
         async with (
             _websocket_stack() as (port, _),
@@ -171,10 +187,12 @@ def test_a_websocket_closed_by_the_server_closes_at_the_client() -> None:
                 await ws.recv()
             assert (ws.close_code, ws.close_reason) == (4000, "server says bye")
 
-    run(scenario())
+    run_on(scenario())
 
 
-def test_a_refused_websocket_handshake_reaches_the_client_as_the_target_sent_it() -> None:
+def test_a_refused_websocket_handshake_reaches_the_client_as_the_target_sent_it(
+    run_on: Callable[[Coroutine[Any, Any, None]], None],
+) -> None:
     async def scenario() -> None:
         async with _websocket_stack() as (port, _):
             with pytest.raises(InvalidStatus) as refused:
@@ -182,10 +200,12 @@ def test_a_refused_websocket_handshake_reaches_the_client_as_the_target_sent_it(
                     pass
             assert refused.value.response.status_code == 403
 
-    run(scenario())
+    run_on(scenario())
 
 
-def test_an_idle_websocket_is_closed_after_the_idle_timeout() -> None:
+def test_an_idle_websocket_is_closed_after_the_idle_timeout(
+    run_on: Callable[[Coroutine[Any, Any, None]], None],
+) -> None:
     async def scenario() -> None:
         async with (
             _websocket_stack(idle_timeout_s=0.5) as (port, _),
@@ -196,4 +216,4 @@ def test_an_idle_websocket_is_closed_after_the_idle_timeout() -> None:
             await asyncio.wait_for(ws.wait_closed(), 30)  # nothing either way: closed
             assert ws.close_code == 1006  # the TCP connection ended without a close frame
 
-    run(scenario())
+    run_on(scenario())
