@@ -109,10 +109,15 @@ def simple_response_head(head: bytes) -> SimpleHead | None:
         connection_at = match.span("connection2")
     if connection_at[0] >= 0:
         start, end = connection_at
-        # Its comma-separated tokens, as llhttp reads them: "closed" is not "close".
-        tokens = connection_tokens(head[start:end].partition(b":")[2])
-        keep_alive = b"close" not in tokens
-        out = drop_named_headers(head[:start] + head[end:-2], tokens)
+        out = head[:start] + head[end:-2]
+        value = head[start:end].partition(b":")[2].strip(b" \t").lower()
+        if value == b"close":
+            keep_alive = False
+        elif value != b"keep-alive":  # the usual values skip the token split
+            # Its comma-separated tokens, as llhttp reads them: "closed" is not "close".
+            tokens = connection_tokens(value)
+            keep_alive = b"close" not in tokens
+            out = drop_named_headers(out, tokens)
     return out, status, length, keep_alive
 
 
