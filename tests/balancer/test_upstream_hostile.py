@@ -121,15 +121,16 @@ def test_body_bytes_after_a_head_response_close_the_target_connection(
 
 # ---- many clients through real sockets, in front of targets that misbehave at random
 
-MISBEHAVIOURS = (
+RESPONSE_MISBEHAVIOURS = (
     "excess after content-length",  # in the write that carries the response
     "extra whole response",  # a second copy of the response, same write
     "late extra response",  # a second copy, written once the response has left
-    "early bytes",  # a response written on a new connection before any request
     "bad chunk size",
     "short chunk",
     "excess after last chunk",
 )
+# A response written on a new connection before any request.
+MISBEHAVIOURS = (*RESPONSE_MISBEHAVIOURS, "early bytes")
 
 
 class HostileTarget(asyncio.Protocol):
@@ -175,7 +176,7 @@ class HostileTarget(asyncio.Protocol):
         if not self.url.startswith(b"/t/") or self.rng.random() < 0.5:
             self.transport.write(_response(token))
             return
-        kind = self.rng.choice(MISBEHAVIOURS)
+        kind = self.rng.choice(RESPONSE_MISBEHAVIOURS)
         response = _response(token)
         chunked = b"HTTP/1.1 200 OK\r\nX-Token: %b\r\nTransfer-Encoding: chunked\r\n\r\n" % token
         chunk = b"%x\r\n%b\r\n" % (len(token), token)

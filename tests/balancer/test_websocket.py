@@ -154,6 +154,7 @@ async def _websocket_stack(idle_timeout_s: float = 60) -> AsyncIterator[tuple[in
             await balancer.stop()
 
 
+@pytest.mark.integration
 def test_a_websocket_client_and_server_talk_through_the_balancer(
     run_on: Callable[[Coroutine[Any, Any, None]], None],
 ) -> None:
@@ -175,6 +176,7 @@ def test_a_websocket_client_and_server_talk_through_the_balancer(
     run_on(scenario())
 
 
+@pytest.mark.integration
 def test_a_websocket_closed_by_the_server_closes_at_the_client(
     run_on: Callable[[Coroutine[Any, Any, None]], None],
 ) -> None:
@@ -190,6 +192,7 @@ def test_a_websocket_closed_by_the_server_closes_at_the_client(
     run_on(scenario())
 
 
+@pytest.mark.integration
 def test_a_refused_websocket_handshake_reaches_the_client_as_the_target_sent_it(
     run_on: Callable[[Coroutine[Any, Any, None]], None],
 ) -> None:
@@ -203,6 +206,7 @@ def test_a_refused_websocket_handshake_reaches_the_client_as_the_target_sent_it(
     run_on(scenario())
 
 
+@pytest.mark.integration
 def test_an_idle_websocket_is_closed_after_the_idle_timeout(
     run_on: Callable[[Coroutine[Any, Any, None]], None],
 ) -> None:
