@@ -120,3 +120,24 @@ def test_an_http10_keep_alive_client_stays_open_with_a_content_length_response(
     w.upstream.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
     assert w.client_side.take().endswith(b"\r\n\r\nok")
     assert not w.client_side.closed
+
+
+@pytest.mark.parametrize(
+    "response",
+    [
+        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok",
+        b"HTTP/1.1 200 OK\r\nX-Pad: %b\r\nContent-Length: 2\r\n\r\nok" % (b"p" * 5000),
+    ],
+    ids=["fast path", "parser path"],
+)
+def test_an_http10_keep_alive_client_is_told_the_connection_stays_open(
+    loop: asyncio.AbstractEventLoop, response: bytes
+) -> None:
+    # HTTP/1.0 connections close after each response unless the response says otherwise:
+    # without the header such a client waits for a close that never comes.
+    w = wire(loop)
+    w.client.data_received(b"GET / HTTP/1.0\r\nHost: a\r\nConnection: keep-alive\r\n\r\n")
+    w.upstream.data_received(response)
+    head, _, body = w.client_side.take().partition(b"\r\n\r\n")
+    assert b"\r\nConnection: keep-alive" in head and body == b"ok"
+    assert not w.client_side.closed

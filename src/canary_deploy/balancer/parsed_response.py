@@ -150,6 +150,8 @@ class ParsedResponses:
             parts.append(self.stickiness.set_cookie_header(exchange.version, _monotonic()))
         if not exchange.keep_alive:
             parts.append(b"Connection: close\r\n")
+        elif exchange.http10:
+            parts.append(b"Connection: keep-alive\r\n")  # or HTTP/1.0 assumes a close
         parts.append(b"\r\n")
         exchange.response_started = True
         self._to_client.append(b"".join(parts))

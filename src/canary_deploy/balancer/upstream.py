@@ -140,7 +140,9 @@ class UpstreamConnection(ParsedResponses, asyncio.Protocol):
                         b""
                         if stickiness is None
                         else stickiness.set_cookie_header(exchange.version, now),
-                        b"" if exchange.keep_alive else b"Connection: close\r\n",
+                        (b"Connection: keep-alive\r\n" if exchange.http10 else b"")
+                        if exchange.keep_alive
+                        else b"Connection: close\r\n",
                         b"\r\n",
                         data[end:],
                     )
