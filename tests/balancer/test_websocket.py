@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from http import HTTPStatus
 from typing import Any
 
@@ -17,7 +18,7 @@ from websockets.http11 import Request as WsRequest
 
 from canary_deploy.balancer import Balancer, BalancerConfig
 from canary_deploy.weights import Weights
-from tests.balancer.test_protocol import wire
+from tests.balancer.test_protocol import FakeTransport, Wire, wire
 
 
 @pytest.fixture
@@ -221,3 +222,61 @@ def test_an_idle_websocket_is_closed_after_the_idle_timeout(
             assert ws.close_code == 1006  # the TCP connection ended without a close frame
 
     run_on(scenario())
+
+
+@dataclass
+class SwitchableTransport(FakeTransport):
+    """A fake transport that can be handed to another protocol, as a tunnel does."""
+
+    protocol: Any = None
+
+    def set_protocol(self, protocol: Any) -> None:
+        self.protocol = protocol
+
+
+def _tunnel_wire(
+    loop: asyncio.AbstractEventLoop,
+) -> tuple[Wire, SwitchableTransport, SwitchableTransport]:
+    w = wire(loop)
+    client_side = SwitchableTransport()
+    w.client.connection_made(client_side)  # type: ignore[arg-type]
+    target_side = SwitchableTransport()
+    w.upstream.connection_made(target_side)  # type: ignore[arg-type]
+    w.target_side = target_side
+    return w, client_side, target_side
+
+
+def test_after_the_101_bytes_flow_both_ways_untouched(loop: asyncio.AbstractEventLoop) -> None:
+    w, client_side, target_side = _tunnel_wire(loop)
+    w.client.data_received(HANDSHAKE + b"\x81\x02hi")  # a frame sent before the 101: held
+    assert not w.target_side.take().endswith(b"hi")
+    w.upstream.data_received(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade, X-Hop"
+        b"\r\nX-Hop: 1\r\nKeep-Alive: 5\r\nSec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"
+        b"\r\n\x81\x05hello"
+    )
+    out = client_side.take()
+    head, _, rest = out.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101 Switching Protocols\r\n")
+    for line in (b"Upgrade: websocket", b"Connection: Upgrade", b"Sec-WebSocket-Accept: s3pP"):
+        assert b"\r\n" + line in head
+    assert b"X-Hop" not in head and b"Keep-Alive" not in head
+    assert rest == b"\x81\x05hello"
+    assert w.target_side.take() == b"\x81\x02hi"  # the held frame, after the 101
+    client_side.protocol.data_received(b"\x81\x03abc")
+    assert w.target_side.take() == b"\x81\x03abc"
+    target_side.protocol.data_received(b"\x88\x00")
+    assert client_side.take() == b"\x88\x00"
+    client_side.protocol.connection_lost(None)  # the client went away: so does the target
+    assert w.target_side.closed and w.client not in w.ctx.clients
+    assert w.upstream.target.outstanding == 0
+
+
+def test_a_101_to_another_protocol_than_asked_is_a_502(loop: asyncio.AbstractEventLoop) -> None:
+    w, client_side, _ = _tunnel_wire(loop)
+    w.client.data_received(HANDSHAKE)
+    w.upstream.data_received(
+        b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n"
+    )
+    assert client_side.take().startswith(b"HTTP/1.1 502 Bad Gateway\r\n")
+    assert w.target_side.closed and client_side.protocol is None

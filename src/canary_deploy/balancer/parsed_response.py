@@ -13,6 +13,7 @@ httptools' callbacks; the connection's life (sending, pooling, failing) stays th
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any
 
@@ -27,6 +28,7 @@ from canary_deploy.balancer.tunnel import open_tunnel
 _NO_BODY_STATUS = (204, 304)
 # A target's response head beyond this is a malformed response (502).
 MAX_RESPONSE_HEAD_BYTES = 64 * 1024
+_TO_WEBSOCKET = re.compile(rb"\r\nupgrade[ \t]*:[ \t]*websocket[ \t]*(?:\r|\Z)", re.I)
 _monotonic = time.monotonic
 
 
@@ -164,10 +166,16 @@ class ParsedResponses:
             self._head_keep_alive = self._parser.should_keep_alive() and end + 4 == len(buf)
 
     def _switching_protocols(self, head: bytes) -> None:
-        """A 101: passed on when it answers a WebSocket handshake, and the parser then
-        stops (HttpParserUpgrade, see _switch_protocols); otherwise dropped as interim."""
+        """A 101 to WebSocket: passed on when it answers a WebSocket handshake, and the
+        parser then stops (HttpParserUpgrade, see _switch_protocols); a 101 to anything
+        else, or that nobody asked for, is a 502 then (or dropped, without Upgrade)."""
         exchange = self.exchange
-        if exchange is None or exchange.upgrade is None or not self._parser.should_upgrade():
+        if (
+            exchange is None
+            or exchange.upgrade is None
+            or not self._parser.should_upgrade()
+            or _TO_WEBSOCKET.search(head) is None
+        ):
             return
         self._switching = exchange
         now = _monotonic()
@@ -175,7 +183,11 @@ class ParsedResponses:
         exchange.response_started = True
         stickiness = self.stickiness
         cookie = b"" if stickiness is None else stickiness.set_cookie_header(exchange.version, now)
-        self._to_client.append(b"%b\r\n%b\r\n" % (head, cookie))
+        # Its own hop-by-hop headers go, like any response's; these two are the switch.
+        head = parsed_response_head(head)[0]
+        self._to_client.append(
+            b"%b\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n%b\r\n" % (head, cookie)
+        )
 
     def _switch_protocols(self, from_target: bytes) -> None:
         """The parser stopped after a 101: this connection leaves the pool for a tunnel
