@@ -262,6 +262,8 @@ def rollback(ctx: typer.Context, output: OutputOpt = "text") -> None:
             "anyway (one listener call): the rollout pauses on weights it did not set - "
             "`canary abort` ends it"
         )
+        if exc.hint:
+            warn(exc.hint)
         return
     if ended is None:
         show_status(usecases.rollback(target), output)

@@ -15,10 +15,14 @@ from canary_deploy.balancer.admin import AdminServer, weights_from_body
 from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.local.report import listener_document, traffic_document
 from canary_deploy.local.services import EventSink, Supervisor
+from canary_deploy.local.statedb import damage
 from canary_deploy.local.store import StateStore, spec_from_dict, spec_to_dict
 from canary_deploy.local.tasks import ServiceSpec
 from canary_deploy.stickiness import listener_stickiness
 from canary_deploy.weights import Weights
+
+# Metrics a rebuilt state database gets back from memory (what an analysis looks at).
+REBUILD_METRICS_S = 3600.0
 
 
 def service_specs(spec: ReleaseSpec) -> dict[Version, ServiceSpec]:
@@ -50,6 +54,7 @@ class StackAdmin:
         self.stop = stop
         self._spec_lock = asyncio.Lock()
         self._spec: ReleaseSpec | None = None
+        store.rebuild_when_damaged(self._recent_buckets)
         # The listener starts under the same stickiness rule as every later change (a
         # daemon restarted after a rollback must not bind clients to the canary again).
         self._set_listener(balancer.get_weights())
@@ -65,6 +70,9 @@ class StackAdmin:
         if configured is None:
             return ""
         return f", stickiness {stickiness} s" if stickiness else ", stickiness off"
+
+    def _recent_buckets(self) -> list[dict[str, Any]]:
+        return self.balancer.metrics.export_buckets(time.time() - REBUILD_METRICS_S)
 
     async def restore(self, spec: ReleaseSpec) -> None:
         """Run the spec a previous daemon ran, at the weights it left."""
@@ -85,6 +93,7 @@ class StackAdmin:
         admin.add_route("GET", "/status", self._get_status)
         admin.add_route("GET", "/events", self._get_events)
         admin.add_route("POST", "/shutdown", self._shutdown)
+        admin.add_route("POST", "/state/rebuild", self._rebuild_state)
 
     async def _put_weights(self, body: Any, query: dict[str, str]) -> Any:
         weights = weights_from_body(body)
@@ -173,6 +182,21 @@ class StackAdmin:
         # Let the admin server answer first, then stop.
         asyncio.get_running_loop().call_later(0.05, self.stop)
         return {"stopping": True}
+
+    async def _rebuild_state(self, body: Any, query: dict[str, str]) -> Any:
+        """`canary repair`: a damaged state database is moved aside and written anew
+        from what this daemon holds; a sound one is left alone."""
+        problem = await asyncio.to_thread(damage, self.store.path)
+        if problem is None:
+            return {"problem": None, "moved_to": None}
+        moved = self.store.rebuild(self._recent_buckets())
+        self.on_event(
+            "daemon",
+            None,
+            f"the state database was damaged ({problem}): moved to {moved.name}, rebuilt "
+            "from the daemon's memory (spec, weights, listener, recent metrics)",
+        )
+        return {"problem": problem, "moved_to": str(moved)}
 
     async def _get_status(self, body: Any, query: dict[str, str]) -> Any:
         doc = {"url": self.url, "pid": os.getpid(), "started": self.started}

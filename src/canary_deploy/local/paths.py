@@ -1,4 +1,5 @@
-"""Where one local stack keeps its files: the state directory and the admin socket."""
+"""Where one local stack keeps its files (the state directory and the admin socket), and
+keeping them private: the directory 0700, every file in it 0600."""
 
 from __future__ import annotations
 
@@ -10,6 +11,49 @@ from pathlib import Path
 
 # sun_path holds 108 bytes on Linux; deep project directories need a socket elsewhere.
 _MAX_SOCKET_PATH = 100
+# The spec carries `NAME=value` environment (maybe secrets) and tasks log what they like:
+# owner only, like the admin socket.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+
+
+def private_dir(path: Path) -> Path:
+    """Create `path` (and parents) owner-only; tighten it when it exists with a looser
+    mode (a state directory from an older version was 0755)."""
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o777 != PRIVATE_DIR_MODE:
+        os.chmod(path, PRIVATE_DIR_MODE)
+    return path
+
+
+def private_file(path: Path) -> Path:
+    """Create `path` empty with mode 0600 unless it exists; tighten an existing one."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+    try:
+        if os.fstat(fd).st_mode & 0o777 != PRIVATE_FILE_MODE:
+            os.fchmod(fd, PRIVATE_FILE_MODE)
+    finally:
+        os.close(fd)
+    return path
+
+
+def tighten_state_dir(state_dir: Path) -> None:
+    """Make a state directory an older version left (0755 with 0644 files) private: the
+    directory, `tasks/`, and every file in them."""
+    if not state_dir.is_dir():
+        return
+    private_dir(state_dir)
+    for entry in [*state_dir.iterdir(), *(state_dir / "tasks").glob("*")]:
+        try:
+            info = entry.lstat()
+            if entry.is_symlink():
+                continue
+            if entry.is_dir():
+                private_dir(entry)
+            elif info.st_mode & 0o077:
+                os.chmod(entry, info.st_mode & ~0o077 & 0o777)
+        except OSError:
+            continue  # gone meanwhile (a task log pruned, a socket removed)
 
 
 @dataclass(frozen=True)
