@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from canary_deploy.local.commands import TaskCommand
+from canary_deploy.local.paths import private_dir, private_opener
 
 # Every task carries this variable (inherited by its children), so a leftover process of
 # this stack can be found in /proc without trusting recorded PIDs that may have been reused.
@@ -89,10 +90,10 @@ class ProcessLauncher:
         env = dict(os.environ)
         env.update(extra_env)
         env.update({MARKER_ENV: self.stack_marker, "CANARY_TASK_ID": task_id})
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.log_dir)
         log_path = self.log_dir / f"{task_id}.log"
         parent = os.getpid()
-        with log_path.open("wb") as log:
+        with open(log_path, "wb", opener=private_opener) as log:
             popen = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
