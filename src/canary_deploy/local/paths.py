@@ -39,9 +39,19 @@ def private_opener(path: str | os.PathLike[str], flags: int) -> int:
 
 
 def private_file(path: Path) -> Path:
-    """Create `path` empty with mode 0600 unless it exists; tighten an existing one."""
-    with open(path, "ab", opener=private_opener):
-        return path
+    """Create `path` empty with mode 0600 unless it exists; tighten an existing one.
+
+    An existing file is never opened here: closing any descriptor of a file drops every
+    POSIX lock this process holds on it - SQLite's too, when another connection in this
+    process has the database open (the daemon's store while its controller host looks)."""
+    try:
+        os.close(
+            os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+        )
+    except FileExistsError:
+        if path.stat().st_mode & 0o777 != PRIVATE_FILE_MODE:
+            os.chmod(path, PRIVATE_FILE_MODE)
+    return path
 
 
 def tighten_state_dir(state_dir: Path) -> None:
