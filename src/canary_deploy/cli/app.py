@@ -229,12 +229,25 @@ def set_weights(
         steering.refuse_set_weights(store)
         paused = None if store is None else store.active()
     status = usecases.set_weights(target, weights)
-    show_status(status, output)
+    live = None if status.listener is None else status.listener.weights
+    if output == "json":
+        print_json({**status.to_dict(), "weights_set": weights.to_dict()})
+    else:
+        show_status(status, output)
+        console.print(_weights_outcome(weights, live), markup=False)
     if paused is not None:
         warn(
             f"rollout #{paused.id} is paused: it records this change as made outside it; "
             "`canary resume` puts its step's weights back, `canary abort` rolls back"
         )
+
+
+def _weights_outcome(weights: Weights, live: Weights | None) -> str:
+    """What `set-weights` set and what is live now: concurrent changes are applied one
+    at a time and the last one wins, which is no error for the others."""
+    if live is None or live == weights:
+        return f"Set {weights}; live now {weights}."
+    return f"Set {weights}; another change came after it (last writer wins): live now {live}."
 
 
 @app.command()

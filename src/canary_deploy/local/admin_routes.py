@@ -54,6 +54,9 @@ class StackAdmin:
         self.stop = stop
         self._spec_lock = asyncio.Lock()
         self._spec: ReleaseSpec | None = None
+        # Weight changes are numbered, so a client tells "mine was replaced by a later
+        # one" (last writer wins) from "mine did not hold".
+        self._weights_revision = store.weights_revision()
         store.rebuild_when_damaged(self._recent_buckets)
         # The listener starts under the same stickiness rule as every later change (a
         # daemon restarted after a rollback must not bind clients to the canary again).
@@ -84,6 +87,7 @@ class StackAdmin:
 
     def add_routes(self, admin: AdminServer) -> None:
         """Register these routes on `admin` (before the balancer's, so they win)."""
+        admin.add_route("GET", "/weights", self._get_weights)
         admin.add_route("PUT", "/weights", self._put_weights)
         admin.add_route("GET", "/spec", self._get_spec)
         admin.add_route("PUT", "/spec", self._put_spec)
@@ -95,13 +99,30 @@ class StackAdmin:
         admin.add_route("POST", "/shutdown", self._shutdown)
         admin.add_route("POST", "/state/rebuild", self._rebuild_state)
 
+    def _change_weights(self, weights: Weights) -> str:
+        """One weight change, numbered; nothing awaits in here, so changes are applied
+        one at a time in the order they arrive. Says what happened to stickiness."""
+        self._weights_revision += 1
+        # On disk first: a crash right after the call still restores what the user set.
+        self.store.save_weights(weights, self._weights_revision)
+        return self._set_listener(weights)
+
+    def _weights_doc(self, weights: Weights, query: dict[str, str]) -> dict[str, Any]:
+        """`?with_revision=1` adds the number of the change (older daemons ignore it)."""
+        doc: dict[str, Any] = weights.to_dict()
+        if query.get("with_revision"):
+            doc["revision"] = self._weights_revision
+        return doc
+
+    async def _get_weights(self, body: Any, query: dict[str, str]) -> Any:
+        """The live weights (and the number of the change that set them)."""
+        return self._weights_doc(self.balancer.get_weights(), query)
+
     async def _put_weights(self, body: Any, query: dict[str, str]) -> Any:
         weights = weights_from_body(body)
-        # On disk first: a crash right after the call still restores what the user set.
-        self.store.save_weights(weights)
-        sticky = self._set_listener(weights)
+        sticky = self._change_weights(weights)
         self.on_event("weights", None, f"set to {weights}{sticky}")
-        return weights.to_dict()
+        return self._weights_doc(weights, query)
 
     async def _get_spec(self, body: Any, query: dict[str, str]) -> Any:
         return None if self._spec is None else spec_to_dict(self._spec)
@@ -124,8 +145,7 @@ class StackAdmin:
             self.store.save_spec(spec)
             self.balancer.set_slow_start(spec.slow_start_seconds)
             if first and self.store.load_weights() is None:
-                self.store.save_weights(spec.weights)
-                self._set_listener(spec.weights)
+                self._change_weights(spec.weights)
             self.on_event("deploy", None, _describe(spec))
         return {"weights": self.balancer.get_weights().to_dict()}
 

@@ -193,8 +193,14 @@ class StateStore:
         return None if doc is None else Weights.from_dict(doc)
 
     @_heals
-    def save_weights(self, weights: Weights) -> None:
-        self._put("weights", weights.to_dict())
+    def save_weights(self, weights: Weights, revision: int = 0) -> None:
+        """`revision` numbers the listener's weight changes (see StackAdmin)."""
+        self._put("weights", {**weights.to_dict(), "revision": revision})
+
+    @_heals
+    def weights_revision(self) -> int:
+        doc = self._get("weights")
+        return 0 if doc is None else int(doc.get("revision", 0))
 
     @_heals
     def load_listener(self) -> tuple[str, int] | None:
