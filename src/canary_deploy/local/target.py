@@ -190,7 +190,8 @@ class LocalTarget:
         return Status(self.name, self.settings.stack_name, "STOPPED", None, versions, (note,))
 
     def delete(self, progress: Progress, *, purge: bool = False) -> None:
-        """Stop the daemon and every task. History (events, metrics) stays unless purge."""
+        """Stop the daemon and every task, and remove the tasks' logs. History (events,
+        metrics) stays unless purge."""
         had_spec = self.stack.stored_spec() is not None
         progress.update("stopping the local stack")
         was_running = self.stack.control.stop(forget=True)
@@ -205,6 +206,8 @@ class LocalTarget:
                 f"no local stack in {self.paths.state_dir}",
                 hint="nothing to delete; pass the --state-dir it was deployed with",
             )
+        # The tasks are gone: so is their output (events and metrics stay, as history).
+        shutil.rmtree(self.paths.task_logs, ignore_errors=True)
         if purge and self.paths.state_dir.exists():
             shutil.rmtree(self.paths.state_dir)
             progress.log(f"Removed {self.paths.state_dir}")
