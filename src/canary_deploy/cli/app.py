@@ -270,13 +270,16 @@ def rollback(ctx: typer.Context, output: OutputOpt = "text") -> None:
         # The emergency button works without the rollout's state or controller: one
         # listener call. The rollout sees weights it did not set and pauses.
         show_status(usecases.rollback(target), output)
+        from canary_deploy.local.statedb import CorruptState
+
+        if isinstance(exc, CorruptState):
+            warn(f"{exc.message}: all traffic is on stable anyway (one listener call); {exc.hint}")
+            return
         warn(
             f"the rollout could not be ended ({exc.message}); all traffic is on stable "
             "anyway (one listener call): the rollout pauses on weights it did not set - "
             "`canary abort` ends it"
         )
-        if exc.hint:
-            warn(exc.hint)
         return
     if ended is None:
         show_status(usecases.rollback(target), output)

@@ -209,13 +209,7 @@ class StackAdmin:
         problem = await asyncio.to_thread(damage, self.store.path)
         if problem is None:
             return {"problem": None, "moved_to": None}
-        moved = self.store.rebuild(self._recent_buckets())
-        self.on_event(
-            "daemon",
-            None,
-            f"the state database was damaged ({problem}): moved to {moved.name}, rebuilt "
-            "from the daemon's memory (spec, weights, listener, recent metrics)",
-        )
+        moved = self.store.repair(problem)
         return {"problem": problem, "moved_to": str(moved)}
 
     async def _get_status(self, body: Any, query: dict[str, str]) -> Any:

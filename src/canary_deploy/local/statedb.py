@@ -12,7 +12,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-from canary_deploy.errors import EXIT_USAGE, CanaryError
+from canary_deploy.errors import EXIT_USAGE, CanaryError, OperationFailed
 from canary_deploy.local.paths import StackPaths, private_dir, private_file, tighten_state_dir
 
 DB_NAME = "state.db"
@@ -126,15 +126,16 @@ def connect(path: Path, **options: Any) -> sqlite3.Connection:
 
 
 def damage(path: Path) -> str | None:
-    """What is wrong with the database at `path` (SQLite's quick_check), None if sound."""
-    try:
-        db = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
-    except sqlite3.DatabaseError as exc:
-        return str(exc)
+    """What is wrong with the database at `path` (SQLite's quick_check), None if sound.
+    Anything else that stops the check (a locked file, no permission) is an error: the
+    file is not judged damaged for it."""
+    db = sqlite3.connect(path, timeout=10.0)
     try:
         rows = db.execute("PRAGMA quick_check").fetchall()
     except sqlite3.DatabaseError as exc:
-        return str(exc)
+        if is_damage(exc):
+            return str(exc)
+        raise OperationFailed(f"cannot check {path}: {exc}") from None
     finally:
         db.close()
     problems = [str(row[0]) for row in rows if row[0] != "ok"]

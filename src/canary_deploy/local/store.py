@@ -97,7 +97,7 @@ def _heals(
         except CorruptState as exc:
             if self._recent_buckets is None:
                 raise
-            self._heal(exc)
+            self.repair(exc.reason)
             return method(self, *args, **kwargs)
 
     return run
@@ -151,15 +151,19 @@ class StateStore:
         self._write_buckets(buckets)
         return moved
 
-    def _heal(self, exc: CorruptState) -> None:
-        assert self._recent_buckets is not None
+    def repair(self, problem: str) -> Path:
+        """In the daemon: `rebuild` with the recent metrics, and record why (an event in
+        the new file, a line in the daemon's log). Returns where the old file went."""
+        if self._recent_buckets is None:
+            raise RuntimeError("repair() needs rebuild_when_damaged() first")
         moved = self.rebuild(self._recent_buckets())
         message = (
-            f"the state database was damaged ({exc.reason}): moved to {moved.name}, "
+            f"the state database was damaged ({problem}): moved to {moved.name}, "
             "rebuilt from the daemon's memory (spec, weights, listener, recent metrics)"
         )
         log.warning("%s", message)
         self.add_event("daemon", None, message)
+        return moved
 
     # ---- key/value documents
 
