@@ -5,8 +5,10 @@ daemon, or moved aside so that a fresh `deploy` starts over."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -30,6 +32,20 @@ def damage(db: Path, how: str) -> None:
     if wal.exists():
         with wal.open("r+b") as fh:
             fh.write(random.Random(8).randbytes(wal.stat().st_size))
+
+
+def replace_damaged(db: Path, how: str) -> None:
+    """Put a damaged copy in the file's place (and drop its write-ahead log and index),
+    as a sync tool or a bad restore would: a running daemon keeps writing to the files it
+    has open and never meets the damage, while every new command does."""
+    with contextlib.closing(sqlite3.connect(db)) as live:
+        live.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything into the main file
+    copy = db.with_name("copy.db")
+    copy.write_bytes(db.read_bytes())
+    damage(copy, how)
+    os.replace(copy, db)
+    for suffix in ("-wal", "-shm"):
+        db.with_name(db.name + suffix).unlink(missing_ok=True)
 
 
 def fill(state_dir: Path) -> None:
@@ -99,7 +115,7 @@ def test_with_a_daemon_rollback_works_and_repair_rebuilds_from_the_daemon(
     stack.ok("deploy", "--image-canary", "builtin:v1")
     stack.ok("set-weights", "70", "30")
     db = stack.paths.state_dir / "state.db"
-    damage(db, how)
+    replace_damaged(db, how)
 
     rolled_back = stack.run("rollback", "-o", "json")
     assert rolled_back.exit_code == 0, rolled_back.stderr
