@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from canary_deploy.weights import Group, Weights
 
@@ -63,6 +63,17 @@ class TrafficRouter(Protocol):
 
     def verify_weights(self, weights: Weights) -> bool:
         """True when the load balancer reports exactly these weights now."""
+        ...
+
+
+@runtime_checkable
+class OrderedChanges(Protocol):
+    """A router whose load balancer numbers weight changes (the local one): a change
+    that a later one replaced is told apart from one that did not hold."""
+
+    def replaced_since_set(self, weights: Weights) -> bool:
+        """True when `weights`, this router's last change, were applied and a later
+        change has replaced them since (last writer wins)."""
         ...
 
 

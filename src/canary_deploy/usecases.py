@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from canary_deploy.backend import Progress, ReleaseSpec, Status, Target
+from canary_deploy.backend import OrderedChanges, Progress, ReleaseSpec, Status, Target
 from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
 from canary_deploy.weights import STABLE_ONLY, Group, Weights
@@ -115,10 +115,15 @@ def wait_for_weights(
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
 ) -> None:
-    """Read the weights back from the load balancer until they match, or fail."""
+    """Read the weights back from the load balancer until they match, or fail. A change
+    that was applied and then replaced by a later one (another command's: last writer
+    wins) is not a failure, where the load balancer can tell (`OrderedChanges`)."""
     deadline = clock() + timeout_s
     delay = 0.05
-    while not target.router.verify_weights(weights):
+    router = target.router
+    while not router.verify_weights(weights):
+        if isinstance(router, OrderedChanges) and router.replaced_since_set(weights):
+            return
         if clock() >= deadline:
             live = target.router.get_weights()
             raise OperationFailed(

@@ -280,7 +280,12 @@ def set_weights(
         steering.refuse_set_weights(store)
         paused = None if store is None else store.active()
     status = usecases.set_weights(target, weights)
-    show_status(status, output)
+    live = None if status.listener is None else status.listener.weights
+    if output == "json":
+        print_json({**status.to_dict(), "weights_set": weights.to_dict()})
+    else:
+        show_status(status, output)
+        console.print(_weights_outcome(weights, live), markup=False)
     if paused is not None:
         warn(
             f"rollout #{paused.id} is paused: it records this change as made outside it; "
@@ -299,6 +304,14 @@ def _set_standalone_weights(socket: Path, weights: Weights, output: str) -> None
         return
     now = Weights.from_dict(applied)
     console.print(f"Weights on the balancer at {socket}: {now}", markup=False)
+
+
+def _weights_outcome(weights: Weights, live: Weights | None) -> str:
+    """What `set-weights` set and what is live now: concurrent changes are applied one
+    at a time and the last one wins, which is no error for the others."""
+    if live is None or live == weights:
+        return f"Set {weights}; live now {weights}."
+    return f"Set {weights}; another change came after it (last writer wins): live now {live}."
 
 
 @app.command()
@@ -321,6 +334,11 @@ def rollback(ctx: typer.Context, output: OutputOpt = "text") -> None:
         # The emergency button works without the rollout's state or controller: one
         # listener call. The rollout sees weights it did not set and pauses.
         show_status(usecases.rollback(target), output)
+        from canary_deploy.local.statedb import CorruptState
+
+        if isinstance(exc, CorruptState):
+            warn(f"{exc.message}: all traffic is on stable anyway (one listener call); {exc.hint}")
+            return
         warn(
             f"the rollout could not be ended ({exc.message}); all traffic is on stable "
             "anyway (one listener call): the rollout pauses on weights it did not set - "

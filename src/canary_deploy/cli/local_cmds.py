@@ -31,7 +31,7 @@ from canary_deploy.local.load import (
     Sample,
     VersionSummary,
 )
-from canary_deploy.local.target import LocalTarget
+from canary_deploy.local.target import LocalTarget, StateRepair
 from canary_deploy.targets import open_target
 
 PER_REQUEST_LINES_UP_TO = 20  # like the seed's `for i in {1..20}; do curl ...; done`
@@ -212,6 +212,45 @@ def load(
             f"no response from {plan.url}: {result.last_error}",
             hint="is the stack deployed? see `canary status`",
         )
+
+
+@app.command()
+def repair(ctx: typer.Context, output: OutputOpt = "text") -> None:
+    """Local: move a damaged state database (.canary/state.db) aside. A running daemon
+    rebuilds it from what it holds (spec, weights, listener, recent metrics); with no
+    daemon, the next `canary deploy` starts afresh."""
+    settings = settings_from(ctx)
+    if settings.target != "local":
+        raise UsageError("`canary repair` is for the local target's state directory")
+    done = LocalTarget.from_settings(settings).repair_state()
+    if output == "json":
+        print_json(
+            {
+                "path": str(done.path),
+                "problem": done.problem,
+                "moved_to": None if done.moved_to is None else str(done.moved_to),
+                "rebuilt_by_daemon": done.rebuilt_by_daemon,
+            }
+        )
+        return
+    console.print(_repair_text(done), markup=False, soft_wrap=True)
+
+
+def _repair_text(done: StateRepair) -> str:
+    if done.problem is None:
+        return f"{done.path} is sound (SQLite's quick_check): nothing to repair."
+    found = f"{done.path} was damaged ({done.problem}); moved to {done.moved_to}."
+    if done.rebuilt_by_daemon:
+        return (
+            f"{found}\nThe running daemon rebuilt it from what it holds: spec, weights, "
+            "listener and the last hour of metrics (earlier events and rollout history stay "
+            "in the moved file)."
+        )
+    return (
+        f"{found}\nNo daemon was running, so nothing could rebuild it: `canary deploy` "
+        "starts the stack afresh (give it your images again; the old spec and history stay "
+        "in the moved file)."
+    )
 
 
 # ---- demo views

@@ -15,10 +15,14 @@ from canary_deploy.balancer.admin import AdminServer, weights_from_body
 from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.local.report import listener_document, traffic_document
 from canary_deploy.local.services import EventSink, Supervisor
+from canary_deploy.local.statedb import damage
 from canary_deploy.local.store import StateStore, spec_from_dict, spec_to_dict
 from canary_deploy.local.tasks import ServiceSpec
 from canary_deploy.stickiness import listener_stickiness
 from canary_deploy.weights import Weights
+
+# Metrics a rebuilt state database gets back from memory (what an analysis looks at).
+REBUILD_METRICS_S = 3600.0
 
 
 def service_specs(spec: ReleaseSpec) -> dict[Version, ServiceSpec]:
@@ -50,6 +54,10 @@ class StackAdmin:
         self.stop = stop
         self._spec_lock = asyncio.Lock()
         self._spec: ReleaseSpec | None = None
+        # Weight changes are numbered, so a client tells "mine was replaced by a later
+        # one" (last writer wins) from "mine did not hold".
+        self._weights_revision = store.weights_revision()
+        store.rebuild_when_damaged(self._recent_buckets)
         # The listener starts under the same stickiness rule as every later change (a
         # daemon restarted after a rollback must not bind clients to the canary again).
         self._set_listener(balancer.get_weights())
@@ -66,6 +74,9 @@ class StackAdmin:
             return ""
         return f", stickiness {stickiness} s" if stickiness else ", stickiness off"
 
+    def _recent_buckets(self) -> list[dict[str, Any]]:
+        return self.balancer.metrics.export_buckets(time.time() - REBUILD_METRICS_S)
+
     async def restore(self, spec: ReleaseSpec) -> None:
         """Run the spec a previous daemon ran, at the weights it left."""
         # A restart restores exactly what ran before: no trial for those images.
@@ -76,6 +87,7 @@ class StackAdmin:
 
     def add_routes(self, admin: AdminServer) -> None:
         """Register these routes on `admin` (before the balancer's, so they win)."""
+        admin.add_route("GET", "/weights", self._get_weights)
         admin.add_route("PUT", "/weights", self._put_weights)
         admin.add_route("GET", "/spec", self._get_spec)
         admin.add_route("PUT", "/spec", self._put_spec)
@@ -85,14 +97,32 @@ class StackAdmin:
         admin.add_route("GET", "/status", self._get_status)
         admin.add_route("GET", "/events", self._get_events)
         admin.add_route("POST", "/shutdown", self._shutdown)
+        admin.add_route("POST", "/state/rebuild", self._rebuild_state)
+
+    def _change_weights(self, weights: Weights) -> str:
+        """One weight change, numbered; nothing awaits in here, so changes are applied
+        one at a time in the order they arrive. Says what happened to stickiness."""
+        self._weights_revision += 1
+        # On disk first: a crash right after the call still restores what the user set.
+        self.store.save_weights(weights, self._weights_revision)
+        return self._set_listener(weights)
+
+    def _weights_doc(self, weights: Weights, query: dict[str, str]) -> dict[str, Any]:
+        """`?with_revision=1` adds the number of the change (older daemons ignore it)."""
+        doc: dict[str, Any] = weights.to_dict()
+        if query.get("with_revision"):
+            doc["revision"] = self._weights_revision
+        return doc
+
+    async def _get_weights(self, body: Any, query: dict[str, str]) -> Any:
+        """The live weights (and the number of the change that set them)."""
+        return self._weights_doc(self.balancer.get_weights(), query)
 
     async def _put_weights(self, body: Any, query: dict[str, str]) -> Any:
         weights = weights_from_body(body)
-        # On disk first: a crash right after the call still restores what the user set.
-        self.store.save_weights(weights)
-        sticky = self._set_listener(weights)
+        sticky = self._change_weights(weights)
         self.on_event("weights", None, f"set to {weights}{sticky}")
-        return weights.to_dict()
+        return self._weights_doc(weights, query)
 
     async def _get_spec(self, body: Any, query: dict[str, str]) -> Any:
         return None if self._spec is None else spec_to_dict(self._spec)
@@ -115,8 +145,7 @@ class StackAdmin:
             self.store.save_spec(spec)
             self.balancer.set_slow_start(spec.slow_start_seconds)
             if first and self.store.load_weights() is None:
-                self.store.save_weights(spec.weights)
-                self._set_listener(spec.weights)
+                self._change_weights(spec.weights)
             self.on_event("deploy", None, _describe(spec))
         return {"weights": self.balancer.get_weights().to_dict()}
 
@@ -173,6 +202,15 @@ class StackAdmin:
         # Let the admin server answer first, then stop.
         asyncio.get_running_loop().call_later(0.05, self.stop)
         return {"stopping": True}
+
+    async def _rebuild_state(self, body: Any, query: dict[str, str]) -> Any:
+        """`canary repair`: a damaged state database is moved aside and written anew
+        from what this daemon holds; a sound one is left alone."""
+        problem = await asyncio.to_thread(damage, self.store.path)
+        if problem is None:
+            return {"problem": None, "moved_to": None}
+        moved = self.store.repair(problem)
+        return {"problem": problem, "moved_to": str(moved)}
 
     async def _get_status(self, body: Any, query: dict[str, str]) -> Any:
         doc = {"url": self.url, "pid": os.getpid(), "started": self.started}

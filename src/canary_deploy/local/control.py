@@ -16,7 +16,7 @@ from typing import Any
 
 from canary_deploy.balancer.admin import AdminClient
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
-from canary_deploy.local.paths import StackPaths
+from canary_deploy.local.paths import StackPaths, private_dir, private_opener
 from canary_deploy.local.processes import kill_stack_processes
 
 STARTUP_TIMEOUT_S = 30.0
@@ -82,8 +82,8 @@ class DaemonControl:
 
     def start(self, args: DaemonArgs) -> dict[str, Any]:
         """Start the daemon and wait until it listens, or raise why it could not."""
-        self.paths.state_dir.mkdir(parents=True, exist_ok=True)
-        self.paths.task_logs.mkdir(exist_ok=True)
+        private_dir(self.paths.state_dir)
+        private_dir(self.paths.task_logs)
         argv = [
             sys.executable, "-m", "canary_deploy.local.daemon",
             "--state-dir", str(self.paths.state_dir),
@@ -98,7 +98,7 @@ class DaemonControl:
             argv += ["--stickiness", str(args.stickiness_s)]
         read_fd, write_fd = os.pipe()
         argv += ["--ready-fd", str(write_fd)]
-        with self.paths.daemon_log.open("ab") as log:
+        with open(self.paths.daemon_log, "ab", opener=private_opener) as log:
             process = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,

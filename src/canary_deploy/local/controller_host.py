@@ -17,7 +17,7 @@ import sys
 import time
 from collections.abc import Callable
 
-from canary_deploy.local.paths import StackPaths
+from canary_deploy.local.paths import StackPaths, private_opener
 from canary_deploy.local.processes import MARKER_ENV, tie_to_parent
 from canary_deploy.rollout.runner import load_settings
 from canary_deploy.rollout.store import RolloutStore
@@ -96,7 +96,7 @@ class ControllerHost:
         env = dict(os.environ)
         env[MARKER_ENV] = self.paths.marker
         parent = os.getpid()
-        with open(self.log_path, "ab") as log:
+        with open(self.log_path, "ab", opener=private_opener) as log:
             self.child = subprocess.Popen(
                 [
                     sys.executable,

@@ -29,7 +29,7 @@ from canary_deploy.balancer import Balancer, BalancerConfig, HealthCheckConfig
 from canary_deploy.balancer.admin import AdminServer, balancer_routes
 from canary_deploy.local.admin_routes import StackAdmin
 from canary_deploy.local.controller_host import ControllerHost
-from canary_deploy.local.paths import StackPaths
+from canary_deploy.local.paths import StackPaths, private_dir, private_opener
 from canary_deploy.local.processes import (
     ProcessLauncher,
     kill_stack_processes,
@@ -102,11 +102,11 @@ class StackDaemon:
     # ---- lifecycle
 
     async def run(self, ready: Callable[[dict[str, Any]], None]) -> None:
-        self.paths.state_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.paths.state_dir)
         # One daemon per state directory: two concurrent `deploy`s must not both start
         # one (the second would kill the first one's tasks as leftovers). The kernel
         # drops the lock when the process dies, also on kill -9.
-        with self.paths.lock_file.open("w") as lock:
+        with open(self.paths.lock_file, "w", opener=private_opener) as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
@@ -170,7 +170,8 @@ class StackDaemon:
             routes.add_routes(admin)
             balancer_routes(admin, self.balancer)
             await admin.start()
-            self.paths.pid_file.write_text(f"{os.getpid()}\n")
+            with open(self.paths.pid_file, "w", opener=private_opener) as pid_file:
+                pid_file.write(f"{os.getpid()}\n")
             loop = asyncio.get_running_loop()
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.add_signal_handler(sig, self._stop.set)

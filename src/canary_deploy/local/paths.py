@@ -1,15 +1,78 @@
-"""Where one local stack keeps its files: the state directory and the admin socket."""
+"""Where one local stack keeps its files (the state directory and the admin socket), and
+keeping them private: the directory 0700, every file in it 0600."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import stat
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 # sun_path holds 108 bytes on Linux; deep project directories need a socket elsewhere.
 _MAX_SOCKET_PATH = 100
+# The spec carries `NAME=value` environment (maybe secrets) and tasks log what they like:
+# owner only, like the admin socket.
+PRIVATE_DIR_MODE = 0o700
+PRIVATE_FILE_MODE = 0o600
+# What the tool keeps in a state directory (the admin socket is made 0600 where it binds).
+_OWN_FILES = ("state.db*", "daemon.*", "controller.*")
+
+
+def private_dir(path: Path) -> Path:
+    """Create the directory `path` owner-only (missing parents as the umask says);
+    tighten it when it exists with a looser mode (older versions made it 0755)."""
+    path.mkdir(mode=PRIVATE_DIR_MODE, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o777 != PRIVATE_DIR_MODE:
+        os.chmod(path, PRIVATE_DIR_MODE)
+    return path
+
+
+def private_opener(path: str | os.PathLike[str], flags: int) -> int:
+    """For `open(..., opener=private_opener)`: a new file is created 0600 (whatever the
+    umask), an existing one is tightened to it."""
+    fd = os.open(path, flags, PRIVATE_FILE_MODE)
+    if os.fstat(fd).st_mode & 0o777 != PRIVATE_FILE_MODE:
+        os.fchmod(fd, PRIVATE_FILE_MODE)
+    return fd
+
+
+def private_file(path: Path) -> Path:
+    """Create `path` empty with mode 0600 unless it exists; tighten an existing one.
+
+    An existing file is never opened here: closing any descriptor of a file drops every
+    POSIX lock this process holds on it - SQLite's too, when another connection in this
+    process has the database open (the daemon's store while its controller host looks)."""
+    try:
+        os.close(
+            os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, PRIVATE_FILE_MODE)
+        )
+    except FileExistsError:
+        if path.stat().st_mode & 0o777 != PRIVATE_FILE_MODE:
+            os.chmod(path, PRIVATE_FILE_MODE)
+    return path
+
+
+def tighten_state_dir(state_dir: Path) -> None:
+    """Make a state directory an older version left (0755 with 0644 files) private: the
+    directory, `tasks/`, and the files the tool keeps there (only those: a state
+    directory pointed at a project keeps the project's own modes)."""
+    if not state_dir.is_dir():
+        return
+    private_dir(state_dir)
+    tasks = state_dir / "tasks"
+    files = [path for pattern in _OWN_FILES for path in state_dir.glob(pattern)]
+    if tasks.is_dir() and not tasks.is_symlink():
+        private_dir(tasks)
+        files += tasks.glob("*.log*")
+    for path in files:
+        try:
+            mode = path.lstat().st_mode
+            if stat.S_ISREG(mode) and mode & 0o077:
+                os.chmod(path, mode & 0o700)
+        except OSError:
+            continue  # gone meanwhile (a task log pruned, a file moved aside)
 
 
 @dataclass(frozen=True)

@@ -9,14 +9,21 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from canary_deploy.local.commands import TaskCommand
+from canary_deploy.local.paths import private_dir
+from canary_deploy.local.tasklog import log_files, read_tail
 
 # Every task carries this variable (inherited by its children), so a leftover process of
 # this stack can be found in /proc without trusting recorded PIDs that may have been reused.
 MARKER_ENV = "CANARY_LOCAL_STACK"
+# A task's log writer (see tasklog.py) carries this instead of the marker.
+LOG_WRITER_ENV = "CANARY_TASK_LOG"
+# How long a tail of an exited task waits for its writer to write the last bytes.
+_WRITER_DRAIN_S = 0.2
 _PR_SET_PDEATHSIG = 1
 
 try:
@@ -47,15 +54,19 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 @dataclass
 class TaskProcess:
-    """One running task process and where its output goes."""
+    """One running task process and where its output goes (through `writer`)."""
 
     pid: int
     port: int
     log_path: Path
     popen: subprocess.Popen[bytes]
+    writer: subprocess.Popen[bytes] | None = None
 
     def poll(self) -> int | None:
-        return self.popen.poll()
+        code = self.popen.poll()
+        if code is not None and self.writer is not None:
+            self.writer.poll()  # reaped once the task's output has ended
+        return code
 
     def signal_group(self, sig: int) -> None:
         """Signal the whole process group, so children of a shell command go too."""
@@ -63,18 +74,16 @@ class TaskProcess:
             os.killpg(self.pid, sig)
 
     def output_tail(self, max_chars: int = 600) -> str:
-        try:
-            with self.log_path.open("rb") as fh:
-                fh.seek(0, os.SEEK_END)
-                size = fh.tell()
-                fh.seek(max(0, size - max_chars))
-                return fh.read().decode("utf-8", "replace").strip()
-        except OSError:
-            return ""
+        if self.writer is not None and self.popen.poll() is not None:
+            # The task has exited: its last words may still be in the pipe.
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.writer.wait(_WRITER_DRAIN_S)
+        return read_tail(self.log_path, max_chars)
 
 
 class ProcessLauncher:
-    """Starts task processes for one stack; output goes to `<log_dir>/<task_id>.log`."""
+    """Starts task processes for one stack; output goes to `<log_dir>/<task_id>.log`,
+    capped and rotated by a log writer per task (see tasklog.py)."""
 
     def __init__(self, log_dir: Path, stack_marker: str, host: str = "127.0.0.1") -> None:
         self.log_dir = log_dir
@@ -89,29 +98,61 @@ class ProcessLauncher:
         env = dict(os.environ)
         env.update(extra_env)
         env.update({MARKER_ENV: self.stack_marker, "CANARY_TASK_ID": task_id})
-        self.log_dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.log_dir)
         log_path = self.log_dir / f"{task_id}.log"
         parent = os.getpid()
-        with log_path.open("wb") as log:
+        read_end, write_end = os.pipe()
+        try:
+            writer = self._start_writer(task_id, log_path, read_end)
+        finally:
+            os.close(read_end)
+        try:
             popen = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
-                stdout=log,
+                stdout=write_end,
                 stderr=subprocess.STDOUT,
                 env=env,
                 process_group=0,
                 preexec_fn=lambda: tie_to_parent(parent),
                 close_fds=True,
             )
-        return TaskProcess(pid=popen.pid, port=port, log_path=log_path, popen=popen)
+        finally:
+            os.close(write_end)  # the task holds the only write end: EOF ends the writer
+        return TaskProcess(popen.pid, port, log_path, popen, writer)
+
+    def _start_writer(self, task_id: str, log_path: Path, pipe: int) -> subprocess.Popen[bytes]:
+        """The task's log writer: not tied to the daemon and without the stack's marker
+        (sweeps leave it alone), in its own process group (signals for the task's group
+        do not cut its last words): it ends when the task and all it started are gone."""
+        env = {**os.environ, LOG_WRITER_ENV: task_id}
+        for name in (MARKER_ENV, "CANARY_TASK_ID"):
+            env.pop(name, None)
+        return subprocess.Popen(
+            [sys.executable, "-m", "canary_deploy.local.tasklog", str(log_path)],
+            stdin=pipe,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env=env,
+            process_group=0,
+            close_fds=True,
+        )
 
 
-def prune_task_logs(log_dir: Path, keep: int = 200) -> None:
-    """Delete all but the newest `keep` task logs (each replaced task leaves one)."""
-    logs = sorted(log_dir.glob("*.log"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in logs[keep:]:
+def prune_task_logs(log_dir: Path, keep: int = 100) -> None:
+    """Delete the logs of all but the `keep` most recently written tasks (each replaced
+    task leaves its files): at most keep x tasklog.FILES x tasklog.MAX_FILE_BYTES."""
+
+    def written(log: Path) -> float:
         with contextlib.suppress(OSError):
-            old.unlink()
+            return log.stat().st_mtime
+        return 0.0
+
+    logs = sorted(log_dir.glob("*.log"), key=written, reverse=True)
+    for old in logs[keep:]:
+        for path in log_files(old):
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
 def stack_processes(stack_marker: str) -> list[int]:

@@ -11,13 +11,24 @@ class LocalRouter:
 
     def __init__(self, stack: LocalStack) -> None:
         self.stack = stack
+        # The weights this router set last and the daemon's number for that change.
+        self._last_set: tuple[Weights, int] | None = None
 
     def get_weights(self) -> Weights:
         return Weights.from_dict(self.stack.request("GET", "/weights"))
 
     def set_weights(self, weights: Weights) -> None:
         """All three groups' weights in one admin call (one listener change)."""
-        self.stack.request("PUT", "/weights", weights.to_dict())
+        doc = self.stack.request("PUT", "/weights?with_revision=1", weights.to_dict())
+        self._last_set = (weights, int(doc.get("revision", 0)))
 
     def verify_weights(self, weights: Weights) -> bool:
         return self.get_weights() == weights
+
+    def replaced_since_set(self, weights: Weights) -> bool:
+        """True when this router's last change set `weights` and a later change (another
+        command's) has been applied since: the daemon numbers them."""
+        if self._last_set is None or self._last_set[0] != weights or not self._last_set[1]:
+            return False  # a daemon from before the numbering says revision 0
+        live = self.stack.request("GET", "/weights?with_revision=1")
+        return int(live.get("revision", 0)) > self._last_set[1]

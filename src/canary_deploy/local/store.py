@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import json
+import logging
 import sqlite3
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from canary_deploy.backend import ReleaseSpec
+from canary_deploy.local.statedb import DB_NAME, CorruptState, connect, move_aside
 from canary_deploy.weights import Weights
 
-DB_NAME = "state.db"
+__all__ = ["DB_NAME", "Event", "StateStore", "spec_from_dict", "spec_to_dict"]
+
+log = logging.getLogger("canary.daemon")
+Buckets = Callable[[], Iterable[dict[str, Any]]]
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS kv (key TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS events (
@@ -75,26 +84,95 @@ def spec_from_dict(doc: dict[str, Any]) -> ReleaseSpec:
     )
 
 
+def _heals(
+    method: Callable[Concatenate[StateStore, _P], _R],
+) -> Callable[Concatenate[StateStore, _P], _R]:
+    """In the daemon (see `rebuild_when_damaged`), damage met by this call rebuilds the
+    file from memory, and the call runs once more on the new file."""
+
+    @functools.wraps(method)
+    def run(self: StateStore, /, *args: _P.args, **kwargs: _P.kwargs) -> _R:
+        try:
+            return method(self, *args, **kwargs)
+        except CorruptState as exc:
+            if self._recent_buckets is None:
+                raise
+            self.repair(exc.reason)
+            return method(self, *args, **kwargs)
+
+    return run
+
+
 class StateStore:
     """One SQLite file per stack. Writes are small and synchronous: a weight change is on
-    disk before the admin call returns, so `kill -9` right after it loses nothing."""
+    disk before the admin call returns, so `kill -9` right after it loses nothing.
+
+    A damaged file raises `CorruptState` (see statedb.py). The documents this store read
+    or wrote stay in memory too, so the daemon can `rebuild` a damaged file."""
 
     def __init__(self, state_dir: Path) -> None:
-        state_dir.mkdir(parents=True, exist_ok=True)
         self.path = state_dir / DB_NAME
-        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=NORMAL")
-        self._db.executescript(_SCHEMA)
+        self._docs: dict[str, Any] = {}
+        self._recent_buckets: Buckets | None = None
+        self._db = self._open()
+
+    def _open(self) -> sqlite3.Connection:
+        db = connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
 
     def close(self) -> None:
         self._db.close()
+
+    # ---- damage
+
+    def rebuild_when_damaged(self, recent_buckets: Buckets) -> None:
+        """For the daemon, which holds the truth in memory: from now on, damage met by
+        any call is repaired at once (`rebuild`, with `recent_buckets()`) and recorded,
+        so the stack keeps working (an emergency rollback above all)."""
+        self._recent_buckets = recent_buckets
+
+    def rebuild(self, buckets: Iterable[dict[str, Any]] = ()) -> Path:
+        """Move the file aside and write a new one from memory: the documents (spec,
+        weights, listener) this store last read or wrote, and `buckets`. Returns where
+        the old file went (its events and rollout history stay there)."""
+        with contextlib.suppress(sqlite3.Error):
+            self._db.close()  # its closing checkpoint may meet the damage too
+        moved = move_aside(self.path)
+        self._db = self._open()
+        for key, value in self._docs.items():
+            self._put(key, value)
+        self._write_buckets(buckets)
+        return moved
+
+    def repair(self, problem: str) -> Path:
+        """In the daemon: `rebuild` with the recent metrics, and record why (an event in
+        the new file, a line in the daemon's log). Returns where the old file went."""
+        if self._recent_buckets is None:
+            raise RuntimeError("repair() needs rebuild_when_damaged() first")
+        moved = self.rebuild(self._recent_buckets())
+        message = (
+            f"the state database was damaged ({problem}): moved to {moved.name}, "
+            "rebuilt from the daemon's memory (spec, weights, listener, recent metrics)"
+        )
+        log.warning("%s", message)
+        self.add_event("daemon", None, message)
+        return moved
 
     # ---- key/value documents
 
     def _get(self, key: str) -> Any:
         row = self._db.execute("SELECT value FROM kv WHERE key = ?", (key,)).fetchone()
-        return None if row is None else json.loads(row[0])
+        value = None if row is None else json.loads(row[0])
+        if value is not None:
+            self._docs[key] = value
+        return value
 
     def _put(self, key: str, value: Any) -> None:
         self._db.execute(
@@ -102,35 +180,52 @@ class StateStore:
             "ON CONFLICT(key) DO UPDATE SET value = excluded.value",
             (key, json.dumps(value)),
         )
+        self._docs[key] = value
 
+    @_heals
     def load_spec(self) -> ReleaseSpec | None:
         doc = self._get("spec")
         return None if doc is None else spec_from_dict(doc)
 
+    @_heals
     def save_spec(self, spec: ReleaseSpec) -> None:
         self._put("spec", spec_to_dict(spec))
 
+    @_heals
     def load_weights(self) -> Weights | None:
         doc = self._get("weights")
         return None if doc is None else Weights.from_dict(doc)
 
-    def save_weights(self, weights: Weights) -> None:
-        self._put("weights", weights.to_dict())
+    @_heals
+    def save_weights(self, weights: Weights, revision: int = 0) -> None:
+        """`revision` numbers the listener's weight changes (see StackAdmin)."""
+        self._put("weights", {**weights.to_dict(), "revision": revision})
 
+    @_heals
+    def weights_revision(self) -> int:
+        doc = self._get("weights")
+        return 0 if doc is None else int(doc.get("revision", 0))
+
+    @_heals
     def load_listener(self) -> tuple[str, int] | None:
         doc = self._get("listener")
         return None if doc is None else (str(doc["host"]), int(doc["port"]))
 
+    @_heals
     def save_listener(self, host: str, port: int) -> None:
         """The bound address, so a restarted daemon comes back where clients point."""
         self._put("listener", {"host": host, "port": port})
 
+    @_heals
     def clear_spec(self) -> None:
         """After `delete`: nothing is desired any more, history stays."""
         self._db.execute("DELETE FROM kv WHERE key IN ('spec', 'weights', 'listener')")
+        for key in ("spec", "weights", "listener"):
+            self._docs.pop(key, None)
 
     # ---- event log
 
+    @_heals
     def add_event(
         self, kind: str, version: str | None, message: str, t: float | None = None
     ) -> None:
@@ -139,6 +234,7 @@ class StateStore:
             (time.time() if t is None else t, kind, version, message),
         )
 
+    @_heals
     def events(self, since_id: int = 0, limit: int = 200) -> list[Event]:
         """The newest `limit` events after `since_id`, oldest first."""
         rows = self._db.execute(
@@ -150,7 +246,11 @@ class StateStore:
 
     # ---- metrics
 
+    @_heals
     def save_buckets(self, buckets: Iterable[dict[str, Any]]) -> int:
+        return self._write_buckets(buckets)
+
+    def _write_buckets(self, buckets: Iterable[dict[str, Any]]) -> int:
         rows = [(int(b["t"]), str(b["version"]), json.dumps(b)) for b in buckets]
         self._db.executemany(
             "INSERT INTO metric_buckets (t, version, doc) VALUES (?, ?, ?) "
@@ -159,12 +259,14 @@ class StateStore:
         )
         return len(rows)
 
+    @_heals
     def load_buckets(self, since: float) -> list[dict[str, Any]]:
         rows = self._db.execute(
             "SELECT doc FROM metric_buckets WHERE t >= ? ORDER BY t", (int(since),)
         ).fetchall()
         return [json.loads(row[0]) for row in rows]
 
+    @_heals
     def prune(self, before: float) -> None:
         """Drop metric buckets older than `before`; the event log is kept."""
         self._db.execute("DELETE FROM metric_buckets WHERE t < ?", (int(before),))

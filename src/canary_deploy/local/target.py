@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -33,9 +34,20 @@ from canary_deploy.local.metrics import LocalMetrics
 from canary_deploy.local.paths import StackPaths
 from canary_deploy.local.router import LocalRouter
 from canary_deploy.local.stack import STEADY_TIMEOUT_S, LocalStack
+from canary_deploy.local.statedb import DB_NAME, damage, move_aside
 from canary_deploy.local.store import StateStore, spec_from_dict, spec_to_dict
 from canary_deploy.local.workload import LocalWorkload, wait_steady
 from canary_deploy.weights import Weights
+
+
+@dataclass(frozen=True)
+class StateRepair:
+    """What `canary repair` found and did."""
+
+    path: Path
+    problem: str | None  # None: the database is sound, nothing was done
+    moved_to: Path | None = None
+    rebuilt_by_daemon: bool = False
 
 
 class LocalTarget:
@@ -178,7 +190,8 @@ class LocalTarget:
         return Status(self.name, self.settings.stack_name, "STOPPED", None, versions, (note,))
 
     def delete(self, progress: Progress, *, purge: bool = False) -> None:
-        """Stop the daemon and every task. History (events, metrics) stays unless purge."""
+        """Stop the daemon and every task, and remove the tasks' logs. History (events,
+        metrics) stays unless purge."""
         had_spec = self.stack.stored_spec() is not None
         progress.update("stopping the local stack")
         was_running = self.stack.control.stop(forget=True)
@@ -193,9 +206,29 @@ class LocalTarget:
                 f"no local stack in {self.paths.state_dir}",
                 hint="nothing to delete; pass the --state-dir it was deployed with",
             )
+        # The tasks are gone: so is their output (events and metrics stay, as history).
+        shutil.rmtree(self.paths.task_logs, ignore_errors=True)
         if purge and self.paths.state_dir.exists():
             shutil.rmtree(self.paths.state_dir)
             progress.log(f"Removed {self.paths.state_dir}")
+
+    def repair_state(self) -> StateRepair:
+        """A damaged state database moved aside: the running daemon writes it anew from
+        what it holds; with no daemon, the next `deploy` starts afresh."""
+        path = self.paths.state_dir / DB_NAME
+        if not path.exists():
+            raise OperationFailed(
+                f"no local state database in {self.paths.state_dir}",
+                hint="nothing to repair; pass the --state-dir the stack was deployed with",
+            )
+        if self.stack.control.running():
+            doc = self.stack.control.request("POST", "/state/rebuild")
+            moved = None if doc["moved_to"] is None else Path(doc["moved_to"])
+            return StateRepair(path, doc["problem"], moved, rebuilt_by_daemon=moved is not None)
+        problem = damage(path)
+        if problem is None:
+            return StateRepair(path, None)
+        return StateRepair(path, problem, move_aside(path))
 
 
 def _weights(doc: dict[str, Any]) -> Weights:

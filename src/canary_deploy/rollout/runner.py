@@ -18,6 +18,7 @@ from pathlib import Path
 
 from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError
+from canary_deploy.local.paths import private_dir, private_opener
 from canary_deploy.rollout.controller import TickResult
 from canary_deploy.rollout.state import RenewingProgress
 
@@ -38,9 +39,10 @@ def save_settings(settings: Settings) -> Path:
         update={"local": settings.local.model_copy(update={"state_dir": state_dir})}
     )
     path = settings_file(state_dir)
-    state_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(state_dir)
     tmp = path.with_suffix(".tmp")
-    tmp.write_text(absolute.model_dump_json(indent=2))
+    with open(tmp, "w", opener=private_opener) as fh:  # the images may carry secrets
+        fh.write(absolute.model_dump_json(indent=2))
     tmp.replace(path)
     return path
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from canary_deploy.errors import UsageError
+from canary_deploy.local.statedb import connect
 from canary_deploy.rollout.late import FedWindow
 from canary_deploy.rollout.model import (
     ACTOR,
@@ -96,17 +97,21 @@ class RolloutStore:
     """Rollouts of one stack (`stack` keys the rows, so one db may serve several)."""
 
     def __init__(self, path: Path, stack: str) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
         self.path = path
         self.stack = stack
-        self._db = sqlite3.connect(path, timeout=10.0, isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA busy_timeout=10000")
-        self._db.executescript(_SCHEMA)
-        for table, column, kind in _ADDED_COLUMNS:
-            have = {row[1] for row in self._db.execute(f"PRAGMA table_info({table})")}
-            if column not in have:
-                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        # Private (0600) like the rest of the state; damage raises `CorruptState`.
+        self._db = connect(path, timeout=10.0, isolation_level=None)
+        try:
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.executescript(_SCHEMA)
+            for table, column, kind in _ADDED_COLUMNS:
+                info = self._db.execute(f"PRAGMA table_info({table})").fetchall()
+                if column not in {row[1] for row in info}:
+                    self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+        except BaseException:
+            self._db.close()
+            raise
 
     def close(self) -> None:
         self._db.close()
