@@ -25,7 +25,9 @@ def stamp(t: float) -> str:
 
 
 def duration(seconds: float | None) -> str:
-    """>>> duration(5.2), duration(65), duration(3725), duration(None)
+    """A duration the way people say it.
+
+    >>> duration(5.2), duration(65), duration(3725), duration(None)
     ('5s', '1m 05s', '1h 02m', '-')
     """
     if seconds is None:
@@ -105,6 +107,15 @@ def _column(version: Version, vs: VersionStatus, weight: int) -> str:
 # ---- traffic
 
 
+def _percent(rate: float) -> str:
+    """A rate in percent, three significant digits.
+
+    >>> _percent(0.0), _percent(0.0123), _percent(1.0)
+    ('0%', '1.23%', '100%')
+    """
+    return f"{rate * 100:.3g}%"
+
+
 _SERIES: tuple[tuple[str, str, Callable[[Point], float | None], Callable[[float], str]], ...] = (
     ("rate", "Requests / s", lambda p: p.rate, lambda v: f"{v:.3g}"),
     ("errors", "Error rate", lambda p: p.error_rate, _percent),
@@ -143,13 +154,6 @@ def traffic(series: TrafficSeries | None, now: float, pace: Pace, error: str | N
             f"{''.join(legend)}</figcaption>{svg}</figure>"
         )
     return error_box(error) + f'<div class="charts">{"".join(cards)}</div>'
-
-
-def _percent(rate: float) -> str:
-    """>>> _percent(0.0), _percent(0.0123), _percent(1.0)
-    ('0%', '1.23%', '100%')
-    """
-    return f"{rate * 100:.3g}%"
 
 
 def _ago(x: float) -> str:
