@@ -72,6 +72,19 @@ def log_range(values: Sequence[float]) -> tuple[int, int]:
     return low, high
 
 
+def log_ticks(low: int, high: int, most: int = 5) -> list[float]:
+    """At most `most` powers of ten from 10^low up to 10^high, evenly spaced.
+
+    >>> log_ticks(-1, 2)
+    [0.1, 1.0, 10.0, 100.0]
+    >>> ticks = log_ticks(-2, 17)
+    >>> len(ticks), ticks[0], ticks[-1] >= 1e17
+    (5, 0.01, True)
+    """
+    step = max(1, math.ceil((high - low) / (most - 1)))
+    return [10.0**p for p in range(low, high + step, step)]
+
+
 def render(chart: Chart) -> str:
     """The chart as an inline SVG element."""
     ys = [y for line in chart.lines for _, y in line.points if y is not None]
@@ -79,13 +92,13 @@ def render(chart: Chart) -> str:
     x0, x1 = chart.x_range
     x1 = x1 if x1 > x0 else x0 + 1
     if chart.log:
-        lo, hi = log_range(ys)
+        ticks = log_ticks(*log_range(ys))
+        lo, hi = round(math.log10(ticks[0])), round(math.log10(ticks[-1]))
 
         def to_y(v: float) -> float:
             frac = (math.log10(max(v, 10.0**lo)) - lo) / (hi - lo)
             return HEIGHT - _BOTTOM - frac * (HEIGHT - _TOP - _BOTTOM)
 
-        ticks = [10.0**p for p in range(lo, hi + 1)]
     else:
         top = nice_max(max(ys, default=0.0))
 

@@ -167,9 +167,10 @@ def history(rows: list[HistoryRow]) -> str:
     if not rows:
         return '<p class="muted">No rollouts yet: start one with <code>canary rollout</code>.</p>'
     body = "".join(
-        f'<tr data-rollout="{r.id}" class="s-{escape(r.status)}">'
+        f'<tr data-rollout="{r.id}">'
         f'<td><a href="/rollouts/{r.id}">#{r.id}</a></td><td>{stamp(r.started_at)}</td>'
-        f"<td>{escape(r.status.replace('_', ' '))}</td><td>{duration(r.duration_s)}</td>"
+        f'<td class="s-{escape(r.status)}">{escape(r.status.replace("_", " "))}</td>'
+        f"<td>{duration(r.duration_s)}</td>"
         f"<td>{escape(r.deciding)}</td><td><code>{escape(r.canary_image or '-')}</code></td></tr>"
         for r in rows
     )

@@ -70,7 +70,12 @@ def serve(settings: Settings, options: Options, ready: Callable[[str], None]) ->
         reader = Reader(target, lambda: service.existing_store(settings), pace)
         dashboard = Dashboard(settings, access, reader, pace)
         config = uvicorn.Config(
-            dashboard.app(), log_level="warning", access_log=False, lifespan="on"
+            dashboard.app(),
+            log_level="warning",
+            access_log=False,
+            lifespan="on",
+            # Open pages keep their event streams: Ctrl-C closes them instead of waiting.
+            timeout_graceful_shutdown=1,
         )
         ready(url_of(access, sock))
         uvicorn.Server(config).run(sockets=[sock])
