@@ -134,4 +134,3 @@ def start_load(stack: LocalStack, rate: int, seconds: int) -> Load:
         text=True,
     )  # fmt: skip
     return Load(proc)
-

@@ -214,7 +214,9 @@ def test_a_post_from_another_origin_is_refused(
     rebound = httpx.get(control.url, headers={"host": "evil.example"})
     assert rebound.status_code == 421
     # The page's own request, for contrast, is applied.
-    ok = httpx.post(f"{own}/api/actions", json=body, headers={"origin": own, "x-canary-token": token[1]})
+    ok = httpx.post(
+        f"{own}/api/actions", json=body, headers={"origin": own, "x-canary-token": token[1]}
+    )
     assert ok.status_code == 200, ok.text
     assert stack.status()["listener"]["weights"]["canary"] == 5
 
