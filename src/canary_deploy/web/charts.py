@@ -19,7 +19,6 @@ class Line:
     label: str
     points: Sequence[tuple[float, float | None]]
     css: str  # the class that colours it: v-stable, v-canary, v-baseline, harm, ni
-    dashed: bool = False
 
 
 @dataclass(frozen=True)
@@ -85,75 +84,98 @@ def log_ticks(low: int, high: int, most: int = 5) -> list[float]:
     return [10.0**p for p in range(low, high + step, step)]
 
 
-def render(chart: Chart) -> str:
-    """The chart as an inline SVG element."""
+@dataclass(frozen=True)
+class _Frame:
+    """Data to pixels: x linear over `x_range`; y linear from 0 to `top`, or over whole
+    decades 10^low..10^high on a log scale."""
+
+    x0: float
+    x1: float
+    ticks: list[float]
+    log: bool
+
+    def x(self, v: float) -> float:
+        return _LEFT + (v - self.x0) / (self.x1 - self.x0) * (WIDTH - _LEFT - _RIGHT)
+
+    def y(self, v: float) -> float:
+        if self.log:
+            low, high = (math.log10(t) for t in (self.ticks[0], self.ticks[-1]))
+            frac = (math.log10(max(v, self.ticks[0])) - low) / (high - low)
+        else:
+            frac = v / self.ticks[-1]
+        return HEIGHT - _BOTTOM - frac * (HEIGHT - _TOP - _BOTTOM)
+
+
+def _frame(chart: Chart) -> _Frame:
     ys = [y for line in chart.lines for _, y in line.points if y is not None]
     ys += [r.at for r in chart.hrules]
     x0, x1 = chart.x_range
     x1 = x1 if x1 > x0 else x0 + 1
     if chart.log:
-        ticks = log_ticks(*log_range(ys))
-        lo, hi = round(math.log10(ticks[0])), round(math.log10(ticks[-1]))
+        return _Frame(x0, x1, log_ticks(*log_range(ys)), log=True)
+    top = nice_max(max(ys, default=0.0))
+    return _Frame(x0, x1, [0.0, top / 2, top], log=False)
 
-        def to_y(v: float) -> float:
-            frac = (math.log10(max(v, 10.0**lo)) - lo) / (hi - lo)
-            return HEIGHT - _BOTTOM - frac * (HEIGHT - _TOP - _BOTTOM)
 
-    else:
-        top = nice_max(max(ys, default=0.0))
-
-        def to_y(v: float) -> float:
-            return HEIGHT - _BOTTOM - (v / top) * (HEIGHT - _TOP - _BOTTOM)
-
-        ticks = [0.0, top / 2, top]
-
-    def to_x(v: float) -> float:
-        return _LEFT + (v - x0) / (x1 - x0) * (WIDTH - _LEFT - _RIGHT)
-
-    parts = [
+def render(chart: Chart) -> str:
+    """The chart as an inline SVG element."""
+    f = _frame(chart)
+    return (
         f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
         f'aria-label="{escape(chart.title)}">'
-    ]
-    for tick in ticks:
-        y = to_y(tick)
+        f"{_axes(f, chart)}{_rules(f, chart)}{_lines(f, chart)}</svg>"
+    )
+
+
+def _axes(f: _Frame, chart: Chart) -> str:
+    parts = []
+    for tick in f.ticks:
+        y = f.y(tick)
         parts.append(
             f'<line class="grid" x1="{_LEFT}" x2="{WIDTH - _RIGHT}" y1="{y:.1f}" y2="{y:.1f}"/>'
             f'<text class="tick" x="{_LEFT - 4}" y="{y + 3:.1f}" text-anchor="end">'
             f"{escape(chart.y_label(tick))}</text>"
         )
-    for frac in (0.0, 0.5, 1.0):
-        xv = x0 + frac * (x1 - x0)
-        anchor = ("start", "middle", "end")[int(frac * 2)]
+    for frac, anchor in ((0.0, "start"), (0.5, "middle"), (1.0, "end")):
+        xv = f.x0 + frac * (f.x1 - f.x0)
         parts.append(
-            f'<text class="tick" x="{to_x(xv):.1f}" y="{HEIGHT - 5}" '
+            f'<text class="tick" x="{f.x(xv):.1f}" y="{HEIGHT - 5}" '
             f'text-anchor="{anchor}">{escape(chart.x_label(xv))}</text>'
         )
+    return "".join(parts)
+
+
+def _rules(f: _Frame, chart: Chart) -> str:
+    parts = []
     for rule in chart.vrules:
-        x = to_x(rule.at)
+        x = f.x(rule.at)
         parts.append(
             f'<line class="{rule.css}" x1="{x:.1f}" x2="{x:.1f}" y1="{_TOP}" '
             f'y2="{HEIGHT - _BOTTOM}"/><text class="tick" x="{x + 2:.1f}" y="{_TOP + 9}">'
             f"{escape(rule.label)}</text>"
         )
     for rule in chart.hrules:
-        y = to_y(rule.at)
+        y = f.y(rule.at)
         parts.append(
             f'<line class="{rule.css}" x1="{_LEFT}" x2="{WIDTH - _RIGHT}" y1="{y:.1f}" '
             f'y2="{y:.1f}"><title>{escape(rule.label)}</title></line>'
         )
+    return "".join(parts)
+
+
+def _lines(f: _Frame, chart: Chart) -> str:
+    """Each line as polylines between gaps; a lone point as a dot."""
+    parts = []
     for line in chart.lines:
-        dash = ' stroke-dasharray="4 3"' if line.dashed else ""
         for run in _runs(line.points):
-            coords = " ".join(f"{to_x(x):.1f},{to_y(y):.1f}" for x, y in run)
-            shape = "polyline" if len(run) > 1 else "circle"
-            if shape == "circle":
-                x, y = run[0]
+            if len(run) == 1:
+                ((x, y),) = run
                 parts.append(
-                    f'<circle class="{line.css}" cx="{to_x(x):.1f}" cy="{to_y(y):.1f}" r="2"/>'
+                    f'<circle class="{line.css}" cx="{f.x(x):.1f}" cy="{f.y(y):.1f}" r="2"/>'
                 )
-            else:
-                parts.append(f'<polyline class="{line.css}" points="{coords}"{dash}/>')
-    parts.append("</svg>")
+                continue
+            coords = " ".join(f"{f.x(x):.1f},{f.y(y):.1f}" for x, y in run)
+            parts.append(f'<polyline class="{line.css}" points="{coords}"/>')
     return "".join(parts)
 
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 import time
+import traceback
 from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -27,6 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError, UsageError
+from canary_deploy.rollout.model import Event, Rollout
 from canary_deploy.web import actions, fragments, layout, rollout_view
 from canary_deploy.web.access import ACCESS_COOKIE, Access
 from canary_deploy.web.hub import Hub, sse_message
@@ -131,7 +134,13 @@ class Dashboard:
         loop = asyncio.get_running_loop()
         every = min(self.pace.status_s, self.pace.metrics_s, self.pace.rollout_s)
         while True:
-            await self.hub.publish(await loop.run_in_executor(self.reading, self._refresh))
+            try:
+                await self.hub.publish(await loop.run_in_executor(self.reading, self._refresh))
+            except Exception:
+                # A bug: say so loudly, and keep serving what was read last (every part
+                # is read again at the next refresh).
+                traceback.print_exc()
+                print("the dashboard hit a bug in canary-deploy; please report it", file=sys.stderr)
             self.kick.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.kick.wait(), every)
@@ -177,7 +186,7 @@ class Dashboard:
             layout.rollout_page(self.settings.stack_name, r, events, batches=batches)
         )
 
-    def _rollout(self, rollout_id: int) -> Any:
+    def _rollout(self, rollout_id: int) -> tuple[Rollout, list[Event]] | None:
         store = self.reader.store()
         if store is None:
             return None

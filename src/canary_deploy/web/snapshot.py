@@ -123,7 +123,7 @@ class Reader:
             else:
                 self._read_rollouts()
         except CanaryError as exc:
-            snap.errors[name] = exc.message + (f" ({exc.hint})" if exc.hint else "")
+            snap.errors[name] = exc.message + (f"; {exc.hint}" if exc.hint else "")
             if name == "rollout":
                 self.close()  # opened again at the next read
         else:
