@@ -72,7 +72,8 @@ def _verdict(r: Rollout, events: list[Event]) -> str:
     if title is None:
         line = explained or "waiting for the first batch"
         return f'<p class="decision">Judge: {escape(str(line))}</p>'
-    reason = r.reason or explained or ""
+    # Ended: why it ended (a promotion needs none); under way: the judge's last word.
+    reason = r.reason or ("" if r.status.terminal else explained or "")
     return (
         f'<div class="verdict s-{r.status}" data-verdict="{r.status}"><b>{escape(title)}</b>'
         f"<br>{escape(str(reason))}<br><small>decided by: {escape(deciding(r, events))}</small>"
