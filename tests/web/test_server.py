@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from starlette.testclient import TestClient
 
@@ -18,6 +19,7 @@ from canary_deploy.rollout.plan import RolloutPlan, Step
 from canary_deploy.rollout.store import RolloutStore
 from canary_deploy.web import actions
 from canary_deploy.web.access import Access
+from canary_deploy.web.run import background
 from canary_deploy.web.server import Dashboard
 from canary_deploy.web.snapshot import PACES, Reader
 from tests.web.fakes import FakeTarget, SteadyMetrics
@@ -175,3 +177,13 @@ def test_a_rollout_has_its_own_page(tmp_path: Path, serve: Callable[..., TestCli
     assert page.status_code == 200 and "rollout started: canary 10%" in page.text
     assert client.get("/rollouts/99").status_code == 404
     assert f'data-rollout="{r.id}"' in _read(client)
+
+
+def test_the_dashboard_can_run_beside_another_command_and_stops_with_it(tmp_path: Path) -> None:
+    with background(_settings(tmp_path)) as url:
+        deadline = time.monotonic() + 10
+        while "no local stack" not in (page := httpx.get(url).text):
+            assert time.monotonic() < deadline, page
+            time.sleep(0.05)
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(url)

@@ -4,7 +4,9 @@ before serving), then serve until interrupted."""
 from __future__ import annotations
 
 import socket
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -54,8 +56,8 @@ def url_of(access: Access, sock: socket.socket) -> str:
     return url + (f"?token={quote(access.access_token)}" if access.access_token else "")
 
 
-def serve(settings: Settings, options: Options, ready: Callable[[str], None]) -> None:
-    """Serve the dashboard until Ctrl-C; `ready` gets the URL to open once bound."""
+def _server(settings: Settings, options: Options) -> tuple[uvicorn.Server, socket.socket, str]:
+    """The bound socket, the server that will serve it, and the URL to open."""
     check_bind(options.host, allow_remote=options.allow_remote, token=options.token)
     sock = bind(options.host, options.port)
     try:
@@ -74,10 +76,37 @@ def serve(settings: Settings, options: Options, ready: Callable[[str], None]) ->
             log_level="warning",
             access_log=False,
             lifespan="on",
-            # Open pages keep their event streams: Ctrl-C closes them instead of waiting.
+            # Open pages keep their event streams: stopping closes them instead of waiting.
             timeout_graceful_shutdown=1,
         )
-        ready(url_of(access, sock))
-        uvicorn.Server(config).run(sockets=[sock])
+    except BaseException:
+        sock.close()
+        raise
+    return uvicorn.Server(config), sock, url_of(access, sock)
+
+
+def serve(settings: Settings, options: Options, ready: Callable[[str], None]) -> None:
+    """Serve the dashboard until Ctrl-C; `ready` gets the URL to open once bound."""
+    server, sock, url = _server(settings, options)
+    try:
+        ready(url)
+        server.run(sockets=[sock])
     finally:
+        sock.close()
+
+
+@contextmanager
+def background(settings: Settings, options: Options = Options()) -> Iterator[str]:
+    """Serve the dashboard from a thread while the block runs (e.g. beside `canary demo`);
+    yields its URL, and stops it (open pages included) on the way out."""
+    server, sock, url = _server(settings, options)
+    thread = threading.Thread(
+        target=server.run, kwargs={"sockets": [sock]}, name="dashboard", daemon=True
+    )
+    thread.start()
+    try:
+        yield url
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
         sock.close()
