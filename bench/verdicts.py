@@ -127,10 +127,12 @@ class Stack:
 
     def __init__(self, root: Path, args: argparse.Namespace) -> None:
         self.env = dict(os.environ)
+        no_settings = root / "empty-canary.toml"  # never the developer's canary.toml
+        no_settings.write_text("")
         self.env.update(
             CANARY_STATE_DIR=str(root / "state"),
             CANARY_LISTEN=f"127.0.0.1:{free_port()}",
-            CANARY_CONFIG=str(root / "none.toml"),
+            CANARY_CONFIG=str(no_settings),
             DESIRED_COUNT_STABLE=str(args.stable_count),
             DESIRED_COUNT_CANARY=str(args.canary_count),
             COLUMNS="200",

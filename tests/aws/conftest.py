@@ -110,12 +110,14 @@ def isolate_env(
             "CANARY_WEIGHT",
         ):
             monkeypatch.delenv(key)
+    # Never read a canary.toml or AWS config from the developer's machine.
+    no_settings = tmp / "empty-canary.toml"
+    no_settings.write_text("")
     values = {
         **server.env,
         "CANARY_TARGET": "aws",
         "STACK_NAME": stack_name,
-        # Never read a canary.toml or AWS config from the developer's machine.
-        "CANARY_CONFIG": str(tmp / "absent.toml"),
+        "CANARY_CONFIG": str(no_settings),
         "AWS_CONFIG_FILE": str(tmp / "absent-aws-config"),
         "AWS_SHARED_CREDENTIALS_FILE": str(tmp / "absent-aws-credentials"),
         "AWS_EC2_METADATA_DISABLED": "true",

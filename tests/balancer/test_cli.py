@@ -64,8 +64,10 @@ def test_balancer_command_serves_and_stops_cleanly(tmp_path: Path) -> None:
             assert f"canary set-weights S C --balancer {sock}" in banner
             done = await asyncio.to_thread(
                 subprocess.run,
-                [sys.executable, "-m", "canary_deploy", "set-weights", "0", "100"]
-                + ["--balancer", str(sock), "-o", "json"],
+                [
+                    *(sys.executable, "-m", "canary_deploy", "set-weights", "0", "100"),
+                    *("--balancer", str(sock), "-o", "json"),
+                ],
                 capture_output=True,
                 text=True,
                 timeout=60,

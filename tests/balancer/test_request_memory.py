@@ -180,11 +180,16 @@ def test_running_out_of_file_descriptors_is_never_booked_on_a_group(tmp_path: Pa
                         client.send(b"GET /sleep/1 HTTP/1.1\r\nHost: a\r\n\r\n")
                         response = await client.read_response()
                         return 0 if response is None else response.status
+                    except ConnectionResetError:
+                        return 0
                     finally:
                         await client.close()
 
                 statuses = await asyncio.gather(*(slow_request() for _ in range(40)))
-                assert set(statuses) <= {200, 503}, statuses
+                # 0: a connection the event loop could not accept and dropped (libuv, under
+                # uvloop, accepts and closes one when out of descriptors): no response, and
+                # nothing booked. Never a 502 or 504 of the group.
+                assert set(statuses) <= {0, 200, 503}, statuses
                 assert 503 in statuses  # the limit was reached
                 assert (await get(port)).status == 200  # and the listener still serves
                 text = await asyncio.to_thread(AdminClient(sock).request, "GET", "/metrics")

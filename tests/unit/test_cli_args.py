@@ -2,9 +2,6 @@
 items 4, 5, 8, 10)."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -12,18 +9,7 @@ import typer
 
 from canary_deploy.cli.app import _register_optional_commands, app
 from canary_deploy.cli.argv import reorder
-
-
-def _canary(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CANARY_", "STABLE_"))}
-    return subprocess.run(
-        [sys.executable, "-m", "canary_deploy", *args],
-        cwd=cwd,
-        env={**env, "COLUMNS": "200"},
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.unit.cli import canary
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +44,7 @@ def test_options_move_to_where_click_reads_them(
 
 
 def test_global_options_after_the_command_take_effect(tmp_path: Path) -> None:
-    done = _canary(tmp_path, "config", "--stack-name", "after", "--target", "aws", "-o", "json")
+    done = canary(tmp_path, "config", "--stack-name", "after", "--target", "aws", "-o", "json")
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert (doc["settings"]["stack_name"], doc["settings"]["target"]) == ("after", "aws")
@@ -66,13 +52,13 @@ def test_global_options_after_the_command_take_effect(tmp_path: Path) -> None:
 
 
 def test_output_before_the_command_takes_effect(tmp_path: Path) -> None:
-    done = _canary(tmp_path, "-o", "json", "config")
+    done = canary(tmp_path, "-o", "json", "config")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["settings"]["target"] == "local"
 
 
 def test_state_dir_after_status_is_the_one_read(tmp_path: Path) -> None:
-    done = _canary(tmp_path, "status", "--state-dir", str(tmp_path / "elsewhere"))
+    done = canary(tmp_path, "status", "--state-dir", str(tmp_path / "elsewhere"))
     assert done.returncode == 1
     assert f"no local stack in {tmp_path / 'elsewhere'}" in done.stderr
     assert "No such option" not in done.stderr
@@ -94,7 +80,7 @@ def test_state_dir_after_status_is_the_one_read(tmp_path: Path) -> None:
 def test_every_wrong_weight_gets_the_weights_message(
     tmp_path: Path, args: list[str], needle: str
 ) -> None:
-    done = _canary(tmp_path, "set-weights", *args)
+    done = canary(tmp_path, "set-weights", *args)
     assert done.returncode == 2
     assert needle in done.stderr
     assert "hint:" in done.stderr and "No such option" not in done.stderr
@@ -102,7 +88,7 @@ def test_every_wrong_weight_gets_the_weights_message(
 
 
 def test_a_standalone_balancer_weights_hint_names_no_other_command(tmp_path: Path) -> None:
-    done = _canary(
+    done = canary(
         tmp_path, "balancer", "--stable", "127.0.0.1:1", "--canary", "", "--weights", "90", "5"
     )
     assert done.returncode == 2
@@ -111,16 +97,16 @@ def test_a_standalone_balancer_weights_hint_names_no_other_command(tmp_path: Pat
 
 
 def test_shell_completion_is_offered(tmp_path: Path) -> None:
-    done = _canary(tmp_path, "--show-completion", "bash")
+    done = canary(tmp_path, "--show-completion", "bash")
     assert done.returncode == 0, done.stderr
     assert "complete" in done.stdout and "canary" in done.stdout
-    help_text = _canary(tmp_path, "--help").stdout
+    help_text = canary(tmp_path, "--help").stdout
     assert "--install-completion" in help_text
     assert "<bool>" not in help_text  # flags show no type
 
 
 def test_delete_has_a_json_document(tmp_path: Path) -> None:
-    done = _canary(tmp_path, "delete", "--yes", "--purge", "-o", "json", "--state-dir", "st")
+    done = canary(tmp_path, "delete", "--yes", "--purge", "-o", "json", "--state-dir", "st")
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert doc == {

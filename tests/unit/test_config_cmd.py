@@ -2,26 +2,10 @@
 text and as one JSON document; a dry run that changes nothing (issue 13, item 2)."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from canary_deploy.config import explain_settings
-
-
-def _canary(cwd: Path, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if k != "CANARY_CONFIG"}
-    full_env.update({"COLUMNS": "200", **env})
-    return subprocess.run(
-        [sys.executable, "-m", "canary_deploy", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
+from tests.unit.cli import canary
 
 TOML = (
     'stack_name = "from-file"\n'
@@ -51,7 +35,7 @@ def test_each_setting_says_where_it_came_from(tmp_path: Path) -> None:
 
 def test_config_prints_settings_and_the_plan(tmp_path: Path) -> None:
     (tmp_path / "canary.toml").write_text(TOML)
-    done = _canary(tmp_path, "--target", "local", "config", STABLE_WEIGHT="90", CANARY_WEIGHT="10")
+    done = canary(tmp_path, "--target", "local", "config", STABLE_WEIGHT="90", CANARY_WEIGHT="10")
     assert done.returncode == 0, done.stderr
     out = done.stdout
     lines = {line.split()[0]: line for line in out.splitlines() if line.strip()}
@@ -74,7 +58,7 @@ def test_config_prints_settings_and_the_plan(tmp_path: Path) -> None:
 
 def test_config_json_is_one_document(tmp_path: Path) -> None:
     (tmp_path / "canary.toml").write_text(TOML)
-    done = _canary(tmp_path, "config", "-o", "json", "--steps", "10,100")
+    done = canary(tmp_path, "config", "-o", "json", "--steps", "10,100")
     assert done.returncode == 0, done.stderr
     doc = json.loads(done.stdout)
     assert doc["settings"]["stack_name"] == "from-file"
@@ -85,7 +69,7 @@ def test_config_json_is_one_document(tmp_path: Path) -> None:
 
 def test_config_reports_every_problem_and_exits_2(tmp_path: Path) -> None:
     (tmp_path / "canary.toml").write_text('[rollout]\nmin_requests = "lots"\nstepz = [5]\n')
-    done = _canary(tmp_path, "config")
+    done = canary(tmp_path, "config")
     assert done.returncode == 2
     assert "canary.toml: rollout.min_requests" in done.stderr
     assert "rollout.stepz: unknown setting; did you mean steps?" in done.stderr

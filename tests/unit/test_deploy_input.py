@@ -2,9 +2,6 @@
 image, a group with traffic and no task; AWS rollouts judge on CloudWatch's minutes
 (issue 13, items 14 and 15)."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,19 +13,7 @@ from canary_deploy.rollout.plan import build_plan
 from canary_deploy.sample_app.model import MODELS
 from canary_deploy.usecases import starved_groups
 from canary_deploy.weights import Weights
-
-
-def _canary(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CANARY_", "IMAGE_URI"))}
-    return subprocess.run(
-        [sys.executable, "-m", "canary_deploy", *args],
-        cwd=cwd,
-        env={**env, "COLUMNS": "200", "CANARY_STATE_DIR": str(cwd / ".canary")},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        stdin=subprocess.DEVNULL,
-    )
+from tests.unit.cli import canary
 
 
 def test_builtin_versions_are_the_sample_apps_models() -> None:
@@ -84,7 +69,7 @@ def test_a_group_with_traffic_and_no_task_is_named() -> None:
 def test_deploy_refuses_before_anything_is_started(
     tmp_path: Path, args: list[str], needle: str
 ) -> None:
-    done = _canary(tmp_path, "deploy", "--listen", "127.0.0.1:0", *args)
+    done = canary(tmp_path, "deploy", "--listen", "127.0.0.1:0", *args)
     assert done.returncode == 2, done.stderr
     assert needle in done.stderr
     assert "hint:" in done.stderr and "Traceback" not in done.stderr

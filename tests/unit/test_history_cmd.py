@@ -1,28 +1,13 @@
 """`canary history --rollout N` for a rollout that does not exist names the range
 instead of saying there are none (issue 13, item 12)."""
 
-import os
-import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
 from canary_deploy.analysis import Judge
 from canary_deploy.rollout.plan import build_plan
 from canary_deploy.rollout.store import RolloutStatus, RolloutStore
-
-
-def _history(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CANARY_")}
-    env.update({"CANARY_STATE_DIR": str(state_dir), "COLUMNS": "200"})
-    return subprocess.run(
-        [sys.executable, "-m", "canary_deploy", "history", *args],
-        cwd=state_dir.parent,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+from tests.unit.cli import canary
 
 
 def test_a_missing_rollout_is_named_with_the_range(tmp_path: Path) -> None:
@@ -37,12 +22,12 @@ def test_a_missing_rollout_is_named_with_the_range(tmp_path: Path) -> None:
         store.save(replace(r, status=RolloutStatus.PROMOTED), now=101.0 + i)
     store.close()
 
-    missing = _history(state, "--rollout", "99")
+    missing = canary(tmp_path, "history", "--rollout", "99")
     assert missing.returncode == 2
     assert "there is no rollout #99: the rollouts here are #1 to #3" in missing.stderr
     assert "No rollouts yet" not in missing.stdout
 
-    one = _history(state, "--rollout", "2")
+    one = canary(tmp_path, "history", "--rollout", "2")
     assert one.returncode == 0, one.stderr
     assert "#2 " in one.stdout and "#1 " not in one.stdout
 
@@ -51,6 +36,6 @@ def test_no_rollouts_at_all_says_so(tmp_path: Path) -> None:
     state = tmp_path / ".canary"
     state.mkdir()
     RolloutStore(state / "state.db", "ecs-canary-demo-stack").close()
-    done = _history(state, "--rollout", "1")
+    done = canary(tmp_path, "history", "--rollout", "1")
     assert done.returncode == 0
     assert "No rollouts yet" in done.stdout

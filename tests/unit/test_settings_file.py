@@ -2,9 +2,6 @@
 key path and what is allowed, a typo gets the nearest known key, and no mistake ends in a
 traceback (issue 13, items 1 and 3)."""
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,6 +11,7 @@ from canary_deploy.errors import UsageError
 from canary_deploy.rollout.plan import build_plan
 from canary_deploy.rollout.runner import load_settings as load_saved
 from canary_deploy.rollout.runner import save_settings
+from tests.unit.cli import canary
 
 
 def _load(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> str:
@@ -171,21 +169,6 @@ def test_a_named_config_file_must_exist(tmp_path: Path) -> None:
     assert load_settings({}, env={}, config_file=missing).stack_name
 
 
-def _canary(
-    cwd: Path, *args: str, env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    full_env = {k: v for k, v in os.environ.items() if k != "CANARY_CONFIG"}
-    full_env.update({"CANARY_STATE_DIR": str(cwd / ".canary"), "COLUMNS": "200", **(env or {})})
-    return subprocess.run(
-        [sys.executable, "-m", "canary_deploy", *args],
-        cwd=cwd,
-        env=full_env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
 @pytest.mark.parametrize(
     "args,env,needle",
     [
@@ -196,7 +179,7 @@ def _canary(
 def test_the_cli_refuses_a_missing_named_config(
     tmp_path: Path, args: list[str], env: dict[str, str], needle: str
 ) -> None:
-    done = _canary(tmp_path, *args, env=env)
+    done = canary(tmp_path, *args, **env)
     assert done.returncode == 2, done.stderr
     assert needle in done.stderr and "Traceback" not in done.stderr
     assert not (tmp_path / ".canary").exists()
@@ -204,7 +187,7 @@ def test_the_cli_refuses_a_missing_named_config(
 
 def test_the_cli_reports_a_bad_rollout_table_without_a_traceback(tmp_path: Path) -> None:
     (tmp_path / "canary.toml").write_text('[rollout.judge]\nalpha = "x"\n[rollout]\nsteps = "5"\n')
-    done = _canary(tmp_path, "rollout", "--detach", "-o", "json")
+    done = canary(tmp_path, "rollout", "--detach", "-o", "json")
     assert done.returncode == 2
     assert "Traceback" not in done.stderr and "this is a bug" not in done.stderr
     assert "canary.toml: rollout.judge.alpha" in done.stderr

@@ -113,6 +113,13 @@ class FramingError(Exception):
         self.status = status
 
 
+def rejection_status(exc: httptools.HttpParserError) -> int:
+    """The status for a request httptools refused. A FramingError raised in one of our
+    callbacks reaches the caller as httptools' HttpParserCallbackError, its context."""
+    cause = exc.__context__
+    return cause.status if isinstance(cause, FramingError) else 400
+
+
 class TracePrefix:
     """`X-Amzn-Trace-Id: Root=1-<8 hex epoch>-<16 hex random>`, made once per second.
 
@@ -154,6 +161,7 @@ class Exchange:
         "expect_continue",
         "has_body",
         "head",
+        "http10",
         "idempotent",
         "is_head",
         "keep_alive",
@@ -163,6 +171,7 @@ class Exchange:
         "sent_at",
         "sticky",
         "target",
+        "upgrade",
         "upstream",
         "version",
     )
@@ -174,6 +183,7 @@ class Exchange:
         self.has_body = False
         self.idempotent = False  # may be resent when a stale pooled connection fails
         self.is_head = False
+        self.http10 = False  # an HTTP/1.0 client: no chunked response
         self.keep_alive = True
         self.expect_continue = False
         self.sticky: Version | None = None
@@ -184,6 +194,8 @@ class Exchange:
         self.target: Target | None = None
         self.upstream: UpstreamConnection | None = None
         self.sent_at = 0.0
+        # A WebSocket upgrade request: the client's bytes after it, held until the 101.
+        self.upgrade: bytes | None = None
 
     def release_target(self) -> None:
         """Stop counting this request as in flight on its target (exactly once)."""
@@ -234,6 +246,7 @@ class RequestReader:
         self._content_length = 0
         self._chunked = False
         self._expect_continue = False
+        self._upgrade = b""  # the Upgrade header's value, lowercased
 
     # Client bytes go to `parser.feed_data` straight from ClientConnection.data_received
     # (the hot path), which turns httptools' errors into statuses and calls head_pending.
@@ -279,6 +292,8 @@ class RequestReader:
                 self._codings.append(value)
             elif lname == b"connection":
                 self._connection_tokens = value.lower()
+            elif lname == b"upgrade":
+                self._upgrade += b"," + value.lower()
             elif lname == b"expect":
                 if value.lower() != b"100-continue":
                     raise FramingError("unsupported Expect", 417)
@@ -299,11 +314,14 @@ class RequestReader:
     def on_headers_complete(self) -> None:
         self.in_head = False
         parser = self._parser
-        if parser.should_upgrade():
-            raise FramingError("protocol upgrades are not supported", 501)
         method: bytes = parser.get_method()
         if method == b"CONNECT":
             raise FramingError("CONNECT is not supported", 405)
+        websocket = False
+        if parser.should_upgrade():
+            websocket = self._is_websocket_handshake(method)
+            if not websocket:
+                raise FramingError("only WebSocket upgrades are supported", 501)
         url, headers = self._target_and_host(method, parser.get_http_version())
         tokens = self._connection_tokens
         if tokens is not None and tokens not in (b"keep-alive", b"close"):
@@ -319,12 +337,19 @@ class RequestReader:
             parts.append(trace_header(time.monotonic()))
         if self._chunked:
             parts.append(self._transfer_encoding())
+        if websocket:
+            parts.append(b"Connection: Upgrade\r\nUpgrade: websocket\r\n")
         parts.append(b"\r\n")
         exchange = Exchange(self._client, b"".join(parts))
         exchange.has_body = self._chunked or self._content_length > 0
         exchange.is_head = method == b"HEAD"
         exchange.idempotent = method in _IDEMPOTENT
         exchange.keep_alive = parser.should_keep_alive()
+        exchange.http10 = parser.get_http_version() == "1.0"
+        if websocket:
+            # After a 101 the connection is the tunnel's; after any other answer it closes.
+            exchange.upgrade = b""
+            exchange.keep_alive = False
         exchange.expect_continue = self._expect_continue and exchange.has_body
         if self._stickiness is not None and self._cookie is not None:
             exchange.sticky = self._stickiness.version_from_cookie(self._cookie)
@@ -369,6 +394,15 @@ class RequestReader:
             if _CODING.fullmatch(coding) is None or coding.lower() == b"chunked":
                 raise FramingError("invalid Transfer-Encoding")
         return b"Transfer-Encoding: " + b", ".join([*codings[:-1], b"chunked"]) + b"\r\n"
+
+    def _is_websocket_handshake(self, method: bytes) -> bool:
+        """RFC 6455 4.1: an HTTP/1.1 GET, without a body, asking for `websocket`."""
+        return (
+            method == b"GET"
+            and self._parser.get_http_version() == "1.1"
+            and b"websocket" in {token.strip() for token in self._upgrade.split(b",")}
+            and not (self._chunked or self._content_length)
+        )
 
     def on_body(self, body: bytes) -> None:
         exchange = self._current

@@ -36,6 +36,7 @@ from canary_deploy.balancer.parser import (
     FramingError,
     RequestReader,
     TracePrefix,
+    rejection_status,
     trace_serial,
 )
 from canary_deploy.balancer.responses import CONTINUE, error_response
@@ -131,8 +132,7 @@ class ClientConnection(asyncio.Protocol):
             idle = target.idle
             while idle:
                 upstream = idle.pop()
-                if upstream.usable:
-                    upstream.attach(exchange, True, now)
+                if upstream.usable and upstream.attach(exchange, True, now):
                     return
             self.connect(exchange, target)
             return
@@ -143,11 +143,12 @@ class ClientConnection(asyncio.Protocol):
         except FramingError as exc:
             self._reject(exc.status)
             return
-        except httptools.HttpParserUpgrade:
-            self._reject(501)
+        except httptools.HttpParserUpgrade as exc:
+            # Only a WebSocket handshake gets here (the parser refuses other upgrades).
+            self._upgrade_requested(data[exc.args[0] :])
             return
-        except httptools.HttpParserError:
-            self._reject(400)
+        except httptools.HttpParserError as exc:
+            self._reject(rejection_status(exc))
             return
         new = len(reader.new)
         queue = self.queue
@@ -179,8 +180,22 @@ class ClientConnection(asyncio.Protocol):
         self.held = 0
         if self._held_paused:
             self._held_paused = False
-            if not self._error_status and not self._closed:
+            # A WebSocket handshake waiting for its 101 (no reader) keeps reading paused.
+            if not self._error_status and not self._closed and self.reader is not None:
                 self.transport.resume_reading()
+
+    def _upgrade_requested(self, rest: bytes) -> None:
+        """A WebSocket handshake ended this read: no more HTTP from this client. What it
+        sends next waits (reading paused) for the target's answer: after a 101 it goes to
+        the tunnel (see tunnel.py), after anything else the connection closes."""
+        assert self.reader is not None
+        new = self.reader.new
+        new[-1].upgrade = rest
+        self.queue.extend(new)
+        new.clear()
+        self.reader = None
+        self.transport.pause_reading()
+        self._pump()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
@@ -236,8 +251,8 @@ class ClientConnection(asyncio.Protocol):
             if upstream.usable:
                 if self.held and len(self.queue) == 1:
                     self._release_held()  # its held bytes go out with the attach
-                upstream.attach(exchange, True, _monotonic())
-                return
+                if upstream.attach(exchange, True, _monotonic()):
+                    return
         self.connect(exchange, target)
 
     def _no_target(self, exchange: Exchange) -> None:
@@ -276,7 +291,8 @@ class ClientConnection(asyncio.Protocol):
             return
         if self.held and self.queue and self.queue[-1] is exchange:
             self._release_held()  # its held bytes go out with the attach
-        upstream.attach(exchange, False, _monotonic())
+        if not (upstream.usable and upstream.attach(exchange, False, _monotonic())):
+            self.upstream_failed(exchange, 502)  # it spoke (or closed) before it was asked
 
     def _exhausted(self, exchange: Exchange) -> None:
         """The balancer itself ran out (of file descriptors, buffers, memory): a 503 that
@@ -361,9 +377,7 @@ class ClientConnection(asyncio.Protocol):
         """Called by the sweep: 408 a client too slow to send its request (mid-body, or a
         head past its deadline), 504 a request whose target went silent, close idle
         clients."""
-        reader = self.reader
-        if reader is None:
-            return
+        reader = self.reader  # None once a WebSocket handshake took the connection over
         if self.queue:
             exchange = self.queue[0]
             upstream = exchange.upstream
@@ -376,11 +390,11 @@ class ClientConnection(asyncio.Protocol):
                 self._reject(408)  # the client stalled mid-body: its fault, not the target's
             elif upstream is not None and now - upstream.last_activity > limit:
                 upstream.timed_out()
-            elif reader.in_head:
+            elif reader is not None and reader.in_head:
                 # A head pipelined behind a request in flight: its deadline starts when
                 # the connection is free again (to within a sweep period).
                 reader.head_started = now
-        elif reader.in_head and not self._error_status:
+        elif reader is not None and reader.in_head and not self._error_status:
             if (
                 now - reader.head_started > self.ctx.head_timeout_s
                 or now - self.last_activity > limit

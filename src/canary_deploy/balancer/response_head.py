@@ -1,10 +1,12 @@
-"""Which target response heads may skip the parser, and what they become for the client.
+"""What target response heads become for the client, and which may skip the parser.
 
 A response head qualifies when it arrives whole, is HTTP/1.1 with a final status other
 than 204/304, has well-formed header lines (token names right before the colon,
 visible-ASCII values), exactly one Content-Length and no hop-by-hop header but
 Connection. Everything else (chunked, close-delimited, 1xx, duplicate or conflicting
-framing, malformed heads) goes through httptools, which is strict.
+framing, malformed heads) goes through httptools, which is strict; what it accepts is
+filtered by `parsed_response_head`. Either way, the hop-by-hop headers and those a
+Connection header names never reach the client.
 
 The verdict takes one regex pass, and it is a pure function of the head's bytes, so it
 is memoized: a target sends the same few heads over and over (only `Date` changes, once
@@ -53,6 +55,15 @@ _SIMPLE_RESPONSE = re.compile(
     + rb"|%b(?:%b)*+(?:%b(?:%b)*+)?" % (_CONNECTION % 2, _OTHER, _LENGTH % 2, _OTHER)
     + rb")?\r\n\r\n"
 )
+# Connection tokens that name no header to strip: options, headers already stripped as
+# hop-by-hop, and the framing (the balancer frames the body for the client itself).
+_NOT_NAMES = HOP_BY_HOP | {b"", b"close", b"keep-alive", b"content-length"}
+_NAME = re.compile(TOKEN_CHAR + rb"++")
+_CONNECTION_VALUE = re.compile(rb"\r\n[Cc](?i:onnection)[ \t]*:([^\r]*)")
+# Parsed response heads are filtered as raw bytes, not one Python callback per header.
+_HOP_NAMES = b"|".join(sorted(HOP_BY_HOP))
+_FRAMING_OR_HOP = re.compile(rb"\r\n(" + _HOP_NAMES + rb"|content-length)[ \t]*:", re.I)
+_HOP_LINE = re.compile(rb"\r\n(?:" + _HOP_NAMES + rb")[ \t]*:[^\r]*", re.I)
 _STATUS_CODES = {b"%d" % code: code for code in range(200, 600) if code not in (204, 304)}
 _MAX_LENGTH_DIGITS = 15
 
@@ -98,12 +109,59 @@ def simple_response_head(head: bytes) -> SimpleHead | None:
         connection_at = match.span("connection2")
     if connection_at[0] >= 0:
         start, end = connection_at
-        # Its comma-separated tokens, as llhttp reads them: "closed" is not "close". (find,
-        # not `in`, first: bytes.__contains__ tries its argument as an int, and raising
-        # and clearing that TypeError costs more than the search.)
-        value = head[start:end].partition(b":")[2].lower()
-        keep_alive = value.find(b"close") < 0 or b"close" not in {
-            token.strip(b" \t") for token in value.split(b",")
-        }
         out = head[:start] + head[end:-2]
+        value = head[start:end].partition(b":")[2].strip(b" \t").lower()
+        if value == b"close":
+            keep_alive = False
+        elif value != b"keep-alive":  # the usual values skip the token split
+            # Its comma-separated tokens, as llhttp reads them: "closed" is not "close".
+            tokens = connection_tokens(value)
+            keep_alive = b"close" not in tokens
+            out = drop_named_headers(out, tokens)
     return out, status, length, keep_alive
+
+
+def parsed_response_head(head: bytes) -> tuple[bytes, bool, bool]:
+    """A head httptools accepted (status line and headers, no final CRLF), as the client
+    gets it: without hop-by-hop headers and those its Connection names, labelled
+    HTTP/1.1; and whether it had a Content-Length, and a Transfer-Encoding.
+
+    >>> parsed_response_head(b"HTTP/1.0 200 OK\\r\\nKeep-Alive: 5\\r\\nContent-Length: 2")
+    (b'HTTP/1.1 200 OK\\r\\nContent-Length: 2', True, False)
+    """
+    has_length = chunked = False
+    names = _FRAMING_OR_HOP.findall(head)
+    if names:
+        found = b" ".join(names).lower()
+        has_length = b"content-length" in found
+        chunked = b"transfer-encoding" in found
+        if b"connection" in found:
+            head = drop_named_headers(head, named_by_connection(head))
+        if len(names) > has_length:
+            head = _HOP_LINE.sub(b"", head)
+    if not head.startswith(b"HTTP/1.1 "):
+        head = b"HTTP/1.1" + head[8:]  # we speak HTTP/1.1 to clients whatever the target
+    return head, has_length, chunked
+
+
+def connection_tokens(value: bytes) -> set[bytes]:
+    """The lowercased comma-separated tokens of a Connection header value."""
+    return {token.strip(b" \t") for token in value.lower().split(b",")}
+
+
+def named_by_connection(head: bytes) -> set[bytes]:
+    """The tokens of every Connection header line in a head (lines start with CRLF)."""
+    tokens: set[bytes] = set()
+    for value in _CONNECTION_VALUE.findall(head):
+        tokens |= connection_tokens(value)
+    return tokens
+
+
+def drop_named_headers(head: bytes, tokens: set[bytes]) -> bytes:
+    """The head without the header lines its Connection tokens name (RFC 9110 7.6.1: they
+    are hop-by-hop too). Lines are matched with the CRLF before them, as in the head."""
+    names = [re.escape(token) for token in tokens - _NOT_NAMES if _NAME.fullmatch(token)]
+    if not names:
+        return head
+    named = re.compile(rb"\r\n(?i:" + b"|".join(names) + rb")[ \t]*:[^\r]*")
+    return named.sub(b"", head)

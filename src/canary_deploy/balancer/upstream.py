@@ -2,36 +2,32 @@
 
 A whole simple response head with a Content-Length is checked and rewritten once per
 distinct head (see response_head) and its body counted; other responses are parsed
-with httptools. Either way they stream to the client as they arrive (never buffered
-whole); the connection goes back to its target's idle pool when both the request and
-the response completed cleanly.
+with httptools (see parsed_response). Either way they stream to the client as they
+arrive (never buffered whole); the connection goes back to its target's idle pool when
+both the request and the response completed cleanly, and any byte the target sends
+while no request is outstanding closes it (see attach): it never reaches a client.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
+import select
 import time
 from typing import Any
 
-import httptools
-
 from canary_deploy.balancer.metrics import MetricsRecorder
-from canary_deploy.balancer.parser import HOP_BY_HOP, Exchange
-from canary_deploy.balancer.response_head import MAX_SIMPLE_HEAD_BYTES, simple_response_head
+from canary_deploy.balancer.parsed_response import ParsedResponses
+from canary_deploy.balancer.parser import Exchange
+from canary_deploy.balancer.response_head import (
+    MAX_SIMPLE_HEAD_BYTES,
+    simple_response_head,
+)
 from canary_deploy.balancer.routing import MAX_IDLE_PER_TARGET, Stickiness, Target
 
-_NO_BODY_STATUS = (204, 304)
-# A target's response head beyond this is a malformed response (502).
-MAX_RESPONSE_HEAD_BYTES = 64 * 1024
-_HOP_NAMES = b"|".join(sorted(HOP_BY_HOP))
-# Parsed response heads are filtered as raw bytes, not one Python callback per header.
-_FRAMING_OR_HOP = re.compile(rb"\r\n(" + _HOP_NAMES + rb"|content-length)[ \t]*:", re.I)
-_HOP_LINE = re.compile(rb"\r\n(?:" + _HOP_NAMES + rb")[ \t]*:[^\r]*", re.I)
 _monotonic = time.monotonic
 
 
-class UpstreamConnection(asyncio.Protocol):
+class UpstreamConnection(ParsedResponses, asyncio.Protocol):
     """A keep-alive HTTP/1.1 connection from the balancer to one target."""
 
     def __init__(
@@ -41,41 +37,34 @@ class UpstreamConnection(asyncio.Protocol):
         target: Target,
         stickiness: Stickiness | None,
     ) -> None:
+        super().__init__()
         self.loop = loop
         self.metrics = metrics
         self.target = target
         self.stickiness = stickiness
         self.transport: Any = None
+        # Polls the socket for bytes the loop has not delivered yet (see attach).
+        self._unread: select.poll | None = None
         self.exchange: Exchange | None = None
         self.last_activity = _monotonic()
         self.usable = False
         self._reused = False
-        self._parser = httptools.HttpResponseParser(self)
-        self._reset_parser = False
-        self._feeding = False  # inside the parser's feed_data
-        self._finished: Exchange | None = None  # completed inside that feed, not settled
-        self._excess = False  # bytes followed the completed response in that feed
-        self._head_keep_alive = False
-        self._head_buf = b""  # raw bytes of the response head(s) being received
-        self._head_start = 0
-        self._awaiting_head = True
-        self._interim = False
-        self._chunked_out = False  # re-chunk the body for the client
-        self._until_eof = False  # the target delimits the body by closing
         self._got_bytes = False
         # Back-pressure we applied; undone when the exchange ends, whoever resumes.
         self._reading_paused = False  # by a slow client
         self._client_paused = False  # the client's reading, by us as a slow target
         self._remaining = 0  # fast path: body bytes still to pass on
         self._fast_keep_alive = False
-        # Bytes for the client from one feed, written with one call (one syscall).
-        self._to_client: list[bytes] = []
 
     # ---- asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
         self.usable = True
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            self._unread = select.poll()
+            self._unread.register(sock.fileno(), select.POLLIN)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.usable = False
@@ -127,34 +116,7 @@ class UpstreamConnection(asyncio.Protocol):
             and self._fast_response(exchange, data, now)
         ):
             return
-        if self._awaiting_head:
-            # Targets never pipeline (we send one request at a time), so a head always
-            # starts a chunk and only interim 1xx heads can precede it.
-            self._head_buf = self._head_buf + data if self._head_buf else data
-        self._feeding = True
-        try:
-            self._parser.feed_data(data)
-        except httptools.HttpParserError:
-            if self._finished is None:
-                self._feeding = False
-                self._fail(502)
-                return
-            self._excess = True  # garbage after a complete response
-        self._feeding = False
-        if self._finished is not None:
-            self._settle_after_feed()
-            return
-        if self._awaiting_head and len(self._head_buf) > MAX_RESPONSE_HEAD_BYTES:
-            self._fail(502)
-            return
-        if self._reset_parser:
-            # A HEAD response ended with its head; a fresh parser expects the next one.
-            self._parser = httptools.HttpResponseParser(self)
-            self._reset_parser = False
-            self._awaiting_head = True
-            self._complete(self._head_keep_alive)
-        elif self._to_client:
-            self._flush()
+        self._parse(data)
 
     def _fast_response(self, exchange: Exchange, data: bytes, now: float) -> bool:
         """Pass on a simple response (response_head), body counted; False: use the parser."""
@@ -178,7 +140,9 @@ class UpstreamConnection(asyncio.Protocol):
                         b""
                         if stickiness is None
                         else stickiness.set_cookie_header(exchange.version, now),
-                        b"" if exchange.keep_alive else b"Connection: close\r\n",
+                        (b"Connection: keep-alive\r\n" if exchange.http10 else b"")
+                        if exchange.keep_alive
+                        else b"Connection: close\r\n",
                         b"\r\n",
                         data[end:],
                     )
@@ -206,13 +170,6 @@ class UpstreamConnection(asyncio.Protocol):
         # Bytes beyond the response mean the target is out of sync: do not reuse it.
         self._complete(self._fast_keep_alive and len(data) == remaining)
 
-    def _flush(self) -> None:
-        out = self._to_client
-        exchange = self.exchange
-        if exchange is not None and exchange.client is not None:
-            exchange.client.transport.write(out[0] if len(out) == 1 else b"".join(out))
-        out.clear()
-
     def pause_reading(self) -> None:
         if self.transport is not None:
             self.transport.pause_reading()
@@ -238,12 +195,20 @@ class UpstreamConnection(asyncio.Protocol):
 
     # ---- driven by the client side
 
-    def attach(self, exchange: Exchange, reused: bool, now: float) -> None:
+    def attach(self, exchange: Exchange, reused: bool, now: float) -> bool:
         """Send this exchange's request (head and whatever body arrived so far).
 
         `reused`: the connection comes from the idle pool (a stale one may be retried);
         `now`: the caller's monotonic clock reading, the request's send time.
+        False: the target sent bytes (or closed) before any request was sent; they are
+        not a response to this one, so the connection is closed and nothing was sent.
         """
+        unread = self._unread
+        if unread is not None and unread.poll(0):
+            # Bytes the loop has not delivered yet (it reads a connection only when it
+            # polls): once the request is sent they would pass for its response.
+            self.close()
+            return False
         self.exchange = exchange
         self.usable = False
         self._reused = reused
@@ -253,6 +218,7 @@ class UpstreamConnection(asyncio.Protocol):
         self.transport.write(out[0] if len(out) == 1 else b"".join(out))
         out.clear()
         self.last_activity = exchange.sent_at = now
+        return True
 
     def send_body(self, exchange: Exchange) -> None:
         out = exchange.out
@@ -304,82 +270,6 @@ class UpstreamConnection(asyncio.Protocol):
         if exchange.client is not None:
             exchange.client.upstream_failed(exchange, status)
 
-    # ---- httptools callbacks
-
-    def on_headers_complete(self) -> None:
-        buf = self._head_buf
-        end = buf.find(b"\r\n\r\n", self._head_start)
-        head = buf[self._head_start : end]  # status line and headers, no final CRLF
-        self._head_start = end + 4
-        status: int = self._parser.get_status_code()
-        if status < 200:
-            self._interim = True  # 1xx: we answered Expect ourselves; drop it
-            return
-        self._awaiting_head = False
-        self._head_buf = b""
-        self._head_start = 0
-        exchange = self.exchange
-        if exchange is None:
-            return
-        self.metrics.record_response(exchange.version, status, _monotonic() - exchange.sent_at)
-        has_length = chunked = False
-        names = _FRAMING_OR_HOP.findall(head)
-        if names:
-            found = b" ".join(names).lower()
-            has_length = b"content-length" in found
-            chunked = b"transfer-encoding" in found
-            if len(names) > has_length:
-                head = _HOP_LINE.sub(b"", head)
-        if not head.startswith(b"HTTP/1.1 "):
-            head = b"HTTP/1.1" + head[8:]  # we speak HTTP/1.1 to clients whatever the target
-        parts = [head, b"\r\n"]
-        no_body = exchange.is_head or status in _NO_BODY_STATUS
-        if exchange.is_head and chunked:
-            parts.append(b"Transfer-Encoding: chunked\r\n")
-        elif not no_body and not has_length:
-            # Chunked or close-delimited from the target: always chunked to the client.
-            self._until_eof = not chunked
-            self._chunked_out = True
-            parts.append(b"Transfer-Encoding: chunked\r\n")
-        if self.stickiness is not None:
-            parts.append(self.stickiness.set_cookie_header(exchange.version, _monotonic()))
-        if not exchange.keep_alive:
-            parts.append(b"Connection: close\r\n")
-        parts.append(b"\r\n")
-        exchange.response_started = True
-        self._to_client.append(b"".join(parts))
-        if exchange.is_head:
-            # httptools cannot be told a response has no body, so for HEAD the message
-            # ends with its head and the parser is replaced once this feed returns.
-            self._reset_parser = True
-            self._head_keep_alive = bool(self._parser.should_keep_alive())
-
-    def on_body(self, body: bytes) -> None:
-        if self.exchange is None or self._reset_parser:
-            return
-        if self._chunked_out:
-            self._to_client.append(b"%x\r\n%b\r\n" % (len(body), body))
-        else:
-            self._to_client.append(body)
-
-    def on_message_complete(self) -> None:
-        if self._interim:
-            self._interim = False
-            return
-        if self.exchange is None or self._reset_parser:
-            return
-        self._awaiting_head = True
-        if self._chunked_out:
-            self._to_client.append(b"0\r\n\r\n")
-            self._chunked_out = self._until_eof = False
-        self._complete(self._parser.should_keep_alive())
-
-    def _finish_body(self) -> None:
-        if self._chunked_out:
-            self._to_client.append(b"0\r\n\r\n")
-        self._chunked_out = False
-        self._until_eof = False
-
     def _complete(self, keep_alive: bool) -> None:
         exchange = self.exchange
         if exchange is None:
@@ -404,22 +294,6 @@ class UpstreamConnection(asyncio.Protocol):
             self._finished = exchange
             return
         self._settle(exchange)
-
-    def _settle_after_feed(self) -> None:
-        """A response completed inside the last feed. Any byte after it (the parser began
-        another message, or choked on garbage) means the target is out of sync: the
-        connection is closed, never pooled, and none of those bytes reaches anyone."""
-        exchange, self._finished = self._finished, None
-        if self._excess:
-            self._excess = False
-            self.usable = False
-            self._to_client.clear()
-        if exchange is not None:
-            self._settle(exchange)
-
-    def on_message_begin(self) -> None:
-        if self._finished is not None:
-            self._excess = True  # a second message in the read that completed the first
 
     def _settle(self, exchange: Exchange) -> None:
         """Pool or close the connection, then let the client go on with its next request."""
