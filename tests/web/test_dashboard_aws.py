@@ -5,8 +5,6 @@ traffic, so the charts are empty here; the local browser tests draw real ones.""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from canary_deploy.config import load_settings
 from canary_deploy.rollout import service
 from canary_deploy.targets import open_target
@@ -22,8 +20,6 @@ def test_the_aws_chain_is_read_at_cloudwatchs_pace_and_the_page_says_so(
     aws_env: AwsEnv,  # noqa: F811
     cli: CliRunner,  # noqa: F811
 ) -> None:
-    # The fixture names a config file it never writes, which `canary` now refuses.
-    Path(aws_env.env["CANARY_CONFIG"]).write_text("")
     assert cli("deploy").exit_code == 0
     settings = load_settings()
     clock = [NOW]
