@@ -11,7 +11,7 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 
 from canary_deploy.backend import Status, Target
-from canary_deploy.errors import CanaryError
+from canary_deploy.errors import CanaryError, OperationFailed
 from canary_deploy.rollout.model import Event, Rollout
 from canary_deploy.rollout.state import RolloutState
 from canary_deploy.web.rollouts import HistoryRow, history_rows
@@ -119,6 +119,12 @@ class Reader:
                 snap.status = self.target.status()
             elif name == "traffic":
                 assert snap.series is not None
+                if snap.status is not None and snap.status.listener is None:
+                    # Stopped: the local target's metrics would start its daemon again,
+                    # and a dashboard only looks.
+                    raise OperationFailed(
+                        "the stack is not running", hint="`canary deploy` starts it"
+                    )
                 snap.series.refresh(now)
             else:
                 self._read_rollouts()
