@@ -5,7 +5,7 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip install --disable-pip-version-check -q
 
 # Debian packages the test suite needs (installed only when missing).
-APT_TEST  :=
+APT_TEST  := chromium
 # Debian packages the benchmarks need.
 APT_BENCH := nginx wrk util-linux
 # Which benchmarks `make bench` runs: `make bench BENCH=balancer` runs one.

@@ -464,6 +464,7 @@ def _register_optional_commands() -> None:
     for module in (
         "canary_deploy.cli.balancer_cmd",
         "canary_deploy.cli.config_cmd",
+        "canary_deploy.cli.dashboard_cmd",
         "canary_deploy.cli.local_cmds",
         "canary_deploy.cli.rollout_cmds",
     ):

@@ -1,0 +1,1 @@
+"""The live web dashboard (`canary dashboard`): the chain, traffic, rollouts and history."""
