@@ -13,7 +13,7 @@ from pathlib import Path
 from types import SimpleNamespace
 
 from canary_deploy.backend import SilentProgress
-from canary_deploy.cli.app import controller_line
+from canary_deploy.cli.stack_cmds import controller_line
 from canary_deploy.errors import UsageError
 from canary_deploy.rollout.plan import RolloutPlan, Step
 from canary_deploy.rollout.state import unattended_since

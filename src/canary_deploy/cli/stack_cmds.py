@@ -1,0 +1,258 @@
+"""The stack's lifecycle verbs of the seed: `deploy`, `status`, `delete`."""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Annotated, Any
+
+import typer
+
+from canary_deploy import usecases
+from canary_deploy.backend import Target
+from canary_deploy.cli.app import OutputOpt, app, settings_from
+from canary_deploy.cli.output import (
+    console,
+    print_json,
+    progress,
+    show_status,
+    warn,
+)
+from canary_deploy.config import Settings
+from canary_deploy.errors import UsageError
+from canary_deploy.targets import open_target
+
+
+@app.command()
+def deploy(
+    ctx: typer.Context,
+    image_stable: Annotated[
+        str | None, typer.Option(help="Stable image (env IMAGE_URI_STABLE)")
+    ] = None,
+    image_canary: Annotated[
+        str | None, typer.Option(help="Canary image (env IMAGE_URI_CANARY)")
+    ] = None,
+    stable_count: Annotated[
+        int | None, typer.Option(help="Stable tasks (env DESIRED_COUNT_STABLE; 2)")
+    ] = None,
+    canary_count: Annotated[
+        int | None, typer.Option(help="Canary tasks (env DESIRED_COUNT_CANARY; 1)")
+    ] = None,
+    container_port: Annotated[
+        int | None, typer.Option(help="Container port (env CONTAINER_PORT; 8000)")
+    ] = None,
+    stable_weight: Annotated[
+        int | None, typer.Option(help="First deploy's stable weight (env STABLE_WEIGHT; 95)")
+    ] = None,
+    canary_weight: Annotated[
+        int | None, typer.Option(help="First deploy's canary weight (env CANARY_WEIGHT; 5)")
+    ] = None,
+    task_cpu: Annotated[int | None, typer.Option(help="Fargate CPU units (env TASK_CPU)")] = None,
+    task_memory: Annotated[int | None, typer.Option(help="MiB (env TASK_MEMORY)")] = None,
+    health_check_path: Annotated[
+        str | None, typer.Option(help="Health check path (env HEALTH_CHECK_PATH; /)")
+    ] = None,
+    stickiness: Annotated[
+        int | None,
+        typer.Option(help="Enable AWSALBTG stickiness for N seconds (env STICKINESS_*)"),
+    ] = None,
+    slow_start: Annotated[
+        int | None,
+        typer.Option(
+            help="ALB slow start: a new target's share ramps up over N seconds "
+            "(0 off, 30-900; env SLOW_START_SECONDS)"
+        ),
+    ] = None,
+    vpc_id: Annotated[str | None, typer.Option(help="AWS VPC (default VPC)")] = None,
+    subnet_ids: Annotated[
+        str | None, typer.Option(help="Comma-separated subnets (default VPC's)")
+    ] = None,
+    force: Annotated[
+        bool,
+        typer.Option(
+            "--force", help="During a rollout: abort it (rolled back, recorded), then deploy."
+        ),
+    ] = False,
+    yes: Annotated[
+        bool,
+        typer.Option("--yes", "-y", help="Deploy even when a group with traffic gets 0 tasks."),
+    ] = False,
+    output: OutputOpt = "text",
+) -> None:
+    """Create or update the stack (first deploy 95/5), then print status. Refused while
+    a rollout runs (it judges the versions deployed), unless --force."""
+    settings = settings_from(
+        ctx,
+        image_uri_stable=image_stable,
+        image_uri_canary=image_canary,
+        desired_count_stable=stable_count,
+        desired_count_canary=canary_count,
+        container_port=container_port,
+        stable_weight=stable_weight,
+        canary_weight=canary_weight,
+        **{
+            "aws.task_cpu": task_cpu,
+            "aws.task_memory": task_memory,
+            "aws.vpc_id": vpc_id,
+            "aws.subnet_ids": None
+            if subnet_ids is None
+            else tuple(s for s in subnet_ids.split(",") if s),
+        },
+        health_check_path=health_check_path,
+        stickiness_enabled=None if stickiness is None else stickiness > 0,
+        stickiness_duration_seconds=stickiness if stickiness else None,
+        slow_start_seconds=slow_start,
+    )
+    target = open_target(settings)
+    current = None
+    if settings.target == "local":
+        from canary_deploy.local.target import LocalTarget
+
+        assert isinstance(target, LocalTarget)
+        current = target.stack.stored_spec()
+    spec = usecases.release_spec(settings, current)
+    _confirm_starved(usecases.starved_groups(spec, usecases.live_weights(target)), yes=yes)
+    _yield_to_rollout(settings, target, force=force, quiet=output == "json")
+    before = usecases.canary_image_live(target)
+    with progress(f"Deploying {settings.stack_name} ({settings.target})") as p:
+        status = usecases.deploy(target, spec, p)
+    show_status(status, output)
+    warning = usecases.new_canary_warning(before, spec, status)
+    if warning:
+        warn(warning)
+
+
+def _confirm_starved(problems: list[str], *, yes: bool) -> None:
+    """A group with traffic and no task answers 503: deploy that only when asked to."""
+    if not problems:
+        return
+    what = "; ".join(problems) + ": those requests would fail with 503"
+    if yes:
+        warn(what)
+        return
+    if not sys.stdin.isatty():
+        raise UsageError(
+            what,
+            hint="move the traffic first (`canary set-weights 0 100` or `100 0`), give the "
+            "group tasks, or pass --yes to deploy anyway",
+        )
+    typer.confirm(f"{what}. Deploy anyway?", abort=True)
+
+
+def _yield_to_rollout(settings: Settings, target: Target, *, force: bool, quiet: bool) -> None:
+    """`deploy` during a rollout: refused, or with --force the rollout ends first."""
+    from canary_deploy.rollout import service, steering
+
+    with service.existing_store(settings) as store:
+        if not force:
+            steering.refuse_deploy(store)
+            return
+        active = None if store is None else store.active()
+        if active is None:
+            return
+        with progress(f"Aborting rollout #{active.id} before the deploy", quiet=quiet) as p:
+            ended = steering.end_rollout(target, store, via="deploy --force", progress=p)
+    if ended is not None:
+        warn(
+            f"rollout #{ended.rollout.id} aborted by {ended.actor}: rolled back, all traffic "
+            "on stable"
+        )
+
+
+# A negative weight (`set-weights -5 105`) is a wrong weight, not an unknown option.
+@app.command()
+def status(ctx: typer.Context, output: OutputOpt = "text") -> None:
+    """The stack along the chain Task Definition -> Tasks -> Service -> Target Group ->
+    Listener -> user, with live weights and recent traffic."""
+    settings = settings_from(ctx)
+    target = open_target(settings)
+    current = target.status()
+    rollout = _rollout_summary(settings)
+    if output == "json":
+        print_json({**current.to_dict(), "rollout": rollout})
+        return
+    show_status(current, output)
+    if rollout is not None:
+        judging = f", judging {rollout['canary_image']}" if rollout["canary_image"] else ""
+        console.print(
+            f"Rollout #{rollout['id']}: {rollout['status']} at step {rollout['step']}/"
+            f"{rollout['steps']} (canary {rollout['canary_weight']}%{judging}) - "
+            f"{rollout['last']}",
+            markup=False,
+        )
+        console.print(f"Controller: {controller_line(rollout['controller'])}", markup=False)
+
+
+def controller_line(doc: dict[str, Any]) -> str:
+    """Who runs the rollout, in words: 'last tick 0.4s ago (pid 123)' or 'unattended since'."""
+    if doc["unattended_since"] is not None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(doc["unattended_since"]))
+        return (
+            f"unattended since {stamp} ({doc['unattended_s']:.0f}s): nothing judges it or "
+            "rolls it back; run `canary rollout` to resume it"
+        )
+    who = f" (pid {doc['pid']})" if doc.get("pid") else ""
+    return f"last tick {doc['last_tick_s']:.1f}s ago{who}"
+
+
+def _rollout_summary(settings: Settings) -> dict[str, Any] | None:
+    """The rollout in progress on this stack, if any, and who runs it (from the store)."""
+    from canary_deploy.rollout.service import existing_store
+    from canary_deploy.rollout.state import unattended_since
+    from canary_deploy.rollout.view import summary
+
+    with existing_store(settings) as store:
+        active = None if store is None else store.active()
+        if store is None or active is None:
+            return None
+        now = time.time()
+        since = unattended_since(store, active, now=now)
+    beat = active.heartbeat if active.heartbeat is not None else active.created_at
+    controller = {
+        "pid": active.owner_pid if since is None else None,
+        "last_tick": beat,
+        "last_tick_s": max(0.0, now - beat),
+        "unattended_since": since,
+        "unattended_s": None if since is None else max(0.0, now - since),
+    }
+    return {**summary(active), "controller": controller}
+
+
+@app.command()
+def delete(
+    ctx: typer.Context,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    purge: Annotated[
+        bool, typer.Option(help="Local: also remove the state directory and history.")
+    ] = False,
+    output: OutputOpt = "text",
+) -> None:
+    """Delete the stack and wait until it is gone."""
+    settings = settings_from(ctx)
+    if not yes:
+        if not sys.stdin.isatty():
+            raise UsageError(
+                f"refusing to delete {settings.stack_name} without confirmation",
+                hint="pass --yes",
+            )
+        typer.confirm(f"Delete {settings.stack_name} on {settings.target}?", abort=True)
+    from canary_deploy.rollout import service, steering
+
+    target = open_target(settings)
+    with progress(f"Deleting {settings.stack_name} ({settings.target})") as p:
+        with service.existing_store(settings) as store:
+            ended = steering.end_for_delete(target, store, progress=p)
+        usecases.delete(target, p, purge=purge)
+    if ended is not None:
+        warn(f"rollout #{ended.id} ended before the delete: {ended.reason}")
+    if output == "json":
+        print_json(
+            {
+                "deleted": settings.stack_name,
+                "target": settings.target,
+                "purged": purge,
+                "ended_rollout": None if ended is None else ended.id,
+            }
+        )
+        return
+    typer.echo(f"Deleted {settings.stack_name}.")
