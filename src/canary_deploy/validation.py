@@ -29,7 +29,8 @@ def describe_errors(
     for err in exc.errors():
         loc = tuple(str(part) for part in err["loc"])
         path = ".".join(p for p in (prefix, *loc) if p)
-        lines.append(f"{where(path) or 'settings'}: {_message(err, loc, root)}")
+        label = where(path)  # none for a rule across fields: its message names them
+        lines.append(f"{label}: {_message(err, loc, root)}" if label else _message(err, loc, root))
     return lines
 
 

@@ -112,6 +112,7 @@ def isolate_env(
             monkeypatch.delenv(key)
     # Never read a canary.toml or AWS config from the developer's machine.
     no_settings = tmp / "empty-canary.toml"
+    tmp.mkdir(parents=True, exist_ok=True)
     no_settings.write_text("")
     values = {
         **server.env,

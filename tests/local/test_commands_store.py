@@ -40,7 +40,7 @@ def test_builtin_image_takes_leading_assignments_for_fault_injection() -> None:
         ("python -m http.server 9000", r"does not contain \$PORT"),
         ("FOO=1", "has no command"),
         ("python 'unbalanced $PORT", "not a valid command"),
-        ("builtin:", "needs a version label"),
+        ("builtin:", "the sample app's versions are builtin:v1 and builtin:v2"),
     ],
 )
 def test_bad_templates_are_usage_errors_naming_the_role(image: str, message: str) -> None:

@@ -158,10 +158,12 @@ def show_status(status: Status, output: OutputFormat) -> None:
 
 def error(message: str, hint: str | None = None) -> None:
     # Messages quote user input and TOML table names like [rollout]: never markup.
-    err_console.print(f"[bold red]error:[/bold red] {escape(message)}")
+    # Not wrapped by us: a terminal wraps long lines itself, and a log or a script reading
+    # stderr gets each message whole.
+    err_console.print(f"[bold red]error:[/bold red] {escape(message)}", soft_wrap=True)
     if hint:
-        err_console.print(f"[dim]hint:[/dim] {escape(hint)}")
+        err_console.print(f"[dim]hint:[/dim] {escape(hint)}", soft_wrap=True)
 
 
 def warn(message: str) -> None:
-    err_console.print(f"[bold yellow]warning:[/bold yellow] {escape(message)}")
+    err_console.print(f"[bold yellow]warning:[/bold yellow] {escape(message)}", soft_wrap=True)
