@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
-import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Annotated
 
 import typer
 
 from canary_deploy.cli.app import OutputOpt, app, settings_from
-from canary_deploy.cli.output import console, err_console, print_json, progress, warn
+from canary_deploy.cli.output import (
+    console,
+    err_console,
+    print_json,
+    progress,
+    sigterm_as_interrupt,
+    warn,
+)
 from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.rollout import service, steering
 from canary_deploy.rollout.store import Command, Event, Rollout
@@ -112,7 +116,7 @@ def rollout(
         live = console.is_terminal and output == "text"
         view = LiveView(console) if live else PlainView(shown)
         try:
-            with view, _sigterm_as_interrupt():
+            with view, sigterm_as_interrupt():
                 if hosted:
                     final = service.follow(
                         target, store, current.id, view, warn=lambda m: shown.print(f"Warning: {m}")
@@ -148,21 +152,6 @@ def _detached(current: Rollout, output: str) -> None:
         f"{len(current.plan.steps)}). Watch it with `canary rollout` or `canary status`; "
         "steer it with `canary pause|resume|promote|abort`."
     )
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops watching as Ctrl-C does: the controller lets go of the rollout at
-    once, so a steering command sent right after acts without waiting for it."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _finish(final: Rollout, output: str) -> None:

@@ -27,7 +27,7 @@ from canary_deploy.backend import (
     shown_in_status,
 )
 from canary_deploy.config import Settings
-from canary_deploy.errors import OperationFailed
+from canary_deploy.errors import NothingToDelete, OperationFailed
 from canary_deploy.local.commands import parse_image
 from canary_deploy.local.control import Listen
 from canary_deploy.local.metrics import LocalMetrics
@@ -201,10 +201,10 @@ class LocalTarget:
                 store.clear_spec()
             finally:
                 store.close()
-        if not (was_running or had_spec or purge):
-            raise OperationFailed(
+        if not (was_running or had_spec or (purge and self.paths.state_dir.exists())):
+            raise NothingToDelete(
                 f"no local stack in {self.paths.state_dir}",
-                hint="nothing to delete; pass the --state-dir it was deployed with",
+                hint="if it runs elsewhere, pass the --state-dir it was deployed with",
             )
         # The tasks are gone: so is their output (events and metrics stay, as history).
         shutil.rmtree(self.paths.task_logs, ignore_errors=True)
