@@ -1,0 +1,184 @@
+"""The data plane outlives the control plane (issue 12 item 9): `kill -9` of the daemon
+costs no request - the listener and the tasks live in the data-plane process, the daemon
+comes back on its own and takes the stack over - and `delete` still leaves no process."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from canary_deploy.local.processes import stack_processes
+from tests.local.conftest import LocalStack, pid_gone, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@dataclass
+class SteadyLoad:
+    """A client thread: requests one after another, alternating a kept-alive connection
+    and a new connection per request; every exception or non-200 answer is a failure."""
+
+    port: int
+    answered: int = 0
+    failures: list[str] = field(default_factory=list)
+    versions: dict[str, int] = field(default_factory=dict)
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _thread: threading.Thread | None = None
+
+    def __enter__(self) -> SteadyLoad:
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        assert self._thread is not None
+        self._thread.join(timeout=60)
+
+    def wait_answered(self, more: int) -> None:
+        target = self.answered + more
+        wait_for(lambda: self.answered >= target or self.failures, 60, f"{more} answers")
+
+    def _run(self) -> None:
+        kept = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+        fresh = False
+        while not self._stop.is_set():
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30) if fresh else kept
+            try:
+                conn.request("GET", "/whoami")
+                response = conn.getresponse()
+                body = response.read().decode()
+                if response.status != 200:
+                    self.failures.append(f"{response.status} {body[:80]}")
+                else:
+                    version = json.loads(body)["version"]
+                    self.versions[version] = self.versions.get(version, 0) + 1
+                    self.answered += 1
+            except (OSError, http.client.HTTPException) as exc:
+                self.failures.append(f"{'new' if fresh else 'kept-alive'}: {exc!r}")
+                if not fresh:
+                    kept.close()
+                    kept = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
+            finally:
+                if fresh:
+                    conn.close()
+            fresh = not fresh
+            self._stop.wait(0.005)
+        kept.close()
+
+
+def task_pids(stack: LocalStack) -> set[int]:
+    return {t["pid"] for t in stack.tasks()}
+
+
+def test_kill_9_of_the_daemon_costs_no_request_and_the_stack_stays_controllable(
+    new_stack: Callable[[], LocalStack],
+) -> None:
+    stack = new_stack()
+    stack.ok("deploy", "--stable-weight", "50", "--canary-weight", "50")
+    before = task_pids(stack)
+    daemon = stack.paths.daemon_pid()
+    assert daemon is not None
+
+    with SteadyLoad(stack.port) as load:
+        load.wait_answered(50)
+        os.kill(daemon, signal.SIGKILL)
+        wait_for(lambda: pid_gone(daemon), 10, "the daemon to die")
+        # Nobody does anything: the daemon comes back on its own.
+        back = wait_for(
+            lambda: (pid := stack.paths.daemon_pid()) not in (None, daemon) and pid,
+            30,
+            "a new daemon",
+        )
+        assert back != daemon
+        load.wait_answered(200)
+    assert load.failures == [], load.failures[:5]
+    assert set(load.versions) == {"v1", "v2"}
+
+    # It took the stack over: the same tasks, nothing restarted, and it is controllable.
+    assert task_pids(stack) == before
+    status = stack.status()
+    assert status["stack_status"] == "RUNNING"
+    assert status["listener"]["weights"] == {"stable": 50, "canary": 50, "baseline": 0}
+    stack.ok("set-weights", "0", "100")
+    assert set(stack.load(10)["versions"]) == {"v2"}
+    stack.ok("rollback")
+    assert set(stack.load(10)["versions"]) == {"v1"}
+    events = [e["message"] for e in stack.admin("GET", "/events")]
+    assert any("took over" in m for m in events), events[-10:]
+
+
+def test_delete_after_a_daemon_crash_leaves_no_process(
+    new_stack: Callable[[], LocalStack],
+) -> None:
+    stack = new_stack()
+    stack.ok("deploy")
+    daemon = stack.paths.daemon_pid()
+    assert daemon is not None
+    os.kill(daemon, signal.SIGKILL)
+    wait_for(lambda: stack.paths.daemon_pid() not in (None, daemon), 30, "a new daemon")
+    stack.ok("delete", "--yes")
+    assert stack_processes(stack.paths.marker) == []
+    assert not Path(stack.paths.socket).exists()
+    result = stack.run("status")
+    assert result.exit_code == 1 and "no local stack" in result.stderr
+
+
+def test_a_rollout_goes_on_across_a_daemon_crash_and_an_a_a_canary_is_not_rolled_back(
+    new_stack: Callable[[], LocalStack],
+) -> None:
+    stack = new_stack()
+    stack.ok("deploy", "--image-canary", "builtin:v1", "--stable-weight", "100",
+             "--canary-weight", "0")  # fmt: skip
+    judged = subprocess.Popen(
+        [sys.executable, "-m", "canary_deploy", "load", "--rate", "300", "-d", "100000",
+         "-c", "8", "-o", "json"],
+        cwd=stack.root, env=stack.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        with SteadyLoad(stack.port) as load:
+            stack.ok("rollout", "--detach", "--steps", "10,50", "--min-duration", "4s",
+                     "--max-duration", "12s", "--interval", "1s", "--no-baseline")  # fmt: skip
+            wait_for(lambda: rollout(stack)["canary_weight"] == 10, 30, "step 1's weights")
+            killed_controller = rollout(stack)["controller"]["pid"]
+            daemon = stack.paths.daemon_pid()
+            assert daemon is not None and killed_controller is not None
+            os.kill(daemon, signal.SIGKILL)
+            wait_for(lambda: stack.paths.daemon_pid() not in (None, daemon), 30, "a new daemon")
+            # A new controller takes the rollout on, and it ends on the judge's word.
+            wait_for(
+                lambda: rollout(stack)["controller"]["pid"] not in (None, killed_controller),
+                30,
+                "a new controller",
+            )
+            ended = wait_for(lambda: ended_or_paused(stack), 120, "the rollout to end")
+        assert load.failures == [], load.failures[:5]
+    finally:
+        judged.kill()
+        judged.wait()
+    assert ended["status"] != "rolled_back", ended
+    history = stack.ok("history", "-o", "json").json()
+    assert not [e for e in history if e["kind"] in ("rollback", "rolled_back")], history
+
+
+def rollout(stack: LocalStack) -> dict[str, Any]:
+    doc: dict[str, Any] = stack.status()["rollout"]
+    return doc
+
+
+def ended_or_paused(stack: LocalStack) -> dict[str, Any] | None:
+    doc = stack.status()["rollout"]
+    if doc is None:  # ended: the last one in the history says how
+        return {"status": stack.ok("history", "-o", "json").json()[-1]["kind"]}
+    return doc if doc["status"] in ("paused", "promoted", "rolled_back") else None
