@@ -16,8 +16,10 @@ class LocalRouter:
         return Weights.from_dict(self.stack.request("GET", "/weights"))
 
     def set_weights(self, weights: Weights) -> None:
-        """All three groups' weights in one admin call (one listener change)."""
+        """All three groups' weights in one admin call (one listener change). When that
+        call had to restart the stack, it returns once the listener can serve them."""
         self.stack.request("PUT", "/weights", weights.to_dict())
+        self.stack.wait_serving(weights)
 
     def verify_weights(self, weights: Weights) -> bool:
         return self.get_weights() == weights
