@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +33,7 @@ class SteadyLoad:
     port: int
     answered: int = 0
     failures: list[str] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)  # every HTTP answer, by status
     versions: dict[str, int] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
@@ -46,9 +48,13 @@ class SteadyLoad:
         assert self._thread is not None
         self._thread.join(timeout=60)
 
-    def wait_answered(self, more: int) -> None:
+    def wait_answered(self, more: int, *, stop_on_failure: bool = True) -> None:
         target = self.answered + more
-        wait_for(lambda: self.answered >= target or self.failures, 60, f"{more} answers")
+        wait_for(
+            lambda: self.answered >= target or (stop_on_failure and self.failures),
+            60,
+            f"{more} answers",
+        )
 
     def _run(self) -> None:
         kept = http.client.HTTPConnection("127.0.0.1", self.port, timeout=30)
@@ -59,6 +65,7 @@ class SteadyLoad:
                 conn.request("GET", "/whoami")
                 response = conn.getresponse()
                 body = response.read().decode()
+                self.statuses[response.status] = self.statuses.get(response.status, 0) + 1
                 if response.status != 200:
                     self.failures.append(f"{response.status} {body[:80]}")
                 else:
@@ -150,10 +157,12 @@ def test_a_rollout_goes_on_across_a_daemon_crash_and_an_a_a_canary_is_not_rolled
         with SteadyLoad(stack.port) as load:
             stack.ok("rollout", "--detach", "--steps", "10,50", "--min-duration", "4s",
                      "--max-duration", "12s", "--interval", "1s", "--no-baseline")  # fmt: skip
-            wait_for(lambda: rollout(stack)["canary_weight"] == 10, 30, "step 1's weights")
-            killed_controller = rollout(stack)["controller"]["pid"]
+            wait_for(lambda: stack.status()["listener"]["weights"]["canary"] == 10, 30, "step 1")
+            killed_controller = wait_for(
+                lambda: rollout(stack)["controller"]["pid"], 30, "the controller"
+            )
             daemon = stack.paths.daemon_pid()
-            assert daemon is not None and killed_controller is not None
+            assert daemon is not None
             os.kill(daemon, signal.SIGKILL)
             wait_for(lambda: stack.paths.daemon_pid() not in (None, daemon), 30, "a new daemon")
             # A new controller takes the rollout on, and it ends on the judge's word.
@@ -170,6 +179,50 @@ def test_a_rollout_goes_on_across_a_daemon_crash_and_an_a_a_canary_is_not_rolled
     assert ended["status"] != "rolled_back", ended
     history = stack.ok("history", "-o", "json").json()
     assert not [e for e in history if e["kind"] in ("rollback", "rolled_back")], history
+
+
+def test_a_restarted_stack_opens_its_listener_only_when_every_group_can_answer(
+    new_stack: Callable[[], LocalStack],
+) -> None:
+    """After the data plane itself died, the restarted listener must not answer 503 for a
+    group whose tasks are not back yet: the judge would read those as that group's
+    errors. Connections are refused until then (the outage the death began)."""
+    stack = new_stack()
+    stack.ok("deploy", "--stable-weight", "50", "--canary-weight", "50")
+    plane = stack.paths.dataplane_pid() or stack.paths.daemon_pid()
+    assert plane is not None
+    os.kill(plane, signal.SIGKILL)
+    wait_for(lambda: not stack_processes(stack.paths.marker), 15, "the stack's processes to die")
+    since = time.time()
+    with SteadyLoad(stack.port) as load:
+        stack.ok("set-weights", "50", "50")  # restarts the stack
+        load.wait_answered(100, stop_on_failure=False)
+    assert set(load.statuses) == {200}, load.statuses
+    counts = stack.admin("GET", f"/counts?start={since - 1}&end={time.time() + 1}")
+    assert counts["stable"]["errors"] == counts["canary"]["errors"] == 0, counts
+    assert counts["stable"]["requests"] > 0 and counts["canary"]["requests"] > 0
+
+
+def test_resuming_a_rollout_restarts_a_stack_whose_data_plane_died(
+    new_stack: Callable[[], LocalStack],
+) -> None:
+    stack = new_stack()
+    stack.ok("deploy", "--stable-weight", "100", "--canary-weight", "0")
+    stack.ok("rollout", "--detach", "--steps", "10,50", "--min-duration", "60s",
+             "--max-duration", "120s", "--interval", "1s", "--no-baseline")  # fmt: skip
+    wait_for(lambda: stack.status()["listener"]["weights"]["canary"] == 10, 30, "step 1")
+    plane = stack.paths.dataplane_pid()
+    assert plane is not None
+    os.kill(plane, signal.SIGKILL)
+    wait_for(lambda: not stack_processes(stack.paths.marker), 15, "the stack's processes to die")
+    assert stack.status()["stack_status"] == "STOPPED"
+
+    stack.ok("rollout", "--detach")  # the user resumes it: the stack comes back for it
+    status = stack.status()
+    assert status["stack_status"] != "STOPPED"
+    assert status["listener"]["weights"] == {"stable": 90, "canary": 10, "baseline": 0}
+    wait_for(lambda: rollout(stack)["controller"]["pid"] is not None, 30, "a controller")
+    stack.ok("abort")
 
 
 def rollout(stack: LocalStack) -> dict[str, Any]:

@@ -22,14 +22,15 @@ import json
 import logging
 import os
 import signal
+import socket
 import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from canary_deploy.backend import Version
+from canary_deploy.backend import GROUPS, Version
 from canary_deploy.balancer import Balancer
 from canary_deploy.balancer.admin import AdminServer, balancer_routes, group_of, weights_from_body
 from canary_deploy.errors import UsageError
@@ -38,6 +39,7 @@ from canary_deploy.local.options import DEFAULT_WEIGHTS, StackOptions
 from canary_deploy.local.paths import StackPaths
 from canary_deploy.local.processes import (
     ProcessLauncher,
+    free_port,
     kill_stack_processes,
     stack_processes,
 )
@@ -47,6 +49,7 @@ from canary_deploy.local.watchdog import start_watchdog
 
 log = logging.getLogger("canary.dataplane")
 RESTORED_METRICS_S = 3600
+OPEN_HOLD_S = 15.0  # a restarted listener waits at most this long for its tasks
 
 
 class DataPlane:
@@ -90,14 +93,48 @@ class DataPlane:
             buckets = store.load_buckets(time.time() - RESTORED_METRICS_S)
         finally:
             store.close()
-        self.balancer = Balancer(self.options.balancer_config(spec, weights))
+        # With a spec to restore, the listener opens once its tasks are back (see
+        # `_open_when_restored`); a busy port is still an error right away.
+        self.restoring = spec is not None
+        self.port = self.options.port
+        if self.restoring and self.port == 0:
+            self.port = free_port(self.options.host)
+        config = replace(self.options.balancer_config(spec, weights), port=self.port)
+        self.balancer = Balancer(config)
         self.balancer.metrics.import_buckets(buckets)
         try:
-            await self.balancer.start()
+            if self.restoring:
+                _check_port_free(self.options.host, self.port)
+            else:
+                await self.balancer.start()
+                self.port = self.balancer.port
         except OSError as exc:
             ready(_bind_error(exc, self.options))
             return False
         return True
+
+    async def _open_when_restored(self) -> None:
+        """A restarted stack's listener opens once every group with weight has a target
+        again (at most `OPEN_HOLD_S` later). Opened at once it would answer 503 for each
+        group until that group's tasks are back - for longer for a group whose single
+        task comes back after the first of stable's two: errors of no version that the
+        judge would read as the canary's. Until then connections are refused: the outage
+        that the death of the previous data plane began."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + OPEN_HOLD_S
+        while not self._targets_back() and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+        try:
+            await self.balancer.start()
+        except OSError as exc:
+            log.error("cannot open the listener again: %s; the stack stops", exc)
+            self._stop.set()
+            return
+        log.info("listener open again on port %s: every group with weight has a target", self.port)
+
+    def _targets_back(self) -> bool:
+        weights, targets = self.balancer.get_weights(), self.balancer.target_health()
+        return all(targets[v] for v in GROUPS if weights.of(v) > 0)
 
     async def _serve(self, ready_fd: int | None) -> None:
         self.tasks = TaskTable(
@@ -117,10 +154,13 @@ class DataPlane:
             keeper.start(ready_fd)
             if ready_fd is not None:
                 os.close(ready_fd)  # the daemon holds it now: it says when the stack is ready
-            job = asyncio.ensure_future(keeper.run())
-            log.info("data plane listening on port %s (pid %s)", self.balancer.port, os.getpid())
+            jobs = [asyncio.ensure_future(keeper.run())]
+            if self.restoring:
+                jobs.append(asyncio.ensure_future(self._open_when_restored()))
+            log.info("data plane on port %s (pid %s)", self.port, os.getpid())
             await self._stop.wait()
-            job.cancel()
+            for job in jobs:
+                job.cancel()
         finally:
             await keeper.stop()
             self.tasks.kill_all()  # the daemon stopped them already, unless it hung
@@ -162,7 +202,7 @@ class DataPlane:
         return {
             "pid": os.getpid(),
             "started": self.started,
-            "port": self.balancer.port,
+            "port": self.port,
             "stickiness_s": config.stickiness_s,
             "health_check_path": config.health.path,
             "daemon_restarts": self.keeper.restarts,
@@ -229,6 +269,14 @@ class DataPlane:
             group, query["id"], delay_s=None if delay is None else float(delay)
         )
         return {"deregistered": query["id"], "group": group}
+
+
+def _check_port_free(host: str, port: int) -> None:
+    """OSError (EADDRINUSE) when something listens on host:port already."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as asyncio's listener
+        probe.bind((host, port))
 
 
 def _is_dataplane(pid: int) -> bool:

@@ -67,19 +67,25 @@ class LocalStack:
         )
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
-        """One admin call; a crashed daemon with a stored spec is restarted first (it
+        """One admin call; a crashed stack with a stored spec is restarted first (it
         restores spec and weights), so `rollback` works even after a crash."""
-        if not self.control.running():
-            spec, listener = self.stored()
-            if spec is None:
-                raise OperationFailed(
-                    f"no local stack in {self.paths.state_dir}",
-                    hint="run `canary deploy` first (or pass the --state-dir it used)",
-                )
-            self.progress.log(f"The local stack was not running: restarting it ({spec_line(spec)})")
-            self.control.start(self.daemon_args(spec, listener))
-            self.restarted = True
+        self.ensure_running()
         return self.control.request(method, path, body)
+
+    def ensure_running(self) -> None:
+        """Restart the stack from its stored spec unless it runs (a daemon that died is
+        brought back by the data plane; a dead data plane needs this)."""
+        if self.control.running():
+            return
+        spec, listener = self.stored()
+        if spec is None:
+            raise OperationFailed(
+                f"no local stack in {self.paths.state_dir}",
+                hint="run `canary deploy` first (or pass the --state-dir it used)",
+            )
+        self.progress.log(f"The local stack was not running: restarting it ({spec_line(spec)})")
+        self.control.start(self.daemon_args(spec, listener))
+        self.restarted = True
 
     def wait_serving(self, weights: Weights) -> None:
         """After this process restarted the stack, its tasks are only starting: wait until
