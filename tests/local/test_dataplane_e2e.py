@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from canary_deploy.local.processes import stack_processes
+from canary_deploy.local.store import StateStore
 from tests.local.conftest import LocalStack, pid_gone, wait_for
 
 pytestmark = pytest.mark.integration
@@ -85,6 +86,15 @@ class SteadyLoad:
         kept.close()
 
 
+def persisted(stack: LocalStack, since: float, until: float) -> int:
+    """Requests in the metric buckets saved to the state store."""
+    store = StateStore(stack.paths.state_dir)
+    try:
+        return sum(int(b["requests"]) for b in store.load_buckets(since) if b["t"] < until)
+    finally:
+        store.close()
+
+
 def task_pids(stack: LocalStack) -> set[int]:
     return {t["pid"] for t in stack.tasks()}
 
@@ -98,6 +108,7 @@ def test_kill_9_of_the_daemon_costs_no_request_and_the_stack_stays_controllable(
     daemon = stack.paths.daemon_pid()
     assert daemon is not None
 
+    since = time.time() - 1
     with SteadyLoad(stack.port) as load:
         load.wait_answered(50)
         os.kill(daemon, signal.SIGKILL)
@@ -112,6 +123,12 @@ def test_kill_9_of_the_daemon_costs_no_request_and_the_stack_stays_controllable(
         load.wait_answered(200)
     assert load.failures == [], load.failures[:5]
     assert set(load.versions) == {"v1", "v2"}
+    # Every request is counted once: live in the data plane, and on disk (no gap while no
+    # daemon persisted).
+    until = time.time() + 1
+    counts = stack.admin("GET", f"/counts?start={since}&end={until}")
+    assert sum(c["requests"] for c in counts.values()) == load.answered
+    wait_for(lambda: persisted(stack, since, until) == load.answered, 15, "metrics on disk")
 
     # It took the stack over: the same tasks, nothing restarted, and it is controllable.
     assert task_pids(stack) == before

@@ -162,7 +162,7 @@ class StackDaemon:
             ]
             self._event("daemon", None, f"listening on {self.url} (pid {os.getpid()})")
             ready({"ok": True, "url": self.url, "pid": os.getpid()})
-            await self._stop.wait()
+            await self._until_stopped(jobs)
         finally:
             for job in jobs:
                 job.cancel()
@@ -175,6 +175,23 @@ class StackDaemon:
             await admin.stop()
             self.paths.pid_file.unlink(missing_ok=True)
             self._event("daemon", None, "stopped")
+
+    async def _until_stopped(self, jobs: list[asyncio.Future[None]]) -> None:
+        """Until asked to stop. A job that fails (the supervisor, the metric saves, the
+        controller host) fails the daemon: the data plane starts a fresh one, which takes
+        the stack over, rather than this one running on without it."""
+        stopped: asyncio.Future[None] = asyncio.ensure_future(self._until_stop())
+        try:
+            done, _ = await asyncio.wait([stopped, *jobs], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        for job in done:
+            if job is not stopped:
+                job.result()  # raises what ended it
+                raise RuntimeError("a daemon job ended on its own")
+
+    async def _until_stop(self) -> None:
+        await self._stop.wait()
 
     @property
     def url(self) -> str:
@@ -191,7 +208,9 @@ class StackDaemon:
         while True:
             await asyncio.sleep(PERSIST_EVERY_S)
             # Re-save the last seconds too: they were still filling at the previous save.
-            await asyncio.to_thread(self._save_metrics, time.time() - 2 * PERSIST_EVERY_S)
+            since = time.time() - 2 * PERSIST_EVERY_S
+            buckets = await asyncio.to_thread(self.listener.metrics.export_buckets, since)
+            self.store.save_buckets(buckets)
             if time.time() - last_prune > 600:
                 self.store.prune(time.time() - METRICS_KEPT_S)
                 last_prune = time.time()
