@@ -107,6 +107,8 @@ def test_kill_9_of_the_daemon_costs_no_request_and_the_stack_stays_controllable(
     before = task_pids(stack)
     daemon = stack.paths.daemon_pid()
     assert daemon is not None
+    # The data plane's socket changes live traffic too: owner only.
+    assert os.stat(stack.paths.dataplane_socket).st_mode & 0o777 == 0o600
 
     since = time.time() - 1
     with SteadyLoad(stack.port) as load:
