@@ -4,7 +4,9 @@ Every second the daemon looks for an active rollout that no live controller tick
 owner is gone or its heartbeat is stale) and starts one (`rollout/runner.py`) as a child
 process, tied to the daemon's life and marked as one of the stack's processes. A
 controller that keeps failing is started again with a growing pause (at most 30 s), and
-each start and exit is a daemon event.
+each start and exit is a daemon event. A daemon that dies takes its controller along; the
+daemon the data plane starts next starts another, which resumes the rollout from its
+stored state (the controller's tick is idempotent).
 """
 
 from __future__ import annotations

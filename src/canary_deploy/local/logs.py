@@ -30,7 +30,7 @@ def last_lines(path: Path, count: int) -> list[str]:
         try:
             text = name.read_bytes().decode("utf-8", "replace")
         except OSError:
-            break  # no such (rotated) file
+            continue  # no such (rotated) file, or renamed this instant by a rotation
         lines = text.splitlines() + lines
         if len(lines) >= count:
             break
