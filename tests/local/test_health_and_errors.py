@@ -76,6 +76,7 @@ def test_busy_port_is_a_clear_error_and_starts_nothing(
     assert "--listen" in result.stderr and "CANARY_LISTEN" in result.stderr
     assert stack.paths.daemon_pid() is None
     assert stack_processes(stack.paths.marker) == []
+    assert not stack.paths.state_dir.exists()  # a failed first deploy leaves no file either
     assert stack.run("status").exit_code == 1
 
 

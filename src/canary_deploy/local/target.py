@@ -76,13 +76,17 @@ class LocalTarget:
         for version in VERSIONS:
             parse_image(spec.image(version), role=f"{version} image")  # fail before any change
         control = self.stack.control
-        started = self._ensure_daemon(spec, progress)
-        progress.update("starting tasks")
+        fresh = not self.paths.state_dir.exists()
+        started = False
         try:
+            started = self._ensure_daemon(spec, progress)
+            progress.update("starting tasks")
             result = control.request("PUT", "/spec", spec_to_dict(spec))
         except Exception:
             if started and self.stack.stored_spec() is None:
                 control.stop(forget=True)  # a failed first deploy leaves nothing running
+            if fresh:
+                shutil.rmtree(self.paths.state_dir, ignore_errors=True)  # ...nor any file
             raise
         progress.log(f"Listener weights {Weights.from_dict(result['weights'])}")
         wait_steady(
