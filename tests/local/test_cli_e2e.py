@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import signal
 import time
+from contextlib import closing
 from typing import Any
 
 import pytest
@@ -23,11 +24,8 @@ pytestmark = pytest.mark.integration
 
 def recorded(stack: LocalStack, since: float) -> int:
     """Requests in the metric buckets the daemon persisted since `since`."""
-    store = StateStore(stack.paths.state_dir)
-    try:
+    with closing(StateStore(stack.paths.state_dir)) as store:
         return sum(int(b["requests"]) for b in store.load_buckets(since))
-    finally:
-        store.close()
 
 
 def by_version(load: dict[str, Any]) -> dict[str, int]:

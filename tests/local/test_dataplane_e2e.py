@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,11 +89,8 @@ class SteadyLoad:
 
 def persisted(stack: LocalStack, since: float, until: float) -> int:
     """Requests in the metric buckets saved to the state store."""
-    store = StateStore(stack.paths.state_dir)
-    try:
+    with closing(StateStore(stack.paths.state_dir)) as store:
         return sum(int(b["requests"]) for b in store.load_buckets(since) if b["t"] < until)
-    finally:
-        store.close()
 
 
 def task_pids(stack: LocalStack) -> set[int]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from contextlib import closing
 from typing import Annotated
 
 import typer
@@ -83,8 +84,7 @@ def rollout(
             "'Running a rollout unattended'",
         )
     target = open_target(settings)
-    store = service.open_store(settings)
-    try:
+    with closing(service.open_store(settings)) as store:
         plan = service.plan_from(
             settings,
             steps=parse_steps(steps),
@@ -137,8 +137,6 @@ def rollout(
                 f"{left.step + 1}; {goes_on}, `canary abort` rolls back."
             )
             raise typer.Exit(130) from None
-    finally:
-        store.close()
     _finish(final, output)
 
 
@@ -178,13 +176,12 @@ def _steer(ctx: typer.Context, command: Command, output: str) -> None:
     """Send a command and return once it is in effect (rc 1 and why, otherwise)."""
     settings = settings_from(ctx)
     target = open_target(settings)
-    store = service.open_store(settings)
     verb = str(command).replace("_full", " --full")
-    try:
-        with progress(f"canary {verb}", quiet=output == "json") as p:
-            done = steering.steer(target, store, command, actor=steering.operator(), progress=p)
-    finally:
-        store.close()
+    with (
+        closing(service.open_store(settings)) as store,
+        progress(f"canary {verb}", quiet=output == "json") as p,
+    ):
+        done = steering.steer(target, store, command, actor=steering.operator(), progress=p)
     if output == "json":
         print_json(done.to_dict())
         return
@@ -243,12 +240,9 @@ def history(
 ) -> None:
     """The audit log: weight changes, decisions with evidence, steps, with timestamps."""
     settings = settings_from(ctx)
-    store = service.open_store(settings)
-    try:
+    with closing(service.open_store(settings)) as store:
         events = service.history(store, rollout_id)
         latest = store.latest() if rollout_id is not None and not events else None
-    finally:
-        store.close()
     if latest is not None:
         raise UsageError(
             f"there is no rollout #{rollout_id}: the rollouts here are #1 to #{latest.id}",

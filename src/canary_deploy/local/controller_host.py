@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 
 from canary_deploy.local.paths import StackPaths, private_opener
 from canary_deploy.local.processes import MARKER_ENV, tie_to_parent
@@ -87,12 +88,9 @@ class ControllerHost:
         settings = load_settings(self.paths.state_dir)
         if settings is None:
             return False
-        store = RolloutStore(self.paths.state_dir / "state.db", settings.stack_name)
-        try:
+        with closing(RolloutStore(self.paths.state_dir / "state.db", settings.stack_name)) as store:
             active = store.active()
             return active is not None and not store.controller_alive(active, now=self.clock())
-        finally:
-            store.close()
 
     def _start(self) -> None:
         env = dict(os.environ)

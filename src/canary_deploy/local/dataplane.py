@@ -26,6 +26,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Callable
+from contextlib import closing
 from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
@@ -86,13 +87,10 @@ class DataPlane:
 
     async def _start_balancer(self, ready: Callable[[dict[str, Any]], None]) -> bool:
         """The listener as the stored state left it: weights, spec, the last hour's metrics."""
-        store = StateStore(self.paths.state_dir)
-        try:
+        with closing(StateStore(self.paths.state_dir)) as store:
             spec = store.load_spec()
             weights = store.load_weights() or (spec.weights if spec else DEFAULT_WEIGHTS)
             buckets = store.load_buckets(time.time() - RESTORED_METRICS_S)
-        finally:
-            store.close()
         # With a spec to restore, the listener opens once its tasks are back (see
         # `_open_when_restored`); a busy port is still an error right away.
         self.restoring = spec is not None

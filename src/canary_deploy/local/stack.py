@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from typing import Any
 
 from canary_deploy.backend import GROUPS, Progress, ReleaseSpec, Version
@@ -47,11 +48,8 @@ class LocalStack:
         """The desired spec and the last listener address, from the state directory."""
         if not (self.paths.state_dir / "state.db").exists():
             return None, None
-        store = StateStore(self.paths.state_dir)
-        try:
+        with closing(StateStore(self.paths.state_dir)) as store:
             spec, listener = store.load_spec(), store.load_listener()
-        finally:
-            store.close()
         return spec, None if listener is None else Listen(*listener)
 
     def stored_spec(self) -> ReleaseSpec | None:

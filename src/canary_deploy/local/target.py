@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -200,11 +201,8 @@ class LocalTarget:
         progress.update("stopping the local stack")
         was_running = self.stack.control.stop(forget=True)
         if not was_running and had_spec:
-            store = StateStore(self.paths.state_dir)
-            try:
+            with closing(StateStore(self.paths.state_dir)) as store:
                 store.clear_spec()
-            finally:
-                store.close()
         if not (was_running or had_spec or (purge and self.paths.state_dir.exists())):
             raise NothingToDelete(
                 f"no local stack in {self.paths.state_dir}",
