@@ -196,6 +196,9 @@ class AwsTarget:
             notes.append(f"CloudWatch metrics unavailable: {exc.message}")
             return {}
 
+    def deployed_spec(self) -> ReleaseSpec | None:
+        return None  # the seed's deploy always names both images
+
     def delete(self, progress: Progress, *, purge: bool = False) -> None:
         """Tear the stack down and wait until it is gone."""
         try:

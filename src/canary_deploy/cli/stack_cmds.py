@@ -104,13 +104,7 @@ def deploy(
         slow_start_seconds=slow_start,
     )
     target = open_target(settings)
-    current = None
-    if settings.target == "local":
-        from canary_deploy.local.target import LocalTarget
-
-        assert isinstance(target, LocalTarget)
-        current = target.stack.stored_spec()
-    spec = usecases.release_spec(settings, current)
+    spec = usecases.release_spec(settings, target.deployed_spec())
     _confirm_starved(usecases.starved_groups(spec, usecases.live_weights(target)), yes=yes)
     _yield_to_rollout(settings, target, force=force, quiet=output == "json")
     before = usecases.canary_image_live(target)

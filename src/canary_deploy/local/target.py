@@ -214,6 +214,9 @@ class LocalTarget:
             shutil.rmtree(self.paths.state_dir)
             progress.log(f"Removed {self.paths.state_dir}")
 
+    def deployed_spec(self) -> ReleaseSpec | None:
+        return self.stack.stored_spec()
+
     def repair_state(self) -> StateRepair:
         """A damaged state database moved aside: the running daemon writes it anew from
         what it holds; with no daemon, the next `deploy` starts afresh."""
