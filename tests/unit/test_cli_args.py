@@ -97,7 +97,10 @@ def test_a_standalone_balancer_weights_hint_names_no_other_command(tmp_path: Pat
 
 
 def test_shell_completion_is_offered(tmp_path: Path) -> None:
-    done = canary(tmp_path, "--show-completion", "bash")
+    # Typer detects the shell it runs under (the parent process); its test hook pins one.
+    done = canary(
+        tmp_path, "--show-completion", "bash", _TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION="1"
+    )
     assert done.returncode == 0, done.stderr
     assert "complete" in done.stdout and "canary" in done.stdout
     help_text = canary(tmp_path, "--help").stdout
