@@ -19,15 +19,14 @@ from typing import Any
 
 import httptools
 
+from canary_deploy.balancer.exchange import Exchange
+from canary_deploy.balancer.limits import MAX_RESPONSE_HEAD_BYTES
 from canary_deploy.balancer.metrics import MetricsRecorder
-from canary_deploy.balancer.parser import Exchange
 from canary_deploy.balancer.response_head import parsed_response_head
 from canary_deploy.balancer.routing import Stickiness
 from canary_deploy.balancer.tunnel import open_tunnel
 
 _NO_BODY_STATUS = (204, 304)
-# A target's response head beyond this is a malformed response (502).
-MAX_RESPONSE_HEAD_BYTES = 64 * 1024
 _TO_WEBSOCKET = re.compile(rb"\r\nupgrade[ \t]*:[ \t]*websocket[ \t]*(?:\r|\Z)", re.I)
 _monotonic = time.monotonic
 
