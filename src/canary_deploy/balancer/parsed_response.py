@@ -147,13 +147,7 @@ class ParsedResponses:
             else:
                 self._chunked_out = True
                 parts.append(b"Transfer-Encoding: chunked\r\n")
-        if self.stickiness is not None:
-            parts.append(self.stickiness.set_cookie_header(exchange.version, _monotonic()))
-        if not exchange.keep_alive:
-            parts.append(b"Connection: close\r\n")
-        elif exchange.http10:
-            parts.append(b"Connection: keep-alive\r\n")  # or HTTP/1.0 assumes a close
-        parts.append(b"\r\n")
+        parts += (self._added_headers(exchange, _monotonic()), b"\r\n")
         exchange.response_started = True
         self._to_client.append(b"".join(parts))
         if exchange.is_head:
@@ -163,6 +157,17 @@ class ParsedResponses:
             # sync: the connection is closed, and the parser swallows them.
             self._reset_parser = True
             self._head_keep_alive = self._parser.should_keep_alive() and end + 4 == len(buf)
+
+    def _added_headers(self, exchange: Exchange, now: float) -> bytes:
+        """What the balancer adds to a response head for the client (both paths): the
+        sticky cookie, and Connection when the client would otherwise guess wrong."""
+        stickiness = self.stickiness
+        cookie = b"" if stickiness is None else stickiness.set_cookie_header(exchange.version, now)
+        if not exchange.keep_alive:
+            return cookie + b"Connection: close\r\n"
+        if exchange.http10:
+            return cookie + b"Connection: keep-alive\r\n"  # or HTTP/1.0 assumes a close
+        return cookie
 
     def _switching_protocols(self, head: bytes) -> None:
         """A 101 to WebSocket: passed on when it answers a WebSocket handshake, and the

@@ -132,21 +132,8 @@ class UpstreamConnection(ParsedResponses, asyncio.Protocol):
         exchange.response_started = True
         client = exchange.client
         if client is not None:
-            stickiness = self.stickiness
             client.transport.write(
-                b"".join(
-                    (
-                        head,
-                        b""
-                        if stickiness is None
-                        else stickiness.set_cookie_header(exchange.version, now),
-                        (b"Connection: keep-alive\r\n" if exchange.http10 else b"")
-                        if exchange.keep_alive
-                        else b"Connection: close\r\n",
-                        b"\r\n",
-                        data[end:],
-                    )
-                )
+                b"".join((head, self._added_headers(exchange, now), b"\r\n", data[end:]))
             )
         if remaining:
             self._remaining = remaining
@@ -270,10 +257,7 @@ class UpstreamConnection(ParsedResponses, asyncio.Protocol):
             out.clear()
         self.exchange = None
         exchange.upstream = None
-        target = exchange.target
-        if target is not None:  # inlined Exchange.release_target: this is the hot path
-            target.outstanding -= 1
-            exchange.target = None
+        exchange.release_target()
         self.usable = keep_alive and exchange.request_complete and self.transport is not None
         if self._feeding:
             # Inside the parser's feed: more bytes may follow the response in this read.
