@@ -16,7 +16,7 @@ import socket
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
 
@@ -125,7 +125,8 @@ class AdminServer:
             if route_method != method:
                 allowed.append(route_method)
                 continue
-            params = {**dict(parse_qsl(url.query)), **match.groupdict()}
+            path_params = {name: unquote(value) for name, value in match.groupdict().items()}
+            params = {**dict(parse_qsl(url.query)), **path_params}
             return await _call(handler, raw, params)
         if allowed:
             return _error(405, f"{method} not allowed on {url.path}; use {', '.join(allowed)}")
