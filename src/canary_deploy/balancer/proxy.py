@@ -107,6 +107,11 @@ class ClientConnection(asyncio.Protocol):
             group = self._groups[version]
             self._send(exchange, group.only or group.pick(), now)
             return
+        self._parse(reader, data, now)
+
+    def _parse(self, reader: RequestReader, data: bytes, now: float) -> None:
+        """Everything but the fast path: the read goes through httptools (RequestReader),
+        which validates it and turns whole heads into exchanges."""
         try:
             reader.parser.feed_data(data)
             if reader.in_head:
