@@ -20,6 +20,7 @@ from canary_deploy.balancer.admin import (
     AdminServer,
     BalancerAdmin,
     Deregistration,
+    QuantilesQuery,
     TargetRegistration,
     Window,
     balancer_routes,
@@ -155,10 +156,10 @@ def test_metrics_counts_quantiles_and_rejections_are_reported(tmp_path: Path) ->
         assert quantiles["quantiles"][0] > 0
         rejections = await admin.call("GET", "/rejections")
         assert rejections == {"400": 0, "405": 0, "408": 0, "417": 0, "501": 0, "503": 0}
-        window = Window(0, 1e11, thresholds_s=(0, 10), qs=(0.5,))
+        window = Window(0, 1e11, thresholds_s=(0, 10))
         typed = await admin.typed(lambda c: c.counts(window))
         assert (typed["canary"].requests, typed["canary"].slower_than) == (2, (2, 0))
-        (p50,) = await admin.typed(lambda c: c.quantiles(window))
+        (p50,) = await admin.typed(lambda c: c.quantiles(QuantilesQuery("canary", 0, 1e11, (0.5,))))
         assert p50 == quantiles["quantiles"][0]
 
     with_admin(tmp_path, scenario)

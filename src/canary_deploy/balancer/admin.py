@@ -123,35 +123,41 @@ class Deregistration:
 
 @dataclass(frozen=True)
 class Window:
-    """`GET /counts` and `GET /quantiles`: a time window (epoch seconds), the latency
-    thresholds to count requests over, the group and quantiles to compute."""
+    """`GET /counts?start=&end=&thresholds=`: a time window (epoch seconds) and the
+    latency thresholds to count requests over."""
 
     start: float
     end: float
     thresholds_s: tuple[float, ...] = ()
-    version: Version = "canary"
-    qs: tuple[float, ...] = DEFAULT_QS
 
     def query(self) -> str:
-        return urlencode(
-            {
-                "start": self.start,
-                "end": self.end,
-                "thresholds": ",".join(map(str, self.thresholds_s)),
-                "version": self.version,
-                "qs": ",".join(map(str, self.qs)),
-            }
-        )
+        thresholds = ",".join(map(str, self.thresholds_s))
+        return urlencode({"start": self.start, "end": self.end, "thresholds": thresholds})
 
     @classmethod
     def from_params(cls, params: dict[str, str]) -> Window:
-        return cls(
-            _number(params, "start"),
-            _number(params, "end"),
-            _numbers(params, "thresholds"),
-            parse_group(params.get("version", "canary")),
-            _numbers(params, "qs") or DEFAULT_QS,
-        )
+        start, end = _number(params, "start"), _number(params, "end")
+        return cls(start, end, _numbers(params, "thresholds"))
+
+
+@dataclass(frozen=True)
+class QuantilesQuery:
+    """`GET /quantiles?version=&start=&end=&qs=`: a group's latency quantiles in a window."""
+
+    version: Version
+    start: float
+    end: float
+    qs: tuple[float, ...] = DEFAULT_QS
+
+    def query(self) -> str:
+        qs = ",".join(map(str, self.qs))
+        return urlencode({"version": self.version, "start": self.start, "end": self.end, "qs": qs})
+
+    @classmethod
+    def from_params(cls, params: dict[str, str]) -> QuantilesQuery:
+        version = parse_group(params.get("version", "canary"))
+        start, end = _number(params, "start"), _number(params, "end")
+        return cls(version, start, end, _numbers(params, "qs") or DEFAULT_QS)
 
 
 def targets_to_json(targets: dict[Version, list[TargetHealth]]) -> dict[str, Any]:
@@ -211,9 +217,9 @@ async def get_counts(balancer: Balancer, body: Any, params: dict[str, str]) -> A
 
 
 async def get_quantiles(balancer: Balancer, body: Any, params: dict[str, str]) -> Any:
-    w = Window.from_params(params)
-    values = balancer.metrics.quantiles(w.version, w.start, w.end, w.qs)
-    return {"version": w.version, "qs": list(w.qs), "quantiles": list(values)}
+    q = QuantilesQuery.from_params(params)
+    values = balancer.metrics.quantiles(q.version, q.start, q.end, q.qs)
+    return {"version": q.version, "qs": list(q.qs), "quantiles": list(values)}
 
 
 async def get_buckets(balancer: Balancer, body: Any, params: dict[str, str]) -> Any:
@@ -274,8 +280,8 @@ class BalancerAdmin:
     def counts(self, window: Window) -> dict[Version, VersionCounts]:
         return counts_from_json(self.client.request("GET", f"/counts?{window.query()}"))
 
-    def quantiles(self, window: Window) -> tuple[float | None, ...]:
-        doc = self.client.request("GET", f"/quantiles?{window.query()}")
+    def quantiles(self, query: QuantilesQuery) -> tuple[float | None, ...]:
+        doc = self.client.request("GET", f"/quantiles?{query.query()}")
         return tuple(doc["quantiles"])
 
     def rejections(self) -> dict[str, int]:
