@@ -28,6 +28,17 @@ TOKEN_CHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
 # A valid Host value (RFC 9110 7.2, RFC 3986 3.2.2): an IP literal or a non-empty reg-name
 # (so no userinfo, no path), then an optional port. ALB answers an empty Host with 400.
 HOST_VALUE = rb"(?:\[[0-9A-Fa-f:.]++\]|[!$&'()*+,\-.0-9;=A-Z_a-z~%]++)(?::[0-9]*+)?+"
+# The end of a chunked body (no trailers: the balancer sends none).
+LAST_CHUNK = b"0\r\n\r\n"
+
+
+def chunk(data: bytes) -> bytes:
+    """`data` as one chunk of a chunked body (RFC 9112 7.1).
+
+    >>> chunk(b"hello world!")
+    b'c\\r\\nhello world!\\r\\n'
+    """
+    return b"%x\r\n%b\r\n" % (len(data), data)
 
 
 def first_letter_alternatives(names: list[bytes]) -> bytes:

@@ -20,6 +20,7 @@ from typing import Any
 import httptools
 
 from canary_deploy.balancer.exchange import Exchange
+from canary_deploy.balancer.http11 import LAST_CHUNK, chunk
 from canary_deploy.balancer.limits import MAX_RESPONSE_HEAD_BYTES
 from canary_deploy.balancer.metrics import MetricsRecorder
 from canary_deploy.balancer.response_head import parsed_response_head
@@ -210,7 +211,7 @@ class ParsedResponses:
         if self.exchange is None or self._reset_parser:
             return
         if self._chunked_out:
-            self._to_client.append(b"%x\r\n%b\r\n" % (len(body), body))
+            self._to_client.append(chunk(body))
         else:
             self._to_client.append(body)
 
@@ -222,7 +223,7 @@ class ParsedResponses:
             return
         self._awaiting_head = True
         if self._chunked_out:
-            self._to_client.append(b"0\r\n\r\n")
+            self._to_client.append(LAST_CHUNK)
             self._chunked_out = self._until_eof = False
         self._complete(self._parser.should_keep_alive())
 
@@ -232,7 +233,7 @@ class ParsedResponses:
 
     def _finish_body(self) -> None:
         if self._chunked_out:
-            self._to_client.append(b"0\r\n\r\n")
+            self._to_client.append(LAST_CHUNK)
         self._chunked_out = False
         self._until_eof = False
 

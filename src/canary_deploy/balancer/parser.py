@@ -22,7 +22,9 @@ from canary_deploy.balancer.exchange import Downstream, Exchange
 from canary_deploy.balancer.http11 import (
     HOP_BY_HOP,
     HOST_VALUE,
+    LAST_CHUNK,
     TOKEN_CHAR,
+    chunk,
     first_letter_alternatives,
 )
 from canary_deploy.balancer.limits import MAX_HEAD_BYTES
@@ -292,7 +294,7 @@ class RequestReader:
             return
         if self._chunked:
             # Re-chunk what llhttp decoded: the target only ever sees our framing.
-            exchange.out.append(b"%x\r\n%b\r\n" % (len(body), body))
+            exchange.out.append(chunk(body))
         else:
             exchange.out.append(body)
 
@@ -304,6 +306,6 @@ class RequestReader:
         if exchange is None:
             return
         if chunked:
-            exchange.out.append(b"0\r\n\r\n")
+            exchange.out.append(LAST_CHUNK)
         exchange.request_complete = True
         self._current = None
