@@ -177,7 +177,9 @@ class MetricsRecorder:
 
     def record_response(self, version: Version, status: int, latency_s: float) -> None:
         """A response from a target (any status) and its target response time."""
-        cell = self._cell(version)
+        cell = self._current.get(version)
+        if cell is None or int(time.time()) != self._second:
+            cell = self._cell(version)  # (a new second, or the group's first response in it)
         cell.requests += 1
         if status < 300:
             cell.s2 += status >= 200

@@ -204,8 +204,10 @@ class UpstreamConnection(ParsedResponses, asyncio.Protocol):
     def release(self) -> None:
         """Back to the target's idle pool, or closed when the pool is full or draining."""
         target = self.target
-        # The client's last write may have paused us just before the response ended.
-        self.flow.resume(Paused.SLOW_CLIENT)
+        flow = self.flow
+        if flow.paused_by:  # (rare: the call is skipped on the hot path)
+            # The client's last write paused us just before the response ended.
+            flow.resume(Paused.SLOW_CLIENT)
         if (
             self.usable
             and not self.transport.is_closing()
