@@ -1,5 +1,7 @@
 """Local stack figures: time from `canary deploy` to the first 200 through the listener,
-and the daemon's memory (RSS) idle and under load. Prints numbers; asserts nothing.
+the data plane's and the daemon's memory (RSS) idle and under load, and what a `kill -9`
+of the daemon under load costs (failed requests, time until a new daemon answers).
+Prints numbers; asserts nothing.
 
     .venv/bin/python bench/local_stack.py [--rounds 3] [--rate 500] [--seconds 5]
 """
@@ -9,6 +11,7 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -17,8 +20,10 @@ import threading
 import time
 from pathlib import Path
 
+from canary_deploy.balancer.admin import AdminClient
+from canary_deploy.errors import CanaryError
 from canary_deploy.local.control import DaemonControl
-from canary_deploy.local.load import LoadGenerator, LoadPlan
+from canary_deploy.local.load import LoadGenerator, LoadPlan, LoadResult
 from canary_deploy.local.paths import StackPaths
 from canary_deploy.local.processes import free_port, stack_processes
 
@@ -51,6 +56,82 @@ def first_200(port: int, deadline: float) -> float | None:
     return None
 
 
+def task_pids(paths: StackPaths) -> list[int]:
+    """The stack's task processes (the marker also covers the data plane and daemon)."""
+    found = []
+    for pid in stack_processes(paths.marker):
+        try:
+            if b"CANARY_TASK_ID=" in Path(f"/proc/{pid}/environ").read_bytes():
+                found.append(pid)
+        except OSError:
+            continue
+    return found
+
+
+def memory_and_load(paths: StackPaths, port: int, rate: float, seconds: float) -> dict[str, float]:
+    plane, daemon = paths.dataplane_pid(), paths.daemon_pid()
+    assert plane is not None and daemon is not None
+    figures: dict[str, float] = {}
+    time.sleep(3)
+    figures["plane_rss_idle_mib"] = rss_mib(plane)
+    figures["daemon_rss_idle_mib"] = rss_mib(daemon)
+    cpu0 = cpu_seconds(plane), cpu_seconds(daemon)
+    time.sleep(5)  # idle: health checks, the control loop and metric persistence
+    figures["plane_cpu_idle_pct"] = (cpu_seconds(plane) - cpu0[0]) / 5 * 100
+    figures["daemon_cpu_idle_pct"] = (cpu_seconds(daemon) - cpu0[1]) / 5 * 100
+    tasks = task_pids(paths)
+    figures["tasks"] = len(tasks)
+    figures["tasks_rss_mib"] = sum(rss_mib(p) for p in tasks)
+    peak = [figures["plane_rss_idle_mib"]]
+    stop = threading.Event()
+
+    def sample() -> None:
+        while not stop.is_set():
+            peak.append(rss_mib(plane))
+            time.sleep(0.2)
+
+    sampler = threading.Thread(target=sample)
+    sampler.start()
+    plan = LoadPlan(f"http://127.0.0.1:{port}", rate=rate, duration_s=seconds, concurrency=32)
+    result = LoadGenerator(plan).run()
+    stop.set()
+    sampler.join()
+    figures["plane_rss_load_mib"] = max(peak)
+    figures["load_requests"] = result.total.requests
+    figures["load_errors"] = result.total.errors
+    figures["load_rps"] = result.throughput
+    figures["load_p99_ms"] = (result.total.percentile(0.99) or 0) * 1000
+    return figures
+
+
+def daemon_killed(paths: StackPaths, port: int, rate: float) -> dict[str, float]:
+    """`kill -9` of the daemon 2 s into 6 s of load: failed requests, and how long until
+    the data plane's new daemon answers on the admin socket."""
+    daemon = paths.daemon_pid()
+    assert daemon is not None
+    plan = LoadPlan(f"http://127.0.0.1:{port}", rate=rate, duration_s=6, concurrency=32)
+    results: list[LoadResult] = []
+    loader = threading.Thread(target=lambda: results.append(LoadGenerator(plan).run()))
+    loader.start()
+    time.sleep(2)
+    killed = time.perf_counter()
+    os.kill(daemon, signal.SIGKILL)
+    back = None
+    while back is None and time.perf_counter() - killed < 30:
+        try:
+            AdminClient(paths.socket, timeout_s=1).request("GET", "/status")
+            back = time.perf_counter() - killed
+        except CanaryError:
+            time.sleep(0.02)
+    loader.join()
+    total = results[0].total
+    return {
+        "killed_requests": total.requests,
+        "killed_errors": total.errors,
+        "killed_daemon_back_s": float("nan") if back is None else back,
+    }
+
+
 def one_round(root: Path, rate: float, seconds: float, measure_memory: bool) -> dict[str, float]:
     port = free_port()
     paths = StackPaths.for_dir(root / ".canary")
@@ -72,37 +153,8 @@ def one_round(root: Path, rate: float, seconds: float, measure_memory: bool) -> 
             raise SystemExit("no 200 through the listener within 120 s")
         figures["first_200_s"] = seen - t0
         if measure_memory:
-            daemon = paths.daemon_pid()
-            assert daemon is not None
-            time.sleep(3)
-            figures["daemon_rss_idle_mib"] = rss_mib(daemon)
-            cpu0 = cpu_seconds(daemon)
-            time.sleep(5)  # idle: health checks, the control loop and metric persistence
-            figures["daemon_cpu_idle_pct"] = (cpu_seconds(daemon) - cpu0) / 5 * 100
-            tasks = stack_processes(paths.marker)
-            figures["tasks"] = len(tasks)
-            figures["tasks_rss_mib"] = sum(rss_mib(p) for p in tasks)
-            peak = [figures["daemon_rss_idle_mib"]]
-            stop = threading.Event()
-
-            def sample() -> None:
-                while not stop.is_set():
-                    peak.append(rss_mib(daemon))
-                    time.sleep(0.2)
-
-            sampler = threading.Thread(target=sample)
-            sampler.start()
-            plan = LoadPlan(
-                f"http://127.0.0.1:{port}", rate=rate, duration_s=seconds, concurrency=32
-            )
-            result = LoadGenerator(plan).run()
-            stop.set()
-            sampler.join()
-            figures["daemon_rss_load_mib"] = max(peak)
-            figures["load_requests"] = result.total.requests
-            figures["load_errors"] = result.total.errors
-            figures["load_rps"] = result.throughput
-            figures["load_p99_ms"] = (result.total.percentile(0.99) or 0) * 1000
+            figures.update(memory_and_load(paths, port, rate, seconds))
+            figures.update(daemon_killed(paths, port, rate))
     finally:
         if deploy.poll() is None:
             deploy.kill()
@@ -129,16 +181,21 @@ def main() -> None:
     m = rounds[0]
     print()
     print(f"cpu cores: {os.cpu_count()}, load average: {os.getloadavg()[0]:.1f}")
-    print("canary deploy -> first 200 through the listener (fresh stack: daemon + 2+1 tasks)")
+    print("canary deploy -> first 200 through the listener (fresh stack: 2+1 tasks)")
     spread = f"min {min(first):.2f}, max {max(first):.2f}"
     print(f"  median {statistics.median(first):.2f} s  ({spread}) over {len(first)} rounds")
     print(f"canary deploy returns (all tasks healthy): median {statistics.median(done):.2f} s")
-    print(f"daemon RSS idle:        {m['daemon_rss_idle_mib']:.1f} MiB")
-    print(f"daemon CPU idle:        {m['daemon_cpu_idle_pct']:.1f}% of one core")
-    print(f"daemon RSS under load:  {m['daemon_rss_load_mib']:.1f} MiB  "
+    print(f"data plane RSS idle:    {m['plane_rss_idle_mib']:.1f} MiB, "
+          f"daemon {m['daemon_rss_idle_mib']:.1f} MiB")  # fmt: skip
+    print(f"data plane CPU idle:    {m['plane_cpu_idle_pct']:.1f}% of one core, "
+          f"daemon {m['daemon_cpu_idle_pct']:.1f}%")  # fmt: skip
+    print(f"data plane RSS under load: {m['plane_rss_load_mib']:.1f} MiB  "
           f"({m['load_requests']:.0f} requests at {m['load_rps']:.0f}/s for {args.seconds:.0f} s, "
           f"{m['load_errors']:.0f} errors, p99 {m['load_p99_ms']:.1f} ms)")  # fmt: skip
     print(f"task processes: {m['tasks']:.0f}, {m['tasks_rss_mib']:.1f} MiB RSS in total")
+    print(f"daemon killed (kill -9) under {args.rate:.0f} req/s: {m['killed_errors']:.0f} failed "
+          f"of {m['killed_requests']:.0f} requests; a new daemon answered after "
+          f"{m['killed_daemon_back_s']:.2f} s")  # fmt: skip
 
 
 if __name__ == "__main__":

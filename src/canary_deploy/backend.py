@@ -305,3 +305,9 @@ class Target(Protocol):
     def delete(self, progress: Progress, *, purge: bool = False) -> None:
         """Tear the stack down and wait until it is gone."""
         ...
+
+    def deployed_spec(self) -> ReleaseSpec | None:
+        """The spec the last deploy applied, where the target keeps it (local: a deploy
+        that names no image keeps the running one); None where it does not (AWS: the
+        images are always given, as in the seed)."""
+        ...

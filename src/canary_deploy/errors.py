@@ -30,3 +30,7 @@ class OperationFailed(CanaryError):
     """The operation was attempted and failed. Exit code 1."""
 
     exit_code = EXIT_FAILED
+
+
+class NothingToDelete(OperationFailed):
+    """`delete` found no stack: nothing was there, so nothing failed (exit 0)."""

@@ -3,17 +3,17 @@
 from __future__ import annotations
 
 
-def ms(seconds: float | None) -> str:
+def ms(seconds: float | None, decimals: int = 0) -> str:
     """A duration in milliseconds; below one, with its significant digits.
 
-    >>> ms(0.0123), ms(0.00042), ms(0.0), ms(None)
-    ('12 ms', '0.42 ms', '0 ms', '-')
+    >>> ms(0.0123), ms(0.0123, 1), ms(0.00042), ms(0.0), ms(None)
+    ('12 ms', '12.3 ms', '0.42 ms', '0 ms', '-')
     """
     if seconds is None:
         return "-"
     value = seconds * 1000
     if value == 0 or value >= 0.995:
-        return f"{value:.0f} ms"
+        return f"{value:.{decimals}f} ms"
     return f"{value:.2g} ms"
 
 

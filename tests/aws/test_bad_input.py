@@ -92,10 +92,13 @@ def test_missing_stack_is_explained(aws_env: AwsEnv, cli: CliRunner, args: tuple
     assert not aws_env.stack_exists()
 
 
-def test_delete_of_missing_stack_fails(aws_env: AwsEnv, cli: CliRunner) -> None:
+def test_delete_of_missing_stack_deletes_nothing_and_says_so(
+    aws_env: AwsEnv, cli: CliRunner
+) -> None:
+    """Issue 13 item 13: deleting nothing is consistent on both targets: rc 0."""
     result = cli("delete", "--yes")
-    assert result.exit_code == 1
-    assert "does not exist" in result.stderr
+    assert result.exit_code == 0
+    assert "Nothing to delete: stack" in result.stdout and "does not exist" in result.stdout
 
 
 def test_delete_without_confirmation_keeps_the_stack(deployed: AwsEnv, cli: CliRunner) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 
 import pytest
 
@@ -66,8 +66,7 @@ def test_rollback_mid_rollout_ends_it_with_who_sent_it(
     settings = load_settings()
     target = AwsTarget.from_settings(settings)
     steady(target, monkeypatch)
-    store = service.open_store(settings)
-    try:
+    with closing(service.open_store(settings)) as store:
         r, controller = _start(target, store)
         assert aws_env.live_weights() == Weights(90, 5, 5)
         shown = cli("status", "-o", "json")
@@ -87,5 +86,3 @@ def test_rollback_mid_rollout_ends_it_with_who_sent_it(
         assert f"rollout #{r.id} ended: rolled back by" in result.stderr
         # Ended for good: a later set-weights is not refused.
         assert cli("set-weights", "95", "5").exit_code == 0
-    finally:
-        store.close()

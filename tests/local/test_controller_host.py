@@ -7,6 +7,7 @@ import os
 import signal
 import time
 from collections.abc import Callable
+from contextlib import closing
 
 from canary_deploy.config import LocalSettings, Settings
 from canary_deploy.rollout import service
@@ -37,8 +38,7 @@ def test_the_daemon_runs_a_rollout_nobody_runs_and_restarts_a_killed_controller(
     stack.ok("deploy", "--stable-weight", "100", "--canary-weight", "0")
     settings = _settings(stack)
     target = open_target(settings)
-    store = service.open_store(settings)
-    try:
+    with closing(service.open_store(settings)) as store:
         plan = RolloutPlan((Step(10, 300, 600),), interval_s=1.0, baseline=False)
         rollout, resumed = service.begin(settings, target, store, plan)
         assert not resumed
@@ -64,7 +64,5 @@ def test_the_daemon_runs_a_rollout_nobody_runs_and_restarts_a_killed_controller(
         wait_for(lambda: pid_gone(second), 10, "the controller to exit")
         time.sleep(3)
         assert _owner(store, rollout.id) is None
-    finally:
-        store.close()
     log = (stack.paths.state_dir / "controller.log").read_text()
     assert "running rollout" in log

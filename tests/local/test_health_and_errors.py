@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -75,6 +76,7 @@ def test_busy_port_is_a_clear_error_and_starts_nothing(
     assert "--listen" in result.stderr and "CANARY_LISTEN" in result.stderr
     assert stack.paths.daemon_pid() is None
     assert stack_processes(stack.paths.marker) == []
+    assert not stack.paths.state_dir.exists()  # a failed first deploy leaves no file either
     assert stack.run("status").exit_code == 1
 
 
@@ -117,7 +119,7 @@ def test_two_concurrent_deploys_share_one_daemon(new_stack: Callable[[], LocalSt
     assert len(stack.tasks()) == 3, "the second daemon must not start (or kill) tasks"
 
 
-def test_kill_9_of_the_daemon_also_ends_what_tasks_started(
+def test_kill_9_of_the_data_plane_also_ends_what_tasks_started(
     new_stack: Callable[[], LocalStack],
 ) -> None:
     stack = new_stack()
@@ -130,8 +132,11 @@ def test_kill_9_of_the_daemon_also_ends_what_tasks_started(
         "deploy", "--image-stable", image, "--stable-count", "1", "--canary-count", "0", "--yes"
     )
     processes = stack_processes(stack.paths.marker)
-    assert len(processes) == 2, "the task and the shell's background sleep"
-    daemon = stack.paths.daemon_pid()
-    assert daemon is not None
-    os.kill(daemon, signal.SIGKILL)
+    tasks = [p for p in processes if b"CANARY_TASK_ID=" in Path(f"/proc/{p}/environ").read_bytes()]
+    assert len(tasks) == 2, "the task and the shell's background sleep"
+    # The tasks are the data plane's children (a daemon's death leaves them serving).
+    plane = stack.paths.dataplane_pid()
+    assert plane is not None
+    os.kill(plane, signal.SIGKILL)
+    # Every process of the stack dies with it: tasks, their children, the daemon.
     wait_for(lambda: all(pid_gone(p) for p in processes), 10, "every stack process to die")

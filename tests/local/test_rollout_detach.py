@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -89,16 +90,13 @@ def test_detach_is_refused_on_aws_where_this_process_is_the_controller(
 
 
 def test_status_says_since_when_nobody_runs_a_rollout(tmp_path: Path) -> None:
-    store = RolloutStore(tmp_path / "state.db", "demo")
-    try:
+    with closing(RolloutStore(tmp_path / "state.db", "demo")) as store:
         plan = RolloutPlan((Step(10, 1, 2),), baseline=False)
         r = store.create(plan, {}, now=1000.0, canary_image=None, actor="test")
         store.release(r.id)  # its controller is gone
         r = store.get(r.id)
         since = unattended_since(store, r, now=1100.0)
         assert since == 1000.0
-    finally:
-        store.close()
     line = controller_line(
         {"pid": None, "last_tick_s": 100.0, "unattended_since": since, "unattended_s": 100.0}
     )
@@ -137,8 +135,7 @@ class _GoneRouter:
 def test_delete_of_a_stack_that_cannot_answer_records_the_rollout_as_ended(
     tmp_path: Path,
 ) -> None:
-    store = RolloutStore(tmp_path / "state.db", "demo")
-    try:
+    with closing(RolloutStore(tmp_path / "state.db", "demo")) as store:
         plan = RolloutPlan((Step(10, 1, 2),), baseline=False)
         r = store.create(plan, {}, now=time.time(), canary_image=None, actor="test")
         store.release(r.id)
@@ -149,8 +146,6 @@ def test_delete_of_a_stack_that_cannot_answer_records_the_rollout_as_ended(
         assert store.active() is None
         last = store.events(r.id)[-1]
         assert last.actor.endswith("(delete)") and "ended without a rollback" in last.message
-    finally:
-        store.close()
 
 
 def test_rollback_sets_100_0_even_when_the_rollout_cannot_take_it(

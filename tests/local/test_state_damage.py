@@ -10,6 +10,7 @@ import os
 import random
 import sqlite3
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -50,8 +51,7 @@ def replace_damaged(db: Path, how: str) -> None:
 
 def fill(state_dir: Path) -> None:
     """A stored stack (no daemon) with enough history that the file spans many pages."""
-    store = StateStore(state_dir)
-    try:
+    with closing(StateStore(state_dir)) as store:
         from canary_deploy.backend import ReleaseSpec
         from canary_deploy.weights import Weights
 
@@ -59,8 +59,6 @@ def fill(state_dir: Path) -> None:
         store.save_weights(Weights(80, 20))
         for i in range(500):
             store.add_event("deploy", None, f"event {i} " + "x" * 200)
-    finally:
-        store.close()
     # Everything into the main file, as after a clean shutdown.
     for suffix in ("-wal", "-shm"):
         (state_dir / f"state.db{suffix}").unlink(missing_ok=True)
@@ -135,11 +133,8 @@ def test_with_a_daemon_rollback_works_and_repair_rebuilds_from_the_daemon(
 
     # The rebuilt file is what a restarted daemon comes back from.
     stack.stop_everything()
-    store = StateStore(stack.paths.state_dir)
-    try:
+    with closing(StateStore(stack.paths.state_dir)) as store:
         spec, weights = store.load_spec(), store.load_weights()
-    finally:
-        store.close()
     assert spec is not None and spec.image_canary == "builtin:v1"
     assert weights is not None and weights.stable == 100
 

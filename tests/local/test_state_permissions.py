@@ -8,6 +8,7 @@ import os
 import signal
 import stat
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -70,11 +71,8 @@ def test_a_state_directory_an_older_version_left_open_is_tightened(
 ) -> None:
     stack = new_stack()
     state_dir = stack.paths.state_dir
-    store = StateStore(state_dir)
-    try:
+    with closing(StateStore(state_dir)) as store:
         store.save_spec(ReleaseSpec("A=1 builtin:v1", "builtin:v2", 2, 1, 8000, Weights(95, 5)))
-    finally:
-        store.close()
     (state_dir / "tasks").mkdir(exist_ok=True)
     (state_dir / "tasks" / "stable-1.log").write_text("a task's output\n")
     (state_dir / "daemon.log").write_text("old log\n")

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from typing import Any
 
 import pytest
@@ -139,13 +139,12 @@ def test_latency_regressed_canary_is_rolled_back(new_stack: Callable[[], LocalSt
 
 
 def _controller_pid(stack: LocalStack) -> int | None:
-    store = RolloutStore(stack.paths.state_dir / "state.db", "ecs-canary-demo-stack")
-    try:
+    with closing(
+        RolloutStore(stack.paths.state_dir / "state.db", "ecs-canary-demo-stack")
+    ) as store:
         active = store.active()
         alive = active is not None and store.controller_alive(active, now=time.time())
         return active.owner_pid if alive and active is not None else None
-    finally:
-        store.close()
 
 
 def test_kill_9_of_the_controller_and_its_terminal_loses_nothing(

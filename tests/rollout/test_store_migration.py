@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from contextlib import closing
 from pathlib import Path
 
 from canary_deploy.analysis import Judge
@@ -36,8 +37,7 @@ def test_a_db_from_before_the_added_columns_reads_and_saves(tmp_path: Path) -> N
     )
     db.commit()
     db.close()
-    store = RolloutStore(path, "stack")
-    try:
+    with closing(RolloutStore(path, "stack")) as store:
         r = store.get(1)
         assert r.status is RolloutStatus.RUNNING
         assert (r.applied_weights, r.fed_windows, r.health_wait_since) == (None, (), None)
@@ -45,5 +45,3 @@ def test_a_db_from_before_the_added_columns_reads_and_saves(tmp_path: Path) -> N
         assert (r.plan.max_canary_tasks, r.plan.reread_s, r.plan.tick_s) == (None, 0.0, 0.25)
         store.save(r, now=2.0)
         assert store.get(1).fed_windows == ()
-    finally:
-        store.close()

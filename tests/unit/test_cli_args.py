@@ -105,13 +105,17 @@ def test_shell_completion_is_offered(tmp_path: Path) -> None:
     assert "<bool>" not in help_text  # flags show no type
 
 
-def test_delete_has_a_json_document(tmp_path: Path) -> None:
-    done = canary(tmp_path, "delete", "--yes", "--purge", "-o", "json", "--state-dir", "st")
-    assert done.returncode == 0, done.stderr
-    doc = json.loads(done.stdout)
-    assert doc == {
-        "deleted": "ecs-canary-demo-stack",
-        "target": "local",
-        "purged": True,
-        "ended_rollout": None,
-    }
+def test_delete_has_a_json_document_and_deleting_nothing_succeeds(tmp_path: Path) -> None:
+    """Issue 13 items 6 and 13: one JSON document; nothing to delete is rc 0, said so, with
+    or without --purge."""
+    for purge in ([], ["--purge"]):
+        done = canary(tmp_path, "delete", "--yes", *purge, "-o", "json", "--state-dir", "st")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout) == {
+            "deleted": None,
+            "target": "local",
+            "nothing_to_delete": f"no local stack in {tmp_path / 'st'}",
+        }
+    text = canary(tmp_path, "delete", "--yes", "--state-dir", "st")
+    assert text.returncode == 0
+    assert f"Nothing to delete: no local stack in {tmp_path / 'st'}." in text.stdout

@@ -70,6 +70,7 @@ class AwsClients:
     ec2: EC2Client
     cloudwatch: CloudWatchClient
     region: str
+    logs: Any = None  # CloudWatch Logs (`canary logs`); no stubs are installed for it
 
     @classmethod
     def create(cls, *, region: str | None, profile: str | None, stack_name: str) -> AwsClients:
@@ -86,4 +87,5 @@ class AwsClients:
                 ec2=session.client("ec2", region_name=resolved, config=CLIENT_CONFIG),
                 cloudwatch=session.client("cloudwatch", region_name=resolved, config=CLIENT_CONFIG),
                 region=resolved,
+                logs=session.client("logs", region_name=resolved, config=CLIENT_CONFIG),
             )

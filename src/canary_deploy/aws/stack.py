@@ -319,20 +319,19 @@ class Stack:
         """Step 2: the update itself."""
         progress.log(f"Updating stack {self.name}")
         since = self._events.newest_id()
-        try:
-            with self._errors(f"update stack {self.name}"):
+        with self._errors(f"update stack {self.name}"):
+            try:
                 self._cf.update_stack(
                     StackName=self.name,
                     TemplateBody=template_body(),
                     Parameters=_parameters(parameters),
                     Capabilities=CAPABILITIES,
                 )
-        except OperationFailed as exc:
-            cause = exc.__cause__
-            if isinstance(cause, ClientError) and NO_UPDATES in str(cause):
+            except ClientError as exc:
+                if NO_UPDATES not in str(exc):
+                    raise  # translated by the error scope
                 progress.log("No changes: the stack is already up to date")
                 return current
-            raise
         return self._finished(self._wait(progress, since=since))
 
     def _restore(

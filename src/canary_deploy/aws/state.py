@@ -204,7 +204,7 @@ class DynamoRolloutState:
             created_at=now,
             updated_at=now,
         )
-        started: EventRecord = ("started", actor, started_message(rollout), None)
+        started = EventRecord("started", actor, started_message(rollout))
         try:
             self._items.transact(
                 f"start rollout {rollout.id}",
@@ -307,7 +307,7 @@ class DynamoRolloutState:
             rollout_id, command, actor = get_int(item, "rollout"), *command_from_item(item)[1:]
             self.get(rollout_id)  # the version the event numbers are reserved against
             seen = self._seen[rollout_id]
-            withdrawn: EventRecord = ("withdrawn", actor, f"{command} withdrawn: {why}", None)
+            withdrawn = EventRecord("withdrawn", actor, f"{command} withdrawn: {why}", None)
             event = event_item(
                 self._items.partition, rollout_id, seen.event_seq + 1, now, withdrawn
             )

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from canary_deploy.aws.clients import AwsClients
-from canary_deploy.aws.errors import ErrorScope
+from canary_deploy.aws.errors import ErrorScope, StackNotFound
 from canary_deploy.aws.health import TargetHealth
 from canary_deploy.aws.metrics import CloudWatchMetrics
 from canary_deploy.aws.network import resolve_network
@@ -28,7 +28,7 @@ from canary_deploy.backend import (
     shown_in_status,
 )
 from canary_deploy.config import Settings
-from canary_deploy.errors import CanaryError
+from canary_deploy.errors import CanaryError, NothingToDelete
 from canary_deploy.weights import Weights
 
 
@@ -196,7 +196,13 @@ class AwsTarget:
             notes.append(f"CloudWatch metrics unavailable: {exc.message}")
             return {}
 
+    def deployed_spec(self) -> ReleaseSpec | None:
+        return None  # the seed's deploy always names both images
+
     def delete(self, progress: Progress, *, purge: bool = False) -> None:
         """Tear the stack down and wait until it is gone."""
-        self.stack.delete(progress)
+        try:
+            self.stack.delete(progress)
+        except StackNotFound as exc:
+            raise NothingToDelete(exc.message, hint="check STACK_NAME / AWS_REGION") from None
         self._outputs = None

@@ -114,6 +114,8 @@ def _register_optional_commands() -> None:
         "canary_deploy.cli.config_cmd",
         "canary_deploy.cli.dashboard_cmd",
         "canary_deploy.cli.local_cmds",
+        "canary_deploy.cli.demo_cmd",
+        "canary_deploy.cli.logs_cmd",
         "canary_deploy.cli.rollout_cmds",
     ):
         try:

@@ -1,28 +1,25 @@
-"""`canary load` and `canary demo`: drive traffic at the listener and walk the canary flow."""
+"""`canary load` (drive traffic at the listener) and `canary repair` (a damaged local state
+database)."""
 
 from __future__ import annotations
 
 import json
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from canary_deploy.backend import Status, Target
+from canary_deploy.backend import Target
 from canary_deploy.cli.app import OutputOpt, app, settings_from
-from canary_deploy.cli.output import ConsoleProgress, console, err_console, print_json, progress
-from canary_deploy.errors import OperationFailed, UsageError
-from canary_deploy.local.demo import (
-    DEMO_ROLLOUT_RATE,
-    DemoOptions,
-    Epilogue,
-    StepRecord,
-    run_demo,
+from canary_deploy.cli.output import (
+    console,
+    err_console,
+    print_json,
+    sigterm_as_interrupt,
 )
+from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.local.load import (
     UNKNOWN_VERSION,
     LoadGenerator,
@@ -33,12 +30,9 @@ from canary_deploy.local.load import (
 )
 from canary_deploy.local.target import LocalTarget, StateRepair
 from canary_deploy.targets import open_target
+from canary_deploy.units import ms
 
 PER_REQUEST_LINES_UP_TO = 20  # like the seed's `for i in {1..20}; do curl ...; done`
-
-
-def _ms(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds * 1000:.1f} ms"
 
 
 def _listener(ctx: typer.Context) -> tuple[str, Target]:
@@ -64,7 +58,7 @@ def _print_sample(sample: Sample) -> None:
     task = f"  {sample.task_id}" if sample.task_id else ""
     status = str(sample.status) if sample.status else "ERR"
     detail = f"  {sample.error}" if sample.error else ""
-    latency = _ms(sample.latency_s)
+    latency = ms(sample.latency_s, 1)
     console.print(f"{sample.index:>4}  {status:>3}  {sample.version:<6}{task}  {latency}{detail}")
 
 
@@ -91,10 +85,33 @@ def _run_with_bar(plan: LoadPlan) -> LoadResult:
         return _run(LoadGenerator(plan, on_sample=tick))
 
 
+class _ProgressLines:
+    """Progress for a log, a pipe or `-o json` (stderr, stdout stays one document): a
+    line every few seconds."""
+
+    def __init__(self, plan: LoadPlan, every_s: float = 5.0) -> None:
+        self.every_s = every_s
+        self.started = time.monotonic()
+        self.next = self.started + every_s
+        self.sent = self.errors = 0
+
+    def __call__(self, sample: Sample) -> None:
+        self.sent += 1
+        self.errors += sample.failed
+        now = time.monotonic()
+        if now >= self.next:
+            self.next = now + self.every_s
+            err_console.print(
+                f"load: {self.sent:,} requests, {self.errors:,} errors, {now - self.started:.0f} s",
+                soft_wrap=True,
+            )
+
+
 def _run(generator: LoadGenerator) -> LoadResult:
-    """Run to the end; Ctrl-C stops early and keeps what was measured so far."""
+    """Run to the end; Ctrl-C (or SIGTERM) stops early and keeps what was measured."""
     try:
-        return generator.run()
+        with sigterm_as_interrupt():
+            return generator.run()
     except KeyboardInterrupt:
         err_console.print("interrupted: the summary covers the requests sent so far")
         result = generator.result
@@ -133,7 +150,7 @@ def _render_summary(result: LoadResult) -> None:
         rate = s.error_rate or 0.0
         table.add_row(
             s.version, f"{s.requests:,}", f"{share:.1%}", f"{s.errors} ({rate:.1%})",
-            _ms(s.percentile(0.5)), _ms(s.percentile(0.95)), _ms(s.percentile(0.99)),
+            ms(s.percentile(0.5), 1), ms(s.percentile(0.95), 1), ms(s.percentile(0.99), 1),
         )  # fmt: skip
     console.print(table)
     codes = ", ".join(f"{k or 'no response'}: {v}" for k, v in sorted(result.statuses.items()))
@@ -191,10 +208,10 @@ def load(
         url.rstrip("/"), path, requests, rate, duration, concurrency,
         method.upper(), body,
     )  # fmt: skip
-    if output == "json":
-        result = _run(LoadGenerator(plan))
-    elif one_by_one:
+    if one_by_one:
         result = _run(LoadGenerator(plan, on_sample=_print_sample))
+    elif output == "json" or not err_console.is_terminal:
+        result = _run(LoadGenerator(plan, on_sample=_ProgressLines(plan)))
     else:
         result = _run_with_bar(plan)
     by_group = _balancer_view(target, result)
@@ -251,142 +268,3 @@ def _repair_text(done: StateRepair) -> str:
         "starts the stack afresh (give it your images again; the old spec and history stay "
         "in the moved file)."
     )
-
-
-# ---- demo views
-
-
-def _steps_table(records: list[StepRecord]) -> Table:
-    table = Table(header_style="bold", pad_edge=False)
-    for name in ("step", "weights", "v1", "v2", "v2 share", "errors", "p95", "took"):
-        table.add_column(name, justify="left" if name == "step" else "right", no_wrap=True)
-    for r in records:
-        share = r.share("v2")
-        table.add_row(
-            r.title, str(r.weights), str(r.by_version.get("v1", 0)), str(r.by_version.get("v2", 0)),
-            "-" if share is None else f"{share:.0%}", str(r.errors), _ms(r.p95_s()), r.note,
-        )  # fmt: skip
-    return table
-
-
-class LiveDemoView:
-    """The demo on a terminal: one table that updates in place."""
-
-    def __init__(self) -> None:
-        self.live = Live(console=console, refresh_per_second=4, transient=False)
-        self._status: Status | None = None
-
-    def started(self, url: str, state_dir: Path) -> None:
-        console.print(f"Local stack on [bold]{url}[/bold] (state {state_dir}); load: GET /whoami")
-        self.live.start()
-
-    def step_started(self, record: StepRecord) -> None:
-        pass
-
-    def refresh(self, records: list[StepRecord], status: Status | None) -> None:
-        self._status = status or self._status
-        self.live.update(self._render(records))
-
-    def _render(self, records: list[StepRecord]) -> Table:
-        table = _steps_table(records)
-        s = self._status
-        if s is not None:
-            tasks = "  ".join(
-                f"{v}: {vs.service.running}/{vs.service.desired} {vs.service.deployment_state}"
-                for v, vs in s.versions.items()
-                if vs.service is not None
-            )
-            table.caption = f"listener {s.listener.weights if s.listener else '-'}   {tasks}"
-        return table
-
-    def step_done(self, record: StepRecord) -> None:
-        pass
-
-    def finished(self, records: list[StepRecord], summary: list[str]) -> None:
-        if self.live.is_started:
-            self.live.update(self._render(records))
-            self.live.stop()
-        for line in summary:
-            console.print(line)
-
-
-class PlainDemoView:
-    """The demo in a log or CI: one line per step."""
-
-    def started(self, url: str, state_dir: Path) -> None:
-        console.print(f"Local stack on {url} (state {state_dir}); load: GET /whoami")
-
-    def step_started(self, record: StepRecord) -> None:
-        took = f" (took {record.note})" if record.note else ""
-        console.print(f"-> {record.title}: weights {record.weights}{took}")
-
-    def refresh(self, records: list[StepRecord], status: Status | None) -> None:
-        pass
-
-    def step_done(self, record: StepRecord) -> None:
-        share = record.share("v2")
-        console.print(
-            f"   {record.requests} requests: v1 {record.by_version.get('v1', 0)}, "
-            f"v2 {record.by_version.get('v2', 0)} ("
-            + ("-" if share is None else f"{share:.0%}")
-            + f" canary), {record.errors} errors, p95 {_ms(record.p95_s())}"
-        )
-
-    def finished(self, records: list[StepRecord], summary: list[str]) -> None:
-        console.print(_steps_table(records))
-        for line in summary:
-            console.print(line)
-
-
-@app.command()
-def demo(
-    keep: Annotated[bool, typer.Option(help="Leave the stack running afterwards.")] = False,
-    step_seconds: Annotated[float, typer.Option(help="How long each step holds.")] = 12.0,
-    rate: Annotated[float, typer.Option(help="Background load, requests per second.")] = 40.0,
-    rollouts: Annotated[
-        bool, typer.Option(help="Then run two automated rollouts (bad canary, healthy one).")
-    ] = True,
-    rollout_rate: Annotated[
-        float, typer.Option(help="Load during the automated rollouts, requests per second.")
-    ] = DEMO_ROLLOUT_RATE,
-    emulated_aws: Annotated[
-        bool,
-        typer.Option(
-            "--emulated-aws",
-            help="Instead: the AWS path against a local moto server (needs the emulator extra).",
-        ),
-    ] = False,
-) -> None:
-    """Walk the seed's canary flow locally (95/5 -> 75/25 -> 50/50 -> 0/100, roll back),
-    then let `canary rollout` catch a bad canary and promote a healthy one."""
-    if emulated_aws:
-        from canary_deploy.aws.demo import run as run_aws_demo
-
-        raise typer.Exit(run_aws_demo(console))
-    if step_seconds <= 0 or rate <= 0 or rollout_rate <= 0:
-        raise UsageError("--step-seconds, --rate and --rollout-rate must be positive")
-    view = LiveDemoView() if console.is_terminal else PlainDemoView()
-    console.print("canary demo: builtin v1 as stable, v2 as canary, on the local target")
-    # Plain progress lines: a spinner would fight the live table for the terminal.
-    with progress("", quiet=True) as p:
-        epilogue = None
-        if rollouts:
-            epilogue = _rollout_acts(p, rollout_rate)
-        _, closing = run_demo(
-            DemoOptions(hold_s=step_seconds, rate=rate, keep=keep), view, p, epilogue=epilogue
-        )
-    for line in closing:
-        console.print(line)
-
-
-def _rollout_acts(p: ConsoleProgress, rate: float) -> Epilogue:
-    from canary_deploy.rollout.demo import run_acts
-    from canary_deploy.rollout.view import LiveView, PlainView
-
-    def run(target: LocalTarget, url: str) -> list[str]:
-        def view() -> LiveView | PlainView:
-            return LiveView(console) if console.is_terminal else PlainView(console)
-
-        return run_acts(target.settings, target, url, p, view, rate=rate, announce=console.print)
-
-    return run

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import signal
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
@@ -167,3 +169,22 @@ def error(message: str, hint: str | None = None) -> None:
 
 def warn(message: str) -> None:
     err_console.print(f"[bold yellow]warning:[/bold yellow] {escape(message)}", soft_wrap=True)
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM is Ctrl-C: a command killed by `kill` or a CI runner's timeout ends as it
+    does on Ctrl-C (a rollout lets go of its controller at once, `load` prints what it
+    measured). Only in the main thread; elsewhere nothing changes."""
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
-import signal
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing
 from typing import Annotated
 
 import typer
 
 from canary_deploy.cli.app import OutputOpt, app, settings_from
-from canary_deploy.cli.output import console, err_console, print_json, progress, warn
+from canary_deploy.cli.output import (
+    console,
+    err_console,
+    print_json,
+    progress,
+    sigterm_as_interrupt,
+    warn,
+)
 from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.rollout import service, steering
 from canary_deploy.rollout.store import Command, Event, Rollout
@@ -79,8 +84,7 @@ def rollout(
             "'Running a rollout unattended'",
         )
     target = open_target(settings)
-    store = service.open_store(settings)
-    try:
+    with closing(service.open_store(settings)) as store:
         plan = service.plan_from(
             settings,
             steps=parse_steps(steps),
@@ -112,7 +116,7 @@ def rollout(
         live = console.is_terminal and output == "text"
         view = LiveView(console) if live else PlainView(shown)
         try:
-            with view, _sigterm_as_interrupt():
+            with view, sigterm_as_interrupt():
                 if hosted:
                     final = service.follow(
                         target, store, current.id, view, warn=lambda m: shown.print(f"Warning: {m}")
@@ -133,8 +137,6 @@ def rollout(
                 f"{left.step + 1}; {goes_on}, `canary abort` rolls back."
             )
             raise typer.Exit(130) from None
-    finally:
-        store.close()
     _finish(final, output)
 
 
@@ -148,21 +150,6 @@ def _detached(current: Rollout, output: str) -> None:
         f"{len(current.plan.steps)}). Watch it with `canary rollout` or `canary status`; "
         "steer it with `canary pause|resume|promote|abort`."
     )
-
-
-@contextmanager
-def _sigterm_as_interrupt() -> Iterator[None]:
-    """SIGTERM stops watching as Ctrl-C does: the controller lets go of the rollout at
-    once, so a steering command sent right after acts without waiting for it."""
-
-    def interrupt(signum: int, frame: object) -> None:
-        raise KeyboardInterrupt
-
-    previous = signal.signal(signal.SIGTERM, interrupt)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
 
 
 def _finish(final: Rollout, output: str) -> None:
@@ -189,13 +176,12 @@ def _steer(ctx: typer.Context, command: Command, output: str) -> None:
     """Send a command and return once it is in effect (rc 1 and why, otherwise)."""
     settings = settings_from(ctx)
     target = open_target(settings)
-    store = service.open_store(settings)
     verb = str(command).replace("_full", " --full")
-    try:
-        with progress(f"canary {verb}", quiet=output == "json") as p:
-            done = steering.steer(target, store, command, actor=steering.operator(), progress=p)
-    finally:
-        store.close()
+    with (
+        closing(service.open_store(settings)) as store,
+        progress(f"canary {verb}", quiet=output == "json") as p,
+    ):
+        done = steering.steer(target, store, command, actor=steering.operator(), progress=p)
     if output == "json":
         print_json(done.to_dict())
         return
@@ -254,12 +240,9 @@ def history(
 ) -> None:
     """The audit log: weight changes, decisions with evidence, steps, with timestamps."""
     settings = settings_from(ctx)
-    store = service.open_store(settings)
-    try:
+    with closing(service.open_store(settings)) as store:
         events = service.history(store, rollout_id)
         latest = store.latest() if rollout_id is not None and not events else None
-    finally:
-        store.close()
     if latest is not None:
         raise UsageError(
             f"there is no rollout #{rollout_id}: the rollouts here are #1 to #{latest.id}",

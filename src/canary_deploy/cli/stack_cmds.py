@@ -19,7 +19,7 @@ from canary_deploy.cli.output import (
     warn,
 )
 from canary_deploy.config import Settings
-from canary_deploy.errors import UsageError
+from canary_deploy.errors import NothingToDelete, UsageError
 from canary_deploy.targets import open_target
 
 
@@ -104,13 +104,7 @@ def deploy(
         slow_start_seconds=slow_start,
     )
     target = open_target(settings)
-    current = None
-    if settings.target == "local":
-        from canary_deploy.local.target import LocalTarget
-
-        assert isinstance(target, LocalTarget)
-        current = target.stack.stored_spec()
-    spec = usecases.release_spec(settings, current)
+    spec = usecases.release_spec(settings, target.deployed_spec())
     _confirm_starved(usecases.starved_groups(spec, usecases.live_weights(target)), yes=yes)
     _yield_to_rollout(settings, target, force=force, quiet=output == "json")
     before = usecases.canary_image_live(target)
@@ -239,10 +233,14 @@ def delete(
     from canary_deploy.rollout import service, steering
 
     target = open_target(settings)
-    with progress(f"Deleting {settings.stack_name} ({settings.target})") as p:
-        with service.existing_store(settings) as store:
-            ended = steering.end_for_delete(target, store, progress=p)
-        usecases.delete(target, p, purge=purge)
+    try:
+        with progress(f"Deleting {settings.stack_name} ({settings.target})") as p:
+            with service.existing_store(settings) as store:
+                ended = steering.end_for_delete(target, store, progress=p)
+            usecases.delete(target, p, purge=purge)
+    except NothingToDelete as exc:
+        _nothing_deleted(settings, exc, output)
+        return
     if ended is not None:
         warn(f"rollout #{ended.id} ended before the delete: {ended.reason}")
     if output == "json":
@@ -256,3 +254,13 @@ def delete(
         )
         return
     typer.echo(f"Deleted {settings.stack_name}.")
+
+
+def _nothing_deleted(settings: Settings, exc: NothingToDelete, output: str) -> None:
+    """Deleting what is not there succeeds, and says so."""
+    if output == "json":
+        print_json({"deleted": None, "target": settings.target, "nothing_to_delete": exc.message})
+        return
+    console.print(f"Nothing to delete: {exc.message}.", markup=False, soft_wrap=True)
+    if exc.hint:
+        console.print(f"({exc.hint})", style="dim", markup=False, soft_wrap=True)

@@ -10,9 +10,9 @@ from dataclasses import asdict, replace
 from typing import Any
 
 from canary_deploy.backend import GROUPS, ReleaseSpec, Version
-from canary_deploy.balancer import Balancer
 from canary_deploy.balancer.admin import AdminServer, weights_from_body
 from canary_deploy.errors import OperationFailed, UsageError
+from canary_deploy.local.dataplane_client import Listener
 from canary_deploy.local.report import listener_document, traffic_document
 from canary_deploy.local.services import EventSink, Supervisor
 from canary_deploy.local.statedb import damage
@@ -37,7 +37,7 @@ class StackAdmin:
     def __init__(
         self,
         store: StateStore,
-        balancer: Balancer,
+        balancer: Listener,
         supervisor: Supervisor,
         *,
         url: str,

@@ -1,4 +1,5 @@
-"""Start, find and stop the local stack daemon from the CLI side (like `docker compose up -d`)."""
+"""Start, find and stop a local stack (its data plane and daemon) from the CLI side, like
+`docker compose up -d`."""
 
 from __future__ import annotations
 
@@ -16,8 +17,9 @@ from typing import Any
 
 from canary_deploy.balancer.admin import AdminClient
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
+from canary_deploy.local.options import StackOptions
 from canary_deploy.local.paths import StackPaths, private_dir, private_opener
-from canary_deploy.local.processes import kill_stack_processes
+from canary_deploy.local.processes import MARKER_ENV, kill_stack_processes
 
 STARTUP_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 30.0
@@ -62,7 +64,8 @@ class DaemonArgs:
 
 
 class DaemonControl:
-    """The daemon of one state directory, seen from a short-lived CLI process."""
+    """The stack of one state directory (its data plane and daemon), seen from a
+    short-lived CLI process."""
 
     def __init__(self, paths: StackPaths) -> None:
         self.paths = paths
@@ -75,35 +78,47 @@ class DaemonControl:
         return self.paths.daemon_pid()
 
     def running(self) -> bool:
+        """The stack serves: a daemon answers, or a data plane does (and brings its
+        daemon back at once if that one died)."""
+        return self._daemon_up() or self.paths.dataplane_pid() is not None
+
+    def _daemon_up(self) -> bool:
         return self.pid() is not None and self.paths.socket.exists()
 
     def request(self, method: str, path: str, body: Any = None) -> Any:
+        """One admin call; while the data plane restarts a daemon that died, wait for it."""
+        if not self._daemon_up() and self.paths.dataplane_pid() is not None:
+            self._wait_for_daemon()
         return self.client().request(method, path, body)
 
     def start(self, args: DaemonArgs) -> dict[str, Any]:
-        """Start the daemon and wait until it listens, or raise why it could not."""
+        """Start the stack (data plane, which starts the daemon) and wait until it
+        listens, or raise why it could not."""
+        if self.paths.dataplane_pid() is not None:
+            return self._wait_for_daemon()  # it serves: its daemon is coming back
         private_dir(self.paths.state_dir)
         private_dir(self.paths.task_logs)
-        argv = [
-            sys.executable, "-m", "canary_deploy.local.daemon",
-            "--state-dir", str(self.paths.state_dir),
-            "--host", args.listen.host, "--port", str(args.listen.port),
-            "--health-profile", args.health_profile,
-        ]  # fmt: skip
-        if args.deregistration_delay_s is not None:
-            argv += ["--deregistration-delay", str(args.deregistration_delay_s)]
-        if args.health_check_path:
-            argv += ["--health-check-path", args.health_check_path]
-        if args.stickiness_s:
-            argv += ["--stickiness", str(args.stickiness_s)]
+        options = StackOptions(
+            self.paths.state_dir,
+            host=args.listen.host,
+            port=args.listen.port,
+            health_profile="alb" if args.health_profile == "alb" else "fast",
+            deregistration_delay_s=args.deregistration_delay_s,
+            health_check_path=args.health_check_path,
+            stickiness_s=args.stickiness_s,
+        )
+        argv = [sys.executable, "-m", "canary_deploy.local.dataplane", *options.to_argv()]
         read_fd, write_fd = os.pipe()
         argv += ["--ready-fd", str(write_fd)]
+        # Every process of the stack carries its marker: a sweep finds them all.
+        env = {**os.environ, MARKER_ENV: self.paths.marker}
         with open(self.paths.daemon_log, "ab", opener=private_opener) as log:
             process = subprocess.Popen(
                 argv,
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                env=env,
                 pass_fds=(write_fd,),
                 # Its own session: Ctrl-C in the terminal that started it does not reach it.
                 start_new_session=True,
@@ -118,7 +133,7 @@ class DaemonControl:
             return doc
         _wait_exit(process)
         if doc.get("error") == "already_running":
-            return self._wait_for_other_start()
+            return self._wait_for_daemon()
         if doc.get("error") == "port_in_use":
             raise UsageError(
                 f"{doc['message']}: the local listener cannot start",
@@ -128,37 +143,39 @@ class DaemonControl:
         message = doc.get("message") or "the local stack daemon did not start"
         raise OperationFailed(message, hint=f"see {self.paths.daemon_log}")
 
-    def _wait_for_other_start(self) -> dict[str, Any]:
-        """Another command started the daemon at the same moment: use that one."""
+    def _wait_for_daemon(self) -> dict[str, Any]:
+        """Another command started the stack at the same moment, or the data plane
+        restarts a daemon that died: wait until that daemon answers."""
         deadline = time.monotonic() + STARTUP_TIMEOUT_S
         while time.monotonic() < deadline:
-            if self.running():
+            if self._daemon_up():
                 with contextlib.suppress(CanaryError):
-                    status = self.request("GET", "/status")
+                    status = self.client().request("GET", "/status")
                     return {"ok": True, "url": status["url"], "pid": status["pid"]}
             time.sleep(0.1)
         raise OperationFailed(
-            f"another local stack daemon for {self.paths.state_dir} is starting but does "
-            "not answer",
+            f"the local stack daemon for {self.paths.state_dir} is starting but does not answer",
             hint=f"see {self.paths.daemon_log}",
         )
 
     def stop(self, *, forget: bool) -> bool:
-        """Stop the daemon and every task; `forget` drops the desired spec and weights.
-        Returns False when no daemon was running."""
-        pid = self.pid()
-        if pid is not None:
+        """Stop the stack: the daemon stops every task, then the data plane exits; `forget`
+        drops the desired spec and weights. Returns False when nothing was running."""
+        pid, plane = self.pid(), self.paths.dataplane_pid()
+        if plane is not None or pid is not None:
             with contextlib.suppress(CanaryError):
                 self.request("POST", "/shutdown", {"forget": forget})
-            if not _wait_pid(pid, STOP_TIMEOUT_S):
+                pid = self.pid() or pid
+        for process in (pid, plane):
+            if process is not None and not _wait_pid(process, STOP_TIMEOUT_S):
                 with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-                _wait_pid(pid, 5)
-        # Whatever the daemon could not stop (or a crashed daemon left) goes now.
+                    os.kill(process, signal.SIGKILL)
+                _wait_pid(process, 5)
+        # Whatever could not be stopped (or a crashed stack left) goes now.
         kill_stack_processes(self.paths.marker)
-        with contextlib.suppress(FileNotFoundError):
-            self.paths.socket.unlink()
-        return pid is not None
+        for sock in (self.paths.socket, self.paths.dataplane_socket):
+            sock.unlink(missing_ok=True)
+        return pid is not None or plane is not None
 
 
 # Daemons started by this process: kept referenced so no "still running" warning fires

@@ -4,7 +4,9 @@ Every second the daemon looks for an active rollout that no live controller tick
 owner is gone or its heartbeat is stale) and starts one (`rollout/runner.py`) as a child
 process, tied to the daemon's life and marked as one of the stack's processes. A
 controller that keeps failing is started again with a growing pause (at most 30 s), and
-each start and exit is a daemon event.
+each start and exit is a daemon event. A daemon that dies takes its controller along; the
+daemon the data plane starts next starts another, which resumes the rollout from its
+stored state (the controller's tick is idempotent).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from contextlib import closing
 
 from canary_deploy.local.paths import StackPaths, private_opener
 from canary_deploy.local.processes import MARKER_ENV, tie_to_parent
@@ -85,12 +88,9 @@ class ControllerHost:
         settings = load_settings(self.paths.state_dir)
         if settings is None:
             return False
-        store = RolloutStore(self.paths.state_dir / "state.db", settings.stack_name)
-        try:
+        with closing(RolloutStore(self.paths.state_dir / "state.db", settings.stack_name)) as store:
             active = store.active()
             return active is not None and not store.controller_alive(active, now=self.clock())
-        finally:
-            store.close()
 
     def _start(self) -> None:
         env = dict(os.environ)

@@ -1,8 +1,11 @@
-"""The local stack daemon's lifecycle: one background process per state directory.
+"""The local stack's daemon: the control plane of one state directory.
 
-It holds the balancer, the services and the admin socket (routes in `admin_routes`), and
-restores spec and weights on restart. Started by `canary deploy` as
-`python -m canary_deploy.local.daemon --state-dir DIR ...`; it reports readiness (or why
+It decides and the data plane (`dataplane.py`, its parent) serves: the daemon holds the
+services' supervisor, the admin socket (routes in `admin_routes`), the state store and
+the rollout controller's host, and drives the data plane's listener and task processes
+through its socket. It takes the stack over when it starts: a fresh data plane gets the
+stored spec and weights; one that kept serving after a daemon died keeps its weights,
+targets, tasks and metrics, and the new daemon adopts them. It reports readiness (or why
 it could not start) as one JSON line on `--ready-fd`.
 """
 
@@ -10,90 +13,53 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import errno
 import fcntl
-import json
 import logging
 import os
 import signal
-import subprocess
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Literal
+from typing import Any
+from urllib.parse import quote, urlencode
 
-from canary_deploy.backend import ReleaseSpec, Version
-from canary_deploy.balancer import Balancer, BalancerConfig, HealthCheckConfig
-from canary_deploy.balancer.admin import AdminServer, balancer_routes
+from canary_deploy.backend import Version
+from canary_deploy.balancer.admin import AdminServer, Handler
+from canary_deploy.errors import CanaryError
 from canary_deploy.local.admin_routes import StackAdmin
 from canary_deploy.local.controller_host import ControllerHost
-from canary_deploy.local.paths import StackPaths, private_dir, private_opener
-from canary_deploy.local.processes import (
-    ProcessLauncher,
-    kill_stack_processes,
-    prune_task_logs,
+from canary_deploy.local.dataplane import run_loop, write_ready
+from canary_deploy.local.dataplane_client import (
+    DataPlaneClient,
+    RemoteLauncher,
+    RemoteListener,
+    RemoteRegistry,
 )
+from canary_deploy.local.options import StackOptions
+from canary_deploy.local.paths import StackPaths, private_dir, private_opener
+from canary_deploy.local.processes import prune_task_logs
 from canary_deploy.local.services import Supervisor, SupervisorConfig
 from canary_deploy.local.store import StateStore
-from canary_deploy.local.tasks import HealthState
-from canary_deploy.local.watchdog import start_watchdog
-from canary_deploy.weights import Weights
+from canary_deploy.local.tasks import Task
 
 log = logging.getLogger("canary.daemon")
-HealthProfile = Literal["alb", "fast"]
-DEFAULT_WEIGHTS = Weights(95, 5)
 PERSIST_EVERY_S = 2.0
 METRICS_KEPT_S = 24 * 3600
-# Fast profile: a drained task stops within seconds; alb: ALB's default 300 s.
-DEREGISTRATION_DELAY_S: dict[HealthProfile, float] = {"fast": 2.0, "alb": 300.0}
-
-
-@dataclass(frozen=True)
-class DaemonOptions:
-    state_dir: Path
-    host: str = "127.0.0.1"
-    port: int = 8080
-    health_profile: HealthProfile = "fast"
-    deregistration_delay_s: float | None = None
-    # The listener's health check path and stickiness; None = from the stored spec.
-    health_check_path: str | None = None
-    stickiness_s: int | None = None
-
-    @property
-    def deregistration_delay(self) -> float:
-        if self.deregistration_delay_s is not None:
-            return self.deregistration_delay_s
-        return DEREGISTRATION_DELAY_S[self.health_profile]
-
-
-class _Registry:
-    """Adapts the balancer to what the supervisor needs (target ids -> health state)."""
-
-    def __init__(self, balancer: Balancer) -> None:
-        self.balancer = balancer
-
-    def register_target(self, group: Version, target_id: str, host: str, port: int) -> None:
-        self.balancer.register_target(group, target_id, host, port)
-
-    async def deregister_target(
-        self, group: Version, target_id: str, *, delay_s: float | None = None
-    ) -> None:
-        await self.balancer.deregister_target(group, target_id, delay_s=delay_s)
-
-    def target_states(self) -> dict[str, HealthState]:
-        return {
-            t.target_id: t.state
-            for targets in self.balancer.target_health().values()
-            for t in targets
-        }
+# A daemon that takes a running data plane over saves this much of its metrics again: the
+# seconds no daemon persisted (it was down) reach the disk too.
+TAKEOVER_RESAVE_S = 600.0
+# The balancer's read routes, answered by the data plane (PUT /weights is the daemon's:
+# it also persists the weights).
+FORWARDED_ROUTES = (
+    ("GET", "/weights"), ("GET", "/targets"), ("POST", "/targets"),
+    ("DELETE", "/targets/{group}/{id}"), ("GET", "/metrics"), ("GET", "/counts"),
+    ("GET", "/quantiles"), ("GET", "/buckets"),
+)  # fmt: skip
 
 
 class StackDaemon:
-    """Owns every long-lived piece of one local stack; `run()` until asked to stop."""
+    """Owns the control plane of one local stack; `run()` until asked to stop."""
 
-    def __init__(self, options: DaemonOptions) -> None:
+    def __init__(self, options: StackOptions) -> None:
         self.options = options
         self.paths = StackPaths.for_dir(options.state_dir)
         self.started = time.time()
@@ -103,9 +69,7 @@ class StackDaemon:
 
     async def run(self, ready: Callable[[dict[str, Any]], None]) -> None:
         private_dir(self.paths.state_dir)
-        # One daemon per state directory: two concurrent `deploy`s must not both start
-        # one (the second would kill the first one's tasks as leftovers). The kernel
-        # drops the lock when the process dies, also on kill -9.
+        # One daemon per state directory; the kernel drops the lock when it dies.
         with open(self.paths.lock_file, "w", opener=private_opener) as lock:
             try:
                 fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -119,41 +83,58 @@ class StackDaemon:
                 self.store.close()
 
     async def _run(self, ready: Callable[[dict[str, Any]], None]) -> None:
-        spec = self.store.load_spec()
-        weights = self.store.load_weights() or (spec.weights if spec else DEFAULT_WEIGHTS)
-        self.balancer = Balancer(self._balancer_config(spec, weights))
+        client = DataPlaneClient(self.paths.dataplane_socket)
         try:
-            await self.balancer.start()
-        except OSError as exc:
-            ready(_bind_error(exc, self.options))
+            state = client.request("POST", "/attach", {"pid": os.getpid()})
+        except CanaryError as exc:
+            ready({"error": "no_data_plane", "message": f"no data plane: {exc.message}"})
             return
-        self.store.save_listener(self.options.host, self.balancer.port)
-        try:
-            await self._serve(spec, ready)
-        finally:
-            await self.balancer.stop()
-
-    async def _serve(
-        self, spec: ReleaseSpec | None, ready: Callable[[dict[str, Any]], None]
-    ) -> None:
-        # Tasks a previous daemon left (it was killed): they are not ours to adopt.
-        leftovers = kill_stack_processes(self.paths.marker)
-        if leftovers:
-            self._event("daemon", None, f"killed {len(leftovers)} leftover task processes")
-        prune_task_logs(self.paths.task_logs)
-        watchdog = start_watchdog(self.paths.marker)
-        self.balancer.metrics.import_buckets(self.store.load_buckets(time.time() - 3600))
+        self.listener = RemoteListener(client, self.options, state)
+        self.store.save_listener(self.options.host, self.listener.port)
+        launcher = RemoteLauncher(client, self.options.host)
         self.supervisor = Supervisor(
-            ProcessLauncher(self.paths.task_logs, self.paths.marker, self.options.host),
-            _Registry(self.balancer),
+            launcher,
+            RemoteRegistry(client),
             SupervisorConfig(
                 host=self.options.host, deregistration_delay_s=self.options.deregistration_delay
             ),
             on_event=self._event,
         )
+        if state["fresh"]:
+            prune_task_logs(self.paths.task_logs)
+        else:
+            self._take_over(state, launcher)
+        await self._serve(client, ready)
+
+    def _take_over(self, state: dict[str, Any], launcher: RemoteLauncher) -> None:
+        """Adopt what the data plane kept serving while no daemon ran."""
+        for doc in state["tasks"]:
+            handle = launcher.handle(doc)
+            self.supervisor.adopt(
+                Task(
+                    doc["task_id"],
+                    doc["version"],
+                    doc["image"],
+                    handle,
+                    started_at=float(doc["started_at"]),
+                    state=doc["state"],
+                )
+            )
+        self._save_metrics(time.time() - TAKEOVER_RESAVE_S)
+        self._event(
+            "daemon",
+            None,
+            f"took over the data plane (pid {state['pid']}): {len(state['tasks'])} tasks "
+            f"kept, weights {state['weights']}, listener never stopped",
+        )
+
+    async def _serve(
+        self, client: DataPlaneClient, ready: Callable[[dict[str, Any]], None]
+    ) -> None:
+        spec = self.store.load_spec()
         routes = StackAdmin(
             self.store,
-            self.balancer,
+            self.listener,
             self.supervisor,
             url=self.url,
             started=self.started,
@@ -168,7 +149,7 @@ class StackDaemon:
                 await routes.restore(spec)
             # First match wins: ours go first so PUT /weights also persists the weights.
             routes.add_routes(admin)
-            balancer_routes(admin, self.balancer)
+            forward_routes(admin, client)
             await admin.start()
             with open(self.paths.pid_file, "w", opener=private_opener) as pid_file:
                 pid_file.write(f"{os.getpid()}\n")
@@ -182,115 +163,97 @@ class StackDaemon:
             ]
             self._event("daemon", None, f"listening on {self.url} (pid {os.getpid()})")
             ready({"ok": True, "url": self.url, "pid": os.getpid()})
-            await self._stop.wait()
+            await self._until_stopped(jobs)
         finally:
             for job in jobs:
                 job.cancel()
             await asyncio.to_thread(controller.stop)
-            await self.supervisor.stop_all()
-            self._save_metrics()
+            if self._stop.is_set():
+                # Stopping on purpose stops the stack; a crash leaves the tasks serving
+                # for the next daemon.
+                await self.supervisor.stop_all()
+            self._save_metrics(time.time() - 2 * PERSIST_EVERY_S)
             await admin.stop()
-            watchdog.terminate()  # it sweeps (nothing is left by now) and exits
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                watchdog.wait(timeout=5)
-            with contextlib.suppress(FileNotFoundError):
-                self.paths.pid_file.unlink()
+            self.paths.pid_file.unlink(missing_ok=True)
             self._event("daemon", None, "stopped")
 
-    def _balancer_config(self, spec: ReleaseSpec | None, weights: Weights) -> BalancerConfig:
-        path = self.options.health_check_path or (spec.health_check_path if spec else "/")
-        stickiness = self.options.stickiness_s or (spec.stickiness_seconds if spec else None)
-        health = (
-            HealthCheckConfig.fast(path)
-            if self.options.health_profile == "fast"
-            else HealthCheckConfig(path=path)
-        )
-        return BalancerConfig(
-            host=self.options.host,
-            port=self.options.port,
-            weights=weights,
-            stickiness_s=stickiness,
-            health=health,
-            deregistration_delay_s=self.options.deregistration_delay,
-            slow_start_s=spec.slow_start_seconds if spec else 0,
-        )
+    async def _until_stopped(self, jobs: list[asyncio.Future[None]]) -> None:
+        """Until asked to stop. A job that fails (the supervisor, the metric saves, the
+        controller host) fails the daemon: the data plane starts a fresh one, which takes
+        the stack over, rather than this one running on without it."""
+        stopped: asyncio.Future[None] = asyncio.ensure_future(self._until_stop())
+        try:
+            done, _ = await asyncio.wait([stopped, *jobs], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+        for job in done:
+            if job is not stopped:
+                job.result()  # raises what ended it
+                raise RuntimeError("a daemon job ended on its own")
+
+    async def _until_stop(self) -> None:
+        await self._stop.wait()
 
     @property
     def url(self) -> str:
-        return f"http://{self.options.host}:{self.balancer.port}/"
+        return f"http://{self.options.host}:{self.listener.port}/"
 
     def _event(self, kind: str, version: Version | None, message: str) -> None:
         log.info("%s%s: %s", kind, f" [{version}]" if version else "", message)
         self.store.add_event(kind, version, message)
 
     async def _persist(self) -> None:
-        """Metric buckets to disk every few seconds, so a crash loses at most that much."""
+        """Metric buckets to disk every few seconds: a restarted data plane starts from
+        them (a daemon restart loses nothing: the data plane keeps counting)."""
         last_prune = 0.0
         while True:
             await asyncio.sleep(PERSIST_EVERY_S)
-            self._save_metrics()
+            # Re-save the last seconds too: they were still filling at the previous save.
+            since = time.time() - 2 * PERSIST_EVERY_S
+            buckets = await asyncio.to_thread(self.listener.metrics.export_buckets, since)
+            self.store.save_buckets(buckets)
             if time.time() - last_prune > 600:
                 self.store.prune(time.time() - METRICS_KEPT_S)
                 last_prune = time.time()
 
-    def _save_metrics(self) -> None:
-        # Re-save the last seconds too: they were still filling at the previous save.
-        self.store.save_buckets(
-            self.balancer.metrics.export_buckets(time.time() - 2 * PERSIST_EVERY_S)
+    def _save_metrics(self, since: float) -> None:
+        try:
+            buckets = self.listener.metrics.export_buckets(since)
+        except CanaryError as exc:  # the data plane is gone: the watchdog ends us soon
+            log.warning("metrics not saved: %s", exc.message)
+            return
+        self.store.save_buckets(buckets)
+
+
+def forward_routes(admin: AdminServer, client: DataPlaneClient) -> None:
+    """The balancer's routes on the daemon's socket, answered by the data plane."""
+    for method, path in FORWARDED_ROUTES:
+        admin.add_route(method, path, _forwarder(client, method, path))
+
+
+def _forwarder(client: DataPlaneClient, method: str, path: str) -> Handler:
+    names = [part[1:-1] for part in path.split("/") if part.startswith("{")]
+
+    async def forward(body: Any, query: dict[str, str]) -> Any:
+        target = path.format(**{n: quote(query[n]) for n in names})
+        rest = {k: v for k, v in query.items() if k not in names}
+        return await client.request_async(
+            method, target + (f"?{urlencode(rest)}" if rest else ""), body
         )
 
-
-def _bind_error(exc: OSError, options: DaemonOptions) -> dict[str, Any]:
-    where = f"{options.host}:{options.port}"
-    if exc.errno == errno.EADDRINUSE:
-        return {
-            "error": "port_in_use",
-            "message": f"port {options.port} on {options.host} is already in use",
-            "listen": where,
-        }
-    return {
-        "error": "bind",
-        "message": f"cannot listen on {where}: {exc.strerror or exc}",
-        "listen": where,
-    }
+    return forward
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m canary_deploy.local.daemon")
-    parser.add_argument("--state-dir", type=Path, required=True)
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--health-profile", choices=("fast", "alb"), default="fast")
-    parser.add_argument("--deregistration-delay", type=float, default=None)
-    parser.add_argument("--health-check-path", default=None)
-    parser.add_argument("--stickiness", type=int, default=None)
+    StackOptions.add_arguments(parser)
     parser.add_argument("--ready-fd", type=int, default=None)
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True
     )
-    options = DaemonOptions(
-        state_dir=args.state_dir,
-        host=args.host,
-        port=args.port,
-        health_profile=args.health_profile,
-        deregistration_delay_s=args.deregistration_delay,
-        health_check_path=args.health_check_path,
-        stickiness_s=args.stickiness,
-    )
-
-    def ready(doc: dict[str, Any]) -> None:
-        log.info("startup: %s", doc)
-        if args.ready_fd is not None:
-            with contextlib.suppress(OSError), os.fdopen(args.ready_fd, "w") as fh:
-                fh.write(json.dumps(doc) + "\n")
-
-    runner: Callable[..., None] = asyncio.run
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        runner = uvloop.run
-    runner(StackDaemon(options).run(ready))
+    daemon = StackDaemon(StackOptions.from_args(args))
+    run_loop(daemon.run(lambda doc: write_ready(args.ready_fd, doc)))
 
 
 if __name__ == "__main__":

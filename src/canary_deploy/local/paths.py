@@ -17,7 +17,7 @@ _MAX_SOCKET_PATH = 100
 PRIVATE_DIR_MODE = 0o700
 PRIVATE_FILE_MODE = 0o600
 # What the tool keeps in a state directory (the admin socket is made 0600 where it binds).
-_OWN_FILES = ("state.db*", "daemon.*", "controller.*")
+_OWN_FILES = ("state.db*", "daemon.*", "dataplane.*", "controller.*")
 
 
 def private_dir(path: Path) -> Path:
@@ -90,11 +90,21 @@ class StackPaths:
 
     @property
     def socket(self) -> Path:
-        path = self.state_dir / "admin.sock"
+        """The daemon's admin socket (what the CLI talks to)."""
+        return self._socket("admin")
+
+    @property
+    def dataplane_socket(self) -> Path:
+        """The data-plane process's socket (only the daemon talks to it)."""
+        return self._socket("dataplane")
+
+    def _socket(self, name: str) -> Path:
+        path = self.state_dir / f"{name}.sock"
         if len(str(path)) <= _MAX_SOCKET_PATH:
             return path
         base = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-        return Path(base) / f"canary-{self.marker}.sock"
+        suffix = "" if name == "admin" else f"-{name}"
+        return Path(base) / f"canary-{self.marker}{suffix}.sock"
 
     @property
     def pid_file(self) -> Path:
@@ -103,6 +113,14 @@ class StackPaths:
     @property
     def lock_file(self) -> Path:
         return self.state_dir / "daemon.lock"
+
+    @property
+    def dataplane_pid_file(self) -> Path:
+        return self.state_dir / "dataplane.pid"
+
+    @property
+    def dataplane_lock_file(self) -> Path:
+        return self.state_dir / "dataplane.lock"
 
     @property
     def daemon_log(self) -> Path:
@@ -114,15 +132,25 @@ class StackPaths:
 
     def daemon_pid(self) -> int | None:
         """The recorded daemon PID if that process is alive."""
-        try:
-            pid = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            return None
-        try:
-            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except FileNotFoundError:
-            return None
-        except OSError:
-            return pid  # no /proc access: trust the file
-        # A reused PID belongs to some other program: then the daemon is not running.
-        return pid if b"canary_deploy.local.daemon" in cmdline else None
+        return _live_pid(self.pid_file, b"canary_deploy.local.daemon")
+
+    def dataplane_pid(self) -> int | None:
+        """The recorded data-plane PID if that process is alive."""
+        return _live_pid(self.dataplane_pid_file, b"canary_deploy.local.dataplane")
+
+
+def _live_pid(pid_file: Path, module: bytes) -> int | None:
+    """The PID in `pid_file` if that process is alive and runs `module`."""
+    try:
+        pid = int(pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except FileNotFoundError:
+        return None
+    except OSError:
+        return pid  # no /proc access: trust the file
+    # A reused PID belongs to some other program (a zombie has no command line): then
+    # the process is not running.
+    return pid if module in cmdline else None

@@ -1,5 +1,5 @@
-"""Task processes: start them in their own process group, tied to the daemon's life, and
-find and kill any that escaped (a grandchild after `kill -9` of the daemon)."""
+"""Task processes: start them in their own process group, tied to the data plane's life,
+and find and kill any that escaped (a grandchild after `kill -9` of the data plane)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -33,10 +34,11 @@ except OSError:  # not Linux: rely on process-group kills and the /proc-less swe
 
 
 def tie_to_parent(parent_pid: int, sig: int = signal.SIGKILL) -> None:
-    """Runs in the child between fork and exec: get `sig` when the daemon dies.
+    """Runs in the child between fork and exec: get `sig` when the parent (the data plane
+    for a task, the daemon for the rollout controller) dies.
 
     PR_SET_PDEATHSIG survives execve (for non-setuid programs), so the task itself is
-    covered; the re-check closes the race where the daemon died before prctl ran.
+    covered; the re-check closes the race where the parent died before prctl ran.
     """
     if _libc is not None:
         _libc.prctl(_PR_SET_PDEATHSIG, sig, 0, 0, 0)
@@ -155,13 +157,14 @@ def prune_task_logs(log_dir: Path, keep: int = 100) -> None:
                 path.unlink()
 
 
-def stack_processes(stack_marker: str) -> list[int]:
-    """PIDs of live processes that carry this stack's marker (tasks and their children)."""
+def stack_processes(stack_marker: str, spare: Collection[int] = ()) -> list[int]:
+    """PIDs of live processes that carry this stack's marker (the data plane, the daemon,
+    the tasks and their children, the rollout controller), except ours and `spare`."""
     needle = f"{MARKER_ENV}={stack_marker}".encode()
     found = []
-    me = os.getpid()
+    skip = {os.getpid(), *spare}
     for entry in Path("/proc").iterdir() if Path("/proc").is_dir() else ():
-        if not entry.name.isdigit() or int(entry.name) == me:
+        if not entry.name.isdigit() or int(entry.name) in skip:
             continue
         try:
             environ = (entry / "environ").read_bytes()
@@ -172,9 +175,10 @@ def stack_processes(stack_marker: str) -> list[int]:
     return found
 
 
-def kill_stack_processes(stack_marker: str) -> list[int]:
-    """SIGKILL every process of this stack still alive; returns their PIDs."""
-    pids = stack_processes(stack_marker)
+def kill_stack_processes(stack_marker: str, spare: Collection[int] = ()) -> list[int]:
+    """SIGKILL every process of this stack still alive (but ours and `spare`); returns
+    their PIDs."""
+    pids = stack_processes(stack_marker, spare)
     for pid in pids:
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.kill(pid, signal.SIGKILL)

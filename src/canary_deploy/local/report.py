@@ -3,11 +3,13 @@ health and the last minute's traffic per target group, as JSON-ready documents."
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from canary_deploy.backend import GROUPS
-from canary_deploy.balancer import Balancer, MetricsRecorder
+from canary_deploy.backend import GROUPS, MetricsSource
 from canary_deploy.weights import Weights
+
+if TYPE_CHECKING:
+    from canary_deploy.local.dataplane_client import Listener
 
 TRAFFIC_WINDOW_S = 60  # what `canary status` shows, like a CloudWatch minute
 
@@ -16,7 +18,7 @@ def _weights(w: Weights | None) -> dict[str, int] | None:
     return None if w is None else w.to_dict()
 
 
-def listener_document(balancer: Balancer, stored_weights: Weights | None) -> dict[str, Any]:
+def listener_document(balancer: Listener, stored_weights: Weights | None) -> dict[str, Any]:
     """Live weights (and the stored ones, to show drift), listener setup, group health."""
     groups: dict[str, dict[str, int]] = {}
     for version, targets in balancer.target_health().items():
@@ -34,7 +36,7 @@ def listener_document(balancer: Balancer, stored_weights: Weights | None) -> dic
     }
 
 
-def traffic_document(metrics: MetricsRecorder, now: float) -> dict[str, dict[str, Any]]:
+def traffic_document(metrics: MetricsSource, now: float) -> dict[str, dict[str, Any]]:
     """Requests, errors and p50/p95/p99 per version over the last minute."""
     start = now - TRAFFIC_WINDOW_S
     counts = metrics.counts(start, now)

@@ -18,9 +18,11 @@ class LocalRouter:
         return Weights.from_dict(self.stack.request("GET", "/weights"))
 
     def set_weights(self, weights: Weights) -> None:
-        """All three groups' weights in one admin call (one listener change)."""
+        """All three groups' weights in one admin call (one listener change). When that
+        call had to restart the stack, it returns once the listener can serve them."""
         doc = self.stack.request("PUT", "/weights?with_revision=1", weights.to_dict())
         self._last_set = (weights, int(doc.get("revision", 0)))
+        self.stack.wait_serving(weights)
 
     def verify_weights(self, weights: Weights) -> bool:
         return self.get_weights() == weights

@@ -7,6 +7,7 @@ the image changes or a restart is asked for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 import time
 import uuid
@@ -146,6 +147,15 @@ class Supervisor:
                 await asyncio.sleep(0.05)
         return task
 
+    def adopt(self, task: Task) -> None:
+        """Take over a task another daemon started (the data plane kept it running); a
+        stop that daemon had begun is finished (a drain waits for its requests again)."""
+        self._tasks[task.task_id] = task
+        if task.state in ("DRAINING", "STOPPING"):
+            drain = task.state == "DRAINING"
+            task.state = "RUNNING" if drain else "PROVISIONING"
+            self._stop_in_background(task, "", drain=drain)
+
     # ---- the control loop
 
     async def run(self, interval_s: float = 0.25) -> None:
@@ -248,7 +258,9 @@ class Supervisor:
         try:
             if registered:
                 delay = self.config.deregistration_delay_s if drain else 0.0
-                await self.registry.deregister_target(task.version, task.task_id, delay_s=delay)
+                # An adopted drain may have ended already: its target is gone.
+                with contextlib.suppress(UsageError):
+                    await self.registry.deregister_target(task.version, task.task_id, delay_s=delay)
             task.state = "STOPPING"
             task.process.signal_group(signal.SIGTERM)
             deadline = self.clock() + self.config.stop_timeout_s

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from canary_deploy.backend import (
     shown_in_status,
 )
 from canary_deploy.config import Settings
-from canary_deploy.errors import OperationFailed
+from canary_deploy.errors import NothingToDelete, OperationFailed
 from canary_deploy.local.commands import parse_image
 from canary_deploy.local.control import Listen
 from canary_deploy.local.metrics import LocalMetrics
@@ -76,13 +77,17 @@ class LocalTarget:
         for version in VERSIONS:
             parse_image(spec.image(version), role=f"{version} image")  # fail before any change
         control = self.stack.control
-        started = self._ensure_daemon(spec, progress)
-        progress.update("starting tasks")
+        fresh = not self.paths.state_dir.exists()
+        started = False
         try:
+            started = self._ensure_daemon(spec, progress)
+            progress.update("starting tasks")
             result = control.request("PUT", "/spec", spec_to_dict(spec))
         except Exception:
             if started and self.stack.stored_spec() is None:
                 control.stop(forget=True)  # a failed first deploy leaves nothing running
+            if fresh:
+                shutil.rmtree(self.paths.state_dir, ignore_errors=True)  # ...nor any file
             raise
         progress.log(f"Listener weights {Weights.from_dict(result['weights'])}")
         wait_steady(
@@ -196,21 +201,21 @@ class LocalTarget:
         progress.update("stopping the local stack")
         was_running = self.stack.control.stop(forget=True)
         if not was_running and had_spec:
-            store = StateStore(self.paths.state_dir)
-            try:
+            with closing(StateStore(self.paths.state_dir)) as store:
                 store.clear_spec()
-            finally:
-                store.close()
-        if not (was_running or had_spec or purge):
-            raise OperationFailed(
+        if not (was_running or had_spec or (purge and self.paths.state_dir.exists())):
+            raise NothingToDelete(
                 f"no local stack in {self.paths.state_dir}",
-                hint="nothing to delete; pass the --state-dir it was deployed with",
+                hint="if it runs elsewhere, pass the --state-dir it was deployed with",
             )
         # The tasks are gone: so is their output (events and metrics stay, as history).
         shutil.rmtree(self.paths.task_logs, ignore_errors=True)
         if purge and self.paths.state_dir.exists():
             shutil.rmtree(self.paths.state_dir)
             progress.log(f"Removed {self.paths.state_dir}")
+
+    def deployed_spec(self) -> ReleaseSpec | None:
+        return self.stack.stored_spec()
 
     def repair_state(self) -> StateRepair:
         """A damaged state database moved aside: the running daemon writes it anew from

@@ -45,7 +45,7 @@ def read_tail(path: Path, max_chars: int = 600) -> str:
                 fh.seek(max(0, size - wanted))
                 chunks.append(fh.read(wanted))
         except OSError:
-            break
+            continue  # not there (yet), or renamed this instant by a rotation: the next
         wanted -= len(chunks[-1])
         if wanted <= 0:
             break

@@ -1,9 +1,10 @@
-"""The stack's watchdog: a tiny process that kills every task of the stack (children of
-tasks included) the moment the daemon dies, also by `kill -9`.
+"""The stack's watchdog: a tiny process that kills every process of the stack (tasks,
+their children, the daemon, the rollout controller) the moment the data plane dies, also
+by `kill -9`.
 
-PR_SET_PDEATHSIG already kills each task process with the daemon, but not what a task
+PR_SET_PDEATHSIG already kills each task process with the data plane, but not what a task
 started itself (a shell's child, a server's worker processes). The watchdog gets SIGTERM
-when the daemon dies (its own PR_SET_PDEATHSIG) and sweeps by the stack's marker.
+when the data plane dies (its own PR_SET_PDEATHSIG) and sweeps by the stack's marker.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ def sweep(marker: str) -> None:
 
 
 def start_watchdog(marker: str) -> subprocess.Popen[bytes]:
-    """Start the watchdog for this daemon's stack (call from the daemon's main thread)."""
+    """Start the watchdog for this data plane's stack (from its main thread)."""
     parent = os.getpid()
     return subprocess.Popen(
         [sys.executable, "-m", "canary_deploy.local.watchdog", marker, str(parent)],
@@ -48,7 +49,7 @@ def main() -> None:
         os._exit(0)
 
     signal.signal(signal.SIGTERM, on_parent_death)
-    if os.getppid() != args.parent:  # the daemon died before the handler was in place
+    if os.getppid() != args.parent:  # the data plane died before the handler was set
         on_parent_death(signal.SIGTERM, None)
     while True:
         signal.pause()

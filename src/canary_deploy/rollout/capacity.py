@@ -86,19 +86,21 @@ class Capacity:
             if r.health_wait_since is not None:
                 waited = now - r.health_wait_since
                 message = f"{_step(r)}: {shown} after {waited:.0f}s; going on"
-                events.append(("healthy", ACTOR, message, None))
+                events.append(EventRecord("healthy", ACTOR, message))
                 r = replace(r, health_wait_since=None)
             return r, True
         if r.health_wait_since is None:
             message = f"{_step(r)} waits for healthy targets before {what}: {shown}"
-            events.append(("waiting", ACTOR, message, {"healthy": healthy, "needs": needs}))
+            events.append(
+                EventRecord("waiting", ACTOR, message, {"healthy": healthy, "needs": needs})
+            )
             return replace(r, health_wait_since=now), False
         waited = now - r.health_wait_since
         if waited <= r.plan.steps[r.step].max_duration_s:
             return r, False
         reason = f"{_step(r)} waited {waited:.0f}s for healthy targets before {what}: {shown}"
         events.append(
-            (
+            EventRecord(
                 "paused",
                 ACTOR,
                 f"{reason}; see `canary status` (tasks failing their health check?); "
@@ -134,4 +136,4 @@ def _scaled(
         "from": {arm: desired.get(arm, 0) for arm in grown},
         "to": dict(grown),
     }
-    return ("scale", ACTOR, message, data)
+    return EventRecord("scale", ACTOR, message, data)

@@ -13,7 +13,7 @@ from canary_deploy.backend import MetricsSource, Progress, SilentProgress, Traff
 from canary_deploy.rollout.capacity import Capacity, raises_share
 from canary_deploy.rollout.model import ACTOR, Command, EventRecord, Rollout, RolloutStatus
 from canary_deploy.rollout.outcomes import Endings, image_changed
-from canary_deploy.rollout.ownership import watch_weights, weights_event
+from canary_deploy.rollout.ownership import change_weights, watch_weights
 from canary_deploy.rollout.plan import MAX_BASELINE_WEIGHT
 from canary_deploy.rollout.reading import batch_end, read_batch, step_edge, step_elapsed
 from canary_deploy.rollout.state import RolloutState
@@ -67,16 +67,20 @@ class Controller:
         rollout_id: int,
         *,
         clock: Callable[[], float] = time.time,
+        timer: Callable[[], float] = time.perf_counter,
         progress: Progress | None = None,
     ) -> None:
+        """`clock` is wall time (batches, steps, the store); `timer` measures how long a
+        rollback takes from its verdict to 100/0."""
         self.router = router
         self.workload = workload
         self.metrics = metrics
         self.store = store
         self.rollout_id = rollout_id
         self.clock = clock
+        self.timer = timer
         self.progress = progress or SilentProgress()
-        self.endings = Endings(router, workload, store, self.progress, clock)
+        self.endings = Endings(router, workload, store, self.progress, clock, timer)
         self.capacity = Capacity(workload)
         self._decided_at: float | None = None
         # The weights whose targets this tick found healthy (read once per tick).
@@ -105,7 +109,7 @@ class Controller:
             r, decision = self._analyse(r, judge, now, events)
         if decision is not None and decision.verdict is Verdict.ROLLBACK:
             r = replace(r, status=RolloutStatus.ROLLING_BACK, reason=decision.explanation)
-            events.append(("rollback", ACTOR, f"judge: {decision.explanation}", None))
+            events.append(EventRecord("rollback", ACTOR, f"judge: {decision.explanation}"))
         r = replace(r, judge=judge.to_dict())
         if r.status is RolloutStatus.RUNNING:
             r = self._advance(r, judge, now, events)
@@ -139,8 +143,7 @@ class Controller:
             if not ready:
                 return self.store.save(r, now=now, events=events), live
         if live != want:
-            self.router.set_weights(want)
-            events.append(weights_event(live, want, f"step {r.step + 1}"))
+            events.append(change_weights(self.router, live, want, f"step {r.step + 1}"))
             r = replace(r, step_started_at=now)
         r = self.store.save(replace(r, applied_weights=want), now=now, events=events)
         return r, want
@@ -161,21 +164,25 @@ class Controller:
             # taken in this same tick wins over a promote sent after it), and a promotion
             # that has started cannot be rolled back by the listener alone.
             events.append(
-                ("ignored", actor, f"`{command}` ignored: the rollout is {r.status}", None)
+                EventRecord(
+                    "ignored", actor, f"`{command}` ignored: the rollout is {r.status}", None
+                )
             )
             return r
         if command is Command.ABORT:
-            events.append(("abort", actor, "abort requested: rolling back", None))
+            events.append(EventRecord("abort", actor, "abort requested: rolling back"))
             return replace(r, status=RolloutStatus.ROLLING_BACK, reason=f"aborted by {actor}")
         if command is Command.PAUSE:
             if r.status is RolloutStatus.RUNNING:
-                events.append(("paused", actor, "paused; analysis and auto-rollback go on", None))
+                events.append(
+                    EventRecord("paused", actor, "paused; analysis and auto-rollback go on")
+                )
                 return replace(r, status=RolloutStatus.PAUSED, reason=f"paused by {actor}")
             return r
         if command is Command.RESUME:
             if r.status is RolloutStatus.PAUSED:
                 judge.next_stage()
-                events.append(("resumed", actor, f"resumed at step {r.step + 1}", None))
+                events.append(EventRecord("resumed", actor, f"resumed at step {r.step + 1}"))
                 return replace(
                     r,
                     status=RolloutStatus.RUNNING,
@@ -185,22 +192,24 @@ class Controller:
                 )
             return r
         if command is Command.PROMOTE_FULL:
-            events.append(("promote", actor, "full promotion requested: skipping all steps", None))
+            events.append(
+                EventRecord("promote", actor, "full promotion requested: skipping all steps")
+            )
             return replace(r, status=RolloutStatus.PROMOTING, reason=f"promoted by {actor}")
         # PROMOTE: the next step now, whatever the gate says.
-        events.append(("promote", actor, f"step {r.step + 1} ended by {actor}", None))
+        events.append(EventRecord("promote", actor, f"step {r.step + 1} ended by {actor}"))
         return self._next_step(replace(r, status=RolloutStatus.RUNNING), judge, now, events)
 
     def _next_step(
         self, r: Rollout, judge: Judge, now: float, events: list[EventRecord]
     ) -> Rollout:
         if r.step + 1 >= len(r.plan.steps):
-            events.append(("step", ACTOR, "last step passed: promoting the canary", None))
+            events.append(EventRecord("step", ACTOR, "last step passed: promoting the canary"))
             return replace(r, status=RolloutStatus.PROMOTING)
         why = image_changed(r, self.workload.canary_image())
         if why is not None:
             # More traffic for an image nobody judged: never (the promotion checks too).
-            events.append(("paused", ACTOR, why, None))
+            events.append(EventRecord("paused", ACTOR, why))
             return replace(r, status=RolloutStatus.PAUSED, reason=why)
         judge.next_stage()
         step = r.plan.steps[r.step + 1]
@@ -208,7 +217,7 @@ class Controller:
         if r.plan.baseline and step.canary_weight > MAX_BASELINE_WEIGHT:
             message += " (soak step: no baseline traffic, latency not judged)"
         events.append(
-            (
+            EventRecord(
                 "step",
                 ACTOR,
                 message,
@@ -248,11 +257,11 @@ class Controller:
                 "to compare them with (no stable or baseline traffic)"
             )
             data = {"window": window, "step": r.step, "canary": c.to_dict()}
-            events.append(("batch", ACTOR, message, data))
+            events.append(EventRecord("batch", ACTOR, message, data))
             return r, None
         before = judge.verdict
         decision = judge.update(read.batch)
-        self._decided_at = time.perf_counter()
+        self._decided_at = self.timer()
         doc = decision.to_dict()
         doc["window"] = window
         if read.start < window[0]:
@@ -262,7 +271,7 @@ class Controller:
             kind = "decision"
         else:
             kind = "batch"
-        events.append((kind, "judge", decision.explanation, doc))
+        events.append(EventRecord(kind, "judge", decision.explanation, doc))
         return replace(r, last_decision=doc), decision
 
     def _advance(self, r: Rollout, judge: Judge, now: float, events: list[EventRecord]) -> Rollout:
@@ -295,7 +304,7 @@ class Controller:
         if why is None:
             return self._open_gate(r, judge, now, events)
         events.append(
-            (
+            EventRecord(
                 "paused",
                 ACTOR,
                 f"step {r.step + 1} ended inconclusive: {why}; run "
@@ -322,7 +331,7 @@ class Controller:
             return r
         failing = self._soak_failing(r)
         if failing is not None:
-            events.append(("paused", ACTOR, f"{failing}; `canary abort` rolls back", None))
+            events.append(EventRecord("paused", ACTOR, f"{failing}; `canary abort` rolls back"))
             return replace(r, status=RolloutStatus.PAUSED, reason=failing)
         self._ready_for = splits[-1]
         return self._next_step(r, judge, now, events)

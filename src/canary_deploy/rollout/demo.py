@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, closing
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -149,15 +149,12 @@ def run_acts(
             if target.router.get_weights() != STABLE_ONLY:
                 usecases.set_weights(target, STABLE_ONLY)
             time.sleep(BASELINE_S)
-            store = service.open_store(settings)
-            try:
+            with closing(service.open_store(settings)) as store:
                 plan = build_plan("local", DEMO_PLAN)
                 rollout, _ = service.begin(settings, target, store, plan, progress)
                 with view() as shown:
                     timed = _Timed(shown, store)
                     final = service.run(target, store, rollout, timed)
-            finally:
-                store.close()
             line = outcome_line(act, final, timed.rollback_latency_s)
             announce(line)
             summary.append(line)

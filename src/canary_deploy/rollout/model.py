@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from canary_deploy.errors import OperationFailed
 from canary_deploy.rollout.late import FedWindow
@@ -16,8 +16,16 @@ from canary_deploy.weights import Weights
 # The actor the controller's own events are recorded under.
 ACTOR = "controller"
 
+
 # (kind, actor, message, data): one line of the audit log.
-EventRecord = tuple[str, str, str, dict[str, Any] | None]
+class EventRecord(NamedTuple):
+    """One entry of a rollout's audit log, before the store stamps it (id, time)."""
+
+    kind: str
+    actor: str
+    message: str
+    data: dict[str, Any] | None = None
+
 
 # A controller that has not written a heartbeat for this long is considered gone.
 HEARTBEAT_STALE_S = 30.0

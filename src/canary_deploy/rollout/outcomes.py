@@ -10,7 +10,7 @@ from dataclasses import replace
 from canary_deploy.backend import Progress, TrafficRouter, Workload
 from canary_deploy.errors import CanaryError
 from canary_deploy.rollout.model import ACTOR, EventRecord, Rollout, RolloutStatus
-from canary_deploy.rollout.ownership import weights_event
+from canary_deploy.rollout.ownership import change_weights
 from canary_deploy.rollout.state import RolloutState
 from canary_deploy.weights import STABLE_ONLY, Weights
 
@@ -45,8 +45,10 @@ class Endings:
         store: RolloutState,
         progress: Progress,
         clock: Callable[[], float],
+        timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         self.router = router
+        self.timer = timer
         self.workload = workload
         self.store = store
         self.progress = progress
@@ -60,19 +62,18 @@ class Endings:
         latency = None
         events: list[EventRecord] = []
         if live != STABLE_ONLY:
-            t0 = t0 or time.perf_counter()
-            self.router.set_weights(STABLE_ONLY)
+            t0 = t0 or self.timer()
+            event = change_weights(self.router, live, STABLE_ONLY, "rollback")
             # From the verdict (or the abort command) to the balancer answering 100/0.
-            latency = time.perf_counter() - t0
-            event = weights_event(live, STABLE_ONLY, "rollback")
-            assert event[3] is not None
-            event[3]["seconds"] = round(latency, 4)
+            latency = self.timer() - t0
+            assert event.data is not None
+            event.data["seconds"] = round(latency, 4)
             events.append(event)
         self.stop_baseline(r, events)
         before = self._canary_count(r)
         self.workload.scale_canary(r.plan.post_rollback_canary_count)
         events.append(
-            (
+            EventRecord(
                 "rolled_back",
                 ACTOR,
                 f"rolled back: all traffic on stable; canary scaled to "
@@ -101,7 +102,7 @@ class Endings:
         """After the listener call that gave the baseline weight 0: stop its tasks."""
         if r.plan.baseline:
             self.workload.stop_baseline()
-            events.append(("baseline", ACTOR, "baseline stopped (weight 0, 0 tasks)", None))
+            events.append(EventRecord("baseline", ACTOR, "baseline stopped (weight 0, 0 tasks)"))
 
     def promote(self, r: Rollout, live: Weights) -> Rollout:
         """Stable takes the judged image, then 100/0; paused instead when the canary no
@@ -111,7 +112,7 @@ class Endings:
         why = image_changed(r, self.workload.canary_image())
         if why is not None or image is None:
             why = why or "no judged image recorded"
-            events.append(("paused", ACTOR, why, None))
+            events.append(EventRecord("paused", ACTOR, why))
             paused = replace(r, status=RolloutStatus.PAUSED, reason=why)
             return self.store.save(paused, now=self.clock(), events=events)
         stopped = False
@@ -123,11 +124,12 @@ class Endings:
         self.progress.update(f"promoting: stable takes {image}")
         self.workload.promote(image, self.progress)
         if live != STABLE_ONLY:
-            self.router.set_weights(STABLE_ONLY)
-            events.append(weights_event(live, STABLE_ONLY, "stable runs the new version"))
+            events.append(
+                change_weights(self.router, live, STABLE_ONLY, "stable runs the new version")
+            )
         if not stopped:
             self.stop_baseline(r, events)
         self.workload.scale_canary(r.plan.idle_canary_count)
-        events.append(("promoted", ACTOR, f"promoted: stable now runs {image}", None))
+        events.append(EventRecord("promoted", ACTOR, f"promoted: stable now runs {image}"))
         done = replace(r, status=RolloutStatus.PROMOTED, applied_weights=STABLE_ONLY)
         return self.store.save(done, now=self.clock(), events=events)

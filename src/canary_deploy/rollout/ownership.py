@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 from enum import StrEnum
 
+from canary_deploy.backend import TrafficRouter
 from canary_deploy.rollout.model import ACTOR, EventRecord, Rollout, RolloutStatus
 from canary_deploy.weights import Weights
 
@@ -63,7 +64,7 @@ def watch_weights(r: Rollout, live: Weights, events: list[EventRecord]) -> Rollo
         events.append(weights_event(before, live, f"step {r.step + 1}"))
         return r
     events.append(
-        (
+        EventRecord(
             "external",
             "outside canary",
             f"weights {before} -> {live} changed outside the rollout (console, another "
@@ -78,7 +79,7 @@ def watch_weights(r: Rollout, live: Weights, events: list[EventRecord]) -> Rollo
         f"{live} live): paused, nothing overwritten"
     )
     events.append(
-        (
+        EventRecord(
             "paused",
             ACTOR,
             f"{reason}; `canary resume` puts step {r.step + 1}'s {want} back, "
@@ -89,10 +90,19 @@ def watch_weights(r: Rollout, live: Weights, events: list[EventRecord]) -> Rollo
     return replace(r, status=RolloutStatus.PAUSED, reason=reason)
 
 
+def change_weights(
+    router: TrafficRouter, before: Weights | None, after: Weights, why: str
+) -> EventRecord:
+    """One listener call the controller makes, and its audit line (the one place a
+    rollout changes weights)."""
+    router.set_weights(after)
+    return weights_event(before, after, why)
+
+
 def weights_event(before: Weights | None, after: Weights, why: str) -> EventRecord:
     """The audit line of a listener call the controller made."""
     start = "?" if before is None else str(before)
-    return (
+    return EventRecord(
         "weights",
         ACTOR,
         f"weights {start} -> {after} ({why})",

@@ -14,6 +14,7 @@ import logging
 import sys
 import time
 from collections.abc import Mapping
+from contextlib import closing
 from pathlib import Path
 
 from canary_deploy.config import Settings
@@ -88,8 +89,7 @@ def run_active(settings: Settings) -> int:
     from canary_deploy.rollout import service
     from canary_deploy.targets import open_target
 
-    store = service.open_store(settings)
-    try:
+    with closing(service.open_store(settings)) as store:
         active = store.active()
         if active is None:
             log.info("no active rollout")
@@ -105,8 +105,6 @@ def run_active(settings: Settings) -> int:
         final = service.run(target, store, active, _LogView(), warn=log.warning)
         log.info("rollout #%s ended %s: %s", final.id, final.status, final.reason or "")
         return 0
-    finally:
-        store.close()
 
 
 def main(argv: list[str] | None = None) -> int:

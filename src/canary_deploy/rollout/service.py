@@ -353,11 +353,13 @@ def hosted(settings: Settings) -> bool:
 
 def hand_over(settings: Settings, store: RolloutState, rollout: Rollout) -> None:
     """Leave the rollout to the local daemon, which starts its controller within a second
-    or two (`local/controller_host.py`)."""
+    or two (`local/controller_host.py`); a stack that is not running is started for it."""
+    from canary_deploy.local.stack import LocalStack
     from canary_deploy.rollout.runner import save_settings
 
     save_settings(settings)
     store.release(rollout.id)
+    LocalStack(settings).ensure_running()
 
 
 # While following: a rollout nobody ticks for this long gets one warning.

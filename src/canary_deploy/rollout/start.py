@@ -37,10 +37,10 @@ def start_rollout(
     events: list[EventRecord] = []
     if judge.thresholds_s:
         events.append(_thresholds_event(plan, judge))
-    events.append(("note", ACTOR, comparison_note(plan), None))
-    events.extend(("note", ACTOR, text, None) for text in notes)
+    events.append(EventRecord("note", ACTOR, comparison_note(plan)))
+    events.extend(EventRecord("note", ACTOR, text) for text in notes)
     if note:
-        events.append(("note", ACTOR, note, None))
+        events.append(EventRecord("note", ACTOR, note))
     return store.save(rollout, now=now, events=events)
 
 
@@ -72,7 +72,7 @@ def _thresholds_event(plan: RolloutPlan, judge: Judge) -> EventRecord:
         if plan.judge.latency_thresholds_s is not None
         else f"frozen from stable's last {plan.baseline_window_s:.0f}s"
     )
-    return (
+    return EventRecord(
         "thresholds",
         ACTOR,
         f"latency thresholds {shown} ({source}); the canary is counted above "

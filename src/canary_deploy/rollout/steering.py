@@ -14,7 +14,7 @@ from typing import Any
 from canary_deploy.backend import Progress, SilentProgress, Target
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
 from canary_deploy.rollout.controller import Controller
-from canary_deploy.rollout.model import Command, Rollout, RolloutStatus
+from canary_deploy.rollout.model import Command, EventRecord, Rollout, RolloutStatus
 from canary_deploy.rollout.state import RenewingProgress, RolloutState
 from canary_deploy.rollout.view import summary
 from canary_deploy.weights import STABLE_ONLY, Weights
@@ -317,7 +317,7 @@ def end_for_delete(
         why = f"the stack was deleted ({exc.message})"
         progress.log(f"Rollout #{active.id} could not roll back: recording it as ended")
         ended = replace(active, status=S.ROLLED_BACK, reason=why)
-        event = ("rolled_back", actor, f"ended without a rollback: {why}", None)
+        event = EventRecord("rolled_back", actor, f"ended without a rollback: {why}")
         return store.save(ended, now=time.time(), events=[event])
 
 

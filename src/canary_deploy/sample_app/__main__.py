@@ -21,6 +21,8 @@ def main(argv: list[str] | None = None) -> None:
         faults = Faults.from_env()
     except ValueError as exc:
         sys.exit(f"sample app: {exc}")
+    # One line for `canary logs` (uvicorn itself only logs warnings here: requests are many).
+    print(f"sample app {args.version} serving on {args.host}:{args.port}", flush=True)
     uvicorn.run(
         create_app(args.version, faults),
         host=args.host,

@@ -5,6 +5,7 @@ dashboard (`alice (dashboard)`)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import closing
 from dataclasses import dataclass
 from typing import Any
 
@@ -53,11 +54,8 @@ def carry_out(settings: Settings, body: Mapping[str, Any]) -> Done:
         status = usecases.set_weights(target, weights)
         live = status.listener.weights if status.listener else weights
         return Done(f"weights {live} in effect", {"weights": live.to_dict()})
-    store = service.open_store(settings)
-    try:
+    with closing(service.open_store(settings)) as store:
         done = steering.steer(target, store, COMMANDS[str(action)], actor=actor())
-    finally:
-        store.close()
     r = done.rollout
     verb = str(action).replace("_", " ")
     message = f"{verb} in effect: rollout #{r.id} {r.status}, weights {done.weights}"
