@@ -16,6 +16,7 @@ from canary_deploy.balancer.admin_http import (
 )
 from canary_deploy.balancer.admin_http import AdminError as AdminError
 from canary_deploy.balancer.admin_http import AdminServer as AdminServer
+from canary_deploy.balancer.admin_http import Handler as Handler
 from canary_deploy.balancer.admin_http import IfTaken
 from canary_deploy.balancer.config import TargetHealth
 from canary_deploy.errors import UsageError
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 DEFAULT_QS = (0.5, 0.95, 0.99)
 
 
-def parse_group(name: object, *, status: int = 400) -> Version:
+def group_of(name: object, *, status: int = 400) -> Version:
     """A target group named in a request (body, query or path), or a clear error."""
     for group in GROUPS:
         if name == group:
@@ -43,7 +44,7 @@ def weights_from_body(body: Any) -> Weights:
     if not isinstance(body, dict) or not {"stable", "canary"} <= body.keys():
         raise UsageError('weights need a JSON body {"stable": S, "canary": C, "baseline": B}')
     for name in sorted(body, key=str):
-        parse_group(name)
+        group_of(name)
     values: list[int] = []
     for name in GROUPS:
         raw = body.get(name, 0)
@@ -96,7 +97,7 @@ class TargetRegistration:
             host, port = str(body.get("host", "127.0.0.1")), int(body["port"])
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"invalid target: {exc}") from None
-        return cls(parse_group(group), target_id, port, host)
+        return cls(group_of(group), target_id, port, host)
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,7 @@ class Deregistration:
     @classmethod
     def from_params(cls, params: dict[str, str]) -> Deregistration:
         delay = _number(params, "delay_s") if "delay_s" in params else None
-        return cls(parse_group(params["group"], status=404), params["id"], delay)
+        return cls(group_of(params["group"], status=404), params["id"], delay)
 
     def to_json(self) -> dict[str, Any]:
         return {"deregistered": self.target_id, "group": self.group}
@@ -155,7 +156,7 @@ class QuantilesQuery:
 
     @classmethod
     def from_params(cls, params: dict[str, str]) -> QuantilesQuery:
-        version = parse_group(params.get("version", "canary"))
+        version = group_of(params.get("version", "canary"))
         start, end = _number(params, "start"), _number(params, "end")
         return cls(version, start, end, _numbers(params, "qs") or DEFAULT_QS)
 
@@ -165,7 +166,7 @@ def targets_to_json(targets: dict[Version, list[TargetHealth]]) -> dict[str, Any
 
 
 def targets_from_json(doc: dict[str, Any]) -> dict[Version, list[TargetHealth]]:
-    return {parse_group(g): [TargetHealth(**t) for t in ts] for g, ts in doc.items()}
+    return {group_of(g): [TargetHealth(**t) for t in ts] for g, ts in doc.items()}
 
 
 def counts_to_json(counts: dict[Version, VersionCounts]) -> dict[str, Any]:
@@ -174,7 +175,7 @@ def counts_to_json(counts: dict[Version, VersionCounts]) -> dict[str, Any]:
 
 def counts_from_json(doc: dict[str, Any]) -> dict[Version, VersionCounts]:
     return {
-        parse_group(g): VersionCounts(c["requests"], c["errors"], tuple(c["slower_than"]))
+        group_of(g): VersionCounts(c["requests"], c["errors"], tuple(c["slower_than"]))
         for g, c in doc.items()
     }
 
@@ -249,7 +250,8 @@ def balancer_routes(server: AdminServer, balancer: Balancer, *, if_taken: IfTake
     """Register the balancer's admin routes on `server`: weights, targets, metrics.
 
     An application that embeds the balancer overrides a route explicitly, by adding its
-    own afterwards with `if_taken="replace"`; by default a route it added before is kept.
+    own afterwards with `if_taken="replace"`; a route it added before is kept (the
+    default) or refused (`if_taken="raise"`).
     """
     for method, path, handler in ROUTES:
         server.add_route(method, path, functools.partial(handler, balancer), if_taken=if_taken)

@@ -42,10 +42,10 @@ def _status_of(exc: Exception) -> int:
     return 500
 
 
-# What add_route does when the route is taken: refuse (a mistake), replace the route
-# (an application overriding a default explicitly), or keep the one there (a default
-# that yields to the application's own, registered before).
-IfTaken = Literal["raise", "replace", "keep"]
+# What add_route does when the route is taken: keep the one registered first (the
+# default, and the contract the local daemon and data plane are written against), replace
+# it (an explicit override), or refuse (a route registered twice by mistake).
+IfTaken = Literal["keep", "replace", "raise"]
 
 
 class AdminServer:
@@ -58,15 +58,16 @@ class AdminServer:
         self._server: asyncio.Server | None = None
 
     def add_route(
-        self, method: str, path: str, handler: Handler, *, if_taken: IfTaken = "raise"
+        self, method: str, path: str, handler: Handler, *, if_taken: IfTaken = "keep"
     ) -> None:
-        """`path` may hold `{name}` segments; they reach the handler in the query dict."""
+        """`path` may hold `{name}` segments; they reach the handler in the query dict.
+        A route already taken is kept, replaced or refused as `if_taken` says."""
         key = (method.upper(), path)
         if key in self._routes:
             if if_taken == "keep":
                 return
             if if_taken == "raise":
-                raise ValueError(f"{key[0]} {path} is already routed; pass if_taken='replace'")
+                raise ValueError(f"{key[0]} {path} is already routed")
         pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
         self._routes[key] = (re.compile(f"^{pattern}$"), handler)
 
