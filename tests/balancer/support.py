@@ -180,13 +180,15 @@ async def stack(
     baseline: int = 0,
     health: HealthCheckConfig | None = None,
     wait_healthy: bool = True,
+    handler: Handler = default_handler,
     **config: Any,
 ) -> AsyncIterator[tuple[Balancer, list[Backend], list[Backend]]]:
-    """A started balancer on a free port with fresh backends registered in each group."""
-    stables = [await Backend(f"stable-{i}").start() for i in range(stable)]
-    canaries = [await Backend(f"canary-{i}").start() for i in range(canary)]
+    """A started balancer on a free port with fresh backends (answering per `handler`
+    from the start) registered in each group."""
+    stables = [await Backend(f"stable-{i}", handler).start() for i in range(stable)]
+    canaries = [await Backend(f"canary-{i}", handler).start() for i in range(canary)]
     # Baseline backends follow the canaries in the second list (names say which).
-    canaries += [await Backend(f"baseline-{i}").start() for i in range(baseline)]
+    canaries += [await Backend(f"baseline-{i}", handler).start() for i in range(baseline)]
     cfg = BalancerConfig(
         port=0,
         weights=weights,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import random
 import re
-from collections.abc import Iterator
 
 import pytest
 
@@ -13,14 +12,7 @@ from canary_deploy.balancer.parser import LOOKED_AT_HEADERS, SIMPLE_REQUEST
 from canary_deploy.balancer.proxy import ClientConnection
 from canary_deploy.balancer.response_head import HEAD_CACHE_SIZE, simple_response_head
 from canary_deploy.balancer.routing import Stickiness
-from tests.balancer.test_protocol import FakeTransport, wire
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
+from tests.balancer.conftest import FakeTransport, wire
 
 
 def test_simple_get_reaches_the_target_as_sent_plus_forwarding_headers(

@@ -188,11 +188,24 @@ def test_health_states_unhealthy_targets_get_no_traffic_then_fail_open() -> None
 
 
 def test_new_target_is_initial_until_its_first_check() -> None:
+    answer_checks = asyncio.Event()
+
+    async def held_checks(conn: BackendConnection, req: Request) -> None:
+        await answer_checks.wait()  # no check can pass (or time out) before this
+        conn.respond(200)
+
     async def scenario() -> None:
-        slow = HealthCheckConfig(interval_s=0.3, timeout_s=0.3)  # ALB thresholds 5/2
-        async with stack(Weights(100, 0), health=slow, wait_healthy=False) as (balancer, _, _):
+        # ALB thresholds 5/2; the timeout outlasts the test's wait for a check.
+        slow = HealthCheckConfig(interval_s=0.3, timeout_s=30)
+        async with stack(Weights(100, 0), health=slow, wait_healthy=False, handler=held_checks) as (
+            balancer,
+            stables,
+            canaries,
+        ):
+            await wait_for(lambda: all(b.requests for b in stables + canaries))  # checks held
             states = [t.state for ts in balancer.target_health().values() for t in ts]
             assert states == ["initial", "initial"]
+            answer_checks.set()
             await wait_for(
                 lambda: all(
                     t.state == "healthy" for ts in balancer.target_health().values() for t in ts
@@ -305,12 +318,16 @@ def test_zero_failed_requests_while_weights_change_20_times_under_load() -> None
                     statuses.append(0 if response is None else response.status)
                 await client.close()
 
+            async def some_responses() -> None:
+                mark = len(statuses)
+                await wait_for(lambda: len(statuses) >= mark + 12)
+
             workers = [asyncio.create_task(load()) for _ in range(8)]
             for i in range(20):
-                await asyncio.sleep(0.05)
+                await some_responses()  # under load between any two changes
                 canary = (i * 37) % 101
                 balancer.set_weights(Weights(100 - canary, canary))
-            await asyncio.sleep(0.05)
+            await some_responses()
             stop.set()
             await asyncio.gather(*workers)
             assert len(statuses) > 200
@@ -326,9 +343,13 @@ def test_deregistered_target_drains_in_flight_requests_and_gets_no_new_ones() ->
             await wait_for(lambda: any(r.path == "/sleep/0.5" for b in stables for r in b.requests))
             busy = next(b for b in stables if any(r.path == "/sleep/0.5" for r in b.requests))
             drain = asyncio.create_task(balancer.deregister_target("stable", busy.name, delay_s=5))
-            await asyncio.sleep(0.05)
-            states = {t.target_id: t.state for t in balancer.target_health()["stable"]}
-            assert states[busy.name] == "draining"
+
+            def state() -> str:
+                return next(
+                    t.state for t in balancer.target_health()["stable"] if t.target_id == busy.name
+                )
+
+            await wait_for(lambda: state() == "draining")
             others = {(await get(balancer.port)).body for _ in range(4)}
             assert busy.name.encode() not in others
             assert (await in_flight).status == 200
@@ -457,7 +478,8 @@ def test_slow_start_gives_a_new_target_a_small_share_that_grows_to_a_full_one() 
                 loop = asyncio.get_running_loop()
                 t0 = loop.time()
                 group.clock = lambda: started + 15 + (loop.time() - t0)
-                await asyncio.sleep(0.6)  # > one ramp step (30 s / 100)
+                # The ramp timer's next step (every 30 s / 100) gives it about half a share.
+                await wait_for(lambda: group.pool.count(group.targets["stable-new"]) >= 50)
                 served = [(await get(balancer.port)).body for _ in range(300)]
                 assert 80 <= served.count(b"stable-new") <= 120  # 0.5 / 1.5 of the picks
                 group.clock = lambda: started + 31

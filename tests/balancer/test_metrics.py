@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from canary_deploy.balancer.metrics import MetricsRecorder, bucket_bounds, bucket_index
 
@@ -102,3 +104,12 @@ def test_the_baseline_group_is_counted_exported_and_restored(clock: list[float])
     restored = MetricsRecorder()
     restored.import_buckets(rec.export_buckets(since=0))
     assert restored.counts(0, 2e6) == rec.counts(0, 2e6)
+
+
+@given(st.floats(min_value=-1.0, max_value=3600.0, allow_nan=False))
+def test_the_hot_path_books_a_latency_in_the_bucket_bucket_index_names(latency_s: float) -> None:
+    # record_response inlines bucket_index(); this holds the copy to the reference.
+    rec = MetricsRecorder()
+    rec.record_response("stable", 200, latency_s)
+    (cell,) = rec._current.values()
+    assert cell.hist == {bucket_index(latency_s): 1}

@@ -6,97 +6,12 @@ import asyncio
 import re
 import socket
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass, field
-from typing import Any
 
 import pytest
 
-from canary_deploy.balancer.metrics import MetricsRecorder
-from canary_deploy.balancer.parser import MAX_HEAD_BYTES
-from canary_deploy.balancer.proxy import ClientConnection, ProxyContext
-from canary_deploy.balancer.routing import Router, Stickiness, Target
-from canary_deploy.balancer.upstream import UpstreamConnection
-from canary_deploy.weights import Weights
-
-
-@dataclass
-class FakeTransport:
-    peer: tuple[str, int] = ("10.0.0.7", 50000)
-    data: bytearray = field(default_factory=bytearray)
-    closed: bool = False
-    reading: bool = True
-
-    def write(self, data: bytes) -> None:
-        assert not self.closed, "write after close"
-        self.data += data
-
-    def close(self) -> None:
-        self.closed = True
-
-    abort = close
-
-    def is_closing(self) -> bool:
-        return self.closed
-
-    def pause_reading(self) -> None:
-        self.reading = False
-
-    def resume_reading(self) -> None:
-        self.reading = True
-
-    def is_reading(self) -> bool:
-        return self.reading and not self.closed
-
-    def get_extra_info(self, name: str) -> Any:
-        return self.peer if name == "peername" else None
-
-    def take(self) -> bytes:
-        out = bytes(self.data)
-        self.data.clear()
-        return out
-
-
-@dataclass
-class Wire:
-    """A client connection wired to one stable target with one pooled connection."""
-
-    ctx: ProxyContext
-    client: ClientConnection
-    client_side: FakeTransport
-    upstream: UpstreamConnection
-    target_side: FakeTransport
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
-
-def wire(loop: asyncio.AbstractEventLoop, *, stickiness: Stickiness | None = None) -> Wire:
-    router = Router(Weights(100, 0), "round_robin")
-    target = Target("t1", "127.0.0.1", 9001)
-    target.state = "healthy"
-    router.groups["stable"].targets["t1"] = target
-    router.groups["stable"].refresh()
-    ctx = ProxyContext(
-        loop, router, MetricsRecorder(), idle_timeout_s=60, stickiness=stickiness, listen_port=8080
-    )
-    upstream = UpstreamConnection(loop, ctx.metrics, target, stickiness)
-    target_side = FakeTransport()
-    upstream.connection_made(target_side)  # type: ignore[arg-type]
-    target.idle.append(upstream)
-    client = ClientConnection(ctx)
-    client_side = FakeTransport()
-    client.connection_made(client_side)  # type: ignore[arg-type]
-    return Wire(ctx, client, client_side, upstream, target_side)
-
-
-def _headers(raw: bytes) -> dict[str, str]:
-    head = raw.split(b"\r\n\r\n", 1)[0].decode()
-    return {k.lower(): v for k, _, v in (line.partition(": ") for line in head.split("\r\n")[1:])}
+from canary_deploy.balancer.limits import MAX_HEAD_BYTES
+from canary_deploy.balancer.routing import Stickiness
+from tests.balancer.conftest import head_fields, wire
 
 
 def test_forwarding_headers_are_added_and_hop_by_hop_ones_stripped(
@@ -111,7 +26,7 @@ def test_forwarding_headers_are_added_and_hop_by_hop_ones_stripped(
     )
     sent = w.target_side.take()
     assert sent.startswith(b"GET /a?b=1 HTTP/1.1\r\n")
-    headers = _headers(sent)
+    headers = head_fields(sent)
     assert headers["x-forwarded-for"] == "203.0.113.9, 10.0.0.7"
     assert headers["x-forwarded-proto"] == "http"
     assert headers["x-forwarded-port"] == "8080"
@@ -127,7 +42,7 @@ def test_existing_trace_id_is_kept(loop: asyncio.AbstractEventLoop) -> None:
     w.client.data_received(b"GET / HTTP/1.1\r\nHost: a\r\nX-Amzn-Trace-Id: Root=1-abc\r\n\r\n")
     sent = w.target_side.take()
     assert sent.count(b"X-Amzn-Trace-Id") == 1
-    assert _headers(sent)["x-amzn-trace-id"] == "Root=1-abc"
+    assert head_fields(sent)["x-amzn-trace-id"] == "Root=1-abc"
 
 
 ATTACKS = {
@@ -171,7 +86,7 @@ def test_chunked_request_body_is_reframed_by_us(loop: asyncio.AbstractEventLoop)
     )
     sent = w.target_side.take()
     _, body = sent.split(b"\r\n\r\n", 1)
-    assert _headers(sent)["transfer-encoding"] == "chunked"
+    assert head_fields(sent)["transfer-encoding"] == "chunked"
     assert body == b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n"
 
 
@@ -206,7 +121,7 @@ def test_chunked_response_streams_through_and_connection_is_reused(
     )
     first = w.client_side.take()
     assert first.startswith(b"HTTP/1.1 200 OK\r\n") and first.endswith(b"5\r\nfirst\r\n")
-    headers = _headers(first)
+    headers = head_fields(first)
     assert headers["transfer-encoding"] == "chunked"
     assert "keep-alive" not in headers and "connection" not in headers
     assert headers["set-cookie"].startswith("AWSALBTG=")
@@ -222,7 +137,7 @@ def test_head_response_ends_at_its_head(loop: asyncio.AbstractEventLoop) -> None
     w.client.data_received(b"HEAD / HTTP/1.1\r\nHost: a\r\n\r\n")
     w.target_side.take()
     w.upstream.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 1234\r\n\r\n")
-    assert _headers(w.client_side.take())["content-length"] == "1234"
+    assert head_fields(w.client_side.take())["content-length"] == "1234"
     w.client.data_received(b"GET /next HTTP/1.1\r\nHost: a\r\n\r\n")
     assert w.target_side.take().startswith(b"GET /next ")  # same pooled connection
     w.upstream.data_received(b"HTTP/1.1 204 No Content\r\n\r\n")
@@ -264,7 +179,7 @@ def test_http10_client_gets_connection_close(loop: asyncio.AbstractEventLoop) ->
     w = wire(loop)
     w.client.data_received(b"GET / HTTP/1.0\r\n\r\n")
     w.upstream.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-    assert _headers(w.client_side.take())["connection"] == "close"
+    assert head_fields(w.client_side.take())["connection"] == "close"
     assert w.client_side.closed
 
 

@@ -6,19 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import Iterator
 
 import pytest
 
-from tests.balancer.test_protocol import _headers, wire
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
+from tests.balancer.conftest import head_fields, wire
 
 # ---- item 11: Host, HTTP/0.9, absolute-form
 
@@ -61,11 +52,11 @@ def test_an_absolute_form_target_is_sent_in_origin_form_with_its_host(
     sent = w.target_side.take()
     assert sent.startswith(b"GET /p?q=1 HTTP/1.1\r\n")
     assert sent.lower().count(b"\r\nhost:") == 1
-    assert _headers(sent)["host"] == "Example.com:81"
+    assert head_fields(sent)["host"] == "Example.com:81"
     w.upstream.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
     w.client.data_received(b"OPTIONS http://a HTTP/1.1\r\n\r\n")
     sent = w.target_side.take()
-    assert sent.startswith(b"OPTIONS * HTTP/1.1\r\n") and _headers(sent)["host"] == "a"
+    assert sent.startswith(b"OPTIONS * HTTP/1.1\r\n") and head_fields(sent)["host"] == "a"
     w.upstream.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
     w.client.data_received(b"GET http://a HTTP/1.1\r\n\r\n")
     assert w.target_side.take().startswith(b"GET / HTTP/1.1\r\n")
@@ -77,7 +68,7 @@ def test_an_http10_request_without_host_gets_the_listeners_address(
     """As ALB does: HTTP/1.0 needs no Host, but the request goes on as HTTP/1.1."""
     w = wire(loop)
     w.client.data_received(b"GET / HTTP/1.0\r\n\r\n")
-    assert _headers(w.target_side.take())["host"] == "127.0.0.1:8080"
+    assert head_fields(w.target_side.take())["host"] == "127.0.0.1:8080"
 
 
 # ---- item 12: transfer codings and repeated X-Forwarded-For
@@ -90,7 +81,7 @@ def test_transfer_codings_before_chunked_are_kept(loop: asyncio.AbstractEventLoo
         b"3\r\nabc\r\n0\r\n\r\n"
     )
     sent = w.target_side.take()
-    assert _headers(sent)["transfer-encoding"] == "gzip, chunked"
+    assert head_fields(sent)["transfer-encoding"] == "gzip, chunked"
     assert sent.endswith(b"\r\n\r\n3\r\nabc\r\n0\r\n\r\n")
     assert sent.lower().count(b"transfer-encoding") == 1
 
@@ -103,7 +94,7 @@ def test_transfer_codings_over_several_header_lines_are_kept(
         b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n"
         b"transfer-encoding: br ,chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n"
     )
-    assert _headers(w.target_side.take())["transfer-encoding"] == "gzip, br, chunked"
+    assert head_fields(w.target_side.take())["transfer-encoding"] == "gzip, br, chunked"
 
 
 def test_every_x_forwarded_for_value_is_kept_and_the_peer_appended(

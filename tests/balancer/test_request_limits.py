@@ -6,21 +6,13 @@ from __future__ import annotations
 import asyncio
 import errno
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
 from canary_deploy.balancer.limits import HEAD_TIMEOUT_S, MAX_HELD_BYTES, MAX_HELD_TOTAL_BYTES
 from canary_deploy.balancer.proxy import ClientConnection
-from tests.balancer.test_protocol import FakeTransport, Wire, _headers, wire
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
+from tests.balancer.conftest import FakeTransport, Wire, head_fields, wire
 
 
 def _no_group_booked(w: Wire) -> bool:
@@ -109,7 +101,7 @@ def test_a_client_that_stalls_mid_body_gets_408_and_no_group_is_blamed(
     w.client.check_idle(time.monotonic() + 61, 60)
     out = w.client_side.take()
     assert out.startswith(b"HTTP/1.1 408 Request Timeout\r\n")
-    assert _headers(out)["connection"] == "close"
+    assert head_fields(out)["connection"] == "close"
     assert w.client_side.closed
     assert w.target_side.closed  # half a request: that target connection is out of sync
     assert w.upstream not in w.upstream.target.idle
@@ -193,7 +185,7 @@ def test_connections_over_the_cap_get_a_clear_503_and_are_closed(
     third.connection_made(third_side)  # type: ignore[arg-type]
     out = third_side.take()
     assert out.startswith(b"HTTP/1.1 503 Service Unavailable\r\n")
-    assert _headers(out)["connection"] == "close"
+    assert head_fields(out)["connection"] == "close"
     assert third_side.closed
     third.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
     third.connection_lost(None)

@@ -3,19 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 
 import pytest
 
 from canary_deploy.balancer.response_head import simple_response_head
-from tests.balancer.test_protocol import wire
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
+from tests.balancer.conftest import wire
 
 
 def _head_names(raw: bytes) -> list[bytes]:

@@ -17,14 +17,7 @@ import uvloop
 from canary_deploy.balancer import Balancer, BalancerConfig
 from canary_deploy.balancer.upstream import UpstreamConnection
 from canary_deploy.weights import Weights
-from tests.balancer.test_protocol import FakeTransport, Wire, wire
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
+from tests.balancer.conftest import FakeTransport, Wire, wire
 
 
 @dataclass

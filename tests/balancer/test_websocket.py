@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from http import HTTPStatus
@@ -18,15 +18,7 @@ from websockets.http11 import Request as WsRequest
 
 from canary_deploy.balancer import Balancer, BalancerConfig
 from canary_deploy.weights import Weights
-from tests.balancer.test_protocol import FakeTransport, Wire, wire
-
-
-@pytest.fixture
-def loop() -> Iterator[asyncio.AbstractEventLoop]:
-    loop = asyncio.new_event_loop()
-    yield loop
-    loop.close()
-
+from tests.balancer.conftest import FakeTransport, Wire, wire
 
 REFUSED = {
     "CONNECT": (b"CONNECT db:5432 HTTP/1.1\r\nHost: db:5432\r\n\r\n", 405),

@@ -1,224 +1,41 @@
-"""The admin interface: HTTP/1.1 + JSON on a unix socket (mode 0600), server and client."""
+"""The balancer's admin API: one typed request and response per route, read and written
+by the same code on the server (module-level handlers) and in the client
+(`BalancerAdmin`). The transport, HTTP/1.1 + JSON on a unix socket, is `admin_http`'s."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import errno
-import http.client
-import json
-import os
-import re
-import socket
+import functools
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict
-from pathlib import Path
+from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import parse_qsl, urlsplit
+from urllib.parse import quote, urlencode
 
-from canary_deploy.backend import GROUPS, Version
-from canary_deploy.errors import CanaryError, OperationFailed, UsageError
+from canary_deploy.backend import GROUPS, Version, VersionCounts
+from canary_deploy.balancer.admin_http import (
+    AdminClient as AdminClient,  # re-exported: the socket's client and server live there
+)
+from canary_deploy.balancer.admin_http import AdminError as AdminError
+from canary_deploy.balancer.admin_http import AdminServer as AdminServer
+from canary_deploy.balancer.admin_http import Handler as Handler
+from canary_deploy.balancer.admin_http import IfTaken
+from canary_deploy.balancer.config import TargetHealth
+from canary_deploy.errors import UsageError
 from canary_deploy.weights import Weights
 
 if TYPE_CHECKING:
     from canary_deploy.balancer.server import Balancer
 
-Handler = Callable[[Any, dict[str, str]], Awaitable[Any]]
-MAX_BODY_BYTES = 1024 * 1024
+DEFAULT_QS = (0.5, 0.95, 0.99)
 
 
-class AdminError(CanaryError):
-    """An admin request that fails with a specific HTTP status."""
-
-    def __init__(self, status: int, message: str, *, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.status = status
-
-
-def _status_of(exc: Exception) -> int:
-    if isinstance(exc, AdminError):
-        return exc.status
-    if isinstance(exc, UsageError):
-        return 400
-    if isinstance(exc, CanaryError):
-        return 409
-    return 500
-
-
-class AdminServer:
-    """Routes `METHOD /path/{param}` to async handlers; one request per connection."""
-
-    def __init__(self, socket_path: str | Path) -> None:
-        self.socket_path = Path(socket_path)
-        self._routes: list[tuple[str, re.Pattern[str], Handler]] = []
-        self._server: asyncio.Server | None = None
-
-    def add_route(self, method: str, path: str, handler: Handler) -> None:
-        """`path` may hold `{name}` segments; they reach the handler in the query dict."""
-        pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
-        self._routes.append((method.upper(), re.compile(f"^{pattern}$"), handler))
-
-    async def start(self) -> None:
-        path = self.socket_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            if _is_listening(path):
-                raise OSError(errno.EADDRINUSE, f"{path} is in use by a running process")
-            path.unlink()  # stale socket from a process that died
-        self._server = await asyncio.start_unix_server(self._handle, path=str(path))
-        os.chmod(path, 0o600)  # the socket can change live traffic: owner only
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._server.wait_closed(), timeout=2)
-            self._server = None
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            status, content_type, payload = await self._respond(reader)
-            writer.write(
-                f"HTTP/1.1 {status} {http.client.responses.get(status, 'Status')}\r\n"
-                f"Content-Type: {content_type}\r\nContent-Length: {len(payload)}\r\n"
-                "Connection: close\r\n\r\n".encode()
-                + payload
-            )
-            await writer.drain()
-        except (ConnectionError, asyncio.IncompleteReadError, asyncio.LimitOverrunError):
-            pass
-        finally:
-            writer.close()
-            with contextlib.suppress(ConnectionError):
-                await writer.wait_closed()
-
-    async def _respond(self, reader: asyncio.StreamReader) -> tuple[int, str, bytes]:
-        head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
-        request_line, *header_lines = head.split("\r\n")
-        method, target, _ = request_line.split(" ", 2)
-        length = 0
-        for line in header_lines:
-            name, _, value = line.partition(":")
-            if name.strip().lower() == "content-length":
-                length = int(value.strip())
-        if length > MAX_BODY_BYTES:
-            return _error(413, "request body too large")
-        raw = await reader.readexactly(length) if length else b""
-        url = urlsplit(target)
-        query = dict(parse_qsl(url.query))
-        allowed = []
-        for route_method, pattern, handler in self._routes:
-            match = pattern.match(url.path)
-            if match is None:
-                continue
-            if route_method != method.upper():
-                allowed.append(route_method)
-                continue
-            try:
-                body = json.loads(raw) if raw else None
-            except json.JSONDecodeError as exc:
-                return _error(400, f"request body is not JSON: {exc}")
-            try:
-                result = await handler(body, {**query, **match.groupdict()})
-            except CanaryError as exc:
-                return _error(_status_of(exc), exc.message, exc.hint)
-            except Exception as exc:  # a bug: report it to the caller rather than hang up
-                return _error(500, f"internal error: {type(exc).__name__}: {exc}")
-            if isinstance(result, str):
-                return 200, "text/plain; version=0.0.4", result.encode()
-            return 200, "application/json", json.dumps(result).encode()
-        if allowed:
-            return _error(405, f"{method} not allowed on {url.path}; use {', '.join(allowed)}")
-        return _error(404, f"no route for {method} {url.path}")
-
-
-def _error(status: int, message: str, hint: str | None = None) -> tuple[int, str, bytes]:
-    doc = {"error": message, "hint": hint}
-    return status, "application/json", json.dumps(doc).encode()
-
-
-def _is_listening(path: Path) -> bool:
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
-        try:
-            probe.connect(str(path))
-        except OSError:
-            return False
-    return True
-
-
-class _UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, socket_path: str, timeout: float) -> None:
-        super().__init__("localhost", timeout=timeout)
-        self._socket_path = socket_path
-
-    def connect(self) -> None:
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
-        try:
-            sock.connect(self._socket_path)
-        except OSError:
-            sock.close()
-            raise
-        self.sock = sock
-
-
-class AdminClient:
-    """Synchronous client for an AdminServer (stdlib only, usable from the CLI)."""
-
-    def __init__(self, socket_path: str | Path, timeout_s: float = 30) -> None:
-        self.socket_path = Path(socket_path)
-        self.timeout_s = timeout_s
-
-    def request(self, method: str, path: str, body: Any = None) -> Any:
-        """JSON (or text) result of one request; errors become CanaryErrors."""
-        conn = _UnixHTTPConnection(str(self.socket_path), self.timeout_s)
-        payload = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if payload is not None else {}
-        try:
-            conn.request(method, path, body=payload, headers=headers)
-            response = conn.getresponse()
-            data = response.read()
-        except (FileNotFoundError, ConnectionRefusedError):
-            raise OperationFailed(
-                f"nothing is listening on the admin socket {self.socket_path}",
-                hint="start it first (`canary balancer ...` or `canary deploy`)",
-            ) from None
-        except OSError as exc:
-            raise OperationFailed(
-                f"admin socket {self.socket_path}: {exc.strerror or exc}"
-            ) from None
-        finally:
-            conn.close()
-        is_json = (response.getheader("Content-Type") or "").startswith("application/json")
-        result = json.loads(data) if is_json and data else data.decode()
-        if response.status >= 400:
-            message = result.get("error") if isinstance(result, dict) else str(result)
-            hint = result.get("hint") if isinstance(result, dict) else None
-            error_type = UsageError if response.status in (400, 404, 405) else OperationFailed
-            raise error_type(str(message), hint=hint)
-        return result
-
-
-def _float(query: dict[str, str], name: str, default: float | None = None) -> float:
-    raw = query.get(name)
-    if raw is None:
-        if default is None:
-            raise UsageError(f"query parameter {name!r} is required")
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise UsageError(f"{name} must be a number, got {raw!r}") from None
-
-
-def _floats(query: dict[str, str], name: str) -> list[float]:
-    raw = query.get(name, "")
-    try:
-        return [float(x) for x in raw.split(",") if x.strip()]
-    except ValueError:
-        raise UsageError(f"{name} must be comma-separated numbers, got {raw!r}") from None
+def group_of(name: object, *, status: int = 400) -> Version:
+    """A target group named in a request (body, query or path), or a clear error."""
+    for group in GROUPS:
+        if name == group:
+            return group
+    raise AdminError(
+        status, f"unknown target group {name!r}", hint="use stable, canary or baseline"
+    )
 
 
 def weights_from_body(body: Any) -> Weights:
@@ -226,12 +43,8 @@ def weights_from_body(body: Any) -> Weights:
     "baseline": B (0 when absent); integers (or integer strings) summing to 100."""
     if not isinstance(body, dict) or not {"stable", "canary"} <= body.keys():
         raise UsageError('weights need a JSON body {"stable": S, "canary": C, "baseline": B}')
-    unknown = sorted(str(k) for k in body.keys() - set(GROUPS))
-    if unknown:
-        raise UsageError(
-            f"unknown target group {unknown[0]!r} in weights",
-            hint="the target groups are stable, canary and baseline",
-        )
+    for name in sorted(body, key=str):
+        group_of(name)
     values: list[int] = []
     for name in GROUPS:
         raw = body.get(name, 0)
@@ -243,100 +56,238 @@ def weights_from_body(body: Any) -> Weights:
     return Weights(*values)
 
 
-def group_of(name: str, *, status: int = 400) -> Version:
-    """A target group named in a request, or a clear error."""
-    for group in GROUPS:
-        if name == group:
-            return group
-    raise AdminError(
-        status, f"unknown target group {name!r}", hint="use stable, canary or baseline"
-    )
+def _number(params: dict[str, str], name: str, default: float | None = None) -> float:
+    raw = params.get(name)
+    if raw is None:
+        if default is None:
+            raise UsageError(f"query parameter {name!r} is required")
+        return default
+    try:
+        return float(raw)
+    except ValueError:
+        raise UsageError(f"{name} must be a number, got {raw!r}") from None
 
 
-def balancer_routes(server: AdminServer, balancer: Balancer) -> None:
-    """Register the balancer's admin routes on `server`: weights, targets, metrics."""
-    _weight_routes(server, balancer)
-    _target_routes(server, balancer)
-    _metrics_routes(server, balancer)
+def _numbers(params: dict[str, str], name: str) -> tuple[float, ...]:
+    raw = params.get(name, "")
+    try:
+        return tuple(float(x) for x in raw.split(",") if x.strip())
+    except ValueError:
+        raise UsageError(f"{name} must be comma-separated numbers, got {raw!r}") from None
 
 
-def _weight_routes(server: AdminServer, balancer: Balancer) -> None:
-    """GET and PUT /weights: the listener's weights."""
+@dataclass(frozen=True)
+class TargetRegistration:
+    """`POST /targets`: register a target in a group."""
 
-    async def get_weights(body: Any, query: dict[str, str]) -> Any:
-        return balancer.get_weights().to_dict()
+    group: Version
+    target_id: str
+    port: int
+    host: str = "127.0.0.1"
 
-    async def put_weights(body: Any, query: dict[str, str]) -> Any:
-        balancer.set_weights(weights_from_body(body))
-        return balancer.get_weights().to_dict()
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
 
-    server.add_route("GET", "/weights", get_weights)
-    server.add_route("PUT", "/weights", put_weights)
-
-
-def _target_routes(server: AdminServer, balancer: Balancer) -> None:
-    """/targets: each group's targets and their health; register and deregister one."""
-
-    async def get_targets(body: Any, query: dict[str, str]) -> Any:
-        return {g: [asdict(t) for t in ts] for g, ts in balancer.target_health().items()}
-
-    async def post_targets(body: Any, query: dict[str, str]) -> Any:
+    @classmethod
+    def from_json(cls, body: Any) -> TargetRegistration:
         if not isinstance(body, dict):
             raise UsageError('body must be {"group", "target_id", "host", "port"}')
         try:
-            group, target_id = str(body["group"]), str(body["target_id"])
+            group, target_id = body["group"], str(body["target_id"])
             host, port = str(body.get("host", "127.0.0.1")), int(body["port"])
         except (KeyError, TypeError, ValueError) as exc:
             raise UsageError(f"invalid target: {exc}") from None
-        balancer.register_target(group_of(group), target_id, host, port)
-        return await get_targets(None, {})
-
-    async def delete_target(body: Any, query: dict[str, str]) -> Any:
-        group = group_of(query["group"], status=404)
-        delay = query.get("delay_s")
-        await balancer.deregister_target(
-            group,
-            query["id"],
-            delay_s=None if delay is None else _float(query, "delay_s"),
-        )
-        return {"deregistered": query["id"], "group": group}
-
-    server.add_route("GET", "/targets", get_targets)
-    server.add_route("POST", "/targets", post_targets)
-    server.add_route("DELETE", "/targets/{group}/{id}", delete_target)
+        return cls(group_of(group), target_id, port, host)
 
 
-def _metrics_routes(server: AdminServer, balancer: Balancer) -> None:
-    """Prometheus text, per-group counts and quantiles, and raw buckets for a window."""
+@dataclass(frozen=True)
+class Deregistration:
+    """`DELETE /targets/{group}/{id}?delay_s=`: drain a target (the group's own delay
+    when `delay_s` is None). The response is the same record."""
 
-    async def get_metrics(body: Any, query: dict[str, str]) -> Any:
-        return balancer.metrics.prometheus_text()
+    group: Version
+    target_id: str
+    delay_s: float | None = None
 
-    async def get_counts(body: Any, query: dict[str, str]) -> Any:
-        counts = balancer.metrics.counts(
-            _float(query, "start"), _float(query, "end"), _floats(query, "thresholds")
-        )
-        return {v: asdict(c) for v, c in counts.items()}
+    def path(self) -> str:
+        query = "" if self.delay_s is None else "?" + urlencode({"delay_s": self.delay_s})
+        return f"/targets/{self.group}/{quote(self.target_id, safe='')}{query}"
 
-    async def get_quantiles(body: Any, query: dict[str, str]) -> Any:
-        version = group_of(query.get("version", "canary"))
-        qs = _floats(query, "qs") or [0.5, 0.95, 0.99]
-        values = balancer.metrics.quantiles(
-            version,
-            _float(query, "start"),
-            _float(query, "end"),
-            qs,
-        )
-        return {"version": version, "qs": qs, "quantiles": list(values)}
+    @classmethod
+    def from_params(cls, params: dict[str, str]) -> Deregistration:
+        delay = _number(params, "delay_s") if "delay_s" in params else None
+        return cls(group_of(params["group"], status=404), params["id"], delay)
 
-    async def get_buckets(body: Any, query: dict[str, str]) -> Any:
-        return balancer.metrics.export_buckets(_float(query, "since", 0.0))
+    def to_json(self) -> dict[str, Any]:
+        return {"deregistered": self.target_id, "group": self.group}
 
-    async def get_rejections(body: Any, query: dict[str, str]) -> Any:
-        return balancer.metrics.rejections()
 
-    server.add_route("GET", "/metrics", get_metrics)
-    server.add_route("GET", "/counts", get_counts)
-    server.add_route("GET", "/quantiles", get_quantiles)
-    server.add_route("GET", "/buckets", get_buckets)
-    server.add_route("GET", "/rejections", get_rejections)
+@dataclass(frozen=True)
+class Window:
+    """`GET /counts?start=&end=&thresholds=`: a time window (epoch seconds) and the
+    latency thresholds to count requests over."""
+
+    start: float
+    end: float
+    thresholds_s: tuple[float, ...] = ()
+
+    def query(self) -> str:
+        thresholds = ",".join(map(str, self.thresholds_s))
+        return urlencode({"start": self.start, "end": self.end, "thresholds": thresholds})
+
+    @classmethod
+    def from_params(cls, params: dict[str, str]) -> Window:
+        start, end = _number(params, "start"), _number(params, "end")
+        return cls(start, end, _numbers(params, "thresholds"))
+
+
+@dataclass(frozen=True)
+class QuantilesQuery:
+    """`GET /quantiles?version=&start=&end=&qs=`: a group's latency quantiles in a window."""
+
+    version: Version
+    start: float
+    end: float
+    qs: tuple[float, ...] = DEFAULT_QS
+
+    def query(self) -> str:
+        qs = ",".join(map(str, self.qs))
+        return urlencode({"version": self.version, "start": self.start, "end": self.end, "qs": qs})
+
+    @classmethod
+    def from_params(cls, params: dict[str, str]) -> QuantilesQuery:
+        version = group_of(params.get("version", "canary"))
+        start, end = _number(params, "start"), _number(params, "end")
+        return cls(version, start, end, _numbers(params, "qs") or DEFAULT_QS)
+
+
+def targets_to_json(targets: dict[Version, list[TargetHealth]]) -> dict[str, Any]:
+    return {group: [asdict(t) for t in health] for group, health in targets.items()}
+
+
+def targets_from_json(doc: dict[str, Any]) -> dict[Version, list[TargetHealth]]:
+    return {group_of(g): [TargetHealth(**t) for t in ts] for g, ts in doc.items()}
+
+
+def counts_to_json(counts: dict[Version, VersionCounts]) -> dict[str, Any]:
+    return {group: asdict(c) for group, c in counts.items()}
+
+
+def counts_from_json(doc: dict[str, Any]) -> dict[Version, VersionCounts]:
+    return {
+        group_of(g): VersionCounts(c["requests"], c["errors"], tuple(c["slower_than"]))
+        for g, c in doc.items()
+    }
+
+
+# ---- the handlers: (balancer, JSON body, query and path parameters) -> JSON or text
+
+
+async def get_weights(balancer: Balancer, body: Any, params: dict[str, str]) -> Any:
+    return balancer.get_weights().to_dict()
+
+
+async def put_weights(balancer: Balancer, body: Any, params: dict[str, str]) -> Any:
+    balancer.set_weights(weights_from_body(body))
+    return balancer.get_weights().to_dict()
+
+
+async def get_targets(balancer: Balancer, body: Any, params: dict[str, str]) -> Any:
+    return targets_to_json(balancer.target_health())
+
+
+async def post_targets(balancer: Balancer, body: Any, params: dict[str, str]) -> Any:
+    target = TargetRegistration.from_json(body)
+    balancer.register_target(target.group, target.target_id, target.host, target.port)
+    return targets_to_json(balancer.target_health())
+
+
+async def delete_target(balancer: Balancer, body: Any, params: dict[str, str]) -> Any:
+    request = Deregistration.from_params(params)
+    await balancer.deregister_target(request.group, request.target_id, delay_s=request.delay_s)
+    return request.to_json()
+
+
+async def get_metrics(balancer: Balancer, body: Any, params: dict[str, str]) -> Any:
+    return balancer.metrics.prometheus_text()
+
+
+async def get_counts(balancer: Balancer, body: Any, params: dict[str, str]) -> Any:
+    window = Window.from_params(params)
+    return counts_to_json(balancer.metrics.counts(window.start, window.end, window.thresholds_s))
+
+
+async def get_quantiles(balancer: Balancer, body: Any, params: dict[str, str]) -> Any:
+    q = QuantilesQuery.from_params(params)
+    values = balancer.metrics.quantiles(q.version, q.start, q.end, q.qs)
+    return {"version": q.version, "qs": list(q.qs), "quantiles": list(values)}
+
+
+async def get_buckets(balancer: Balancer, body: Any, params: dict[str, str]) -> Any:
+    return balancer.metrics.export_buckets(_number(params, "since", 0.0))
+
+
+async def get_rejections(balancer: Balancer, body: Any, params: dict[str, str]) -> Any:
+    return balancer.metrics.rejections()
+
+
+BalancerHandler = Callable[["Balancer", Any, dict[str, str]], Awaitable[Any]]
+ROUTES: tuple[tuple[str, str, BalancerHandler], ...] = (
+    ("GET", "/weights", get_weights),
+    ("PUT", "/weights", put_weights),
+    ("GET", "/targets", get_targets),
+    ("POST", "/targets", post_targets),
+    ("DELETE", "/targets/{group}/{id}", delete_target),
+    ("GET", "/metrics", get_metrics),
+    ("GET", "/counts", get_counts),
+    ("GET", "/quantiles", get_quantiles),
+    ("GET", "/buckets", get_buckets),
+    ("GET", "/rejections", get_rejections),
+)
+
+
+def balancer_routes(server: AdminServer, balancer: Balancer, *, if_taken: IfTaken = "keep") -> None:
+    """Register the balancer's admin routes on `server`: weights, targets, metrics.
+
+    An application that embeds the balancer overrides a route explicitly, by adding its
+    own afterwards with `if_taken="replace"`; a route it added before is kept (the
+    default) or refused (`if_taken="raise"`).
+    """
+    for method, path, handler in ROUTES:
+        server.add_route(method, path, functools.partial(handler, balancer), if_taken=if_taken)
+
+
+class BalancerAdmin:
+    """The balancer's admin API from a program: the routes' typed requests and responses
+    over an `AdminClient`."""
+
+    def __init__(self, client: AdminClient) -> None:
+        self.client = client
+
+    def weights(self) -> Weights:
+        return Weights.from_dict(self.client.request("GET", "/weights"))
+
+    def set_weights(self, weights: Weights) -> Weights:
+        return Weights.from_dict(self.client.request("PUT", "/weights", weights.to_dict()))
+
+    def targets(self) -> dict[Version, list[TargetHealth]]:
+        return targets_from_json(self.client.request("GET", "/targets"))
+
+    def register(self, target: TargetRegistration) -> dict[Version, list[TargetHealth]]:
+        return targets_from_json(self.client.request("POST", "/targets", target.to_json()))
+
+    def deregister(self, request: Deregistration) -> None:
+        self.client.request("DELETE", request.path())
+
+    def counts(self, window: Window) -> dict[Version, VersionCounts]:
+        return counts_from_json(self.client.request("GET", f"/counts?{window.query()}"))
+
+    def quantiles(self, query: QuantilesQuery) -> tuple[float | None, ...]:
+        doc = self.client.request("GET", f"/quantiles?{query.query()}")
+        return tuple(doc["quantiles"])
+
+    def rejections(self) -> dict[str, int]:
+        return dict(self.client.request("GET", "/rejections"))
+
+    def metrics_text(self) -> str:
+        return str(self.client.request("GET", "/metrics"))

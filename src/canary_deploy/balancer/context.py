@@ -5,16 +5,23 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
 from canary_deploy.balancer.limits import HEAD_TIMEOUT_S, default_max_connections
 from canary_deploy.balancer.metrics import MetricsRecorder
 from canary_deploy.balancer.routing import Router, Stickiness
 
-if TYPE_CHECKING:
-    from canary_deploy.balancer.proxy import ClientConnection
-
 _monotonic = time.monotonic  # the clock of every idle-timeout comparison
+
+
+class Client(Protocol):
+    """A client connection, as the listener sees it (`proxy.ClientConnection`)."""
+
+    transport: Any
+
+    def check_idle(self, now: float, limit: float) -> None:
+        """Enforce the idle timeout `limit` and the head deadline at monotonic `now`."""
+        ...
 
 
 class ProxyContext:
@@ -42,7 +49,7 @@ class ProxyContext:
         self.stickiness = stickiness
         self.listen_port = str(listen_port).encode()
         self.listen_host = listen_host.encode()
-        self.clients: set[ClientConnection] = set()
+        self.clients: set[Client] = set()
         self.connecting: set[asyncio.Task[None]] = set()
         self.held_total = 0  # ClientConnection.held, summed over every client
 

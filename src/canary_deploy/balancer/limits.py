@@ -1,7 +1,7 @@
-"""The request side's limits and timeouts, in one place (docs/balancer.md lists them all).
+"""The balancer's limits and timeouts, in one place (docs/balancer.md lists them all).
 
-A leaf module: it imports nothing of the balancer, so the parser, the proxy and the
-settings all read a limit from here and it is changed in one place.
+A leaf module: it imports nothing of the balancer, so the parsers, the connections and
+the settings all read a limit from here and it is changed in one place.
 """
 
 from __future__ import annotations
@@ -27,6 +27,11 @@ EXCHANGE_COST_BYTES = 512
 # 408): one header line every few seconds never counts as idle. ALB documents no such
 # deadline, only the idle timeout; 20 s is where Apache's mod_reqtimeout starts a head.
 HEAD_TIMEOUT_S = 20.0
+
+# A target's response head beyond this is a malformed response (502).
+MAX_RESPONSE_HEAD_BYTES = 64 * 1024
+# Idle keep-alive connections kept per target; more are closed when returned.
+MAX_IDLE_PER_TARGET = 64
 
 # ALB gives up on a target connection after 10 s (or the idle timeout if shorter).
 CONNECT_TIMEOUT_S = 10.0

@@ -23,7 +23,7 @@ REJECTION_STATUSES = (400, 405, 408, 417, 501, 503)
 
 
 def bucket_index(latency_s: float) -> int:
-    """The histogram bucket of a latency.
+    """The histogram bucket of a latency (the reference for the copy in record_response).
 
     >>> bucket_index(0.000_010), bucket_index(0.000_032), bucket_index(0.000_064)
     (10, 32, 48)
@@ -177,13 +177,9 @@ class MetricsRecorder:
 
     def record_response(self, version: Version, status: int, latency_s: float) -> None:
         """A response from a target (any status) and its target response time."""
-        # `_cell` written out: this runs once per proxied request.
-        now = int(time.time())
-        if now != self._second:
-            self._roll(now)
         cell = self._current.get(version)
-        if cell is None:
-            cell = self._current[version] = _Cell()
+        if cell is None or int(time.time()) != self._second:
+            cell = self._cell(version)  # (a new second, or the group's first response in it)
         cell.requests += 1
         if status < 300:
             cell.s2 += status >= 200
@@ -193,7 +189,9 @@ class MetricsRecorder:
             cell.s4 += 1
         else:
             cell.s5 += 1
-        us = int(latency_s * 1_000_000)  # bucket_index(), inlined on the hot path
+        # bucket_index(), inlined: this runs once per proxied request. A differential
+        # test (tests/balancer/test_metrics.py) holds the two to the same answers.
+        us = int(latency_s * 1_000_000)
         if us < 2 * _SUB:
             index = max(us, 0)
         else:
@@ -269,74 +267,42 @@ class MetricsRecorder:
 
     def prometheus_text(self) -> str:
         """Counters since start, per target group, in Prometheus text format."""
+        cells = self._since_start()
+        requests = [(f'target_group="{v}"', c.requests) for v, c in cells.items()]
+        responses = [
+            (f'target_group="{v}",code="{label}"', n)
+            for v, c in cells.items()
+            for label, n in (("2xx", c.s2), ("3xx", c.s3), ("4xx", c.s4), ("5xx", c.s5))
+        ]
+        errors = [
+            (f'target_group="{v}",code="{code}"', n)
+            for v, c in cells.items()
+            for code, n in (("502", c.b502), ("503", c.b503), ("504", c.b504))
+        ]
+        rejected = [(f'code="{status}"', n) for status, n in self.rejected.items()]
         lines = [
-            "# HELP canary_balancer_requests_total Requests routed to a target group.",
-            "# TYPE canary_balancer_requests_total counter",
-        ]
-        cells: dict[Version, _Cell] = {}
-        for version in GROUPS:
-            cell = _Cell()
-            cell.add(self._totals[version])
-            current = self._current.get(version)
-            if current is not None:
-                cell.add(current)
-            cells[version] = cell
-            lines.append(
-                f'canary_balancer_requests_total{{target_group="{version}"}} {cell.requests}'
-            )
-        lines += [
-            "# HELP canary_balancer_target_responses_total Responses sent by targets, by class.",
-            "# TYPE canary_balancer_target_responses_total counter",
-        ]
-        for version, cell in cells.items():
-            for label, n in (
-                ("2xx", cell.s2),
-                ("3xx", cell.s3),
-                ("4xx", cell.s4),
-                ("5xx", cell.s5),
-            ):
-                lines.append(
-                    f'canary_balancer_target_responses_total{{target_group="{version}",'
-                    f'code="{label}"}} {n}'
-                )
-        lines += [
-            "# HELP canary_balancer_elb_errors_total Errors the balancer itself returned.",
-            "# TYPE canary_balancer_elb_errors_total counter",
-        ]
-        for version, cell in cells.items():
-            for code, n in (("502", cell.b502), ("503", cell.b503), ("504", cell.b504)):
-                lines.append(
-                    f'canary_balancer_elb_errors_total{{target_group="{version}",'
-                    f'code="{code}"}} {n}'
-                )
-        lines += [
-            "# HELP canary_balancer_rejected_requests_total Requests the balancer answered "
-            "itself, booked on no target group, by status (400 invalid, 405 CONNECT, "
-            "408 client too slow, 417 Expect, 501 upgrade, 503 connection cap or exhaustion).",
-            "# TYPE canary_balancer_rejected_requests_total counter",
-        ]
-        lines += [
-            f'canary_balancer_rejected_requests_total{{code="{status}"}} {n}'
-            for status, n in self.rejected.items()
-        ]
-        lines += [
+            *_family("requests_total", "Requests routed to a target group.", requests),
+            *_family("target_responses_total", "Responses sent by targets, by class.", responses),
+            *_family("elb_errors_total", "Errors the balancer itself returned.", errors),
+            *_family("rejected_requests_total", _REJECTED_HELP, rejected),
             "# HELP canary_balancer_target_response_seconds Target response time "
             "(bucket resolution 1/16).",
             "# TYPE canary_balancer_target_response_seconds histogram",
         ]
         for version, cell in cells.items():
-            for edge in (*_PROM_EDGES_S, float("inf")):
-                n = sum(c for i, c in cell.hist.items() if bucket_bounds(i)[0] < edge)
-                le = "+Inf" if edge == float("inf") else repr(edge)
-                lines.append(
-                    f'canary_balancer_target_response_seconds_bucket{{target_group="{version}",'
-                    f'le="{le}"}} {n}'
-                )
-            lines.append(
-                f'canary_balancer_target_response_seconds_count{{target_group="{version}"}} '
-                f"{sum(cell.hist.values())}"
-            )
+            lines += _histogram_lines(version, cell)
         return "\n".join(lines) + "\n"
+
+    def _since_start(self) -> dict[Version, _Cell]:
+        """Each group's totals, the current second included."""
+        cells: dict[Version, _Cell] = {}
+        for version in GROUPS:
+            cell = cells[version] = _Cell()
+            cell.add(self._totals[version])
+            current = self._current.get(version)
+            if current is not None:
+                cell.add(current)
+        return cells
 
     def export_buckets(self, since: float) -> list[dict[str, Any]]:
         """JSON-able 1-second buckets from `since` on, for the daemon to persist."""
@@ -356,3 +322,37 @@ class MetricsRecorder:
                 continue
             second = int(doc["t"])
             self._seconds.setdefault(second, {})[version] = _Cell.from_dict(doc)
+
+
+_REJECTED_HELP = (
+    "Requests the balancer answered itself, booked on no target group, by status (400 "
+    "invalid, 405 CONNECT, 408 client too slow, 417 Expect, 501 upgrade, 503 connection "
+    "cap or exhaustion)."
+)
+
+
+def _family(name: str, help_text: str, samples: list[tuple[str, int]]) -> list[str]:
+    """One Prometheus counter family: its HELP and TYPE lines, then a line per sample."""
+    metric = f"canary_balancer_{name}"
+    return [
+        f"# HELP {metric} {help_text}",
+        f"# TYPE {metric} counter",
+        *(f"{metric}{{{labels}}} {n}" for labels, n in samples),
+    ]
+
+
+def _histogram_lines(version: Version, cell: _Cell) -> list[str]:
+    """A group's target response time as cumulative Prometheus buckets."""
+    lines = []
+    for edge in (*_PROM_EDGES_S, float("inf")):
+        n = sum(c for i, c in cell.hist.items() if bucket_bounds(i)[0] < edge)
+        le = "+Inf" if edge == float("inf") else repr(edge)
+        lines.append(
+            f'canary_balancer_target_response_seconds_bucket{{target_group="{version}",'
+            f'le="{le}"}} {n}'
+        )
+    lines.append(
+        f'canary_balancer_target_response_seconds_count{{target_group="{version}"}} '
+        f"{sum(cell.hist.values())}"
+    )
+    return lines

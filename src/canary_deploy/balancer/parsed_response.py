@@ -19,15 +19,15 @@ from typing import Any
 
 import httptools
 
+from canary_deploy.balancer.exchange import Exchange
+from canary_deploy.balancer.http11 import LAST_CHUNK, chunk
+from canary_deploy.balancer.limits import MAX_RESPONSE_HEAD_BYTES
 from canary_deploy.balancer.metrics import MetricsRecorder
-from canary_deploy.balancer.parser import Exchange
 from canary_deploy.balancer.response_head import parsed_response_head
 from canary_deploy.balancer.routing import Stickiness
 from canary_deploy.balancer.tunnel import open_tunnel
 
 _NO_BODY_STATUS = (204, 304)
-# A target's response head beyond this is a malformed response (502).
-MAX_RESPONSE_HEAD_BYTES = 64 * 1024
 _TO_WEBSOCKET = re.compile(rb"\r\nupgrade[ \t]*:[ \t]*websocket[ \t]*(?:\r|\Z)", re.I)
 _monotonic = time.monotonic
 
@@ -148,13 +148,7 @@ class ParsedResponses:
             else:
                 self._chunked_out = True
                 parts.append(b"Transfer-Encoding: chunked\r\n")
-        if self.stickiness is not None:
-            parts.append(self.stickiness.set_cookie_header(exchange.version, _monotonic()))
-        if not exchange.keep_alive:
-            parts.append(b"Connection: close\r\n")
-        elif exchange.http10:
-            parts.append(b"Connection: keep-alive\r\n")  # or HTTP/1.0 assumes a close
-        parts.append(b"\r\n")
+        parts += (self._added_headers(exchange, _monotonic()), b"\r\n")
         exchange.response_started = True
         self._to_client.append(b"".join(parts))
         if exchange.is_head:
@@ -164,6 +158,17 @@ class ParsedResponses:
             # sync: the connection is closed, and the parser swallows them.
             self._reset_parser = True
             self._head_keep_alive = self._parser.should_keep_alive() and end + 4 == len(buf)
+
+    def _added_headers(self, exchange: Exchange, now: float) -> bytes:
+        """What the balancer adds to a response head for the client (both paths): the
+        sticky cookie, and Connection when the client would otherwise guess wrong."""
+        stickiness = self.stickiness
+        cookie = b"" if stickiness is None else stickiness.set_cookie_header(exchange.version, now)
+        if not exchange.keep_alive:
+            return cookie + b"Connection: close\r\n"
+        if exchange.http10:
+            return cookie + b"Connection: keep-alive\r\n"  # or HTTP/1.0 assumes a close
+        return cookie
 
     def _switching_protocols(self, head: bytes) -> None:
         """A 101 to WebSocket: passed on when it answers a WebSocket handshake, and the
@@ -206,7 +211,7 @@ class ParsedResponses:
         if self.exchange is None or self._reset_parser:
             return
         if self._chunked_out:
-            self._to_client.append(b"%x\r\n%b\r\n" % (len(body), body))
+            self._to_client.append(chunk(body))
         else:
             self._to_client.append(body)
 
@@ -218,7 +223,7 @@ class ParsedResponses:
             return
         self._awaiting_head = True
         if self._chunked_out:
-            self._to_client.append(b"0\r\n\r\n")
+            self._to_client.append(LAST_CHUNK)
             self._chunked_out = self._until_eof = False
         self._complete(self._parser.should_keep_alive())
 
@@ -228,7 +233,7 @@ class ParsedResponses:
 
     def _finish_body(self) -> None:
         if self._chunked_out:
-            self._to_client.append(b"0\r\n\r\n")
+            self._to_client.append(LAST_CHUNK)
         self._chunked_out = False
         self._until_eof = False
 

@@ -12,38 +12,24 @@ accumulate in `Exchange.out` until the connection flushes them.
 
 from __future__ import annotations
 
-import itertools
-import random
 import re
 import time
-from typing import TYPE_CHECKING
 
 import httptools
 
-from canary_deploy.backend import Version
-from canary_deploy.balancer.clock import wall_second
-from canary_deploy.balancer.limits import MAX_HEAD_BYTES as MAX_HEAD_BYTES  # re-exported
+from canary_deploy.balancer.clock import trace_header
+from canary_deploy.balancer.exchange import Downstream, Exchange
+from canary_deploy.balancer.http11 import (
+    HOP_BY_HOP,
+    HOST_VALUE,
+    LAST_CHUNK,
+    TOKEN_CHAR,
+    chunk,
+    first_letter_alternatives,
+)
+from canary_deploy.balancer.limits import MAX_HEAD_BYTES
 from canary_deploy.balancer.routing import Stickiness
 
-if TYPE_CHECKING:
-    from canary_deploy.balancer.proxy import ClientConnection
-    from canary_deploy.balancer.routing import Target
-    from canary_deploy.balancer.upstream import UpstreamConnection
-
-# Per RFC 9110 7.6.1, plus headers we set ourselves or re-frame.
-HOP_BY_HOP = frozenset(
-    {
-        b"connection",
-        b"keep-alive",
-        b"proxy-connection",
-        b"te",
-        b"trailer",
-        b"transfer-encoding",
-        b"upgrade",
-        b"proxy-authenticate",
-        b"proxy-authorization",
-    }
-)
 _REPLACED = frozenset({b"expect", b"x-forwarded-proto", b"x-forwarded-port", b"x-forwarded-for"})
 _DROPPED = HOP_BY_HOP | _REPLACED
 # RFC 9110 9.2.2: only these may be retried automatically.
@@ -57,12 +43,8 @@ _IDEMPOTENT = frozenset({b"GET", b"HEAD", b"OPTIONS", b"TRACE", b"PUT", b"DELETE
 # form, HTTP/1.1, token names right before the colon, visible-ASCII values); anything
 # else, however harmless, takes the httptools path. Possessive repeats (`*+`, `++`):
 # nothing here can match two ways, so the regex engine need not keep backtrack points.
-TOKEN_CHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
 # Request headers the balancer drops, replaces or reads: never on the fast path.
 LOOKED_AT_HEADERS = sorted(_DROPPED | {b"content-length", b"x-amzn-trace-id", b"cookie"})
-# A valid Host value (RFC 9110 7.2, RFC 3986 3.2.2): an IP literal or a non-empty reg-name
-# (so no userinfo, no path), then an optional port. ALB answers an empty Host with 400.
-HOST_VALUE = rb"(?:\[[0-9A-Fa-f:.]++\]|[!$&'()*+,\-.0-9;=A-Z_a-z~%]++)(?::[0-9]*+)?+"
 _HOST = re.compile(HOST_VALUE)
 # http(s)://authority[path]: the absolute form, sent on as origin form (RFC 9112 3.2.2).
 _ABSOLUTE_FORM = re.compile(rb"(?i:https?)://([^/?#]*+)([^#]*+)")
@@ -70,19 +52,6 @@ _ABSOLUTE_FORM = re.compile(rb"(?i:https?)://([^/?#]*+)([^#]*+)")
 _CODING = re.compile(
     TOKEN_CHAR + rb"++(?:[ \t]*+;[ \t]*+" + TOKEN_CHAR + rb"++=" + TOKEN_CHAR + rb"++)*+"
 )
-
-
-def first_letter_alternatives(names: list[bytes]) -> bytes:
-    """`[Cc](?i:onnection|ookie)|[Ee](?i:xpect)|…`: the regex engine skips a branch
-    whose first item is a character class that does not match, so a header line
-    costs one class test per first letter instead of one attempt per name."""
-    by_first: dict[bytes, list[bytes]] = {}
-    for name in names:
-        by_first.setdefault(name[:1].lower(), []).append(re.escape(name[1:]))
-    return b"|".join(
-        b"[%b%b](?i:%b)" % (re.escape(first.upper()), re.escape(first), b"|".join(rests))
-        for first, rests in sorted(by_first.items())
-    )
 
 
 # Any header line but those and Host.
@@ -120,97 +89,12 @@ def rejection_status(exc: httptools.HttpParserError) -> int:
     return cause.status if isinstance(cause, FramingError) else 400
 
 
-class TracePrefix:
-    """`X-Amzn-Trace-Id: Root=1-<8 hex epoch>-<16 hex random>`, made once per second.
-
-    A trace id ends with 8 hex digits of a per-process serial number: unique within the
-    second (up to 2**32 requests), random across processes and seconds; formatting 96
-    random bits per request instead costs more than the rest of the request head. The
-    second is tracked on the monotonic clock the hot path reads anyway: the wall clock
-    is read once per second, not once per request.
-    """
-
-    header = b""
-    until = -1.0  # monotonic time at which the current wall-clock second ends
-
-    @classmethod
-    def refresh(cls, now: float) -> None:
-        """Start the wall-clock second that monotonic time `now` falls in."""
-        second, cls.until = wall_second(now)
-        cls.header = b"X-Amzn-Trace-Id: Root=1-%08x-%016x" % (second, random.getrandbits(64))
-
-
-# The serial number at the end of each trace id (masked to 32 bits).
-trace_serial = itertools.count()
-SERIAL_MASK = 0xFFFFFFFF
-
-
-def trace_header(now: float) -> bytes:
-    """A new `X-Amzn-Trace-Id: Root=1-<8 hex epoch>-<24 hex>` line; `now`: monotonic."""
-    if now >= TracePrefix.until:
-        TracePrefix.refresh(now)
-    return b"%b%08x\r\n" % (TracePrefix.header, next(trace_serial) & SERIAL_MASK)
-
-
-class Exchange:
-    """One request/response pair as it moves through the balancer."""
-
-    __slots__ = (
-        "client",
-        "done",
-        "expect_continue",
-        "has_body",
-        "head",
-        "http10",
-        "idempotent",
-        "is_head",
-        "keep_alive",
-        "out",
-        "request_complete",
-        "response_started",
-        "sent_at",
-        "sticky",
-        "target",
-        "upgrade",
-        "upstream",
-        "version",
-    )
-
-    def __init__(self, client: ClientConnection | None, head: bytes) -> None:
-        self.client = client
-        self.head = head  # kept apart from `out` so a stale pooled connection can retry
-        self.out: list[bytes] = [head]
-        self.has_body = False
-        self.idempotent = False  # may be resent when a stale pooled connection fails
-        self.is_head = False
-        self.http10 = False  # an HTTP/1.0 client: no chunked response
-        self.keep_alive = True
-        self.expect_continue = False
-        self.sticky: Version | None = None
-        self.request_complete = False
-        self.response_started = False
-        self.done = False
-        self.version: Version = "stable"
-        self.target: Target | None = None
-        self.upstream: UpstreamConnection | None = None
-        self.sent_at = 0.0
-        # A WebSocket upgrade request: the client's bytes after it, held until the 101.
-        self.upgrade: bytes | None = None
-
-    def release_target(self) -> None:
-        """Stop counting this request as in flight on its target (exactly once)."""
-        target = self.target
-        if target is not None:
-            target.outstanding -= 1
-            self.target = None
-
-
 class RequestReader:
     """Feeds client bytes through httptools and turns them into `Exchange`s."""
 
     def __init__(
         self,
-        client: ClientConnection | None,
+        client: Downstream | None,
         client_ip: bytes,
         listen_port: bytes,
         stickiness: Stickiness | None,
@@ -410,7 +294,7 @@ class RequestReader:
             return
         if self._chunked:
             # Re-chunk what llhttp decoded: the target only ever sees our framing.
-            exchange.out.append(b"%x\r\n%b\r\n" % (len(body), body))
+            exchange.out.append(chunk(body))
         else:
             exchange.out.append(body)
 
@@ -422,6 +306,6 @@ class RequestReader:
         if exchange is None:
             return
         if chunked:
-            exchange.out.append(b"0\r\n\r\n")
+            exchange.out.append(LAST_CHUNK)
         exchange.request_complete = True
         self._current = None

@@ -21,7 +21,10 @@ from typing import Any
 
 import httptools
 
+from canary_deploy.balancer.clock import trace_header
 from canary_deploy.balancer.context import ProxyContext as ProxyContext  # re-exported
+from canary_deploy.balancer.exchange import Exchange, RoutedTarget
+from canary_deploy.balancer.flow import FlowControl, Paused
 from canary_deploy.balancer.limits import (
     CONNECT_TIMEOUT_S,
     EXCHANGE_COST_BYTES,
@@ -30,24 +33,18 @@ from canary_deploy.balancer.limits import (
     SIMPLE_REQUEST_MAX,
 )
 from canary_deploy.balancer.parser import (
-    SERIAL_MASK,
     SIMPLE_REQUEST,
-    Exchange,
     FramingError,
     RequestReader,
-    TracePrefix,
     rejection_status,
-    trace_serial,
 )
 from canary_deploy.balancer.responses import CONTINUE, error_response
-from canary_deploy.balancer.routing import Target
 from canary_deploy.balancer.upstream import UpstreamConnection
 
 # A target connection that fails with these is the balancer's own exhaustion (no file
 # descriptor, no buffer, no memory), not the target's fault: 503, booked on no group.
 OWN_EXHAUSTION = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _monotonic = time.monotonic  # one clock for every idle-timeout comparison
-_next = next
 
 
 class ClientConnection(asyncio.Protocol):
@@ -63,14 +60,14 @@ class ClientConnection(asyncio.Protocol):
         self._suffix = b""  # X-Forwarded-* lines for this client, built once
         self.last_activity = _monotonic()
         self.held = 0  # bytes received that no target has yet (see limits.MAX_HELD_BYTES)
-        self._held_paused = False  # reading stopped because of `held`
+        self.flow = FlowControl()  # this client's reading
         self._error_status = 0  # a framing error waiting for earlier responses
         self._closed = False
 
     # ---- asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
+        self.transport = self.flow.transport = transport
         ctx = self.ctx
         if len(ctx.clients) >= ctx.max_connections:
             # The connection cap: a clear refusal that reads nothing (reader stays None).
@@ -99,43 +96,22 @@ class ClientConnection(asyncio.Protocol):
         ):
             # The fast path (see SIMPLE_REQUEST): the head as it came, minus its final
             # CRLF, plus our headers; then straight to a target, no parser callbacks.
-            # Trace id, routing and dispatch are inlined: each call saved here is paid
-            # once per request.
-            if now >= TracePrefix.until:
-                TracePrefix.refresh(now)
             exchange = Exchange(
-                self,
-                b"".join(
-                    (
-                        data[:-2],
-                        self._suffix,
-                        TracePrefix.header,
-                        b"%08x\r\n\r\n" % (_next(trace_serial) & SERIAL_MASK),
-                    )
-                ),
+                self, b"".join((data[:-2], self._suffix, trace_header(now), b"\r\n"))
             )
             exchange.is_head = match.end(1) == 4
             exchange.idempotent = exchange.request_complete = True
             self.queue.append(exchange)
             # No cookie, so no stickiness: the next group of the weighted schedule.
-            chooser = self._chooser
-            tick = chooser.tick
-            chooser.tick = tick + 1 if tick < 99 else 0
-            version = exchange.version = chooser.schedule[tick]
+            version = exchange.version = self._chooser.next()
             group = self._groups[version]
-            target = group.only or group.pick()
-            if target is None:
-                self._no_target(exchange)
-                return
-            target.outstanding += 1
-            exchange.target = target
-            idle = target.idle
-            while idle:
-                upstream = idle.pop()
-                if upstream.usable and upstream.attach(exchange, True, now):
-                    return
-            self.connect(exchange, target)
+            self._send(exchange, group.only or group.pick(), now)
             return
+        self._parse(reader, data, now)
+
+    def _parse(self, reader: RequestReader, data: bytes, now: float) -> None:
+        """Everything but the fast path: the read goes through httptools (RequestReader),
+        which validates it and turns whole heads into exchanges."""
         try:
             reader.parser.feed_data(data)
             if reader.in_head:
@@ -168,21 +144,14 @@ class ClientConnection(asyncio.Protocol):
         ctx = self.ctx
         ctx.held_total += received
         if self.held > MAX_HELD_BYTES or ctx.held_total > MAX_HELD_TOTAL_BYTES:
-            # Every time: a target's flow control may have resumed reading meanwhile.
-            self.transport.pause_reading()
-            self._held_paused = True
+            self.flow.pause(Paused.HELD)
 
     def _release_held(self) -> None:
-        """Nothing of this client waits in the balancer any more: uncount it, read again.
-        Called before the write that hands the bytes over, so that a slow target's pause
-        during that write wins."""
+        """Nothing of this client waits in the balancer any more: uncount it, read again
+        (unless a slow target, a refusal or a WebSocket handshake also paused it)."""
         self.ctx.held_total -= self.held
         self.held = 0
-        if self._held_paused:
-            self._held_paused = False
-            # A WebSocket handshake waiting for its 101 (no reader) keeps reading paused.
-            if not self._error_status and not self._closed and self.reader is not None:
-                self.transport.resume_reading()
+        self.flow.resume(Paused.HELD)
 
     def _upgrade_requested(self, rest: bytes) -> None:
         """A WebSocket handshake ended this read: no more HTTP from this client. What it
@@ -194,11 +163,12 @@ class ClientConnection(asyncio.Protocol):
         self.queue.extend(new)
         new.clear()
         self.reader = None
-        self.transport.pause_reading()
+        self.flow.pause(Paused.STOPPED)
         self._pump()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._closed = True
+        self.flow.transport = None
         self.ctx.clients.discard(self)
         if self.held:
             self._release_held()
@@ -214,11 +184,11 @@ class ClientConnection(asyncio.Protocol):
     def pause_writing(self) -> None:
         # A slow client: stop reading the target until the client catches up.
         if self.queue and self.queue[0].upstream is not None:
-            self.queue[0].upstream.pause_reading()
+            self.queue[0].upstream.flow.pause(Paused.SLOW_CLIENT)
 
     def resume_writing(self) -> None:
         if self.queue and self.queue[0].upstream is not None:
-            self.queue[0].upstream.resume_reading()
+            self.queue[0].upstream.flow.resume(Paused.SLOW_CLIENT)
 
     # ---- flow
 
@@ -235,23 +205,27 @@ class ClientConnection(asyncio.Protocol):
             upstream.send_body(exchange)
 
     def _dispatch(self, exchange: Exchange) -> None:
-        ctx = self.ctx
-        version, target = ctx.router.choose(exchange.sticky)
+        version, target = self.ctx.router.choose(exchange.sticky)
         exchange.version = version
+        if target is not None and exchange.expect_continue and not exchange.request_complete:
+            self.transport.write(CONTINUE)
+        self._send(exchange, target, _monotonic())
+
+    def _send(self, exchange: Exchange, target: RoutedTarget | None, now: float) -> None:
+        """Send the exchange to `target` (None: its group is empty, 503) on a pooled
+        connection, or on a new one when none is usable."""
         if target is None:
             self._no_target(exchange)
             return
         target.outstanding += 1
         exchange.target = target
-        if exchange.expect_continue and not exchange.request_complete:
-            self.transport.write(CONTINUE)
         idle = target.idle
         while idle:
             upstream = idle.pop()
             if upstream.usable:
                 if self.held and len(self.queue) == 1:
                     self._release_held()  # its held bytes go out with the attach
-                if upstream.attach(exchange, True, _monotonic()):
+                if upstream.attach(exchange, True, now):
                     return
         self.connect(exchange, target)
 
@@ -260,13 +234,13 @@ class ClientConnection(asyncio.Protocol):
         self.ctx.metrics.record_balancer_error(exchange.version, 503)
         self.local_response(exchange, 503)
 
-    def connect(self, exchange: Exchange, target: Target) -> None:
+    def connect(self, exchange: Exchange, target: RoutedTarget) -> None:
         """Open a new connection to the target for this exchange (off the fast path)."""
         task = self.ctx.loop.create_task(self._connect(exchange, target))
         self.ctx.connecting.add(task)
         task.add_done_callback(self.ctx.connecting.discard)
 
-    async def _connect(self, exchange: Exchange, target: Target) -> None:
+    async def _connect(self, exchange: Exchange, target: RoutedTarget) -> None:
         ctx = self.ctx
         try:
             _, upstream = await asyncio.wait_for(
@@ -348,7 +322,7 @@ class ClientConnection(asyncio.Protocol):
         on no target group."""
         self._error_status = status
         self.ctx.metrics.reject(status)
-        self.transport.pause_reading()
+        self.flow.pause(Paused.STOPPED)
         if self.held:
             self._release_held()  # dropped below, or never read on: nothing waits
         # Drop what has not reached a target; abort a half-forwarded request.

@@ -20,7 +20,7 @@ from __future__ import annotations
 import functools
 import re
 
-from canary_deploy.balancer.parser import HOP_BY_HOP, TOKEN_CHAR, first_letter_alternatives
+from canary_deploy.balancer.http11 import HOP_BY_HOP, TOKEN_CHAR, first_letter_alternatives
 
 # Distinct heads remembered; a busy target repeats a handful per second.
 HEAD_CACHE_SIZE = 1024

@@ -7,19 +7,15 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from email.utils import formatdate
-from typing import TYPE_CHECKING, TypeVar
+from typing import TypeVar
 
 from canary_deploy.backend import GROUPS, Version
 from canary_deploy.balancer.clock import wall_second
 from canary_deploy.balancer.config import Algorithm, HealthState
+from canary_deploy.balancer.exchange import Upstream
 from canary_deploy.weights import Weights
 
-if TYPE_CHECKING:
-    from canary_deploy.balancer.upstream import UpstreamConnection
-
 STICKY_COOKIE = b"AWSALBTG"
-# Idle upstream keep-alive connections kept per target; more are closed when returned.
-MAX_IDLE_PER_TARGET = 64
 # A target in slow start gets 1/100 of a full share at first, then linearly more.
 RAMP_RESOLUTION = 100
 _T = TypeVar("_T")
@@ -107,7 +103,7 @@ class Target:
         self.outstanding = 0
         self.consecutive_successes = 0
         self.consecutive_failures = 0
-        self.idle: list[UpstreamConnection] = []
+        self.idle: list[Upstream] = []
         # Slow start: when this target entered it (clock time), None when not in it.
         self.slow_start_since: float | None = None
         # Registered while its group had no settled target (see TargetGroup.register):

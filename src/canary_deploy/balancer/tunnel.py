@@ -11,11 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from canary_deploy.balancer.parser import Exchange
-    from canary_deploy.balancer.proxy import ClientConnection
+from canary_deploy.balancer.exchange import Downstream, Exchange
 
 _monotonic = time.monotonic
 
@@ -48,7 +46,7 @@ class _End(asyncio.Protocol):
 class Tunnel:
     """The two ends of one WebSocket connection, client and target."""
 
-    def __init__(self, client: ClientConnection, exchange: Exchange, target: Any) -> None:
+    def __init__(self, client: Downstream, exchange: Exchange, target: Any) -> None:
         self.client = client
         self.exchange = exchange  # keeps its target's in-flight count until the end
         self._transports = (client.transport, target)
@@ -80,9 +78,7 @@ class Tunnel:
         self.client.connection_lost(exc)  # the listener forgets this client
 
 
-def open_tunnel(
-    client: ClientConnection, exchange: Exchange, target: Any, from_target: bytes
-) -> Tunnel:
+def open_tunnel(client: Downstream, exchange: Exchange, target: Any, from_target: bytes) -> Tunnel:
     """The target answered `exchange`'s WebSocket handshake with 101 (already written to
     the client): from now on `client` and `target` (a transport) are one tunnel."""
     exchange.done = True

@@ -15,14 +15,16 @@ import select
 import time
 from typing import Any
 
+from canary_deploy.balancer.exchange import Exchange, RoutedTarget
+from canary_deploy.balancer.flow import FlowControl, Paused
+from canary_deploy.balancer.limits import MAX_IDLE_PER_TARGET
 from canary_deploy.balancer.metrics import MetricsRecorder
 from canary_deploy.balancer.parsed_response import ParsedResponses
-from canary_deploy.balancer.parser import Exchange
 from canary_deploy.balancer.response_head import (
     MAX_SIMPLE_HEAD_BYTES,
     simple_response_head,
 )
-from canary_deploy.balancer.routing import MAX_IDLE_PER_TARGET, Stickiness, Target
+from canary_deploy.balancer.routing import Stickiness
 
 _monotonic = time.monotonic
 
@@ -34,7 +36,7 @@ class UpstreamConnection(ParsedResponses, asyncio.Protocol):
         self,
         loop: asyncio.AbstractEventLoop,
         metrics: MetricsRecorder,
-        target: Target,
+        target: RoutedTarget,
         stickiness: Stickiness | None,
     ) -> None:
         super().__init__()
@@ -50,16 +52,14 @@ class UpstreamConnection(ParsedResponses, asyncio.Protocol):
         self.usable = False
         self._reused = False
         self._got_bytes = False
-        # Back-pressure we applied; undone when the exchange ends, whoever resumes.
-        self._reading_paused = False  # by a slow client
-        self._client_paused = False  # the client's reading, by us as a slow target
+        self.flow = FlowControl()  # this connection's reading (paused by a slow client)
         self._remaining = 0  # fast path: body bytes still to pass on
         self._fast_keep_alive = False
 
     # ---- asyncio callbacks
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport
+        self.transport = self.flow.transport = transport
         self.usable = True
         sock = transport.get_extra_info("socket")
         if sock is not None:
@@ -132,21 +132,8 @@ class UpstreamConnection(ParsedResponses, asyncio.Protocol):
         exchange.response_started = True
         client = exchange.client
         if client is not None:
-            stickiness = self.stickiness
             client.transport.write(
-                b"".join(
-                    (
-                        head,
-                        b""
-                        if stickiness is None
-                        else stickiness.set_cookie_header(exchange.version, now),
-                        (b"Connection: keep-alive\r\n" if exchange.http10 else b"")
-                        if exchange.keep_alive
-                        else b"Connection: close\r\n",
-                        b"\r\n",
-                        data[end:],
-                    )
-                )
+                b"".join((head, self._added_headers(exchange, now), b"\r\n", data[end:]))
             )
         if remaining:
             self._remaining = remaining
@@ -170,28 +157,16 @@ class UpstreamConnection(ParsedResponses, asyncio.Protocol):
         # Bytes beyond the response mean the target is out of sync: do not reuse it.
         self._complete(self._fast_keep_alive and len(data) == remaining)
 
-    def pause_reading(self) -> None:
-        if self.transport is not None:
-            self.transport.pause_reading()
-            self._reading_paused = True
-
-    def resume_reading(self) -> None:
-        if self.transport is not None:
-            self.transport.resume_reading()
-            self._reading_paused = False
-
     def pause_writing(self) -> None:
         # A slow target: stop reading the client's request body.
         exchange = self.exchange
         if exchange is not None and exchange.client is not None:
-            exchange.client.transport.pause_reading()
-            self._client_paused = True
+            exchange.client.flow.pause(Paused.SLOW_TARGET)
 
     def resume_writing(self) -> None:
         exchange = self.exchange
-        if exchange is not None and exchange.client is not None and self._client_paused:
-            exchange.client.transport.resume_reading()
-        self._client_paused = False
+        if exchange is not None and exchange.client is not None:
+            exchange.client.flow.resume(Paused.SLOW_TARGET)
 
     # ---- driven by the client side
 
@@ -229,9 +204,10 @@ class UpstreamConnection(ParsedResponses, asyncio.Protocol):
     def release(self) -> None:
         """Back to the target's idle pool, or closed when the pool is full or draining."""
         target = self.target
-        if self._reading_paused:
+        flow = self.flow
+        if flow.paused_by:  # (rare: the call is skipped on the hot path)
             # The client's last write paused us just before the response ended.
-            self.resume_reading()
+            flow.resume(Paused.SLOW_CLIENT)
         if (
             self.usable
             and not self.transport.is_closing()
@@ -283,10 +259,7 @@ class UpstreamConnection(ParsedResponses, asyncio.Protocol):
             out.clear()
         self.exchange = None
         exchange.upstream = None
-        target = exchange.target
-        if target is not None:  # inlined Exchange.release_target: this is the hot path
-            target.outstanding -= 1
-            exchange.target = None
+        exchange.release_target()
         self.usable = keep_alive and exchange.request_complete and self.transport is not None
         if self._feeding:
             # Inside the parser's feed: more bytes may follow the response in this read.
@@ -303,8 +276,8 @@ class UpstreamConnection(ParsedResponses, asyncio.Protocol):
         else:
             self.close()
         if client is not None:
-            if self._client_paused:
-                # We paused the client as a slow target; nobody else would resume it.
-                self._client_paused = False
-                client.transport.resume_reading()
+            flow = client.flow
+            if flow.paused_by:  # (rare: the call is skipped on the hot path)
+                # If we paused the client as a slow target, nobody else would resume it.
+                flow.resume(Paused.SLOW_TARGET)
             client.exchange_done(exchange)
