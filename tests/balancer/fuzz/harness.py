@@ -39,9 +39,13 @@ from tests.balancer.fuzz.wire import (
     parse_response,
 )
 
+# The rig's balancer answers 504 when a target is silent this long (ALB: 60 s); short,
+# so an example that provokes a 504 costs seconds, long enough for a busy machine.
+IDLE_TIMEOUT_S = 3.0
 # A fuzz client gives up on an answer after this long: a liveness bound (the balancer
-# hangs), never a speed requirement; every scripted exchange ends well before it.
-LIVENESS_S = 20.0
+# neither answered nor closed, not even with its idle-timeout 504), never a speed
+# requirement; every scripted exchange ends well before it.
+LIVENESS_S = 4 * IDLE_TIMEOUT_S
 # What one client connection may hold in the balancer's buffers at any time: the 64 KiB
 # head limit, one socket read (256 KiB), the transports' write buffers (64 KiB high
 # water each) and the pipelining back-pressure bound, with room to spare. What is
@@ -88,6 +92,7 @@ class Script:
     stale: bytes = b""  # sent after the response, in a later write, if not asked since
     close_after: bool = False  # close the connection after the response
     huge_head: bool = False  # a 70 KiB header
+    hold: bool = False  # answer only once the rig's gate opens (a slow target)
     valid: bool = True
 
 
@@ -188,6 +193,7 @@ class TargetConnection(asyncio.Protocol):
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
         self._body = bytearray()
+        self.in_message = False
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
@@ -233,6 +239,7 @@ class TargetConnection(asyncio.Protocol):
 
     def on_message_begin(self) -> None:
         self._url, self._headers, self._body = b"", [], bytearray()
+        self.in_message = True
 
     def on_url(self, url: bytes) -> None:
         self._url += url
@@ -244,6 +251,7 @@ class TargetConnection(asyncio.Protocol):
         self._body += body
 
     def on_message_complete(self) -> None:
+        self.in_message = False
         received = Received(self.parser.get_method(), self._url, self._headers, bytes(self._body))
         self.target.received.append(received)
         self.target.rig.check_forwarded(self.target.name, received)
@@ -255,6 +263,9 @@ class TargetConnection(asyncio.Protocol):
             self.target.busy += 1
             try:
                 await self._answer(request)
+            except Exception as exc:  # the rig must notice its own failures too
+                self.target.rig.violation(f"{self.target.name} failed to answer: {exc!r}")
+                self.transport.abort()
             finally:
                 self.target.busy -= 1
 
@@ -265,6 +276,8 @@ class TargetConnection(asyncio.Protocol):
             return
         token = request.token or b"tk-none"
         script = self.target.rig.scripts.get(token, GOOD)
+        if script.hold:
+            await self.target.rig.gate.wait()
         echo = echo_of(token, request.method, request.body)
         data = render(script, token, echo, request.method == b"HEAD")
         at = 0
@@ -455,6 +468,7 @@ class Rig:
         self.scripts: dict[bytes, Script] = {}
         self.violations: list[str] = []
         self.early = b""  # bytes a target sends on a new connection before any request
+        self.gate = asyncio.Event()  # what targets wait for on `Script.hold` (rig's loop)
         self.peak = 0  # the largest `buffered_bytes` seen since the last reset
         self.port = 0
         self.balancer: Balancer | None = None
@@ -475,7 +489,7 @@ class Rig:
             port=0,
             weights=Weights(50, 50),
             health=HealthCheckConfig.fast(HEALTH_PATH),
-            idle_timeout_s=LIVENESS_S / 2,
+            idle_timeout_s=IDLE_TIMEOUT_S,
             deregistration_delay_s=0,
         )
         self.balancer = Balancer(config)
@@ -542,7 +556,9 @@ class Rig:
             await scenario(self)
         finally:
             self.early = b""
+            self.gate.set()
             await self.settle()
+            self.gate.clear()
             self.scripts.clear()
         self.check_settled()
         await self.check_still_serving()
@@ -565,7 +581,18 @@ class Rig:
 
         await self.wait(settled, "every client gone and nothing in flight")
 
+    def check_targets_idle(self) -> None:
+        """A target connection the balancer keeps must be between requests."""
+        for target in self.targets:
+            for conn in target.connections:
+                if conn.in_message or (conn.task is not None and conn.task.done()):
+                    self.violation(
+                        f"{target.name}: a connection left open in the middle of a request "
+                        f"(the balancer may reuse it): {bytes(conn.raw)[-200:]!r}"
+                    )
+
     def check_settled(self) -> None:
+        self.check_targets_idle()
         assert not self.errors, f"unexpected errors on the event loop: {self.errors}"
         assert not self.violations, "\n".join(self.violations)
         assert self.peak <= MEMORY_BOUND, (
@@ -597,6 +624,18 @@ class Rig:
         for client in ctx.clients:
             if client.transport is not None:
                 self.peak = max(self.peak, buffered_bytes(client))
+
+    async def fresh_connections(self, early: bytes) -> None:
+        """From now on until the example ends, targets send `early` on every new
+        connection before any request; the pooled ones are closed first."""
+        self.early = early
+        for target in self.targets:
+            target.drop_connections()
+        groups = self.balancer_()._router.groups.values()
+        await self.wait(
+            lambda: all(not t.idle for g in groups for t in g.targets.values()),
+            "pooled target connections closed",
+        )
 
     def check_forwarded(self, target: str, request: Received) -> None:
         """What a target gets must be clean HTTP/1.1, whatever the client sent (health
