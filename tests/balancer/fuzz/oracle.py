@@ -52,7 +52,8 @@ async def run_connection(rig: Rig, conn: Conn, scripts: Sequence[Script] = ()) -
             for cut in (*conn.splits, len(blob)):
                 client.send(blob[at:cut])
                 at = cut
-                await asyncio.sleep(0)  # each write its own read at the balancer
+                for _ in range(conn.turns):  # each write its own read at the balancer
+                    await asyncio.sleep(0)
                 rig.sample()
         ended = False
         for i, req in enumerate(reqs):

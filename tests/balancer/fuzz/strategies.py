@@ -55,6 +55,7 @@ class Conn:
     requests: tuple[Req, ...]
     pipelined: bool = True
     splits: tuple[int, ...] = ()
+    turns: int = 1  # event-loop turns after each write (lets the balancer act in between)
 
 
 def _head(
