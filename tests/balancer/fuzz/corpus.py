@@ -220,8 +220,9 @@ CORPUS = [
     Found(
         "head-error-page-has-a-body",
         "new",
-        "the balancer's own error response to a HEAD (here a 502 for a NUL in a response header) carries a body: the "
-        "client's keep-alive connection is out of sync and its next response is garbage",
+        "the balancer's own error response to a HEAD (here a 502 for a NUL in a response "
+        "header) carries a body: the client's keep-alive connection is out of sync and its "
+        "next response is garbage",
         (Conn((HEAD, GET), pipelined=False),),
         ((Script(headers=((b"X-Ctl", b"a\x00b"),), valid=False), GOOD),),
     ),
