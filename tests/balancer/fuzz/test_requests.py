@@ -32,7 +32,7 @@ def test_hostile_requests_get_a_4xx_and_reach_no_target(rig: Rig, conn: Conn) ->
     rig.example(scenario)
 
 
-@fuzz_settings(20)
+@fuzz_settings(15)
 @given(conns=st.lists(connections(), min_size=2, max_size=8))
 def test_concurrent_clients_never_see_each_others_bytes(rig: Rig, conns: list[Conn]) -> None:
     async def scenario(r: Rig, conns: list[Conn] = conns) -> None:

@@ -35,7 +35,7 @@ def test_any_target_response_keeps_every_invariant(rig: Rig, case: Case, early: 
     rig.example(scenario)
 
 
-@fuzz_settings(30)
+@fuzz_settings(12)
 @given(batch=st.lists(cases, min_size=2, max_size=10), early=st.booleans())
 def test_concurrent_clients_and_misbehaving_targets_never_mix_exchanges(
     rig: Rig, batch: list[Case], early: bool
