@@ -218,6 +218,15 @@ CORPUS = [
         early=EARLY,
     ),
     Found(
+        "head-response-then-excess",
+        "3",
+        "bytes after a HEAD response's head (chunked framing declared) in the same read are "
+        "parsed as its body: the client's connection is aborted without any response "
+        "instead of getting the head (and the target connection closed)",
+        (Conn((HEAD,), pipelined=False),),
+        ((Script(framing="chunked", excess=LEAK_RESPONSE),),),
+    ),
+    Found(
         "head-error-page-has-a-body",
         "new",
         "the balancer's own error response to a HEAD (here a 502 for a NUL in a response "
