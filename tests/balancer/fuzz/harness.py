@@ -514,9 +514,12 @@ class Rig:
     async def _stop(self) -> None:
         await self.balancer_().stop()
         for target in self.targets:
-            target.drop_connections()
+            for conn in list(target.connections):
+                conn.transport.abort()
+                conn.connection_lost(None)  # closes its peek socket now, not at exit
             if target.server is not None:
                 target.server.close()
+                await target.server.wait_closed()
 
     def balancer_(self) -> Balancer:
         assert self.balancer is not None
