@@ -533,19 +533,7 @@ class Rig:
 
     def example(self, scenario: Callable[[Rig], Awaitable[None]]) -> None:
         """Run one example, then check what must hold after every example."""
-        import time as _t
-
-        t0 = _t.monotonic()
-        try:
-            self.run(self._example(scenario))
-        finally:
-            if os.environ.get("FUZZ_DEBUG") and _t.monotonic() - t0 > 0.3:
-                print(
-                    "SLOW",
-                    round(_t.monotonic() - t0, 2),
-                    getattr(scenario, "__defaults__", None),
-                    flush=True,
-                )
+        self.run(self._example(scenario))
 
     async def _example(self, scenario: Callable[[Rig], Awaitable[None]]) -> None:
         self.violations.clear()
