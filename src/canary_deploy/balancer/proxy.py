@@ -136,30 +136,40 @@ class ClientConnection(asyncio.Protocol):
                     return
             self.connect(exchange, target)
             return
+        status = 0
         try:
             reader.parser.feed_data(data)
             if reader.in_head:
                 reader.head_pending(len(data), now)
         except FramingError as exc:
-            self._reject(exc.status)
-            return
+            status = exc.status
         except httptools.HttpParserUpgrade as exc:
             # Only a WebSocket handshake gets here (the parser refuses other upgrades).
             self._upgrade_requested(data[exc.args[0] :])
             return
         except httptools.HttpParserError as exc:
-            self._reject(rejection_status(exc))
-            return
+            # After a request that closes the connection llhttp refuses any byte: they
+            # are ignored, that request is answered, then the connection closes.
+            status = 0 if reader.closing else rejection_status(exc)
         new = len(reader.new)
         queue = self.queue
         if new:
             queue.extend(reader.new)
             reader.new.clear()
+        if status:
+            # What was complete before the error goes on first (say a body's tail parsed
+            # in the same read as a bad request line); nothing of an unfinished one does.
+            if queue and (queue[0].upstream is not None or queue[0].request_complete):
+                self._pump()
+            self._reject(status)
+            return
         self._pump()
         if queue and queue[-1].upstream is None:
             # This read waits in the balancer (behind an unanswered request, or for a
             # target connection being opened): counted, and bounded.
             self._hold(len(data) + new * EXCHANGE_COST_BYTES)
+        if reader.closing:
+            self.transport.pause_reading()  # nothing after it is ever read
 
     def _hold(self, received: int) -> None:
         """Count bytes no target has taken; past the bound (this client's, or all
@@ -181,7 +191,8 @@ class ClientConnection(asyncio.Protocol):
         if self._held_paused:
             self._held_paused = False
             # A WebSocket handshake waiting for its 101 (no reader) keeps reading paused.
-            if not self._error_status and not self._closed and self.reader is not None:
+            reader = self.reader
+            if not (self._error_status or self._closed or reader is None or reader.closing):
                 self.transport.resume_reading()
 
     def _upgrade_requested(self, rest: bytes) -> None:
