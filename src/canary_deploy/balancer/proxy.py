@@ -331,7 +331,7 @@ class ClientConnection(asyncio.Protocol):
         keep_alive = exchange.keep_alive and exchange.request_complete
         exchange.keep_alive = keep_alive
         if not self._closed:
-            self.transport.write(error_response(status, keep_alive))
+            self.transport.write(error_response(status, keep_alive, exchange.is_head))
         self.exchange_done(exchange)
 
     def exchange_done(self, exchange: Exchange) -> None:
