@@ -29,7 +29,25 @@ _NO_BODY_STATUS = (204, 304)
 # A target's response head beyond this is a malformed response (502).
 MAX_RESPONSE_HEAD_BYTES = 64 * 1024
 _TO_WEBSOCKET = re.compile(rb"\r\nupgrade[ \t]*:[ \t]*websocket[ \t]*(?:\r|\Z)", re.I)
+_CHUNKED = b"Transfer-Encoding: chunked\r\n"
+_TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding[ \t]*:([^\r]*)", re.I)
 _monotonic = time.monotonic
+
+
+def chunked_to_client(head: bytes) -> bytes:
+    """The Transfer-Encoding line for a body the balancer re-chunks: the target's other
+    codings (gzip, ...) are kept, in order, and chunked (ours) is last.
+
+    >>> chunked_to_client(b"HTTP/1.1 200 OK\\r\\nTransfer-Encoding: gzip, chunked")
+    b'Transfer-Encoding: gzip, chunked\\r\\n'
+    """
+    codings = [
+        coding.strip(b" \t")
+        for value in _TRANSFER_ENCODING.findall(head)
+        for coding in value.split(b",")
+    ]
+    kept = [c for c in codings if c and c.lower() != b"chunked"]
+    return b"Transfer-Encoding: " + b", ".join([*kept, b"chunked"]) + b"\r\n"
 
 
 class ParsedResponses:
@@ -132,13 +150,18 @@ class ParsedResponses:
         exchange = self.exchange
         if exchange is None:
             return
-        self.metrics.record_response(exchange.version, status, _monotonic() - exchange.sent_at)
+        raw_head = head
         head, has_length, chunked = parsed_response_head(head)
-        parts = [head, b"\r\n"]
         no_body = exchange.is_head or status in _NO_BODY_STATUS
+        if chunked and exchange.http10 and not no_body and chunked_to_client(raw_head) != _CHUNKED:
+            # A coding like gzip that nobody asked for (TE is hop-by-hop): an HTTP/1.1
+            # client gets it as it came, an HTTP/1.0 one cannot be told (RFC 9112 6.1).
+            raise ValueError("a transfer coding an HTTP/1.0 client cannot get")  # 502
+        self.metrics.record_response(exchange.version, status, _monotonic() - exchange.sent_at)
+        parts = [head, b"\r\n"]
         if exchange.is_head and chunked:
             if not exchange.http10:
-                parts.append(b"Transfer-Encoding: chunked\r\n")
+                parts.append(chunked_to_client(raw_head))
         elif not no_body and not has_length:
             # Chunked or close-delimited from the target: chunked to the client, or to an
             # HTTP/1.0 client (which knows no chunked coding) ended by closing.
@@ -147,7 +170,7 @@ class ParsedResponses:
                 exchange.keep_alive = False
             else:
                 self._chunked_out = True
-                parts.append(b"Transfer-Encoding: chunked\r\n")
+                parts.append(chunked_to_client(raw_head) if chunked else _CHUNKED)
         if self.stickiness is not None:
             parts.append(self.stickiness.set_cookie_header(exchange.version, _monotonic()))
         if not exchange.keep_alive:
