@@ -105,11 +105,13 @@ class ParsedResponses:
             self._switch_protocols(data[exc.args[0] :])
             return
         except httptools.HttpParserError:
-            if self._finished is None:
+            if self._finished is not None:
+                self._excess = True  # garbage after a complete response
+            elif not self._reset_parser:
                 self._feeding = False
                 self._fail(502)
                 return
-            self._excess = True  # garbage after a complete response
+            # else: garbage after a HEAD response's head, which ended it (closed below)
         self._feeding = False
         if self._finished is not None:
             self._settle_after_feed()
