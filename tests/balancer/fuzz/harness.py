@@ -294,9 +294,14 @@ class TargetConnection(asyncio.Protocol):
             transport.close()
             return
         if script.stale:
+            # Unasked-for only if the balancer sent nothing since the response: neither
+            # bytes still in the socket nor bytes this protocol already read (a request
+            # that came meanwhile would take the stale bytes as its answer, and no
+            # balancer can tell those from a wrong answer to it).
+            asked = len(self.raw)
             for _ in range(script.yields):
                 await asyncio.sleep(0)
-            if not transport.is_closing() and self.nothing_pending():
+            if not transport.is_closing() and len(self.raw) == asked and self.nothing_pending():
                 transport.write(fill(script.stale, token, b""))
         if script.close_after:
             transport.close()
