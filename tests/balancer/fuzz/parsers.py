@@ -6,25 +6,29 @@ the coverage-guided atheris run (atheris_parsers.py).
   passes on is the target's minus its Connection line.
 - `check_simple_request`: a head the request fast path (`SIMPLE_REQUEST`) takes is one
   complete bodiless GET/HEAD for httptools, without any header the balancer must see.
-- `check_request_reader`: whatever bytes a client sends, in whatever pieces,
-  `RequestReader` raises nothing but FramingError, and each request it would forward
-  is exactly one clean message (no Content-Length with Transfer-Encoding, nothing
-  after it) with the method, target and body llhttp read from the client.
+- `check_request_reader`: whatever bytes a client sends, in whatever pieces, the
+  request side as the proxy runs it (`ClientConnection.data_received`: the fast path,
+  or `RequestReader` through httptools) raises nothing, and each request it would
+  forward is exactly one clean message (no Content-Length with Transfer-Encoding,
+  nothing after it) with the method, target and body llhttp read from the client.
+  Nothing is sent anywhere: `_ParsingOnly` keeps the exchanges where the proxy would
+  start sending them.
 """
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 import httptools
 
-from canary_deploy.balancer.parser import (
-    LOOKED_AT_HEADERS,
-    SIMPLE_REQUEST,
-    FramingError,
-    RequestReader,
-)
+from canary_deploy.balancer.metrics import MetricsRecorder
+from canary_deploy.balancer.parser import LOOKED_AT_HEADERS, SIMPLE_REQUEST, Exchange
+from canary_deploy.balancer.proxy import ClientConnection, ProxyContext
 from canary_deploy.balancer.response_head import MAX_SIMPLE_HEAD_BYTES, simple_response_head
+from canary_deploy.balancer.routing import Router, Target
+from canary_deploy.weights import Weights
 
 
 @dataclass
@@ -120,20 +124,82 @@ def check_simple_request(data: bytes) -> None:
     assert not [n for n, _ in message.headers if n in looked_at], data
 
 
+class _Transport:
+    """What ClientConnection needs of a client transport; it is never written to here
+    except by a refusal (the connection cap is never reached)."""
+
+    def __init__(self) -> None:
+        self.written = bytearray()
+
+    def get_extra_info(self, name: str) -> Any:
+        return ("192.0.2.1", 40000) if name == "peername" else None
+
+    def write(self, data: bytes) -> None:
+        self.written += data
+
+    def pause_reading(self) -> None: ...
+
+    def resume_reading(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def is_closing(self) -> bool:
+        return False
+
+
+class _ParsingOnly(ClientConnection):
+    """The proxy's request side with the sending cut off: `data_received` is the real
+    one (fast path, httptools, limits, rejections' statuses); the exchanges stay in
+    `queue` instead of going to a target, and a refusal stops the feed as it does."""
+
+    def __init__(self, ctx: ProxyContext) -> None:
+        super().__init__(ctx)
+        self.refused = 0
+
+    def _pump(self) -> None:
+        pass  # the exchanges stay queued, to be checked
+
+    def connect(self, exchange: Exchange, target: Target) -> None:
+        pass  # the fast path found no pooled connection: it would open one here
+
+    def _reject(self, status: int) -> None:
+        self.refused = self._error_status = status  # data_received reads no more
+
+    def _upgrade_requested(self, rest: bytes) -> None:
+        self.queue.extend(self.reader.new if self.reader is not None else ())
+        self.reader = None
+
+
+def _request_side() -> _ParsingOnly:
+    router = Router(Weights(100, 0), "round_robin")
+    target = Target("t1", "127.0.0.1", 9)
+    target.state = "healthy"
+    router.groups["stable"].targets["t1"] = target
+    router.groups["stable"].refresh()
+    ctx = ProxyContext(_LOOP, router, MetricsRecorder(), idle_timeout_s=60, stickiness=None)
+    client = _ParsingOnly(ctx)
+    client.connection_made(_Transport())  # type: ignore[arg-type]
+    return client
+
+
+# ProxyContext keeps a loop for opening target connections; nothing here runs it.
+_LOOP = asyncio.new_event_loop()
+
+
 def check_request_reader(data: bytes, cuts: list[int]) -> None:
-    reader = RequestReader(None, b"192.0.2.1", b"80", None)
+    client = _request_side()
     at = 0
     fed = b""
     for cut in [*sorted({c for c in cuts if 0 < c < len(data)}), len(data)]:
+        if client.refused or client.reader is None:
+            break
         piece = data[at:cut]
         at = cut
-        try:
-            reader.feed(piece)
-        except FramingError:
-            break
+        client.data_received(piece)
         fed += piece
+    assert not client.refused or 400 <= client.refused < 600, client.refused
     reference, _ = parse(fed)
-    forwarded = [e for e in reader.new]
+    forwarded = list(client.queue)
     complete = [m for m in reference if m.complete]
     for i, exchange in enumerate(forwarded):
         sent = b"".join(exchange.out)
@@ -148,6 +214,19 @@ def check_request_reader(data: bytes, cuts: list[int]) -> None:
             source = complete[i]
             assert (message.method, message.url, message.body) == (
                 source.method,
-                source.url,
+                _origin_form(source.method, source.url),
                 source.body,
             ), (sent, data)
+
+
+def _origin_form(method: bytes, url: bytes) -> bytes:
+    """The request target a target must get for `url` (RFC 9112 3.2.2: an absolute-form
+    target goes on in origin form, its authority in Host)."""
+    scheme, sep, rest = url.partition(b"://")
+    if not sep or scheme.lower() not in (b"http", b"https"):
+        return url
+    cut = min((i for i in (rest.find(b"/"), rest.find(b"?")) if i >= 0), default=len(rest))
+    path = rest[cut:]
+    if not path:
+        return b"*" if method == b"OPTIONS" else b"/"
+    return b"/" + path if path[:1] == b"?" else path
