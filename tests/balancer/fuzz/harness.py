@@ -47,9 +47,10 @@ IDLE_TIMEOUT_S = 3.0
 # requirement; every scripted exchange ends well before it.
 LIVENESS_S = 4 * IDLE_TIMEOUT_S
 # What one client connection may hold in the balancer's buffers at any time: the 64 KiB
-# head limit, one socket read (256 KiB), the transports' write buffers (64 KiB high
-# water each) and the pipelining back-pressure bound, with room to spare. What is
-# measured is `buffered_bytes` below.
+# head limit, the held-bytes bound (limits.MAX_HELD_BYTES, 256 KiB) plus the read that
+# crossed it (up to 256 KiB), the same bytes counted again as queued, the transports'
+# write buffers (64 KiB high water each) and a target's response head (64 KiB), with
+# room to spare. What is measured is `buffered_bytes` below.
 MEMORY_BOUND = 2 * 1024 * 1024
 HEALTH_PATH = "/fuzz-health"
 # Hop-by-hop headers (RFC 9110 7.6.1) that must never reach a target.
@@ -336,21 +337,24 @@ class FuzzTarget:
 
 
 def buffered_bytes(client: Any) -> int:
-    """What the balancer holds for one client connection, in bytes: the client transport's
-    write buffer, a request head not yet ended (counted by the reader; httptools keeps
-    the partial header), body bytes queued for a target on every exchange not yet sent
-    (`Exchange.out`), and for the exchange being served its target connection's write
-    buffer, response head buffer and bytes waiting for the client."""
-    total = client.transport.get_write_buffer_size()
+    """What the balancer holds for one client connection, in bytes, an upper bound: its
+    own accounting, `ClientConnection.held` (bytes received that no target has taken,
+    which reading pauses on past MAX_HELD_BYTES), and the head being received as
+    `RequestReader.head_pending` counts it against MAX_HEAD_BYTES (httptools keeps a
+    partial header itself); what is really queued for a target (`Exchange.out` of
+    exchanges not sent yet), counted again in case the accounting missed some; the
+    transports' write buffers (the client's, and the target connection's of every
+    exchange in flight); and a target's response head not yet complete."""
+    total = client.transport.get_write_buffer_size() + client.held
     reader = client.reader
     if reader is not None and reader.in_head:
         total += reader._head_received
     for exchange in client.queue:
-        total += sum(len(b) for b in exchange.out)
         upstream = exchange.upstream
-        if upstream is not None and upstream.transport is not None:
-            total += upstream.transport.get_write_buffer_size()
-            total += len(upstream._head_buf) + sum(len(b) for b in upstream._to_client)
+        if upstream is None:
+            total += sum(len(b) for b in exchange.out)
+        elif upstream.transport is not None:
+            total += upstream.transport.get_write_buffer_size() + len(upstream._head_buf)
     return total
 
 
@@ -590,6 +594,11 @@ class Rig:
     def check_settled(self) -> None:
         self.check_targets_idle()
         assert not self.errors, f"unexpected errors on the event loop: {self.errors}"
+        ctx = self.balancer_()._ctx
+        assert ctx is not None and ctx.held_total == 0, (
+            f"every client is gone, yet {ctx and ctx.held_total:,} bytes are still counted "
+            "as held: the total bound would starve later clients"
+        )
         assert not self.violations, "\n".join(self.violations)
         assert self.peak <= MEMORY_BOUND, (
             f"a client connection held {self.peak:,} bytes in the balancer (bound {MEMORY_BOUND:,})"
