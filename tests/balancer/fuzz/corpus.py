@@ -199,6 +199,15 @@ CORPUS = [
         ((Script(framing="gzip-chunked", valid=False),),),
     ),
     Found(
+        "http10-client-gets-a-transfer-coding",
+        "12",
+        "a target's Transfer-Encoding: gzip, chunked to an HTTP/1.0 client: its body went "
+        "out close-delimited still gzip-coded, with nothing saying so (an HTTP/1.0 client "
+        "cannot be sent a transfer coding; found by the generated response test)",
+        (Conn((GET_10,), pipelined=False),),
+        ((Script(framing="gzip-chunked", valid=False),),),
+    ),
+    Found(
         "stale-bytes-reach-the-next-request",
         "3",
         "bytes a target sends after a complete response, in a later read but before the "
