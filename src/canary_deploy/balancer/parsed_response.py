@@ -138,6 +138,10 @@ class ParsedResponses:
     def on_headers_complete(self) -> None:
         buf = self._head_buf
         end = buf.find(b"\r\n\r\n", self._head_start)
+        if end - self._head_start > MAX_RESPONSE_HEAD_BYTES:
+            # Also when the read that crossed the limit ended the head: a 502 whatever
+            # the read boundaries were.
+            raise ValueError("response head too large")
         head = buf[self._head_start : end]  # status line and headers, no final CRLF
         self._head_start = end + 4
         status: int = self._parser.get_status_code()
