@@ -298,11 +298,19 @@ class TargetConnection(asyncio.Protocol):
             # Unasked-for only if the balancer sent nothing since the response: neither
             # bytes still in the socket nor bytes this protocol already read (a request
             # that came meanwhile would take the stale bytes as its answer, and no
-            # balancer can tell those from a wrong answer to it).
+            # balancer can tell those from a wrong answer to it). And only written when
+            # they reach the balancer's socket at once (nothing of the response still in
+            # our write buffer): bytes still in flight when the balancer sends its next
+            # request cross it on the wire, which no peer can tell from an answer.
             asked = len(self.raw)
             for _ in range(script.yields):
                 await asyncio.sleep(0)
-            if not transport.is_closing() and len(self.raw) == asked and self.nothing_pending():
+            if (
+                not transport.is_closing()
+                and transport.get_write_buffer_size() == 0
+                and len(self.raw) == asked
+                and self.nothing_pending()
+            ):
                 transport.write(fill(script.stale, token, b""))
         if script.close_after:
             transport.close()
