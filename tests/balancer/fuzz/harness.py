@@ -282,6 +282,7 @@ class TargetConnection(asyncio.Protocol):
         echo = echo_of(token, request.method, request.body)
         data = render(script, token, echo, request.method == b"HEAD")
         at = 0
+        asked = len(self.raw)  # bytes from the balancer when the response was sent
         for cut in (*sorted(c for c in script.splits if 0 < c < len(data)), len(data)):
             if cut <= at:
                 continue
@@ -289,6 +290,7 @@ class TargetConnection(asyncio.Protocol):
                 return
             transport.write(data[at:cut])
             at = cut
+            asked = len(self.raw)
             for _ in range(script.yields):
                 await asyncio.sleep(0)
         if script.framing == "short" or (script.framing == "eof" and request.method != b"HEAD"):
@@ -302,7 +304,6 @@ class TargetConnection(asyncio.Protocol):
             # they reach the balancer's socket at once (nothing of the response still in
             # our write buffer): bytes still in flight when the balancer sends its next
             # request cross it on the wire, which no peer can tell from an answer.
-            asked = len(self.raw)
             for _ in range(script.yields):
                 await asyncio.sleep(0)
             if (
