@@ -50,3 +50,19 @@ bench: $(VENV)/.bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# The balancer's fuzz harness, long: thousands of examples per property (CANARY_FUZZ=long,
+# no per-test timeout), then FUZZ_SECONDS of coverage-guided atheris on the pure parsers.
+FUZZ_SECONDS ?= 600
+
+.PHONY: fuzz
+
+$(VENV)/.fuzz: pyproject.toml | $(VENV)/bin/python
+	$(PIP) -e '.[test,fuzz]'
+	@touch $@
+
+fuzz: $(VENV)/.fuzz
+	CANARY_FUZZ=long $(PY) -m pytest tests/balancer/fuzz -q --timeout=0
+	@mkdir -p .pytest_cache/atheris-corpus
+	$(PY) tests/balancer/fuzz/atheris_parsers.py -max_total_time=$(FUZZ_SECONDS) \
+		-artifact_prefix=.pytest_cache/atheris- .pytest_cache/atheris-corpus tests/balancer/fuzz/seeds

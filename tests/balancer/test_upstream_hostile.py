@@ -112,6 +112,20 @@ def test_body_bytes_after_a_head_response_close_the_target_connection(
     assert w.target_side.closed and w.upstream not in w.upstream.target.idle
 
 
+def test_a_response_head_past_its_limit_is_a_502_whatever_the_reads(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    # The head crossed 64 KiB in the read that also ended it: still over the limit.
+    w = wire(loop)
+    w.client.data_received(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+    response = b"HTTP/1.1 200 OK\r\nX-Huge: " + b"h" * 70_000 + b"\r\nContent-Length: 2\r\n\r\nok"
+    w.upstream.data_received(response[:60_000])
+    w.upstream.data_received(response[60_000:])
+    out = w.client_side.take()
+    assert out.startswith(b"HTTP/1.1 502 ") and b"hhh" not in out
+    assert w.target_side.closed
+
+
 # ---- many clients through real sockets, in front of targets that misbehave at random
 
 RESPONSE_MISBEHAVIOURS = (

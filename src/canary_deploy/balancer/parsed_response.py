@@ -29,7 +29,25 @@ from canary_deploy.balancer.tunnel import open_tunnel
 
 _NO_BODY_STATUS = (204, 304)
 _TO_WEBSOCKET = re.compile(rb"\r\nupgrade[ \t]*:[ \t]*websocket[ \t]*(?:\r|\Z)", re.I)
+_CHUNKED = b"Transfer-Encoding: chunked\r\n"
+_TRANSFER_ENCODING = re.compile(rb"\r\ntransfer-encoding[ \t]*:([^\r]*)", re.I)
 _monotonic = time.monotonic
+
+
+def chunked_to_client(head: bytes) -> bytes:
+    """The Transfer-Encoding line for a body the balancer re-chunks: the target's other
+    codings (gzip, ...) are kept, in order, and chunked (ours) is last.
+
+    >>> chunked_to_client(b"HTTP/1.1 200 OK\\r\\nTransfer-Encoding: gzip, chunked")
+    b'Transfer-Encoding: gzip, chunked\\r\\n'
+    """
+    codings = [
+        coding.strip(b" \t")
+        for value in _TRANSFER_ENCODING.findall(head)
+        for coding in value.split(b",")
+    ]
+    kept = [c for c in codings if c and c.lower() != b"chunked"]
+    return b"Transfer-Encoding: " + b", ".join([*kept, b"chunked"]) + b"\r\n"
 
 
 class ParsedResponses:
@@ -87,11 +105,13 @@ class ParsedResponses:
             self._switch_protocols(data[exc.args[0] :])
             return
         except httptools.HttpParserError:
-            if self._finished is None:
+            if self._finished is not None:
+                self._excess = True  # garbage after a complete response
+            elif not self._reset_parser:
                 self._feeding = False
                 self._fail(502)
                 return
-            self._excess = True  # garbage after a complete response
+            # else: garbage after a HEAD response's head, which ended it (closed below)
         self._feeding = False
         if self._finished is not None:
             self._settle_after_feed()
@@ -118,6 +138,10 @@ class ParsedResponses:
     def on_headers_complete(self) -> None:
         buf = self._head_buf
         end = buf.find(b"\r\n\r\n", self._head_start)
+        if end - self._head_start > MAX_RESPONSE_HEAD_BYTES:
+            # Also when the read that crossed the limit ended the head: a 502 whatever
+            # the read boundaries were.
+            raise ValueError("response head too large")
         head = buf[self._head_start : end]  # status line and headers, no final CRLF
         self._head_start = end + 4
         status: int = self._parser.get_status_code()
@@ -132,13 +156,18 @@ class ParsedResponses:
         exchange = self.exchange
         if exchange is None:
             return
-        self.metrics.record_response(exchange.version, status, _monotonic() - exchange.sent_at)
+        raw_head = head
         head, has_length, chunked = parsed_response_head(head)
-        parts = [head, b"\r\n"]
         no_body = exchange.is_head or status in _NO_BODY_STATUS
+        if chunked and exchange.http10 and not no_body and chunked_to_client(raw_head) != _CHUNKED:
+            # A coding like gzip that nobody asked for (TE is hop-by-hop): an HTTP/1.1
+            # client gets it as it came, an HTTP/1.0 one cannot be told (RFC 9112 6.1).
+            raise ValueError("a transfer coding an HTTP/1.0 client cannot get")  # 502
+        self.metrics.record_response(exchange.version, status, _monotonic() - exchange.sent_at)
+        parts = [head, b"\r\n"]
         if exchange.is_head and chunked:
             if not exchange.http10:
-                parts.append(b"Transfer-Encoding: chunked\r\n")
+                parts.append(chunked_to_client(raw_head))
         elif not no_body and not has_length:
             # Chunked or close-delimited from the target: chunked to the client, or to an
             # HTTP/1.0 client (which knows no chunked coding) ended by closing.
@@ -147,7 +176,7 @@ class ParsedResponses:
                 exchange.keep_alive = False
             else:
                 self._chunked_out = True
-                parts.append(b"Transfer-Encoding: chunked\r\n")
+                parts.append(chunked_to_client(raw_head) if chunked else _CHUNKED)
         parts += (self._added_headers(exchange, _monotonic()), b"\r\n")
         exchange.response_started = True
         self._to_client.append(b"".join(parts))

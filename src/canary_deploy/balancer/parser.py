@@ -113,6 +113,7 @@ class RequestReader:
         self.at_boundary = True
         self._current: Exchange | None = None
         self.in_head = False  # between a message's first byte and its head's end
+        self.closing = False  # a request that closes the connection (no keep-alive) ended
         self._head_received = 0  # bytes fed while the head had not ended
         self.head_started = 0.0  # monotonic time of the read that began an unfinished head
         self._reset_head()
@@ -308,4 +309,5 @@ class RequestReader:
         if chunked:
             exchange.out.append(LAST_CHUNK)
         exchange.request_complete = True
+        self.closing = not exchange.keep_alive
         self._current = None

@@ -112,30 +112,40 @@ class ClientConnection(asyncio.Protocol):
     def _parse(self, reader: RequestReader, data: bytes, now: float) -> None:
         """Everything but the fast path: the read goes through httptools (RequestReader),
         which validates it and turns whole heads into exchanges."""
+        status = 0
         try:
             reader.parser.feed_data(data)
             if reader.in_head:
                 reader.head_pending(len(data), now)
         except FramingError as exc:
-            self._reject(exc.status)
-            return
+            status = exc.status
         except httptools.HttpParserUpgrade as exc:
             # Only a WebSocket handshake gets here (the parser refuses other upgrades).
             self._upgrade_requested(data[exc.args[0] :])
             return
         except httptools.HttpParserError as exc:
-            self._reject(rejection_status(exc))
-            return
+            # After a request that closes the connection llhttp refuses any byte: they
+            # are ignored, that request is answered, then the connection closes.
+            status = 0 if reader.closing else rejection_status(exc)
         new = len(reader.new)
         queue = self.queue
         if new:
             queue.extend(reader.new)
             reader.new.clear()
+        if status:
+            # What was complete before the error goes on first (say a body's tail parsed
+            # in the same read as a bad request line); nothing of an unfinished one does.
+            if queue and (queue[0].upstream is not None or queue[0].request_complete):
+                self._pump()
+            self._reject(status)
+            return
         self._pump()
         if queue and queue[-1].upstream is None:
             # This read waits in the balancer (behind an unanswered request, or for a
             # target connection being opened): counted, and bounded.
             self._hold(len(data) + new * EXCHANGE_COST_BYTES)
+        if reader.closing:
+            self.flow.pause(Paused.STOPPED)  # nothing after it is ever read
 
     def _hold(self, received: int) -> None:
         """Count bytes no target has taken; past the bound (this client's, or all
@@ -294,7 +304,7 @@ class ClientConnection(asyncio.Protocol):
         keep_alive = exchange.keep_alive and exchange.request_complete
         exchange.keep_alive = keep_alive
         if not self._closed:
-            self.transport.write(error_response(status, keep_alive))
+            self.transport.write(error_response(status, keep_alive, exchange.is_head))
         self.exchange_done(exchange)
 
     def exchange_done(self, exchange: Exchange) -> None:
