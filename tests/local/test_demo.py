@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -18,14 +19,25 @@ pytestmark = pytest.mark.integration
 
 
 def test_demo_walks_the_schedule_and_cleans_up(tmp_path: Path) -> None:
-    proc = subprocess.run(
+    demo = subprocess.Popen(
         [sys.executable, "-m", "canary_deploy", "demo", "--step-seconds", "1.5", "--rate", "40"],
         cwd=tmp_path,
-        capture_output=True,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
         text=True,
-        timeout=300,
         env={"PATH": "/usr/bin:/bin", "COLUMNS": "120"},
     )
+    assert demo.stdout is not None
+    head = ""
+    while "Dashboard: " not in head and demo.poll() is None:
+        head += demo.stdout.readline()
+    # The dashboard is served while the demo runs (issue 15: `make demo` prints its URL).
+    dashboard = re.search(r"Dashboard: (http://127\.0\.0\.1:\d+/)", head)
+    assert dashboard is not None, head
+    with urllib.request.urlopen(dashboard.group(1), timeout=30) as page:
+        assert page.status == 200 and b"canary" in page.read()
+    rest, err = demo.communicate(timeout=300)
+    proc = subprocess.CompletedProcess(demo.args, demo.returncode, head + rest, err)
     out = proc.stdout
     found = re.search(r"\(state (\S+)\)", out)
     assert found is not None, proc.stderr + out
@@ -61,3 +73,5 @@ def test_demo_walks_the_schedule_and_cleans_up(tmp_path: Path) -> None:
     ), out
     assert not state_dir.exists()
     assert stack_processes(paths.marker) == []
+    with pytest.raises(OSError):  # and stopped with it
+        urllib.request.urlopen(dashboard.group(1), timeout=5)

@@ -45,11 +45,13 @@ class LiveDemoView:
         self.live = Live(console=console, refresh_per_second=4, transient=False)
         self._status: Status | None = None
 
-    def started(self, url: str, state_dir: Path) -> None:
+    def started(self, url: str, state_dir: Path, dashboard: str | None = None) -> None:
         console.print(
             f"Local stack on [bold]{url}[/bold] (state {state_dir}); load: GET /whoami",
             soft_wrap=True,
         )
+        if dashboard:
+            console.print(f"Dashboard: [bold]{dashboard}[/bold] (open it to watch)", soft_wrap=True)
         self.live.start()
 
     def step_started(self, record: StepRecord) -> None:
@@ -85,10 +87,12 @@ class LiveDemoView:
 class PlainDemoView:
     """The demo in a log or CI: one line per step."""
 
-    def started(self, url: str, state_dir: Path) -> None:
+    def started(self, url: str, state_dir: Path, dashboard: str | None = None) -> None:
         console.print(
             f"Local stack on {url} (state {state_dir}); load: GET /whoami", soft_wrap=True
         )
+        if dashboard:
+            console.print(f"Dashboard: {dashboard} (open it to watch)", soft_wrap=True)
 
     def step_started(self, record: StepRecord) -> None:
         took = f" (took {record.note})" if record.note else ""

@@ -6,6 +6,7 @@ The demo is a list of steps run in order against a real local stack; a later ste
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import socket
 import tempfile
@@ -23,6 +24,7 @@ from canary_deploy.errors import UsageError
 from canary_deploy.local.load import LoadGenerator, LoadPlan, Sample
 from canary_deploy.local.target import LocalTarget
 from canary_deploy.units import plural
+from canary_deploy.web.run import background
 from canary_deploy.weights import STABLE_ONLY, Weights
 
 SEED_SCHEDULE = (Weights(95, 5), Weights(75, 25), Weights(50, 50), Weights(0, 100))
@@ -58,7 +60,7 @@ class StepRecord:
 class DemoView(Protocol):
     """Where the demo shows itself (a rich Live table, or plain lines)."""
 
-    def started(self, url: str, state_dir: Path) -> None: ...
+    def started(self, url: str, state_dir: Path, dashboard: str | None = None) -> None: ...
 
     def step_started(self, record: StepRecord) -> None: ...
 
@@ -226,6 +228,7 @@ class DemoOptions:
     rate: float = 40.0
     keep: bool = False
     state_dir: Path | None = None  # default: a fresh temporary directory
+    dashboard: bool = True  # serve `canary dashboard` on a free loopback port meanwhile
 
 
 # Runs after the walk, on the same stack and listener URL (the automated rollouts).
@@ -246,6 +249,7 @@ def run_demo(
     ctx = DemoContext(target, view, progress, [], options.hold_s)
     stop = threading.Event()
     loader: threading.Thread | None = None
+    pages = contextlib.ExitStack()  # the dashboard, served while the demo runs
     try:
         try:
             status = usecases.deploy(target, usecases.release_spec(target.settings), progress)
@@ -257,7 +261,8 @@ def run_demo(
             ctx.target = target
             status = usecases.deploy(target, usecases.release_spec(target.settings), progress)
         assert status.listener is not None
-        view.started(status.listener.url, state_dir)
+        dashboard = pages.enter_context(background(target.settings)) if options.dashboard else None
+        view.started(status.listener.url, state_dir, dashboard)
         plan = LoadPlan(
             status.listener.url.rstrip("/"), "/whoami", rate=options.rate, concurrency=8
         )
@@ -273,6 +278,7 @@ def run_demo(
         closing = [] if epilogue is None else epilogue(target, status.listener.url)
     finally:
         _stop_walk(ctx, view, stop, loader)
+        pages.close()
         if not options.keep:
             target.delete(progress, purge=options.state_dir is None)
             if options.state_dir is None:
