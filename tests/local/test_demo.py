@@ -19,11 +19,12 @@ pytestmark = pytest.mark.integration
 
 
 def test_demo_walks_the_schedule_and_cleans_up(tmp_path: Path) -> None:
+    err_file = (tmp_path / "stderr").open("w")
     demo = subprocess.Popen(
         [sys.executable, "-m", "canary_deploy", "demo", "--step-seconds", "1.5", "--rate", "40"],
         cwd=tmp_path,
         stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
+        stderr=err_file,
         text=True,
         env={"PATH": "/usr/bin:/bin", "COLUMNS": "120"},
     )
@@ -36,7 +37,12 @@ def test_demo_walks_the_schedule_and_cleans_up(tmp_path: Path) -> None:
     assert dashboard is not None, head
     with urllib.request.urlopen(dashboard.group(1), timeout=30) as page:
         assert page.status == 200 and b"canary" in page.read()
-    rest, err = demo.communicate(timeout=300)
+    # The rest through the same buffered reader (communicate() would read the pipe under
+    # it and lose what readline() had buffered).
+    rest = demo.stdout.read()
+    demo.wait(300)
+    err_file.close()
+    err = (tmp_path / "stderr").read_text()
     proc = subprocess.CompletedProcess(demo.args, demo.returncode, head + rest, err)
     out = proc.stdout
     found = re.search(r"\(state (\S+)\)", out)
