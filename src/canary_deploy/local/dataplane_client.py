@@ -8,16 +8,16 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
-from urllib.parse import quote, urlencode
+from urllib.parse import quote
 
-from canary_deploy.backend import GROUPS, MetricsSource, Version, VersionCounts
+from canary_deploy.backend import GROUPS, MetricsSource, Version
 from canary_deploy.balancer import BalancerConfig, TargetHealth
 from canary_deploy.balancer.admin import AdminClient
 from canary_deploy.errors import UsageError
 from canary_deploy.local.commands import TaskCommand
+from canary_deploy.local.metrics import AdminMetrics
 from canary_deploy.local.options import StackOptions
 from canary_deploy.local.processes import free_port
 from canary_deploy.local.tasks import HealthState
@@ -69,28 +69,12 @@ class DataPlaneClient:
         return await asyncio.to_thread(self.admin.request, method, path, body)
 
 
-class RemoteMetrics:
+class RemoteMetrics(AdminMetrics):
     """The balancer's metric buckets (`MetricsSource`), read from the data plane."""
 
     def __init__(self, client: DataPlaneClient) -> None:
+        super().__init__(lambda method, path: client.request(method, path))
         self.client = client
-
-    def counts(
-        self, start: float, end: float, thresholds_s: Sequence[float] = ()
-    ) -> dict[Version, VersionCounts]:
-        query = {"start": start, "end": end, "thresholds": ",".join(map(str, thresholds_s))}
-        doc = self.client.request("GET", "/counts?" + urlencode(query))
-        return {
-            v: VersionCounts(int(c["requests"]), int(c["errors"]), tuple(c["slower_than"]))
-            for v, c in doc.items()
-            if v in GROUPS
-        }
-
-    def quantiles(
-        self, version: Version, start: float, end: float, qs: Sequence[float]
-    ) -> tuple[float | None, ...]:
-        query = {"version": version, "start": start, "end": end, "qs": ",".join(map(str, qs))}
-        return tuple(self.client.request("GET", "/quantiles?" + urlencode(query))["quantiles"])
 
     def export_buckets(self, since: float) -> list[dict[str, Any]]:
         buckets: list[dict[str, Any]] = self.client.request("GET", f"/buckets?since={since}")
