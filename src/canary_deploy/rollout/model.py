@@ -120,6 +120,8 @@ def pid_alive(pid: int) -> bool:
     try:
         with open(f"/proc/{pid}/stat") as fh:
             return fh.read().rsplit(")", 1)[-1].split()[0] != "Z"
+    except ProcessLookupError:
+        return False  # reaped between the signal and the read
     except (OSError, IndexError):
         return True  # no /proc (macOS): signal 0 is all we can tell
 
