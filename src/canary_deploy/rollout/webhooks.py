@@ -89,7 +89,7 @@ def with_retries(
     attempt: Callable[[], Response],
     retries: int,
     *,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], object] = time.sleep,
     backoff: Callable[[int], float] = backoff_s,
 ) -> tuple[Response, int]:
     """Call `attempt` until it is ok or `retries` retries are spent, pausing between
