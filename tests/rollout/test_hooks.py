@@ -134,7 +134,7 @@ def test_a_failing_pre_promote_gate_pauses_and_a_human_promotes_past_it(tmp_path
     c = rig.start()
     assert rig.run(c, 300) is RolloutStatus.PAUSED
     r = rig.store.get(c.rollout_id)
-    assert r.reason == "the pre_promote hook failed (exit 1)"
+    assert r.reason == "the pre_promote hook failed (exit 1: smoke: /predict -> 500)"
     assert rig.workload.promotions == 0 and rig.router.weights == Weights(50, 50)
     failed = rig.hook_events(c.rollout_id)[-1]
     assert failed.data is not None and failed.data["output"] == "smoke: /predict -> 500"
@@ -151,13 +151,19 @@ def test_a_failing_gate_set_to_roll_back_rolls_back_then_runs_on_rollback(tmp_pa
     rig.runner.failing = {"pre_promote"}
     c = rig.start()
     assert rig.run(c, 300) is RolloutStatus.ROLLED_BACK
-    assert rig.store.get(c.rollout_id).reason == "the pre_promote hook failed (exit 1)"
+    assert (
+        rig.store.get(c.rollout_id).reason
+        == "the pre_promote hook failed (exit 1: smoke: /predict -> 500)"
+    )
     assert rig.router.calls[-1] == Weights(100, 0)
     assert rig.ran()[-3:] == ["pre_promote", "on_rollback", "post_rollout"]
     weights_at = dict((key, w) for key, w, _ in rig.runner.runs)
     assert weights_at["on_rollback"] == Weights(100, 0)  # after the rollback, never before
     context = next(ctx for key, _, ctx in rig.runner.runs if key == "on_rollback")
-    assert context.env()["CANARY_REASON"] == "the pre_promote hook failed (exit 1)"
+    assert (
+        context.env()["CANARY_REASON"]
+        == "the pre_promote hook failed (exit 1: smoke: /predict -> 500)"
+    )
 
 
 def test_a_failing_pre_rollout_ends_the_rollout_before_any_traffic_shifts(tmp_path: Path) -> None:

@@ -115,5 +115,8 @@ def test_a_failing_pre_promote_gate_blocks_the_promotion(
         failed = next(run for run in hook_runs(stack) if run["hook"] == "pre_promote")
         assert (failed["ok"], failed["exit_code"]) == (False, 1)
         assert failed["output"] == "smoke: /predict failed"
-        assert "the pre_promote hook failed (exit 1)" in stack.ok("status").stdout
+        assert (
+            "the pre_promote hook failed (exit 1: smoke: /predict failed)"
+            in stack.ok("status").stdout
+        )
         stack.ok("abort")

@@ -11,7 +11,7 @@ from typing import Any
 from canary_deploy.analysis import Batch, Decision, Judge, Verdict
 from canary_deploy.backend import MetricsSource, Progress, SilentProgress, TrafficRouter, Workload
 from canary_deploy.rollout.capacity import Capacity, raises_share
-from canary_deploy.rollout.hooks import Gate, Hooks
+from canary_deploy.rollout.hooks import Gate, Hooks, failure_reason
 from canary_deploy.rollout.model import (
     ACTOR,
     Command,
@@ -208,13 +208,7 @@ class Controller:
     def _gate_failed(self, r: Rollout, name: str, events: list[EventRecord]) -> Rollout:
         """A failed gate hook (its event is the last of `events`): pause or roll back."""
         assert self.hooks is not None
-        data = events[-1].data or {}
-        what = data.get("error") or (
-            f"HTTP {data['http_status']}"
-            if data.get("http_status")
-            else f"exit {data.get('exit_code')}"
-        )
-        why = f"the {name} hook failed ({what})"
+        why = failure_reason(events[-1])
         if self.hooks.settings.on_failure(name) == "rollback":
             events.append(EventRecord("rollback", ACTOR, f"{why}: rolling back"))
             return replace(r, status=RolloutStatus.ROLLING_BACK, reason=why)

@@ -259,6 +259,27 @@ def hook_event(name: str, key: str, step: int, result: HookResult, gate: bool) -
     return EventRecord("hook", HOOK_ACTOR, message, data)
 
 
+def failure_reason(event: EventRecord) -> str:
+    """Why a gate hook failed, from its event, as the rollout's reason: what it answered
+    and the last line of its output.
+
+    >>> failure_reason(EventRecord("hook", "hook", "", {"hook": "pre_promote",
+    ...     "exit_code": 1, "output": "checking\\nsmoke: /predict -> 500"}))
+    'the pre_promote hook failed (exit 1: smoke: /predict -> 500)'
+    """
+    data = event.data or {}
+    if data.get("error"):
+        what = str(data["error"])
+    elif data.get("http_status") is not None:
+        what = f"HTTP {data['http_status']}"
+    else:
+        what = f"exit {data.get('exit_code')}"
+    last = str(data.get("output") or "").strip().splitlines()[-1:]
+    if last and not data.get("error"):
+        what += f": {last[0][:120]}"
+    return f"the {data.get('hook')} hook failed ({what})"
+
+
 @dataclass
 class Hooks:
     """What the controller asks of the hooks: whether a gate is open, and to start the
