@@ -11,6 +11,7 @@ from canary_deploy.local.processes import free_port
 from canary_deploy.rollout.hooks import HookContext, ThreadedHookRunner, execute, hook_event
 from canary_deploy.rollout.settings import HookSettings
 from canary_deploy.weights import Weights
+from tests.local.conftest import pid_gone, wait_for
 from tests.rollout.receiver import receiver
 
 CONTEXT = HookContext(
@@ -117,3 +118,13 @@ def test_the_threaded_runner_answers_at_once_and_hands_the_result_out_once(
         assert runner.poll("pre_step:2", slow, CONTEXT) is None  # a new run
     finally:
         runner.close()
+
+
+def test_closing_the_runner_kills_the_hooks_under_way(tmp_path: Path) -> None:
+    runner = ThreadedHookRunner(tmp_path)
+    endless = hook(command="echo $$ > pid; sleep 60", timeout="2m")
+    assert runner.poll("post_step:1", endless, CONTEXT) is None
+    pid_file = tmp_path / "pid"
+    wait_for(lambda: pid_file.exists() and pid_file.read_text().strip(), 5, "the hook")
+    runner.close()
+    assert wait_for(lambda: pid_gone(int(pid_file.read_text())), 5, "the hook to be killed")

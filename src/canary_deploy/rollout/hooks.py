@@ -115,8 +115,38 @@ class HookResult:
         return f"exit {self.exit_code}"
 
 
+class LiveProcesses:
+    """The hook processes running now, so that a runner that closes kills them (and a
+    process started after that is killed at once)."""
+
+    def __init__(self) -> None:
+        self._procs: set[subprocess.Popen[bytes]] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def add(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs.add(proc)
+            if self._closed:
+                _kill_group(proc)
+
+    def discard(self, proc: subprocess.Popen[bytes]) -> None:
+        with self._lock:
+            self._procs.discard(proc)
+
+    def kill_all(self) -> None:
+        with self._lock:
+            self._closed = True
+            for proc in self._procs:
+                _kill_group(proc)
+
+
 def run_command(
-    command: str | Sequence[str], env: dict[str, str], timeout: float, workdir: Path | None
+    command: str | Sequence[str],
+    env: dict[str, str],
+    timeout: float,
+    workdir: Path | None,
+    live: LiveProcesses | None = None,
 ) -> HookResult:
     """Run a hook's command (a string through /bin/sh, a list as is) with `timeout`; its
     whole process group is killed when it runs over."""
@@ -136,6 +166,8 @@ def run_command(
     except OSError as exc:
         what = command if shell else " ".join(command)
         return HookResult(False, time.monotonic() - start, error=f"cannot run {what!r}: {exc}")
+    live = live or LiveProcesses()
+    live.add(proc)
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -144,6 +176,8 @@ def run_command(
         took = time.monotonic() - start
         output = tail(out.decode(errors="replace"))
         return HookResult(False, took, output=output, error=f"timed out after {timeout:g}s")
+    finally:
+        live.discard(proc)
     took = time.monotonic() - start
     code = proc.returncode
     return HookResult(code == 0, took, exit_code=code, output=tail(out.decode(errors="replace")))
@@ -159,22 +193,25 @@ def execute(
     context: HookContext,
     workdir: Path | None,
     sleep: Callable[[float], None] = time.sleep,
+    live: LiveProcesses | None = None,
 ) -> HookResult:
     """Run one hook to its end, retries included (after 1, 2, 4... s): a command passes
     on exit 0, an HTTP call on a 2xx answer."""
     start = time.monotonic()
     tries = 1
-    result = _once(hook, context, workdir)
+    result = _once(hook, context, workdir, live)
     while not result.ok and tries <= hook.retries:
         sleep(backoff_s(tries))
         tries += 1
-        result = _once(hook, context, workdir)
+        result = _once(hook, context, workdir, live)
     return replace(result, duration_s=time.monotonic() - start, attempts=tries)
 
 
-def _once(hook: HookSettings, context: HookContext, workdir: Path | None) -> HookResult:
+def _once(
+    hook: HookSettings, context: HookContext, workdir: Path | None, live: LiveProcesses | None
+) -> HookResult:
     if hook.command is not None:
-        return run_command(hook.command, context.env(), hook.timeout, workdir)
+        return run_command(hook.command, context.env(), hook.timeout, workdir, live)
     assert hook.url is not None
     start = time.monotonic()
     answer = post_json(hook.url, context.to_dict(), headers=hook.headers, timeout=hook.timeout)
@@ -209,12 +246,15 @@ class ThreadedHookRunner:
         self._pool = ThreadPoolExecutor(max_workers=max_workers, thread_name_prefix="hook")
         self._runs: dict[str, Future[HookResult]] = {}
         self._lock = threading.Lock()
+        self._live = LiveProcesses()
 
     def poll(self, key: str, hook: HookSettings, context: HookContext) -> HookResult | None:
         with self._lock:
             run = self._runs.get(key)
             if run is None:
-                self._runs[key] = self._pool.submit(execute, hook, context, self.workdir)
+                self._runs[key] = self._pool.submit(
+                    execute, hook, context, self.workdir, live=self._live
+                )
                 return None
             if not run.done():
                 return None
@@ -225,6 +265,7 @@ class ThreadedHookRunner:
             return HookResult(False, 0.0, error=f"the hook could not run: {exc!r}")
 
     def close(self) -> None:
+        self._live.kill_all()
         self._pool.shutdown(wait=False, cancel_futures=True)
 
 
