@@ -9,7 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from canary_deploy.errors import UsageError
 from canary_deploy.rollout.settings import NotificationSettings, RolloutSettings
@@ -78,6 +85,12 @@ class Settings(_Frozen):
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
     # `[[notifications]]`: webhooks told about each rollout's events (rollout/notify.py).
     notifications: tuple[NotificationSettings, ...] = ()
+
+    @field_validator("notifications", mode="before")
+    @classmethod
+    def _one_webhook(cls, value: Any) -> Any:
+        # `[notifications]` (one table) means what `[[notifications]]` (a list) does.
+        return [value] if isinstance(value, Mapping) else value
 
     @model_validator(mode="after")
     def _weights_sum(self) -> Settings:

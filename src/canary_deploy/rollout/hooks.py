@@ -437,8 +437,13 @@ def gate_key(name: str, step: int) -> str:
     return f"{name}:{step + 1}" if name in ("pre_step", "post_step") else name
 
 
+def any_hook(settings: HooksSettings) -> bool:
+    """Whether `[rollout.hooks]` configures any hook."""
+    return any(settings.get(name) is not None for name in HOOK_NAMES)
+
+
 def open_hooks(settings: HooksSettings, listener_url: str) -> Hooks | None:
-    """The hooks of `[rollout.hooks]`, or None when none is configured."""
-    if all(settings.get(name) is None for name in HOOK_NAMES):
+    """The hooks of `[rollout.hooks]`, run on threads, or None when none is configured."""
+    if not any_hook(settings):
         return None
     return Hooks(settings, ThreadedHookRunner(settings.workdir), listener_url)

@@ -14,7 +14,7 @@ from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
 from canary_deploy.rollout.capacity import arm_needs
 from canary_deploy.rollout.controller import Controller, TickResult
-from canary_deploy.rollout.hooks import Hooks, open_hooks
+from canary_deploy.rollout.hooks import Hooks, any_hook, open_hooks
 from canary_deploy.rollout.notify import NotificationPump, Notifier
 from canary_deploy.rollout.plan import RolloutPlan, build_plan, load_imbalance
 from canary_deploy.rollout.start import start_rollout
@@ -269,7 +269,7 @@ NOTIFY_CLOSE_S = 30.0
 def hooks_for(settings: Settings, target: Target) -> Hooks | None:
     """The rollout's lifecycle hooks (`[rollout.hooks]`), told the listener's URL."""
     hooks = settings.rollout.hooks
-    if open_hooks(hooks, "") is None:
+    if not any_hook(hooks):
         return None
     url = f"http://{settings.local.listen}"
     if settings.target != "local":

@@ -226,6 +226,16 @@ class RolloutSettings(_Table):
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     hooks: HooksSettings = Field(default_factory=HooksSettings)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _notifications_are_top_level(cls, value: Any) -> Any:
+        if isinstance(value, Mapping) and "notifications" in value:
+            raise ValueError(
+                "notifications: webhooks go in a top-level [[notifications]] table, not "
+                "under [rollout]"
+            )
+        return value
+
     @field_validator("judge", mode="before")
     @classmethod
     def _retired_judge_keys(cls, value: Any) -> Any:
