@@ -9,10 +9,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from canary_deploy.errors import UsageError
-from canary_deploy.rollout.settings import RolloutSettings
+from canary_deploy.rollout.settings import NotificationSettings, RolloutSettings
 from canary_deploy.validation import as_sentence, describe_errors
 from canary_deploy.weights import Weights
 
@@ -76,6 +83,14 @@ class Settings(_Frozen):
     aws: AwsSettings = AwsSettings()
     local: LocalSettings = LocalSettings()
     rollout: RolloutSettings = Field(default_factory=RolloutSettings)
+    # `[[notifications]]`: webhooks told about each rollout's events (rollout/notify.py).
+    notifications: tuple[NotificationSettings, ...] = ()
+
+    @field_validator("notifications", mode="before")
+    @classmethod
+    def _one_webhook(cls, value: Any) -> Any:
+        # `[notifications]` (one table) means what `[[notifications]]` (a list) does.
+        return [value] if isinstance(value, Mapping) else value
 
     @model_validator(mode="after")
     def _weights_sum(self) -> Settings:

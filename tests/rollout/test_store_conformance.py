@@ -5,6 +5,7 @@ way on either."""
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
@@ -19,14 +20,19 @@ from canary_deploy.aws.state_open import open_state
 from canary_deploy.backend import VersionCounts
 from canary_deploy.errors import UsageError
 from canary_deploy.rollout.controller import Controller
+from canary_deploy.rollout.hooks import Hooks
 from canary_deploy.rollout.late import FedWindow
+from canary_deploy.rollout.notify import NotificationPump, Notifier
 from canary_deploy.rollout.plan import RolloutPlan, build_plan
+from canary_deploy.rollout.settings import HooksSettings, NotificationSettings
 from canary_deploy.rollout.start import start_rollout
 from canary_deploy.rollout.state import RenewingProgress, RolloutState, unattended_since
 from canary_deploy.rollout.store import Command, Rollout, RolloutStatus, RolloutStore
+from canary_deploy.rollout.webhooks import Response
 from canary_deploy.weights import Weights
 from tests.aws.conftest import isolate_env, moto_server  # noqa: F401  (the fixture)
 from tests.rollout.fakes import Clock, FakeMetrics, FakeRouter, FakeWorkload
+from tests.rollout.test_hooks import FakeRunner
 
 STACK = "shop-api"
 T0 = 1_000_000.0
@@ -407,3 +413,43 @@ def test_a_long_action_reporting_progress_keeps_the_lease(place: Place, opened: 
     # Without the reports, the same wait lapses the lease: another controller may go on.
     with place.as_another_process():
         second.claim(r.id, now=t[0] + 40)
+
+
+def test_hook_runs_and_deliveries_are_recorded_on_either_store(opened: Opened) -> None:
+    """Hooks (recorded by the controller) and notifications (by the loop between ticks)
+    write to the same history, also once the rollout ended."""
+    store = opened()
+    clock = Clock(time.time())
+    router = FakeRouter()
+    metrics = FakeMetrics(router)
+    r = start_rollout(store, PLAN, metrics, canary_image="v2", clock=clock)  # type: ignore[arg-type]
+    settings = HooksSettings.model_validate({"pre_step": "true", "on_rollback": "true"})
+    hooks = Hooks(settings, FakeRunner(router))
+    workload = FakeWorkload(router=router)
+    controller = Controller(router, workload, metrics, store, r.id, clock=clock, hooks=hooks)  # type: ignore[arg-type]
+    sent: list[str] = []
+
+    def post(url: str, doc: dict[str, Any], **kwargs: Any) -> Response:
+        sent.append(doc["event"])
+        return Response(200)
+
+    endpoint = NotificationSettings(url="http://127.0.0.1:9/hook")
+    pump = NotificationPump(Notifier([endpoint], post=post), store, r.id)
+    for _ in range(8):
+        clock.advance(0.5)
+        pump.after_tick(controller.tick().rollout)
+    store.send(r.id, Command.ABORT, actor="carol")
+    for _ in range(4):
+        clock.advance(0.5)
+        pump.after_tick(controller.tick().rollout)
+    pump.close(5)
+    kinds = [
+        (e.kind, (e.data or {}).get("key") or (e.data or {}).get("event"))
+        for e in store.events(r.id)
+    ]
+    assert [k for k in kinds if k[0] == "hook"] == [("hook", "pre_step:1"), ("hook", "on_rollback")]
+    assert [k for k in kinds if k[0] == "notify"] == [
+        ("notify", "started"),
+        ("notify", "rolled_back"),
+    ]
+    assert sent == ["started", "rolled_back"]

@@ -150,7 +150,9 @@ def test_saved_settings_load_back_the_same(tmp_path: Path) -> None:
     save_settings(settings)
     again = load_saved(tmp_path / "state")
     assert again is not None
-    assert again.rollout == settings.rollout
+    # The hooks' commands run where `canary rollout` was started, not in the daemon's dir.
+    assert again.rollout.hooks.workdir == Path.cwd().resolve()
+    assert again.rollout.model_copy(update={"hooks": settings.rollout.hooks}) == settings.rollout
     assert build_plan("local", again.rollout) == build_plan("local", settings.rollout)
 
 

@@ -123,7 +123,13 @@ def rollout(
                     )
                 else:
                     final = service.run(
-                        target, store, current, view, warn=lambda m: shown.print(f"Warning: {m}")
+                        target,
+                        store,
+                        current,
+                        view,
+                        warn=lambda m: shown.print(f"Warning: {m}"),
+                        hooks=service.hooks_for(settings, target),
+                        notifier=service.notifier_for(settings),
                     )
         except KeyboardInterrupt:
             left = store.get(current.id)

@@ -11,7 +11,15 @@ from typing import Any
 from canary_deploy.analysis import Batch, Decision, Judge, Verdict
 from canary_deploy.backend import MetricsSource, Progress, SilentProgress, TrafficRouter, Workload
 from canary_deploy.rollout.capacity import Capacity, raises_share
-from canary_deploy.rollout.model import ACTOR, Command, EventRecord, Rollout, RolloutStatus
+from canary_deploy.rollout.hooks import Gate, Hooks, failure_reason
+from canary_deploy.rollout.model import (
+    ACTOR,
+    Command,
+    Event,
+    EventRecord,
+    Rollout,
+    RolloutStatus,
+)
 from canary_deploy.rollout.outcomes import Endings, image_changed
 from canary_deploy.rollout.ownership import change_weights, watch_weights
 from canary_deploy.rollout.plan import MAX_BASELINE_WEIGHT
@@ -28,6 +36,7 @@ class TickResult:
     live_weights: Weights
     decision: dict[str, Any] | None
     rollback_latency_s: float | None = None  # verdict -> 100/0 in effect, when it happened
+    hooks_pending: bool = False  # an ended rollout's hooks still run: tick again
 
 
 def _harm_held(decision: dict[str, Any] | None) -> str:
@@ -69,9 +78,10 @@ class Controller:
         clock: Callable[[], float] = time.time,
         timer: Callable[[], float] = time.perf_counter,
         progress: Progress | None = None,
+        hooks: Hooks | None = None,
     ) -> None:
         """`clock` is wall time (batches, steps, the store); `timer` measures how long a
-        rollback takes from its verdict to 100/0."""
+        rollback takes from its verdict to 100/0; `hooks` run around steps (hooks.py)."""
         self.router = router
         self.workload = workload
         self.metrics = metrics
@@ -80,6 +90,7 @@ class Controller:
         self.clock = clock
         self.timer = timer
         self.progress = progress or SilentProgress()
+        self.hooks = hooks
         self.endings = Endings(router, workload, store, self.progress, clock, timer)
         self.capacity = Capacity(workload)
         self._decided_at: float | None = None
@@ -93,7 +104,8 @@ class Controller:
         r = self.store.get(self.rollout_id)
         live = self.router.get_weights()
         if r.status.terminal:
-            return TickResult(r, live, r.last_decision)
+            r, pending = self._finish(r, live)
+            return TickResult(r, live, r.last_decision, hooks_pending=pending)
         events: list[EventRecord] = []
         # Whose weights are live, before any command: a `resume` read in this same tick
         # is then the operator's decision on top of what they saw.
@@ -113,19 +125,37 @@ class Controller:
         r = replace(r, judge=judge.to_dict())
         if r.status is RolloutStatus.RUNNING:
             r = self._advance(r, judge, now, events)
+        if self.hooks is not None:
+            self.hooks.collect(events)
         # Record the intent first, then act: a crash in between re-runs the (idempotent)
         # action after reading the live weights, and never loses it.
         r = self.store.save(r, now=now, events=events, consumed=consumed)
+        if r.status is RolloutStatus.RUNNING:
+            # A gate hook that fails here pauses the rollout or rolls it back.
+            r, live = self._hold(r, live, now)
         if r.status is RolloutStatus.ROLLING_BACK:
             t0 = self._decided_at if decision is not None else None
             r, latency = self.endings.roll_back(r, live, t0)
-            return TickResult(r, STABLE_ONLY, r.last_decision, latency)
+            r, pending = self._finish(r, STABLE_ONLY)
+            return TickResult(r, STABLE_ONLY, r.last_decision, latency, pending)
         if r.status is RolloutStatus.PROMOTING:
             r = self.endings.promote(r, live)
-            return TickResult(r, STABLE_ONLY if r.status.terminal else live, r.last_decision)
-        if r.status is RolloutStatus.RUNNING:
-            r, live = self._hold(r, live, now)
+            if r.status.terminal:
+                r, pending = self._finish(r, STABLE_ONLY)
+                return TickResult(r, STABLE_ONLY, r.last_decision, hooks_pending=pending)
         return TickResult(r, live, r.last_decision)
+
+    def _finish(self, r: Rollout, live: Weights) -> tuple[Rollout, bool]:
+        """An ended rollout's hooks (on_rollback, post_rollout), recorded as they end:
+        they start only once the rollout's last listener call is done. True while one
+        still runs."""
+        if self.hooks is None:
+            return r, False
+        events: list[EventRecord] = []
+        pending = self.hooks.finish(r, live, events)
+        if events:
+            r = self.store.save(r, now=self.clock(), events=events)
+        return r, pending
 
     def _hold(self, r: Rollout, live: Weights, now: float) -> tuple[Rollout, Weights]:
         """Put the step's weights on the listener (`watch_weights` has made sure the live
@@ -142,11 +172,68 @@ class Controller:
             )
             if not ready:
                 return self.store.save(r, now=now, events=events), live
+        if r.applied_weights != want:
+            r, open_ = self._step_gates(r, live, events)
+            # Recorded before the listener call: a gate that passed never runs again.
+            r = self.store.save(r, now=now, events=events) if events else r
+            events = []
+            if not open_:
+                return r, live
         if live != want:
             events.append(change_weights(self.router, live, want, f"step {r.step + 1}"))
             r = replace(r, step_started_at=now)
         r = self.store.save(replace(r, applied_weights=want), now=now, events=events)
         return r, want
+
+    # ---- hooks
+
+    def _step_gates(
+        self, r: Rollout, live: Weights, events: list[EventRecord]
+    ) -> tuple[Rollout, bool]:
+        """Before a step's weights go on: `pre_rollout` (step 1) and `pre_step`. Returns
+        the rollout (paused or rolling back when one failed) and whether both passed."""
+        if self.hooks is None:
+            return r, True
+        for name in ("pre_rollout", "pre_step") if r.step == 0 else ("pre_step",):
+            gate = self.hooks.gate(name, r, live, self._history, events)
+            if gate is Gate.FAILED:
+                return self._gate_failed(r, name, events), False
+            if gate is Gate.WAITING:
+                return r, False
+        return r, True
+
+    def _history(self) -> list[Event]:
+        return self.store.events(self.rollout_id)
+
+    def _gate_failed(self, r: Rollout, name: str, events: list[EventRecord]) -> Rollout:
+        """A failed gate hook (its event is the last of `events`): pause or roll back."""
+        assert self.hooks is not None
+        why = failure_reason(events[-1])
+        if self.hooks.settings.on_failure(name) == "rollback":
+            events.append(EventRecord("rollback", ACTOR, f"{why}: rolling back"))
+            return replace(r, status=RolloutStatus.ROLLING_BACK, reason=why)
+        after = (
+            "`canary promote` promotes without it"
+            if name == "pre_promote"
+            else "`canary resume` runs it again"
+        )
+        events.append(EventRecord("paused", ACTOR, f"{why}; {after}, `canary abort` rolls back"))
+        return replace(r, status=RolloutStatus.PAUSED, reason=why)
+
+    def _promote_gate(self, r: Rollout, events: list[EventRecord]) -> Rollout | None:
+        """`pre_promote` before the promotion: None once it passed, else the rollout as
+        it stays (waiting for the hook) or turns (paused, rolling back)."""
+        if self.hooks is None:
+            return None
+        live = r.applied_weights or r.plan.weights(r.step)
+        gate = self.hooks.gate("pre_promote", r, live, self._history, events)
+        if gate is Gate.PASSED:
+            return None
+        return r if gate is Gate.WAITING else self._gate_failed(r, "pre_promote", events)
+
+    def _post_step(self, r: Rollout) -> None:
+        if self.hooks is not None:
+            self.hooks.fire("post_step", r, r.applied_weights or r.plan.weights(r.step))
 
     # ---- steps
 
@@ -196,14 +283,27 @@ class Controller:
                 EventRecord("promote", actor, "full promotion requested: skipping all steps")
             )
             return replace(r, status=RolloutStatus.PROMOTING, reason=f"promoted by {actor}")
-        # PROMOTE: the next step now, whatever the gate says.
+        # PROMOTE: the next step now, whatever the gate (and the pre_promote hook) says.
         events.append(EventRecord("promote", actor, f"step {r.step + 1} ended by {actor}"))
-        return self._next_step(replace(r, status=RolloutStatus.RUNNING), judge, now, events)
+        running = replace(r, status=RolloutStatus.RUNNING)
+        return self._next_step(running, judge, now, events, gated=False)
 
     def _next_step(
-        self, r: Rollout, judge: Judge, now: float, events: list[EventRecord]
+        self,
+        r: Rollout,
+        judge: Judge,
+        now: float,
+        events: list[EventRecord],
+        *,
+        gated: bool = True,
     ) -> Rollout:
+        """The step passed: on to the next one, or to the promotion once the last one
+        passed (and, unless a human promotes, the pre_promote hook)."""
         if r.step + 1 >= len(r.plan.steps):
+            held = self._promote_gate(r, events) if gated else None
+            if held is not None:
+                return held
+            self._post_step(r)
             events.append(EventRecord("step", ACTOR, "last step passed: promoting the canary"))
             return replace(r, status=RolloutStatus.PROMOTING)
         why = image_changed(r, self.workload.canary_image())
@@ -211,6 +311,7 @@ class Controller:
             # More traffic for an image nobody judged: never (the promotion checks too).
             events.append(EventRecord("paused", ACTOR, why))
             return replace(r, status=RolloutStatus.PAUSED, reason=why)
+        self._post_step(r)
         judge.next_stage()
         step = r.plan.steps[r.step + 1]
         message = f"step {r.step + 2}/{len(r.plan.steps)}: canary {step.canary_weight}%"

@@ -21,6 +21,7 @@ from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError
 from canary_deploy.local.paths import private_dir, private_opener
 from canary_deploy.rollout.controller import TickResult
+from canary_deploy.rollout.settings import RolloutSettings
 from canary_deploy.rollout.state import RenewingProgress
 
 log = logging.getLogger("canary.controller")
@@ -37,7 +38,10 @@ def save_settings(settings: Settings) -> Path:
     settings, with the state directory made absolute (the daemon runs elsewhere)."""
     state_dir = settings.local.state_dir.expanduser().resolve()
     absolute = settings.model_copy(
-        update={"local": settings.local.model_copy(update={"state_dir": state_dir})}
+        update={
+            "local": settings.local.model_copy(update={"state_dir": state_dir}),
+            "rollout": with_workdir(settings.rollout),
+        }
     )
     path = settings_file(state_dir)
     private_dir(state_dir)
@@ -46,6 +50,14 @@ def save_settings(settings: Settings) -> Path:
         fh.write(absolute.model_dump_json(indent=2))
     tmp.replace(path)
     return path
+
+
+def with_workdir(rollout: RolloutSettings) -> RolloutSettings:
+    """The rollout settings with the hooks' working directory made absolute (default:
+    this process's, where `canary rollout` was started): the controller runs elsewhere."""
+    hooks = rollout.hooks
+    workdir = (hooks.workdir or Path.cwd()).expanduser().resolve()
+    return rollout.model_copy(update={"hooks": hooks.model_copy(update={"workdir": workdir})})
 
 
 def load_settings(state_dir: Path) -> Settings | None:
@@ -102,7 +114,15 @@ def run_active(settings: Settings) -> int:
         log.info("running rollout #%s from step %s", active.id, active.step + 1)
         target = open_target(settings)
         service.ensure_baseline(target, active, RenewingProgress(store, active.id, _LogProgress()))
-        final = service.run(target, store, active, _LogView(), warn=log.warning)
+        final = service.run(
+            target,
+            store,
+            active,
+            _LogView(),
+            warn=log.warning,
+            hooks=service.hooks_for(settings, target),
+            notifier=service.notifier_for(settings),
+        )
         log.info("rollout #%s ended %s: %s", final.id, final.status, final.reason or "")
         return 0
 

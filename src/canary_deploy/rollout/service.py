@@ -14,6 +14,8 @@ from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
 from canary_deploy.rollout.capacity import arm_needs
 from canary_deploy.rollout.controller import Controller, TickResult
+from canary_deploy.rollout.hooks import Hooks, any_hook, open_hooks
+from canary_deploy.rollout.notify import NotificationPump, Notifier
 from canary_deploy.rollout.plan import RolloutPlan, build_plan, load_imbalance
 from canary_deploy.rollout.start import start_rollout
 from canary_deploy.rollout.state import (
@@ -260,6 +262,30 @@ def ensure_baseline(target: Target, rollout: Rollout, progress: Progress) -> Non
         target.workload.scale("baseline", want)
 
 
+# How long a controller whose rollout ended waits for its notifications to be delivered.
+NOTIFY_CLOSE_S = 30.0
+
+
+def hooks_for(settings: Settings, target: Target) -> Hooks | None:
+    """The rollout's lifecycle hooks (`[rollout.hooks]`), told the listener's URL."""
+    hooks = settings.rollout.hooks
+    if not any_hook(hooks):
+        return None
+    url = f"http://{settings.local.listen}"
+    if settings.target != "local":
+        try:
+            listener = target.status().listener
+        except CanaryError:
+            listener = None
+        url = "" if listener is None else listener.url.rstrip("/")
+    return open_hooks(hooks, url)
+
+
+def notifier_for(settings: Settings) -> Notifier | None:
+    """The `[[notifications]]` webhooks' sender, or None when there are none."""
+    return Notifier(settings.notifications) if settings.notifications else None
+
+
 # A tick that fails (throttling, a network blip, a stale read) is tried again at the
 # next tick; the controller gives up only after failing this long without one success.
 GIVE_UP_AFTER_S = 600.0
@@ -275,8 +301,11 @@ def run(
     warn: Callable[[str], None] | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.time,
+    hooks: Hooks | None = None,
+    notifier: Notifier | None = None,
 ) -> Rollout:
-    """Run the controller (claimed by `begin`) until the rollout ends.
+    """Run the controller (claimed by `begin`) until the rollout ends and its last hooks
+    ran; between ticks, hand its new events to the `notifier`.
 
     A failing tick does not end it: the error is reported (`warn`) and the next tick reads
     the truth again (every tick is idempotent). It stops on a lost lease (another
@@ -289,32 +318,68 @@ def run(
         rollout.id,
         clock=clock,
         progress=RenewingProgress(store, rollout.id),
+        hooks=hooks,
     )
-    every = tick_every_s if tick_every_s is not None else rollout.plan.tick_s
+    pump = None if notifier is None else NotificationPump(notifier, store, rollout.id)
+    try:
+        final = _loop(
+            controller,
+            target,
+            view,
+            pump,
+            every_s=tick_every_s,
+            warn=warn,
+            sleep=sleep,
+            clock=clock,
+        )
+        if pump is not None:
+            pump.close(NOTIFY_CLOSE_S)
+        return final
+    finally:
+        if hooks is not None:
+            hooks.close()
+        if notifier is not None:
+            notifier.close(0)
+        store.release(rollout.id)
+
+
+def _loop(
+    controller: Controller,
+    target: Target,
+    view: RolloutView,
+    pump: NotificationPump | None,
+    *,
+    every_s: float | None,
+    warn: Callable[[str], None] | None,
+    sleep: Callable[[float], None],
+    clock: Callable[[], float],
+) -> Rollout:
+    """Tick until the rollout ended and no hook of it runs any more."""
+    rollout = controller.store.get(controller.rollout_id)
+    every = every_s if every_s is not None else rollout.plan.tick_s
     quantiles: dict[str, float | None] = {}
     next_quantiles = 0.0
     failing_since: float | None = None
-    try:
-        while True:
-            try:
-                result = controller.tick()
-            except LeaseLost:
-                raise
-            except CanaryError as exc:
-                failing_since = _failed(exc, failing_since, clock(), warn)
-                sleep(every)
-                continue
-            failing_since = None
-            now = clock()
-            if now >= next_quantiles:
-                quantiles = _p99_or(target, result.rollout, now, quantiles)
-                next_quantiles = now + result.rollout.plan.interval_s
-            view.show(result, quantiles)
-            if result.rollout.status.terminal:
-                return result.rollout
+    while True:
+        try:
+            result = controller.tick()
+            if pump is not None:
+                pump.after_tick(result.rollout)
+        except LeaseLost:
+            raise
+        except CanaryError as exc:
+            failing_since = _failed(exc, failing_since, clock(), warn)
             sleep(every)
-    finally:
-        store.release(rollout.id)
+            continue
+        failing_since = None
+        now = clock()
+        if now >= next_quantiles:
+            quantiles = _p99_or(target, result.rollout, now, quantiles)
+            next_quantiles = now + result.rollout.plan.interval_s
+        view.show(result, quantiles)
+        if result.rollout.status.terminal and not result.hooks_pending:
+            return result.rollout
+        sleep(every)
 
 
 def _failed(

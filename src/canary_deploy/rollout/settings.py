@@ -8,7 +8,8 @@ target reads its metrics every second, AWS reads CloudWatch's minutes.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Annotated, Any
+from pathlib import Path
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -85,6 +86,125 @@ class StepSettings(_Table):
         return self
 
 
+HOOK_NAMES = ("pre_rollout", "pre_step", "post_step", "pre_promote", "post_rollout", "on_rollback")
+# The hooks whose failure changes the rollout, and what it does by default: a failing
+# `pre_rollout` ends it before any traffic moves; the others hold it for a human.
+GATE_DEFAULTS: dict[str, Literal["pause", "rollback"]] = {
+    "pre_rollout": "rollback",
+    "pre_step": "pause",
+    "pre_promote": "pause",
+}
+
+
+def _http_url(value: str | None) -> str | None:
+    if value is not None and not value.startswith(("http://", "https://")):
+        raise ValueError(f"url must start with http:// or https://, got {value!r}")
+    return value
+
+
+class HookSettings(_Table):
+    """One lifecycle hook: a command (`command = "./smoke.sh"`, run by /bin/sh; or a list
+    of arguments, run as is) or an HTTP call (`url`: a POST with a JSON body)."""
+
+    command: str | tuple[str, ...] | None = None
+    url: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: PositiveSeconds = 30.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 0
+    on_failure: Literal["pause", "rollback"] | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _command_alone(cls, value: Any) -> Any:
+        return {"command": value} if isinstance(value, str | list | tuple) else value
+
+    @model_validator(mode="after")
+    def _one_action(self) -> HookSettings:
+        _http_url(self.url)
+        if (self.command is None) == (self.url is None):
+            raise ValueError("a hook needs exactly one of command or url")
+        if self.command is not None and not "".join(self.command).strip():
+            raise ValueError("command is empty")
+        return self
+
+
+class HooksSettings(_Table):
+    """`[rollout.hooks]`: the lifecycle hooks (see rollout/hooks.py for when each runs),
+    where their commands run, and the header that routes a tester to the canary."""
+
+    pre_rollout: HookSettings | None = None
+    pre_step: HookSettings | None = None
+    post_step: HookSettings | None = None
+    pre_promote: HookSettings | None = None
+    post_rollout: HookSettings | None = None
+    on_rollback: HookSettings | None = None
+    # Passed to every hook as CANARY_TESTER_HEADER ("X-Canary: always"); `canary route
+    # add --header X-Canary=always --to canary` makes the listener honour it.
+    tester_header: str | None = None
+    # Where commands run; None: the directory `canary rollout` was started in.
+    workdir: Path | None = None
+
+    @field_validator("tester_header")
+    @classmethod
+    def _header(cls, value: str | None) -> str | None:
+        return None if value is None else normalize_header(value)
+
+    @model_validator(mode="after")
+    def _gates_only(self) -> HooksSettings:
+        for name in ("post_step", "post_rollout", "on_rollback"):
+            hook = getattr(self, name)
+            if hook is not None and hook.on_failure is not None:
+                raise ValueError(
+                    f"{name}: on_failure is for the gates (pre_rollout, pre_step, "
+                    f"pre_promote); a failing {name} is recorded and changes nothing"
+                )
+        return self
+
+    def get(self, name: str) -> HookSettings | None:
+        hook: HookSettings | None = getattr(self, name)
+        return hook
+
+    def on_failure(self, name: str) -> Literal["pause", "rollback"]:
+        hook = self.get(name)
+        return (hook.on_failure if hook else None) or GATE_DEFAULTS[name]
+
+
+def normalize_header(value: str) -> str:
+    """`X-Canary: always` from that or `X-Canary=always`.
+
+    >>> normalize_header("X-Canary=always"), normalize_header(" X-Canary:always ")
+    ('X-Canary: always', 'X-Canary: always')
+    """
+    name, sep, rest = value.strip().partition(":")
+    if not sep:
+        name, sep, rest = value.strip().partition("=")
+    name, rest = name.strip(), rest.strip()
+    if not sep or not name or not rest or any(c in name for c in " \t\r\n:="):
+        raise ValueError(f"expected a header like 'X-Canary: always', got {value!r}")
+    return f"{name}: {rest}"
+
+
+NotifyEvent = Literal["started", "step", "paused", "rolled_back", "promoted"]
+NOTIFY_EVENTS: tuple[str, ...] = ("started", "step", "paused", "rolled_back", "promoted")
+
+
+class NotificationSettings(_Table):
+    """One `[[notifications]]` webhook: which rollout events it gets and in what format."""
+
+    url: str
+    format: Literal["json", "slack"] = "json"
+    events: tuple[NotifyEvent, ...] = ("started", "step", "paused", "rolled_back", "promoted")
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: PositiveSeconds = 5.0
+    retries: Annotated[int, Field(ge=0, le=10)] = 3
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        _http_url(value)
+        return value
+
+
 class RolloutSettings(_Table):
     """Everything `[rollout]` may hold; see `plan.build_plan` for what each one does."""
 
@@ -104,6 +224,17 @@ class RolloutSettings(_Table):
     max_canary_tasks: Annotated[int, Field(ge=1)] | None = None
     baseline: StrictBool | None = None
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
+    hooks: HooksSettings = Field(default_factory=HooksSettings)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _notifications_are_top_level(cls, value: Any) -> Any:
+        if isinstance(value, Mapping) and "notifications" in value:
+            raise ValueError(
+                "notifications: webhooks go in a top-level [[notifications]] table, not "
+                "under [rollout]"
+            )
+        return value
 
     @field_validator("judge", mode="before")
     @classmethod
