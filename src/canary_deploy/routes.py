@@ -121,8 +121,7 @@ class RouteMatch:
             if not _HEADER_VALUE.fullmatch(value) or len(value) > MAX_VALUE_CHARS:
                 raise UsageError(
                     f"{option} value {value!r} is not a header value ALB can match",
-                    hint=f"1-{MAX_VALUE_CHARS} printable ASCII characters; * and ? are "
-                    "wildcards",
+                    hint=f"1-{MAX_VALUE_CHARS} printable ASCII characters; * and ? are wildcards",
                 )
         elif not value or not _COOKIE_VALUE.fullmatch(value):
             raise UsageError(

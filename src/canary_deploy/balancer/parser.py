@@ -59,8 +59,6 @@ _CODING = re.compile(
 )
 
 
-
-
 def simple_request_pattern(rule_headers: Iterable[bytes] = ()) -> re.Pattern[bytes]:
     """The fast path's pattern; a head that carries one of `rule_headers` (the headers
     the listener's rules read, lowercase) does not match either: it takes the parser,

@@ -51,7 +51,8 @@ class ListenerRules:
     def match(self, headers: Sequence[tuple[bytes, bytes]]) -> TesterBooking | None:
         """The booking of the first rule (by priority) the request's headers satisfy: a
         header sent several times matches when any of its values does (as on ALB)."""
-        lowered = [(name.lower(), value) for name, value in headers]
+        # llhttp keeps whitespace after a value; it is not part of it (RFC 9110 5.5).
+        lowered = [(name.lower(), value.rstrip(b" \t")) for name, value in headers]
         for rule in self._compiled:
             for name, value in lowered:
                 if name == rule.header and any(p.fullmatch(value) for p in rule.patterns):
