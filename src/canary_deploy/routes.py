@@ -17,8 +17,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from canary_deploy.backend import GROUPS, Version
 from canary_deploy.errors import UsageError
+from canary_deploy.weights import Group
+
+Version = Group
+GROUPS: tuple[Version, Version, Version] = ("stable", "canary", "baseline")
 
 RouteKind = Literal["header", "cookie"]
 # What a request is booked on: its target group, or that group's tester traffic.
@@ -271,3 +274,21 @@ def find_route(routes: Sequence[TesterRoute], which: str | RouteMatch) -> Tester
         f"no tester route {shown}",
         hint=f"routes now: {listed} (`canary route list`)",
     )
+
+
+def tester_notes(doc: Any) -> list[str]:
+    """`status` lines for the daemon's tester-route document (see local.report): each
+    route, and what it routed in the window, which the traffic figures leave out."""
+    if not isinstance(doc, dict) or not doc.get("routes"):
+        return []
+    requests = doc.get("tester_requests", {})
+    window = doc.get("window_seconds", 60)
+    notes = []
+    for route in routes_from_list(doc["routes"]):
+        notes.append(f"tester route {route} (before the weights)")
+    routed = ", ".join(f"{g} {requests.get(g, 0)}" for g in GROUPS if requests.get(g, 0))
+    notes.append(
+        f"tester requests in the last {window} s: {routed or 'none'} "
+        "(routed by rules: not in the traffic figures, never judged)"
+    )
+    return notes
