@@ -251,7 +251,7 @@ def add_route(routes: Sequence[TesterRoute], match: RouteMatch, to: Version) -> 
     (two rules with the same condition: the second would never be evaluated)."""
     for route in routes:
         if route.match.same_condition(match):
-            same = "exists already" if route.to == to else f"already routes to {route.to}"
+            same = "already exists" if route.to == to else f"already routes to {route.to}"
             raise UsageError(
                 f"route {match} {same} (priority {route.priority})",
                 hint=f"`canary route delete {route.priority}` first to change it",
