@@ -276,7 +276,7 @@ def find_route(routes: Sequence[TesterRoute], which: str | RouteMatch) -> Tester
     )
 
 
-def tester_notes(doc: Any) -> list[str]:
+def route_notes(doc: Any) -> list[str]:
     """`status` lines for the daemon's tester-route document (see local.report): each
     route, and what it routed in the window, which the traffic figures leave out."""
     if not isinstance(doc, dict) or not doc.get("routes"):

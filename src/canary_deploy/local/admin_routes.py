@@ -13,7 +13,7 @@ from canary_deploy.backend import GROUPS, ReleaseSpec, Version
 from canary_deploy.balancer.admin import AdminServer, weights_from_body
 from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.local.dataplane_client import Listener
-from canary_deploy.local.report import listener_document, tester_document, traffic_document
+from canary_deploy.local.report import listener_document, routes_document, traffic_document
 from canary_deploy.local.services import EventSink, Supervisor
 from canary_deploy.local.statedb import damage
 from canary_deploy.local.store import StateStore, spec_from_dict, spec_to_dict
@@ -258,7 +258,7 @@ class StackAdmin:
         doc["spec"] = None if self._spec is None else spec_to_dict(self._spec)
         doc["services"] = {v: asdict(s) for v, s in self.supervisor.describe().items()}
         doc["traffic"] = traffic_document(self.balancer.metrics, time.time())
-        doc["rules"] = tester_document(self.balancer, time.time())
+        doc["rules"] = routes_document(self.balancer, time.time())
         return doc
 
 

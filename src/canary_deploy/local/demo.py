@@ -197,7 +197,7 @@ def rollback_step() -> DemoStep:
 TESTER_HEADER = ("X-Canary", "always")
 
 
-def tester_step(requests: int = 10) -> DemoStep:
+def pinned_tester_step(requests: int = 10) -> DemoStep:
     """Pin a tester to the canary by header, whatever the weights: add the route, send
     `requests` requests carrying the header (they all reach v2; they are tester traffic,
     not in the judge's counts), delete the route. No hold: the walk keeps its length."""
@@ -235,7 +235,7 @@ def _whoami(url: str, headers: dict[str, str]) -> str:
 def default_steps() -> list[DemoStep]:
     """After the first deploy (95/5): a tester pinned to the canary by header, the seed's
     remaining schedule, then a rollback."""
-    return [tester_step()] + [weight_step(w) for w in SEED_SCHEDULE[1:]] + [rollback_step()]
+    return [pinned_tester_step()] + [weight_step(w) for w in SEED_SCHEDULE[1:]] + [rollback_step()]
 
 
 def pick_listen(preferred: int = 8080) -> str:

@@ -56,7 +56,7 @@ def traffic_document(metrics: MetricsSource, now: float) -> dict[str, dict[str, 
     return traffic
 
 
-def tester_document(balancer: Listener, now: float) -> dict[str, Any]:
+def routes_document(balancer: Listener, now: float) -> dict[str, Any]:
     """The listener's tester routes and the requests they routed to each group over the
     last minute (tester traffic: never in `traffic`, never judged)."""
     requests = balancer.metrics.tester_requests(now - TRAFFIC_WINDOW_S, now)

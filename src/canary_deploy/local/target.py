@@ -39,7 +39,7 @@ from canary_deploy.local.stack import STEADY_TIMEOUT_S, LocalStack
 from canary_deploy.local.statedb import DB_NAME, damage, move_aside
 from canary_deploy.local.store import StateStore, spec_from_dict, spec_to_dict
 from canary_deploy.local.workload import LocalWorkload, wait_steady
-from canary_deploy.routes import tester_notes
+from canary_deploy.routes import route_notes
 from canary_deploy.weights import Weights
 
 
@@ -168,7 +168,7 @@ class LocalTarget:
             if states <= {"COMPLETED"}
             else "UPDATING"
         )
-        notes.extend(tester_notes(doc.get("rules")))
+        notes.extend(route_notes(doc.get("rules")))
         notes.append(f"state {self.paths.state_dir} (daemon pid {doc['pid']})")
         return Status(
             self.name, self.settings.stack_name, stack_status, listener, versions, tuple(notes)
