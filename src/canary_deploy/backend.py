@@ -1,7 +1,7 @@
 """The three Protocols every target implements, and the value types they exchange.
 
-Both targets (aws, local) implement `TrafficRouter`, `Workload` and `MetricsSource`,
-and a `Target` bundles them with the stack lifecycle (deploy, status, delete).
+Both targets (aws, local) implement `TrafficRouter`, `Workload`, `MetricsSource` and
+`TesterRouter`, and a `Target` bundles them with the stack lifecycle (deploy, status, delete).
 Tests use small hand-written fakes of these Protocols.
 """
 
@@ -11,6 +11,7 @@ from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
+from canary_deploy.routes import RouteMatch, TesterRoute
 from canary_deploy.weights import Group, Weights
 
 # A target group and the service behind it. `baseline` runs stable's image beside the
@@ -63,6 +64,24 @@ class TrafficRouter(Protocol):
 
     def verify_weights(self, weights: Weights) -> bool:
         """True when the load balancer reports exactly these weights now."""
+        ...
+
+
+class TesterRouter(Protocol):
+    """The listener's rules that pin testers to a target group by header or cookie,
+    evaluated before the weighted forward action (which `set_weights` alone changes)."""
+
+    def list_routes(self) -> list[TesterRoute]:
+        """The tool's tester routes on the listener now, in priority order."""
+        ...
+
+    def add_route(self, match: RouteMatch, to: Version) -> TesterRoute:
+        """Add a rule forwarding requests that satisfy `match` to `to`, after the existing
+        ones (a free priority); a route with the same condition is a UsageError."""
+        ...
+
+    def delete_route(self, route: TesterRoute) -> None:
+        """Remove this route's rule (other rules on the listener are never touched)."""
         ...
 
 
@@ -293,6 +312,7 @@ class Target(Protocol):
     router: TrafficRouter
     workload: Workload
     metrics: MetricsSource
+    routes: TesterRouter
 
     def deploy(self, spec: ReleaseSpec, progress: Progress) -> None:
         """Create the stack, or update it in place keeping the live weights."""
@@ -303,7 +323,7 @@ class Target(Protocol):
         ...
 
     def delete(self, progress: Progress, *, purge: bool = False) -> None:
-        """Tear the stack down and wait until it is gone."""
+        """Tear the stack down (its tester routes too) and wait until it is gone."""
         ...
 
     def deployed_spec(self) -> ReleaseSpec | None:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from canary_deploy.backend import OrderedChanges, Progress, ReleaseSpec, Status, Target
+from canary_deploy.backend import OrderedChanges, Progress, ReleaseSpec, Status, Target, Version
 from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
+from canary_deploy.routes import RouteMatch, TesterRoute, find_route
 from canary_deploy.weights import STABLE_ONLY, Group, Weights
 
 LOCAL_DEFAULT_IMAGES = ("builtin:v1", "builtin:v2")
@@ -148,3 +149,23 @@ def rollback(target: Target) -> Status:
 
 def delete(target: Target, progress: Progress, *, purge: bool = False) -> None:
     target.delete(progress, purge=purge)
+
+
+# ---- tester routes (listener rules before the weighted action)
+
+
+def list_routes(target: Target) -> list[TesterRoute]:
+    """The tester routes on the listener now, in the order they are evaluated."""
+    return target.routes.list_routes()
+
+
+def add_route(target: Target, match: RouteMatch, to: Version) -> TesterRoute:
+    """Pin requests that satisfy `match` to the `to` group, whatever the weights."""
+    return target.routes.add_route(match, to)
+
+
+def delete_route(target: Target, which: str | RouteMatch) -> TesterRoute:
+    """Remove the route named by its priority (its id) or by the same condition."""
+    route = find_route(target.routes.list_routes(), which)
+    target.routes.delete_route(route)
+    return route

@@ -77,6 +77,10 @@ def test_every_call_the_cli_makes_is_in_the_policy(aws_env: AwsEnv, cli: CliRunn
         (("deploy",), {"IMAGE_URI_CANARY": "repo/app:v3"}),
         (("deploy",), {"IMAGE_URI_CANARY": f"repo/app:v4-{FAILING_IMAGE_MARK}"}),
         (("status", "--output", "json"), {}),
+        (("route", "add", "--header", "X-Canary=always", "--to", "canary"), {}),
+        (("route", "list"), {}),
+        (("route", "add", "--cookie", "tester=yes", "--to", "stable"), {}),
+        (("route", "delete", "1"), {}),
         (("delete", "--yes"), {}),
     ]:
         cli(*args, **env)
@@ -88,6 +92,8 @@ def test_every_call_the_cli_makes_is_in_the_policy(aws_env: AwsEnv, cli: CliRunn
         "cloudformation:DeleteStack",
         "cloudformation:DescribeStackEvents",
         "elasticloadbalancing:ModifyListener",
+        "elasticloadbalancing:CreateRule",
+        "elasticloadbalancing:DeleteRule",
         "elasticloadbalancing:DescribeTargetHealth",
         "ecs:DescribeTaskDefinition",
         "ec2:DescribeSubnets",

@@ -3,6 +3,7 @@ leaves nothing running."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -26,7 +27,12 @@ def test_demo_walks_the_schedule_and_cleans_up(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=err_file,
         text=True,
-        env={"PATH": "/usr/bin:/bin", "COLUMNS": "120"},
+        # (PYTHONPATH passes through: the code under test, from a checkout or worktree.)
+        env={
+            "PATH": "/usr/bin:/bin",
+            "COLUMNS": "120",
+            **{k: v for k, v in os.environ.items() if k == "PYTHONPATH"},
+        },
     )
     assert demo.stdout is not None
     head = ""
@@ -60,6 +66,21 @@ def test_demo_walks_the_schedule_and_cleans_up(tmp_path: Path) -> None:
         ("set-weights", "0/100"),
         ("rollback", "100/0"),
     ], out
+    # At 95/5 a tester is pinned to the canary by header (issue 16), then let go.
+    assert re.search(
+        r"^tester route #1 --header X-Canary=always -> canary: "
+        r"canary route add --header X-Canary=always --to canary$",
+        out,
+        re.M,
+    ), out
+    assert re.search(
+        r"^   10 requests with X-Canary: always: v2 10 \(all reached the canary at weights "
+        r"95/5; tester traffic, not judged\)$",
+        out,
+        re.M,
+    ), out
+    assert "tester route deleted: every request follows the weights again" in out
+    assert out.index("tester route deleted") < out.index("-> set-weights: weights 75/25")
     # Each step's traffic follows its weights: nothing reaches v2 at 100/0 or v1 at 0/100.
     shares = re.findall(r"v1 (\d+), v2 (\d+)", out)
     assert int(shares[3][0]) == 0 and int(shares[3][1]) > 0, out

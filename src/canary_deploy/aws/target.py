@@ -11,6 +11,7 @@ from canary_deploy.aws.metrics import CloudWatchMetrics
 from canary_deploy.aws.network import resolve_network
 from canary_deploy.aws.promotion import StackWorkload, live_parameters
 from canary_deploy.aws.router import AlbRouter, to_alb
+from canary_deploy.aws.routes import AlbRoutes
 from canary_deploy.aws.stack import Stack, StackInfo, StackOutputs
 from canary_deploy.aws.stack_states import status_note
 from canary_deploy.aws.workload import EcsWorkload
@@ -20,6 +21,7 @@ from canary_deploy.backend import (
     Progress,
     ReleaseSpec,
     Status,
+    TesterRouter,
     TrafficRouter,
     TrafficStatus,
     Version,
@@ -54,6 +56,9 @@ class AwsTarget:
         self.router: TrafficRouter = self.alb
         self.workload: Workload = StackWorkload(self.stack, self.ecs, self.alb, self.health)
         self.metrics: MetricsSource = self.cloudwatch
+        # Listener rules before the weighted default action (never touched by ModifyListener).
+        self.rules = AlbRoutes(clients.elbv2, self.outputs, self._errors)
+        self.routes: TesterRouter = self.rules
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AwsTarget:
@@ -200,7 +205,10 @@ class AwsTarget:
         return None  # the seed's deploy always names both images
 
     def delete(self, progress: Progress, *, purge: bool = False) -> None:
-        """Tear the stack down and wait until it is gone."""
+        """Remove the tool's listener rules, then tear the stack down and wait until it
+        is gone."""
+        if self.stack.describe() is not None:
+            self.rules.delete_all(progress)
         try:
             self.stack.delete(progress)
         except StackNotFound as exc:

@@ -20,6 +20,7 @@ from canary_deploy.balancer.admin_http import Handler as Handler
 from canary_deploy.balancer.admin_http import IfTaken
 from canary_deploy.balancer.config import TargetHealth
 from canary_deploy.errors import UsageError
+from canary_deploy.routes import TesterRoute, routes_from_list
 from canary_deploy.weights import Weights
 
 if TYPE_CHECKING:
@@ -231,6 +232,22 @@ async def get_rejections(balancer: Balancer, body: Any, params: dict[str, str]) 
     return balancer.metrics.rejections()
 
 
+async def get_rules(balancer: Balancer, body: Any, params: dict[str, str]) -> Any:
+    return [r.to_dict() for r in balancer.get_rules()]
+
+
+async def put_rules(balancer: Balancer, body: Any, params: dict[str, str]) -> Any:
+    """Replace the listener's rules: a JSON list of routes (see routes.TesterRoute)."""
+    balancer.set_rules(routes_from_list(body))
+    return [r.to_dict() for r in balancer.get_rules()]
+
+
+async def get_tester_requests(balancer: Balancer, body: Any, params: dict[str, str]) -> Any:
+    """Requests the rules routed to each group in a window (never in /counts)."""
+    window = Window.from_params(params)
+    return balancer.metrics.tester_requests(window.start, window.end)
+
+
 BalancerHandler = Callable[["Balancer", Any, dict[str, str]], Awaitable[Any]]
 ROUTES: tuple[tuple[str, str, BalancerHandler], ...] = (
     ("GET", "/weights", get_weights),
@@ -243,6 +260,9 @@ ROUTES: tuple[tuple[str, str, BalancerHandler], ...] = (
     ("GET", "/quantiles", get_quantiles),
     ("GET", "/buckets", get_buckets),
     ("GET", "/rejections", get_rejections),
+    ("GET", "/rules", get_rules),
+    ("PUT", "/rules", put_rules),
+    ("GET", "/tester-requests", get_tester_requests),
 )
 
 
@@ -288,6 +308,13 @@ class BalancerAdmin:
 
     def rejections(self) -> dict[str, int]:
         return dict(self.client.request("GET", "/rejections"))
+
+    def rules(self) -> list[TesterRoute]:
+        return routes_from_list(self.client.request("GET", "/rules"))
+
+    def set_rules(self, routes: list[TesterRoute]) -> list[TesterRoute]:
+        doc = self.client.request("PUT", "/rules", [r.to_dict() for r in routes])
+        return routes_from_list(doc)
 
     def metrics_text(self) -> str:
         return str(self.client.request("GET", "/metrics"))

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 from canary_deploy.balancer.limits import HEAD_TIMEOUT_S, default_max_connections
 from canary_deploy.balancer.metrics import MetricsRecorder
 from canary_deploy.balancer.routing import Router, Stickiness
+from canary_deploy.balancer.rules import ListenerRules
 
 _monotonic = time.monotonic  # the clock of every idle-timeout comparison
 
@@ -39,6 +40,7 @@ class ProxyContext:
         listen_host: str = "127.0.0.1",
         head_timeout_s: float = HEAD_TIMEOUT_S,
         max_connections: int | None = None,
+        rules: ListenerRules | None = None,
     ) -> None:
         self.loop = loop
         self.router = router
@@ -47,6 +49,8 @@ class ProxyContext:
         self.head_timeout_s = head_timeout_s
         self.max_connections = max_connections or default_max_connections()
         self.stickiness = stickiness
+        # The listener's rules, changed in place; the fast path reads its pattern there.
+        self.rules = ListenerRules() if rules is None else rules
         self.listen_port = str(listen_port).encode()
         self.listen_host = listen_host.encode()
         self.clients: set[Client] = set()

@@ -4,7 +4,7 @@ The client side (`proxy.ClientConnection`) and the target side
 (`upstream.UpstreamConnection`) call each other about an `Exchange`; each depends only
 on a small Protocol of the other (`Downstream`, `Upstream`), and both on `RoutedTarget`
 for the target the request went to, so this module imports nothing of the balancer's
-but `flow` and the import graph has no cycle.
+but `flow` (and the domain's `routes`) and the import graph has no cycle.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections import deque
 from typing import Any, Protocol
 
-from canary_deploy.backend import Version
 from canary_deploy.balancer.flow import FlowControl
+from canary_deploy.routes import Booking
 
 
 class RoutedTarget(Protocol):
@@ -124,11 +124,13 @@ class Exchange:
         self.http10 = False  # an HTTP/1.0 client: no chunked response
         self.keep_alive = True
         self.expect_continue = False
-        self.sticky: Version | None = None
+        # The group the request is bound to before the weights: a listener rule's (a
+        # tester booking: the group whatever it holds) or an AWSALBTG cookie's.
+        self.sticky: Booking | None = None
         self.request_complete = False
         self.response_started = False
         self.done = False
-        self.version: Version = "stable"
+        self.version: Booking = "stable"  # what its metrics are booked on
         self.target: RoutedTarget | None = None
         self.upstream: Upstream | None = None
         self.sent_at = 0.0

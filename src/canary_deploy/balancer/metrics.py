@@ -1,4 +1,9 @@
-"""Per-target-group request metrics in 1-second buckets with log-linear latency histograms."""
+"""Per-target-group request metrics in 1-second buckets with log-linear latency histograms.
+
+Requests a listener rule routed (tester traffic, see canary_deploy.routes) are booked on
+their group's tester booking (`tester/canary`, ...): `window` reads them, and `counts`
+(what the judge reads) never does.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from canary_deploy.backend import GROUPS, Version, VersionCounts
+from canary_deploy.routes import BOOKINGS, TESTER_OF, Booking
 
 # Histogram buckets: 1 microsecond wide below 32 us, then 16 equal buckets per power of
 # two (relative width <= 1/16), so quantiles are within ~3% and "slower than T" is
@@ -146,10 +152,10 @@ class MetricsRecorder:
         self.retention_s = retention_s
         # By status; never booked on a group, so never evidence against a version.
         self.rejected = dict.fromkeys(REJECTION_STATUSES, 0)
-        self._seconds: dict[int, dict[Version, _Cell]] = {}
-        self._totals: dict[Version, _Cell] = {v: _Cell() for v in GROUPS}
+        self._seconds: dict[int, dict[Booking, _Cell]] = {}
+        self._totals: dict[Booking, _Cell] = {b: _Cell() for b in BOOKINGS}
         self._second = -1
-        self._current: dict[Version, _Cell] = {}
+        self._current: dict[Booking, _Cell] = {}
 
     @property
     def rejected_400(self) -> int:
@@ -166,7 +172,7 @@ class MetricsRecorder:
 
     # ---- hot path
 
-    def _cell(self, version: Version) -> _Cell:
+    def _cell(self, version: Booking) -> _Cell:
         now = int(time.time())
         if now != self._second:
             self._roll(now)
@@ -175,7 +181,7 @@ class MetricsRecorder:
             cell = self._current[version] = _Cell()
         return cell
 
-    def record_response(self, version: Version, status: int, latency_s: float) -> None:
+    def record_response(self, version: Booking, status: int, latency_s: float) -> None:
         """A response from a target (any status) and its target response time."""
         cell = self._current.get(version)
         if cell is None or int(time.time()) != self._second:
@@ -200,7 +206,7 @@ class MetricsRecorder:
         hist = cell.hist
         hist[index] = hist.get(index, 0) + 1
 
-    def record_balancer_error(self, version: Version, status: int) -> None:
+    def record_balancer_error(self, version: Booking, status: int) -> None:
         """A 502/503/504 the balancer generated for a request routed to this group."""
         cell = self._cell(version)
         cell.requests += 1
@@ -223,7 +229,7 @@ class MetricsRecorder:
 
     # ---- queries
 
-    def window(self, version: Version, start: float, end: float) -> WindowStats:
+    def window(self, version: Booking, start: float, end: float) -> WindowStats:
         """Sum of the 1-second buckets that overlap [start, end)."""
         total = _Cell()
         for second, cells in list(self._seconds.items()):
@@ -262,6 +268,10 @@ class MetricsRecorder:
     ) -> tuple[float | None, ...]:
         stats = self.window(version, start, end)
         return tuple(stats.quantile(q) for q in qs)
+
+    def tester_requests(self, start: float, end: float) -> dict[Version, int]:
+        """Requests listener rules routed to each group in [start, end) (not in `counts`)."""
+        return {v: self.window(TESTER_OF[v], start, end).requests for v in GROUPS}
 
     # ---- export
 
@@ -318,7 +328,7 @@ class MetricsRecorder:
         """Restore persisted buckets (after a restart); a restored second replaces ours."""
         for doc in buckets:
             version = doc["version"]
-            if version not in GROUPS:
+            if version not in BOOKINGS:
                 continue
             second = int(doc["t"])
             self._seconds.setdefault(second, {})[version] = _Cell.from_dict(doc)

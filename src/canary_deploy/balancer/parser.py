@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
 
 import httptools
 
@@ -29,6 +31,9 @@ from canary_deploy.balancer.http11 import (
 )
 from canary_deploy.balancer.limits import MAX_HEAD_BYTES
 from canary_deploy.balancer.routing import Stickiness
+
+if TYPE_CHECKING:
+    from canary_deploy.balancer.rules import ListenerRules
 
 _REPLACED = frozenset({b"expect", b"x-forwarded-proto", b"x-forwarded-port", b"x-forwarded-for"})
 _DROPPED = HOP_BY_HOP | _REPLACED
@@ -54,24 +59,32 @@ _CODING = re.compile(
 )
 
 
-# Any header line but those and Host.
-_OTHER_LINE = (
-    rb"(?!(?:"
-    + first_letter_alternatives([*LOOKED_AT_HEADERS, b"host"])
-    + rb"):)"
-    + TOKEN_CHAR
-    + rb"++:[\t -~]*+\r\n"
-)
-# Exactly one valid Host line, anywhere among the others.
-SIMPLE_REQUEST = re.compile(
-    rb"(GET|HEAD) /[!-~]*+ HTTP/1\.1\r\n(?:"
-    + _OTHER_LINE
-    + rb")*+(?i:host):[ \t]*+"
-    + HOST_VALUE
-    + rb"[ \t]*+\r\n(?:"
-    + _OTHER_LINE
-    + rb")*+\r\n"
-)
+def simple_request_pattern(rule_headers: Iterable[bytes] = ()) -> re.Pattern[bytes]:
+    """The fast path's pattern; a head that carries one of `rule_headers` (the headers
+    the listener's rules read, lowercase) does not match either: it takes the parser,
+    which evaluates the rules (see rules.ListenerRules)."""
+    # Any header line but those and Host.
+    other_line = (
+        rb"(?!(?:"
+        + first_letter_alternatives(sorted({*LOOKED_AT_HEADERS, *rule_headers, b"host"}))
+        + rb"):)"
+        + TOKEN_CHAR
+        + rb"++:[\t -~]*+\r\n"
+    )
+    # Exactly one valid Host line, anywhere among the others.
+    return re.compile(
+        rb"(GET|HEAD) /[!-~]*+ HTTP/1\.1\r\n(?:"
+        + other_line
+        + rb")*+(?i:host):[ \t]*+"
+        + HOST_VALUE
+        + rb"[ \t]*+\r\n(?:"
+        + other_line
+        + rb")*+\r\n"
+    )
+
+
+# With no listener rule.
+SIMPLE_REQUEST = simple_request_pattern()
 
 
 class FramingError(Exception):
@@ -99,6 +112,7 @@ class RequestReader:
         listen_port: bytes,
         stickiness: Stickiness | None,
         listen_host: bytes = b"127.0.0.1",
+        rules: ListenerRules | None = None,
     ) -> None:
         self._client = client
         self._client_ip = client_ip
@@ -106,6 +120,7 @@ class RequestReader:
         # ALB's Host for an HTTP/1.0 request without one: the load balancer's own name.
         self._own_host = listen_host + b":" + listen_port
         self._stickiness = stickiness
+        self._rules = rules
         self.parser = httptools.HttpRequestParser(self)
         self._parser = self.parser
         self.new: list[Exchange] = []  # exchanges whose head arrived in the last feed
@@ -238,6 +253,13 @@ class RequestReader:
         exchange.expect_continue = self._expect_continue and exchange.has_body
         if self._stickiness is not None and self._cookie is not None:
             exchange.sticky = self._stickiness.version_from_cookie(self._cookie)
+        rules = self._rules
+        if rules is not None and rules.routes:
+            # A listener rule beats the weights and stickiness (ALB evaluates rules before
+            # the default action); its requests are booked as tester traffic.
+            booking = rules.match(self._headers)
+            if booking is not None:
+                exchange.sticky = booking
         self._current = exchange
         self.new.append(exchange)
 

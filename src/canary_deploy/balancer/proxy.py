@@ -33,7 +33,6 @@ from canary_deploy.balancer.limits import (
     SIMPLE_REQUEST_MAX,
 )
 from canary_deploy.balancer.parser import (
-    SIMPLE_REQUEST,
     FramingError,
     RequestReader,
     rejection_status,
@@ -54,6 +53,7 @@ class ClientConnection(asyncio.Protocol):
         self.ctx = ctx
         self._chooser = ctx.router.chooser  # the fast path routes without Router.choose
         self._groups = ctx.router.groups
+        self._rules = ctx.rules  # the fast path's pattern refuses the heads rules read
         self.transport: Any = None
         self.queue: deque[Exchange] = deque()
         self.reader: RequestReader | None = None
@@ -78,7 +78,7 @@ class ClientConnection(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         client_ip = str(peer[0]).encode() if isinstance(peer, tuple) else b"127.0.0.1"
         self.reader = RequestReader(
-            self, client_ip, ctx.listen_port, ctx.stickiness, ctx.listen_host
+            self, client_ip, ctx.listen_port, ctx.stickiness, ctx.listen_host, ctx.rules
         )
         self._suffix = self.reader.forwarded_suffix()
         ctx.clients.add(self)
@@ -92,7 +92,7 @@ class ClientConnection(asyncio.Protocol):
             not self.queue
             and reader.at_boundary
             and len(data) <= SIMPLE_REQUEST_MAX
-            and (match := SIMPLE_REQUEST.fullmatch(data)) is not None
+            and (match := self._rules.simple_request(data)) is not None
         ):
             # The fast path (see SIMPLE_REQUEST): the head as it came, minus its final
             # CRLF, plus our headers; then straight to a target, no parser callbacks.

@@ -7,12 +7,13 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from email.utils import formatdate
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from canary_deploy.backend import GROUPS, Version
 from canary_deploy.balancer.clock import wall_second
 from canary_deploy.balancer.config import Algorithm, HealthState
 from canary_deploy.balancer.exchange import Upstream
+from canary_deploy.routes import BOOKINGS, GROUP_OF_TESTER, TESTER_OF, Booking
 from canary_deploy.weights import Weights
 
 STICKY_COOKIE = b"AWSALBTG"
@@ -271,7 +272,7 @@ class Stickiness:
         self.duration_s: int | None = duration_s
         self._by_token: dict[bytes, Version] = {}
         self._until = -1.0  # monotonic time at which the cached headers' second ends
-        self._cached: dict[Version, bytes] = {}
+        self._cached: dict[Booking, bytes] = {}
         self.set_duration(duration_s)
 
     def set_duration(self, duration_s: int | None) -> None:
@@ -279,7 +280,7 @@ class Stickiness:
         self.duration_s = duration_s
         if duration_s is None:
             self._by_token = {}
-            self._cached = dict.fromkeys(GROUPS, b"")
+            self._cached = dict.fromkeys(BOOKINGS, b"")
             self._until = math.inf  # never rebuilt while off
         else:
             # Cookies issued before it was off name the same groups: they bind again.
@@ -298,8 +299,9 @@ class Stickiness:
         value = cookie_header[start:] if end < 0 else cookie_header[start:end]
         return self._by_token.get(value.strip())
 
-    def set_cookie_header(self, version: Version, now: float) -> bytes:
-        """A complete `Set-Cookie:` header line (empty while off); `now`: monotonic time.
+    def set_cookie_header(self, version: Booking, now: float) -> bytes:
+        """A complete `Set-Cookie:` header line (empty while off, and for a request a
+        listener rule routed); `now`: monotonic time.
 
         Rebuilt once per wall-clock second (tracked on the monotonic clock the hot
         path reads anyway), so Expires is exact to the second.
@@ -308,34 +310,46 @@ class Stickiness:
             duration = self.duration_s or 0  # never 0 here: off never rebuilds
             second, self._until = wall_second(now)
             expires = formatdate(second + duration, usegmt=True).encode()
-            self._cached = {
+            cached: dict[Booking, bytes] = {
                 v: b"Set-Cookie: %s=%s; Expires=%s; Path=/\r\n"
                 % (STICKY_COOKIE, sticky_token(v), expires)
                 for v in GROUPS
             }
+            # A rule's forward has a single group and no stickiness: no cookie.
+            cached.update(dict.fromkeys(TESTER_OF.values(), b""))
+            self._cached = cached
         return self._cached[version]
 
 
 class Router:
     """The listener's weighted forward action over the stable, canary and baseline groups."""
 
-    __slots__ = ("chooser", "groups")
+    __slots__ = ("_rule_groups", "chooser", "groups")
 
     def __init__(self, weights: Weights, algorithm: Algorithm, slow_start_s: float = 0) -> None:
         self.chooser = SmoothWeighted(weights)
         self.groups: dict[Version, TargetGroup] = {
             v: TargetGroup(v, algorithm, slow_start_s) for v in GROUPS
         }
+        # A listener rule's booking -> the group it forwards to.
+        self._rule_groups: dict[str, TargetGroup] = {
+            booking: self.groups[group] for booking, group in GROUP_OF_TESTER.items()
+        }
 
-    def choose(self, sticky: Version | None = None) -> tuple[Version, Target | None]:
+    def choose(self, sticky: Booking | None = None) -> tuple[Booking, Target | None]:
         """The group for the next request and a target in it (None: group is empty).
 
-        A sticky binding beats the weights, as on ALB: its group gets the request even
-        at weight 0, while the group has registered targets. A rollback therefore turns
-        stickiness off in the same listener change (canary_deploy.stickiness).
+        A listener rule's binding (a tester booking) sends the request to its group
+        whatever it holds: no target is ALB's 503. A sticky binding beats the weights,
+        as on ALB: its group gets the request even at weight 0, while the group has
+        registered targets. A rollback therefore turns stickiness off in the same
+        listener change (canary_deploy.stickiness).
         """
         if sticky is not None:
-            group = self.groups[sticky]
+            rule_group = self._rule_groups.get(sticky)
+            if rule_group is not None:
+                return sticky, rule_group.pick()
+            group = self.groups[cast("Version", sticky)]
             if group.has_targets:
                 return sticky, group.pick()
         version = self.chooser.next()

@@ -11,7 +11,9 @@ from canary_deploy.balancer.health import HealthChecker
 from canary_deploy.balancer.metrics import MetricsRecorder
 from canary_deploy.balancer.proxy import ClientConnection, ProxyContext
 from canary_deploy.balancer.routing import Router, Stickiness, Target
+from canary_deploy.balancer.rules import ListenerRules
 from canary_deploy.errors import UsageError
+from canary_deploy.routes import TesterRoute
 from canary_deploy.weights import Weights
 
 # How often the idle-timeout sweep runs, at most (it runs 4x per timeout when shorter).
@@ -30,6 +32,7 @@ class Balancer:
         self.metrics = MetricsRecorder()
         self._router = Router(config.weights, config.algorithm, config.slow_start_s)
         self._stickiness = Stickiness(config.stickiness_s) if config.stickiness_s else None
+        self._rules = ListenerRules()
         self._health = HealthChecker(config.health, self._on_health_change)
         self._server: asyncio.Server | None = None
         self._ctx: ProxyContext | None = None
@@ -51,6 +54,7 @@ class Balancer:
             listen_host=self.config.host,
             head_timeout_s=self.config.head_timeout_s,
             max_connections=self.config.max_connections,
+            rules=self._rules,
         )
         self._server = await loop.create_server(
             lambda: ClientConnection(ctx), self.config.host, self.config.port, backlog=1024
@@ -140,6 +144,17 @@ class Balancer:
         self._router.chooser.set(weights)
         if self._stickiness is not None:
             self._stickiness.set_duration(stickiness_s)
+
+    # ---- the listener's rules
+
+    def get_rules(self) -> tuple[TesterRoute, ...]:
+        """The tester routes, in priority order."""
+        return self._rules.routes
+
+    def set_rules(self, routes: list[TesterRoute]) -> None:
+        """Replace every rule (evaluated before the weighted forward action), effective
+        for the next request; the weights and stickiness are not touched."""
+        self._rules.set(routes)
 
     @property
     def slow_start_s(self) -> float:

@@ -110,6 +110,7 @@ def _register_optional_commands() -> None:
     for module in (
         "canary_deploy.cli.stack_cmds",
         "canary_deploy.cli.traffic_cmds",
+        "canary_deploy.cli.route_cmds",
         "canary_deploy.cli.balancer_cmd",
         "canary_deploy.cli.config_cmd",
         "canary_deploy.cli.dashboard_cmd",

@@ -76,6 +76,9 @@ class LiveDemoView:
     def step_done(self, record: StepRecord) -> None:
         pass
 
+    def note(self, message: str) -> None:
+        console.print(message, markup=False, soft_wrap=True)  # above the live table
+
     def finished(self, records: list[StepRecord], summary: list[str]) -> None:
         if self.live.is_started:
             self.live.update(self._render(records))
@@ -109,6 +112,9 @@ class PlainDemoView:
             + ("-" if share is None else f"{share:.0%}")
             + f" canary), {record.errors} errors, p95 {ms(record.p95_s(), 1)}"
         )
+
+    def note(self, message: str) -> None:
+        console.print(message, markup=False, soft_wrap=True)
 
     def finished(self, records: list[StepRecord], summary: list[str]) -> None:
         console.print(_steps_table(records))

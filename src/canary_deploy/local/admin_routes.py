@@ -13,11 +13,12 @@ from canary_deploy.backend import GROUPS, ReleaseSpec, Version
 from canary_deploy.balancer.admin import AdminServer, weights_from_body
 from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.local.dataplane_client import Listener
-from canary_deploy.local.report import listener_document, traffic_document
+from canary_deploy.local.report import listener_document, routes_document, traffic_document
 from canary_deploy.local.services import EventSink, Supervisor
 from canary_deploy.local.statedb import damage
 from canary_deploy.local.store import StateStore, spec_from_dict, spec_to_dict
 from canary_deploy.local.tasks import ServiceSpec
+from canary_deploy.routes import RouteMatch, TesterRoute, add_route, find_route, group_named
 from canary_deploy.stickiness import listener_stickiness
 from canary_deploy.weights import Weights
 
@@ -61,6 +62,9 @@ class StackAdmin:
         # The listener starts under the same stickiness rule as every later change (a
         # daemon restarted after a rollback must not bind clients to the canary again).
         self._set_listener(balancer.get_weights())
+        # The stored rules are the truth (a rule change is on disk before the listener
+        # has it): a daemon that died in between puts the listener right.
+        balancer.set_rules(store.load_rules())
 
     def _set_listener(self, weights: Weights) -> str:
         """Weights and the stickiness they allow, in one listener change; says what
@@ -98,6 +102,9 @@ class StackAdmin:
         admin.add_route("GET", "/events", self._get_events)
         admin.add_route("POST", "/shutdown", self._shutdown)
         admin.add_route("POST", "/state/rebuild", self._rebuild_state)
+        admin.add_route("GET", "/rules", self._get_rules)
+        admin.add_route("POST", "/rules", self._post_rule)
+        admin.add_route("DELETE", "/rules/{priority}", self._delete_rule)
 
     def _change_weights(self, weights: Weights) -> str:
         """One weight change, numbered; nothing awaits in here, so changes are applied
@@ -186,6 +193,39 @@ class StackAdmin:
                 self.on_event("baseline", "baseline", "stop: 0 tasks")
         return {"desired_count": count, "replaced": replaced}
 
+    # ---- tester routes: listener rules before the weighted action (never touched by a
+    # ---- weight change; cleared by `delete` with the spec)
+
+    async def _get_rules(self, body: Any, query: dict[str, str]) -> Any:
+        """The listener's rules as it has them now, in priority order."""
+        return [r.to_dict() for r in self.balancer.get_rules()]
+
+    async def _post_rule(self, body: Any, query: dict[str, str]) -> Any:
+        """{"kind": "header"|"cookie", "name", "value", "to"}: a rule after the others."""
+        if not isinstance(body, dict) or not {"kind", "name", "value", "to"} <= body.keys():
+            raise UsageError('POST /rules needs {"kind", "name", "value", "to"}')
+        kind = body["kind"]
+        if kind not in ("header", "cookie"):
+            raise UsageError(f"unknown route kind {kind!r}", hint="header or cookie")
+        match = RouteMatch.parse(kind, f"{body['name']}={body['value']}")
+        routes = self.store.load_rules()
+        route = add_route(routes, match, group_named(str(body["to"])))
+        self._change_rules([*routes, route])
+        self.on_event("route", route.to, f"added {route}")
+        return route.to_dict()
+
+    async def _delete_rule(self, body: Any, query: dict[str, str]) -> Any:
+        routes = self.store.load_rules()
+        route = find_route(routes, query["priority"])
+        self._change_rules([r for r in routes if r != route])
+        self.on_event("route", route.to, f"deleted {route}")
+        return route.to_dict()
+
+    def _change_rules(self, routes: list[TesterRoute]) -> None:
+        # On disk first, as weights: a crash right after still restores them.
+        self.store.save_rules(routes)
+        self.balancer.set_rules(routes)
+
     async def _get_services(self, body: Any, query: dict[str, str]) -> Any:
         return {v: asdict(s) for v, s in self.supervisor.describe().items()}
 
@@ -218,6 +258,7 @@ class StackAdmin:
         doc["spec"] = None if self._spec is None else spec_to_dict(self._spec)
         doc["services"] = {v: asdict(s) for v, s in self.supervisor.describe().items()}
         doc["traffic"] = traffic_document(self.balancer.metrics, time.time())
+        doc["rules"] = routes_document(self.balancer, time.time())
         return doc
 
 

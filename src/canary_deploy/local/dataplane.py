@@ -86,10 +86,12 @@ class DataPlane:
                 await self.balancer.stop()
 
     async def _start_balancer(self, ready: Callable[[dict[str, Any]], None]) -> bool:
-        """The listener as the stored state left it: weights, spec, the last hour's metrics."""
+        """The listener as the stored state left it: weights, rules, spec, the last hour's
+        metrics."""
         with closing(StateStore(self.paths.state_dir)) as store:
             spec = store.load_spec()
             weights = store.load_weights() or (spec.weights if spec else DEFAULT_WEIGHTS)
+            rules = store.load_rules()
             buckets = store.load_buckets(time.time() - RESTORED_METRICS_S)
         # With a spec to restore, the listener opens once its tasks are back (see
         # `_open_when_restored`); a busy port is still an error right away.
@@ -100,6 +102,7 @@ class DataPlane:
         config = replace(self.options.balancer_config(spec, weights), port=self.port)
         self.balancer = Balancer(config)
         self.balancer.metrics.import_buckets(buckets)
+        self.balancer.set_rules(rules)
         try:
             if self.restoring:
                 _check_port_free(self.options.host, self.port)

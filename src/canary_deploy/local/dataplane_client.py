@@ -8,19 +8,21 @@ import asyncio
 import contextlib
 import signal
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
 from canary_deploy.backend import GROUPS, MetricsSource, Version
 from canary_deploy.balancer import BalancerConfig, TargetHealth
-from canary_deploy.balancer.admin import AdminClient
+from canary_deploy.balancer.admin import AdminClient, Window
 from canary_deploy.errors import UsageError
 from canary_deploy.local.commands import TaskCommand
 from canary_deploy.local.metrics import AdminMetrics
 from canary_deploy.local.options import StackOptions
 from canary_deploy.local.processes import free_port
 from canary_deploy.local.tasks import HealthState
+from canary_deploy.routes import TesterRoute, routes_from_list
 from canary_deploy.weights import Weights
 
 SNAPSHOT_TTL_S = 0.1  # one GET /tasks answers every task's poll() of one reconcile
@@ -31,6 +33,10 @@ class ListenerMetrics(MetricsSource, Protocol):
     per-second buckets it persists."""
 
     def export_buckets(self, since: float) -> list[dict[str, Any]]: ...
+
+    def tester_requests(self, start: float, end: float) -> dict[Version, int]:
+        """Requests listener rules routed to each group (never in `counts`)."""
+        ...
 
 
 class Listener(Protocol):
@@ -53,6 +59,10 @@ class Listener(Protocol):
     def set_slow_start(self, seconds: float) -> None: ...
 
     def target_health(self) -> dict[Version, list[TargetHealth]]: ...
+
+    def get_rules(self) -> Sequence[TesterRoute]: ...
+
+    def set_rules(self, routes: list[TesterRoute]) -> None: ...
 
 
 class DataPlaneClient:
@@ -79,6 +89,10 @@ class RemoteMetrics(AdminMetrics):
     def export_buckets(self, since: float) -> list[dict[str, Any]]:
         buckets: list[dict[str, Any]] = self.client.request("GET", f"/buckets?since={since}")
         return buckets
+
+    def tester_requests(self, start: float, end: float) -> dict[Version, int]:
+        doc = self.client.request("GET", f"/tester-requests?{Window(start, end).query()}")
+        return {v: int(doc.get(v, 0)) for v in GROUPS}
 
 
 class RemoteListener:
@@ -125,6 +139,12 @@ class RemoteListener:
     def target_health(self) -> dict[Version, list[TargetHealth]]:
         doc = self.client.request("GET", "/targets")
         return {v: [TargetHealth(**t) for t in doc.get(v, [])] for v in GROUPS}
+
+    def get_rules(self) -> list[TesterRoute]:
+        return routes_from_list(self.client.request("GET", "/rules"))
+
+    def set_rules(self, routes: list[TesterRoute]) -> None:
+        self.client.request("PUT", "/rules", [r.to_dict() for r in routes])
 
 
 class RemoteRegistry:

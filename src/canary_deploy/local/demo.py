@@ -7,11 +7,14 @@ The demo is a list of steps run in order against a real local stack; a later ste
 from __future__ import annotations
 
 import contextlib
+import json
 import shutil
 import socket
 import tempfile
 import threading
 import time
+import urllib.request
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +26,7 @@ from canary_deploy.config import Settings, load_settings
 from canary_deploy.errors import UsageError
 from canary_deploy.local.load import LoadGenerator, LoadPlan, Sample
 from canary_deploy.local.target import LocalTarget
+from canary_deploy.routes import RouteMatch
 from canary_deploy.units import plural
 from canary_deploy.web.run import background
 from canary_deploy.weights import STABLE_ONLY, Weights
@@ -68,6 +72,10 @@ class DemoView(Protocol):
 
     def step_done(self, record: StepRecord) -> None: ...
 
+    def note(self, message: str) -> None:
+        """A line about something the demo did between steps."""
+        ...
+
     def finished(self, records: list[StepRecord], summary: list[str]) -> None: ...
 
 
@@ -78,6 +86,7 @@ class DemoContext:
     progress: Progress
     records: list[StepRecord]
     hold_s: float
+    url: str = ""  # the listener's, once deployed
     # perf_counter: the same clock as Sample.written, so a response counts for the step
     # in effect when its request was sent, not when it came back.
     clock: Callable[[], float] = time.perf_counter
@@ -184,9 +193,49 @@ def rollback_step() -> DemoStep:
     return DemoStep("rollback", run)
 
 
+# The tester route the demo shows (`canary route add --header X-Canary=always --to canary`).
+TESTER_HEADER = ("X-Canary", "always")
+
+
+def pinned_tester_step(requests: int = 10) -> DemoStep:
+    """Pin a tester to the canary by header, whatever the weights: add the route, send
+    `requests` requests carrying the header (they all reach v2; they are tester traffic,
+    not in the judge's counts), delete the route. No hold: the walk keeps its length."""
+
+    def run(ctx: DemoContext) -> None:
+        name, value = TESTER_HEADER
+        route = usecases.add_route(
+            ctx.target, RouteMatch.parse("header", f"{name}={value}"), "canary"
+        )
+        ctx.view.note(f"tester route {route}: canary route add --header {name}={value} --to canary")
+        seen: Counter[str] = Counter(_whoami(ctx.url, {name: value}) for _ in range(requests))
+        weights = ctx.records[-1].weights if ctx.records else SEED_SCHEDULE[0]
+        answered = ", ".join(f"{v} {n}" for v, n in sorted(seen.items()))
+        verdict = "all reached the canary" if seen == {"v2": requests} else "NOT all on the canary"
+        ctx.view.note(
+            f"   {requests} requests with {name}: {value}: {answered} ({verdict} at weights "
+            f"{weights}; tester traffic, not judged)"
+        )
+        usecases.delete_route(ctx.target, str(route.priority))
+        ctx.view.note("   tester route deleted: every request follows the weights again")
+
+    return DemoStep("tester route", run)
+
+
+def _whoami(url: str, headers: dict[str, str]) -> str:
+    """The version that answered one GET /whoami ("failed" when none did)."""
+    request = urllib.request.Request(url.rstrip("/") + "/whoami", headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            return str(json.loads(response.read())["version"])
+    except (OSError, ValueError, KeyError):
+        return "failed"
+
+
 def default_steps() -> list[DemoStep]:
-    """After the first deploy (95/5): the seed's remaining schedule, then a rollback."""
-    return [weight_step(w) for w in SEED_SCHEDULE[1:]] + [rollback_step()]
+    """After the first deploy (95/5): a tester pinned to the canary by header, the seed's
+    remaining schedule, then a rollback."""
+    return [pinned_tester_step()] + [weight_step(w) for w in SEED_SCHEDULE[1:]] + [rollback_step()]
 
 
 def pick_listen(preferred: int = 8080) -> str:
@@ -263,6 +312,7 @@ def run_demo(
         assert status.listener is not None
         dashboard = pages.enter_context(background(target.settings)) if options.dashboard else None
         view.started(status.listener.url, state_dir, dashboard)
+        ctx.url = status.listener.url
         plan = LoadPlan(
             status.listener.url.rstrip("/"), "/whoami", rate=options.rate, concurrency=8
         )

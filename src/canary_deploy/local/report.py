@@ -1,5 +1,6 @@
 """What the daemon's `GET /status` reports about the balancer: listener, target-group
-health and the last minute's traffic per target group, as JSON-ready documents."""
+health, the last minute's traffic per target group and its tester routes, as JSON-ready
+documents."""
 
 from __future__ import annotations
 
@@ -53,3 +54,14 @@ def traffic_document(metrics: MetricsSource, now: float) -> dict[str, dict[str, 
             "p99_s": p99,
         }
     return traffic
+
+
+def routes_document(balancer: Listener, now: float) -> dict[str, Any]:
+    """The listener's tester routes and the requests they routed to each group over the
+    last minute (tester traffic: never in `traffic`, never judged)."""
+    requests = balancer.metrics.tester_requests(now - TRAFFIC_WINDOW_S, now)
+    return {
+        "window_seconds": TRAFFIC_WINDOW_S,
+        "routes": [r.to_dict() for r in balancer.get_rules()],
+        "tester_requests": requests,
+    }

@@ -1,8 +1,11 @@
-"""`LocalRouter`: the `TrafficRouter` Protocol over the local balancer's listener weights."""
+"""`LocalRouter` and `LocalRoutes`: the `TrafficRouter` and `TesterRouter` Protocols over the
+local balancer's listener (its weights, its rules)."""
 
 from __future__ import annotations
 
+from canary_deploy.backend import Version
 from canary_deploy.local.stack import LocalStack
+from canary_deploy.routes import RouteMatch, TesterRoute, routes_from_list
 from canary_deploy.weights import Weights
 
 
@@ -34,3 +37,21 @@ class LocalRouter:
             return False  # a daemon from before the numbering says revision 0
         live = self.stack.request("GET", "/weights?with_revision=1")
         return int(live.get("revision", 0)) > self._last_set[1]
+
+
+class LocalRoutes:
+    """The listener's tester routes, kept by the daemon (stored, and restored with the
+    stack) and evaluated by the balancer before the weighted action."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        self.stack = stack
+
+    def list_routes(self) -> list[TesterRoute]:
+        return routes_from_list(self.stack.request("GET", "/rules"))
+
+    def add_route(self, match: RouteMatch, to: Version) -> TesterRoute:
+        body = {"kind": match.kind, "name": match.name, "value": match.value, "to": to}
+        return TesterRoute.from_dict(self.stack.request("POST", "/rules", body))
+
+    def delete_route(self, route: TesterRoute) -> None:
+        self.stack.request("DELETE", f"/rules/{route.priority}")

@@ -1,4 +1,5 @@
-"""The local stack's state in SQLite (WAL): desired spec, weights, event log, metric buckets."""
+"""The local stack's state in SQLite (WAL): desired spec, weights, listener rules, event log,
+metric buckets."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import Any, Concatenate, ParamSpec, TypeVar
 
 from canary_deploy.backend import ReleaseSpec
 from canary_deploy.local.statedb import DB_NAME, CorruptState, connect, move_aside
+from canary_deploy.routes import TesterRoute, routes_from_list
 from canary_deploy.weights import Weights
 
 __all__ = ["DB_NAME", "Event", "StateStore", "spec_from_dict", "spec_to_dict"]
@@ -217,10 +219,21 @@ class StateStore:
         self._put("listener", {"host": host, "port": port})
 
     @_heals
+    def load_rules(self) -> list[TesterRoute]:
+        """The listener's rules (tester routes), in priority order."""
+        doc = self._get("rules")
+        return [] if doc is None else routes_from_list(doc)
+
+    @_heals
+    def save_rules(self, routes: list[TesterRoute]) -> None:
+        self._put("rules", [r.to_dict() for r in routes])
+
+    @_heals
     def clear_spec(self) -> None:
-        """After `delete`: nothing is desired any more, history stays."""
-        self._db.execute("DELETE FROM kv WHERE key IN ('spec', 'weights', 'listener')")
-        for key in ("spec", "weights", "listener"):
+        """After `delete`: nothing is desired any more (no spec, weights, listener or
+        rules), history stays."""
+        self._db.execute("DELETE FROM kv WHERE key IN ('spec', 'weights', 'listener', 'rules')")
+        for key in ("spec", "weights", "listener", "rules"):
             self._docs.pop(key, None)
 
     # ---- event log

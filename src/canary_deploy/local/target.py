@@ -20,6 +20,7 @@ from canary_deploy.backend import (
     Status,
     TargetGroupStatus,
     TaskDefinitionStatus,
+    TesterRouter,
     TrafficRouter,
     TrafficStatus,
     Version,
@@ -33,11 +34,12 @@ from canary_deploy.local.commands import parse_image
 from canary_deploy.local.control import Listen
 from canary_deploy.local.metrics import LocalMetrics
 from canary_deploy.local.paths import StackPaths
-from canary_deploy.local.router import LocalRouter
+from canary_deploy.local.router import LocalRouter, LocalRoutes
 from canary_deploy.local.stack import STEADY_TIMEOUT_S, LocalStack
 from canary_deploy.local.statedb import DB_NAME, damage, move_aside
 from canary_deploy.local.store import StateStore, spec_from_dict, spec_to_dict
 from canary_deploy.local.workload import LocalWorkload, wait_steady
+from canary_deploy.routes import route_notes
 from canary_deploy.weights import Weights
 
 
@@ -62,6 +64,7 @@ class LocalTarget:
         self.router: TrafficRouter = LocalRouter(self.stack)
         self.workload: Workload = LocalWorkload(self.stack, self.status)
         self.metrics: MetricsSource = LocalMetrics(self.stack)
+        self.routes: TesterRouter = LocalRoutes(self.stack)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> LocalTarget:
@@ -165,6 +168,7 @@ class LocalTarget:
             if states <= {"COMPLETED"}
             else "UPDATING"
         )
+        notes.extend(route_notes(doc.get("rules")))
         notes.append(f"state {self.paths.state_dir} (daemon pid {doc['pid']})")
         return Status(
             self.name, self.settings.stack_name, stack_status, listener, versions, tuple(notes)

@@ -24,7 +24,12 @@ from typing import Any
 import httptools
 
 from canary_deploy.balancer.metrics import MetricsRecorder
-from canary_deploy.balancer.parser import LOOKED_AT_HEADERS, SIMPLE_REQUEST, Exchange
+from canary_deploy.balancer.parser import (
+    LOOKED_AT_HEADERS,
+    SIMPLE_REQUEST,
+    Exchange,
+    simple_request_pattern,
+)
 from canary_deploy.balancer.proxy import ClientConnection, ProxyContext
 from canary_deploy.balancer.response_head import MAX_SIMPLE_HEAD_BYTES, simple_response_head
 from canary_deploy.balancer.routing import Router, Target
@@ -113,14 +118,17 @@ def check_response_head(head: bytes) -> None:
     )
 
 
-def check_simple_request(data: bytes) -> None:
-    if SIMPLE_REQUEST.fullmatch(data) is None:
+def check_simple_request(data: bytes, rule_headers: frozenset[bytes] = frozenset()) -> None:
+    """With listener rules reading `rule_headers` (lowercase), the fast path must leave
+    every head carrying one of them to the parser, which evaluates the rules."""
+    pattern = simple_request_pattern(rule_headers) if rule_headers else SIMPLE_REQUEST
+    if pattern.fullmatch(data) is None:
         return
     messages, ok = parse(data)
     assert ok and len(messages) == 1 and messages[0].complete, f"fast path took {data!r}"
     message = messages[0]
     assert message.method in (b"GET", b"HEAD") and not message.body, data
-    looked_at = set(LOOKED_AT_HEADERS)
+    looked_at = set(LOOKED_AT_HEADERS) | rule_headers
     assert not [n for n, _ in message.headers if n in looked_at], data
 
 

@@ -11,7 +11,7 @@ from tests.balancer.fuzz.parsers import (
     check_simple_request,
 )
 from tests.balancer.fuzz.profile import fuzz_settings
-from tests.balancer.fuzz.strategies import any_request
+from tests.balancer.fuzz.strategies import any_request, header_names
 from tests.balancer.fuzz.wire import fill
 
 TOKEN = b"tk000000000001"
@@ -76,6 +76,16 @@ def test_the_response_fast_path_agrees_with_httptools(head: bytes) -> None:
 @example(data=b"GET /a HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n")
 def test_the_request_fast_path_takes_only_plain_bodiless_requests(data: bytes) -> None:
     check_simple_request(data)
+
+
+@fuzz_settings(300)
+@given(data=request_streams, names=st.sets(header_names.map(bytes.lower), max_size=3))
+@example(data=b"GET /a HTTP/1.1\r\nHost: a\r\nX-Canary: always\r\n\r\n", names={b"x-canary"})
+@example(data=b"GET /a HTTP/1.1\r\nx-CANARY: 1\r\nHost: a\r\n\r\n", names={b"x-canary"})
+def test_with_rules_the_request_fast_path_leaves_rule_headers_to_the_parser(
+    data: bytes, names: set[bytes]
+) -> None:
+    check_simple_request(data, frozenset(names | {b"x-fuzz-token"}))
 
 
 @fuzz_settings(200)
