@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from canary_deploy.aws.alarms import CloudWatchAlarms
 from canary_deploy.aws.clients import AwsClients
 from canary_deploy.aws.errors import ErrorScope, StackNotFound
 from canary_deploy.aws.health import TargetHealth
@@ -54,6 +55,8 @@ class AwsTarget:
         self.router: TrafficRouter = self.alb
         self.workload: Workload = StackWorkload(self.stack, self.ecs, self.alb, self.health)
         self.metrics: MetricsSource = self.cloudwatch
+        # What `[rollout] alarms` names (`rollout.alarms.alarm_source`).
+        self.alarms = CloudWatchAlarms(clients.cloudwatch, self._errors)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AwsTarget:
