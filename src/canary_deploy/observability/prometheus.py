@@ -69,6 +69,9 @@ class StackSnapshot:
     weights: Weights
     rejections: Mapping[str, int] = field(default_factory=dict)  # status -> count
     rollout: RolloutSnapshot | None = None
+    # False when the rollout state could not be read: its metrics are left out (no
+    # `canary_rollout_active 0` that would be a guess).
+    rollout_known: bool = True
 
 
 # Each response a client got for a group, by class: the target's status class, or the
@@ -86,7 +89,8 @@ _CLASSES: tuple[tuple[str, str], ...] = (
 
 def render_stack(snapshot: StackSnapshot) -> str:
     """The snapshot as Prometheus text."""
-    return render([*_traffic(snapshot), *_listener(snapshot), *_rollout(snapshot.rollout)])
+    rollout = _rollout(snapshot.rollout) if snapshot.rollout_known else iter(())
+    return render([*_traffic(snapshot), *_listener(snapshot), *rollout])
 
 
 def _traffic(snapshot: StackSnapshot) -> Iterator[Family]:
