@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -72,7 +73,8 @@ class MetricsEndpoint:
         try:
             await server.start()
         except OSError as exc:
-            self.loopback_error = f"cannot serve metrics on 127.0.0.1:{port}: {exc.strerror or exc}"
+            why = os.strerror(exc.errno) if exc.errno else str(exc)
+            self.loopback_error = f"cannot serve metrics on 127.0.0.1:{port}: {why}"
             log.warning("%s", self.loopback_error)
             return None
         self.loopback = server

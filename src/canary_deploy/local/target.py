@@ -103,8 +103,10 @@ class LocalTarget:
             listener_config = (running["health_check_path"], running["stickiness_seconds"])
             if listener_config != (spec.health_check_path, spec.stickiness_seconds):
                 changed.append("health check / stickiness")
-            # (A daemon from before the metrics port reports none: it serves none.)
-            if running.get("metrics_port") != self.settings.local.metrics_port:
+            # (A daemon from before the metrics port reports none: it serves none.) A port
+            # it could not bind is tried again.
+            port = running.get("metrics_port")
+            if port != self.settings.local.metrics_port or running.get("metrics_error"):
                 changed.append("metrics port")
             if not changed:
                 progress.log(f"Updating the running local stack (listener {running['url']})")
