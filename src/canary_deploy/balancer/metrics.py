@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from canary_deploy.backend import GROUPS, Version, VersionCounts
+from canary_deploy.observability.exposition import Family, Sample, histogram, render
 
 # Histogram buckets: 1 microsecond wide below 32 us, then 16 equal buckets per power of
 # two (relative width <= 1/16), so quantiles are within ~3% and "slower than T" is
@@ -285,32 +286,59 @@ class MetricsRecorder:
     # ---- export
 
     def prometheus_text(self) -> str:
-        """Counters since start, per target group, in Prometheus text format."""
-        cells = self._since_start()
-        requests = [(f'target_group="{v}"', c.requests) for v, c in cells.items()]
-        responses = [
-            (f'target_group="{v}",code="{label}"', n)
-            for v, c in cells.items()
-            for label, n in (("2xx", c.s2), ("3xx", c.s3), ("4xx", c.s4), ("5xx", c.s5))
-        ]
-        errors = [
-            (f'target_group="{v}",code="{code}"', n)
-            for v, c in cells.items()
-            for code, n in (("502", c.b502), ("503", c.b503), ("504", c.b504))
-        ]
-        rejected = [(f'code="{status}"', n) for status, n in self.rejected.items()]
-        lines = [
-            *_family("requests_total", "Requests routed to a target group.", requests),
-            *_family("target_responses_total", "Responses sent by targets, by class.", responses),
-            *_family("elb_errors_total", "Errors the balancer itself returned.", errors),
-            *_family("rejected_requests_total", _REJECTED_HELP, rejected),
-            "# HELP canary_balancer_target_response_seconds Target response time "
-            "(bucket resolution 1/16).",
-            "# TYPE canary_balancer_target_response_seconds histogram",
-        ]
-        for version, cell in cells.items():
-            lines += _histogram_lines(version, cell)
-        return "\n".join(lines) + "\n"
+        """Counters since start, per target group, in Prometheus text format (the
+        standalone balancer's names; the local stack's are `observability.prometheus`)."""
+        groups = [(v, {"target_group": v}, c) for v, c in self._since_start().items()]
+        statuses = (("2xx", "s2"), ("3xx", "s3"), ("4xx", "s4"), ("5xx", "s5"))
+        elb = (("502", "b502"), ("503", "b503"), ("504", "b504"))
+
+        def counter(name: str, help_text: str, samples: list[Sample]) -> Family:
+            return Family(f"canary_balancer_{name}", "counter", help_text, samples)
+
+        return render(
+            [
+                counter(
+                    "requests_total",
+                    "Requests routed to a target group.",
+                    [Sample(labels, c.requests) for _, labels, c in groups],
+                ),
+                counter(
+                    "target_responses_total",
+                    "Responses sent by targets, by class.",
+                    [
+                        Sample({**labels, "code": code}, getattr(c, attr))
+                        for _, labels, c in groups
+                        for code, attr in statuses
+                    ],
+                ),
+                counter(
+                    "elb_errors_total",
+                    "Errors the balancer itself returned.",
+                    [
+                        Sample({**labels, "code": code}, getattr(c, attr))
+                        for _, labels, c in groups
+                        for code, attr in elb
+                    ],
+                ),
+                counter(
+                    "rejected_requests_total",
+                    _REJECTED_HELP,
+                    [Sample({"code": str(status)}, n) for status, n in self.rejected.items()],
+                ),
+                Family(
+                    "canary_balancer_target_response_seconds",
+                    "histogram",
+                    "Target response time (bucket resolution 1/16).",
+                    [
+                        sample
+                        for _, labels, c in groups
+                        for sample in histogram(
+                            labels, cumulative_buckets(c.hist), latency_sum(c.hist)
+                        )
+                    ],
+                ),
+            ]
+        )
 
     def _since_start(self) -> dict[Version, _Cell]:
         """Each group's totals, the current second included."""
@@ -362,33 +390,3 @@ _REJECTED_HELP = (
     "invalid, 405 CONNECT, 408 client too slow, 417 Expect, 501 upgrade, 503 connection "
     "cap or exhaustion)."
 )
-
-
-def _family(name: str, help_text: str, samples: list[tuple[str, int]]) -> list[str]:
-    """One Prometheus counter family: its HELP and TYPE lines, then a line per sample."""
-    metric = f"canary_balancer_{name}"
-    return [
-        f"# HELP {metric} {help_text}",
-        f"# TYPE {metric} counter",
-        *(f"{metric}{{{labels}}} {n}" for labels, n in samples),
-    ]
-
-
-def _histogram_lines(version: Version, cell: _Cell) -> list[str]:
-    """A group's target response time as cumulative Prometheus buckets."""
-    lines = []
-    for edge, n in cumulative_buckets(cell.hist):
-        le = "+Inf" if edge == float("inf") else repr(edge)
-        lines.append(
-            f'canary_balancer_target_response_seconds_bucket{{target_group="{version}",'
-            f'le="{le}"}} {n}'
-        )
-    lines.append(
-        f'canary_balancer_target_response_seconds_sum{{target_group="{version}"}} '
-        f"{latency_sum(cell.hist)!r}"
-    )
-    lines.append(
-        f'canary_balancer_target_response_seconds_count{{target_group="{version}"}} '
-        f"{sum(cell.hist.values())}"
-    )
-    return lines
