@@ -60,6 +60,9 @@ class LocalSettings(_Frozen):
     health_profile: Literal["alb", "fast"] = "fast"
     # None = the health profile's default (fast: 2 s, alb: ALB's 300 s).
     deregistration_delay_s: float | None = Field(default=None, ge=0, le=3600)
+    # Prometheus text on http://127.0.0.1:PORT/metrics too (None: the admin socket only;
+    # 0 picks a free port, shown by `canary status`).
+    metrics_port: int | None = Field(default=None, ge=0, le=65535)
 
 
 class Settings(_Frozen):
@@ -143,6 +146,7 @@ ENV_VARS: dict[str, str] = {
     "CANARY_LISTEN": "local.listen",
     "CANARY_HEALTH_PROFILE": "local.health_profile",
     "CANARY_DEREGISTRATION_DELAY": "local.deregistration_delay_s",
+    "CANARY_METRICS_PORT": "local.metrics_port",
 }
 # Read only when the variable of ENV_VARS for the same setting is unset: boto3's own name
 # for the region ranks below the seed's AWS_REGION.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from canary_deploy.aws.alarms import CloudWatchAlarms
 from canary_deploy.aws.clients import AwsClients
 from canary_deploy.aws.errors import ErrorScope, StackNotFound
 from canary_deploy.aws.health import TargetHealth
@@ -59,6 +60,8 @@ class AwsTarget:
         # Listener rules before the weighted default action (never touched by ModifyListener).
         self.rules = AlbRoutes(clients.elbv2, self.outputs, self._errors)
         self.routes: TesterRouter = self.rules
+        # What `[rollout] alarms` names (`rollout.alarms.alarm_source`).
+        self.alarms = CloudWatchAlarms(clients.cloudwatch, self._errors)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> AwsTarget:

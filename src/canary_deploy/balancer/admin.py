@@ -19,6 +19,7 @@ from canary_deploy.balancer.admin_http import AdminServer as AdminServer
 from canary_deploy.balancer.admin_http import Handler as Handler
 from canary_deploy.balancer.admin_http import IfTaken
 from canary_deploy.balancer.config import TargetHealth
+from canary_deploy.balancer.metrics import WindowStats
 from canary_deploy.errors import UsageError
 from canary_deploy.routes import TesterRoute, routes_from_list
 from canary_deploy.weights import Weights
@@ -181,6 +182,18 @@ def counts_from_json(doc: dict[str, Any]) -> dict[Version, VersionCounts]:
     }
 
 
+def totals_to_json(totals: dict[Version, WindowStats]) -> dict[str, Any]:
+    return {group: asdict(stats) for group, stats in totals.items()}
+
+
+def totals_from_json(doc: dict[str, Any]) -> dict[Version, WindowStats]:
+    out: dict[Version, WindowStats] = {}
+    for group, stats in doc.items():
+        histogram = {int(i): int(n) for i, n in stats.get("histogram", {}).items()}
+        out[group_of(group)] = WindowStats(**{**stats, "histogram": histogram})
+    return out
+
+
 # ---- the handlers: (balancer, JSON body, query and path parameters) -> JSON or text
 
 
@@ -224,6 +237,10 @@ async def get_quantiles(balancer: Balancer, body: Any, params: dict[str, str]) -
     return {"version": q.version, "qs": list(q.qs), "quantiles": list(values)}
 
 
+async def get_totals(balancer: Balancer, body: Any, params: dict[str, str]) -> Any:
+    return totals_to_json(balancer.metrics.totals())
+
+
 async def get_buckets(balancer: Balancer, body: Any, params: dict[str, str]) -> Any:
     return balancer.metrics.export_buckets(_number(params, "since", 0.0))
 
@@ -258,6 +275,7 @@ ROUTES: tuple[tuple[str, str, BalancerHandler], ...] = (
     ("GET", "/metrics", get_metrics),
     ("GET", "/counts", get_counts),
     ("GET", "/quantiles", get_quantiles),
+    ("GET", "/totals", get_totals),
     ("GET", "/buckets", get_buckets),
     ("GET", "/rejections", get_rejections),
     ("GET", "/rules", get_rules),

@@ -48,11 +48,12 @@ def _status_of(exc: Exception) -> int:
 IfTaken = Literal["keep", "replace", "raise"]
 
 
-class AdminServer:
-    """Routes `METHOD /path/{param}` to async handlers; one request per connection."""
+class Routes:
+    """Routes `METHOD /path/{param}` to async handlers; one request per connection. Where
+    the connections come from is the subclass's: `AdminServer` (a unix socket) or
+    `LoopbackServer` (TCP on 127.0.0.1)."""
 
-    def __init__(self, socket_path: str | Path) -> None:
-        self.socket_path = Path(socket_path)
+    def __init__(self) -> None:
         # (method, path as registered) -> its pattern and handler, in registration order.
         self._routes: dict[tuple[str, str], tuple[re.Pattern[str], Handler]] = {}
         self._server: asyncio.Server | None = None
@@ -71,24 +72,12 @@ class AdminServer:
         pattern = re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path)
         self._routes[key] = (re.compile(f"^{pattern}$"), handler)
 
-    async def start(self) -> None:
-        path = self.socket_path
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if path.exists():
-            if _is_listening(path):
-                raise OSError(errno.EADDRINUSE, f"{path} is in use by a running process")
-            path.unlink()  # stale socket from a process that died
-        self._server = await asyncio.start_unix_server(self._handle, path=str(path))
-        os.chmod(path, 0o600)  # the socket can change live traffic: owner only
-
-    async def stop(self) -> None:
+    async def _close(self) -> None:
         if self._server is not None:
             self._server.close()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._server.wait_closed(), timeout=2)
             self._server = None
-        with contextlib.suppress(FileNotFoundError):
-            self.socket_path.unlink()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
@@ -132,6 +121,51 @@ class AdminServer:
         if allowed:
             return _error(405, f"{method} not allowed on {url.path}; use {', '.join(allowed)}")
         return _error(404, f"no route for {method} {url.path}")
+
+
+class AdminServer(Routes):
+    """The routes on a unix socket only its owner can open (mode 0600)."""
+
+    def __init__(self, socket_path: str | Path) -> None:
+        super().__init__()
+        self.socket_path = Path(socket_path)
+
+    async def start(self) -> None:
+        path = self.socket_path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if path.exists():
+            if _is_listening(path):
+                raise OSError(errno.EADDRINUSE, f"{path} is in use by a running process")
+            path.unlink()  # stale socket from a process that died
+        self._server = await asyncio.start_unix_server(self._handle, path=str(path))
+        os.chmod(path, 0o600)  # the socket can change live traffic: owner only
+
+    async def stop(self) -> None:
+        await self._close()
+        with contextlib.suppress(FileNotFoundError):
+            self.socket_path.unlink()
+
+
+class LoopbackServer(Routes):
+    """The routes over TCP on 127.0.0.1 only: for read-only routes other programs poll
+    (Prometheus scraping /metrics). Anything that changes the stack stays on the socket."""
+
+    def __init__(self, port: int) -> None:
+        super().__init__()
+        self.host = "127.0.0.1"
+        self.port = port  # 0 picks a free one; `start` sets the one bound
+
+    async def start(self) -> None:
+        """Listen; OSError (EADDRINUSE) when the port is taken."""
+        self._server = await asyncio.start_server(self._handle, host=self.host, port=self.port)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+
+    async def stop(self) -> None:
+        await self._close()
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
 
 
 def _parse_head(head: str) -> tuple[str, str, int]:

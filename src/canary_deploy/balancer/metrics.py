@@ -8,11 +8,12 @@ their group's tester booking (`tester/canary`, ...): `window` reads them, and `c
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from canary_deploy.backend import GROUPS, Version, VersionCounts
+from canary_deploy.observability.exposition import Family, Sample, histogram, render
 from canary_deploy.routes import BOOKINGS, TESTER_OF, Booking
 
 # Histogram buckets: 1 microsecond wide below 32 us, then 16 equal buckets per power of
@@ -20,7 +21,7 @@ from canary_deploy.routes import BOOKINGS, TESTER_OF, Booking
 # exact whenever T is a bucket edge.
 _SUB = 16
 DEFAULT_RETENTION_S = 3600
-_PROM_EDGES_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+PROM_EDGES_S = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 # What the balancer answers by itself without booking the request on any target group (a
 # closed set): invalid or ambiguous requests (400), CONNECT (405), a client too slow to
 # send its request (408), an unsupported Expect (417), upgrades (501), and its own limits
@@ -52,6 +53,30 @@ def bucket_bounds(index: int) -> tuple[float, float]:
     shift = index // _SUB - 1
     mantissa = index % _SUB + _SUB
     return (mantissa << shift) / 1e6, ((mantissa + 1) << shift) / 1e6
+
+
+def cumulative_buckets(
+    histogram: Mapping[int, int], edges_s: Sequence[float] = PROM_EDGES_S
+) -> list[tuple[float, int]]:
+    """Prometheus's cumulative `le` buckets of a histogram (+Inf last): a bucket counts
+    below an edge when it starts below it (within the buckets' 1/16 resolution).
+
+    >>> cumulative_buckets({bucket_index(0.0004): 2, bucket_index(0.003): 1}, (0.001,))
+    [(0.001, 2), (inf, 3)]
+    """
+    return [
+        (edge, sum(n for i, n in histogram.items() if bucket_bounds(i)[0] < edge))
+        for edge in (*edges_s, float("inf"))
+    ]
+
+
+def latency_sum(histogram: Mapping[int, int]) -> float:
+    """The sum of the latencies, each taken at its bucket's midpoint (within 1/32).
+
+    >>> round(latency_sum({bucket_index(0.000_010): 3}), 7)
+    3.15e-05
+    """
+    return sum(n * sum(bucket_bounds(i)) / 2 for i, n in histogram.items())
 
 
 class _Cell:
@@ -237,17 +262,12 @@ class MetricsRecorder:
                 cell = cells.get(version)
                 if cell is not None:
                     total.add(cell)
-        return WindowStats(
-            requests=total.requests,
-            status_2xx=total.s2,
-            status_3xx=total.s3,
-            status_4xx=total.s4,
-            status_5xx=total.s5,
-            balancer_502=total.b502,
-            balancer_503=total.b503,
-            balancer_504=total.b504,
-            histogram=total.hist,
-        )
+        return _stats(total)
+
+    def totals(self) -> dict[Version, WindowStats]:
+        """What each group served since this recorder started (the current second too):
+        counters that only grow, as Prometheus expects them."""
+        return {version: _stats(cell) for version, cell in self._since_start().items()}
 
     def counts(
         self, start: float, end: float, thresholds_s: Sequence[float] = ()
@@ -276,32 +296,59 @@ class MetricsRecorder:
     # ---- export
 
     def prometheus_text(self) -> str:
-        """Counters since start, per target group, in Prometheus text format."""
-        cells = self._since_start()
-        requests = [(f'target_group="{v}"', c.requests) for v, c in cells.items()]
-        responses = [
-            (f'target_group="{v}",code="{label}"', n)
-            for v, c in cells.items()
-            for label, n in (("2xx", c.s2), ("3xx", c.s3), ("4xx", c.s4), ("5xx", c.s5))
-        ]
-        errors = [
-            (f'target_group="{v}",code="{code}"', n)
-            for v, c in cells.items()
-            for code, n in (("502", c.b502), ("503", c.b503), ("504", c.b504))
-        ]
-        rejected = [(f'code="{status}"', n) for status, n in self.rejected.items()]
-        lines = [
-            *_family("requests_total", "Requests routed to a target group.", requests),
-            *_family("target_responses_total", "Responses sent by targets, by class.", responses),
-            *_family("elb_errors_total", "Errors the balancer itself returned.", errors),
-            *_family("rejected_requests_total", _REJECTED_HELP, rejected),
-            "# HELP canary_balancer_target_response_seconds Target response time "
-            "(bucket resolution 1/16).",
-            "# TYPE canary_balancer_target_response_seconds histogram",
-        ]
-        for version, cell in cells.items():
-            lines += _histogram_lines(version, cell)
-        return "\n".join(lines) + "\n"
+        """Counters since start, per target group, in Prometheus text format (the
+        standalone balancer's names; the local stack's are `observability.prometheus`)."""
+        groups = [(v, {"target_group": v}, c) for v, c in self._since_start().items()]
+        statuses = (("2xx", "s2"), ("3xx", "s3"), ("4xx", "s4"), ("5xx", "s5"))
+        elb = (("502", "b502"), ("503", "b503"), ("504", "b504"))
+
+        def counter(name: str, help_text: str, samples: list[Sample]) -> Family:
+            return Family(f"canary_balancer_{name}", "counter", help_text, samples)
+
+        return render(
+            [
+                counter(
+                    "requests_total",
+                    "Requests routed to a target group.",
+                    [Sample(labels, c.requests) for _, labels, c in groups],
+                ),
+                counter(
+                    "target_responses_total",
+                    "Responses sent by targets, by class.",
+                    [
+                        Sample({**labels, "code": code}, getattr(c, attr))
+                        for _, labels, c in groups
+                        for code, attr in statuses
+                    ],
+                ),
+                counter(
+                    "elb_errors_total",
+                    "Errors the balancer itself returned.",
+                    [
+                        Sample({**labels, "code": code}, getattr(c, attr))
+                        for _, labels, c in groups
+                        for code, attr in elb
+                    ],
+                ),
+                counter(
+                    "rejected_requests_total",
+                    _REJECTED_HELP,
+                    [Sample({"code": str(status)}, n) for status, n in self.rejected.items()],
+                ),
+                Family(
+                    "canary_balancer_target_response_seconds",
+                    "histogram",
+                    "Target response time (bucket resolution 1/16).",
+                    [
+                        sample
+                        for _, labels, c in groups
+                        for sample in histogram(
+                            labels, cumulative_buckets(c.hist), latency_sum(c.hist)
+                        )
+                    ],
+                ),
+            ]
+        )
 
     def _since_start(self) -> dict[Version, _Cell]:
         """Each group's totals, the current second included."""
@@ -334,35 +381,22 @@ class MetricsRecorder:
             self._seconds.setdefault(second, {})[version] = _Cell.from_dict(doc)
 
 
+def _stats(cell: _Cell) -> WindowStats:
+    return WindowStats(
+        requests=cell.requests,
+        status_2xx=cell.s2,
+        status_3xx=cell.s3,
+        status_4xx=cell.s4,
+        status_5xx=cell.s5,
+        balancer_502=cell.b502,
+        balancer_503=cell.b503,
+        balancer_504=cell.b504,
+        histogram=cell.hist,
+    )
+
+
 _REJECTED_HELP = (
     "Requests the balancer answered itself, booked on no target group, by status (400 "
     "invalid, 405 CONNECT, 408 client too slow, 417 Expect, 501 upgrade, 503 connection "
     "cap or exhaustion)."
 )
-
-
-def _family(name: str, help_text: str, samples: list[tuple[str, int]]) -> list[str]:
-    """One Prometheus counter family: its HELP and TYPE lines, then a line per sample."""
-    metric = f"canary_balancer_{name}"
-    return [
-        f"# HELP {metric} {help_text}",
-        f"# TYPE {metric} counter",
-        *(f"{metric}{{{labels}}} {n}" for labels, n in samples),
-    ]
-
-
-def _histogram_lines(version: Version, cell: _Cell) -> list[str]:
-    """A group's target response time as cumulative Prometheus buckets."""
-    lines = []
-    for edge in (*_PROM_EDGES_S, float("inf")):
-        n = sum(c for i, c in cell.hist.items() if bucket_bounds(i)[0] < edge)
-        le = "+Inf" if edge == float("inf") else repr(edge)
-        lines.append(
-            f'canary_balancer_target_response_seconds_bucket{{target_group="{version}",'
-            f'le="{le}"}} {n}'
-        )
-    lines.append(
-        f'canary_balancer_target_response_seconds_count{{target_group="{version}"}} '
-        f"{sum(cell.hist.values())}"
-    )
-    return lines

@@ -121,6 +121,11 @@ def plan_sentences(plan: RolloutPlan) -> list[str]:
         f"Latency is not judged in the first {_s(plan.warmup_s)} (warm-up) nor "
         f"{_s(plan.latency_settle_s)} after a weight change.",
         *_judge_lines(plan),
+        *(
+            [f"Rolled back at once when a CloudWatch alarm is in ALARM: {', '.join(plan.alarms)}."]
+            if plan.alarms
+            else []
+        ),
     ]
 
 

@@ -143,7 +143,7 @@ def render_status(status: Status) -> None:
                 f"listener serves {lst.weights}; the next deploy keeps the live weights"
             )
     for note in status.notes:
-        console.print(f"[yellow]note:[/yellow] {note}")
+        console.print(f"[yellow]note:[/yellow] {escape(note)}")
 
 
 def print_json(doc: Any) -> None:

@@ -13,6 +13,7 @@ from canary_deploy.backend import GROUPS, ReleaseSpec, Version
 from canary_deploy.balancer.admin import AdminServer, weights_from_body
 from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.local.dataplane_client import Listener
+from canary_deploy.local.metrics_endpoint import MetricsEndpoint
 from canary_deploy.local.report import listener_document, routes_document, traffic_document
 from canary_deploy.local.services import EventSink, Supervisor
 from canary_deploy.local.statedb import damage
@@ -45,8 +46,10 @@ class StackAdmin:
         started: float,
         on_event: EventSink,
         stop: Callable[[], None],
+        metrics: MetricsEndpoint | None = None,
     ) -> None:
         self.store = store
+        self.metrics = metrics
         self.balancer = balancer
         self.supervisor = supervisor
         self.url = url
@@ -259,6 +262,10 @@ class StackAdmin:
         doc["services"] = {v: asdict(s) for v, s in self.supervisor.describe().items()}
         doc["traffic"] = traffic_document(self.balancer.metrics, time.time())
         doc["rules"] = routes_document(self.balancer, time.time())
+        if self.metrics is not None:
+            doc["metrics_port"] = self.metrics.configured_port
+            doc["metrics_url"] = self.metrics.url
+            doc["metrics_error"] = self.metrics.loopback_error
         return doc
 
 

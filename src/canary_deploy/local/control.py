@@ -61,6 +61,7 @@ class DaemonArgs:
     deregistration_delay_s: float | None = None
     health_check_path: str | None = None
     stickiness_s: int | None = None
+    metrics_port: int | None = None
 
 
 class DaemonControl:
@@ -106,6 +107,7 @@ class DaemonControl:
             deregistration_delay_s=args.deregistration_delay_s,
             health_check_path=args.health_check_path,
             stickiness_s=args.stickiness_s,
+            metrics_port=args.metrics_port,
         )
         argv = [sys.executable, "-m", "canary_deploy.local.dataplane", *options.to_argv()]
         read_fd, write_fd = os.pipe()

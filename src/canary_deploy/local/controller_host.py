@@ -22,8 +22,7 @@ from contextlib import closing
 
 from canary_deploy.local.paths import StackPaths, private_opener
 from canary_deploy.local.processes import MARKER_ENV, tie_to_parent
-from canary_deploy.rollout.runner import load_settings
-from canary_deploy.rollout.store import RolloutStore
+from canary_deploy.rollout.runner import open_rollouts
 
 CHECK_EVERY_S = 1.0
 MAX_BACKOFF_S = 30.0
@@ -85,10 +84,10 @@ class ControllerHost:
         )
 
     def _needs_controller(self) -> bool:
-        settings = load_settings(self.paths.state_dir)
-        if settings is None:
+        store = open_rollouts(self.paths.state_dir)
+        if store is None:
             return False
-        with closing(RolloutStore(self.paths.state_dir / "state.db", settings.stack_name)) as store:
+        with closing(store):
             active = store.active()
             return active is not None and not store.controller_alive(active, now=self.clock())
 

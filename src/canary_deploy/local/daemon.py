@@ -34,6 +34,7 @@ from canary_deploy.local.dataplane_client import (
     RemoteListener,
     RemoteRegistry,
 )
+from canary_deploy.local.metrics_endpoint import MetricsEndpoint
 from canary_deploy.local.options import StackOptions
 from canary_deploy.local.paths import StackPaths, private_dir, private_opener
 from canary_deploy.local.processes import prune_task_logs
@@ -48,10 +49,10 @@ METRICS_KEPT_S = 24 * 3600
 # seconds no daemon persisted (it was down) reach the disk too.
 TAKEOVER_RESAVE_S = 600.0
 # The balancer's read routes, answered by the data plane (PUT /weights is the daemon's:
-# it also persists the weights).
+# it also persists the weights; GET /metrics too: it adds weights and the rollout).
 FORWARDED_ROUTES = (
     ("GET", "/weights"), ("GET", "/targets"), ("POST", "/targets"),
-    ("DELETE", "/targets/{group}/{id}"), ("GET", "/metrics"), ("GET", "/counts"),
+    ("DELETE", "/targets/{group}/{id}"), ("GET", "/counts"),
     ("GET", "/quantiles"), ("GET", "/buckets"),
 )  # fmt: skip
 
@@ -132,6 +133,7 @@ class StackDaemon:
         self, client: DataPlaneClient, ready: Callable[[dict[str, Any]], None]
     ) -> None:
         spec = self.store.load_spec()
+        metrics = MetricsEndpoint(self.listener, self.paths.state_dir)
         routes = StackAdmin(
             self.store,
             self.listener,
@@ -140,6 +142,7 @@ class StackDaemon:
             started=self.started,
             on_event=self._event,
             stop=self._stop.set,
+            metrics=metrics,
         )
         admin = AdminServer(str(self.paths.socket))
         controller = ControllerHost(self.paths, self._event)
@@ -149,8 +152,10 @@ class StackDaemon:
                 await routes.restore(spec)
             # First match wins: ours go first so PUT /weights also persists the weights.
             routes.add_routes(admin)
+            metrics.add_route(admin)
             forward_routes(admin, client)
             await admin.start()
+            await self._serve_metrics(metrics)
             with open(self.paths.pid_file, "w", opener=private_opener) as pid_file:
                 pid_file.write(f"{os.getpid()}\n")
             loop = asyncio.get_running_loop()
@@ -173,9 +178,18 @@ class StackDaemon:
                 # for the next daemon.
                 await self.supervisor.stop_all()
             self._save_metrics(time.time() - 2 * PERSIST_EVERY_S)
+            await metrics.stop()
             await admin.stop()
             self.paths.pid_file.unlink(missing_ok=True)
             self._event("daemon", None, "stopped")
+
+    async def _serve_metrics(self, metrics: MetricsEndpoint) -> None:
+        """The metrics' loopback port, when one is set: where it serves, or why not."""
+        url = await metrics.serve_loopback(self.options.metrics_port)
+        if url is not None:
+            self._event("metrics", None, f"Prometheus metrics on {url}")
+        elif metrics.loopback_error is not None:
+            self._event("metrics", None, metrics.loopback_error)
 
     async def _until_stopped(self, jobs: list[asyncio.Future[None]]) -> None:
         """Until asked to stop. A job that fails (the supervisor, the metric saves, the

@@ -15,7 +15,8 @@ from urllib.parse import quote
 
 from canary_deploy.backend import GROUPS, MetricsSource, Version
 from canary_deploy.balancer import BalancerConfig, TargetHealth
-from canary_deploy.balancer.admin import AdminClient, Window
+from canary_deploy.balancer.admin import AdminClient, Window, totals_from_json
+from canary_deploy.balancer.metrics import WindowStats
 from canary_deploy.errors import UsageError
 from canary_deploy.local.commands import TaskCommand
 from canary_deploy.local.metrics import AdminMetrics
@@ -29,14 +30,18 @@ SNAPSHOT_TTL_S = 0.1  # one GET /tasks answers every task's poll() of one reconc
 
 
 class ListenerMetrics(MetricsSource, Protocol):
-    """The listener's metrics as the daemon uses them: counts and quantiles, and the raw
-    per-second buckets it persists."""
+    """The listener's metrics as the daemon uses them: counts and quantiles, the raw
+    per-second buckets it persists, and the totals and refusals `/metrics` shows."""
 
     def export_buckets(self, since: float) -> list[dict[str, Any]]: ...
 
     def tester_requests(self, start: float, end: float) -> dict[Version, int]:
         """Requests listener rules routed to each group (never in `counts`)."""
         ...
+
+    def totals(self) -> dict[Version, WindowStats]: ...
+
+    def rejections(self) -> dict[str, int]: ...
 
 
 class Listener(Protocol):
@@ -93,6 +98,13 @@ class RemoteMetrics(AdminMetrics):
     def tester_requests(self, start: float, end: float) -> dict[Version, int]:
         doc = self.client.request("GET", f"/tester-requests?{Window(start, end).query()}")
         return {v: int(doc.get(v, 0)) for v in GROUPS}
+
+    def totals(self) -> dict[Version, WindowStats]:
+        """What each group served since the data plane started."""
+        return totals_from_json(self.client.request("GET", "/totals"))
+
+    def rejections(self) -> dict[str, int]:
+        return dict(self.client.request("GET", "/rejections"))
 
 
 class RemoteListener:

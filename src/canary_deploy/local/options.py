@@ -30,6 +30,8 @@ class StackOptions:
     # The listener's health check path and stickiness; None = from the stored spec.
     health_check_path: str | None = None
     stickiness_s: int | None = None
+    # The daemon serves /metrics on 127.0.0.1:metrics_port too (None: socket only).
+    metrics_port: int | None = None
 
     @property
     def deregistration_delay(self) -> float:
@@ -40,7 +42,7 @@ class StackOptions:
     def to_argv(self) -> list[str]:
         """The flags `add_arguments` parses back into these options.
 
-        >>> o = StackOptions(Path("/s"), port=0, stickiness_s=60)
+        >>> o = StackOptions(Path("/s"), port=0, stickiness_s=60, metrics_port=9464)
         >>> StackOptions.parse(o.to_argv()) == o
         True
         """
@@ -54,6 +56,8 @@ class StackOptions:
             argv += ["--health-check-path", self.health_check_path]
         if self.stickiness_s:
             argv += ["--stickiness", str(self.stickiness_s)]
+        if self.metrics_port is not None:
+            argv += ["--metrics-port", str(self.metrics_port)]
         return argv
 
     @staticmethod
@@ -65,6 +69,7 @@ class StackOptions:
         parser.add_argument("--deregistration-delay", type=float, default=None)
         parser.add_argument("--health-check-path", default=None)
         parser.add_argument("--stickiness", type=int, default=None)
+        parser.add_argument("--metrics-port", type=int, default=None)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> StackOptions:
@@ -76,6 +81,7 @@ class StackOptions:
             deregistration_delay_s=args.deregistration_delay,
             health_check_path=args.health_check_path,
             stickiness_s=args.stickiness,
+            metrics_port=args.metrics_port,
         )
 
     @classmethod

@@ -62,6 +62,7 @@ class LocalStack:
             deregistration_delay_s=self.settings.local.deregistration_delay_s,
             health_check_path=None if spec is None else spec.health_check_path,
             stickiness_s=None if spec is None else spec.stickiness_seconds,
+            metrics_port=self.settings.local.metrics_port,
         )
 
     def request(self, method: str, path: str, body: Any = None) -> Any:

@@ -102,13 +102,21 @@ class LocalTarget:
         control = self.stack.control
         if control.running():
             running = control.request("GET", "/status")
+            changed = []
             listener_config = (running["health_check_path"], running["stickiness_seconds"])
-            if listener_config == (spec.health_check_path, spec.stickiness_seconds):
+            if listener_config != (spec.health_check_path, spec.stickiness_seconds):
+                changed.append("health check / stickiness")
+            # (A daemon from before the metrics port reports none: it serves none.) A port
+            # it could not bind is tried again.
+            port = running.get("metrics_port")
+            if port != self.settings.local.metrics_port or running.get("metrics_error"):
+                changed.append("metrics port")
+            if not changed:
                 progress.log(f"Updating the running local stack (listener {running['url']})")
                 return False
-            # The balancer fixes both at start: restart it (tasks restart, state is kept)
+            # The stack fixes these at start: restart it (tasks restart, state is kept)
             # on the same address, also when it was picked with port 0.
-            progress.log("Restarting the local stack for the new health check / stickiness")
+            progress.log(f"Restarting the local stack for the new {' and '.join(changed)}")
             control.stop(forget=False)
             address = urlsplit(running["url"])
             listen = Listen(address.hostname or "127.0.0.1", address.port or 0)
@@ -169,6 +177,7 @@ class LocalTarget:
             else "UPDATING"
         )
         notes.extend(route_notes(doc.get("rules")))
+        notes += _metrics_notes(doc)
         notes.append(f"state {self.paths.state_dir} (daemon pid {doc['pid']})")
         return Status(
             self.name, self.settings.stack_name, stack_status, listener, versions, tuple(notes)
@@ -238,6 +247,18 @@ class LocalTarget:
         if problem is None:
             return StateRepair(path, None)
         return StateRepair(path, problem, move_aside(path))
+
+
+def _metrics_notes(doc: dict[str, Any]) -> list[str]:
+    """Where Prometheus scrapes the stack's metrics (`[local] metrics_port`), or why not."""
+    if doc.get("metrics_url"):
+        return [f"Prometheus metrics on {doc['metrics_url']}"]
+    if doc.get("metrics_error"):
+        return [
+            f"{doc['metrics_error']}: choose another [local] metrics_port "
+            "(CANARY_METRICS_PORT) and run `canary deploy` (it restarts the stack)"
+        ]
+    return []
 
 
 def _weights(doc: dict[str, Any]) -> Weights:

@@ -10,6 +10,8 @@ from typing import Any
 
 from canary_deploy.analysis import Batch, Decision, Judge, Verdict
 from canary_deploy.backend import MetricsSource, Progress, SilentProgress, TrafficRouter, Workload
+from canary_deploy.errors import OperationFailed
+from canary_deploy.rollout.alarms import AlarmSource, firing, rollback_reason
 from canary_deploy.rollout.capacity import Capacity, raises_share
 from canary_deploy.rollout.hooks import Gate, Hooks, failure_reason
 from canary_deploy.rollout.model import (
@@ -79,9 +81,11 @@ class Controller:
         timer: Callable[[], float] = time.perf_counter,
         progress: Progress | None = None,
         hooks: Hooks | None = None,
+        alarms: AlarmSource | None = None,
     ) -> None:
         """`clock` is wall time (batches, steps, the store); `timer` measures how long a
-        rollback takes from its verdict to 100/0; `hooks` run around steps (hooks.py)."""
+        rollback takes from its verdict to 100/0; `hooks` run around steps (hooks.py);
+        `alarms` reads the alarms the plan watches (`[rollout] alarms`, AWS)."""
         self.router = router
         self.workload = workload
         self.metrics = metrics
@@ -91,6 +95,7 @@ class Controller:
         self.timer = timer
         self.progress = progress or SilentProgress()
         self.hooks = hooks
+        self.alarms = alarms
         self.endings = Endings(router, workload, store, self.progress, clock, timer)
         self.capacity = Capacity(workload)
         self._decided_at: float | None = None
@@ -117,6 +122,8 @@ class Controller:
             consumed.append(command_id)
 
         decision: Decision | None = None
+        if r.status in (RolloutStatus.RUNNING, RolloutStatus.PAUSED):
+            r = self._watch_alarms(r, events)
         if r.status in (RolloutStatus.RUNNING, RolloutStatus.PAUSED):
             r, decision = self._analyse(r, judge, now, events)
         if decision is not None and decision.verdict is Verdict.ROLLBACK:
@@ -184,6 +191,25 @@ class Controller:
             r = replace(r, step_started_at=now)
         r = self.store.save(replace(r, applied_weights=want), now=now, events=events)
         return r, want
+
+    def _watch_alarms(self, r: Rollout, events: list[EventRecord]) -> Rollout:
+        """Roll back at once when an alarm the plan watches is in ALARM (as CodeDeploy and
+        ECS deployments do). One read per tick; a failed read fails the tick, so no step
+        advances without the alarms checked."""
+        if not r.plan.alarms:
+            return r
+        if self.alarms is None:
+            raise OperationFailed(
+                f"rollout #{r.id} watches CloudWatch alarms but this controller cannot read "
+                "them (a bug: the target gives no alarm source)"
+            )
+        fired = firing(self.alarms.alarm_states(r.plan.alarms))
+        if not fired:
+            return r
+        reason = rollback_reason(fired)
+        data = {"alarms": [a.to_dict() for a in fired]}
+        events.append(EventRecord("rollback", ACTOR, reason, data))
+        return replace(r, status=RolloutStatus.ROLLING_BACK, reason=reason)
 
     # ---- hooks
 

@@ -145,6 +145,8 @@ class RolloutPlan:
     # How often the controller ticks (reads the listener, the commands, the state): the
     # API budget, not the judging pace (`interval_s`).
     tick_s: float = 0.25
+    # CloudWatch alarms (AWS) whose ALARM state rolls the rollout back at once.
+    alarms: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if not self.steps:
@@ -186,6 +188,7 @@ class RolloutPlan:
             "max_canary_tasks": self.max_canary_tasks,
             "reread_s": self.reread_s,
             "tick_s": self.tick_s,
+            "alarms": list(self.alarms),
         }
 
     def weights(self, step: int) -> Weights:
@@ -200,6 +203,7 @@ class RolloutPlan:
         values.setdefault("warmup_s", 0.0)
         values["steps"] = tuple(Step(**s) for s in values["steps"])
         values["judge"] = JudgeConfig.from_dict(dict(values["judge"]))
+        values["alarms"] = tuple(values.get("alarms", ()))
         return cls(**values)
 
 
@@ -246,7 +250,8 @@ def build_plan(
     `metrics_lag`, `post_rollback_canary_count`, `idle_canary_count`, `max_canary_tasks`
     (the most tasks a step sizes the canary and baseline to; default stable's count),
     `reread` (late CloudWatch data), `tick` (how often the controller reads the
-    listener), and a `[rollout.judge]` table of `JudgeConfig` fields
+    listener), `alarms` (CloudWatch alarms that roll back at once; AWS only), and a
+    `[rollout.judge]` table of `JudgeConfig` fields
     (`settings.RolloutSettings` types every one of them).
     """
     given = {**(overrides or {}), "steps": list(steps) if steps else None}
@@ -293,7 +298,20 @@ def build_plan(
         max_canary_tasks=r.max_canary_tasks,
         reread_s=_or(r.reread, d.reread_s),
         tick_s=_or(r.tick, d.tick_s),
+        alarms=_alarms(target, r.alarms),
     )
+
+
+def _alarms(target: str, names: tuple[str, ...] | None) -> tuple[str, ...]:
+    """CloudWatch alarms exist on AWS only: naming some for a local rollout is an error."""
+    if names and target != "aws":
+        raise UsageError(
+            f"[rollout] alarms ({', '.join(names)}) are CloudWatch alarms, an AWS feature: "
+            f"the {target} target has none to watch",
+            hint="remove `alarms` from [rollout] in canary.toml for local rollouts, or run "
+            "with --target aws",
+        )
+    return names or ()
 
 
 def _interval(target: str, seconds: float, warn: Callable[[str], None] | None) -> float:

@@ -23,6 +23,7 @@ from canary_deploy.local.paths import private_dir, private_opener
 from canary_deploy.rollout.controller import TickResult
 from canary_deploy.rollout.settings import RolloutSettings
 from canary_deploy.rollout.state import RenewingProgress
+from canary_deploy.rollout.store import RolloutStore
 
 log = logging.getLogger("canary.controller")
 
@@ -65,6 +66,15 @@ def load_settings(state_dir: Path) -> Settings | None:
         return Settings.model_validate_json(settings_file(state_dir).read_text())
     except (OSError, ValueError):
         return None
+
+
+def open_rollouts(state_dir: Path) -> RolloutStore | None:
+    """The rollouts of the stack whose controller the daemon runs (named in the settings
+    the CLI saved); None when no rollout was ever handed to the daemon."""
+    settings = load_settings(state_dir)
+    if settings is None:
+        return None
+    return RolloutStore(state_dir / "state.db", settings.stack_name)
 
 
 class _LogView:

@@ -12,6 +12,7 @@ from typing import Any, Protocol
 from canary_deploy.backend import GROUPS, Progress, SilentProgress, Target, Version
 from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
+from canary_deploy.rollout.alarms import alarm_source, require_alarms
 from canary_deploy.rollout.capacity import arm_needs
 from canary_deploy.rollout.controller import Controller, TickResult
 from canary_deploy.rollout.hooks import Hooks, any_hook, open_hooks
@@ -112,6 +113,8 @@ def begin(
             store.claim(active.id, now=time.time())
             ensure_baseline(target, active, RenewingProgress(store, active.id, progress))
         return active, True
+    # Before anything starts: a rollout that could not watch its alarms must not begin.
+    require_alarms(alarm_source(target), plan.alarms)
     status = target.status()
     canary = status.versions.get("canary")
     if canary is None or canary.service is None:
@@ -319,6 +322,7 @@ def run(
         clock=clock,
         progress=RenewingProgress(store, rollout.id),
         hooks=hooks,
+        alarms=alarm_source(target),
     )
     pump = None if notifier is None else NotificationPump(notifier, store, rollout.id)
     try:

@@ -54,6 +54,8 @@ Seconds = Annotated[float, BeforeValidator(parse_seconds), Field(ge=0)]
 PositiveSeconds = Annotated[float, BeforeValidator(parse_seconds), Field(gt=0)]
 Count = Annotated[int, Field(ge=0)]
 Percent = Annotated[int, Field(ge=1, le=100)]
+# CloudWatch's limit on an alarm name.
+AlarmName = Annotated[str, Field(min_length=1, max_length=255)]
 
 
 class _Table(BaseModel):
@@ -223,6 +225,8 @@ class RolloutSettings(_Table):
     idle_canary_count: Count | None = None
     max_canary_tasks: Annotated[int, Field(ge=1)] | None = None
     baseline: StrictBool | None = None
+    # CloudWatch alarms (AWS): any of them in ALARM rolls the rollout back at once.
+    alarms: tuple[AlarmName, ...] | None = None
     judge: JudgeConfig = Field(default_factory=JudgeConfig)
     hooks: HooksSettings = Field(default_factory=HooksSettings)
 
@@ -257,6 +261,9 @@ class RolloutSettings(_Table):
                     f"steps: the canary's weight must increase from step to step, got {weights}"
                 )
         _durations_in_order(self.min_duration, self.max_duration, "")
+        if self.alarms is not None and len(set(self.alarms)) != len(self.alarms):
+            twice = sorted({a for a in self.alarms if self.alarms.count(a) > 1})
+            raise ValueError(f"alarms: each alarm once, got {', '.join(twice)} twice")
         return self
 
     def merged(self, overrides: Mapping[str, Any]) -> RolloutSettings:

@@ -13,6 +13,7 @@ from typing import Any
 
 from canary_deploy.backend import Progress, SilentProgress, Target
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
+from canary_deploy.rollout.alarms import alarm_source
 from canary_deploy.rollout.controller import Controller
 from canary_deploy.rollout.model import Command, EventRecord, Rollout, RolloutStatus
 from canary_deploy.rollout.state import RenewingProgress, RolloutState
@@ -222,7 +223,13 @@ class _Courier:
             # A command carried out here may promote (minutes on AWS): keep the lease.
             keeper = RenewingProgress(self.store, self.rollout_id, self.progress)
             Controller(
-                t.router, t.workload, t.metrics, self.store, self.rollout_id, progress=keeper
+                t.router,
+                t.workload,
+                t.metrics,
+                self.store,
+                self.rollout_id,
+                progress=keeper,
+                alarms=alarm_source(t),
             ).tick()
         finally:
             self.store.release(self.rollout_id)

@@ -1,0 +1,1 @@
+"""What the stack tells other programs about itself: Prometheus text (metrics out)."""
