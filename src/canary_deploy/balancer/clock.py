@@ -10,6 +10,7 @@ from __future__ import annotations
 import itertools
 import random
 import time
+from typing import ClassVar
 
 
 def wall_second(now: float) -> tuple[int, float]:
@@ -31,8 +32,8 @@ class TracePrefix:
     random bits per request instead costs more than the rest of the request head.
     """
 
-    header = b""
-    until = -1.0  # monotonic time at which the current wall-clock second ends
+    header: ClassVar[bytes] = b""
+    until: ClassVar[float] = -1.0  # monotonic time at which the current wall-clock second ends
 
     @classmethod
     def refresh(cls, now: float) -> None:

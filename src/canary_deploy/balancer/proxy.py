@@ -21,6 +21,14 @@ from typing import Any
 
 import httptools
 
+try:
+    from mypy_extensions import mypyc_attr
+except ImportError:  # only mypyc needs it (see canary_deploy.speedups)
+
+    def mypyc_attr(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
+        return lambda cls: cls
+
+
 from canary_deploy.balancer.clock import trace_header
 from canary_deploy.balancer.context import ProxyContext as ProxyContext  # re-exported
 from canary_deploy.balancer.exchange import Exchange, RoutedTarget
@@ -46,6 +54,8 @@ OWN_EXHAUSTION = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENO
 _monotonic = time.monotonic  # one clock for every idle-timeout comparison
 
 
+# Tests subclass it to stop a request before it is sent (tests/balancer/fuzz/parsers.py).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class ClientConnection(asyncio.Protocol):
     """One client's keep-alive connection to the listener."""
 
@@ -117,16 +127,17 @@ class ClientConnection(asyncio.Protocol):
             reader.parser.feed_data(data)
             if reader.in_head:
                 reader.head_pending(len(data), now)
-        except FramingError as exc:
-            status = exc.status
-        except httptools.HttpParserUpgrade as exc:
+        # (One name per except clause: mypyc gives a variable a single type.)
+        except FramingError as refused:
+            status = refused.status
+        except httptools.HttpParserUpgrade as upgrade:
             # Only a WebSocket handshake gets here (the parser refuses other upgrades).
-            self._upgrade_requested(data[exc.args[0] :])
+            self._upgrade_requested(data[upgrade.args[0] :])
             return
-        except httptools.HttpParserError as exc:
+        except httptools.HttpParserError as invalid:
             # After a request that closes the connection llhttp refuses any byte: they
             # are ignored, that request is answered, then the connection closes.
-            status = 0 if reader.closing else rejection_status(exc)
+            status = 0 if reader.closing else rejection_status(invalid)
         new = len(reader.new)
         queue = self.queue
         if new:

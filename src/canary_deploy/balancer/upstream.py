@@ -44,10 +44,10 @@ class UpstreamConnection(ParsedResponses, asyncio.Protocol):
         self.metrics = metrics
         self.target = target
         self.stickiness = stickiness
-        self.transport: Any = None
+        self.transport = None  # (declared by ParsedResponses: never annotate it again)
         # Polls the socket for bytes the loop has not delivered yet (see attach).
         self._unread: select.poll | None = None
-        self.exchange: Exchange | None = None
+        self.exchange = None  # (declared by ParsedResponses)
         self.last_activity = _monotonic()
         self.usable = False
         self._reused = False
