@@ -36,6 +36,7 @@ MODULES = (
     "proxy",
     "response_head",
     "routing",
+    "rules",
     "upstream",
 )
 GROUP = "canary_deploy.balancer._compiled"  # the shared library's module name, + "__mypyc"

@@ -76,7 +76,11 @@ def latency_sum(histogram: Mapping[int, int]) -> float:
     >>> round(latency_sum({bucket_index(0.000_010): 3}), 7)
     3.15e-05
     """
-    return sum(n * sum(bucket_bounds(i)) / 2 for i, n in histogram.items())
+    total = 0.0  # (a float from the start: compiled, sum() of a generator starts an int)
+    for index, n in histogram.items():
+        low, high = bucket_bounds(index)
+        total += n * (low + high) / 2
+    return total
 
 
 class _Cell:
