@@ -11,7 +11,7 @@ APT_BENCH := nginx wrk util-linux
 # Which benchmarks `make bench` runs: `make bench BENCH=balancer` runs one.
 BENCH ?= rollback_paths balancer decisions local_stack rollout_local verdicts demo_acts
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench compile clean
 
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
@@ -32,10 +32,20 @@ $(VENV)/.bench: pyproject.toml | $(VENV)/bin/python
 	$(PIP) -e '.[test,bench]'
 	@touch $@
 
+# The balancer's hot modules compiled with mypyc (canary_deploy.speedups), rebuilt when
+# they change; without a C compiler or mypy the balancer runs as pure Python.
+SPEEDUP_SRC := $(wildcard src/canary_deploy/balancer/*.py) src/canary_deploy/speedups.py
+
+$(VENV)/.compiled: $(SPEEDUP_SRC) | $(VENV)/.test
+	$(PY) -m canary_deploy.speedups build
+	@touch $@
+
+compile: $(VENV)/.compiled
+
 demo: $(VENV)/.runtime
 	$(VENV)/bin/canary demo
 
-test: $(VENV)/.test
+test: $(VENV)/.test $(VENV)/.compiled
 	@scripts/apt-ensure $(APT_TEST)
 	$(PY) -m pytest
 
@@ -44,7 +54,7 @@ lint: $(VENV)/.lint
 	$(VENV)/bin/ruff format --check src tests bench
 	$(VENV)/bin/mypy
 
-bench: $(VENV)/.bench
+bench: $(VENV)/.bench $(VENV)/.compiled
 	@scripts/apt-ensure $(APT_BENCH)
 	@for name in $(BENCH); do echo "== bench/$$name.py"; $(PY) bench/$$name.py || exit 1; done
 

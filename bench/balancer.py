@@ -5,7 +5,9 @@ Two identical nginx backends (one process, one worker, two ports, bodies "stable
 weighted 95/5 reverse proxy with upstream keepalive, one worker, and (c) our balancer
 at 95/5 with every feature on (stickiness, fast health checks, admin socket, forwarded
 headers, metrics), started through `canary balancer` as a user would. The proxy under
-test runs on CPU 1 and wrk on CPU 0 when taskset and two CPUs are available.
+test runs on CPU 1 and wrk on CPU 0 when taskset and two CPUs are available. Ours runs
+as it is installed: compiled with mypyc when `make` built it (canary_deploy.speedups),
+and then (d) the same sources as pure Python (CANARY_PURE_PYTHON=1) run beside it.
 
 A second contest repeats nginx-as-proxy and ours against two more backends that add
 an `X-Request-Id` header unique to every response: our balancer remembers its verdict on
@@ -36,6 +38,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "src"))
 
+from canary_deploy import speedups  # noqa: E402
 from canary_deploy.balancer.admin import AdminClient  # noqa: E402
 
 
@@ -163,7 +166,12 @@ def wrk(url: str, seconds: float, connections: int) -> dict[str, float]:
 
 
 def start_ours(
-    port: int, stable: int, canary: int, sock: Path, src: Path = REPO / "src"
+    port: int,
+    stable: int,
+    canary: int,
+    sock: Path,
+    src: Path = REPO / "src",
+    pure: bool = False,
 ) -> subprocess.Popen[str]:
     cmd = [
         *pin(1),
@@ -188,6 +196,8 @@ def start_ours(
         str(sock),
     ]
     env = {**os.environ, "PYTHONPATH": str(src)}
+    if pure:
+        env[speedups.PURE_ENV] = "1"
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -276,10 +286,16 @@ def contest(contestants: dict[str, tuple[str, int]], args: argparse.Namespace) -
     print(f"ours / nginx p99:   {p99_ratio:.2f}x   (target <= 2x)")
     if "direct" in med:
         print(f"ours / direct req/s: {med['ours']['rps'] / med['direct']['rps']:.2f}x")
-    if "base" in med:
+    for name in ("pure", "base"):
+        if name in med:
+            print(
+                f"ours / {name}: req/s {med['ours']['rps'] / med[name]['rps']:.2f}x,"
+                f" CPU/req {med['ours']['cpu_us'] / med[name]['cpu_us']:.2f}x"
+            )
+    if "pure" in med and "base" in med:
         print(
-            f"ours / base: req/s {med['ours']['rps'] / med['base']['rps']:.2f}x,"
-            f" CPU/req {med['ours']['cpu_us'] / med['base']['cpu_us']:.2f}x"
+            f"pure / base: req/s {med['pure']['rps'] / med['base']['rps']:.2f}x,"
+            f" CPU/req {med['pure']['cpu_us'] / med['base']['cpu_us']:.2f}x"
         )
     print(
         f"CPU per request, nginx / ours: {med['nginx']['cpu_us'] / med['ours']['cpu_us']:.2f}x"
@@ -317,6 +333,8 @@ def main() -> None:
 """,
         cpu=None,
     )
+    compiled, mode = speedups.status()
+    print(f"ours: {mode}" + ("; 'pure': the same sources as pure Python" if compiled else ""))
     sock_dir = Path(tempfile.mkdtemp(prefix="bench-balancer-"))
     proxies: list[Nginx] = []
     ours: list[subprocess.Popen[str]] = []
@@ -328,7 +346,7 @@ def main() -> None:
                 ("a unique response head every time (head cache never hits)", u_stable, u_canary),
             )
         ):
-            p_nginx, p_ours, p_base = (free_port() for _ in range(3))
+            p_nginx, p_ours, p_base, p_pure = (free_port() for _ in range(4))
             proxies.append(Nginx("proxy", NGINX_PROXY.format(stable, canary, p_nginx), cpu=1))
             ours.append(start_ours(p_ours, stable, canary, sock_dir / f"admin-{index}.sock"))
             contestants = {
@@ -340,6 +358,11 @@ def main() -> None:
                     "direct": (f"http://127.0.0.1:{stable}/", backends.proc.pid),
                     **contestants,
                 }
+            if compiled:  # the same code as pure Python, for comparison
+                ours.append(
+                    start_ours(p_pure, stable, canary, sock_dir / f"pure-{index}.sock", pure=True)
+                )
+                contestants["pure"] = (f"http://127.0.0.1:{p_pure}/", ours[-1].pid)
             if args.baseline_src is not None:
                 ours.append(
                     start_ours(

@@ -100,10 +100,14 @@ setup(
 """
 
 
+class BuildFailed(Exception):
+    """mypyc or the C compiler failed; `args[0]`: the last lines of their output."""
+
+
 def build(root: Path | None = None, quiet: bool = True) -> Path:
     """Compile MODULES into `root` (default build_dir()) and write the manifest last, so
-    an interrupted build is never used. Raises CalledProcessError when mypyc or the C
-    compiler fails."""
+    an interrupted build is never used. Raises BuildFailed (CalledProcessError when not
+    quiet) when mypyc or the C compiler fails."""
     root = root or build_dir()
     src = PACKAGE_DIR.parent.parent  # the directory holding canary_deploy/
     digest = _sources_digest(PACKAGE_DIR)
@@ -122,8 +126,12 @@ def build(root: Path | None = None, quiet: bool = True) -> Path:
             f"--build-temp={Path(tmp) / 'temp'}",
         ]
         env = {**os.environ, "MYPY_CACHE_DIR": str(Path(tmp) / "mypy-cache")}
-        output = subprocess.DEVNULL if quiet else None
-        subprocess.run(command, cwd=src, env=env, check=True, stdout=output, stderr=output)
+        if quiet:
+            done = subprocess.run(command, cwd=src, env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise BuildFailed((done.stdout + done.stderr).strip().splitlines()[-5:])
+        else:
+            subprocess.run(command, cwd=src, env=env, check=True)
         compiled = root / "canary_deploy" / "balancer"
         if compiled.exists():
             shutil.rmtree(compiled)
@@ -138,10 +146,15 @@ def main(argv: list[str]) -> int:
         if shutil.which("cc") is None and shutil.which("gcc") is None:
             print("no C compiler: the balancer runs as pure Python")
             return 0
+        print("compiling the balancer with mypyc (about a minute)...", flush=True)
         try:
             where = build(quiet="-v" not in argv)
+        except BuildFailed as exc:
+            print("compiling the balancer failed; it runs as pure Python. Last lines:")
+            print("\n".join(f"  {line}" for line in exc.args[0]))
+            return 0
         except (subprocess.CalledProcessError, OSError) as exc:
-            print(f"compiling the balancer failed ({exc}): it runs as pure Python")
+            print(f"compiling the balancer failed ({exc}); it runs as pure Python")
             return 0
         print(f"balancer compiled with mypyc into {where}")
         return 0
