@@ -75,9 +75,7 @@ def test_the_default_vpc_gets_one_subnet_per_zone_the_first_by_id() -> None:
         _subnet("subnet-5", "us-east-1c"),
     ]
     network = resolve(FakeEc2(["vpc-default"], subnets))
-    assert network == Network(
-        "vpc-default", ("subnet-1", "subnet-9", "subnet-5"), discovered=True
-    )
+    assert network == Network("vpc-default", ("subnet-1", "subnet-9", "subnet-5"), discovered=True)
     assert network.describe().startswith("default VPC vpc-default")
 
 

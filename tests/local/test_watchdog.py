@@ -22,14 +22,14 @@ from tests.local.conftest import pid_gone, wait_for
 DATA_PLANE = """
 import os, subprocess, sys, time
 from canary_deploy.local.watchdog import start_watchdog
-marker, other = sys.argv[1], sys.argv[2]
+name, marker, other = sys.argv[1:4]
 dog = start_watchdog(marker)
 def task(m):
-    env = {**os.environ, "%s": m}
+    env = {**os.environ, name: m}
     return subprocess.Popen(["sleep", "60"], env=env, start_new_session=True).pid
 print(dog.pid, task(marker), task(other), flush=True)
 time.sleep(60)
-""" % MARKER_ENV
+"""
 
 
 def _handles_sigterm(pid: int) -> bool:
@@ -44,7 +44,9 @@ def _handles_sigterm(pid: int) -> bool:
 @contextmanager
 def data_plane(marker: str, other: str) -> Iterator[tuple[subprocess.Popen[str], list[int]]]:
     proc = subprocess.Popen(
-        [sys.executable, "-c", DATA_PLANE, marker, other], stdout=subprocess.PIPE, text=True
+        [sys.executable, "-c", DATA_PLANE, MARKER_ENV, marker, other],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     assert proc.stdout is not None
     pids = [int(p) for p in proc.stdout.readline().split()]
