@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -20,6 +20,8 @@ from canary_deploy.cli.output import (
 )
 from canary_deploy.config import Settings
 from canary_deploy.errors import NothingToDelete, UsageError
+from canary_deploy.rollout import service, steering
+from canary_deploy.rollout.summary import ControllerSummary
 from canary_deploy.targets import open_target
 
 
@@ -135,8 +137,6 @@ def _confirm_starved(problems: list[str], *, yes: bool) -> None:
 
 def _yield_to_rollout(settings: Settings, target: Target, *, force: bool, quiet: bool) -> None:
     """`deploy` during a rollout: refused, or with --force the rollout ends first."""
-    from canary_deploy.rollout import service, steering
-
     with service.existing_store(settings) as store:
         if not force:
             steering.refuse_deploy(store)
@@ -159,57 +159,33 @@ def status(ctx: typer.Context, output: OutputOpt = "text") -> None:
     """The stack along the chain Task Definition -> Tasks -> Service -> Target Group ->
     Listener -> user, with live weights and recent traffic."""
     settings = settings_from(ctx)
-    target = open_target(settings)
-    current = target.status()
-    rollout = _rollout_summary(settings)
+    current = open_target(settings).status()
+    active = service.active_rollout(settings)
     if output == "json":
-        print_json({**current.to_dict(), "rollout": rollout})
+        print_json({**current.to_dict(), "rollout": None if active is None else active.to_dict()})
         return
     show_status(current, output)
-    if rollout is not None:
-        judging = f", judging {rollout['canary_image']}" if rollout["canary_image"] else ""
+    if active is not None:
+        r = active.rollout
+        judging = f", judging {r.canary_image}" if r.canary_image else ""
         console.print(
-            f"Rollout #{rollout['id']}: {rollout['status']} at step {rollout['step']}/"
-            f"{rollout['steps']} (canary {rollout['canary_weight']}%{judging}) - "
-            f"{rollout['last']}",
+            f"Rollout #{r.id}: {r.status} at step {r.step}/{r.steps} "
+            f"(canary {r.canary_weight}%{judging}) - {r.last}",
             markup=False,
         )
-        console.print(f"Controller: {controller_line(rollout['controller'])}", markup=False)
+        console.print(f"Controller: {controller_line(active.controller)}", markup=False)
 
 
-def controller_line(doc: dict[str, Any]) -> str:
+def controller_line(controller: ControllerSummary) -> str:
     """Who runs the rollout, in words: 'last tick 0.4s ago (pid 123)' or 'unattended since'."""
-    if doc["unattended_since"] is not None:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(doc["unattended_since"]))
+    if controller.unattended_since is not None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(controller.unattended_since))
         return (
-            f"unattended since {stamp} ({doc['unattended_s']:.0f}s): nothing judges it or "
-            "rolls it back; run `canary rollout` to resume it"
+            f"unattended since {stamp} ({controller.unattended_s or 0:.0f}s): nothing judges "
+            "it or rolls it back; run `canary rollout` to resume it"
         )
-    who = f" (pid {doc['pid']})" if doc.get("pid") else ""
-    return f"last tick {doc['last_tick_s']:.1f}s ago{who}"
-
-
-def _rollout_summary(settings: Settings) -> dict[str, Any] | None:
-    """The rollout in progress on this stack, if any, and who runs it (from the store)."""
-    from canary_deploy.rollout.service import existing_store
-    from canary_deploy.rollout.state import unattended_since
-    from canary_deploy.rollout.view import summary
-
-    with existing_store(settings) as store:
-        active = None if store is None else store.active()
-        if store is None or active is None:
-            return None
-        now = time.time()
-        since = unattended_since(store, active, now=now)
-    beat = active.heartbeat if active.heartbeat is not None else active.created_at
-    controller = {
-        "pid": active.owner_pid if since is None else None,
-        "last_tick": beat,
-        "last_tick_s": max(0.0, now - beat),
-        "unattended_since": since,
-        "unattended_s": None if since is None else max(0.0, now - since),
-    }
-    return {**summary(active), "controller": controller}
+    who = f" (pid {controller.pid})" if controller.pid else ""
+    return f"last tick {controller.last_tick_s:.1f}s ago{who}"
 
 
 @app.command()
@@ -230,8 +206,6 @@ def delete(
                 hint="pass --yes",
             )
         typer.confirm(f"Delete {settings.stack_name} on {settings.target}?", abort=True)
-    from canary_deploy.rollout import service, steering
-
     target = open_target(settings)
     try:
         with progress(f"Deleting {settings.stack_name} ({settings.target})") as p:

@@ -23,6 +23,7 @@ from canary_deploy.rollout.state import (
     unattended_since,
 )
 from canary_deploy.rollout.store import Event, Rollout, RolloutStatus, RolloutStore
+from canary_deploy.rollout.summary import ActiveRollout, ControllerSummary, RolloutSummary
 
 
 class RolloutView(Protocol):
@@ -416,3 +417,22 @@ def _p99(target: Target, rollout: Rollout, now: float) -> dict[str, float | None
 
 def history(store: RolloutState, rollout_id: int | None = None) -> list[Event]:
     return store.events(rollout_id)
+
+
+def active_rollout(settings: Settings, *, now: float | None = None) -> ActiveRollout | None:
+    """The rollout in progress on this stack, if any, and who runs it (from the store)."""
+    with existing_store(settings) as store:
+        active = None if store is None else store.active()
+        if store is None or active is None:
+            return None
+        now = time.time() if now is None else now
+        since = unattended_since(store, active, now=now)
+    beat = active.heartbeat if active.heartbeat is not None else active.created_at
+    controller = ControllerSummary(
+        pid=active.owner_pid if since is None else None,
+        last_tick=beat,
+        last_tick_s=max(0.0, now - beat),
+        unattended_since=since,
+        unattended_s=None if since is None else max(0.0, now - since),
+    )
+    return ActiveRollout(RolloutSummary.of(active), controller)

@@ -47,24 +47,6 @@ def headline(r: Rollout) -> str:
     )
 
 
-def summary(r: Rollout) -> dict[str, Any]:
-    """The rollout in one JSON-ready document (`status`, the steering commands)."""
-    step = r.plan.steps[min(r.step, len(r.plan.steps) - 1)]
-    explained = (r.last_decision or {}).get("explanation")
-    # Paused or ending: why says more than the last batch's verdict.
-    last = r.reason if r.status != "running" and r.reason else explained or r.reason
-    return {
-        "id": r.id,
-        "status": str(r.status),
-        "step": r.step + 1,
-        "steps": len(r.plan.steps),
-        "canary_weight": step.canary_weight,
-        "canary_image": r.canary_image,
-        "reason": r.reason,
-        "last": last or "starting",
-    }
-
-
 def decision_line(decision: Mapping[str, Any] | None) -> str:
     if not decision:
         return "waiting for the first batch"
