@@ -24,61 +24,67 @@ from canary_deploy.rollout import service, steering
 from canary_deploy.rollout.summary import ControllerSummary
 from canary_deploy.targets import open_target
 
+# `deploy`'s options: the seed's variables as flags (each wins over its variable).
+ImageStable = Annotated[str | None, typer.Option(help="Stable image (env IMAGE_URI_STABLE)")]
+ImageCanary = Annotated[str | None, typer.Option(help="Canary image (env IMAGE_URI_CANARY)")]
+StableCount = Annotated[int | None, typer.Option(help="Stable tasks (env DESIRED_COUNT_STABLE; 2)")]
+CanaryCount = Annotated[int | None, typer.Option(help="Canary tasks (env DESIRED_COUNT_CANARY; 1)")]
+ContainerPort = Annotated[
+    int | None, typer.Option(help="Container port (env CONTAINER_PORT; 8000)")
+]
+StableWeight = Annotated[
+    int | None, typer.Option(help="First deploy's stable weight (env STABLE_WEIGHT; 95)")
+]
+CanaryWeight = Annotated[
+    int | None, typer.Option(help="First deploy's canary weight (env CANARY_WEIGHT; 5)")
+]
+TaskCpu = Annotated[int | None, typer.Option(help="Fargate CPU units (env TASK_CPU)")]
+TaskMemory = Annotated[int | None, typer.Option(help="MiB (env TASK_MEMORY)")]
+HealthCheckPath = Annotated[
+    str | None, typer.Option(help="Health check path (env HEALTH_CHECK_PATH; /)")
+]
+Stickiness = Annotated[
+    int | None, typer.Option(help="Enable AWSALBTG stickiness for N seconds (env STICKINESS_*)")
+]
+SlowStart = Annotated[
+    int | None,
+    typer.Option(
+        help="ALB slow start: a new target's share ramps up over N seconds "
+        "(0 off, 30-900; env SLOW_START_SECONDS)"
+    ),
+]
+VpcId = Annotated[str | None, typer.Option(help="AWS VPC (default VPC)")]
+SubnetIds = Annotated[str | None, typer.Option(help="Comma-separated subnets (default VPC's)")]
+Force = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="During a rollout: abort it (rolled back, recorded), then deploy."
+    ),
+]
+Yes = Annotated[
+    bool, typer.Option("--yes", "-y", help="Deploy even when a group with traffic gets 0 tasks.")
+]
+
 
 @app.command()
 def deploy(
     ctx: typer.Context,
-    image_stable: Annotated[
-        str | None, typer.Option(help="Stable image (env IMAGE_URI_STABLE)")
-    ] = None,
-    image_canary: Annotated[
-        str | None, typer.Option(help="Canary image (env IMAGE_URI_CANARY)")
-    ] = None,
-    stable_count: Annotated[
-        int | None, typer.Option(help="Stable tasks (env DESIRED_COUNT_STABLE; 2)")
-    ] = None,
-    canary_count: Annotated[
-        int | None, typer.Option(help="Canary tasks (env DESIRED_COUNT_CANARY; 1)")
-    ] = None,
-    container_port: Annotated[
-        int | None, typer.Option(help="Container port (env CONTAINER_PORT; 8000)")
-    ] = None,
-    stable_weight: Annotated[
-        int | None, typer.Option(help="First deploy's stable weight (env STABLE_WEIGHT; 95)")
-    ] = None,
-    canary_weight: Annotated[
-        int | None, typer.Option(help="First deploy's canary weight (env CANARY_WEIGHT; 5)")
-    ] = None,
-    task_cpu: Annotated[int | None, typer.Option(help="Fargate CPU units (env TASK_CPU)")] = None,
-    task_memory: Annotated[int | None, typer.Option(help="MiB (env TASK_MEMORY)")] = None,
-    health_check_path: Annotated[
-        str | None, typer.Option(help="Health check path (env HEALTH_CHECK_PATH; /)")
-    ] = None,
-    stickiness: Annotated[
-        int | None,
-        typer.Option(help="Enable AWSALBTG stickiness for N seconds (env STICKINESS_*)"),
-    ] = None,
-    slow_start: Annotated[
-        int | None,
-        typer.Option(
-            help="ALB slow start: a new target's share ramps up over N seconds "
-            "(0 off, 30-900; env SLOW_START_SECONDS)"
-        ),
-    ] = None,
-    vpc_id: Annotated[str | None, typer.Option(help="AWS VPC (default VPC)")] = None,
-    subnet_ids: Annotated[
-        str | None, typer.Option(help="Comma-separated subnets (default VPC's)")
-    ] = None,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force", help="During a rollout: abort it (rolled back, recorded), then deploy."
-        ),
-    ] = False,
-    yes: Annotated[
-        bool,
-        typer.Option("--yes", "-y", help="Deploy even when a group with traffic gets 0 tasks."),
-    ] = False,
+    image_stable: ImageStable = None,
+    image_canary: ImageCanary = None,
+    stable_count: StableCount = None,
+    canary_count: CanaryCount = None,
+    container_port: ContainerPort = None,
+    stable_weight: StableWeight = None,
+    canary_weight: CanaryWeight = None,
+    task_cpu: TaskCpu = None,
+    task_memory: TaskMemory = None,
+    health_check_path: HealthCheckPath = None,
+    stickiness: Stickiness = None,
+    slow_start: SlowStart = None,
+    vpc_id: VpcId = None,
+    subnet_ids: SubnetIds = None,
+    force: Force = False,
+    yes: Yes = False,
     output: OutputOpt = "text",
 ) -> None:
     """Create or update the stack (first deploy 95/5), then print status. Refused while
@@ -96,9 +102,7 @@ def deploy(
             "aws.task_cpu": task_cpu,
             "aws.task_memory": task_memory,
             "aws.vpc_id": vpc_id,
-            "aws.subnet_ids": None
-            if subnet_ids is None
-            else tuple(s for s in subnet_ids.split(",") if s),
+            "aws.subnet_ids": None if subnet_ids is None else _split(subnet_ids),
         },
         health_check_path=health_check_path,
         stickiness_enabled=None if stickiness is None else stickiness > 0,
@@ -109,13 +113,16 @@ def deploy(
     spec = usecases.release_spec(settings, target.deployed_spec())
     _confirm_starved(usecases.starved_groups(spec, usecases.live_weights(target)), yes=yes)
     _yield_to_rollout(settings, target, force=force, quiet=output == "json")
-    before = usecases.canary_image_live(target)
     with progress(f"Deploying {settings.stack_name} ({settings.target})") as p:
-        status = usecases.deploy(target, spec, p)
-    show_status(status, output)
-    warning = usecases.new_canary_warning(before, spec, status)
-    if warning:
-        warn(warning)
+        deployed = usecases.deploy_release(target, spec, p)
+    show_status(deployed.status, output)
+    if deployed.warning:
+        warn(deployed.warning)
+
+
+def _split(ids: str) -> tuple[str, ...]:
+    """`--subnet-ids a,b` as ("a", "b")."""
+    return tuple(i for i in ids.split(",") if i)
 
 
 def _confirm_starved(problems: list[str], *, yes: bool) -> None:
