@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -350,6 +351,53 @@ def hosted(settings: Settings) -> bool:
     local daemon runs it (a rollout outlives its terminal); on AWS the process that runs
     `canary rollout` is the controller (see docs/aws.md for running it unattended)."""
     return settings.target == "local"
+
+
+def refuse_detach(settings: Settings, detach: bool) -> None:
+    """`--detach` needs a controller that outlives this process: the local daemon's."""
+    if detach and not hosted(settings):
+        raise UsageError(
+            "--detach is for the local target: on AWS this process is the rollout's controller",
+            hint="run it where it can keep running (CI job, tmux, an ECS task); see docs/aws.md "
+            "'Running a rollout unattended'",
+        )
+
+
+@dataclass(frozen=True)
+class Started:
+    """A rollout `start` began or took up again, and who runs it."""
+
+    rollout: Rollout
+    resumed: bool  # it was running already (or paused, or unattended)
+    hosted: bool  # the local daemon runs it: this process only watches (`hosted`)
+
+
+def start(
+    settings: Settings,
+    target: Target,
+    store: RolloutState,
+    plan: RolloutPlan,
+    progress: Progress | None = None,
+) -> Started:
+    """Begin a rollout or take up the one in progress (see `begin`); this process claims
+    it unless the local daemon runs it (then `hand_over` leaves it to the daemon)."""
+    in_daemon = hosted(settings)
+    rollout, resumed = begin(settings, target, store, plan, progress, claim=not in_daemon)
+    return Started(rollout, resumed, in_daemon)
+
+
+def watch(
+    target: Target,
+    store: RolloutState,
+    started: Started,
+    view: RolloutView,
+    *,
+    warn: Callable[[str], None],
+) -> Rollout:
+    """Until the rollout ends: run its controller here, or follow the daemon's."""
+    if started.hosted:
+        return follow(target, store, started.rollout.id, view, warn=warn)
+    return run(target, store, started.rollout, view, warn=warn)
 
 
 def hand_over(settings: Settings, store: RolloutState, rollout: Rollout) -> None:
