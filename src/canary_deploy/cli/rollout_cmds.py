@@ -162,7 +162,9 @@ def _finish(final: Rollout, output: str) -> None:
                 "status": str(final.status),
                 "step": final.step,
                 "reason": final.reason,
-                "last_decision": final.last_decision,
+                "last_decision": None
+                if final.last_decision is None
+                else final.last_decision.to_dict(),
             }
         )
     elif final.status == "promoted":

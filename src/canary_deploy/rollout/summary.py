@@ -24,7 +24,7 @@ class RolloutSummary:
     @classmethod
     def of(cls, r: Rollout) -> RolloutSummary:
         step = r.plan.steps[min(r.step, len(r.plan.steps) - 1)]
-        explained = (r.last_decision or {}).get("explanation")
+        explained = None if r.last_decision is None else r.last_decision.explanation
         # Paused or ending: why says more than the last batch's verdict.
         last = r.reason if r.status != "running" and r.reason else explained or r.reason
         return cls(

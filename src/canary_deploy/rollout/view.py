@@ -13,7 +13,7 @@ from rich.text import Text
 
 from canary_deploy.rollout.controller import TickResult
 from canary_deploy.rollout.reading import step_elapsed
-from canary_deploy.rollout.store import Rollout
+from canary_deploy.rollout.store import RecordedDecision, Rollout
 from canary_deploy.units import ms
 
 _STYLE = {
@@ -47,10 +47,8 @@ def headline(r: Rollout) -> str:
     )
 
 
-def decision_line(decision: Mapping[str, Any] | None) -> str:
-    if not decision:
-        return "waiting for the first batch"
-    return str(decision["explanation"])
+def decision_line(recorded: RecordedDecision | None) -> str:
+    return "waiting for the first batch" if recorded is None else recorded.explanation
 
 
 def render(result: TickResult, quantiles: Mapping[str, float | None], now: float) -> Group:
@@ -71,22 +69,22 @@ def render(result: TickResult, quantiles: Mapping[str, float | None], now: float
     metrics = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("metric", "canary", "control", "harm e", "not-worse e"):
         metrics.add_column(col, justify="left" if col == "metric" else "right")
-    d = result.decision or {}
-    evidence = d.get("metrics") or []
-    if evidence:
-        errors_control = (d.get("controls") or {}).get("errors", "stable")
+    d = result.decision
+    evidence = () if d is None else d.decision.metrics
+    if d is not None and evidence:
+        errors_control = d.decision.controls[0]
         first = evidence[0]
         pooled = errors_control != "stable"
         versions.add_row(
             errors_control,
-            f"{first['stable_requests']:,}",
-            _pct(first["stable_rate"]),
+            f"{first.stable_requests:,}",
+            _pct(first.stable_rate),
             "" if pooled else ms(quantiles.get("stable")),
         )
         versions.add_row(
             "canary",
-            f"{first['canary_requests']:,}",
-            _pct(first["canary_rate"]),
+            f"{first.canary_requests:,}",
+            _pct(first.canary_rate),
             ms(quantiles.get("canary")),
         )
         if pooled:
@@ -96,11 +94,11 @@ def render(result: TickResult, quantiles: Mapping[str, float | None], now: float
                     versions.add_row(f"{group} p99", "", "", ms(quantiles.get(group)))
         for m in evidence:
             metrics.add_row(
-                _short(m["name"]),
-                f"{m['canary_hits']}/{m['canary_requests']}",
-                f"{m['stable_hits']}/{m['stable_requests']}",
-                f"{_e(m['e_harm'])}/{_e(m['harm_threshold'])}",
-                f"{_e(m['e_non_inferiority'])}/{_e(m['non_inferiority_threshold'])}",
+                _short(m.name),
+                f"{m.canary_hits}/{m.canary_requests}",
+                f"{m.stable_hits}/{m.stable_requests}",
+                f"{_e(m.e_harm)}/{_e(m.harm_threshold)}",
+                f"{_e(m.e_non_inferiority)}/{_e(m.non_inferiority_threshold)}",
             )
     parts: list[Any] = [title, timing, versions, metrics, Text(decision_line(d))]
     if r.reason:
@@ -147,8 +145,9 @@ class PlainView:
 
     def show(self, result: TickResult, quantiles: Mapping[str, float | None]) -> None:
         r = result.rollout
-        d = result.decision or {}
-        key = (r.status, r.step, str(result.live_weights), d.get("verdict"))
+        d = result.decision
+        verdict = None if d is None else str(d.decision.verdict)
+        key = (r.status, r.step, str(result.live_weights), verdict)
         now = time.monotonic()
         if key == self._last_key and now - self._last_time < self._every:
             return
