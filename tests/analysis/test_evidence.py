@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from canary_deploy.analysis import Decision, MetricEvidence, Verdict
-from canary_deploy.rollout.model import RecordedDecision
+from canary_deploy.rollout.model import Event, RecordedDecision
 from tests.analysis.helpers import decision, evidence
 
 
@@ -45,3 +45,12 @@ def test_a_decision_recorded_before_controls_and_warnings_existed_reads_back() -
     old = Decision.from_dict(doc)
     assert old.controls == ("stable", "stable") and old.warnings == () and old.canary_requests == 0
     assert old.metrics == (MetricEvidence.from_dict(doc["metrics"][0]),)
+
+
+def test_an_event_gives_the_decision_it_records_and_a_soak_batch_none() -> None:
+    recorded = RecordedDecision(decision(Verdict.ROLLBACK, evidence("errors", 40.0)), (0, 2), 1)
+    judged = Event(1, 1, 2.0, "decision", "judge", "roll back", recorded.to_dict())
+    assert judged.judged() == recorded.decision
+    soak = {"window": [0, 2], "step": 3, "canary": {"requests": 10, "errors": 0}}
+    assert Event(2, 1, 4.0, "batch", "controller", "soak", soak).judged() is None
+    assert Event(3, 1, 5.0, "step", "controller", "step 2", {"step": 2}).judged() is None

@@ -263,6 +263,6 @@ def history(
         return
     for e in events:
         console.print(_event_line(e), soft_wrap=True, markup=False)
-        if e.kind == "decision" and e.data:
-            for metric in e.data.get("metrics", []):
-                console.print(f"{'':>24}{metric['explanation']}", soft_wrap=True, markup=False)
+        decision = e.judged() if e.kind == "decision" else None
+        for metric in () if decision is None else decision.metrics:
+            console.print(f"{'':>24}{metric.explanation}", soft_wrap=True, markup=False)

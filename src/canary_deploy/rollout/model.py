@@ -133,6 +133,13 @@ class Event:
     message: str
     data: dict[str, Any] | None
 
+    def judged(self) -> Decision | None:
+        """The judge's decision a `batch` or `decision` event records; None for any other
+        event, and for a soak's batch (nothing to compare: no verdict)."""
+        if self.kind not in ("batch", "decision") or not self.data or "verdict" not in self.data:
+            return None
+        return Decision.from_dict(self.data)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,

@@ -158,11 +158,12 @@ def event_log(events: list[Event], *, batches: bool = False) -> str:
             f'<tr class="k-{escape(e.kind)}"><td>{stamp(e.t)}</td><td>{escape(e.kind)}</td>'
             f"<td>{escape(e.actor)}</td><td>{escape(e.message)}</td></tr>"
         )
-        if e.kind == "decision" and e.data:
+        decision = e.judged() if e.kind == "decision" else None
+        if decision is not None:
             rows.extend(
-                f'<tr class="explain"><td></td><td></td><td></td><td>{escape(m["explanation"])}'
+                f'<tr class="explain"><td></td><td></td><td></td><td>{escape(m.explanation)}'
                 "</td></tr>"
-                for m in e.data.get("metrics", [])
+                for m in decision.metrics
             )
     return (
         '<table class="log"><thead><tr><th>time</th><th>kind</th><th>actor</th><th>message</th>'
