@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from canary_deploy.backend import GROUPS, Progress, SilentProgress, Target, Version
+from canary_deploy.backend import GROUPS, Progress, SilentProgress, Status, Target, Version
 from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
 from canary_deploy.rollout.capacity import arm_needs
@@ -112,40 +112,62 @@ def begin(
             store.claim(active.id, now=time.time())
             ensure_baseline(target, active, RenewingProgress(store, active.id, progress))
         return active, True
-    status = target.status()
-    canary = status.versions.get("canary")
-    if canary is None or canary.service is None:
-        raise UsageError(
-            "the stack has no canary service: nothing to roll out",
-            hint="deploy the new version first: `canary deploy --image-canary ...`",
-        )
     notes: list[str] = []
-    if canary.service.desired == 0:
-        notes += rescale_canary(settings, target, store, progress)
-        status = target.status()
-        canary = status.versions["canary"]
-    assert canary.service is not None
-    if plan.baseline:
-        count = canary.service.desired  # each target says what it starts
-        try:
-            target.workload.start_baseline(count, progress)
-        except BaseException:
-            # Ctrl-C or a failure before the rollout exists: nobody would stop these
-            # tasks later (its weight is still 0, so stopping is always allowed).
-            target.workload.stop_baseline()
-            raise
-    else:
-        stable = status.versions.get("stable")
-        stable_tasks = stable.service.desired if stable and stable.service else 0
-        warning = load_imbalance(plan, stable_tasks, canary.service.desired)
-        if warning:
-            progress.log(f"Warning: {warning}")
-            notes.append(warning)
+    status = _with_canary_tasks(settings, target, store, progress, notes)
+    _prepare_control(plan, target, status, progress, notes)
     # What the canary's tasks run now (after any restart), pinned where the target can:
     # the one image this rollout judges and may promote.
     image = target.workload.canary_image()
     rollout = start_rollout(store, plan, target.metrics, canary_image=image, notes=notes)
     return rollout, False
+
+
+def _canary_tasks(status: Status) -> int | None:
+    """The canary service's desired count; None when the stack has none."""
+    canary = status.versions.get("canary")
+    return None if canary is None or canary.service is None else canary.service.desired
+
+
+def _with_canary_tasks(
+    settings: Settings, target: Target, store: RolloutState, progress: Progress, notes: list[str]
+) -> Status:
+    """The stack's status once its canary service has tasks (a canary a rollback scaled
+    to 0 is scaled back first, what it says added to `notes`)."""
+    status = target.status()
+    desired = _canary_tasks(status)
+    if desired is None:
+        raise UsageError(
+            "the stack has no canary service: nothing to roll out",
+            hint="deploy the new version first: `canary deploy --image-canary ...`",
+        )
+    if desired == 0:
+        notes += rescale_canary(settings, target, store, progress)
+        status = target.status()
+    return status
+
+
+def _prepare_control(
+    plan: RolloutPlan, target: Target, status: Status, progress: Progress, notes: list[str]
+) -> None:
+    """Start the baseline's tasks (and fresh canary tasks with them); without a baseline,
+    warn (into `notes` too) when stable's and the canary's tasks would be loaded unevenly."""
+    canary_tasks = _canary_tasks(status) or 0
+    if plan.baseline:
+        try:
+            # The baseline gets the canary's size; each target says what it starts.
+            target.workload.start_baseline(canary_tasks, progress)
+        except BaseException:
+            # Ctrl-C or a failure before the rollout exists: nobody would stop these
+            # tasks later (its weight is still 0, so stopping is always allowed).
+            target.workload.stop_baseline()
+            raise
+        return
+    stable = status.versions.get("stable")
+    stable_tasks = stable.service.desired if stable and stable.service else 0
+    warning = load_imbalance(plan, stable_tasks, canary_tasks)
+    if warning:
+        progress.log(f"Warning: {warning}")
+        notes.append(warning)
 
 
 def rescale_canary(
