@@ -51,27 +51,18 @@ def decision_line(recorded: RecordedDecision | None) -> str:
     return "waiting for the first batch" if recorded is None else recorded.explanation
 
 
-def render(result: TickResult, quantiles: Mapping[str, float | None], now: float) -> Group:
-    """The panel; fits 80 columns."""
-    r = result.rollout
-    step = r.plan.steps[min(r.step, len(r.plan.steps) - 1)]
-    # The gate counts the step's time on the data it produced (CloudWatch lags minutes).
-    elapsed = step_elapsed(r)
-    title = Text(headline(r), style=_STYLE.get(r.status, "bold"))
-    timing = Text(
-        f"weights {result.live_weights}  |  {elapsed:.0f}s of step data "
-        f"(min {step.min_duration_s:.0f}s, max {step.max_duration_s:.0f}s)  |  "
-        f"{r.step_canary_requests} canary req (min {step.min_requests})"
-    )
+def _evidence_tables(
+    d: RecordedDecision | None, quantiles: Mapping[str, float | None]
+) -> tuple[Table, Table]:
+    """Requests, errors and p99 per version, and each metric's counts and e-values."""
     versions = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("version", "requests", "errors", "p99"):
         versions.add_column(col, justify="right" if col != "version" else "left")
     metrics = Table(box=None, pad_edge=False, header_style="bold")
     for col in ("metric", "canary", "control", "harm e", "not-worse e"):
         metrics.add_column(col, justify="left" if col == "metric" else "right")
-    d = result.decision
-    evidence = () if d is None else d.decision.metrics
-    if d is not None and evidence:
+    if d is not None and d.decision.metrics:
+        evidence = d.decision.metrics
         errors_control = d.decision.controls[0]
         first = evidence[0]
         pooled = errors_control != "stable"
@@ -100,6 +91,23 @@ def render(result: TickResult, quantiles: Mapping[str, float | None], now: float
                 f"{_e(m.e_harm)}/{_e(m.harm_threshold)}",
                 f"{_e(m.e_non_inferiority)}/{_e(m.non_inferiority_threshold)}",
             )
+    return versions, metrics
+
+
+def render(result: TickResult, quantiles: Mapping[str, float | None], now: float) -> Group:
+    """The panel; fits 80 columns."""
+    r = result.rollout
+    step = r.plan.steps[min(r.step, len(r.plan.steps) - 1)]
+    # The gate counts the step's time on the data it produced (CloudWatch lags minutes).
+    elapsed = step_elapsed(r)
+    title = Text(headline(r), style=_STYLE.get(r.status, "bold"))
+    timing = Text(
+        f"weights {result.live_weights}  |  {elapsed:.0f}s of step data "
+        f"(min {step.min_duration_s:.0f}s, max {step.max_duration_s:.0f}s)  |  "
+        f"{r.step_canary_requests} canary req (min {step.min_requests})"
+    )
+    d = result.decision
+    versions, metrics = _evidence_tables(d, quantiles)
     parts: list[Any] = [title, timing, versions, metrics, Text(decision_line(d))]
     if r.reason:
         parts.append(Text(r.reason, style="yellow"))
