@@ -102,17 +102,9 @@ class Judge:
         depend on a task's load), latency with the baseline alone (same age, same size,
         same share as the canary: the like-for-like control).
         """
-        s, c, b = batch.stable, batch.canary, batch.baseline
-        thresholds = self.thresholds_s
         # Checked before anything is counted, so a rejected batch leaves the state as it was.
-        no_latency = (s.requests == 0 and c.requests == 0) or not batch.latency_judged
-        if len(c.slower_than) != len(thresholds) and not (no_latency and not c.slower_than):
-            raise ValueError(
-                f"batch has {len(c.slower_than)} slower_than counts but the judge has "
-                f"{len(thresholds)} frozen latency thresholds"
-            )
-        if self._batches and (b is not None) != self._baseline:
-            raise ValueError("a judge compares against a baseline in every batch or in none")
+        self._check(batch)
+        s, c, b = batch.stable, batch.canary, batch.baseline
         self._baseline = b is not None
         if not self._metrics:
             self._metrics = self._new_metrics()
@@ -147,6 +139,20 @@ class Judge:
             self._compared += c.requests
         self._batches += 1
         return self._decide()
+
+    def _check(self, batch: Batch) -> None:
+        """ValueError for a batch this judge cannot take: latency counts for other
+        thresholds than it froze, or a baseline in some batches and not in others."""
+        s, c = batch.stable, batch.canary
+        thresholds = self.thresholds_s
+        no_latency = (s.requests == 0 and c.requests == 0) or not batch.latency_judged
+        if len(c.slower_than) != len(thresholds) and not (no_latency and not c.slower_than):
+            raise ValueError(
+                f"batch has {len(c.slower_than)} slower_than counts but the judge has "
+                f"{len(thresholds)} frozen latency thresholds"
+            )
+        if self._batches and (batch.baseline is not None) != self._baseline:
+            raise ValueError("a judge compares against a baseline in every batch or in none")
 
     # ---- deciding
 

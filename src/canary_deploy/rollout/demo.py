@@ -114,6 +114,36 @@ def outcome_line(act: Act, final: Rollout, rollback_latency_s: float | None) -> 
     return f"{act.title}: ended {final.status} ({final.reason})"
 
 
+def _run_act(
+    act: Act,
+    settings: Settings,
+    target: Target,
+    progress: Progress,
+    view: Callable[[], AbstractContextManager[service.RolloutView]],
+) -> str:
+    """Deploy the act's versions at 100/0, run a rollout to its end; its outcome line."""
+    base = usecases.release_spec(settings)
+    # The rollout runs a baseline beside the canary (same size, same share,
+    # started together), so the canary's size does not bias the comparison.
+    spec = replace(
+        base,
+        image_stable=act.stable_image,
+        image_canary=act.canary_image,
+        weights=STABLE_ONLY,
+    )
+    target.deploy(spec, progress)
+    if target.router.get_weights() != STABLE_ONLY:
+        usecases.set_weights(target, STABLE_ONLY)
+    time.sleep(BASELINE_S)
+    with closing(service.open_store(settings)) as store:
+        plan = build_plan("local", DEMO_PLAN)
+        rollout, _ = service.begin(settings, target, store, plan, progress)
+        with view() as shown:
+            timed = _Timed(shown, store)
+            final = service.run(target, store, rollout, timed)
+    return outcome_line(act, final, timed.rollback_latency_s)
+
+
 def run_acts(
     settings: Settings,
     target: Target,
@@ -134,26 +164,7 @@ def run_acts(
     try:
         for act in acts:
             announce(f"\nAutomated rollout - {act.title}")
-            base = usecases.release_spec(settings)
-            # The rollout runs a baseline beside the canary (same size, same share,
-            # started together), so the canary's size does not bias the comparison.
-            spec = replace(
-                base,
-                image_stable=act.stable_image,
-                image_canary=act.canary_image,
-                weights=STABLE_ONLY,
-            )
-            target.deploy(spec, progress)
-            if target.router.get_weights() != STABLE_ONLY:
-                usecases.set_weights(target, STABLE_ONLY)
-            time.sleep(BASELINE_S)
-            with closing(service.open_store(settings)) as store:
-                plan = build_plan("local", DEMO_PLAN)
-                rollout, _ = service.begin(settings, target, store, plan, progress)
-                with view() as shown:
-                    timed = _Timed(shown, store)
-                    final = service.run(target, store, rollout, timed)
-            line = outcome_line(act, final, timed.rollback_latency_s)
+            line = _run_act(act, settings, target, progress, view)
             announce(line)
             summary.append(line)
     finally:
