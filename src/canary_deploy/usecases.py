@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from canary_deploy.backend import OrderedChanges, Progress, ReleaseSpec, Status, Target, Version
 from canary_deploy.config import Settings
@@ -106,6 +107,22 @@ def new_canary_warning(before: str | None, spec: ReleaseSpec, status: Status) ->
 def deploy(target: Target, spec: ReleaseSpec, progress: Progress) -> Status:
     target.deploy(spec, progress)
     return target.status()
+
+
+@dataclass(frozen=True)
+class Deployed:
+    """What `deploy` did: the stack's status after it, and a warning worth showing."""
+
+    status: Status
+    warning: str | None = None
+
+
+def deploy_release(target: Target, spec: ReleaseSpec, progress: Progress) -> Deployed:
+    """Apply `spec`, and warn when a new canary image gets traffic at once (a deploy
+    keeps the live weights)."""
+    before = canary_image_live(target)
+    status = deploy(target, spec, progress)
+    return Deployed(status, new_canary_warning(before, spec, status))
 
 
 def wait_for_weights(

@@ -13,7 +13,7 @@ from typing import Any
 import boto3
 import pytest
 
-from canary_deploy.analysis import Judge
+from canary_deploy.analysis import Judge, Verdict
 from canary_deploy.aws.state import DynamoRolloutState
 from canary_deploy.aws.state_codec import HEAD, number, rollout_document, rollout_key
 from canary_deploy.aws.state_open import open_state
@@ -21,7 +21,8 @@ from canary_deploy.aws.state_table import StateErrors, ensure_table
 from canary_deploy.errors import EXIT_FAILED, OperationFailed, UsageError
 from canary_deploy.rollout.plan import build_plan
 from canary_deploy.rollout.state import LeaseLost, StaleState, unattended_since
-from canary_deploy.rollout.store import Command, Rollout, RolloutStatus
+from canary_deploy.rollout.store import Command, RecordedDecision, Rollout, RolloutStatus
+from tests.analysis import helpers
 from tests.aws.conftest import AwsEnv
 from tests.aws.stubs import REGION, RecordingProgress, stubbed
 
@@ -329,7 +330,13 @@ def test_a_refused_claim_names_the_holder_and_when_its_lease_ends(open_: OpenSta
 def test_every_field_of_a_rollout_survives_a_round_trip(open_: OpenState) -> None:
     store = open_()
     r = start(store)
-    decision = {"verdict": "rollback", "e": [1.5, float("inf")], "note": "ünïcode"}
+    decision = RecordedDecision(
+        helpers.decision(
+            Verdict.ROLLBACK, helpers.evidence("errors", float("inf")), explanation="ünïcode"
+        ),
+        (T0, T0 + 0.1),
+        2,
+    )
     saved = store.save(
         replace(r, step=2, cursor=T0 + 0.1, last_decision=decision, reason="judge: worse"),
         now=T0 + 1.25,

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from contextlib import closing
 
 from canary_deploy.config import LocalSettings, Settings
+from canary_deploy.local.controller_host import CHECK_EVERY_S
 from canary_deploy.rollout import service
 from canary_deploy.rollout.plan import RolloutPlan, Step
 from canary_deploy.rollout.runner import save_settings
@@ -62,7 +63,10 @@ def test_the_daemon_runs_a_rollout_nobody_runs_and_restarts_a_killed_controller(
         wait_for(lambda: store.get(rollout.id).status.terminal, 20, "the abort to apply")
         assert stack.status()["listener"]["weights"]["canary"] == 0
         wait_for(lambda: pid_gone(second), 10, "the controller to exit")
-        time.sleep(3)
-        assert _owner(store, rollout.id) is None
+        # The daemon checks every CHECK_EVERY_S: through three checks, none is started.
+        deadline = time.monotonic() + 3 * CHECK_EVERY_S
+        while time.monotonic() < deadline:
+            assert _owner(store, rollout.id) is None
+            time.sleep(0.1)
     log = (stack.paths.state_dir / "controller.log").read_text()
     assert "running rollout" in log

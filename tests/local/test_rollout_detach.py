@@ -20,6 +20,7 @@ from canary_deploy.rollout.plan import RolloutPlan, Step
 from canary_deploy.rollout.state import unattended_since
 from canary_deploy.rollout.steering import end_for_delete
 from canary_deploy.rollout.store import RolloutStatus, RolloutStore
+from canary_deploy.rollout.summary import ControllerSummary
 from canary_deploy.weights import Weights
 from tests.local.conftest import LocalStack, wait_for
 
@@ -97,9 +98,7 @@ def test_status_says_since_when_nobody_runs_a_rollout(tmp_path: Path) -> None:
         r = store.get(r.id)
         since = unattended_since(store, r, now=1100.0)
         assert since == 1000.0
-    line = controller_line(
-        {"pid": None, "last_tick_s": 100.0, "unattended_since": since, "unattended_s": 100.0}
-    )
+    line = controller_line(ControllerSummary(None, 1000.0, 100.0, since, 100.0))
     assert line.startswith("unattended since ") and "(100s)" in line
     assert "nothing judges it" in line and "`canary rollout`" in line
 

@@ -53,12 +53,12 @@ def test_errors_are_compared_with_stable_and_baseline_latency_with_the_baseline(
     rig.run(c, 9)
     d = rig.store.get(c.rollout_id).last_decision
     assert d is not None
-    assert d["controls"] == {"errors": "stable+baseline", "latency": "baseline"}
-    errors, latency = d["metrics"][0], d["metrics"][1]
+    assert d.decision.controls == ("stable+baseline", "baseline")
+    errors, latency = d.decision.metrics[0], d.decision.metrics[1]
     # At 90/5/5 the baseline serves about as much as the canary, stable 18x more.
-    assert errors["stable_requests"] > 10 * errors["canary_requests"]
-    assert latency["stable_requests"] < 2 * latency["canary_requests"]
-    assert "vs baseline" in latency["explanation"]
+    assert errors.stable_requests > 10 * errors.canary_requests
+    assert latency.stable_requests < 2 * latency.canary_requests
+    assert "vs baseline" in latency.explanation
 
 
 def test_latency_within_the_tolerance_is_not_harm_and_beyond_it_is(tmp_path: Path) -> None:
@@ -70,7 +70,7 @@ def test_latency_within_the_tolerance_is_not_harm_and_beyond_it_is(tmp_path: Pat
     c = within.start()
     within.run(c, 120)
     d = within.store.get(c.rollout_id).last_decision
-    assert d is not None and d["metrics"][1]["e_harm"] < 1.0
+    assert d is not None and d.decision.metrics[1].e_harm < 1.0
     assert within.store.get(c.rollout_id).status is not RolloutStatus.ROLLED_BACK
     # The same canary with no tolerance is caught.
     strict = Rig(
@@ -106,8 +106,8 @@ def test_latency_is_not_judged_during_the_warm_up(tmp_path: Path) -> None:
     rig.run(c, 19)
     early = rig.store.get(c.rollout_id).last_decision
     assert early is not None
-    assert all(m["canary_hits"] == 0 for m in early["metrics"][1:])
-    assert early["metrics"][0]["canary_requests"] > 0  # errors are judged all along
+    assert all(m.canary_hits == 0 for m in early.decision.metrics[1:])
+    assert early.decision.metrics[0].canary_requests > 0  # errors are judged all along
     assert rig.run(c, 300) is RolloutStatus.ROLLED_BACK
 
 
@@ -117,8 +117,8 @@ def test_latency_switched_off_plainly(tmp_path: Path) -> None:
     c = rig.start()
     rig.run(c, 15)
     d = rig.store.get(c.rollout_id).last_decision
-    assert d is not None and [m["name"] for m in d["metrics"]] == ["errors"]
-    assert not d["warnings"]
+    assert d is not None and [m.name for m in d.decision.metrics] == ["errors"]
+    assert not d.decision.warnings
     notes = [e.message for e in rig.store.events() if e.kind == "note"]
     assert "latency not judged: latency_quantiles = [] in [rollout.judge]" in notes
 
@@ -132,7 +132,7 @@ def test_fixed_thresholds_are_not_called_frozen_from_stable(tmp_path: Path) -> N
     assert "fixed by latency_thresholds_s" in thresholds.message
     assert "from stable" not in thresholds.message
     d = rig.store.get(c.rollout_id).last_decision
-    assert d is not None and d["metrics"][1]["name"] == "slower than 250 ms (fixed)"
+    assert d is not None and d.decision.metrics[1].name == "slower than 250 ms (fixed)"
 
 
 def test_without_a_baseline_uneven_per_task_load_is_warned_about() -> None:

@@ -196,12 +196,12 @@ def test_latency_is_not_judged_just_after_a_weight_change(tmp_path: Path) -> Non
     rig.run(c, 4.5)
     first = rig.store.get(c.rollout_id).last_decision
     assert first is not None
-    latency = first["metrics"][1]
-    assert (latency["canary_hits"], latency["e_harm"]) == (0, 1.0)
-    assert first["metrics"][0]["canary_requests"] > 0  # errors are judged all along
+    latency = first.decision.metrics[1]
+    assert (latency.canary_hits, latency.e_harm) == (0, 1.0)
+    assert first.decision.metrics[0].canary_requests > 0  # errors are judged all along
     rig.run(c, 4)
     later = rig.store.get(c.rollout_id).last_decision
-    assert later is not None and later["metrics"][1]["canary_hits"] > 0
+    assert later is not None and later.decision.metrics[1].canary_hits > 0
 
 
 def test_harm_held_back_as_a_burst_never_lets_a_step_pass(tmp_path: Path) -> None:

@@ -89,8 +89,10 @@ def test_a_controller_killed_just_before_is_not_waited_for(tmp_path: Path) -> No
     proc = subprocess.Popen(["sleep", "60"])
     try:
         proc.terminate()
-        time.sleep(0.2)  # exited, not reaped: a zombie
-        assert not pid_alive(proc.pid)
+        deadline = time.monotonic() + 10
+        while pid_alive(proc.pid):  # until it has exited, not reaped: a zombie
+            assert time.monotonic() < deadline, "sleep did not exit on SIGTERM"
+            time.sleep(0.01)
         own(rig, rollout_id, proc.pid)
         done = steering.steer(
             FakeTarget(rig), rig.store, Command.ABORT, actor="alice", deadlines=QUICK

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 import pytest
 
-from canary_deploy.analysis import Judge
+from canary_deploy.analysis import Judge, Verdict
 from canary_deploy.aws.state_open import open_state
 from canary_deploy.backend import VersionCounts
 from canary_deploy.errors import UsageError
@@ -27,9 +27,16 @@ from canary_deploy.rollout.plan import RolloutPlan, build_plan
 from canary_deploy.rollout.settings import HooksSettings, NotificationSettings
 from canary_deploy.rollout.start import start_rollout
 from canary_deploy.rollout.state import RenewingProgress, RolloutState, unattended_since
-from canary_deploy.rollout.store import Command, Rollout, RolloutStatus, RolloutStore
+from canary_deploy.rollout.store import (
+    Command,
+    RecordedDecision,
+    Rollout,
+    RolloutStatus,
+    RolloutStore,
+)
 from canary_deploy.rollout.webhooks import Response
 from canary_deploy.weights import Weights
+from tests.analysis import helpers
 from tests.aws.conftest import isolate_env, moto_server  # noqa: F401  (the fixture)
 from tests.rollout.fakes import Clock, FakeMetrics, FakeRouter, FakeWorkload
 from tests.rollout.test_hooks import FakeRunner
@@ -195,7 +202,9 @@ def test_a_save_writes_state_events_and_consumed_commands_together(opened: Opene
     store = opened()
     r = start(store)
     command_id = store.send(r.id, Command.PAUSE, actor="bob")
-    decision = {"verdict": "continue", "metrics": [{"name": "errors", "e_harm": 1.5}]}
+    decision = RecordedDecision(
+        helpers.decision(Verdict.CONTINUE, helpers.evidence("errors", 1.5)), (T0, T0 + 6), 1
+    )
     saved = store.save(
         replace(
             r,

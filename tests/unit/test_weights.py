@@ -25,3 +25,16 @@ def test_from_alb_converts_relative_weights_to_percent() -> None:
     assert Weights.from_alb(0, 999) == Weights(0, 100)
     assert Weights.from_alb(1, 2) == Weights(33, 67)
     assert Weights(75, 25).canary_share == 0.25
+
+
+def test_from_alb_with_every_weight_0_is_no_split() -> None:
+    assert Weights.from_alb(0, 0) is None
+    assert Weights.from_alb(0, 0, 0) is None
+
+
+def test_every_split_survives_its_dict_and_older_state_has_no_baseline() -> None:
+    for stable in range(0, 101, 5):
+        for canary in range(0, 101 - stable, 5):
+            w = Weights(stable, canary, 100 - stable - canary)
+            assert Weights.from_dict(w.to_dict()) == w
+    assert Weights.from_dict({"stable": 90, "canary": 10}) == Weights(90, 10)

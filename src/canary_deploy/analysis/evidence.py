@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from enum import StrEnum
 from typing import Any
 
@@ -38,6 +38,15 @@ class MetricEvidence:
     def harmful(self) -> bool:
         return self.e_harm >= self.harm_threshold
 
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> MetricEvidence:
+        """One metric of `Decision.to_dict`, read back."""
+        values = {f.name: doc[f.name] for f in fields(cls) if f.name in doc}
+        for name in ("canary_interval", "stable_interval"):
+            low, high = doc[name]
+            values[name] = (float(low), float(high))
+        return cls(**values)
+
     @property
     def non_inferior(self) -> bool:
         return self.e_non_inferiority >= self.non_inferiority_threshold
@@ -63,3 +72,22 @@ class Decision:
         doc["metrics"] = list(doc["metrics"])
         doc["warnings"] = list(self.warnings)
         return doc
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> Decision:
+        """The inverse of `to_dict` (keys it does not write are ignored); what a decision
+        recorded before a field existed lacks takes that field's default."""
+        controls = doc.get("controls") or {}
+        return cls(
+            verdict=Verdict(doc["verdict"]),
+            metrics=tuple(MetricEvidence.from_dict(m) for m in doc["metrics"]),
+            explanation=doc["explanation"],
+            canary_requests=int(doc.get("canary_requests", 0)),
+            warnings=tuple(doc.get("warnings", ())),
+            controls=(controls.get("errors", "stable"), controls.get("latency", "stable")),
+        )
+
+    @property
+    def harmful(self) -> tuple[str, ...]:
+        """The metrics whose evidence of harm reached its threshold."""
+        return tuple(m.name for m in self.metrics if m.harmful)

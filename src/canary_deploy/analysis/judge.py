@@ -102,17 +102,9 @@ class Judge:
         depend on a task's load), latency with the baseline alone (same age, same size,
         same share as the canary: the like-for-like control).
         """
-        s, c, b = batch.stable, batch.canary, batch.baseline
-        thresholds = self.thresholds_s
         # Checked before anything is counted, so a rejected batch leaves the state as it was.
-        no_latency = (s.requests == 0 and c.requests == 0) or not batch.latency_judged
-        if len(c.slower_than) != len(thresholds) and not (no_latency and not c.slower_than):
-            raise ValueError(
-                f"batch has {len(c.slower_than)} slower_than counts but the judge has "
-                f"{len(thresholds)} frozen latency thresholds"
-            )
-        if self._batches and (b is not None) != self._baseline:
-            raise ValueError("a judge compares against a baseline in every batch or in none")
+        self._check(batch)
+        s, c, b = batch.stable, batch.canary, batch.baseline
         self._baseline = b is not None
         if not self._metrics:
             self._metrics = self._new_metrics()
@@ -147,6 +139,20 @@ class Judge:
             self._compared += c.requests
         self._batches += 1
         return self._decide()
+
+    def _check(self, batch: Batch) -> None:
+        """ValueError for a batch this judge cannot take: latency counts for other
+        thresholds than it froze, or a baseline in some batches and not in others."""
+        s, c = batch.stable, batch.canary
+        thresholds = self.thresholds_s
+        no_latency = (s.requests == 0 and c.requests == 0) or not batch.latency_judged
+        if len(c.slower_than) != len(thresholds) and not (no_latency and not c.slower_than):
+            raise ValueError(
+                f"batch has {len(c.slower_than)} slower_than counts but the judge has "
+                f"{len(thresholds)} frozen latency thresholds"
+            )
+        if self._batches and (batch.baseline is not None) != self._baseline:
+            raise ValueError("a judge compares against a baseline in every batch or in none")
 
     # ---- deciding
 
@@ -184,6 +190,9 @@ class Judge:
         return label
 
     def _decide(self) -> Decision:
+        """The verdict on the evidence so far: a terminal one sticks; harm rolls back
+        (`_on_harm`); non-inferiority on every metric promotes (unless the canary fails
+        too often, stable too); else continue, until the stage's cap: inconclusive."""
         cfg = self.config
         evidence = tuple(self._evidence(m) for m in self._metrics)
         canary_requests = self._metrics[0].canary_requests
@@ -201,29 +210,8 @@ class Judge:
                 Verdict.CONTINUE, evidence, note, canary_requests, tuple(warnings), self.controls
             )
 
-        harmful = [e for e in evidence if e.harmful]
-        if harmful:
-            # A metric whose evidence rests on a burst does not roll back on its own; any
-            # metric harmful without one does.
-            suspects = {e.name: [e.burst] if e.burst else [] for e in harmful}
-            task = (
-                self._task_guard.suspect(evidence[0].canary_hits, evidence[0].harm_threshold)
-                if evidence[0].harmful and cfg.burst_guard.enabled
-                else None
-            )
-            if task:
-                suspects[evidence[0].name].append(task)
-            warnings.extend(
-                f"burst suspected — {name}: {reason}"
-                for name, reasons in suspects.items()
-                for reason in reasons
-            )
-            clean = [name for name, reasons in suspects.items() if not reasons]
-            if clean or cfg.burst_guard.action == "report":
-                self._verdict = Verdict.ROLLBACK
-            elif self._compared - self._stage_start >= cfg.max_canary_requests:
-                self._verdict = Verdict.INCONCLUSIVE
-            return self._decision(self._verdict, evidence, canary_requests, warnings)
+        if any(e.harmful for e in evidence):
+            return self._on_harm(evidence, canary_requests, warnings)
 
         errors = evidence[0]
         error_rate = errors.canary_rate or 0.0
@@ -238,6 +226,34 @@ class Judge:
             self._verdict is Verdict.CONTINUE
             and self._compared - self._stage_start >= cfg.max_canary_requests
         ):
+            self._verdict = Verdict.INCONCLUSIVE
+        return self._decision(self._verdict, evidence, canary_requests, warnings)
+
+    def _on_harm(
+        self, evidence: tuple[MetricEvidence, ...], canary_requests: int, warnings: list[str]
+    ) -> Decision:
+        """Evidence of harm: roll back, unless every harmful metric's evidence rests on a
+        burst the guard suspects (then hold, until the stage's cap: inconclusive)."""
+        cfg = self.config
+        # A metric whose evidence rests on a burst does not roll back on its own; any
+        # metric harmful without one does.
+        suspects = {e.name: [e.burst] if e.burst else [] for e in evidence if e.harmful}
+        task = (
+            self._task_guard.suspect(evidence[0].canary_hits, evidence[0].harm_threshold)
+            if evidence[0].harmful and cfg.burst_guard.enabled
+            else None
+        )
+        if task:
+            suspects[evidence[0].name].append(task)
+        warnings.extend(
+            f"burst suspected — {name}: {reason}"
+            for name, reasons in suspects.items()
+            for reason in reasons
+        )
+        clean = [name for name, reasons in suspects.items() if not reasons]
+        if clean or cfg.burst_guard.action == "report":
+            self._verdict = Verdict.ROLLBACK
+        elif self._compared - self._stage_start >= cfg.max_canary_requests:
             self._verdict = Verdict.INCONCLUSIVE
         return self._decision(self._verdict, evidence, canary_requests, warnings)
 

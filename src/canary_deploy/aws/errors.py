@@ -68,7 +68,8 @@ def is_stack_missing(exc: ClientError) -> bool:
 
 
 def translate(exc: Exception, *, action: str, stack_name: str, region: str) -> CanaryError:
-    """The CanaryError a user should see for a botocore exception raised while `action`."""
+    """The CanaryError a user should see for a botocore exception raised while `action`.
+    (Long as a flat table: one branch per exception or error code, in order.)"""
     if isinstance(exc, CanaryError):
         return exc
     if isinstance(exc, NoCredentialsError | PartialCredentialsError):

@@ -231,7 +231,8 @@ class DynamoRolloutState:
         """Write the rollout's new state, its events and the commands it consumed at once,
         so a crash never applies a command twice nor loses a recorded action. Nothing is
         written when another process changed the rollout since this one read it
-        (StaleState), took over this controller's lease (LeaseLost), or runs it now."""
+        (StaleState), took over this controller's lease (LeaseLost), or runs it now.
+        (Long as one DynamoDB transaction: its conditions and writes read together.)"""
         seen = self._seen.get(rollout.id)
         if seen is None:  # never read here: expect what is stored now
             self.get(rollout.id)

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import select
 import time
-from typing import Any
 
 from canary_deploy.balancer.exchange import Exchange, RoutedTarget
 from canary_deploy.balancer.flow import FlowControl, Paused

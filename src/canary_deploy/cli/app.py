@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -68,27 +69,45 @@ def _global(
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Show version.")
     ] = False,
 ) -> None:
-    ctx.obj = {
-        "flags": {
-            "target": target,
-            "stack_name": stack_name,
-            "aws.region": region,
-            "aws.profile": profile,
-            "local.state_dir": state_dir,
-            "local.listen": listen,
-        },
-        "config": config,
-    }
+    ctx.obj = GlobalOptions(target, stack_name, region, profile, state_dir, listen, config)
+
+
+@dataclass(frozen=True)
+class GlobalOptions:
+    """The options every command shares (given before or after the verb), as parsed."""
+
+    target: str | None = None
+    stack_name: str | None = None
+    region: str | None = None
+    profile: str | None = None
+    state_dir: Path | None = None
+    listen: str | None = None
+    config: Path | None = None
+
+    def flags(self) -> dict[str, Any]:
+        """As `load_settings` takes flags: dotted keys for the sections."""
+        return {
+            "target": self.target,
+            "stack_name": self.stack_name,
+            "aws.region": self.region,
+            "aws.profile": self.profile,
+            "local.state_dir": self.state_dir,
+            "local.listen": self.listen,
+        }
+
+
+def global_options(ctx: typer.Context) -> GlobalOptions:
+    """The global options of this invocation (their defaults when the CLI's callback did
+    not run, e.g. a command invoked on its own in a test)."""
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, GlobalOptions) else GlobalOptions()
 
 
 def settings_inputs(ctx: typer.Context, **flags: Any) -> tuple[dict[str, Any], Path | None, bool]:
     """This command's flags on top of the global ones, the config file named and whether
     it was named (then it must exist)."""
-    obj = ctx.find_root().obj or {}
-    merged = dict(obj.get("flags", {}))
-    merged.update(flags)
-    named = obj.get("config")
-    return merged, named, named is not None
+    options = global_options(ctx)
+    return {**options.flags(), **flags}, options.config, options.config is not None
 
 
 def settings_from(ctx: typer.Context, **flags: Any) -> Settings:

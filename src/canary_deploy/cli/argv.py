@@ -87,7 +87,21 @@ def reorder(group: Command, argv: list[str]) -> list[str]:
         taken, j = _take(before, j, global_valued | own_valued)
         opt = _split(taken[0])[0]
         (back if opt in own and opt not in global_all else front).append(taken)
-    rest = argv[i + 1 :]
+    globals_after, after = _after_command(argv[i + 1 :], own, own_valued, global_all, global_valued)
+    front += globals_after
+    return [t for part in front for t in part] + [name] + [t for part in back for t in part] + after
+
+
+def _after_command(
+    rest: list[str],
+    own: set[str],
+    own_valued: set[str],
+    global_all: set[str],
+    global_valued: set[str],
+) -> tuple[list[list[str]], list[str]]:
+    """The arguments after the command's name, split: the global options among them
+    (with their values), and everything else in order (`--` ends the options)."""
+    front: list[list[str]] = []
     after: list[str] = []
     k = 0
     while k < len(rest):
@@ -105,4 +119,4 @@ def reorder(group: Command, argv: list[str]) -> list[str]:
         else:
             after.append(rest[k])
             k += 1
-    return [t for part in front for t in part] + [name] + [t for part in back for t in part] + after
+    return front, after

@@ -66,14 +66,10 @@ def balancer(
     ] = 0,
 ) -> None:
     """Weighted reverse proxy like an ALB listener; Ctrl-C stops it."""
+    # Long only for its options (one per listener or target-group setting): the body
+    # parses them, builds the config and serves.
     host, port = parse_endpoint(listen, "--listen")
-    targets: dict[Version, list[tuple[str, int]]] = {
-        "stable": parse_endpoints(stable, "--stable"),
-        "canary": parse_endpoints(canary, "--canary"),
-        "baseline": parse_endpoints(baseline, "--baseline"),
-    }
-    if not any(targets.values()):
-        raise UsageError("give at least one target with --stable, --canary or --baseline")
+    targets = _targets(stable, canary, baseline)
     health = (
         HealthCheckConfig.fast(health_path)
         if health_profile == "fast"
@@ -92,13 +88,25 @@ def balancer(
         deregistration_delay_s=deregistration_delay,
         slow_start_s=slow_start,
     )
+    serve(config, targets, admin_socket, lambda where: _ready(where, config.weights))
 
-    def ready(where: Ready) -> None:
-        console.print(f"Listening on [bold]{where.url}[/bold] (weights {config.weights})")
-        console.print(
-            f"Admin socket: {where.admin_socket} "
-            f"(`canary set-weights S C --balancer {where.admin_socket}` changes the weights)"
-        )
-        console.print("Press Ctrl-C to stop.")
 
-    serve(config, targets, admin_socket, ready)
+def _targets(stable: str, canary: str, baseline: str) -> dict[Version, list[tuple[str, int]]]:
+    """Each group's targets from its option; at least one target in all."""
+    targets: dict[Version, list[tuple[str, int]]] = {
+        "stable": parse_endpoints(stable, "--stable"),
+        "canary": parse_endpoints(canary, "--canary"),
+        "baseline": parse_endpoints(baseline, "--baseline"),
+    }
+    if not any(targets.values()):
+        raise UsageError("give at least one target with --stable, --canary or --baseline")
+    return targets
+
+
+def _ready(where: Ready, weights: Weights) -> None:
+    console.print(f"Listening on [bold]{where.url}[/bold] (weights {weights})")
+    console.print(
+        f"Admin socket: {where.admin_socket} "
+        f"(`canary set-weights S C --balancer {where.admin_socket}` changes the weights)"
+    )
+    console.print("Press Ctrl-C to stop.")

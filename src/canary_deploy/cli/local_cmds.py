@@ -3,9 +3,8 @@ database)."""
 
 from __future__ import annotations
 
-import json
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -21,12 +20,12 @@ from canary_deploy.cli.output import (
 )
 from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.local.load import (
-    UNKNOWN_VERSION,
     LoadGenerator,
     LoadPlan,
     LoadResult,
     Sample,
-    VersionSummary,
+    balancer_counts,
+    request_body,
 )
 from canary_deploy.local.target import LocalTarget, StateRepair
 from canary_deploy.targets import open_target
@@ -43,15 +42,6 @@ def _listener(ctx: typer.Context) -> tuple[str, Target]:
             "the stack has no listener to send load to", hint="run `canary deploy`, or pass --url"
         )
     return status.listener.url, target
-
-
-def _balancer_view(target: Target | None, result: LoadResult) -> dict[str, int] | None:
-    """Requests per target group as the local balancer counted them during the run, for
-    responses that do not say their version (everything but /whoami and /predict)."""
-    if target is None or target.name != "local" or UNKNOWN_VERSION not in result.by_version:
-        return None
-    end = result.started + result.elapsed_s
-    return {v: c.requests for v, c in target.metrics.counts(result.started - 1, end + 1).items()}
 
 
 def _print_sample(sample: Sample) -> None:
@@ -120,26 +110,6 @@ def _run(generator: LoadGenerator) -> LoadResult:
         return result
 
 
-def _summary_doc(result: LoadResult) -> dict[str, Any]:
-    def one(s: VersionSummary) -> dict[str, Any]:
-        return {
-            "requests": s.requests,
-            "errors": s.errors,
-            "error_rate": s.error_rate,
-            "p50_s": s.percentile(0.5),
-            "p95_s": s.percentile(0.95),
-            "p99_s": s.percentile(0.99),
-        }
-
-    return {
-        "elapsed_s": result.elapsed_s,
-        "requests_per_s": result.throughput,
-        "statuses": {str(k): v for k, v in sorted(result.statuses.items())},
-        "versions": {v: one(s) for v, s in sorted(result.by_version.items())},
-        "total": one(result.total),
-    }
-
-
 def _render_summary(result: LoadResult) -> None:
     table = Table(title=None, header_style="bold", pad_edge=False)
     for name in ("version", "requests", "share", "errors", "p50", "p95", "p99"):
@@ -164,27 +134,36 @@ def _render_summary(result: LoadResult) -> None:
         )
 
 
+Requests = Annotated[
+    int | None, typer.Option("--requests", "-n", help="Number of requests (default 20).")
+]
+Rate = Annotated[float | None, typer.Option(help="Requests per second (open loop).")]
+Duration = Annotated[
+    float | None, typer.Option("--duration", "-d", help="Seconds to run (with or without --rate).")
+]
+Concurrency = Annotated[
+    int | None,
+    typer.Option("--concurrency", "-c", help="Connections (default 8; 1 for -n <= 20)."),
+]
+RequestPath = Annotated[str, typer.Option(help="Path to request.")]
+Url = Annotated[
+    str | None, typer.Option(help="Base URL (default: the stack's listener / ALB DNS).")
+]
+Method = Annotated[str, typer.Option(help="HTTP method.")]
+Data = Annotated[str | None, typer.Option(help="JSON body (e.g. for POST /predict).")]
+
+
 @app.command()
 def load(
     ctx: typer.Context,
-    requests: Annotated[
-        int | None, typer.Option("--requests", "-n", help="Number of requests (default 20).")
-    ] = None,
-    rate: Annotated[float | None, typer.Option(help="Requests per second (open loop).")] = None,
-    duration: Annotated[
-        float | None,
-        typer.Option("--duration", "-d", help="Seconds to run (with or without --rate)."),
-    ] = None,
-    concurrency: Annotated[
-        int | None,
-        typer.Option("--concurrency", "-c", help="Connections (default 8; 1 for -n <= 20)."),
-    ] = None,
-    path: Annotated[str, typer.Option(help="Path to request.")] = "/whoami",
-    url: Annotated[
-        str | None, typer.Option(help="Base URL (default: the stack's listener / ALB DNS).")
-    ] = None,
-    method: Annotated[str, typer.Option(help="HTTP method.")] = "GET",
-    data: Annotated[str | None, typer.Option(help="JSON body (e.g. for POST /predict).")] = None,
+    requests: Requests = None,
+    rate: Rate = None,
+    duration: Duration = None,
+    concurrency: Concurrency = None,
+    path: RequestPath = "/whoami",
+    url: Url = None,
+    method: Method = "GET",
+    data: Data = None,
     output: OutputOpt = "text",
 ) -> None:
     """Send requests to the listener and count which version answered (the seed's curl loop)."""
@@ -194,13 +173,7 @@ def load(
     if concurrency is None:
         # Few requests are printed one per line, in order, like the seed's curl loop.
         concurrency = 1 if one_by_one else 8
-    body = None
-    if data is not None:
-        try:
-            json.loads(data)
-        except ValueError as exc:
-            raise UsageError(f"--data is not valid JSON: {exc}") from None
-        body = data.encode()
+    body = request_body(data)
     target = None
     if url is None:
         url, target = _listener(ctx)
@@ -208,15 +181,10 @@ def load(
         url.rstrip("/"), path, requests, rate, duration, concurrency,
         method.upper(), body,
     )  # fmt: skip
-    if one_by_one:
-        result = _run(LoadGenerator(plan, on_sample=_print_sample))
-    elif output == "json" or not err_console.is_terminal:
-        result = _run(LoadGenerator(plan, on_sample=_ProgressLines(plan)))
-    else:
-        result = _run_with_bar(plan)
-    by_group = _balancer_view(target, result)
+    result = _run_shown(plan, output, one_by_one)
+    by_group = balancer_counts(target, result)
     if output == "json":
-        print_json({**_summary_doc(result), "balancer_requests": by_group})
+        print_json({**result.to_dict(), "balancer_requests": by_group})
     else:
         _render_summary(result)
         if by_group is not None:
@@ -224,11 +192,21 @@ def load(
                 "the balancer counted, per target group (all clients, same seconds): "
                 + ", ".join(f"{v} {n:,}" for v, n in by_group.items())
             )
-    if result.total.requests and result.statuses.get(0, 0) == result.total.requests:
+    if result.unanswered:
         raise OperationFailed(
             f"no response from {plan.url}: {result.last_error}",
             hint="is the stack deployed? see `canary status`",
         )
+
+
+def _run_shown(plan: LoadPlan, output: str, one_by_one: bool) -> LoadResult:
+    """Run the plan with progress as the output allows: a line per request, a bar on a
+    terminal, a line every few seconds otherwise."""
+    if one_by_one:
+        return _run(LoadGenerator(plan, on_sample=_print_sample))
+    if output == "json" or not err_console.is_terminal:
+        return _run(LoadGenerator(plan, on_sample=_ProgressLines(plan)))
+    return _run_with_bar(plan)
 
 
 @app.command()

@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from canary_deploy.backend import GROUPS, Status, TrafficStatus
+from canary_deploy.backend import GROUPS, Status, TrafficStatus, VersionStatus
 from canary_deploy.units import ms
 
 OutputFormat = Literal["text", "json"]
@@ -70,12 +70,43 @@ def _traffic(t: TrafficStatus | None) -> str:
     )
 
 
-def render_status(status: Status) -> None:
-    """The stack along the seed's chain: Task Definition -> Tasks -> Service ->
-    Target Group -> Listener -> user."""
-    console.print(
-        f"[bold]{status.stack_name}[/bold] on [bold]{status.target}[/bold] - {status.stack_status}"
-    )
+def _task_definition(v: VersionStatus | None) -> str:
+    td = None if v is None else v.task_definition
+    if td is None:
+        return "-"
+    return td.image + (f"\n{td.revision}" if td.revision else "")
+
+
+def _service(v: VersionStatus | None) -> str:
+    s = None if v is None else v.service
+    if s is None:
+        return "-"
+    text = f"{s.name}: {s.running}/{s.desired} running"
+    if s.pending:
+        text += f", {s.pending} pending"
+    text += f"\n{s.deployment_state}"
+    if s.message:
+        text += f" - {s.message}"
+    return text
+
+
+def _target_group(v: VersionStatus | None) -> str:
+    tg = None if v is None else v.target_group
+    if tg is None:
+        return "-"
+    parts = [f"{tg.healthy} healthy"]
+    for label, n in (
+        ("unhealthy", tg.unhealthy),
+        ("initial", tg.initial),
+        ("draining", tg.draining),
+    ):
+        if n:
+            parts.append(f"{n} {label}")
+    return f"{tg.name}\n" + ", ".join(parts)
+
+
+def _chain_table(status: Status) -> Table:
+    """One column per target group, one row per link of the chain."""
     # stable and canary always; the baseline only while it is in use (a target leaves
     # it out of `versions` otherwise).
     groups = [g for g in GROUPS if g != "baseline" or g in status.versions]
@@ -83,56 +114,24 @@ def render_status(status: Status) -> None:
     table.add_column("", style="bold", no_wrap=True)
     for group in groups:
         table.add_column(group, overflow="fold")
-
-    def row(label: str, cells: list[str]) -> None:
-        table.add_row(label, *cells)
-
     vs = [status.versions.get(v) for v in groups]
-    row(
-        "Task definition",
-        [
-            "-"
-            if v is None or v.task_definition is None
-            else v.task_definition.image
-            + (f"\n{v.task_definition.revision}" if v.task_definition.revision else "")
-            for v in vs
-        ],
-    )
-    cells = []
-    for v in vs:
-        s = None if v is None else v.service
-        if s is None:
-            cells.append("-")
-            continue
-        text = f"{s.name}: {s.running}/{s.desired} running"
-        if s.pending:
-            text += f", {s.pending} pending"
-        text += f"\n{s.deployment_state}"
-        if s.message:
-            text += f" - {s.message}"
-        cells.append(text)
-    row("Tasks / service", cells)
-    cells = []
-    for v in vs:
-        tg = None if v is None else v.target_group
-        if tg is None:
-            cells.append("-")
-            continue
-        parts = [f"{tg.healthy} healthy"]
-        for label, n in (
-            ("unhealthy", tg.unhealthy),
-            ("initial", tg.initial),
-            ("draining", tg.draining),
-        ):
-            if n:
-                parts.append(f"{n} {label}")
-        cells.append(f"{tg.name}\n" + ", ".join(parts))
-    row("Target group", cells)
+    table.add_row("Task definition", *[_task_definition(v) for v in vs])
+    table.add_row("Tasks / service", *[_service(v) for v in vs])
+    table.add_row("Target group", *[_target_group(v) for v in vs])
     if status.listener is not None:
         w = status.listener.weights
-        row("Listener weight", [f"{w.of(g)}%" for g in groups])
-    row("Traffic", [_traffic(None if v is None else v.traffic) for v in vs])
-    console.print(table)
+        table.add_row("Listener weight", *[f"{w.of(g)}%" for g in groups])
+    table.add_row("Traffic", *[_traffic(None if v is None else v.traffic) for v in vs])
+    return table
+
+
+def render_status(status: Status) -> None:
+    """The stack along the seed's chain: Task Definition -> Tasks -> Service ->
+    Target Group -> Listener -> user."""
+    console.print(
+        f"[bold]{status.stack_name}[/bold] on [bold]{status.target}[/bold] - {status.stack_status}"
+    )
+    console.print(_chain_table(status))
     if status.listener is not None:
         lst = status.listener
         sticky = f", sticky {lst.stickiness_seconds}s" if lst.stickiness_seconds else ""

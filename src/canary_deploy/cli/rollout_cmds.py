@@ -7,7 +7,9 @@ from contextlib import closing
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
+from canary_deploy.backend import Target
 from canary_deploy.cli.app import OutputOpt, app, settings_from
 from canary_deploy.cli.output import (
     console,
@@ -17,8 +19,10 @@ from canary_deploy.cli.output import (
     sigterm_as_interrupt,
     warn,
 )
+from canary_deploy.config import Settings
 from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.rollout import service, steering
+from canary_deploy.rollout.state import RolloutState
 from canary_deploy.rollout.store import Command, Event, Rollout
 from canary_deploy.rollout.view import LiveView, PlainView, headline
 from canary_deploy.targets import open_target
@@ -35,40 +39,41 @@ def parse_steps(raw: str | None) -> list[int] | None:
         ) from None
 
 
+Steps = Annotated[str | None, typer.Option(help="Canary percents per step (default 5,25,50,100)")]
+MinDuration = Annotated[str | None, typer.Option(help="Least time per step, e.g. 30s or 5m")]
+MaxDuration = Annotated[str | None, typer.Option(help="Most time per step before moving on")]
+MinRequests = Annotated[int | None, typer.Option(help="Least canary requests per step")]
+Interval = Annotated[
+    str | None, typer.Option(help="How often the judge gets a batch (local 2s, aws 60s)")
+]
+Baseline = Annotated[
+    bool | None,
+    typer.Option(
+        "--baseline/--no-baseline",
+        help="Judge against a baseline (stable's image, the canary's size and share, "
+        "started with it; default) or against stable's tasks",
+    ),
+]
+Warmup = Annotated[
+    str | None, typer.Option(help="Latency not judged this long after the tasks start (local 5s)")
+]
+Detach = Annotated[
+    bool,
+    typer.Option("--detach", "-d", help="Local: start (or resume) the rollout and return at once."),
+]
+
+
 @app.command()
 def rollout(
     ctx: typer.Context,
-    steps: Annotated[
-        str | None, typer.Option(help="Canary percents per step (default 5,25,50,100)")
-    ] = None,
-    min_duration: Annotated[
-        str | None, typer.Option(help="Least time per step, e.g. 30s or 5m")
-    ] = None,
-    max_duration: Annotated[
-        str | None, typer.Option(help="Most time per step before moving on")
-    ] = None,
-    min_requests: Annotated[int | None, typer.Option(help="Least canary requests per step")] = None,
-    interval: Annotated[
-        str | None, typer.Option(help="How often the judge gets a batch (local 2s, aws 60s)")
-    ] = None,
-    baseline: Annotated[
-        bool | None,
-        typer.Option(
-            "--baseline/--no-baseline",
-            help="Judge against a baseline (stable's image, the canary's size and share, "
-            "started with it; default) or against stable's tasks",
-        ),
-    ] = None,
-    warmup: Annotated[
-        str | None,
-        typer.Option(help="Latency not judged this long after the tasks start (local 5s)"),
-    ] = None,
-    detach: Annotated[
-        bool,
-        typer.Option(
-            "--detach", "-d", help="Local: start (or resume) the rollout and return at once."
-        ),
-    ] = False,
+    steps: Steps = None,
+    min_duration: MinDuration = None,
+    max_duration: MaxDuration = None,
+    min_requests: MinRequests = None,
+    interval: Interval = None,
+    baseline: Baseline = None,
+    warmup: Warmup = None,
+    detach: Detach = False,
     output: OutputOpt = "text",
 ) -> None:
     """Run an automated rollout: step the canary's weight, judge every batch, roll back
@@ -76,13 +81,7 @@ def rollout(
     it (closing this terminal or Ctrl-C only stops watching); run it again to watch or
     resume."""
     settings = settings_from(ctx)
-    hosted = service.hosted(settings)
-    if detach and not hosted:
-        raise UsageError(
-            "--detach is for the local target: on AWS this process is the rollout's controller",
-            hint="run it where it can keep running (CI job, tmux, an ECS task); see docs/aws.md "
-            "'Running a rollout unattended'",
-        )
+    service.refuse_detach(settings, detach)
     target = open_target(settings)
     with closing(service.open_store(settings)) as store:
         plan = service.plan_from(
@@ -99,51 +98,54 @@ def rollout(
             warn=warn,
         )
         with progress("Preparing the rollout", quiet=output == "json") as p:
-            current, resumed = service.begin(settings, target, store, plan, p, claim=not hosted)
+            started = service.start(settings, target, store, plan, p)
         # -o json: stdout carries the one JSON document, everything else goes to stderr.
         shown = err_console if output == "json" else console
-        if resumed:
-            verb = "Watching" if hosted else "Resuming"
-            shown.print(
-                f"{verb} rollout #{current.id} at step {current.step + 1}/"
-                f"{len(current.plan.steps)} ({current.status})"
-            )
-        if hosted:
-            service.hand_over(settings, store, current)
+        if started.resumed:
+            shown.print(_resumed_line(started))
+        if started.hosted:
+            service.hand_over(settings, store, started.rollout)
             if detach:
-                _detached(current, output)
+                _detached(started.rollout, output)
                 return
-        live = console.is_terminal and output == "text"
-        view = LiveView(console) if live else PlainView(shown)
-        try:
-            with view, sigterm_as_interrupt():
-                if hosted:
-                    final = service.follow(
-                        target, store, current.id, view, warn=lambda m: shown.print(f"Warning: {m}")
-                    )
-                else:
-                    final = service.run(
-                        target,
-                        store,
-                        current,
-                        view,
-                        warn=lambda m: shown.print(f"Warning: {m}"),
-                        hooks=service.hooks_for(settings, target),
-                        notifier=service.notifier_for(settings),
-                    )
-        except KeyboardInterrupt:
-            left = store.get(current.id)
-            goes_on = (
-                "it goes on in the local daemon: `canary rollout` watches it again"
-                if hosted
-                else "nothing judges it now: run `canary rollout` to resume"
-            )
-            shown.print(
-                f"\nStopped watching. Rollout #{left.id} is {left.status} at step "
-                f"{left.step + 1}; {goes_on}, `canary abort` rolls back."
-            )
-            raise typer.Exit(130) from None
+        final = _watch(settings, target, store, started, output, shown)
     _finish(final, output)
+
+
+def _resumed_line(started: service.Started) -> str:
+    r = started.rollout
+    verb = "Watching" if started.hosted else "Resuming"
+    return f"{verb} rollout #{r.id} at step {r.step + 1}/{len(r.plan.steps)} ({r.status})"
+
+
+def _watch(
+    settings: Settings,
+    target: Target,
+    store: RolloutState,
+    started: service.Started,
+    output: str,
+    shown: Console,
+) -> Rollout:
+    """Show the rollout until it ends; Ctrl-C stops watching and says what goes on."""
+    live = console.is_terminal and output == "text"
+    view = LiveView(console) if live else PlainView(shown)
+    try:
+        with view, sigterm_as_interrupt():
+            return service.watch(
+                settings, target, store, started, view, warn=lambda m: shown.print(f"Warning: {m}")
+            )
+    except KeyboardInterrupt:
+        left = store.get(started.rollout.id)
+        goes_on = (
+            "it goes on in the local daemon: `canary rollout` watches it again"
+            if started.hosted
+            else "nothing judges it now: run `canary rollout` to resume"
+        )
+        shown.print(
+            f"\nStopped watching. Rollout #{left.id} is {left.status} at step "
+            f"{left.step + 1}; {goes_on}, `canary abort` rolls back."
+        )
+        raise typer.Exit(130) from None
 
 
 def _detached(current: Rollout, output: str) -> None:
@@ -166,7 +168,9 @@ def _finish(final: Rollout, output: str) -> None:
                 "status": str(final.status),
                 "step": final.step,
                 "reason": final.reason,
-                "last_decision": final.last_decision,
+                "last_decision": None
+                if final.last_decision is None
+                else final.last_decision.to_dict(),
             }
         )
     elif final.status == "promoted":
@@ -265,6 +269,6 @@ def history(
         return
     for e in events:
         console.print(_event_line(e), soft_wrap=True, markup=False)
-        if e.kind == "decision" and e.data:
-            for metric in e.data.get("metrics", []):
-                console.print(f"{'':>24}{metric['explanation']}", soft_wrap=True, markup=False)
+        decision = e.judged() if e.kind == "decision" else None
+        for metric in () if decision is None else decision.metrics:
+            console.print(f"{'':>24}{metric.explanation}", soft_wrap=True, markup=False)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -20,63 +20,71 @@ from canary_deploy.cli.output import (
 )
 from canary_deploy.config import Settings
 from canary_deploy.errors import NothingToDelete, UsageError
+from canary_deploy.rollout import service, steering
+from canary_deploy.rollout.summary import ControllerSummary
 from canary_deploy.targets import open_target
+
+# `deploy`'s options: the seed's variables as flags (each wins over its variable).
+ImageStable = Annotated[str | None, typer.Option(help="Stable image (env IMAGE_URI_STABLE)")]
+ImageCanary = Annotated[str | None, typer.Option(help="Canary image (env IMAGE_URI_CANARY)")]
+StableCount = Annotated[int | None, typer.Option(help="Stable tasks (env DESIRED_COUNT_STABLE; 2)")]
+CanaryCount = Annotated[int | None, typer.Option(help="Canary tasks (env DESIRED_COUNT_CANARY; 1)")]
+ContainerPort = Annotated[
+    int | None, typer.Option(help="Container port (env CONTAINER_PORT; 8000)")
+]
+StableWeight = Annotated[
+    int | None, typer.Option(help="First deploy's stable weight (env STABLE_WEIGHT; 95)")
+]
+CanaryWeight = Annotated[
+    int | None, typer.Option(help="First deploy's canary weight (env CANARY_WEIGHT; 5)")
+]
+TaskCpu = Annotated[int | None, typer.Option(help="Fargate CPU units (env TASK_CPU)")]
+TaskMemory = Annotated[int | None, typer.Option(help="MiB (env TASK_MEMORY)")]
+HealthCheckPath = Annotated[
+    str | None, typer.Option(help="Health check path (env HEALTH_CHECK_PATH; /)")
+]
+Stickiness = Annotated[
+    int | None, typer.Option(help="Enable AWSALBTG stickiness for N seconds (env STICKINESS_*)")
+]
+SlowStart = Annotated[
+    int | None,
+    typer.Option(
+        help="ALB slow start: a new target's share ramps up over N seconds "
+        "(0 off, 30-900; env SLOW_START_SECONDS)"
+    ),
+]
+VpcId = Annotated[str | None, typer.Option(help="AWS VPC (default VPC)")]
+SubnetIds = Annotated[str | None, typer.Option(help="Comma-separated subnets (default VPC's)")]
+Force = Annotated[
+    bool,
+    typer.Option(
+        "--force", help="During a rollout: abort it (rolled back, recorded), then deploy."
+    ),
+]
+Yes = Annotated[
+    bool, typer.Option("--yes", "-y", help="Deploy even when a group with traffic gets 0 tasks.")
+]
 
 
 @app.command()
 def deploy(
     ctx: typer.Context,
-    image_stable: Annotated[
-        str | None, typer.Option(help="Stable image (env IMAGE_URI_STABLE)")
-    ] = None,
-    image_canary: Annotated[
-        str | None, typer.Option(help="Canary image (env IMAGE_URI_CANARY)")
-    ] = None,
-    stable_count: Annotated[
-        int | None, typer.Option(help="Stable tasks (env DESIRED_COUNT_STABLE; 2)")
-    ] = None,
-    canary_count: Annotated[
-        int | None, typer.Option(help="Canary tasks (env DESIRED_COUNT_CANARY; 1)")
-    ] = None,
-    container_port: Annotated[
-        int | None, typer.Option(help="Container port (env CONTAINER_PORT; 8000)")
-    ] = None,
-    stable_weight: Annotated[
-        int | None, typer.Option(help="First deploy's stable weight (env STABLE_WEIGHT; 95)")
-    ] = None,
-    canary_weight: Annotated[
-        int | None, typer.Option(help="First deploy's canary weight (env CANARY_WEIGHT; 5)")
-    ] = None,
-    task_cpu: Annotated[int | None, typer.Option(help="Fargate CPU units (env TASK_CPU)")] = None,
-    task_memory: Annotated[int | None, typer.Option(help="MiB (env TASK_MEMORY)")] = None,
-    health_check_path: Annotated[
-        str | None, typer.Option(help="Health check path (env HEALTH_CHECK_PATH; /)")
-    ] = None,
-    stickiness: Annotated[
-        int | None,
-        typer.Option(help="Enable AWSALBTG stickiness for N seconds (env STICKINESS_*)"),
-    ] = None,
-    slow_start: Annotated[
-        int | None,
-        typer.Option(
-            help="ALB slow start: a new target's share ramps up over N seconds "
-            "(0 off, 30-900; env SLOW_START_SECONDS)"
-        ),
-    ] = None,
-    vpc_id: Annotated[str | None, typer.Option(help="AWS VPC (default VPC)")] = None,
-    subnet_ids: Annotated[
-        str | None, typer.Option(help="Comma-separated subnets (default VPC's)")
-    ] = None,
-    force: Annotated[
-        bool,
-        typer.Option(
-            "--force", help="During a rollout: abort it (rolled back, recorded), then deploy."
-        ),
-    ] = False,
-    yes: Annotated[
-        bool,
-        typer.Option("--yes", "-y", help="Deploy even when a group with traffic gets 0 tasks."),
-    ] = False,
+    image_stable: ImageStable = None,
+    image_canary: ImageCanary = None,
+    stable_count: StableCount = None,
+    canary_count: CanaryCount = None,
+    container_port: ContainerPort = None,
+    stable_weight: StableWeight = None,
+    canary_weight: CanaryWeight = None,
+    task_cpu: TaskCpu = None,
+    task_memory: TaskMemory = None,
+    health_check_path: HealthCheckPath = None,
+    stickiness: Stickiness = None,
+    slow_start: SlowStart = None,
+    vpc_id: VpcId = None,
+    subnet_ids: SubnetIds = None,
+    force: Force = False,
+    yes: Yes = False,
     output: OutputOpt = "text",
 ) -> None:
     """Create or update the stack (first deploy 95/5), then print status. Refused while
@@ -94,9 +102,7 @@ def deploy(
             "aws.task_cpu": task_cpu,
             "aws.task_memory": task_memory,
             "aws.vpc_id": vpc_id,
-            "aws.subnet_ids": None
-            if subnet_ids is None
-            else tuple(s for s in subnet_ids.split(",") if s),
+            "aws.subnet_ids": None if subnet_ids is None else _split(subnet_ids),
         },
         health_check_path=health_check_path,
         stickiness_enabled=None if stickiness is None else stickiness > 0,
@@ -107,13 +113,16 @@ def deploy(
     spec = usecases.release_spec(settings, target.deployed_spec())
     _confirm_starved(usecases.starved_groups(spec, usecases.live_weights(target)), yes=yes)
     _yield_to_rollout(settings, target, force=force, quiet=output == "json")
-    before = usecases.canary_image_live(target)
     with progress(f"Deploying {settings.stack_name} ({settings.target})") as p:
-        status = usecases.deploy(target, spec, p)
-    show_status(status, output)
-    warning = usecases.new_canary_warning(before, spec, status)
-    if warning:
-        warn(warning)
+        deployed = usecases.deploy_release(target, spec, p)
+    show_status(deployed.status, output)
+    if deployed.warning:
+        warn(deployed.warning)
+
+
+def _split(ids: str) -> tuple[str, ...]:
+    """`--subnet-ids a,b` as ("a", "b")."""
+    return tuple(i for i in ids.split(",") if i)
 
 
 def _confirm_starved(problems: list[str], *, yes: bool) -> None:
@@ -135,8 +144,6 @@ def _confirm_starved(problems: list[str], *, yes: bool) -> None:
 
 def _yield_to_rollout(settings: Settings, target: Target, *, force: bool, quiet: bool) -> None:
     """`deploy` during a rollout: refused, or with --force the rollout ends first."""
-    from canary_deploy.rollout import service, steering
-
     with service.existing_store(settings) as store:
         if not force:
             steering.refuse_deploy(store)
@@ -159,57 +166,33 @@ def status(ctx: typer.Context, output: OutputOpt = "text") -> None:
     """The stack along the chain Task Definition -> Tasks -> Service -> Target Group ->
     Listener -> user, with live weights and recent traffic."""
     settings = settings_from(ctx)
-    target = open_target(settings)
-    current = target.status()
-    rollout = _rollout_summary(settings)
+    current = open_target(settings).status()
+    active = service.active_rollout(settings)
     if output == "json":
-        print_json({**current.to_dict(), "rollout": rollout})
+        print_json({**current.to_dict(), "rollout": None if active is None else active.to_dict()})
         return
     show_status(current, output)
-    if rollout is not None:
-        judging = f", judging {rollout['canary_image']}" if rollout["canary_image"] else ""
+    if active is not None:
+        r = active.rollout
+        judging = f", judging {r.canary_image}" if r.canary_image else ""
         console.print(
-            f"Rollout #{rollout['id']}: {rollout['status']} at step {rollout['step']}/"
-            f"{rollout['steps']} (canary {rollout['canary_weight']}%{judging}) - "
-            f"{rollout['last']}",
+            f"Rollout #{r.id}: {r.status} at step {r.step}/{r.steps} "
+            f"(canary {r.canary_weight}%{judging}) - {r.last}",
             markup=False,
         )
-        console.print(f"Controller: {controller_line(rollout['controller'])}", markup=False)
+        console.print(f"Controller: {controller_line(active.controller)}", markup=False)
 
 
-def controller_line(doc: dict[str, Any]) -> str:
+def controller_line(controller: ControllerSummary) -> str:
     """Who runs the rollout, in words: 'last tick 0.4s ago (pid 123)' or 'unattended since'."""
-    if doc["unattended_since"] is not None:
-        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(doc["unattended_since"]))
+    if controller.unattended_since is not None:
+        stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(controller.unattended_since))
         return (
-            f"unattended since {stamp} ({doc['unattended_s']:.0f}s): nothing judges it or "
-            "rolls it back; run `canary rollout` to resume it"
+            f"unattended since {stamp} ({controller.unattended_s or 0:.0f}s): nothing judges "
+            "it or rolls it back; run `canary rollout` to resume it"
         )
-    who = f" (pid {doc['pid']})" if doc.get("pid") else ""
-    return f"last tick {doc['last_tick_s']:.1f}s ago{who}"
-
-
-def _rollout_summary(settings: Settings) -> dict[str, Any] | None:
-    """The rollout in progress on this stack, if any, and who runs it (from the store)."""
-    from canary_deploy.rollout.service import existing_store
-    from canary_deploy.rollout.state import unattended_since
-    from canary_deploy.rollout.view import summary
-
-    with existing_store(settings) as store:
-        active = None if store is None else store.active()
-        if store is None or active is None:
-            return None
-        now = time.time()
-        since = unattended_since(store, active, now=now)
-    beat = active.heartbeat if active.heartbeat is not None else active.created_at
-    controller = {
-        "pid": active.owner_pid if since is None else None,
-        "last_tick": beat,
-        "last_tick_s": max(0.0, now - beat),
-        "unattended_since": since,
-        "unattended_s": None if since is None else max(0.0, now - since),
-    }
-    return {**summary(active), "controller": controller}
+    who = f" (pid {controller.pid})" if controller.pid else ""
+    return f"last tick {controller.last_tick_s:.1f}s ago{who}"
 
 
 @app.command()
@@ -230,8 +213,6 @@ def delete(
                 hint="pass --yes",
             )
         typer.confirm(f"Delete {settings.stack_name} on {settings.target}?", abort=True)
-    from canary_deploy.rollout import service, steering
-
     target = open_target(settings)
     try:
         with progress(f"Deleting {settings.stack_name} ({settings.target})") as p:

@@ -17,6 +17,8 @@ from canary_deploy.cli.output import (
     warn,
 )
 from canary_deploy.errors import CanaryError, UsageError
+from canary_deploy.local.statedb import CorruptState
+from canary_deploy.rollout import service, steering
 from canary_deploy.targets import open_target
 from canary_deploy.weights import Weights
 
@@ -39,8 +41,6 @@ def set_weights(
 ) -> None:
     """Split traffic S/C percent with one listener call (no stack update). Refused while
     a rollout runs (it owns the weights); allowed while it is paused."""
-    from canary_deploy.rollout import service, steering
-
     if stable is None or canary is None:
         given = " ".join(repr(v) for v in (stable, canary) if v is not None)
         raise UsageError(
@@ -96,8 +96,6 @@ def _weights_outcome(weights: Weights, live: Weights | None) -> str:
 def rollback(ctx: typer.Context, output: OutputOpt = "text") -> None:
     """All traffic to stable now (100/0), one listener call. During a rollout: the
     rollout ends as `canary abort` ends it (recorded in its history)."""
-    from canary_deploy.rollout import service, steering
-
     settings = settings_from(ctx)
     target = open_target(settings)
     ended = None
@@ -112,8 +110,6 @@ def rollback(ctx: typer.Context, output: OutputOpt = "text") -> None:
         # The emergency button works without the rollout's state or controller: one
         # listener call. The rollout sees weights it did not set and pauses.
         show_status(usecases.rollback(target), output)
-        from canary_deploy.local.statedb import CorruptState
-
         if isinstance(exc, CorruptState):
             warn(f"{exc.message}: all traffic is on stable anyway (one listener call); {exc.hint}")
             return

@@ -14,7 +14,7 @@ from canary_deploy.balancer.admin import AdminServer, weights_from_body
 from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.local.dataplane_client import Listener
 from canary_deploy.local.metrics_endpoint import MetricsEndpoint
-from canary_deploy.local.report import listener_document, routes_document, traffic_document
+from canary_deploy.local.report import daemon_status
 from canary_deploy.local.services import EventSink, Supervisor
 from canary_deploy.local.statedb import damage
 from canary_deploy.local.store import StateStore, spec_from_dict, spec_to_dict
@@ -256,17 +256,24 @@ class StackAdmin:
         return {"problem": problem, "moved_to": str(moved)}
 
     async def _get_status(self, body: Any, query: dict[str, str]) -> Any:
-        doc = {"url": self.url, "pid": os.getpid(), "started": self.started}
-        doc.update(listener_document(self.balancer, self.store.load_weights()))
-        doc["spec"] = None if self._spec is None else spec_to_dict(self._spec)
-        doc["services"] = {v: asdict(s) for v, s in self.supervisor.describe().items()}
-        doc["traffic"] = traffic_document(self.balancer.metrics, time.time())
-        doc["rules"] = routes_document(self.balancer, time.time())
+        status = daemon_status(
+            self.balancer,
+            self.store.load_weights(),
+            url=self.url,
+            pid=os.getpid(),
+            started=self.started,
+            spec=self._spec,
+            services=self.supervisor.describe(),
+            now=time.time(),
+        )
         if self.metrics is not None:
-            doc["metrics_port"] = self.metrics.configured_port
-            doc["metrics_url"] = self.metrics.url
-            doc["metrics_error"] = self.metrics.loopback_error
-        return doc
+            status = replace(
+                status,
+                metrics_port=self.metrics.configured_port,
+                metrics_url=self.metrics.url,
+                metrics_error=self.metrics.loopback_error,
+            )
+        return status.to_dict()
 
 
 def _describe(spec: ReleaseSpec) -> str:

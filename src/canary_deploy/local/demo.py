@@ -300,15 +300,8 @@ def run_demo(
     loader: threading.Thread | None = None
     pages = contextlib.ExitStack()  # the dashboard, served while the demo runs
     try:
-        try:
-            status = usecases.deploy(target, usecases.release_spec(target.settings), progress)
-        except UsageError as exc:
-            if "already in use" not in exc.message:
-                raise
-            # Someone took 8080 between our check and the bind: any free port will do.
-            target = LocalTarget.from_settings(demo_settings(state_dir, "127.0.0.1:0"))
-            ctx.target = target
-            status = usecases.deploy(target, usecases.release_spec(target.settings), progress)
+        status = _deploy(ctx, state_dir)
+        target = ctx.target
         assert status.listener is not None
         dashboard = pages.enter_context(background(target.settings)) if options.dashboard else None
         view.started(status.listener.url, state_dir, dashboard)
@@ -330,7 +323,7 @@ def run_demo(
         _stop_walk(ctx, view, stop, loader)
         pages.close()
         if not options.keep:
-            target.delete(progress, purge=options.state_dir is None)
+            ctx.target.delete(progress, purge=options.state_dir is None)
             if options.state_dir is None:
                 shutil.rmtree(state_dir, ignore_errors=True)
     if options.keep:
@@ -341,6 +334,18 @@ def run_demo(
     else:
         closing.append("everything was stopped and the temporary state removed")
     return target, closing
+
+
+def _deploy(ctx: DemoContext, state_dir: Path) -> Status:
+    """The first deploy; when someone took the port between our check and the bind, the
+    demo moves to any free one (`ctx.target` is then a new target)."""
+    try:
+        return usecases.deploy(ctx.target, usecases.release_spec(ctx.target.settings), ctx.progress)
+    except UsageError as exc:
+        if "already in use" not in exc.message:
+            raise
+    ctx.target = LocalTarget.from_settings(demo_settings(state_dir, "127.0.0.1:0"))
+    return usecases.deploy(ctx.target, usecases.release_spec(ctx.target.settings), ctx.progress)
 
 
 def _stop_walk(

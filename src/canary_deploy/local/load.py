@@ -12,13 +12,35 @@ import time
 from array import array
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit
 
 import httptools
 
+from canary_deploy.backend import Target
 from canary_deploy.errors import UsageError
 
 UNKNOWN_VERSION = "?"
+
+
+def request_body(data: str | None) -> bytes | None:
+    """`--data`: a JSON body, checked before anything is sent."""
+    if data is None:
+        return None
+    try:
+        json.loads(data)
+    except ValueError as exc:
+        raise UsageError(f"--data is not valid JSON: {exc}") from None
+    return data.encode()
+
+
+def balancer_counts(target: Target | None, result: LoadResult) -> dict[str, int] | None:
+    """Requests per target group as the local balancer counted them during the run, for
+    responses that do not say their version (everything but /whoami and /predict)."""
+    if target is None or target.name != "local" or UNKNOWN_VERSION not in result.by_version:
+        return None
+    end = result.started + result.elapsed_s
+    return {v: c.requests for v, c in target.metrics.counts(result.started - 1, end + 1).items()}
 
 
 @dataclass(frozen=True)
@@ -123,6 +145,32 @@ class LoadResult:
     @property
     def throughput(self) -> float:
         return self.total.requests / self.elapsed_s if self.elapsed_s > 0 else 0.0
+
+    @property
+    def unanswered(self) -> bool:
+        """Requests were sent and not one got a response."""
+        return bool(self.total.requests) and self.statuses.get(0, 0) == self.total.requests
+
+    def to_dict(self) -> dict[str, Any]:
+        """The summary `load -o json` prints."""
+
+        def one(s: VersionSummary) -> dict[str, Any]:
+            return {
+                "requests": s.requests,
+                "errors": s.errors,
+                "error_rate": s.error_rate,
+                "p50_s": s.percentile(0.5),
+                "p95_s": s.percentile(0.95),
+                "p99_s": s.percentile(0.99),
+            }
+
+        return {
+            "elapsed_s": self.elapsed_s,
+            "requests_per_s": self.throughput,
+            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
+            "versions": {v: one(s) for v, s in sorted(self.by_version.items())},
+            "total": one(self.total),
+        }
 
 
 class _Connection(asyncio.Protocol):

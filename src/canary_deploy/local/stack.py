@@ -13,6 +13,7 @@ from canary_deploy.config import Settings
 from canary_deploy.errors import OperationFailed
 from canary_deploy.local.control import DaemonArgs, DaemonControl, Listen
 from canary_deploy.local.paths import StackPaths
+from canary_deploy.local.report import DaemonStatus
 from canary_deploy.local.store import StateStore
 from canary_deploy.weights import Weights
 
@@ -70,6 +71,13 @@ class LocalStack:
         restores spec and weights), so `rollback` works even after a crash."""
         self.ensure_running()
         return self.control.request(method, path, body)
+
+    def daemon_status(self) -> DaemonStatus | None:
+        """What the running daemon reports; None when it does not run (never restarted
+        for this: a stopped stack's status is what is stored)."""
+        if not self.control.running():
+            return None
+        return DaemonStatus.from_dict(self.request("GET", "/status"))
 
     def ensure_running(self) -> None:
         """Restart the stack from its stored spec unless it runs (a daemon that died is

@@ -6,7 +6,6 @@ import shutil
 from contextlib import closing
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 from urllib.parse import urlsplit
 
 from canary_deploy.backend import (
@@ -22,7 +21,6 @@ from canary_deploy.backend import (
     TaskDefinitionStatus,
     TesterRouter,
     TrafficRouter,
-    TrafficStatus,
     Version,
     VersionStatus,
     Workload,
@@ -34,11 +32,12 @@ from canary_deploy.local.commands import parse_image
 from canary_deploy.local.control import Listen
 from canary_deploy.local.metrics import LocalMetrics
 from canary_deploy.local.paths import StackPaths
+from canary_deploy.local.report import DaemonStatus
 from canary_deploy.local.router import LocalRouter, LocalRoutes
-from canary_deploy.local.stack import STEADY_TIMEOUT_S, LocalStack
+from canary_deploy.local.stack import LocalStack
 from canary_deploy.local.statedb import DB_NAME, damage, move_aside
-from canary_deploy.local.store import StateStore, spec_from_dict, spec_to_dict
-from canary_deploy.local.workload import LocalWorkload, wait_steady
+from canary_deploy.local.store import StateStore, spec_to_dict
+from canary_deploy.local.workload import LocalWorkload
 from canary_deploy.routes import route_notes
 from canary_deploy.weights import Weights
 
@@ -62,7 +61,8 @@ class LocalTarget:
         self.settings = settings
         self.stack = LocalStack(settings)
         self.router: TrafficRouter = LocalRouter(self.stack)
-        self.workload: Workload = LocalWorkload(self.stack, self.status)
+        self._workload = LocalWorkload(self.stack)
+        self.workload: Workload = self._workload
         self.metrics: MetricsSource = LocalMetrics(self.stack)
         self.routes: TesterRouter = LocalRoutes(self.stack)
 
@@ -93,32 +93,29 @@ class LocalTarget:
                 shutil.rmtree(self.paths.state_dir, ignore_errors=True)  # ...nor any file
             raise
         progress.log(f"Listener weights {Weights.from_dict(result['weights'])}")
-        wait_steady(
-            self.status, progress, VERSIONS, STEADY_TIMEOUT_S[self.settings.local.health_profile]
-        )
+        self._workload.wait_steady(VERSIONS, progress)
 
     def _ensure_daemon(self, spec: ReleaseSpec, progress: Progress) -> bool:
         """Start the daemon unless it runs; True when this call started it."""
         control = self.stack.control
         if control.running():
-            running = control.request("GET", "/status")
+            running = DaemonStatus.from_dict(control.request("GET", "/status"))
             changed = []
-            listener_config = (running["health_check_path"], running["stickiness_seconds"])
+            listener_config = (running.health_check_path, running.stickiness_seconds)
             if listener_config != (spec.health_check_path, spec.stickiness_seconds):
                 changed.append("health check / stickiness")
             # (A daemon from before the metrics port reports none: it serves none.) A port
             # it could not bind is tried again.
-            port = running.get("metrics_port")
-            if port != self.settings.local.metrics_port or running.get("metrics_error"):
+            if running.metrics_port != self.settings.local.metrics_port or running.metrics_error:
                 changed.append("metrics port")
             if not changed:
-                progress.log(f"Updating the running local stack (listener {running['url']})")
+                progress.log(f"Updating the running local stack (listener {running.url})")
                 return False
             # The stack fixes these at start: restart it (tasks restart, state is kept)
             # on the same address, also when it was picked with port 0.
             progress.log(f"Restarting the local stack for the new {' and '.join(changed)}")
             control.stop(forget=False)
-            address = urlsplit(running["url"])
+            address = urlsplit(running.url)
             listen = Listen(address.hostname or "127.0.0.1", address.port or 0)
             args = replace(self.stack.daemon_args(spec), listen=listen)
         else:
@@ -132,25 +129,20 @@ class LocalTarget:
         return True
 
     def status(self) -> Status:
-        if not self.stack.control.running():
+        doc = self.stack.daemon_status()
+        if doc is None:
             return self._stopped_status()
-        doc = self.stack.request("GET", "/status")
-        spec = None if doc["spec"] is None else spec_from_dict(doc["spec"])
-        stored = doc.get("stored_weights")
+        spec = doc.spec
         listener = ListenerStatus(
-            url=doc["url"],
-            weights=_weights(doc["weights"]),
-            stickiness_seconds=doc.get("stickiness_seconds"),
-            configured_weights=None if stored is None else _weights(stored),
+            url=doc.url,
+            weights=doc.weights,
+            stickiness_seconds=doc.stickiness_seconds,
+            configured_weights=doc.stored_weights,
         )
         notes: list[str] = []
         versions: dict[Version, VersionStatus] = {}
-        for v in GROUPS:
-            if v not in doc["services"]:
-                continue  # a daemon from before the baseline
-            service = ServiceStatus(**doc["services"][v])
-            groups = doc["target_groups"].get(v, {})
-            tg = TargetGroupStatus(name=f"tg-{v}", **{k: int(n) for k, n in groups.items()})
+        for v, service in doc.services.items():
+            tg = doc.target_groups.get(v, TargetGroupStatus(name=f"tg-{v}"))
             if not shown_in_status(v, service, listener.weights.of(v), tg):
                 continue  # the baseline: shown only during a rollout
             if tg.unhealthy and not tg.healthy:
@@ -164,7 +156,7 @@ class LocalTarget:
                 else TaskDefinitionStatus(image=spec.image(v), container_port=spec.container_port),
                 service=service,
                 target_group=tg,
-                traffic=TrafficStatus(**doc["traffic"][v]) if v in doc["traffic"] else None,
+                traffic=doc.traffic.get(v),
             )
         states = {s.service.deployment_state for s in versions.values() if s.service}
         stack_status = (
@@ -176,9 +168,9 @@ class LocalTarget:
             if states <= {"COMPLETED"}
             else "UPDATING"
         )
-        notes.extend(route_notes(doc.get("rules")))
+        notes.extend(route_notes(doc.rules))
         notes += _metrics_notes(doc)
-        notes.append(f"state {self.paths.state_dir} (daemon pid {doc['pid']})")
+        notes.append(f"state {self.paths.state_dir} (daemon pid {doc.pid})")
         return Status(
             self.name, self.settings.stack_name, stack_status, listener, versions, tuple(notes)
         )
@@ -249,17 +241,13 @@ class LocalTarget:
         return StateRepair(path, problem, move_aside(path))
 
 
-def _metrics_notes(doc: dict[str, Any]) -> list[str]:
+def _metrics_notes(doc: DaemonStatus) -> list[str]:
     """Where Prometheus scrapes the stack's metrics (`[local] metrics_port`), or why not."""
-    if doc.get("metrics_url"):
-        return [f"Prometheus metrics on {doc['metrics_url']}"]
-    if doc.get("metrics_error"):
+    if doc.metrics_url:
+        return [f"Prometheus metrics on {doc.metrics_url}"]
+    if doc.metrics_error:
         return [
-            f"{doc['metrics_error']}: choose another [local] metrics_port "
+            f"{doc.metrics_error}: choose another [local] metrics_port "
             "(CANARY_METRICS_PORT) and run `canary deploy` (it restarts the stack)"
         ]
     return []
-
-
-def _weights(doc: dict[str, Any]) -> Weights:
-    return Weights.from_dict(doc)

@@ -3,11 +3,18 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
-from canary_deploy.backend import GROUPS, Progress, ReleaseSpec, ServiceStatus, Status, Version
+from canary_deploy.backend import (
+    GROUPS,
+    Progress,
+    ReleaseSpec,
+    ServiceStatus,
+    TargetGroupStatus,
+    Version,
+)
 from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.local.stack import STEADY_TIMEOUT_S, LocalStack
 from canary_deploy.local.store import spec_from_dict, spec_to_dict
@@ -16,9 +23,8 @@ from canary_deploy.local.store import spec_from_dict, spec_to_dict
 class LocalWorkload:
     """The stable, canary and baseline services of task processes."""
 
-    def __init__(self, stack: LocalStack, read_status: Callable[[], Status]) -> None:
+    def __init__(self, stack: LocalStack) -> None:
         self.stack = stack
-        self.read_status = read_status
 
     def describe_services(self) -> dict[Version, ServiceStatus]:
         doc = self.stack.request("GET", "/services")
@@ -43,8 +49,21 @@ class LocalWorkload:
         if spec.image_stable != image:
             progress.log(f"Promoting: stable becomes {image}")
             self.stack.request("PUT", "/spec", spec_to_dict(replace(spec, image_stable=image)))
+        self.wait_steady(("stable",), progress)
+
+    def service_health(self) -> dict[Version, tuple[ServiceStatus, TargetGroupStatus]]:
+        """Each group's service and its target group's health, as the daemon reports them;
+        empty when the daemon does not run."""
+        doc = self.stack.daemon_status()
+        if doc is None:
+            return {}
+        groups = doc.target_groups
+        return {v: (s, groups[v]) for v, s in doc.services.items() if v in groups}
+
+    def wait_steady(self, versions: Sequence[Version], progress: Progress) -> None:
+        """Wait until the `versions`' services are steady (see `wait_steady`)."""
         timeout = STEADY_TIMEOUT_S[self.stack.settings.local.health_profile]
-        wait_steady(self.read_status, progress, ("stable",), timeout)
+        wait_steady(self.service_health, progress, versions, timeout)
 
     def scale(self, version: Version, desired_count: int) -> None:
         """One daemon call; returns before the new tasks are healthy. The baseline's count
@@ -98,24 +117,23 @@ class LocalWorkload:
 
 
 def wait_steady(
-    read_status: Callable[[], Status],
+    read_groups: Callable[[], Mapping[Version, tuple[ServiceStatus, TargetGroupStatus]]],
     progress: Progress,
     versions: Sequence[Version],
     timeout_s: float,
-) -> Status:
+) -> None:
     """Wait until each service's tasks run and their health is decided. A crash loop
     fails at once; unhealthy targets are reported (they are visible in status) but do
     not hang the command the way an ECS deployment waiting on them would."""
     deadline = time.monotonic() + timeout_s
     while True:
-        status = read_status()
+        groups = read_groups()
         pending: list[str] = []
         unhealthy: list[str] = []
         for v in versions:
-            vs = status.versions.get(v)
-            s, tg = (None, None) if vs is None else (vs.service, vs.target_group)
-            if s is None or tg is None:
+            if v not in groups:
                 continue
+            s, tg = groups[v]
             if s.deployment_state == "crash-looping":
                 raise OperationFailed(
                     f"service {s.name} is crash-looping: {s.message}",
@@ -133,7 +151,7 @@ def wait_steady(
         if not pending:
             for line in unhealthy:
                 progress.log(f"warning: {line}")
-            return status
+            return
         progress.update("waiting for healthy tasks: " + ", ".join(pending))
         if time.monotonic() > deadline:
             raise OperationFailed(

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
 
 from canary_deploy.backend import GROUPS, Version
 from canary_deploy.balancer.metrics import WindowStats, cumulative_buckets, latency_sum
@@ -40,14 +39,11 @@ class RolloutSnapshot:
     @classmethod
     def of(cls, rollout: Rollout) -> RolloutSnapshot:
         active = not rollout.status.terminal
-        metrics: list[dict[str, Any]] = (rollout.last_decision or {}).get("metrics") or []
+        recorded = rollout.last_decision
+        metrics = () if recorded is None else recorded.decision.metrics
         e_values = tuple(
             EValue(
-                str(m["name"]),
-                float(m["e_harm"]),
-                float(m["harm_threshold"]),
-                float(m["e_non_inferiority"]),
-                float(m["non_inferiority_threshold"]),
+                m.name, m.e_harm, m.harm_threshold, m.e_non_inferiority, m.non_inferiority_threshold
             )
             for m in metrics
         )

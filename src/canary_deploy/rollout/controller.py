@@ -6,7 +6,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
 
 from canary_deploy.analysis import Batch, Decision, Judge, Verdict
 from canary_deploy.backend import MetricsSource, Progress, SilentProgress, TrafficRouter, Workload
@@ -19,6 +18,7 @@ from canary_deploy.rollout.model import (
     Command,
     Event,
     EventRecord,
+    RecordedDecision,
     Rollout,
     RolloutStatus,
 )
@@ -36,16 +36,15 @@ class TickResult:
 
     rollout: Rollout
     live_weights: Weights
-    decision: dict[str, Any] | None
+    decision: RecordedDecision | None
     rollback_latency_s: float | None = None  # verdict -> 100/0 in effect, when it happened
     hooks_pending: bool = False  # an ended rollout's hooks still run: tick again
 
 
-def _harm_held(decision: dict[str, Any] | None) -> str:
+def _harm_held(recorded: RecordedDecision | None) -> str:
     """The metrics whose harm e-value reached its threshold without a rollback (the burst
     guard held it back), as text; "" when there are none."""
-    metrics = (decision or {}).get("metrics") or []
-    return ", ".join(m["name"] for m in metrics if m["e_harm"] >= m["harm_threshold"])
+    return "" if recorded is None else ", ".join(recorded.decision.harmful)
 
 
 def _warm_from(r: Rollout) -> float:
@@ -389,17 +388,14 @@ class Controller:
         before = judge.verdict
         decision = judge.update(read.batch)
         self._decided_at = self.timer()
-        doc = decision.to_dict()
-        doc["window"] = window
-        if read.start < window[0]:
-            doc["reread_from"] = read.start  # late datapoints of [reread_from, window[0])
-        doc["step"] = r.step
+        reread_from = read.start if read.start < window[0] else None
+        recorded = RecordedDecision(decision, (window[0], window[1]), r.step, reread_from)
         if decision.verdict is not before or decision.verdict is not Verdict.CONTINUE:
             kind = "decision"
         else:
             kind = "batch"
-        events.append(EventRecord(kind, "judge", decision.explanation, doc))
-        return replace(r, last_decision=doc), decision
+        events.append(EventRecord(kind, "judge", decision.explanation, recorded.to_dict()))
+        return replace(r, last_decision=recorded), decision
 
     def _advance(self, r: Rollout, judge: Judge, now: float, events: list[EventRecord]) -> Rollout:
         """Move on when the step's gate opens (the listener call comes after the record).
@@ -425,7 +421,7 @@ class Controller:
             # Evidence of harm the burst guard holds back is never a pass.
             why = f"evidence of harm held back as a possible burst ({held})"
         elif verdict is Verdict.INCONCLUSIVE and not soak:
-            why = str((r.last_decision or {}).get("explanation", "inconclusive"))
+            why = "inconclusive" if r.last_decision is None else r.last_decision.explanation
         elif r.step_canary_requests < step.min_requests:
             why = f"only {r.step_canary_requests} of {step.min_requests} canary requests"
         if why is None:

@@ -19,7 +19,7 @@ from canary_deploy.rollout import service
 from canary_deploy.rollout.controller import TickResult
 from canary_deploy.rollout.plan import build_plan
 from canary_deploy.rollout.state import RolloutState
-from canary_deploy.rollout.store import Command, Rollout, RolloutStatus
+from canary_deploy.rollout.store import Command, RecordedDecision, Rollout, RolloutStatus
 from canary_deploy.weights import STABLE_ONLY
 
 # Short steps so both rollouts fit in about two minutes at demo traffic (500 req/s). At
@@ -85,18 +85,16 @@ class _Timed:
             self.store.send(result.rollout.id, Command.ABORT, actor="demo")
 
 
-def decided_by(decision: Mapping[str, Any]) -> str:
+def decided_by(recorded: RecordedDecision | None) -> str:
     """The metrics whose evidence of harm reached its threshold, e.g. "errors"."""
-    names = [
-        str(m["name"]) for m in decision.get("metrics") or [] if m["e_harm"] >= m["harm_threshold"]
-    ]
+    names = () if recorded is None else recorded.decision.harmful
     return ", ".join(names) or "no metric (aborted)"
 
 
 def outcome_line(act: Act, final: Rollout, rollback_latency_s: float | None) -> str:
     """One line for the summary: what happened, and what it cost."""
-    decision = final.last_decision or {}
-    canary_requests = int(decision.get("canary_requests") or 0)
+    decision = final.last_decision
+    canary_requests = 0 if decision is None else decision.decision.canary_requests
     if final.status is RolloutStatus.ROLLED_BACK and final.reason == "aborted by demo":
         return f"{act.title}: paused for a human at step {final.step + 1}; the demo aborted it"
     if final.status is RolloutStatus.ROLLED_BACK:
@@ -105,15 +103,45 @@ def outcome_line(act: Act, final: Rollout, rollback_latency_s: float | None) -> 
             if rollback_latency_s is None
             else f", 100% stable {rollback_latency_s * 1000:.0f} ms after the verdict"
         )
-        errors = (decision.get("metrics") or [{}])[0]
+        metrics = () if decision is None else decision.decision.metrics
+        failed = metrics[0].canary_hits if metrics else "?"
         return (
             f"{act.title}: rolled back at step {final.step + 1} on {decided_by(decision)} "
-            f"after {canary_requests} canary requests ({errors.get('canary_hits', '?')} "
-            f"failed){took}"
+            f"after {canary_requests} canary requests ({failed} failed){took}"
         )
     if final.status is RolloutStatus.PROMOTED:
         return f"{act.title}: promoted after {len(final.plan.steps)} steps; stable now runs v2"
     return f"{act.title}: ended {final.status} ({final.reason})"
+
+
+def _run_act(
+    act: Act,
+    settings: Settings,
+    target: Target,
+    progress: Progress,
+    view: Callable[[], AbstractContextManager[service.RolloutView]],
+) -> str:
+    """Deploy the act's versions at 100/0, run a rollout to its end; its outcome line."""
+    base = usecases.release_spec(settings)
+    # The rollout runs a baseline beside the canary (same size, same share,
+    # started together), so the canary's size does not bias the comparison.
+    spec = replace(
+        base,
+        image_stable=act.stable_image,
+        image_canary=act.canary_image,
+        weights=STABLE_ONLY,
+    )
+    target.deploy(spec, progress)
+    if target.router.get_weights() != STABLE_ONLY:
+        usecases.set_weights(target, STABLE_ONLY)
+    time.sleep(BASELINE_S)
+    with closing(service.open_store(settings)) as store:
+        plan = build_plan("local", DEMO_PLAN)
+        rollout, _ = service.begin(settings, target, store, plan, progress)
+        with view() as shown:
+            timed = _Timed(shown, store)
+            final = service.run(target, store, rollout, timed)
+    return outcome_line(act, final, timed.rollback_latency_s)
 
 
 def run_acts(
@@ -136,26 +164,7 @@ def run_acts(
     try:
         for act in acts:
             announce(f"\nAutomated rollout - {act.title}")
-            base = usecases.release_spec(settings)
-            # The rollout runs a baseline beside the canary (same size, same share,
-            # started together), so the canary's size does not bias the comparison.
-            spec = replace(
-                base,
-                image_stable=act.stable_image,
-                image_canary=act.canary_image,
-                weights=STABLE_ONLY,
-            )
-            target.deploy(spec, progress)
-            if target.router.get_weights() != STABLE_ONLY:
-                usecases.set_weights(target, STABLE_ONLY)
-            time.sleep(BASELINE_S)
-            with closing(service.open_store(settings)) as store:
-                plan = build_plan("local", DEMO_PLAN)
-                rollout, _ = service.begin(settings, target, store, plan, progress)
-                with view() as shown:
-                    timed = _Timed(shown, store)
-                    final = service.run(target, store, rollout, timed)
-            line = outcome_line(act, final, timed.rollback_latency_s)
+            line = _run_act(act, settings, target, progress, view)
             announce(line)
             summary.append(line)
     finally:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any, NamedTuple
 
+from canary_deploy.analysis.evidence import Decision
 from canary_deploy.errors import OperationFailed
 from canary_deploy.rollout.late import FedWindow
 from canary_deploy.rollout.plan import RolloutPlan
@@ -49,6 +50,42 @@ class RolloutStatus(StrEnum):
         return self.terminal or self in (RolloutStatus.ROLLING_BACK, RolloutStatus.PROMOTING)
 
 
+@dataclass(frozen=True)
+class RecordedDecision:
+    """The judge's decision on one batch and the window it judged, as the controller
+    records it: the `batch`/`decision` event's data and the rollout's `last_decision`.
+    `to_dict` is that document; `from_dict` reads it back (from the store or an event)."""
+
+    decision: Decision
+    window: tuple[float, float]
+    step: int
+    # Late datapoints of [reread_from, window[0]) were fed with this batch.
+    reread_from: float | None = None
+
+    @property
+    def explanation(self) -> str:
+        return self.decision.explanation
+
+    def to_dict(self) -> dict[str, Any]:
+        doc = self.decision.to_dict()
+        doc["window"] = list(self.window)
+        if self.reread_from is not None:
+            doc["reread_from"] = self.reread_from
+        doc["step"] = self.step
+        return doc
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any]) -> RecordedDecision:
+        start, end = doc["window"]
+        reread_from = doc.get("reread_from")
+        return cls(
+            decision=Decision.from_dict(doc),
+            window=(float(start), float(end)),
+            step=int(doc["step"]),
+            reread_from=None if reread_from is None else float(reread_from),
+        )
+
+
 class Command(StrEnum):
     PROMOTE = "promote"  # skip to the next step
     PROMOTE_FULL = "promote_full"  # skip to promotion
@@ -68,7 +105,7 @@ class Rollout:
     cursor: float
     plan: RolloutPlan
     judge: dict[str, Any]
-    last_decision: dict[str, Any] | None
+    last_decision: RecordedDecision | None
     canary_image: str | None
     reason: str | None
     owner_pid: int | None
@@ -95,6 +132,13 @@ class Event:
     actor: str
     message: str
     data: dict[str, Any] | None
+
+    def judged(self) -> Decision | None:
+        """The judge's decision a `batch` or `decision` event records; None for any other
+        event, and for a soak's batch (nothing to compare: no verdict)."""
+        if self.kind not in ("batch", "decision") or not self.data or "verdict" not in self.data:
+            return None
+        return Decision.from_dict(self.data)
 
     def to_dict(self) -> dict[str, Any]:
         return {

@@ -58,16 +58,13 @@ def due(
 
 def evidence(r: Rollout) -> dict[str, Any] | None:
     """The judge's last decision, summarised: its verdict, why, and a line per metric."""
-    d = r.last_decision
-    if not d:
+    if r.last_decision is None:
         return None
+    d = r.last_decision.decision
     return {
-        "verdict": d.get("verdict"),
-        "explanation": d.get("explanation"),
-        "metrics": [
-            {"name": m.get("name"), "explanation": m.get("explanation")}
-            for m in d.get("metrics", [])
-        ],
+        "verdict": str(d.verdict),
+        "explanation": d.explanation,
+        "metrics": [{"name": m.name, "explanation": m.explanation} for m in d.metrics],
     }
 
 

@@ -254,38 +254,10 @@ def build_plan(
     `[rollout.judge]` table of `JudgeConfig` fields
     (`settings.RolloutSettings` types every one of them).
     """
-    given = {**(overrides or {}), "steps": list(steps) if steps else None}
-    flags = {key for key, value in given.items() if value is not None}
-
-    def where(path: str) -> str:
-        key = path.split(".")[1] if "." in path else ""
-        return f"--{key.replace('_', '-')}" if key in flags else path
-
-    try:
-        if not isinstance(config, RolloutSettings):
-            config = RolloutSettings.model_validate(dict(config or {}))
-        r = config.merged(given)
-    except ValidationError as exc:
-        problems = describe_errors(exc, RolloutSettings, prefix="rollout", where=where)
-        raise UsageError(
-            as_sentence("invalid rollout settings", problems),
-            hint="check the rollout command's flags and [rollout] in canary.toml",
-        ) from None
+    r = _merged(config, {**(overrides or {}), "steps": list(steps) if steps else None})
     d = TARGET_DEFAULTS[target]
-    step_min = _or(r.min_duration, d.min_duration_s)
-    step_max = _or(r.max_duration, max(d.max_duration_s, step_min))
-    step_requests = _or(r.min_requests, d.min_requests)
-    built = [
-        Step(
-            s.weight,
-            _or(s.min_duration, step_min),
-            _or(s.max_duration, max(step_max, _or(s.min_duration, step_min))),
-            _or(s.min_requests, step_requests),
-        )
-        for s in r.steps or (StepSettings(weight=w) for w in DEFAULT_WEIGHTS)
-    ]
     return RolloutPlan(
-        steps=tuple(built),
+        steps=_steps(r, d),
         judge=r.judge,
         interval_s=_interval(target, _or(r.interval, d.interval_s), warn),
         metrics_lag_s=_or(r.metrics_lag, d.metrics_lag_s),
@@ -299,6 +271,46 @@ def build_plan(
         reread_s=_or(r.reread, d.reread_s),
         tick_s=_or(r.tick, d.tick_s),
         alarms=_alarms(target, r.alarms),
+    )
+
+
+def _merged(
+    config: RolloutSettings | Mapping[str, Any] | None, given: Mapping[str, Any]
+) -> RolloutSettings:
+    """`[rollout]` with the flags `given` on top, validated; a problem is one UsageError
+    naming the flag or the file's key it came from."""
+    flags = {key for key, value in given.items() if value is not None}
+
+    def where(path: str) -> str:
+        key = path.split(".")[1] if "." in path else ""
+        return f"--{key.replace('_', '-')}" if key in flags else path
+
+    try:
+        if not isinstance(config, RolloutSettings):
+            config = RolloutSettings.model_validate(dict(config or {}))
+        return config.merged(given)
+    except ValidationError as exc:
+        problems = describe_errors(exc, RolloutSettings, prefix="rollout", where=where)
+        raise UsageError(
+            as_sentence("invalid rollout settings", problems),
+            hint="check the rollout command's flags and [rollout] in canary.toml",
+        ) from None
+
+
+def _steps(r: RolloutSettings, d: TargetDefaults) -> tuple[Step, ...]:
+    """Each step with its own limits, else the table's, else the target's defaults; a
+    step's own minimum beyond the maximum stretches that step's maximum."""
+    step_min = _or(r.min_duration, d.min_duration_s)
+    step_max = _or(r.max_duration, max(d.max_duration_s, step_min))
+    step_requests = _or(r.min_requests, d.min_requests)
+    return tuple(
+        Step(
+            s.weight,
+            _or(s.min_duration, step_min),
+            _or(s.max_duration, max(step_max, _or(s.min_duration, step_min))),
+            _or(s.min_requests, step_requests),
+        )
+        for s in r.steps or (StepSettings(weight=w) for w in DEFAULT_WEIGHTS)
     )
 
 

@@ -6,10 +6,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from canary_deploy.backend import GROUPS, Progress, SilentProgress, Target, Version
+from canary_deploy.backend import GROUPS, Progress, SilentProgress, Status, Target, Version
 from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
 from canary_deploy.rollout.alarms import alarm_source, require_alarms
@@ -26,6 +27,7 @@ from canary_deploy.rollout.state import (
     unattended_since,
 )
 from canary_deploy.rollout.store import Event, Rollout, RolloutStatus, RolloutStore
+from canary_deploy.rollout.summary import ActiveRollout, ControllerSummary, RolloutSummary
 
 
 class RolloutView(Protocol):
@@ -115,40 +117,62 @@ def begin(
         return active, True
     # Before anything starts: a rollout that could not watch its alarms must not begin.
     require_alarms(alarm_source(target), plan.alarms)
-    status = target.status()
-    canary = status.versions.get("canary")
-    if canary is None or canary.service is None:
-        raise UsageError(
-            "the stack has no canary service: nothing to roll out",
-            hint="deploy the new version first: `canary deploy --image-canary ...`",
-        )
     notes: list[str] = []
-    if canary.service.desired == 0:
-        notes += rescale_canary(settings, target, store, progress)
-        status = target.status()
-        canary = status.versions["canary"]
-    assert canary.service is not None
-    if plan.baseline:
-        count = canary.service.desired  # each target says what it starts
-        try:
-            target.workload.start_baseline(count, progress)
-        except BaseException:
-            # Ctrl-C or a failure before the rollout exists: nobody would stop these
-            # tasks later (its weight is still 0, so stopping is always allowed).
-            target.workload.stop_baseline()
-            raise
-    else:
-        stable = status.versions.get("stable")
-        stable_tasks = stable.service.desired if stable and stable.service else 0
-        warning = load_imbalance(plan, stable_tasks, canary.service.desired)
-        if warning:
-            progress.log(f"Warning: {warning}")
-            notes.append(warning)
+    status = _with_canary_tasks(settings, target, store, progress, notes)
+    _prepare_control(plan, target, status, progress, notes)
     # What the canary's tasks run now (after any restart), pinned where the target can:
     # the one image this rollout judges and may promote.
     image = target.workload.canary_image()
     rollout = start_rollout(store, plan, target.metrics, canary_image=image, notes=notes)
     return rollout, False
+
+
+def _canary_tasks(status: Status) -> int | None:
+    """The canary service's desired count; None when the stack has none."""
+    canary = status.versions.get("canary")
+    return None if canary is None or canary.service is None else canary.service.desired
+
+
+def _with_canary_tasks(
+    settings: Settings, target: Target, store: RolloutState, progress: Progress, notes: list[str]
+) -> Status:
+    """The stack's status once its canary service has tasks (a canary a rollback scaled
+    to 0 is scaled back first, what it says added to `notes`)."""
+    status = target.status()
+    desired = _canary_tasks(status)
+    if desired is None:
+        raise UsageError(
+            "the stack has no canary service: nothing to roll out",
+            hint="deploy the new version first: `canary deploy --image-canary ...`",
+        )
+    if desired == 0:
+        notes += rescale_canary(settings, target, store, progress)
+        status = target.status()
+    return status
+
+
+def _prepare_control(
+    plan: RolloutPlan, target: Target, status: Status, progress: Progress, notes: list[str]
+) -> None:
+    """Start the baseline's tasks (and fresh canary tasks with them); without a baseline,
+    warn (into `notes` too) when stable's and the canary's tasks would be loaded unevenly."""
+    canary_tasks = _canary_tasks(status) or 0
+    if plan.baseline:
+        try:
+            # The baseline gets the canary's size; each target says what it starts.
+            target.workload.start_baseline(canary_tasks, progress)
+        except BaseException:
+            # Ctrl-C or a failure before the rollout exists: nobody would stop these
+            # tasks later (its weight is still 0, so stopping is always allowed).
+            target.workload.stop_baseline()
+            raise
+        return
+    stable = status.versions.get("stable")
+    stable_tasks = stable.service.desired if stable and stable.service else 0
+    warning = load_imbalance(plan, stable_tasks, canary_tasks)
+    if warning:
+        progress.log(f"Warning: {warning}")
+        notes.append(warning)
 
 
 def rescale_canary(
@@ -420,6 +444,56 @@ def hosted(settings: Settings) -> bool:
     return settings.target == "local"
 
 
+def refuse_detach(settings: Settings, detach: bool) -> None:
+    """`--detach` needs a controller that outlives this process: the local daemon's."""
+    if detach and not hosted(settings):
+        raise UsageError(
+            "--detach is for the local target: on AWS this process is the rollout's controller",
+            hint="run it where it can keep running (CI job, tmux, an ECS task); see docs/aws.md "
+            "'Running a rollout unattended'",
+        )
+
+
+@dataclass(frozen=True)
+class Started:
+    """A rollout `start` began or took up again, and who runs it."""
+
+    rollout: Rollout
+    resumed: bool  # it was running already (or paused, or unattended)
+    hosted: bool  # the local daemon runs it: this process only watches (`hosted`)
+
+
+def start(
+    settings: Settings,
+    target: Target,
+    store: RolloutState,
+    plan: RolloutPlan,
+    progress: Progress | None = None,
+) -> Started:
+    """Begin a rollout or take up the one in progress (see `begin`); this process claims
+    it unless the local daemon runs it (then `hand_over` leaves it to the daemon)."""
+    in_daemon = hosted(settings)
+    rollout, resumed = begin(settings, target, store, plan, progress, claim=not in_daemon)
+    return Started(rollout, resumed, in_daemon)
+
+
+def watch(
+    settings: Settings,
+    target: Target,
+    store: RolloutState,
+    started: Started,
+    view: RolloutView,
+    *,
+    warn: Callable[[str], None],
+) -> Rollout:
+    """Until the rollout ends: run its controller here (with the settings' hooks and
+    notifications), or follow the daemon's (which runs its own)."""
+    if started.hosted:
+        return follow(target, store, started.rollout.id, view, warn=warn)
+    hooks, notifier = hooks_for(settings, target), notifier_for(settings)
+    return run(target, store, started.rollout, view, warn=warn, hooks=hooks, notifier=notifier)
+
+
 def hand_over(settings: Settings, store: RolloutState, rollout: Rollout) -> None:
     """Leave the rollout to the local daemon, which starts its controller within a second
     or two (`local/controller_host.py`); a stack that is not running is started for it."""
@@ -485,3 +559,22 @@ def _p99(target: Target, rollout: Rollout, now: float) -> dict[str, float | None
 
 def history(store: RolloutState, rollout_id: int | None = None) -> list[Event]:
     return store.events(rollout_id)
+
+
+def active_rollout(settings: Settings, *, now: float | None = None) -> ActiveRollout | None:
+    """The rollout in progress on this stack, if any, and who runs it (from the store)."""
+    with existing_store(settings) as store:
+        active = None if store is None else store.active()
+        if store is None or active is None:
+            return None
+        now = time.time() if now is None else now
+        since = unattended_since(store, active, now=now)
+    beat = active.heartbeat if active.heartbeat is not None else active.created_at
+    controller = ControllerSummary(
+        pid=active.owner_pid if since is None else None,
+        last_tick=beat,
+        last_tick_s=max(0.0, now - beat),
+        unattended_since=since,
+        unattended_s=None if since is None else max(0.0, now - since),
+    )
+    return ActiveRollout(RolloutSummary.of(active), controller)

@@ -17,7 +17,7 @@ from canary_deploy.rollout.alarms import alarm_source
 from canary_deploy.rollout.controller import Controller
 from canary_deploy.rollout.model import Command, EventRecord, Rollout, RolloutStatus
 from canary_deploy.rollout.state import RenewingProgress, RolloutState
-from canary_deploy.rollout.view import summary
+from canary_deploy.rollout.summary import RolloutSummary
 from canary_deploy.weights import STABLE_ONLY, Weights
 
 S = RolloutStatus
@@ -56,7 +56,7 @@ class Steered:
             "actor": self.actor,
             "acted_by": self.acted_by,
             "notes": list(self.notes),
-            "rollout": summary(self.rollout),
+            "rollout": RolloutSummary.of(self.rollout).to_dict(),
             "weights": self.weights.to_dict(),
         }
 

@@ -13,7 +13,7 @@ from rich.text import Text
 
 from canary_deploy.rollout.controller import TickResult
 from canary_deploy.rollout.reading import step_elapsed
-from canary_deploy.rollout.store import Rollout
+from canary_deploy.rollout.store import RecordedDecision, Rollout
 from canary_deploy.units import ms
 
 _STYLE = {
@@ -47,28 +47,51 @@ def headline(r: Rollout) -> str:
     )
 
 
-def summary(r: Rollout) -> dict[str, Any]:
-    """The rollout in one JSON-ready document (`status`, the steering commands)."""
-    step = r.plan.steps[min(r.step, len(r.plan.steps) - 1)]
-    explained = (r.last_decision or {}).get("explanation")
-    # Paused or ending: why says more than the last batch's verdict.
-    last = r.reason if r.status != "running" and r.reason else explained or r.reason
-    return {
-        "id": r.id,
-        "status": str(r.status),
-        "step": r.step + 1,
-        "steps": len(r.plan.steps),
-        "canary_weight": step.canary_weight,
-        "canary_image": r.canary_image,
-        "reason": r.reason,
-        "last": last or "starting",
-    }
+def decision_line(recorded: RecordedDecision | None) -> str:
+    return "waiting for the first batch" if recorded is None else recorded.explanation
 
 
-def decision_line(decision: Mapping[str, Any] | None) -> str:
-    if not decision:
-        return "waiting for the first batch"
-    return str(decision["explanation"])
+def _evidence_tables(
+    d: RecordedDecision | None, quantiles: Mapping[str, float | None]
+) -> tuple[Table, Table]:
+    """Requests, errors and p99 per version, and each metric's counts and e-values."""
+    versions = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("version", "requests", "errors", "p99"):
+        versions.add_column(col, justify="right" if col != "version" else "left")
+    metrics = Table(box=None, pad_edge=False, header_style="bold")
+    for col in ("metric", "canary", "control", "harm e", "not-worse e"):
+        metrics.add_column(col, justify="left" if col == "metric" else "right")
+    if d is not None and d.decision.metrics:
+        evidence = d.decision.metrics
+        errors_control = d.decision.controls[0]
+        first = evidence[0]
+        pooled = errors_control != "stable"
+        versions.add_row(
+            errors_control,
+            f"{first.stable_requests:,}",
+            _pct(first.stable_rate),
+            "" if pooled else ms(quantiles.get("stable")),
+        )
+        versions.add_row(
+            "canary",
+            f"{first.canary_requests:,}",
+            _pct(first.canary_rate),
+            ms(quantiles.get("canary")),
+        )
+        if pooled:
+            # p99 per group: the pooled row has none of its own.
+            for group in ("stable", "baseline"):
+                if group in quantiles:
+                    versions.add_row(f"{group} p99", "", "", ms(quantiles.get(group)))
+        for m in evidence:
+            metrics.add_row(
+                _short(m.name),
+                f"{m.canary_hits}/{m.canary_requests}",
+                f"{m.stable_hits}/{m.stable_requests}",
+                f"{_e(m.e_harm)}/{_e(m.harm_threshold)}",
+                f"{_e(m.e_non_inferiority)}/{_e(m.non_inferiority_threshold)}",
+            )
+    return versions, metrics
 
 
 def render(result: TickResult, quantiles: Mapping[str, float | None], now: float) -> Group:
@@ -83,43 +106,8 @@ def render(result: TickResult, quantiles: Mapping[str, float | None], now: float
         f"(min {step.min_duration_s:.0f}s, max {step.max_duration_s:.0f}s)  |  "
         f"{r.step_canary_requests} canary req (min {step.min_requests})"
     )
-    versions = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("version", "requests", "errors", "p99"):
-        versions.add_column(col, justify="right" if col != "version" else "left")
-    metrics = Table(box=None, pad_edge=False, header_style="bold")
-    for col in ("metric", "canary", "control", "harm e", "not-worse e"):
-        metrics.add_column(col, justify="left" if col == "metric" else "right")
-    d = result.decision or {}
-    evidence = d.get("metrics") or []
-    if evidence:
-        errors_control = (d.get("controls") or {}).get("errors", "stable")
-        first = evidence[0]
-        pooled = errors_control != "stable"
-        versions.add_row(
-            errors_control,
-            f"{first['stable_requests']:,}",
-            _pct(first["stable_rate"]),
-            "" if pooled else ms(quantiles.get("stable")),
-        )
-        versions.add_row(
-            "canary",
-            f"{first['canary_requests']:,}",
-            _pct(first["canary_rate"]),
-            ms(quantiles.get("canary")),
-        )
-        if pooled:
-            # p99 per group: the pooled row has none of its own.
-            for group in ("stable", "baseline"):
-                if group in quantiles:
-                    versions.add_row(f"{group} p99", "", "", ms(quantiles.get(group)))
-        for m in evidence:
-            metrics.add_row(
-                _short(m["name"]),
-                f"{m['canary_hits']}/{m['canary_requests']}",
-                f"{m['stable_hits']}/{m['stable_requests']}",
-                f"{_e(m['e_harm'])}/{_e(m['harm_threshold'])}",
-                f"{_e(m['e_non_inferiority'])}/{_e(m['non_inferiority_threshold'])}",
-            )
+    d = result.decision
+    versions, metrics = _evidence_tables(d, quantiles)
     parts: list[Any] = [title, timing, versions, metrics, Text(decision_line(d))]
     if r.reason:
         parts.append(Text(r.reason, style="yellow"))
@@ -165,8 +153,9 @@ class PlainView:
 
     def show(self, result: TickResult, quantiles: Mapping[str, float | None]) -> None:
         r = result.rollout
-        d = result.decision or {}
-        key = (r.status, r.step, str(result.live_weights), d.get("verdict"))
+        d = result.decision
+        verdict = None if d is None else str(d.decision.verdict)
+        key = (r.status, r.step, str(result.live_weights), verdict)
         now = time.monotonic()
         if key == self._last_key and now - self._last_time < self._every:
             return

@@ -5,9 +5,8 @@ decision with its evidence, the audit log, and the steering controls."""
 from __future__ import annotations
 
 from html import escape
-from typing import Any
 
-from canary_deploy.rollout.model import Event, Rollout
+from canary_deploy.rollout.model import Event, RecordedDecision, Rollout
 from canary_deploy.web import charts
 from canary_deploy.web.fragments import duration, pct, stamp
 from canary_deploy.web.rollouts import deciding, e_paths, gate, step_starts, timeline
@@ -68,7 +67,7 @@ def _gate(r: Rollout) -> str:
 
 def _verdict(r: Rollout, events: list[Event]) -> str:
     title = _VERDICT.get(str(r.status))
-    explained = (r.last_decision or {}).get("explanation")
+    explained = None if r.last_decision is None else r.last_decision.explanation
     if title is None:
         line = explained or "waiting for the first batch"
         return f'<p class="decision">Judge: {escape(str(line))}</p>'
@@ -124,24 +123,24 @@ def _e(value: float) -> str:
     return f"{value:.3g}" if value < 1e4 else f"{value:.1e}"
 
 
-def evidence(decision: dict[str, Any] | None) -> str:
+def evidence(recorded: RecordedDecision | None) -> str:
     """The judge's last decision per metric: counts, rates with intervals, e-values."""
-    metrics = (decision or {}).get("metrics") or []
-    if not metrics:
+    if recorded is None or not recorded.decision.metrics:
         return ""
-    controls = (decision or {}).get("controls") or {}
+    decision = recorded.decision
     rows = "".join(
-        f"<tr><td>{escape(m['name'])}</td>"
-        f"<td>{m['canary_hits']:,}/{m['canary_requests']:,} · {pct(m['canary_rate'])} "
-        f"<small>[{pct(m['canary_interval'][0])}, {pct(m['canary_interval'][1])}]</small></td>"
-        f"<td>{m['stable_hits']:,}/{m['stable_requests']:,} · {pct(m['stable_rate'])} "
-        f"<small>[{pct(m['stable_interval'][0])}, {pct(m['stable_interval'][1])}]</small></td>"
-        f"<td>{_e(m['e_harm'])} / {_e(m['harm_threshold'])}</td>"
-        f"<td>{_e(m['e_non_inferiority'])} / {_e(m['non_inferiority_threshold'])}</td></tr>"
-        f'<tr class="explain"><td colspan="5">{escape(m["explanation"])}</td></tr>'
-        for m in metrics
+        f"<tr><td>{escape(m.name)}</td>"
+        f"<td>{m.canary_hits:,}/{m.canary_requests:,} · {pct(m.canary_rate)} "
+        f"<small>[{pct(m.canary_interval[0])}, {pct(m.canary_interval[1])}]</small></td>"
+        f"<td>{m.stable_hits:,}/{m.stable_requests:,} · {pct(m.stable_rate)} "
+        f"<small>[{pct(m.stable_interval[0])}, {pct(m.stable_interval[1])}]</small></td>"
+        f"<td>{_e(m.e_harm)} / {_e(m.harm_threshold)}</td>"
+        f"<td>{_e(m.e_non_inferiority)} / {_e(m.non_inferiority_threshold)}</td></tr>"
+        f'<tr class="explain"><td colspan="5">{escape(m.explanation)}</td></tr>'
+        for m in decision.metrics
     )
-    control = escape(", ".join(f"{k}: {v}" for k, v in controls.items()) or "stable")
+    errors, latency = decision.controls
+    control = escape(f"errors: {errors}, latency: {latency}")
     return (
         f'<table class="evidence"><caption>Evidence (compared with {control})</caption>'
         "<thead><tr><th>metric</th><th>canary</th><th>control</th><th>harm e / threshold</th>"
@@ -159,11 +158,12 @@ def event_log(events: list[Event], *, batches: bool = False) -> str:
             f'<tr class="k-{escape(e.kind)}"><td>{stamp(e.t)}</td><td>{escape(e.kind)}</td>'
             f"<td>{escape(e.actor)}</td><td>{escape(e.message)}</td></tr>"
         )
-        if e.kind == "decision" and e.data:
+        decision = e.judged() if e.kind == "decision" else None
+        if decision is not None:
             rows.extend(
-                f'<tr class="explain"><td></td><td></td><td></td><td>{escape(m["explanation"])}'
+                f'<tr class="explain"><td></td><td></td><td></td><td>{escape(m.explanation)}'
                 "</td></tr>"
-                for m in e.data.get("metrics", [])
+                for m in decision.metrics
             )
     return (
         '<table class="log"><thead><tr><th>time</th><th>kind</th><th>actor</th><th>message</th>'

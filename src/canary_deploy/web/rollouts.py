@@ -5,15 +5,12 @@ rows (outcome, duration, deciding metric)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
+from canary_deploy.analysis import Decision, Verdict
 from canary_deploy.errors import UsageError
 from canary_deploy.rollout.model import Event, Rollout, RolloutStatus
 from canary_deploy.rollout.reading import step_elapsed
 from canary_deploy.rollout.state import RolloutState
-
-# The events `canary history` prints (it leaves out the judge's every batch).
-JUDGED = ("batch", "decision")
 
 
 @dataclass(frozen=True)
@@ -110,16 +107,17 @@ def e_paths(r: Rollout, events: list[Event]) -> dict[str, list[EPoint]]:
     """Per judged metric (by name), its e-values batch after batch."""
     paths: dict[str, list[EPoint]] = {}
     for e in events:
-        if e.kind not in JUDGED or not e.data:
+        decision = e.judged()
+        if decision is None:
             continue
-        for m in e.data.get("metrics", []):
-            paths.setdefault(m["name"], []).append(
+        for m in decision.metrics:
+            paths.setdefault(m.name, []).append(
                 EPoint(
                     e.t - r.created_at,
-                    float(m["e_harm"]),
-                    float(m["harm_threshold"]),
-                    float(m["e_non_inferiority"]),
-                    float(m["non_inferiority_threshold"]),
+                    m.e_harm,
+                    m.harm_threshold,
+                    m.e_non_inferiority,
+                    m.non_inferiority_threshold,
                 )
             )
     return paths
@@ -134,11 +132,12 @@ def step_starts(r: Rollout, events: list[Event]) -> list[tuple[float, str]]:
     ]
 
 
-def final_decision(events: list[Event]) -> dict[str, Any] | None:
+def final_decision(events: list[Event]) -> Decision | None:
     """The judge's last decision with a verdict (rollback or promote), if any."""
     for e in reversed(events):
-        if e.kind == "decision" and e.data and e.data.get("verdict") in ("rollback", "promote"):
-            return e.data
+        decision = e.judged() if e.kind == "decision" else None
+        if decision is not None and decision.verdict in (Verdict.ROLLBACK, Verdict.PROMOTE):
+            return decision
     return None
 
 
@@ -149,9 +148,8 @@ def deciding(r: Rollout, events: list[Event]) -> str:
         if r.reason and r.reason.startswith("aborted by"):
             return r.reason
         decision = final_decision(events)
-        if decision is not None and decision["verdict"] == "rollback":
-            harmful = [m["name"] for m in decision["metrics"] if m["e_harm"] >= m["harm_threshold"]]
-            return ", ".join(harmful) or "judge"
+        if decision is not None and decision.verdict is Verdict.ROLLBACK:
+            return ", ".join(decision.harmful) or "judge"
         return r.reason or "rolled back"
     if r.status in (RolloutStatus.PROMOTED, RolloutStatus.PROMOTING):
         promoted_by = [e for e in events if e.kind == "promote" and e.actor != "controller"]
