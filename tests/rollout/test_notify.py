@@ -9,21 +9,27 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from canary_deploy.analysis import Verdict
 from canary_deploy.local.processes import free_port
 from canary_deploy.rollout.model import ACTOR, EventRecord, Rollout, RolloutStatus
 from canary_deploy.rollout.notify import NotificationPump, Notifier, due, payload, slack_text
 from canary_deploy.rollout.plan import build_plan
 from canary_deploy.rollout.settings import NotificationSettings
-from canary_deploy.rollout.store import RolloutStore
+from canary_deploy.rollout.store import RecordedDecision, RolloutStore
 from canary_deploy.rollout.webhooks import Response
+from tests.analysis import helpers
 from tests.local.conftest import wait_for
 from tests.rollout.receiver import receiver
 
-DECISION = {
-    "verdict": "rollback",
-    "explanation": "canary worse on errors",
-    "metrics": [{"name": "errors", "explanation": "errors: canary 30/100 vs stable 1/1900"}],
-}
+DECISION = RecordedDecision(
+    helpers.decision(
+        Verdict.ROLLBACK,
+        helpers.evidence("errors", 40.0, explanation="errors: canary 30/100 vs stable 1/1900"),
+        explanation="canary worse on errors",
+    ),
+    (0.0, 2.0),
+    1,
+)
 
 
 def endpoint(url: str, **values: Any) -> NotificationSettings:
@@ -84,7 +90,13 @@ def test_webhooks_receive_events_in_order_and_deliveries_are_recorded(tmp_path: 
         assert "rolled back at step 1/2" in slack_hook.received()[1]["text"]
     sent = [e for e in store.events(r.id) if e.kind == "notify"]
     assert len(sent) == 4 and all(e.data and e.data["ok"] for e in sent)
-    assert sent[0].message == "`started` sent to " + json_hook.url.split("/")[2] + ": HTTP 200"
+    # Each endpoint delivers on its own thread: in order per endpoint, interleaved between them.
+    for hook in (json_hook, slack_hook):
+        host = hook.url.split("/")[2]
+        assert [e.message for e in sent if host in e.message] == [
+            f"`started` sent to {host}: HTTP 200",
+            f"`rolled_back` sent to {host}: HTTP 200",
+        ]
 
 
 def test_a_dead_endpoint_never_slows_a_tick_and_its_failure_is_recorded(tmp_path: Path) -> None:
