@@ -23,7 +23,7 @@ from canary_deploy.rollout.settings import NotificationSettings, RolloutSettings
 from canary_deploy.validation import as_sentence, describe_errors
 from canary_deploy.weights import Weights
 
-Target = Literal["aws", "local"]
+TargetKind = Literal["aws", "local"]
 FARGATE_CPU = (256, 512, 1024, 2048, 4096, 8192, 16384)
 
 
@@ -68,7 +68,7 @@ class LocalSettings(_Frozen):
 class Settings(_Frozen):
     """Everything a command needs, validated once."""
 
-    target: Target = "local"
+    target: TargetKind = "local"
     stack_name: str = Field(default="ecs-canary-demo-stack", min_length=1, max_length=128)
     image_uri_stable: str | None = None
     image_uri_canary: str | None = None
