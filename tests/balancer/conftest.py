@@ -12,7 +12,7 @@ import pytest
 
 from canary_deploy.balancer.metrics import MetricsRecorder
 from canary_deploy.balancer.proxy import ClientConnection, ProxyContext
-from canary_deploy.balancer.routing import Router, Stickiness, Target
+from canary_deploy.balancer.routing import RegisteredTarget, Router, Stickiness
 from canary_deploy.balancer.upstream import UpstreamConnection
 from canary_deploy.weights import Weights
 
@@ -74,7 +74,7 @@ def loop() -> Iterator[asyncio.AbstractEventLoop]:
 
 def wire(loop: asyncio.AbstractEventLoop, *, stickiness: Stickiness | None = None) -> Wire:
     router = Router(Weights(100, 0), "round_robin")
-    target = Target("t1", "127.0.0.1", 9001)
+    target = RegisteredTarget("t1", "127.0.0.1", 9001)
     target.state = "healthy"
     router.groups["stable"].targets["t1"] = target
     router.groups["stable"].refresh()

@@ -10,7 +10,13 @@ import pytest
 
 from canary_deploy.balancer.config import HealthCheckConfig
 from canary_deploy.balancer.health import apply_result
-from canary_deploy.balancer.routing import Router, SmoothWeighted, Stickiness, Target, TargetGroup
+from canary_deploy.balancer.routing import (
+    RegisteredTarget,
+    Router,
+    SmoothWeighted,
+    Stickiness,
+    TargetGroup,
+)
 from canary_deploy.weights import Weights
 
 
@@ -36,7 +42,7 @@ def test_new_weights_apply_to_the_very_next_pick() -> None:
 def _group(*states: str, algorithm: str = "round_robin") -> TargetGroup:
     group = TargetGroup("stable", algorithm)  # type: ignore[arg-type]
     for i, state in enumerate(states):
-        target = Target(f"t{i}", "127.0.0.1", 9000 + i)
+        target = RegisteredTarget(f"t{i}", "127.0.0.1", 9000 + i)
         target.state = state  # type: ignore[assignment]
         group.targets[target.target_id] = target
     group.refresh()
@@ -78,7 +84,7 @@ def test_sticky_cookie_binds_to_its_group_even_at_weight_zero_as_on_alb() -> Non
 
     router = Router(Weights(99, 1), "round_robin")
     for version in ("stable", "canary"):
-        router.groups[version].targets["t"] = Target("t", "127.0.0.1", 1)
+        router.groups[version].targets["t"] = RegisteredTarget("t", "127.0.0.1", 1)
         router.groups[version].refresh()
     assert {router.choose("canary")[0] for _ in range(50)} == {"canary"}
     # ALB's precedence: the cookie beats the weight. Only turning stickiness off (no
@@ -112,13 +118,13 @@ def test_stickiness_turned_on_again_binds_with_its_new_duration() -> None:
     assert 598 <= left <= 601
 
 
-def _state(target: Target) -> str:
+def _state(target: RegisteredTarget) -> str:
     return target.state
 
 
 def test_health_states_follow_alb() -> None:
     config = HealthCheckConfig(healthy_threshold=3, unhealthy_threshold=2)
-    target = Target("t", "127.0.0.1", 1)
+    target = RegisteredTarget("t", "127.0.0.1", 1)
     assert _state(target) == "initial"  # via a call: mypy would not see apply_result change it
     apply_result(target, True, None, config)
     assert _state(target) == "healthy"  # one pass is enough for a new target
@@ -177,7 +183,7 @@ def test_canary_and_baseline_at_equal_weight_alternate_evenly() -> None:
 def _router(weights: Weights) -> Router:
     router = Router(weights, "round_robin")
     for version in ("stable", "canary", "baseline"):
-        router.groups[version].targets["t"] = Target("t", "127.0.0.1", 1)  # type: ignore[index]
+        router.groups[version].targets["t"] = RegisteredTarget("t", "127.0.0.1", 1)  # type: ignore[index]
         router.groups[version].refresh()  # type: ignore[index]
     return router
 
@@ -214,8 +220,8 @@ class _Clock:
         return self.now
 
 
-def _healthy(group: TargetGroup, target_id: str) -> Target:
-    target = Target(target_id, "127.0.0.1", 1)
+def _healthy(group: TargetGroup, target_id: str) -> RegisteredTarget:
+    target = RegisteredTarget(target_id, "127.0.0.1", 1)
     group.register(target)
     target.state = "healthy"
     group.health_changed(target)
@@ -259,8 +265,8 @@ def test_slow_start_entry_and_exit_follow_alb() -> None:
     group = TargetGroup("baseline", "round_robin", slow_start_s=60, clock=clock)
     # Registered together into an empty group (a first deployment): no slow start,
     # even though the second becomes healthy after the first.
-    first = Target("a", "127.0.0.1", 1)
-    second = Target("b", "127.0.0.1", 2)
+    first = RegisteredTarget("a", "127.0.0.1", 1)
+    second = RegisteredTarget("b", "127.0.0.1", 2)
     group.register(first)
     group.register(second)
     for target in (first, second):

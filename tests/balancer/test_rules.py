@@ -13,7 +13,7 @@ from canary_deploy.backend import Version
 from canary_deploy.balancer.metrics import MetricsRecorder
 from canary_deploy.balancer.parser import SIMPLE_REQUEST
 from canary_deploy.balancer.proxy import ClientConnection, ProxyContext
-from canary_deploy.balancer.routing import Router, Stickiness, Target, sticky_token
+from canary_deploy.balancer.routing import RegisteredTarget, Router, Stickiness, sticky_token
 from canary_deploy.balancer.rules import ListenerRules
 from canary_deploy.balancer.upstream import UpstreamConnection
 from canary_deploy.routes import RouteMatch
@@ -74,7 +74,7 @@ def rig(
     for port, group in enumerate(("stable", "canary", "baseline")):
         if group in empty:
             continue
-        target = Target(f"t-{group}", "127.0.0.1", 9001 + port)
+        target = RegisteredTarget(f"t-{group}", "127.0.0.1", 9001 + port)
         target.state = "healthy"
         router.groups[group].targets[target.target_id] = target
         router.groups[group].refresh()

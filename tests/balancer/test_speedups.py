@@ -18,7 +18,7 @@ from canary_deploy.balancer import proxy
 from canary_deploy.balancer.exchange import Exchange
 from canary_deploy.balancer.metrics import MetricsRecorder
 from canary_deploy.balancer.proxy import ClientConnection, ProxyContext
-from canary_deploy.balancer.routing import Router, Target
+from canary_deploy.balancer.routing import RegisteredTarget, Router
 from canary_deploy.balancer.upstream import UpstreamConnection
 from canary_deploy.weights import Weights
 
@@ -77,7 +77,7 @@ def _client_and_upstream() -> tuple[ClientConnection, UpstreamConnection, Exchan
     loop = asyncio.new_event_loop()
     loop.close()  # nothing runs: the objects are only inspected
     router = Router(Weights(100, 0), "round_robin")
-    target = Target("t1", "127.0.0.1", 9)
+    target = RegisteredTarget("t1", "127.0.0.1", 9)
     ctx = ProxyContext(loop, router, MetricsRecorder(), idle_timeout_s=60, stickiness=None)
     client = ClientConnection(ctx)
     upstream = UpstreamConnection(loop, ctx.metrics, target, None)

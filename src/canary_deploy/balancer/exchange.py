@@ -18,7 +18,7 @@ from canary_deploy.routes import Booking
 
 class RoutedTarget(Protocol):
     """What an exchange and its connection use of the target a request was routed to
-    (`routing.Target`)."""
+    (`routing.RegisteredTarget`)."""
 
     outstanding: int  # requests in flight on it
 

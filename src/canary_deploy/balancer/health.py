@@ -7,10 +7,12 @@ import contextlib
 from collections.abc import Callable
 
 from canary_deploy.balancer.config import HealthCheckConfig
-from canary_deploy.balancer.routing import Target
+from canary_deploy.balancer.routing import RegisteredTarget
 
 
-def apply_result(target: Target, ok: bool, reason: str | None, config: HealthCheckConfig) -> bool:
+def apply_result(
+    target: RegisteredTarget, ok: bool, reason: str | None, config: HealthCheckConfig
+) -> bool:
     """Move a target through ALB's states after one check; True when its state changed.
 
     A new target is healthy after its first pass; afterwards `healthy_threshold`
@@ -36,7 +38,9 @@ def apply_result(target: Target, ok: bool, reason: str | None, config: HealthChe
     return target.state != before
 
 
-async def check_once(target: Target, config: HealthCheckConfig) -> tuple[bool, str | None]:
+async def check_once(
+    target: RegisteredTarget, config: HealthCheckConfig
+) -> tuple[bool, str | None]:
     """One HTTP GET of the health path; (passed, ALB-style reason when it did not)."""
     writer: asyncio.StreamWriter | None = None
     try:
@@ -67,15 +71,17 @@ async def check_once(target: Target, config: HealthCheckConfig) -> tuple[bool, s
 class HealthChecker:
     """One checking task per target, started at registration, stopped at removal."""
 
-    def __init__(self, config: HealthCheckConfig, on_change: Callable[[Target], None]) -> None:
+    def __init__(
+        self, config: HealthCheckConfig, on_change: Callable[[RegisteredTarget], None]
+    ) -> None:
         self.config = config
         self._on_change = on_change
         self._tasks: dict[int, asyncio.Task[None]] = {}
 
-    def watch(self, target: Target) -> None:
+    def watch(self, target: RegisteredTarget) -> None:
         self._tasks[id(target)] = asyncio.get_running_loop().create_task(self._run(target))
 
-    async def unwatch(self, target: Target) -> None:
+    async def unwatch(self, target: RegisteredTarget) -> None:
         task = self._tasks.pop(id(target), None)
         if task is not None:
             task.cancel()
@@ -91,7 +97,7 @@ class HealthChecker:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
 
-    async def _run(self, target: Target) -> None:
+    async def _run(self, target: RegisteredTarget) -> None:
         # ALB checks a new target right away, then every interval.
         while True:
             ok, reason = await check_once(target, self.config)

@@ -78,7 +78,7 @@ def smooth_schedule(weighted: Sequence[tuple[_T, int]]) -> list[_T]:
     return out
 
 
-class Target:
+class RegisteredTarget:
     """One registered target: its health, in-flight count and idle keep-alive pool."""
 
     __slots__ = (
@@ -112,10 +112,10 @@ class Target:
         self.joined_alone = False
 
     def __repr__(self) -> str:
-        return f"Target({self.target_id!r}, {self.host}:{self.port}, {self.state})"
+        return f"RegisteredTarget({self.target_id!r}, {self.host}:{self.port}, {self.state})"
 
 
-def _settled(target: Target) -> bool:
+def _settled(target: RegisteredTarget) -> bool:
     """Healthy and not in slow start: what lets a newly healthy peer enter slow start."""
     return target.state == "healthy" and target.slow_start_since is None
 
@@ -159,22 +159,22 @@ class TargetGroup:
         self.algorithm = algorithm
         self.slow_start_s = slow_start_s
         self.clock = clock
-        self.targets: dict[str, Target] = {}
-        self._healthy: list[Target] = []
-        self._routable: list[Target] = []
-        self.pool: list[Target] = []  # what pick() chooses from
+        self.targets: dict[str, RegisteredTarget] = {}
+        self._healthy: list[RegisteredTarget] = []
+        self._routable: list[RegisteredTarget] = []
+        self.pool: list[RegisteredTarget] = []  # what pick() chooses from
         # The one target to use when the choice is trivial (the hot path skips pick()).
-        self.only: Target | None = None
+        self.only: RegisteredTarget | None = None
         self.ramping = False  # some target is in slow start: refresh() must run again
         self._next = 0
 
-    def register(self, target: Target) -> None:
+    def register(self, target: RegisteredTarget) -> None:
         """Add a target (state `initial`)."""
         target.joined_alone = not any(_settled(t) for t in self.targets.values())
         self.targets[target.target_id] = target
         self.refresh()
 
-    def health_changed(self, target: Target) -> None:
+    def health_changed(self, target: RegisteredTarget) -> None:
         """Apply ALB's slow-start entry and exit rules after a target changed state."""
         if target.state == "healthy":
             if (
@@ -211,7 +211,7 @@ class TargetGroup:
             self.pool = self._healthy or self._routable
         self.only = self.pool[0] if len(self.pool) == 1 else None
 
-    def _expire(self, ramping: list[Target]) -> list[Target]:
+    def _expire(self, ramping: list[RegisteredTarget]) -> list[RegisteredTarget]:
         now = self.clock()
         for target in ramping:
             assert target.slow_start_since is not None
@@ -219,7 +219,7 @@ class TargetGroup:
                 target.slow_start_since = None
         return [t for t in ramping if t.slow_start_since is not None]
 
-    def _shares(self) -> list[tuple[Target, int]]:
+    def _shares(self) -> list[tuple[RegisteredTarget, int]]:
         """Each healthy target's share in 1/RAMP_RESOLUTION of a full one."""
         now = self.clock()
         shares = []
@@ -236,7 +236,7 @@ class TargetGroup:
     def has_targets(self) -> bool:
         return bool(self._routable)
 
-    def pick(self) -> Target | None:
+    def pick(self) -> RegisteredTarget | None:
         pool = self.pool
         n = len(pool)
         if n == 0:
@@ -336,7 +336,7 @@ class Router:
             booking: self.groups[group] for booking, group in GROUP_OF_TESTER.items()
         }
 
-    def choose(self, sticky: Booking | None = None) -> tuple[Booking, Target | None]:
+    def choose(self, sticky: Booking | None = None) -> tuple[Booking, RegisteredTarget | None]:
         """The group for the next request and a target in it (None: group is empty).
 
         A listener rule's binding (a tester booking) sends the request to its group

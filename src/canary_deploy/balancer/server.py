@@ -10,7 +10,7 @@ from canary_deploy.balancer.config import BalancerConfig, TargetHealth, check_st
 from canary_deploy.balancer.health import HealthChecker
 from canary_deploy.balancer.metrics import MetricsRecorder
 from canary_deploy.balancer.proxy import ClientConnection, ProxyContext
-from canary_deploy.balancer.routing import Router, Stickiness, Target
+from canary_deploy.balancer.routing import RegisteredTarget, Router, Stickiness
 from canary_deploy.balancer.rules import ListenerRules
 from canary_deploy.errors import UsageError
 from canary_deploy.routes import TesterRoute
@@ -177,7 +177,7 @@ class Balancer:
             if (existing.host, existing.port) == (host, port):
                 return
             raise UsageError(f"target {target_id} is already registered in {group}")
-        target = Target(target_id, host, port)
+        target = RegisteredTarget(target_id, host, port)
         target_group.register(target)
         if self._server is not None:
             self._health.watch(target)
@@ -216,7 +216,7 @@ class Balancer:
             for version in GROUPS
         }
 
-    def _on_health_change(self, target: Target) -> None:
+    def _on_health_change(self, target: RegisteredTarget) -> None:
         for group in self._router.groups.values():
             if group.targets.get(target.target_id) is target:
                 group.health_changed(target)

@@ -32,7 +32,7 @@ from canary_deploy.balancer.parser import (
 )
 from canary_deploy.balancer.proxy import ClientConnection, ProxyContext
 from canary_deploy.balancer.response_head import MAX_SIMPLE_HEAD_BYTES, simple_response_head
-from canary_deploy.balancer.routing import Router, Target
+from canary_deploy.balancer.routing import RegisteredTarget, Router
 from canary_deploy.weights import Weights
 
 
@@ -167,7 +167,7 @@ class _ParsingOnly(ClientConnection):
     def _pump(self) -> None:
         pass  # the exchanges stay queued, to be checked
 
-    def connect(self, exchange: Exchange, target: Target) -> None:
+    def connect(self, exchange: Exchange, target: RegisteredTarget) -> None:
         pass  # the fast path found no pooled connection: it would open one here
 
     def _reject(self, status: int) -> None:
@@ -180,7 +180,7 @@ class _ParsingOnly(ClientConnection):
 
 def _request_side() -> _ParsingOnly:
     router = Router(Weights(100, 0), "round_robin")
-    target = Target("t1", "127.0.0.1", 9)
+    target = RegisteredTarget("t1", "127.0.0.1", 9)
     target.state = "healthy"
     router.groups["stable"].targets["t1"] = target
     router.groups["stable"].refresh()
