@@ -30,9 +30,9 @@ from canary_deploy.analysis import (
     BurstGuardConfig,
     Judge,
     JudgeConfig,
+    RoleBatch,
     TaskCounts,
     Verdict,
-    VersionBatch,
 )
 from canary_deploy.analysis.dispersion import UPPER_Z
 
@@ -909,10 +909,8 @@ def replay_agrees(cfg: JudgeConfig, metrics: list[Metric], r: int, vec: Outcome)
             }
         decision = judge.update(
             Batch(
-                stable=VersionBatch(int(m.n_s[r, t]), int(m.y[r, t]), slower_than=slow_s),
-                canary=VersionBatch(
-                    int(m.n_c[r, t]), int(m.x[r, t]), slower_than=slow_c, tasks=tasks
-                ),
+                stable=RoleBatch(int(m.n_s[r, t]), int(m.y[r, t]), slower_than=slow_s),
+                canary=RoleBatch(int(m.n_c[r, t]), int(m.x[r, t]), slower_than=slow_c, tasks=tasks),
             )
         )
         looks = t + 1

@@ -14,12 +14,12 @@ from typing import Any, Protocol, runtime_checkable
 from canary_deploy.routes import RouteMatch, TesterRoute
 from canary_deploy.weights import Group, Weights
 
-# A target group and the service behind it. `baseline` runs stable's image beside the
-# canary during a rollout (same size, same share, started together): the like-for-like
-# control the judge compares the canary with.
-Version = Group
-VERSIONS: tuple[Version, Version] = ("stable", "canary")  # the seed's two
-GROUPS: tuple[Version, Version, Version] = ("stable", "canary", "baseline")
+# A role: a target group and the service behind it (an image's version, v1 or v2, is not
+# a role). `baseline` runs stable's image beside the canary during a rollout (same size,
+# same share, started together): the like-for-like control the judge compares the canary with.
+Role = Group
+VERSIONS: tuple[Role, Role] = ("stable", "canary")  # the seed's two
+GROUPS: tuple[Role, Role, Role] = ("stable", "canary", "baseline")
 
 
 @dataclass(frozen=True)
@@ -41,11 +41,11 @@ class ReleaseSpec:
     desired_count_baseline: int = 0  # only during a rollout
     slow_start_seconds: int = 0  # ALB slow start: 0 (off) or 30..900
 
-    def image(self, version: Version) -> str:
+    def image(self, version: Role) -> str:
         """The baseline always runs stable's image."""
         return self.image_canary if version == "canary" else self.image_stable
 
-    def desired_count(self, version: Version) -> int:
+    def desired_count(self, version: Role) -> int:
         if version == "stable":
             return self.desired_count_stable
         return self.desired_count_canary if version == "canary" else self.desired_count_baseline
@@ -75,7 +75,7 @@ class TesterRouter(Protocol):
         """The tool's tester routes on the listener now, in priority order."""
         ...
 
-    def add_route(self, match: RouteMatch, to: Version) -> TesterRoute:
+    def add_route(self, match: RouteMatch, to: Role) -> TesterRoute:
         """Add a rule forwarding requests that satisfy `match` to `to`, after the existing
         ones (a free priority); a route with the same condition is a UsageError."""
         ...
@@ -99,8 +99,8 @@ class OrderedChanges(Protocol):
 class Workload(Protocol):
     """The services (stable, canary and, during a rollout, baseline) and their tasks."""
 
-    def describe_services(self) -> dict[Version, ServiceStatus]:
-        """Running/pending/desired tasks and deployment state, per version."""
+    def describe_services(self) -> dict[Role, ServiceStatus]:
+        """Running/pending/desired tasks and deployment state, per role."""
         ...
 
     def canary_image(self) -> str | None:
@@ -114,7 +114,7 @@ class Workload(Protocol):
         stable is steady. Idempotent: a stable already on `image` is only waited on."""
         ...
 
-    def scale(self, version: Version, desired_count: int) -> None:
+    def scale(self, version: Role, desired_count: int) -> None:
         """Set one service's desired task count and return at once (no waiting: the
         rollout controller watches `healthy_targets` across its ticks)."""
         ...
@@ -123,7 +123,7 @@ class Workload(Protocol):
         """`scale("canary", desired_count)`."""
         ...
 
-    def healthy_targets(self, versions: Collection[Version]) -> dict[Version, int]:
+    def healthy_targets(self, versions: Collection[Role]) -> dict[Role, int]:
         """How many targets of each of these target groups the load balancer reports
         healthy now (what it may route to)."""
         ...
@@ -139,8 +139,8 @@ class Workload(Protocol):
 
 
 @dataclass(frozen=True)
-class VersionCounts:
-    """Counts one version served in a window: requests, errors, and per latency
+class RoleCounts:
+    """Counts one role served in a window: requests, errors, and per latency
     threshold (in the order asked) how many requests were slower than it."""
 
     requests: int
@@ -149,16 +149,16 @@ class VersionCounts:
 
 
 class MetricsSource(Protocol):
-    """Per-version counts and latency quantiles for a time window (epoch seconds)."""
+    """Per-role counts and latency quantiles for a time window (epoch seconds)."""
 
     def counts(
         self, start: float, end: float, thresholds_s: Sequence[float] = ()
-    ) -> dict[Version, VersionCounts]:
+    ) -> dict[Role, RoleCounts]:
         """Requests, errors (5xx + balancer errors of that group) and latency exceedances."""
         ...
 
     def quantiles(
-        self, version: Version, start: float, end: float, qs: Sequence[float]
+        self, version: Role, start: float, end: float, qs: Sequence[float]
     ) -> tuple[float | None, ...]:
         """Latency quantiles in seconds (None where there is no data)."""
         ...
@@ -221,7 +221,7 @@ class TargetGroupStatus:
 
 @dataclass(frozen=True)
 class TrafficStatus:
-    """What one version served over the last `window_seconds`."""
+    """What one role served over the last `window_seconds`."""
 
     window_seconds: int
     requests: int
@@ -236,7 +236,7 @@ class TrafficStatus:
 
 
 @dataclass(frozen=True)
-class VersionStatus:
+class RoleStatus:
     task_definition: TaskDefinitionStatus | None
     service: ServiceStatus | None
     target_group: TargetGroupStatus | None
@@ -262,7 +262,7 @@ class Status:
     stack_name: str
     stack_status: str
     listener: ListenerStatus | None
-    versions: dict[Version, VersionStatus]
+    versions: dict[Role, RoleStatus]
     notes: tuple[str, ...] = field(default=())
 
     def to_dict(self) -> dict[str, Any]:
@@ -280,7 +280,7 @@ class Status:
 
 
 def shown_in_status(
-    version: Version,
+    version: Role,
     service: ServiceStatus | None,
     weight: int,
     target_group: TargetGroupStatus | None = None,

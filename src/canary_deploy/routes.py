@@ -20,19 +20,19 @@ from typing import Any, Literal
 from canary_deploy.errors import UsageError
 from canary_deploy.weights import Group
 
-Version = Group
-GROUPS: tuple[Version, Version, Version] = ("stable", "canary", "baseline")
+Role = Group
+GROUPS: tuple[Role, Role, Role] = ("stable", "canary", "baseline")
 
 RouteKind = Literal["header", "cookie"]
 # What a request is booked on: its target group, or that group's tester traffic.
 TesterBooking = Literal["tester/stable", "tester/canary", "tester/baseline"]
-Booking = Version | TesterBooking
-TESTER_OF: dict[Version, TesterBooking] = {
+Booking = Role | TesterBooking
+TESTER_OF: dict[Role, TesterBooking] = {
     "stable": "tester/stable",
     "canary": "tester/canary",
     "baseline": "tester/baseline",
 }
-GROUP_OF_TESTER: dict[TesterBooking, Version] = {b: g for g, b in TESTER_OF.items()}
+GROUP_OF_TESTER: dict[TesterBooking, Role] = {b: g for g, b in TESTER_OF.items()}
 BOOKINGS: tuple[Booking, ...] = (*GROUPS, *TESTER_OF.values())
 
 # ALB's limits: a header name of at most 40 characters, each value at most 128; rule
@@ -69,7 +69,7 @@ _UNROUTABLE = frozenset(
 )
 
 
-def group_named(name: str) -> Version:
+def group_named(name: str) -> Role:
     """A `--to` value: stable, canary or baseline, or a clear error."""
     for group in GROUPS:
         if name.strip().lower() == group:
@@ -185,7 +185,7 @@ class TesterRoute:
 
     priority: int
     match: RouteMatch
-    to: Version
+    to: Role
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -246,7 +246,7 @@ def next_priority(taken: Iterable[int], ours: Iterable[int]) -> int:
     return priority
 
 
-def add_route(routes: Sequence[TesterRoute], match: RouteMatch, to: Version) -> TesterRoute:
+def add_route(routes: Sequence[TesterRoute], match: RouteMatch, to: Role) -> TesterRoute:
     """The route to add for `match` -> `to`, or a clear error when one exists already
     (two rules with the same condition: the second would never be evaluated)."""
     for route in routes:

@@ -6,7 +6,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from canary_deploy.backend import OrderedChanges, Progress, ReleaseSpec, Status, Target, Version
+from canary_deploy.backend import OrderedChanges, Progress, ReleaseSpec, Role, Status, Target
 from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
 from canary_deploy.routes import RouteMatch, TesterRoute, find_route
@@ -176,7 +176,7 @@ def list_routes(target: Target) -> list[TesterRoute]:
     return target.routes.list_routes()
 
 
-def add_route(target: Target, match: RouteMatch, to: Version) -> TesterRoute:
+def add_route(target: Target, match: RouteMatch, to: Role) -> TesterRoute:
     """Pin requests that satisfy `match` to the `to` group, whatever the weights."""
     return target.routes.add_route(match, to)
 

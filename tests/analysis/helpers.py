@@ -9,9 +9,9 @@ from canary_deploy.analysis import (
     Batch,
     Decision,
     MetricEvidence,
+    RoleBatch,
     TaskCounts,
     Verdict,
-    VersionBatch,
 )
 
 
@@ -23,8 +23,8 @@ def batch(
     tasks: dict[str, TaskCounts] | None = None,
 ) -> Batch:
     return Batch(
-        stable=VersionBatch(stable[0], stable[1], slower_than=slower[0]),
-        canary=VersionBatch(canary[0], canary[1], slower_than=slower[1], tasks=tasks or {}),
+        stable=RoleBatch(stable[0], stable[1], slower_than=slower[0]),
+        canary=RoleBatch(canary[0], canary[1], slower_than=slower[1], tasks=tasks or {}),
     )
 
 

@@ -4,21 +4,21 @@ from __future__ import annotations
 
 import pytest
 
-from canary_deploy.analysis import Batch, TaskCounts, VersionBatch
+from canary_deploy.analysis import Batch, RoleBatch, TaskCounts
 
 
 @pytest.mark.parametrize(
     ("make", "message"),
     [
-        (lambda: VersionBatch(-1, 0), "requests must not be negative, got -1"),
-        (lambda: VersionBatch(10, -2), "errors must not be negative, got -2"),
-        (lambda: VersionBatch(10, 11), r"errors \(11\) cannot exceed requests \(10\)"),
+        (lambda: RoleBatch(-1, 0), "requests must not be negative, got -1"),
+        (lambda: RoleBatch(10, -2), "errors must not be negative, got -2"),
+        (lambda: RoleBatch(10, 11), r"errors \(11\) cannot exceed requests \(10\)"),
         (
-            lambda: VersionBatch(10, 0, slower_than=(3, 12)),
+            lambda: RoleBatch(10, 0, slower_than=(3, 12)),
             r"slower_than\[1\] \(12\) cannot exceed requests \(10\)",
         ),
-        (lambda: VersionBatch(10, 0, slower_than=(-1,)), r"slower_than\[0\] must not be negative"),
-        (lambda: VersionBatch(10, 1.5), "errors must be an integer count"),  # type: ignore[arg-type]
+        (lambda: RoleBatch(10, 0, slower_than=(-1,)), r"slower_than\[0\] must not be negative"),
+        (lambda: RoleBatch(10, 1.5), "errors must be an integer count"),  # type: ignore[arg-type]
         (lambda: TaskCounts(5, 6), r"task: errors \(6\) cannot exceed requests \(5\)"),
         (lambda: Batch.of((100, 1), (10, 11)), r"canary: errors \(11\) cannot exceed"),
         (lambda: Batch.of((100, 1, (5,)), (10, 1, (1, 0))), "same thresholds"),

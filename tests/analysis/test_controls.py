@@ -7,7 +7,7 @@ import random
 
 import pytest
 
-from canary_deploy.analysis import Batch, Judge, JudgeConfig, Verdict, VersionBatch
+from canary_deploy.analysis import Batch, Judge, JudgeConfig, RoleBatch, Verdict
 
 
 def _judge(**config: object) -> Judge:
@@ -20,9 +20,9 @@ def test_errors_pool_stable_and_baseline_latency_uses_the_baseline_alone() -> No
     judge = _judge()
     d = judge.update(
         Batch(
-            stable=VersionBatch(900, 9, (90,)),
-            canary=VersionBatch(50, 1, (3,)),
-            baseline=VersionBatch(50, 2, (4,)),
+            stable=RoleBatch(900, 9, (90,)),
+            canary=RoleBatch(50, 1, (3,)),
+            baseline=RoleBatch(50, 2, (4,)),
         )
     )
     errors, latency = d.metrics
@@ -43,18 +43,14 @@ def test_without_a_baseline_both_metrics_compare_with_stable() -> None:
 def test_a_judge_does_not_switch_controls_mid_analysis() -> None:
     judge = _judge()
     judge.update(Batch.of((950, 9, (95,)), (50, 1, (3,))))
-    with_baseline = Batch(
-        VersionBatch(900, 9, (9,)), VersionBatch(50, 1, (1,)), VersionBatch(50, 1, (1,))
-    )
+    with_baseline = Batch(RoleBatch(900, 9, (9,)), RoleBatch(50, 1, (1,)), RoleBatch(50, 1, (1,)))
     with pytest.raises(ValueError, match="baseline in every batch or in none"):
         judge.update(with_baseline)
 
 
 def test_the_baseline_choice_survives_persistence() -> None:
     judge = _judge()
-    judge.update(
-        Batch(VersionBatch(900, 9, (9,)), VersionBatch(50, 1, (1,)), VersionBatch(50, 1, (1,)))
-    )
+    judge.update(Batch(RoleBatch(900, 9, (9,)), RoleBatch(50, 1, (1,)), RoleBatch(50, 1, (1,))))
     again = Judge.from_dict(judge.to_dict())
     assert again.controls == ("stable+baseline", "baseline")
 
@@ -65,9 +61,9 @@ def test_a_baseline_with_no_traffic_gives_no_latency_evidence() -> None:
     for _ in range(20):
         d = judge.update(
             Batch(
-                stable=VersionBatch(250, 2, (25,)),
-                canary=VersionBatch(750, 30, (750,)),
-                baseline=VersionBatch(0, 0, (0,)),
+                stable=RoleBatch(250, 2, (25,)),
+                canary=RoleBatch(750, 30, (750,)),
+                baseline=RoleBatch(0, 0, (0,)),
             )
         )
     assert d.metrics[1].e_harm == pytest.approx(1.0)
@@ -101,9 +97,9 @@ def _lognormal_run(seed: int, canary_scale: float, tolerance: float) -> Verdict:
         can = [canary_scale * rng.lognormvariate(-4.53, 0.5) for _ in range(40)]
         verdict = judge.update(
             Batch(
-                stable=VersionBatch(400, 0, (sum(x > control_t for x in base),)),
-                canary=VersionBatch(40, 0, (sum(x > canary_t for x in can),)),
-                baseline=VersionBatch(40, 0, (sum(x > control_t for x in base),)),
+                stable=RoleBatch(400, 0, (sum(x > control_t for x in base),)),
+                canary=RoleBatch(40, 0, (sum(x > canary_t for x in can),)),
+                baseline=RoleBatch(40, 0, (sum(x > control_t for x in base),)),
             )
         ).verdict
         if verdict is Verdict.ROLLBACK:
@@ -146,12 +142,10 @@ def test_an_empty_quantile_list_switches_latency_off() -> None:
 
 def test_batches_skipped_for_latency_do_not_slow_later_latency_verdicts() -> None:
     skipped = Batch(
-        VersionBatch(900, 9, (0,)), VersionBatch(50, 0, (0,)), VersionBatch(50, 0, (0,)),
+        RoleBatch(900, 9, (0,)), RoleBatch(50, 0, (0,)), RoleBatch(50, 0, (0,)),
         latency_judged=False,
     )  # fmt: skip
-    judged = Batch(
-        VersionBatch(900, 9, (45,)), VersionBatch(50, 0, (6,)), VersionBatch(50, 0, (2,))
-    )
+    judged = Batch(RoleBatch(900, 9, (45,)), RoleBatch(50, 0, (6,)), RoleBatch(50, 0, (2,)))
     warm, cold = _judge(), _judge()
     for _ in range(5):
         warm.update(skipped)

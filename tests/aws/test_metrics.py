@@ -9,7 +9,7 @@ from botocore.stub import ANY
 
 from canary_deploy.aws.metrics import CloudWatchMetrics
 from canary_deploy.aws.stack import StackOutputs
-from canary_deploy.backend import VersionCounts
+from canary_deploy.backend import RoleCounts
 from tests.aws.stubs import ERRORS, OUTPUTS, OUTPUTS_TWO_GROUPS, stubbed
 
 NOW = 1_764_300_000.0
@@ -46,9 +46,9 @@ def test_counts_sum_minutes_and_derive_slower_than_from_trimmed_count() -> None:
     )
     with stub:
         counts = CloudWatchMetrics(client, lambda: OUTPUTS, ERRORS).counts(NOW - 600, NOW, [0.5])
-    assert counts["stable"] == VersionCounts(requests=1900, errors=18, slower_than=(40,))
-    assert counts["canary"] == VersionCounts(requests=100, errors=7, slower_than=(10,))
-    assert counts["baseline"] == VersionCounts(requests=100, errors=1, slower_than=(3,))
+    assert counts["stable"] == RoleCounts(requests=1900, errors=18, slower_than=(40,))
+    assert counts["canary"] == RoleCounts(requests=100, errors=7, slower_than=(10,))
+    assert counts["baseline"] == RoleCounts(requests=100, errors=1, slower_than=(3,))
 
 
 @pytest.mark.parametrize(
@@ -64,7 +64,7 @@ def test_counts_have_a_key_for_every_group_the_stack_has(
         counts = CloudWatchMetrics(client, lambda: outputs, ERRORS).counts(NOW - 60, NOW)
     assert set(counts) == groups
     # No datapoints (a group without traffic yet): zeros, not a missing key.
-    assert all(c == VersionCounts(requests=0, errors=0) for c in counts.values())
+    assert all(c == RoleCounts(requests=0, errors=0) for c in counts.values())
 
 
 def test_queries_use_the_alb_dimensions_and_trimmed_count_statistic() -> None:
@@ -162,7 +162,7 @@ def test_traffic_is_unknown_without_datapoints_and_filled_with_them() -> None:
     assert (baseline.requests, baseline.errors, baseline.p95_s) == (250, 0, 0.19)
 
 
-def _counts_with(results: list[dict[str, Any]]) -> dict[str, VersionCounts]:
+def _counts_with(results: list[dict[str, Any]]) -> dict[str, RoleCounts]:
     client, stub = stubbed("cloudwatch")
     stub.add_response("get_metric_data", {"MetricDataResults": results})
     with stub:
@@ -184,7 +184,7 @@ def test_requests_no_target_answered_are_errors_of_their_group() -> None:
         ]
     )
     assert counts["stable"].errors == 0
-    assert counts["canary"] == VersionCounts(requests=100, errors=40, slower_than=())
+    assert counts["canary"] == RoleCounts(requests=100, errors=40, slower_than=())
 
 
 def test_failed_target_connections_count_even_when_retried() -> None:

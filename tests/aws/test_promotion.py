@@ -7,7 +7,7 @@ from typing import Any
 
 from canary_deploy.aws.promotion import live_parameters
 from canary_deploy.aws.stack import StackInfo
-from canary_deploy.backend import ServiceStatus, Version
+from canary_deploy.backend import Role, ServiceStatus
 from canary_deploy.errors import OperationFailed
 from canary_deploy.weights import Weights
 from tests.aws.stubs import RecordingProgress
@@ -16,13 +16,11 @@ from tests.aws.stubs import RecordingProgress
 class FakeEcs:
     """describe_services only, answering `services` or raising `error`."""
 
-    def __init__(
-        self, services: dict[Version, ServiceStatus], error: Exception | None = None
-    ) -> None:
+    def __init__(self, services: dict[Role, ServiceStatus], error: Exception | None = None) -> None:
         self.services = services
         self.error = error
 
-    def describe_services(self) -> dict[Version, ServiceStatus]:
+    def describe_services(self) -> dict[Role, ServiceStatus]:
         if self.error is not None:
             raise self.error
         return self.services

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from canary_deploy.aws.target import AwsTarget
-from canary_deploy.backend import ServiceStatus, SilentProgress, Version
+from canary_deploy.backend import Role, ServiceStatus, SilentProgress
 from canary_deploy.config import load_settings
 from canary_deploy.rollout.controller import Controller
 from canary_deploy.rollout.plan import build_plan
@@ -38,7 +38,7 @@ class UpdateServiceRecorder:
     """The UpdateService requests sent to moto: (group, desired count, forceNewDeployment)."""
 
     def __init__(self, target: AwsTarget) -> None:
-        self.calls: list[tuple[Version, int | None, bool]] = []
+        self.calls: list[tuple[Role, int | None, bool]] = []
         out = target.outputs()
         self._groups = {out.service_name(g): g for g in out.groups}
         target.ecs._ecs.meta.events.register(  # type: ignore[attr-defined]
@@ -58,7 +58,7 @@ def steady(target: AwsTarget, monkeypatch: pytest.MonkeyPatch) -> None:
     them runs and is a healthy target."""
     real = target.ecs.describe_services
 
-    def describe() -> dict[Version, ServiceStatus]:
+    def describe() -> dict[Role, ServiceStatus]:
         return {
             v: replace(s, running=s.desired, pending=0, deployment_state="COMPLETED")
             for v, s in real().items()
@@ -68,7 +68,7 @@ def steady(target: AwsTarget, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(target.ecs, "wait_deployments", lambda started, progress: None)
     real_health = target.health.healthy
 
-    def healthy(versions: Collection[Version]) -> dict[Version, int]:
+    def healthy(versions: Collection[Role]) -> dict[Role, int]:
         real_health(versions)  # the DescribeTargetHealth calls (moto registers no target)
         services = describe()
         return {v: services[v].desired if v in services else 0 for v in versions}
@@ -140,7 +140,7 @@ def deployed(aws_env: AwsEnv, cli: CliRunner, monkeypatch: pytest.MonkeyPatch) -
 
 
 # start_baseline(1): the baseline's task and fresh canary tasks, in two calls back to back.
-STARTED_TOGETHER: list[tuple[Version, int | None, bool]] = [
+STARTED_TOGETHER: list[tuple[Role, int | None, bool]] = [
     ("baseline", 1, True),
     ("canary", None, True),
 ]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from canary_deploy.backend import Version
+from canary_deploy.backend import Role
 from canary_deploy.balancer.metrics import MetricsRecorder
 from canary_deploy.balancer.parser import SIMPLE_REQUEST
 from canary_deploy.balancer.proxy import ClientConnection, ProxyContext
@@ -22,7 +22,7 @@ from canary_deploy.weights import Weights
 from tests.balancer.conftest import FakeTransport
 
 
-def route(priority: int, kind: str, spec: str, to: Version) -> Route:
+def route(priority: int, kind: str, spec: str, to: Role) -> Route:
     return Route(priority, RouteMatch.parse(kind, spec), to)  # type: ignore[arg-type]
 
 
@@ -37,10 +37,10 @@ class Rig:
     ctx: ProxyContext
     client: ClientConnection
     client_side: FakeTransport
-    sides: dict[Version, FakeTransport]
-    upstreams: dict[Version, UpstreamConnection]
+    sides: dict[Role, FakeTransport]
+    upstreams: dict[Role, UpstreamConnection]
 
-    def send(self, request: bytes) -> Version | None:
+    def send(self, request: bytes) -> Role | None:
         """The group whose target got the request (None: none did), answered 200."""
         self.client.data_received(request)
         for group, side in self.sides.items():
@@ -56,7 +56,7 @@ def rig(
     routes: list[Route],
     weights: Weights = Weights(100, 0),
     *,
-    empty: tuple[Version, ...] = (),
+    empty: tuple[Role, ...] = (),
     stickiness: Stickiness | None = None,
 ) -> Rig:
     router = Router(weights, "round_robin")
@@ -69,8 +69,8 @@ def rig(
         listen_port=8080,
         rules=ListenerRules(routes),
     )
-    sides: dict[Version, FakeTransport] = {}
-    upstreams: dict[Version, UpstreamConnection] = {}
+    sides: dict[Role, FakeTransport] = {}
+    upstreams: dict[Role, UpstreamConnection] = {}
     for port, group in enumerate(("stable", "canary", "baseline")):
         if group in empty:
             continue

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from canary_deploy.backend import Version
+from canary_deploy.backend import Role
 from canary_deploy.errors import UsageError
 from canary_deploy.local.commands import TaskCommand
 from canary_deploy.local.services import CRASH_LOOP_AFTER, Supervisor, SupervisorConfig
@@ -81,16 +81,16 @@ class FakeRegistry:
     """The balancer as the supervisor sees it; targets become healthy when told so."""
 
     def __init__(self) -> None:
-        self.targets: dict[str, tuple[Version, int]] = {}
+        self.targets: dict[str, tuple[Role, int]] = {}
         self.states: dict[str, HealthState] = {}
         self.deregistered: list[tuple[str, float | None]] = []
 
-    def register_target(self, group: Version, target_id: str, host: str, port: int) -> None:
+    def register_target(self, group: Role, target_id: str, host: str, port: int) -> None:
         self.targets[target_id] = (group, port)
         self.states[target_id] = "initial"
 
     async def deregister_target(
-        self, group: Version, target_id: str, *, delay_s: float | None = None
+        self, group: Role, target_id: str, *, delay_s: float | None = None
     ) -> None:
         self.deregistered.append((target_id, delay_s))
         self.targets.pop(target_id, None)

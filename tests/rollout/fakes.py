@@ -9,13 +9,13 @@ from typing import Any
 
 from canary_deploy.backend import (
     Progress,
+    Role,
+    RoleCounts,
+    RoleStatus,
     ServiceStatus,
     Status,
     TargetGroupStatus,
     TaskDefinitionStatus,
-    Version,
-    VersionCounts,
-    VersionStatus,
 )
 from canary_deploy.weights import Weights
 
@@ -70,11 +70,11 @@ class FakeWorkload:
     fail_start: BaseException | None = None
     stable_count: int = 2
     # At most this many healthy targets per group (None: every task healthy at once).
-    healthy_at_most: dict[Version, int] = field(default_factory=dict)
-    scaled: list[tuple[Version, int]] = field(default_factory=list)
+    healthy_at_most: dict[Role, int] = field(default_factory=dict)
+    scaled: list[tuple[Role, int]] = field(default_factory=list)
     health_reads: int = 0
 
-    def describe_services(self) -> dict[Version, ServiceStatus]:
+    def describe_services(self) -> dict[Role, ServiceStatus]:
         n = self.stable_count
         services = {
             "stable": ServiceStatus("stable", n, 0, n, "COMPLETED"),
@@ -108,7 +108,7 @@ class FakeWorkload:
             self.promotions += 1
             self.stable_image = image
 
-    def scale(self, version: Version, desired_count: int) -> None:
+    def scale(self, version: Role, desired_count: int) -> None:
         self.scaled.append((version, desired_count))
         if version == "canary":
             self.canary_count = desired_count
@@ -120,7 +120,7 @@ class FakeWorkload:
     def scale_canary(self, desired_count: int) -> None:
         self.scale("canary", desired_count)
 
-    def healthy_targets(self, versions: Collection[Version]) -> dict[Version, int]:
+    def healthy_targets(self, versions: Collection[Role]) -> dict[Role, int]:
         self.health_reads += 1
         counts = {"stable": self.stable_count, "canary": self.canary_count,
                   "baseline": self.baseline_count}  # fmt: skip
@@ -141,7 +141,7 @@ class FakeMetrics:
     latency: bool = False  # report quantiles, so the judge freezes latency thresholds
     burst_second: int | None = None  # every canary request of this second fails
     reads: list[tuple[float, float]] = field(default_factory=list)  # every counts() window
-    _cache: dict[int, dict[Version, tuple[int, int]]] = field(default_factory=dict)
+    _cache: dict[int, dict[Role, tuple[int, int]]] = field(default_factory=dict)
     _weights_at: dict[int, Weights] = field(default_factory=dict)
 
     def visible(self, second: int, requests: int, errors: int) -> tuple[int, int]:
@@ -152,7 +152,7 @@ class FakeMetrics:
         """Freeze the split for a second that has passed (called as the clock advances)."""
         self._weights_at.setdefault(second, self.router.weights)
 
-    def _second(self, second: int) -> dict[Version, tuple[int, int]]:
+    def _second(self, second: int) -> dict[Role, tuple[int, int]]:
         """(requests, errors) per group in one second; the baseline fails like stable."""
         if second not in self._cache:
             rng = random.Random(self.seed * 1_000_003 + second)
@@ -173,7 +173,7 @@ class FakeMetrics:
                 "canary": self.canary_error_rate,
                 "baseline": self.stable_error_rate,
             }
-            out: dict[Version, tuple[int, int]] = {}
+            out: dict[Role, tuple[int, int]] = {}
             for group, n in served.items():
                 errors = sum(rng.random() < rates[group] for _ in range(n))
                 if group == "canary" and second == self.burst_second:
@@ -184,7 +184,7 @@ class FakeMetrics:
 
     def counts(
         self, start: float, end: float, thresholds_s: Sequence[float] = ()
-    ) -> dict[Version, VersionCounts]:
+    ) -> dict[Role, RoleCounts]:
         self.reads.append((start, end))
         totals = {"stable": [0, 0], "canary": [0, 0], "baseline": [0, 0]}
         for second in range(int(start), int(end)):
@@ -192,16 +192,16 @@ class FakeMetrics:
                 n, errors = self.visible(second, n, errors)
                 totals[group][0] += n
                 totals[group][1] += errors
-        out: dict[Version, VersionCounts] = {}
+        out: dict[Role, RoleCounts] = {}
         for group, (n, errors) in totals.items():
             latency = self.canary_latency_s if group == "canary" else self.stable_latency_s
             # 1% of each group is slower than stable's p99; a slower canary: 30%.
             slow = tuple(n * 3 // 10 if latency > t * 1.001 else n // 100 for t in thresholds_s)
-            out[group] = VersionCounts(n, errors, slow)  # type: ignore[index]
+            out[group] = RoleCounts(n, errors, slow)  # type: ignore[index]
         return out
 
     def quantiles(
-        self, version: Version, start: float, end: float, qs: Sequence[float]
+        self, version: Role, start: float, end: float, qs: Sequence[float]
     ) -> tuple[float | None, ...]:
         if not self.latency:
             return tuple(None for _ in qs)
@@ -223,14 +223,14 @@ class FakeTarget:
     def status(self) -> Status:
         w = self.workload
 
-        def version(image: str | None, count: int) -> VersionStatus:
-            return VersionStatus(
+        def version(image: str | None, count: int) -> RoleStatus:
+            return RoleStatus(
                 None if image is None else TaskDefinitionStatus(image),
                 ServiceStatus("svc", count, 0, count, "COMPLETED"),
                 TargetGroupStatus("tg", healthy=count),
             )
 
-        versions: dict[Version, VersionStatus] = {
+        versions: dict[Role, RoleStatus] = {
             "stable": version(w.stable_image, 2),
             "canary": version(w.canary_runs, w.canary_count),
         }

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from canary_deploy.backend import ServiceStatus, Status, TaskDefinitionStatus, VersionStatus
+from canary_deploy.backend import RoleStatus, ServiceStatus, Status, TaskDefinitionStatus
 from canary_deploy.rollout import service
 from canary_deploy.rollout.plan import build_plan, load_imbalance
 from canary_deploy.rollout.store import RolloutStatus, RolloutStore
@@ -152,8 +152,8 @@ class _Target:
         self.router, self.workload, self.metrics = rig.router, rig.workload, rig.metrics
 
     def status(self) -> Status:
-        def version(image: str, count: int) -> VersionStatus:
-            return VersionStatus(
+        def version(image: str, count: int) -> RoleStatus:
+            return RoleStatus(
                 TaskDefinitionStatus(image),
                 ServiceStatus("svc", count, 0, count, "COMPLETED"),
                 None,

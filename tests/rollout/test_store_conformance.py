@@ -17,7 +17,7 @@ import pytest
 
 from canary_deploy.analysis import Judge, Verdict
 from canary_deploy.aws.state_open import open_state
-from canary_deploy.backend import VersionCounts
+from canary_deploy.backend import RoleCounts
 from canary_deploy.errors import UsageError
 from canary_deploy.rollout.controller import Controller
 from canary_deploy.rollout.hooks import Hooks
@@ -397,8 +397,8 @@ def test_the_fed_windows_and_the_health_wait_survive_a_save(opened: Opened) -> N
     store, elsewhere = opened(), opened()
     r = start(store)
     fed = (
-        FedWindow(T0, T0 + 60, {"canary": VersionCounts(10, 1, (2, 3))}),
-        FedWindow(T0 + 60, T0 + 120, {"stable": VersionCounts(190, 2, (9, 1))}),
+        FedWindow(T0, T0 + 60, {"canary": RoleCounts(10, 1, (2, 3))}),
+        FedWindow(T0 + 60, T0 + 120, {"stable": RoleCounts(190, 2, (9, 1))}),
     )
     saved = store.save(replace(r, fed_windows=fed, health_wait_since=T0 + 3), now=T0 + 4)
     got = elsewhere.get(r.id)

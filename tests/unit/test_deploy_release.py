@@ -9,10 +9,10 @@ from canary_deploy.backend import (
     ListenerStatus,
     Progress,
     ReleaseSpec,
+    RoleStatus,
     SilentProgress,
     Status,
     TaskDefinitionStatus,
-    VersionStatus,
 )
 from canary_deploy.errors import OperationFailed
 from canary_deploy.usecases import deploy_release
@@ -40,7 +40,7 @@ class _Target:
             raise OperationFailed("no stack")
         spec = self.spec
         versions = {
-            v: VersionStatus(TaskDefinitionStatus(spec.image(v)), None, None)
+            v: RoleStatus(TaskDefinitionStatus(spec.image(v)), None, None)
             for v in ("stable", "canary")
         }
         listener = ListenerStatus("http://lb", self.weights)

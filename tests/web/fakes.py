@@ -8,13 +8,13 @@ from collections.abc import Sequence
 from canary_deploy.backend import (
     ListenerStatus,
     MetricsSource,
+    Role,
+    RoleCounts,
+    RoleStatus,
     ServiceStatus,
     Status,
     TargetGroupStatus,
     TaskDefinitionStatus,
-    Version,
-    VersionCounts,
-    VersionStatus,
 )
 from canary_deploy.weights import Weights
 
@@ -22,32 +22,32 @@ from canary_deploy.weights import Weights
 class SteadyMetrics:
     """`rates` requests per second per version, 1 in `error_every` of them an error."""
 
-    def __init__(self, rates: dict[Version, float], error_every: int = 100) -> None:
+    def __init__(self, rates: dict[Role, float], error_every: int = 100) -> None:
         self.rates = rates
         self.error_every = error_every
         self.count_calls: list[tuple[float, float]] = []
-        self.quantile_calls: list[tuple[Version, float, float]] = []
+        self.quantile_calls: list[tuple[Role, float, float]] = []
 
     def counts(
         self, start: float, end: float, thresholds_s: Sequence[float] = ()
-    ) -> dict[Version, VersionCounts]:
+    ) -> dict[Role, RoleCounts]:
         self.count_calls.append((start, end))
         out = {}
         for version, rate in self.rates.items():
             requests = round(rate * (end - start))
-            out[version] = VersionCounts(requests, requests // self.error_every)
+            out[version] = RoleCounts(requests, requests // self.error_every)
         return out
 
     def quantiles(
-        self, version: Version, start: float, end: float, qs: Sequence[float]
+        self, version: Role, start: float, end: float, qs: Sequence[float]
     ) -> tuple[float | None, ...]:
         self.quantile_calls.append((version, start, end))
         return tuple(0.010 * (1 + q) for q in qs)
 
 
 def chain_status(weights: Weights = Weights(95, 5)) -> Status:
-    def version(v: str, image: str, running: int) -> VersionStatus:
-        return VersionStatus(
+    def version(v: str, image: str, running: int) -> RoleStatus:
+        return RoleStatus(
             TaskDefinitionStatus(image),
             ServiceStatus(f"app-{v}", running, 0, running, "COMPLETED"),
             TargetGroupStatus(f"tg-{v}", healthy=running),

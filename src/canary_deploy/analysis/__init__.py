@@ -1,6 +1,6 @@
 """Anytime-valid canary analysis: pure counts in, verdict and evidence out."""
 
-from canary_deploy.analysis.batch import Batch, TaskCounts, VersionBatch
+from canary_deploy.analysis.batch import Batch, RoleBatch, TaskCounts
 from canary_deploy.analysis.config import BurstGuardConfig, JudgeConfig
 from canary_deploy.analysis.eprocess import RateRatioEProcess
 from canary_deploy.analysis.evidence import Decision, MetricEvidence, Verdict
@@ -15,8 +15,8 @@ __all__ = [
     "JudgeConfig",
     "MetricEvidence",
     "RateRatioEProcess",
+    "RoleBatch",
     "TaskCounts",
     "Verdict",
-    "VersionBatch",
     "wilson",
 ]

@@ -1,4 +1,4 @@
-"""The counts of one look interval, per version, validated on construction."""
+"""The counts of one look interval, per role, validated on construction."""
 
 from __future__ import annotations
 
@@ -32,8 +32,8 @@ class TaskCounts:
 
 
 @dataclass(frozen=True, slots=True)
-class VersionBatch:
-    """One version's counts in one interval.
+class RoleBatch:
+    """One role's counts in one interval.
 
     `slower_than[i]` is the number of requests slower than the judge's i-th frozen
     latency threshold; `tasks` optionally breaks the counts down per task so the burst
@@ -84,9 +84,9 @@ class Batch:
     controls' against the judge's frozen ones.
     """
 
-    stable: VersionBatch
-    canary: VersionBatch
-    baseline: VersionBatch | None = None
+    stable: RoleBatch
+    canary: RoleBatch
+    baseline: RoleBatch | None = None
     # False during a warm-up or just after a weight change (decided by the clock): the
     # batch's latency counts are not evidence either way; errors still are.
     latency_judged: bool = True
@@ -112,8 +112,6 @@ class Batch:
         return cls(stable=_version("stable", stable), canary=_version("canary", canary))
 
 
-def _version(
-    version: str, counts: tuple[int, int] | tuple[int, int, tuple[int, ...]]
-) -> VersionBatch:
+def _version(version: str, counts: tuple[int, int] | tuple[int, int, tuple[int, ...]]) -> RoleBatch:
     slower = counts[2] if len(counts) == 3 else ()
-    return VersionBatch(counts[0], counts[1], slower_than=slower, version=version)
+    return RoleBatch(counts[0], counts[1], slower_than=slower, version=version)

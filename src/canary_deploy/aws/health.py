@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from canary_deploy.aws.errors import ErrorScope
 from canary_deploy.aws.stack import StackOutputs
-from canary_deploy.backend import TargetGroupStatus, Version
+from canary_deploy.backend import Role, TargetGroupStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
@@ -43,12 +43,12 @@ class TargetHealth:
         self._outputs = outputs
         self._errors = errors
 
-    def group(self, version: Version) -> TargetGroupStatus:
+    def group(self, version: Role) -> TargetGroupStatus:
         return target_group_status(
             self._elbv2, self._outputs().target_group_arn(version), self._errors
         )
 
-    def healthy(self, versions: Collection[Version]) -> dict[Version, int]:
+    def healthy(self, versions: Collection[Role]) -> dict[Role, int]:
         """Healthy targets per group; a group the stack does not have counts 0."""
         groups = self._outputs().groups
         return {v: self.group(v).healthy if v in groups else 0 for v in versions}

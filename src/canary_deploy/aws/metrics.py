@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 
 from canary_deploy.aws.errors import ErrorScope
 from canary_deploy.aws.stack import StackOutputs
-from canary_deploy.backend import TrafficStatus, Version, VersionCounts
+from canary_deploy.backend import Role, RoleCounts, TrafficStatus
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudwatch import CloudWatchClient
@@ -101,7 +101,7 @@ class CloudWatchMetrics:
         self._errors = errors
         self._clock = clock
 
-    def _dimensions(self, version: Version) -> list[DimensionTypeDef]:
+    def _dimensions(self, version: Role) -> list[DimensionTypeDef]:
         out = self._outputs()
         tg_arn = out.target_group_arn(version)
         return [
@@ -110,7 +110,7 @@ class CloudWatchMetrics:
         ]
 
     def _query(
-        self, qid: str, version: Version, metric: str, stat: str, period: int
+        self, qid: str, version: Role, metric: str, stat: str, period: int
     ) -> MetricDataQueryTypeDef:
         metric_stat: MetricStatTypeDef = {
             "Metric": {
@@ -123,7 +123,7 @@ class CloudWatchMetrics:
         }
         return {"Id": qid, "MetricStat": metric_stat, "ReturnData": True}
 
-    def _error_queries(self, version: Version, period: int) -> list[MetricDataQueryTypeDef]:
+    def _error_queries(self, version: Role, period: int) -> list[MetricDataQueryTypeDef]:
         """Requests, target answers by class and failed connections: what `group_errors`
         needs (ids `<group>_req`, `<group>_t5`, ...)."""
         return [
@@ -132,7 +132,7 @@ class CloudWatchMetrics:
         ]
 
     @staticmethod
-    def _error_count(data: dict[str, _Series], version: Version) -> int:
+    def _error_count(data: dict[str, _Series], version: Role) -> int:
         return group_errors({key: data[f"{version}_{key}"].total for key in _ERROR_METRICS})
 
     def _fetch(
@@ -163,7 +163,7 @@ class CloudWatchMetrics:
 
     def counts(
         self, start: float, end: float, thresholds_s: Sequence[float] = ()
-    ) -> dict[Version, VersionCounts]:
+    ) -> dict[Role, RoleCounts]:
         """Requests, target 5xx and, per threshold, requests slower than it.
 
         "Slower than T" is SampleCount minus the trimmed count `TC(:T)` of
@@ -184,13 +184,13 @@ class CloudWatchMetrics:
                     )
                 )
         data = self._fetch(queries, start, end)
-        result: dict[Version, VersionCounts] = {}
+        result: dict[Role, RoleCounts] = {}
         for v in groups:
             samples = data[f"{v}_n"].total if thresholds_s else 0.0
             slower = tuple(
                 max(0, round(samples - data[f"{v}_le{i}"].total)) for i in range(len(thresholds_s))
             )
-            result[v] = VersionCounts(
+            result[v] = RoleCounts(
                 requests=round(data[f"{v}_req"].total),
                 errors=self._error_count(data, v),
                 slower_than=slower,
@@ -198,7 +198,7 @@ class CloudWatchMetrics:
         return result
 
     def quantiles(
-        self, version: Version, start: float, end: float, qs: Sequence[float]
+        self, version: Role, start: float, end: float, qs: Sequence[float]
     ) -> tuple[float | None, ...]:
         """TargetResponseTime percentiles over the whole window (one period spans it)."""
         period = max(PERIOD_SECONDS, math.ceil((end - start) / PERIOD_SECONDS) * PERIOD_SECONDS)
@@ -211,7 +211,7 @@ class CloudWatchMetrics:
             data[f"q{i}"].total if data[f"q{i}"].points == 1 else None for i in range(len(qs))
         )
 
-    def traffic(self, window_s: int = STATUS_WINDOW_SECONDS) -> dict[Version, TrafficStatus | None]:
+    def traffic(self, window_s: int = STATUS_WINDOW_SECONDS) -> dict[Role, TrafficStatus | None]:
         """What each group served in the last `window_s` (ending a minute ago), if known."""
         end = (self._clock() - LAG_SECONDS) // PERIOD_SECONDS * PERIOD_SECONDS
         start = end - window_s
@@ -222,13 +222,13 @@ class CloudWatchMetrics:
             for name, stat in (("p50", "p50"), ("p95", "p95"), ("p99", "p99")):
                 queries.append(self._query(f"{v}_{name}", v, "TargetResponseTime", stat, window_s))
         data = self._fetch(queries, start, end)
-        result: dict[Version, TrafficStatus | None] = {}
+        result: dict[Role, TrafficStatus | None] = {}
         for v in groups:
             if data[f"{v}_req"].points == 0:
                 result[v] = None
                 continue
 
-            def pick(name: str, version: Version = v) -> float | None:
+            def pick(name: str, version: Role = v) -> float | None:
                 series = data[f"{version}_{name}"]
                 return series.total if series.points == 1 else None
 

@@ -10,7 +10,7 @@ from canary_deploy.aws.live import apply_weights
 from canary_deploy.aws.router import AlbRouter, to_alb
 from canary_deploy.aws.stack import Stack, StackInfo
 from canary_deploy.aws.workload import EcsWorkload
-from canary_deploy.backend import Progress, ServiceStatus, Version
+from canary_deploy.backend import Progress, Role, ServiceStatus
 from canary_deploy.errors import CanaryError
 from canary_deploy.weights import STABLE_ONLY, Weights
 
@@ -66,7 +66,7 @@ def live_parameters(
 
 
 def _baseline_count(
-    info: StackInfo, services: dict[Version, ServiceStatus] | None, progress: Progress
+    info: StackInfo, services: dict[Role, ServiceStatus] | None, progress: Progress
 ) -> str | None:
     baseline_service = None if services is None else services.get("baseline")
     if baseline_service is not None:
@@ -83,7 +83,7 @@ def _baseline_count(
 
 def _serving_canary(
     info: StackInfo,
-    services: dict[Version, ServiceStatus],
+    services: dict[Role, ServiceStatus],
     weights: Weights,
     asked: int | None,
     progress: Progress,
@@ -116,20 +116,20 @@ class StackWorkload:
         self.router = router
         self.health = health
 
-    def describe_services(self) -> dict[Version, ServiceStatus]:
+    def describe_services(self) -> dict[Role, ServiceStatus]:
         return self.ecs.describe_services()
 
     def canary_image(self) -> str | None:
         """The image the canary's tasks run now, pinned by digest when ECS reports one."""
         return self.ecs.running_image("canary")
 
-    def scale(self, version: Version, desired_count: int) -> None:
+    def scale(self, version: Role, desired_count: int) -> None:
         self.ecs.scale(version, desired_count)
 
     def scale_canary(self, desired_count: int) -> None:
         self.ecs.scale("canary", desired_count)
 
-    def healthy_targets(self, versions: Collection[Version]) -> dict[Version, int]:
+    def healthy_targets(self, versions: Collection[Role]) -> dict[Role, int]:
         """Healthy targets per group asked for (one DescribeTargetHealth each)."""
         return self.health.healthy(versions)
 

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from canary_deploy.aws.errors import ErrorScope
 from canary_deploy.aws.stack import NoBaseline, StackOutputs
-from canary_deploy.backend import GROUPS, Version
+from canary_deploy.backend import GROUPS, Role
 from canary_deploy.errors import OperationFailed
 from canary_deploy.stickiness import listener_stickiness, stickiness_allowed
 from canary_deploy.weights import Weights
@@ -72,7 +72,7 @@ class ListenerState:
         """What `status` must say plainly about this listener, if anything."""
         return f"{NO_TRAFFIC}; {NO_TRAFFIC_HINT}" if self.weights is None else None
 
-    def weight_of(self, group: Version) -> int:
+    def weight_of(self, group: Role) -> int:
         """One group's weight in percent (0 on a listener that forwards nothing)."""
         return 0 if self.weights is None else self.weights.of(group)
 

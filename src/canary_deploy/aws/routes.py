@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from canary_deploy.aws.errors import ErrorScope
 from canary_deploy.aws.stack import StackOutputs
-from canary_deploy.backend import Progress, Version
+from canary_deploy.backend import Progress, Role
 from canary_deploy.errors import CanaryError
 from canary_deploy.routes import RouteKind, RouteMatch, TesterRoute, add_route, next_priority
 
@@ -54,7 +54,7 @@ class AlbRoutes:
         """Our rules on the listener now, in priority order."""
         return [r.route for r in self._ours(self._rules())]
 
-    def add_route(self, match: RouteMatch, to: Version) -> TesterRoute:
+    def add_route(self, match: RouteMatch, to: Role) -> TesterRoute:
         """CreateRule at a free priority after our other rules, tagged as ours."""
         out = self._outputs()
         group_arn = out.target_group_arn(to)  # NoBaseline on a stack without one
@@ -146,7 +146,7 @@ class AlbRoutes:
                     kinds[doc["ResourceArn"]] = kind
         return kinds
 
-    def _group_arns(self) -> Iterator[tuple[Version, str]]:
+    def _group_arns(self) -> Iterator[tuple[Role, str]]:
         out = self._outputs()
         for group in out.groups:
             yield group, out.target_group_arn(group)
@@ -159,7 +159,7 @@ def _condition(match: RouteMatch) -> RuleConditionTypeDef:
     }
 
 
-def _route_of(rule: RuleTypeDef, kind: RouteKind, groups: dict[str, Version]) -> TesterRoute | None:
+def _route_of(rule: RuleTypeDef, kind: RouteKind, groups: dict[str, Role]) -> TesterRoute | None:
     """The route a rule of ours holds, or None when it was changed beyond one (then it is
     left alone, as a rule that is not ours)."""
     try:

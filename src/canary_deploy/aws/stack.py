@@ -14,7 +14,7 @@ from canary_deploy.aws.errors import ErrorScope, StackNotFound
 from canary_deploy.aws.live import LIVE_PARAMETERS, apply_weights, weights_of
 from canary_deploy.aws.stack_events import StackEvents
 from canary_deploy.aws.stack_states import failure_hint, refuse_update
-from canary_deploy.backend import Progress, TrafficRouter, Version
+from canary_deploy.backend import Progress, Role, TrafficRouter
 from canary_deploy.errors import CanaryError, OperationFailed
 from canary_deploy.weights import Weights
 
@@ -90,11 +90,11 @@ class StackOutputs:
         return bool(self.target_group_baseline_arn and self.service_baseline_name)
 
     @property
-    def groups(self) -> tuple[Version, ...]:
+    def groups(self) -> tuple[Role, ...]:
         """The target groups this stack has, stable first."""
         return ("stable", "canary", "baseline") if self.has_baseline else ("stable", "canary")
 
-    def target_group_arn(self, group: Version) -> str:
+    def target_group_arn(self, group: Role) -> str:
         """The ARN of one group's target group (an error on a stack without it)."""
         return _of_group(
             group,
@@ -103,7 +103,7 @@ class StackOutputs:
             self.target_group_baseline_arn,
         )
 
-    def service_name(self, group: Version) -> str:
+    def service_name(self, group: Role) -> str:
         """The name of one group's ECS service (an error on a stack without it)."""
         return _of_group(
             group, self.service_stable_name, self.service_canary_name, self.service_baseline_name
@@ -135,7 +135,7 @@ class StackOutputs:
         )
 
 
-def _of_group(group: Version, stable: str, canary: str, baseline: str | None) -> str:
+def _of_group(group: Role, stable: str, canary: str, baseline: str | None) -> str:
     """One group's value of a per-group output; only the baseline's can be missing."""
     value = {"stable": stable, "canary": canary, "baseline": baseline}[group]
     if not value:

@@ -21,12 +21,12 @@ from canary_deploy.backend import (
     MetricsSource,
     Progress,
     ReleaseSpec,
+    Role,
+    RoleStatus,
     Status,
     TesterRouter,
     TrafficRouter,
     TrafficStatus,
-    Version,
-    VersionStatus,
     Workload,
     shown_in_status,
 )
@@ -163,7 +163,7 @@ class AwsTarget:
         task_definitions = self.ecs.task_definitions()
         traffic = self._traffic(notes)
         versions = {
-            v: VersionStatus(
+            v: RoleStatus(
                 task_definition=task_definitions.get(v),
                 service=services.get(v),
                 target_group=self.health.group(v),
@@ -178,7 +178,7 @@ class AwsTarget:
         notes.extend(self._running_images(versions))
         return Status(self.name, info.name, info.status, listener, versions, tuple(notes))
 
-    def _running_images(self, shown: Iterable[Version]) -> list[str]:
+    def _running_images(self, shown: Iterable[Role]) -> list[str]:
         """Which image each shown group's tasks run, pinned by the digest ECS reports."""
         try:
             images = self.ecs.running_images()
@@ -196,7 +196,7 @@ class AwsTarget:
                 )
         return notes
 
-    def _traffic(self, notes: list[str]) -> dict[Version, TrafficStatus | None]:
+    def _traffic(self, notes: list[str]) -> dict[Role, TrafficStatus | None]:
         # Metrics are a nice-to-have in status: a failure is a note, not a failed command.
         try:
             return self.cloudwatch.traffic()

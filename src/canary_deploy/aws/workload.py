@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from canary_deploy.aws.errors import ErrorScope
 from canary_deploy.aws.stack import NoBaseline, StackOutputs
-from canary_deploy.backend import Progress, ServiceStatus, TaskDefinitionStatus, Version
+from canary_deploy.backend import Progress, Role, ServiceStatus, TaskDefinitionStatus
 from canary_deploy.errors import OperationFailed, UsageError
 
 if TYPE_CHECKING:
@@ -72,7 +72,7 @@ def _primary_id(service: ServiceTypeDef) -> str:
 
 
 def _deployment_progress(
-    version: Version, service: ServiceTypeDef | None, deployment_id: str
+    version: Role, service: ServiceTypeDef | None, deployment_id: str
 ) -> tuple[str, bool]:
     """One service's progress line, and whether its deployment `deployment_id` completed:
     it is the PRIMARY one, every task runs, and no older deployment is left draining.
@@ -121,11 +121,11 @@ class EcsWorkload:
         self._sleep = sleep
         self._clock = clock
 
-    def _names(self) -> dict[Version, str]:
+    def _names(self) -> dict[Role, str]:
         out = self._outputs()
         return {group: out.service_name(group) for group in out.groups}
 
-    def _services(self) -> dict[Version, ServiceTypeDef]:
+    def _services(self) -> dict[Role, ServiceTypeDef]:
         names = self._names()
         with self._errors("describe the ECS services"):
             found = self._ecs.describe_services(
@@ -133,20 +133,20 @@ class EcsWorkload:
             )["services"]
         by_name = {s.get("serviceName"): s for s in found}
         by_arn = {s.get("serviceArn"): s for s in found}
-        result: dict[Version, ServiceTypeDef] = {}
+        result: dict[Role, ServiceTypeDef] = {}
         for version, name in names.items():
             service = by_name.get(name) or by_arn.get(name)
             if service is not None:
                 result[version] = service
         return result
 
-    def describe_services(self) -> dict[Version, ServiceStatus]:
+    def describe_services(self) -> dict[Role, ServiceStatus]:
         """Running/pending/desired tasks and deployment state, per version."""
         return {v: service_status(s) for v, s in self._services().items()}
 
-    def task_definitions(self) -> dict[Version, TaskDefinitionStatus]:
+    def task_definitions(self) -> dict[Role, TaskDefinitionStatus]:
         """The task definition each service runs: image, revision, cpu, memory, port."""
-        result: dict[Version, TaskDefinitionStatus] = {}
+        result: dict[Role, TaskDefinitionStatus] = {}
         for version, service in self._services().items():
             arn = service.get("taskDefinition")
             if not arn:
@@ -165,14 +165,14 @@ class EcsWorkload:
             )
         return result
 
-    def running_images(self) -> dict[Version, tuple[str, ...]]:
+    def running_images(self) -> dict[Role, tuple[str, ...]]:
         """Per group, the images its running tasks of the service's current task definition
         run, pinned by the digest ECS reports (DescribeTasks `imageDigest`), sorted. A group
         without such a task or digest is absent. Two images in one group mean its tag was
         pushed again while its tasks started."""
         out = self._outputs()
         services = self._services()
-        arns: dict[Version, list[str]] = {}
+        arns: dict[Role, list[str]] = {}
         for version, service in services.items():
             if not service.get("runningCount"):
                 arns[version] = []  # nothing to list (one call saved per idle service)
@@ -190,7 +190,7 @@ class EcsWorkload:
                 tasks += self._ecs.describe_tasks(
                     cluster=out.cluster_name, tasks=every[i : i + DESCRIBE_TASKS_MAX]
                 )["tasks"]
-        result: dict[Version, tuple[str, ...]] = {}
+        result: dict[Role, tuple[str, ...]] = {}
         for version, service in services.items():
             mine = set(arns[version])
             images = {
@@ -205,7 +205,7 @@ class EcsWorkload:
                 result[version] = tuple(sorted(images))
         return result
 
-    def running_image(self, version: Version) -> str | None:
+    def running_image(self, version: Role) -> str | None:
         """The image `version`'s tasks run now: pinned by digest when ECS reports one, else
         the task definition's image (None when the service does not exist)."""
         images = self.running_images().get(version, ())
@@ -221,7 +221,7 @@ class EcsWorkload:
         task_definition = self.task_definitions().get(version)
         return None if task_definition is None else task_definition.image
 
-    def scale(self, version: Version, desired_count: int) -> None:
+    def scale(self, version: Role, desired_count: int) -> None:
         """Set one service's desired task count (one UpdateService; no waiting)."""
         if desired_count < 0:
             raise UsageError(f"desired count must be >= 0, got {desired_count}")
@@ -292,7 +292,7 @@ class EcsWorkload:
                 cluster=out.cluster_name, service=out.service_name("baseline"), desiredCount=0
             )
 
-    def wait_deployments(self, started: dict[Version, str], progress: Progress) -> None:
+    def wait_deployments(self, started: dict[Role, str], progress: Progress) -> None:
         """Wait until each service's deployment `started[version]` completed: it is the
         PRIMARY one, every task runs, and no older deployment is left draining.
 
@@ -320,7 +320,7 @@ class EcsWorkload:
                 )
             self._sleep(POLL_SECONDS)
 
-    def wait_steady(self, version: Version, progress: Progress) -> None:
+    def wait_steady(self, version: Role, progress: Progress) -> None:
         """Wait until the service's deployment completed with every task running."""
         deadline = self._clock() + STEADY_TIMEOUT_SECONDS
         while True:

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
-from canary_deploy.backend import GROUPS, Version, VersionCounts
+from canary_deploy.backend import GROUPS, Role, RoleCounts
 from canary_deploy.balancer.admin_http import (
     AdminClient as AdminClient,  # re-exported: the socket's client and server live there
 )
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 DEFAULT_QS = (0.5, 0.95, 0.99)
 
 
-def group_of(name: object, *, status: int = 400) -> Version:
+def group_of(name: object, *, status: int = 400) -> Role:
     """A target group named in a request (body, query or path), or a clear error."""
     for group in GROUPS:
         if name == group:
@@ -82,7 +82,7 @@ def _numbers(params: dict[str, str], name: str) -> tuple[float, ...]:
 class TargetRegistration:
     """`POST /targets`: register a target in a group."""
 
-    group: Version
+    group: Role
     target_id: str
     port: int
     host: str = "127.0.0.1"
@@ -107,7 +107,7 @@ class Deregistration:
     """`DELETE /targets/{group}/{id}?delay_s=`: drain a target (the group's own delay
     when `delay_s` is None). The response is the same record."""
 
-    group: Version
+    group: Role
     target_id: str
     delay_s: float | None = None
 
@@ -147,7 +147,7 @@ class Window:
 class QuantilesQuery:
     """`GET /quantiles?version=&start=&end=&qs=`: a group's latency quantiles in a window."""
 
-    version: Version
+    version: Role
     start: float
     end: float
     qs: tuple[float, ...] = DEFAULT_QS
@@ -163,31 +163,31 @@ class QuantilesQuery:
         return cls(version, start, end, _numbers(params, "qs") or DEFAULT_QS)
 
 
-def targets_to_json(targets: dict[Version, list[TargetHealth]]) -> dict[str, Any]:
+def targets_to_json(targets: dict[Role, list[TargetHealth]]) -> dict[str, Any]:
     return {group: [asdict(t) for t in health] for group, health in targets.items()}
 
 
-def targets_from_json(doc: dict[str, Any]) -> dict[Version, list[TargetHealth]]:
+def targets_from_json(doc: dict[str, Any]) -> dict[Role, list[TargetHealth]]:
     return {group_of(g): [TargetHealth(**t) for t in ts] for g, ts in doc.items()}
 
 
-def counts_to_json(counts: dict[Version, VersionCounts]) -> dict[str, Any]:
+def counts_to_json(counts: dict[Role, RoleCounts]) -> dict[str, Any]:
     return {group: asdict(c) for group, c in counts.items()}
 
 
-def counts_from_json(doc: dict[str, Any]) -> dict[Version, VersionCounts]:
+def counts_from_json(doc: dict[str, Any]) -> dict[Role, RoleCounts]:
     return {
-        group_of(g): VersionCounts(c["requests"], c["errors"], tuple(c["slower_than"]))
+        group_of(g): RoleCounts(c["requests"], c["errors"], tuple(c["slower_than"]))
         for g, c in doc.items()
     }
 
 
-def totals_to_json(totals: dict[Version, WindowStats]) -> dict[str, Any]:
+def totals_to_json(totals: dict[Role, WindowStats]) -> dict[str, Any]:
     return {group: asdict(stats) for group, stats in totals.items()}
 
 
-def totals_from_json(doc: dict[str, Any]) -> dict[Version, WindowStats]:
-    out: dict[Version, WindowStats] = {}
+def totals_from_json(doc: dict[str, Any]) -> dict[Role, WindowStats]:
+    out: dict[Role, WindowStats] = {}
     for group, stats in doc.items():
         histogram = {int(i): int(n) for i, n in stats.get("histogram", {}).items()}
         out[group_of(group)] = WindowStats(**{**stats, "histogram": histogram})
@@ -308,16 +308,16 @@ class BalancerAdmin:
     def set_weights(self, weights: Weights) -> Weights:
         return Weights.from_dict(self.client.request("PUT", "/weights", weights.to_dict()))
 
-    def targets(self) -> dict[Version, list[TargetHealth]]:
+    def targets(self) -> dict[Role, list[TargetHealth]]:
         return targets_from_json(self.client.request("GET", "/targets"))
 
-    def register(self, target: TargetRegistration) -> dict[Version, list[TargetHealth]]:
+    def register(self, target: TargetRegistration) -> dict[Role, list[TargetHealth]]:
         return targets_from_json(self.client.request("POST", "/targets", target.to_json()))
 
     def deregister(self, request: Deregistration) -> None:
         self.client.request("DELETE", request.path())
 
-    def counts(self, window: Window) -> dict[Version, VersionCounts]:
+    def counts(self, window: Window) -> dict[Role, RoleCounts]:
         return counts_from_json(self.client.request("GET", f"/counts?{window.query()}"))
 
     def quantiles(self, query: QuantilesQuery) -> tuple[float | None, ...]:

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from canary_deploy.backend import GROUPS, Version, VersionCounts
+from canary_deploy.backend import GROUPS, Role, RoleCounts
 from canary_deploy.observability.exposition import Family, Sample, histogram, render
 from canary_deploy.routes import BOOKINGS, TESTER_OF, Booking
 
@@ -268,19 +268,19 @@ class MetricsRecorder:
                     total.add(cell)
         return _stats(total)
 
-    def totals(self) -> dict[Version, WindowStats]:
+    def totals(self) -> dict[Role, WindowStats]:
         """What each group served since this recorder started (the current second too):
         counters that only grow, as Prometheus expects them."""
         return {version: _stats(cell) for version, cell in self._since_start().items()}
 
     def counts(
         self, start: float, end: float, thresholds_s: Sequence[float] = ()
-    ) -> dict[Version, VersionCounts]:
+    ) -> dict[Role, RoleCounts]:
         """Requests, errors and latency exceedances per group (MetricsSource contract)."""
-        out: dict[Version, VersionCounts] = {}
+        out: dict[Role, RoleCounts] = {}
         for version in GROUPS:
             stats = self.window(version, start, end)
-            out[version] = VersionCounts(
+            out[version] = RoleCounts(
                 requests=stats.requests,
                 errors=stats.errors,
                 slower_than=tuple(stats.slower_than(t) for t in thresholds_s),
@@ -288,12 +288,12 @@ class MetricsRecorder:
         return out
 
     def quantiles(
-        self, version: Version, start: float, end: float, qs: Sequence[float]
+        self, version: Role, start: float, end: float, qs: Sequence[float]
     ) -> tuple[float | None, ...]:
         stats = self.window(version, start, end)
         return tuple(stats.quantile(q) for q in qs)
 
-    def tester_requests(self, start: float, end: float) -> dict[Version, int]:
+    def tester_requests(self, start: float, end: float) -> dict[Role, int]:
         """Requests listener rules routed to each group in [start, end) (not in `counts`)."""
         return {v: self.window(TESTER_OF[v], start, end).requests for v in GROUPS}
 
@@ -354,9 +354,9 @@ class MetricsRecorder:
             ]
         )
 
-    def _since_start(self) -> dict[Version, _Cell]:
+    def _since_start(self) -> dict[Role, _Cell]:
         """Each group's totals, the current second included."""
-        cells: dict[Version, _Cell] = {}
+        cells: dict[Role, _Cell] = {}
         for version in GROUPS:
             cell = cells[version] = _Cell()
             cell.add(self._totals[version])

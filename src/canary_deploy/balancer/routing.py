@@ -9,7 +9,7 @@ from collections.abc import Callable, Sequence
 from email.utils import formatdate
 from typing import TypeVar, cast
 
-from canary_deploy.backend import GROUPS, Version
+from canary_deploy.backend import GROUPS, Role
 from canary_deploy.balancer.clock import wall_second
 from canary_deploy.balancer.config import Algorithm, HealthState
 from canary_deploy.balancer.exchange import Upstream
@@ -51,7 +51,7 @@ class SmoothWeighted:
         self.schedule = smooth_schedule([(g, weights.of(g)) for g in GROUPS])
         self.tick = 0  # index of the next pick in `schedule`
 
-    def next(self) -> Version:
+    def next(self) -> Role:
         tick = self.tick
         self.tick = tick + 1 if tick < 99 else 0
         return self.schedule[tick]
@@ -150,7 +150,7 @@ class TargetGroup:
 
     def __init__(
         self,
-        name: Version,
+        name: Role,
         algorithm: Algorithm,
         slow_start_s: float = 0,
         clock: Callable[[], float] = time.monotonic,
@@ -253,7 +253,7 @@ class TargetGroup:
         return best
 
 
-def sticky_token(version: Version) -> bytes:
+def sticky_token(version: Role) -> bytes:
     """The AWSALBTG value for a group; stable across restarts so clients stay put."""
     return hashlib.sha256(b"canary-deploy/AWSALBTG/" + version.encode()).hexdigest()[:32].encode()
 
@@ -270,7 +270,7 @@ class Stickiness:
 
     def __init__(self, duration_s: int) -> None:
         self.duration_s: int | None = duration_s
-        self._by_token: dict[bytes, Version] = {}
+        self._by_token: dict[bytes, Role] = {}
         self._until = -1.0  # monotonic time at which the cached headers' second ends
         self._cached: dict[Booking, bytes] = {}
         self.set_duration(duration_s)
@@ -287,7 +287,7 @@ class Stickiness:
             self._by_token = {sticky_token(v): v for v in GROUPS}
             self._until = -1.0  # rebuilt with the new duration on the next response
 
-    def version_from_cookie(self, cookie_header: bytes) -> Version | None:
+    def version_from_cookie(self, cookie_header: bytes) -> Role | None:
         """The group named by an AWSALBTG cookie in a Cookie header, if valid."""
         at = cookie_header.find(STICKY_COOKIE + b"=")
         while at > 0 and cookie_header[at - 1 : at] not in (b" ", b";"):
@@ -328,7 +328,7 @@ class Router:
 
     def __init__(self, weights: Weights, algorithm: Algorithm, slow_start_s: float = 0) -> None:
         self.chooser = SmoothWeighted(weights)
-        self.groups: dict[Version, TargetGroup] = {
+        self.groups: dict[Role, TargetGroup] = {
             v: TargetGroup(v, algorithm, slow_start_s) for v in GROUPS
         }
         # A listener rule's booking -> the group it forwards to.
@@ -349,7 +349,7 @@ class Router:
             rule_group = self._rule_groups.get(sticky)
             if rule_group is not None:
                 return sticky, rule_group.pick()
-            group = self.groups[cast("Version", sticky)]
+            group = self.groups[cast("Role", sticky)]
             if group.has_targets:
                 return sticky, group.pick()
         version = self.chooser.next()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
-from canary_deploy.backend import GROUPS, Version
+from canary_deploy.backend import GROUPS, Role
 from canary_deploy.balancer.config import BalancerConfig, TargetHealth, check_stickiness
 from canary_deploy.balancer.health import HealthChecker
 from canary_deploy.balancer.metrics import MetricsRecorder
@@ -169,7 +169,7 @@ class Balancer:
 
     # ---- targets
 
-    def register_target(self, group: Version, target_id: str, host: str, port: int) -> None:
+    def register_target(self, group: Role, target_id: str, host: str, port: int) -> None:
         """Add a target to a group; it is `initial` until its first passing health check."""
         target_group = self._router.groups[_version(group)]
         existing = target_group.targets.get(target_id)
@@ -183,7 +183,7 @@ class Balancer:
             self._health.watch(target)
 
     async def deregister_target(
-        self, group: Version, target_id: str, *, delay_s: float | None = None
+        self, group: Role, target_id: str, *, delay_s: float | None = None
     ) -> None:
         """Drain a target: no new requests at once; returns when its in-flight requests
         finished or the deregistration delay passed, then forgets it."""
@@ -207,7 +207,7 @@ class Balancer:
             del target_group.targets[target_id]
         target_group.refresh()
 
-    def target_health(self) -> dict[Version, list[TargetHealth]]:
+    def target_health(self) -> dict[Role, list[TargetHealth]]:
         return {
             version: [
                 TargetHealth(t.target_id, t.host, t.port, t.state, t.reason)
@@ -235,7 +235,7 @@ class Balancer:
         self._ramper = self._ctx.loop.call_later(step, self._ramp)
 
 
-def _version(group: str) -> Version:
+def _version(group: str) -> Role:
     for version in GROUPS:
         if group == version:
             return version

@@ -10,7 +10,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from canary_deploy.backend import Version
+from canary_deploy.backend import Role
 from canary_deploy.balancer.admin import AdminServer, balancer_routes
 from canary_deploy.balancer.config import BalancerConfig
 from canary_deploy.balancer.server import Balancer
@@ -40,7 +40,7 @@ class Ready:
 
 def serve(
     config: BalancerConfig,
-    targets: dict[Version, list[tuple[str, int]]],
+    targets: dict[Role, list[tuple[str, int]]],
     admin_socket: Path,
     on_ready: Callable[[Ready], None],
 ) -> None:
@@ -55,7 +55,7 @@ def serve(
 
 async def _serve(
     config: BalancerConfig,
-    targets: dict[Version, list[tuple[str, int]]],
+    targets: dict[Role, list[tuple[str, int]]],
     admin_socket: Path,
     on_ready: Callable[[Ready], None],
 ) -> None:

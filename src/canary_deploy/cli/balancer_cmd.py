@@ -7,7 +7,7 @@ from typing import Annotated, Literal
 
 import typer
 
-from canary_deploy.backend import Version
+from canary_deploy.backend import Role
 from canary_deploy.balancer.config import BalancerConfig, HealthCheckConfig
 from canary_deploy.balancer.limits import HEAD_TIMEOUT_S
 from canary_deploy.balancer.standalone import Ready, parse_endpoint, parse_endpoints, serve
@@ -91,9 +91,9 @@ def balancer(
     serve(config, targets, admin_socket, lambda where: _ready(where, config.weights))
 
 
-def _targets(stable: str, canary: str, baseline: str) -> dict[Version, list[tuple[str, int]]]:
+def _targets(stable: str, canary: str, baseline: str) -> dict[Role, list[tuple[str, int]]]:
     """Each group's targets from its option; at least one target in all."""
-    targets: dict[Version, list[tuple[str, int]]] = {
+    targets: dict[Role, list[tuple[str, int]]] = {
         "stable": parse_endpoints(stable, "--stable"),
         "canary": parse_endpoints(canary, "--canary"),
         "baseline": parse_endpoints(baseline, "--baseline"),

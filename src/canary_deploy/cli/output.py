@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from canary_deploy.backend import GROUPS, Status, TrafficStatus, VersionStatus
+from canary_deploy.backend import GROUPS, RoleStatus, Status, TrafficStatus
 from canary_deploy.units import ms
 
 OutputFormat = Literal["text", "json"]
@@ -70,14 +70,14 @@ def _traffic(t: TrafficStatus | None) -> str:
     )
 
 
-def _task_definition(v: VersionStatus | None) -> str:
+def _task_definition(v: RoleStatus | None) -> str:
     td = None if v is None else v.task_definition
     if td is None:
         return "-"
     return td.image + (f"\n{td.revision}" if td.revision else "")
 
 
-def _service(v: VersionStatus | None) -> str:
+def _service(v: RoleStatus | None) -> str:
     s = None if v is None else v.service
     if s is None:
         return "-"
@@ -90,7 +90,7 @@ def _service(v: VersionStatus | None) -> str:
     return text
 
 
-def _target_group(v: VersionStatus | None) -> str:
+def _target_group(v: RoleStatus | None) -> str:
     tg = None if v is None else v.target_group
     if tg is None:
         return "-"

@@ -9,7 +9,7 @@ from collections.abc import Callable
 from dataclasses import asdict, replace
 from typing import Any
 
-from canary_deploy.backend import GROUPS, ReleaseSpec, Version
+from canary_deploy.backend import GROUPS, ReleaseSpec, Role
 from canary_deploy.balancer.admin import AdminServer, weights_from_body
 from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.local.dataplane_client import Listener
@@ -27,7 +27,7 @@ from canary_deploy.weights import Weights
 REBUILD_METRICS_S = 3600.0
 
 
-def service_specs(spec: ReleaseSpec) -> dict[Version, ServiceSpec]:
+def service_specs(spec: ReleaseSpec) -> dict[Role, ServiceSpec]:
     """Each group's service from the release spec (the baseline runs stable's image)."""
     return {v: ServiceSpec(spec.image(v), spec.desired_count(v)) for v in GROUPS}
 
@@ -181,7 +181,7 @@ class StackAdmin:
             spec = replace(self._spec, desired_count_baseline=count)
             # A rollout sizing both arms for a larger share adds tasks: nothing restarts.
             fresh = count > 0 and body.get("restart_canary", True) is not False
-            restart: tuple[Version, ...] = ("canary",) if fresh else ()
+            restart: tuple[Role, ...] = ("canary",) if fresh else ()
             replaced = await self.supervisor.apply(service_specs(spec), restart=restart)
             self._spec = spec
             self.store.save_spec(spec)

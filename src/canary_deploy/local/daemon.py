@@ -22,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote, urlencode
 
-from canary_deploy.backend import Version
+from canary_deploy.backend import Role
 from canary_deploy.balancer.admin import AdminServer, Handler
 from canary_deploy.errors import CanaryError
 from canary_deploy.local.admin_routes import StackAdmin
@@ -212,7 +212,7 @@ class StackDaemon:
     def url(self) -> str:
         return f"http://{self.options.host}:{self.listener.port}/"
 
-    def _event(self, kind: str, version: Version | None, message: str) -> None:
+    def _event(self, kind: str, version: Role | None, message: str) -> None:
         log.info("%s%s: %s", kind, f" [{version}]" if version else "", message)
         self.store.add_event(kind, version, message)
 

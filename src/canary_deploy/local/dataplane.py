@@ -31,7 +31,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
-from canary_deploy.backend import GROUPS, Version
+from canary_deploy.backend import GROUPS, Role
 from canary_deploy.balancer import Balancer
 from canary_deploy.balancer.admin import AdminServer, balancer_routes, group_of, weights_from_body
 from canary_deploy.errors import UsageError
@@ -264,7 +264,7 @@ class DataPlane:
         return {g: [asdict(t) for t in ts] for g, ts in health.items()}
 
     async def _deregister(self, body: Any, query: dict[str, str]) -> Any:
-        group: Version = group_of(query["group"], status=404)
+        group: Role = group_of(query["group"], status=404)
         delay = query.get("delay_s")
         self.tasks.deregistering(query["id"])
         await self.balancer.deregister_target(

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import quote
 
-from canary_deploy.backend import GROUPS, MetricsSource, Version
+from canary_deploy.backend import GROUPS, MetricsSource, Role
 from canary_deploy.balancer import BalancerConfig, TargetHealth
 from canary_deploy.balancer.admin import AdminClient, Window, totals_from_json
 from canary_deploy.balancer.metrics import WindowStats
@@ -35,11 +35,11 @@ class ListenerMetrics(MetricsSource, Protocol):
 
     def export_buckets(self, since: float) -> list[dict[str, Any]]: ...
 
-    def tester_requests(self, start: float, end: float) -> dict[Version, int]:
+    def tester_requests(self, start: float, end: float) -> dict[Role, int]:
         """Requests listener rules routed to each group (never in `counts`)."""
         ...
 
-    def totals(self) -> dict[Version, WindowStats]: ...
+    def totals(self) -> dict[Role, WindowStats]: ...
 
     def rejections(self) -> dict[str, int]: ...
 
@@ -63,7 +63,7 @@ class Listener(Protocol):
 
     def set_slow_start(self, seconds: float) -> None: ...
 
-    def target_health(self) -> dict[Version, list[TargetHealth]]: ...
+    def target_health(self) -> dict[Role, list[TargetHealth]]: ...
 
     def get_rules(self) -> Sequence[TesterRoute]: ...
 
@@ -95,11 +95,11 @@ class RemoteMetrics(AdminMetrics):
         buckets: list[dict[str, Any]] = self.client.request("GET", f"/buckets?since={since}")
         return buckets
 
-    def tester_requests(self, start: float, end: float) -> dict[Version, int]:
+    def tester_requests(self, start: float, end: float) -> dict[Role, int]:
         doc = self.client.request("GET", f"/tester-requests?{Window(start, end).query()}")
         return {v: int(doc.get(v, 0)) for v in GROUPS}
 
-    def totals(self) -> dict[Version, WindowStats]:
+    def totals(self) -> dict[Role, WindowStats]:
         """What each group served since the data plane started."""
         return totals_from_json(self.client.request("GET", "/totals"))
 
@@ -148,7 +148,7 @@ class RemoteListener:
     def set_slow_start(self, seconds: float) -> None:
         self.client.request("PUT", "/slow-start", {"seconds": seconds})
 
-    def target_health(self) -> dict[Version, list[TargetHealth]]:
+    def target_health(self) -> dict[Role, list[TargetHealth]]:
         doc = self.client.request("GET", "/targets")
         return {v: [TargetHealth(**t) for t in doc.get(v, [])] for v in GROUPS}
 
@@ -165,12 +165,12 @@ class RemoteRegistry:
     def __init__(self, client: DataPlaneClient) -> None:
         self.client = client
 
-    def register_target(self, group: Version, target_id: str, host: str, port: int) -> None:
+    def register_target(self, group: Role, target_id: str, host: str, port: int) -> None:
         body = {"group": group, "target_id": target_id, "host": host, "port": port}
         self.client.request("POST", "/targets", body)
 
     async def deregister_target(
-        self, group: Version, target_id: str, *, delay_s: float | None = None
+        self, group: Role, target_id: str, *, delay_s: float | None = None
     ) -> None:
         path = f"/targets/{group}/{quote(target_id)}"
         if delay_s is not None:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 from urllib.parse import urlencode
 
-from canary_deploy.backend import GROUPS, Version, VersionCounts
+from canary_deploy.backend import GROUPS, Role, RoleCounts
 from canary_deploy.local.stack import LocalStack
 
 Request = Callable[[str, str], Any]  # (method, path) -> the JSON answer
@@ -21,17 +21,17 @@ class AdminMetrics:
 
     def counts(
         self, start: float, end: float, thresholds_s: Sequence[float] = ()
-    ) -> dict[Version, VersionCounts]:
+    ) -> dict[Role, RoleCounts]:
         query = {"start": start, "end": end, "thresholds": ",".join(map(str, thresholds_s))}
         doc = self.request("GET", "/counts?" + urlencode(query))
         return {
-            v: VersionCounts(int(c["requests"]), int(c["errors"]), tuple(c.get("slower_than", ())))
+            v: RoleCounts(int(c["requests"]), int(c["errors"]), tuple(c.get("slower_than", ())))
             for v, c in doc.items()
             if v in GROUPS
         }
 
     def quantiles(
-        self, version: Version, start: float, end: float, qs: Sequence[float]
+        self, version: Role, start: float, end: float, qs: Sequence[float]
     ) -> tuple[float | None, ...]:
         query = {"version": version, "start": start, "end": end, "qs": ",".join(map(str, qs))}
         return tuple(self.request("GET", "/quantiles?" + urlencode(query))["quantiles"])

@@ -11,10 +11,10 @@ from canary_deploy.backend import (
     GROUPS,
     MetricsSource,
     ReleaseSpec,
+    Role,
     ServiceStatus,
     TargetGroupStatus,
     TrafficStatus,
-    Version,
 )
 from canary_deploy.local.store import spec_from_dict, spec_to_dict
 from canary_deploy.weights import Weights
@@ -47,9 +47,9 @@ class DaemonStatus:
     slow_start_seconds: float
     health_check_path: str
     spec: ReleaseSpec | None = None
-    services: dict[Version, ServiceStatus] = field(default_factory=dict)
-    target_groups: dict[Version, TargetGroupStatus] = field(default_factory=dict)
-    traffic: dict[Version, TrafficStatus] = field(default_factory=dict)
+    services: dict[Role, ServiceStatus] = field(default_factory=dict)
+    target_groups: dict[Role, TargetGroupStatus] = field(default_factory=dict)
+    traffic: dict[Role, TrafficStatus] = field(default_factory=dict)
     # The tester routes and what they routed (routes_document); None: a daemon without.
     rules: dict[str, Any] | None = None
     # Prometheus on loopback (`[local] metrics_port`): the port asked for, where it is
@@ -118,13 +118,13 @@ def _tally(tg: TargetGroupStatus) -> dict[str, int]:
     }
 
 
-def _known(by_group: dict[str, Any]) -> list[Version]:
+def _known(by_group: dict[str, Any]) -> list[Role]:
     return [v for v in GROUPS if v in by_group]
 
 
-def target_groups(balancer: Listener) -> dict[Version, TargetGroupStatus]:
+def target_groups(balancer: Listener) -> dict[Role, TargetGroupStatus]:
     """Each group's targets counted by health state, as DescribeTargetHealth shows them."""
-    groups: dict[Version, TargetGroupStatus] = {}
+    groups: dict[Role, TargetGroupStatus] = {}
     for version, targets in balancer.target_health().items():
         tally = {"healthy": 0, "unhealthy": 0, "initial": 0, "draining": 0}
         for target in targets:
@@ -133,11 +133,11 @@ def target_groups(balancer: Listener) -> dict[Version, TargetGroupStatus]:
     return groups
 
 
-def traffic(metrics: MetricsSource, now: float) -> dict[Version, TrafficStatus]:
+def traffic(metrics: MetricsSource, now: float) -> dict[Role, TrafficStatus]:
     """Requests, errors and p50/p95/p99 per version over the last minute."""
     start = now - TRAFFIC_WINDOW_S
     counts = metrics.counts(start, now)
-    by_group: dict[Version, TrafficStatus] = {}
+    by_group: dict[Role, TrafficStatus] = {}
     for version in GROUPS:
         c = counts.get(version)
         p50, p95, p99 = metrics.quantiles(version, start, now, (0.5, 0.95, 0.99))
@@ -160,7 +160,7 @@ def daemon_status(
     pid: int,
     started: float,
     spec: ReleaseSpec | None,
-    services: dict[Version, ServiceStatus],
+    services: dict[Role, ServiceStatus],
     now: float,
 ) -> DaemonStatus:
     """The daemon's report from its balancer (live weights, listener setup, group health,

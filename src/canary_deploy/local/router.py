@@ -3,7 +3,7 @@ local balancer's listener (its weights, its rules)."""
 
 from __future__ import annotations
 
-from canary_deploy.backend import Version
+from canary_deploy.backend import Role
 from canary_deploy.local.stack import LocalStack
 from canary_deploy.routes import RouteMatch, TesterRoute, routes_from_list
 from canary_deploy.weights import Weights
@@ -49,7 +49,7 @@ class LocalRoutes:
     def list_routes(self) -> list[TesterRoute]:
         return routes_from_list(self.stack.request("GET", "/rules"))
 
-    def add_route(self, match: RouteMatch, to: Version) -> TesterRoute:
+    def add_route(self, match: RouteMatch, to: Role) -> TesterRoute:
         body = {"kind": match.kind, "name": match.name, "value": match.value, "to": to}
         return TesterRoute.from_dict(self.stack.request("POST", "/rules", body))
 

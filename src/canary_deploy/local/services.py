@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass, field
 
-from canary_deploy.backend import GROUPS, ServiceStatus, Version
+from canary_deploy.backend import GROUPS, Role, ServiceStatus
 from canary_deploy.errors import UsageError
 from canary_deploy.local.commands import TaskCommand, parse_image
 from canary_deploy.local.tasks import (
@@ -33,7 +33,7 @@ from canary_deploy.local.tasks import (
 
 CRASH_LOOP_AFTER = 3  # consecutive failed tasks before a service is reported crash-looping
 
-EventSink = Callable[[str, Version | None, str], None]
+EventSink = Callable[[str, Role | None, str], None]
 
 
 @dataclass(frozen=True)
@@ -67,10 +67,10 @@ class Supervisor:
 
     async def apply(
         self,
-        specs: dict[Version, ServiceSpec],
+        specs: dict[Role, ServiceSpec],
         *,
         trial: bool = True,
-        restart: Collection[Version] = (),
+        restart: Collection[Role] = (),
     ) -> list[str]:
         """Adopt new specs. With `trial`, a new image is first tried with one task: if it
         exits or never listens, UsageError is raised and nothing changes.
@@ -115,7 +115,7 @@ class Supervisor:
                 self._tasks[result.task_id] = result
         return replaced
 
-    async def _trial(self, version: Version, command: TaskCommand) -> Task:
+    async def _trial(self, version: Role, command: TaskCommand) -> Task:
         # Not in self._tasks until adopted: the control loop must not reap or replace it.
         try:
             task = self._start_task(version, command, adopt=False)
@@ -212,7 +212,7 @@ class Supervisor:
     # ---- task lifecycle
 
     def _start_task(
-        self, version: Version, command: TaskCommand, *, adopt: bool = True, generation: int = 0
+        self, version: Role, command: TaskCommand, *, adopt: bool = True, generation: int = 0
     ) -> Task:
         task_id = f"{version}-{uuid.uuid4().hex[:8]}"
         port = self.launcher.free_port()
@@ -281,7 +281,7 @@ class Supervisor:
 
     # ---- reporting
 
-    def describe(self) -> dict[Version, ServiceStatus]:
+    def describe(self) -> dict[Role, ServiceStatus]:
         health = self.registry.target_states()
         return {v: self._describe(svc, health) for v, svc in self._services.items()}
 
@@ -323,7 +323,7 @@ class Supervisor:
             for t in self._tasks.values()
         ]
 
-    def specs(self) -> dict[Version, ServiceSpec]:
+    def specs(self) -> dict[Role, ServiceSpec]:
         return {v: s.spec for v, s in self._services.items() if s.spec is not None}
 
 

@@ -8,7 +8,7 @@ from collections.abc import Callable, Sequence
 from contextlib import closing
 from typing import Any
 
-from canary_deploy.backend import GROUPS, Progress, ReleaseSpec, Version
+from canary_deploy.backend import GROUPS, Progress, ReleaseSpec, Role
 from canary_deploy.config import Settings
 from canary_deploy.errors import OperationFailed
 from canary_deploy.local.control import DaemonArgs, DaemonControl, Listen
@@ -116,7 +116,7 @@ def spec_line(spec: ReleaseSpec) -> str:
 
 def wait_serving(
     read_targets: Callable[[], dict[str, list[dict[str, Any]]]],
-    groups: Sequence[Version],
+    groups: Sequence[Role],
     progress: Progress,
     timeout_s: float,
     *,

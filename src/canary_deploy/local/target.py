@@ -15,14 +15,14 @@ from canary_deploy.backend import (
     MetricsSource,
     Progress,
     ReleaseSpec,
+    Role,
+    RoleStatus,
     ServiceStatus,
     Status,
     TargetGroupStatus,
     TaskDefinitionStatus,
     TesterRouter,
     TrafficRouter,
-    Version,
-    VersionStatus,
     Workload,
     shown_in_status,
 )
@@ -140,7 +140,7 @@ class LocalTarget:
             configured_weights=doc.stored_weights,
         )
         notes: list[str] = []
-        versions: dict[Version, VersionStatus] = {}
+        versions: dict[Role, RoleStatus] = {}
         for v, service in doc.services.items():
             tg = doc.target_groups.get(v, TargetGroupStatus(name=f"tg-{v}"))
             if not shown_in_status(v, service, listener.weights.of(v), tg):
@@ -150,7 +150,7 @@ class LocalTarget:
                     f"every {v} target is unhealthy: the balancer fails open and still "
                     "routes to them (as ALB does)"
                 )
-            versions[v] = VersionStatus(
+            versions[v] = RoleStatus(
                 task_definition=None
                 if spec is None
                 else TaskDefinitionStatus(image=spec.image(v), container_port=spec.container_port),
@@ -183,7 +183,7 @@ class LocalTarget:
                 hint="run `canary deploy` first (or pass the --state-dir it used)",
             )
         versions = {
-            v: VersionStatus(
+            v: RoleStatus(
                 task_definition=TaskDefinitionStatus(
                     image=spec.image(v), container_port=spec.container_port
                 ),

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from canary_deploy.backend import GROUPS, Version
+from canary_deploy.backend import GROUPS, Role
 from canary_deploy.balancer.admin import AdminError
 from canary_deploy.errors import UsageError
 from canary_deploy.local.commands import parse_image
@@ -22,7 +22,7 @@ class HostedTask:
     takes over knows which tasks serve, drain or are being stopped."""
 
     task_id: str
-    version: Version
+    version: Role
     image: str
     process: TaskProcess
     started_at: float  # time.monotonic(): the same clock in every process of the machine

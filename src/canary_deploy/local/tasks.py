@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from canary_deploy.backend import Version
+from canary_deploy.backend import Role
 from canary_deploy.local.commands import TaskCommand
 
 TaskState = Literal["PROVISIONING", "RUNNING", "DRAINING", "STOPPING"]
@@ -39,10 +39,10 @@ class Launcher(Protocol):
 class TargetRegistry(Protocol):
     """The part of the balancer the services use (target group membership and health)."""
 
-    def register_target(self, group: Version, target_id: str, host: str, port: int) -> None: ...
+    def register_target(self, group: Role, target_id: str, host: str, port: int) -> None: ...
 
     async def deregister_target(
-        self, group: Version, target_id: str, *, delay_s: float | None = None
+        self, group: Role, target_id: str, *, delay_s: float | None = None
     ) -> None: ...
 
     def target_states(self) -> dict[str, HealthState]:
@@ -74,7 +74,7 @@ class ServiceSpec:
 @dataclass
 class Task:
     task_id: str
-    version: Version
+    version: Role
     image: str
     process: TaskHandle
     started_at: float
@@ -88,7 +88,7 @@ class Task:
 class ServiceRecord:
     """What the supervisor keeps per service: spec, failure streak and backoff, generation."""
 
-    version: Version
+    version: Role
     spec: ServiceSpec | None = None
     command: TaskCommand | None = None
     failures: int = 0  # consecutive tasks that failed to start or exited early
@@ -110,7 +110,7 @@ class TaskInfo:
     """A task as the admin API reports it."""
 
     task_id: str
-    version: Version
+    version: Role
     image: str
     pid: int
     port: int

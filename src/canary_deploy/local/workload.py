@@ -11,9 +11,9 @@ from canary_deploy.backend import (
     GROUPS,
     Progress,
     ReleaseSpec,
+    Role,
     ServiceStatus,
     TargetGroupStatus,
-    Version,
 )
 from canary_deploy.errors import OperationFailed, UsageError
 from canary_deploy.local.stack import STEADY_TIMEOUT_S, LocalStack
@@ -26,7 +26,7 @@ class LocalWorkload:
     def __init__(self, stack: LocalStack) -> None:
         self.stack = stack
 
-    def describe_services(self) -> dict[Version, ServiceStatus]:
+    def describe_services(self) -> dict[Role, ServiceStatus]:
         doc = self.stack.request("GET", "/services")
         return {v: ServiceStatus(**doc[v]) for v in GROUPS if v in doc}
 
@@ -51,7 +51,7 @@ class LocalWorkload:
             self.stack.request("PUT", "/spec", spec_to_dict(replace(spec, image_stable=image)))
         self.wait_steady(("stable",), progress)
 
-    def service_health(self) -> dict[Version, tuple[ServiceStatus, TargetGroupStatus]]:
+    def service_health(self) -> dict[Role, tuple[ServiceStatus, TargetGroupStatus]]:
         """Each group's service and its target group's health, as the daemon reports them;
         empty when the daemon does not run."""
         doc = self.stack.daemon_status()
@@ -60,12 +60,12 @@ class LocalWorkload:
         groups = doc.target_groups
         return {v: (s, groups[v]) for v, s in doc.services.items() if v in groups}
 
-    def wait_steady(self, versions: Sequence[Version], progress: Progress) -> None:
+    def wait_steady(self, versions: Sequence[Role], progress: Progress) -> None:
         """Wait until the `versions`' services are steady (see `wait_steady`)."""
         timeout = STEADY_TIMEOUT_S[self.stack.settings.local.health_profile]
         wait_steady(self.service_health, progress, versions, timeout)
 
-    def scale(self, version: Version, desired_count: int) -> None:
+    def scale(self, version: Role, desired_count: int) -> None:
         """One daemon call; returns before the new tasks are healthy. The baseline's count
         is the rollout's (PUT /baseline), here without restarting the canary's tasks."""
         if desired_count < 0:
@@ -84,7 +84,7 @@ class LocalWorkload:
     def scale_canary(self, desired_count: int) -> None:
         self.scale("canary", desired_count)
 
-    def healthy_targets(self, versions: Collection[Version]) -> dict[Version, int]:
+    def healthy_targets(self, versions: Collection[Role]) -> dict[Role, int]:
         """Targets the balancer's health checks report healthy, per group asked for."""
         groups = self.stack.request("GET", "/targets")
         return {v: sum(t["state"] == "healthy" for t in groups.get(v, [])) for v in versions}
@@ -117,9 +117,9 @@ class LocalWorkload:
 
 
 def wait_steady(
-    read_groups: Callable[[], Mapping[Version, tuple[ServiceStatus, TargetGroupStatus]]],
+    read_groups: Callable[[], Mapping[Role, tuple[ServiceStatus, TargetGroupStatus]]],
     progress: Progress,
-    versions: Sequence[Version],
+    versions: Sequence[Role],
     timeout_s: float,
 ) -> None:
     """Wait until each service's tasks run and their health is decided. A crash loop
@@ -163,8 +163,8 @@ def wait_steady(
 
 def wait_fresh_healthy(
     read_tasks: Callable[[], list[dict[str, Any]]],
-    read_services: Callable[[], dict[Version, ServiceStatus]],
-    desired: dict[Version, int],
+    read_services: Callable[[], dict[Role, ServiceStatus]],
+    desired: dict[Role, int],
     replaced: set[str],
     progress: Progress,
     timeout_s: float,

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
-from canary_deploy.backend import GROUPS, Version
+from canary_deploy.backend import GROUPS, Role
 from canary_deploy.balancer.metrics import WindowStats, cumulative_buckets, latency_sum
 from canary_deploy.observability.exposition import Family, Sample, histogram, render
 from canary_deploy.rollout.model import Rollout
@@ -61,7 +61,7 @@ class RolloutSnapshot:
 class StackSnapshot:
     """Everything `/metrics` shows; counters are since the data plane started."""
 
-    groups: Mapping[Version, WindowStats]
+    groups: Mapping[Role, WindowStats]
     weights: Weights
     rejections: Mapping[str, int] = field(default_factory=dict)  # status -> count
     rollout: RolloutSnapshot | None = None

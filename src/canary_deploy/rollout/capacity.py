@@ -8,15 +8,15 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 
-from canary_deploy.backend import Version, Workload
+from canary_deploy.backend import Role, Workload
 from canary_deploy.rollout.model import ACTOR, EventRecord, Rollout, RolloutStatus
 from canary_deploy.rollout.plan import tasks_for_share
 from canary_deploy.weights import Weights
 
-ARMS: tuple[Version, Version] = ("canary", "baseline")
+ARMS: tuple[Role, Role] = ("canary", "baseline")
 
 
-def arm_needs(weights: Sequence[Weights], stable_tasks: int, cap: int | None) -> dict[Version, int]:
+def arm_needs(weights: Sequence[Weights], stable_tasks: int, cap: int | None) -> dict[Role, int]:
     """The tasks each arm needs to serve every split in `weights` it has a share of.
 
     >>> arm_needs([Weights(50, 25, 25), Weights(0, 100)], 4, None)
@@ -24,7 +24,7 @@ def arm_needs(weights: Sequence[Weights], stable_tasks: int, cap: int | None) ->
     >>> arm_needs([Weights(95, 5)], 4, None)
     {'canary': 1}
     """
-    needs: dict[Version, int] = {}
+    needs: dict[Role, int] = {}
     for w in weights:
         n = tasks_for_share(w, stable_tasks, cap)
         for arm in ARMS:
@@ -52,7 +52,7 @@ class Capacity:
         target: int,
         what: str,
         events: list[EventRecord],
-    ) -> dict[Version, int]:
+    ) -> dict[Role, int]:
         """Scale each arm to what `weights` need (never down); returns the needs."""
         services = self.workload.describe_services()
         stable = services.get("stable")
@@ -111,7 +111,7 @@ class Capacity:
         return replace(r, status=RolloutStatus.PAUSED, reason=reason), False
 
 
-def _health(healthy: dict[Version, int], needs: dict[Version, int]) -> str:
+def _health(healthy: dict[Role, int], needs: dict[Role, int]) -> str:
     """E.g. "canary 2 of 2 healthy, baseline 1 of 2"."""
     parts = [f"{arm} {healthy.get(arm, 0)} of {n}" for arm, n in needs.items()]
     parts[0] += " healthy"
@@ -123,7 +123,7 @@ def _step(r: Rollout) -> str:
 
 
 def _scaled(
-    r: Rollout, target: int, what: str, desired: dict[Version, int], grown: dict[Version, int]
+    r: Rollout, target: int, what: str, desired: dict[Role, int], grown: dict[Role, int]
 ) -> EventRecord:
     parts = [f"{arm} from {desired.get(arm, 0)} to {n}" for arm, n in grown.items()]
     parts[0] = parts[0].replace(" from ", " scaled from ", 1) + " task(s)"

@@ -14,33 +14,33 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from canary_deploy.backend import Version, VersionCounts
+from canary_deploy.backend import Role, RoleCounts
 
-Counts = Mapping[Version, VersionCounts]
+Counts = Mapping[Role, RoleCounts]
 
 
-def plus(a: VersionCounts, b: VersionCounts) -> VersionCounts:
+def plus(a: RoleCounts, b: RoleCounts) -> RoleCounts:
     """Two windows' counts together (a missing latency tuple counts as zeros)."""
     n = max(len(a.slower_than), len(b.slower_than))
     sa = a.slower_than or (0,) * n
     sb = b.slower_than or (0,) * n
-    return VersionCounts(
+    return RoleCounts(
         a.requests + b.requests,
         a.errors + b.errors,
         tuple(x + y for x, y in zip(sa, sb, strict=True)),
     )
 
 
-def arrived_since(now: VersionCounts, fed: VersionCounts) -> VersionCounts:
+def arrived_since(now: RoleCounts, fed: RoleCounts) -> RoleCounts:
     """What a re-read shows beyond what was fed, field by field, never negative.
 
-    >>> arrived_since(VersionCounts(120, 4, (9,)), VersionCounts(100, 4, (10,)))
-    VersionCounts(requests=20, errors=0, slower_than=(0,))
+    >>> arrived_since(RoleCounts(120, 4, (9,)), RoleCounts(100, 4, (10,)))
+    RoleCounts(requests=20, errors=0, slower_than=(0,))
     """
     n = max(len(now.slower_than), len(fed.slower_than))
     sn = now.slower_than or (0,) * n
     sf = fed.slower_than or (0,) * n
-    return VersionCounts(
+    return RoleCounts(
         max(0, now.requests - fed.requests),
         max(0, now.errors - fed.errors),
         tuple(max(0, x - y) for x, y in zip(sn, sf, strict=True)),
@@ -54,7 +54,7 @@ class FedWindow:
 
     start: float
     end: float
-    counts: dict[Version, VersionCounts]
+    counts: dict[Role, RoleCounts]
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -68,26 +68,26 @@ class FedWindow:
     @classmethod
     def from_dict(cls, doc: Mapping[str, Any]) -> FedWindow:
         counts = {
-            v: VersionCounts(int(r), int(e), tuple(int(x) for x in s))
+            v: RoleCounts(int(r), int(e), tuple(int(x) for x in s))
             for v, (r, e, s) in doc["counts"].items()
         }
         return cls(float(doc["start"]), float(doc["end"]), counts)
 
 
-def total(windows: Iterable[FedWindow], version: Version) -> VersionCounts:
-    out = VersionCounts(0, 0, ())
+def total(windows: Iterable[FedWindow], version: Role) -> RoleCounts:
+    out = RoleCounts(0, 0, ())
     for w in windows:
-        out = plus(out, w.counts.get(version, VersionCounts(0, 0, ())))
+        out = plus(out, w.counts.get(version, RoleCounts(0, 0, ())))
     return out
 
 
-def late_counts(reread: Counts, fed: Iterable[FedWindow]) -> dict[Version, VersionCounts]:
+def late_counts(reread: Counts, fed: Iterable[FedWindow]) -> dict[Role, RoleCounts]:
     """Per group: what the re-read of the fed windows shows beyond what they were fed.
 
-    >>> fed = [FedWindow(0, 60, {"canary": VersionCounts(50, 1, (2,))}),
-    ...        FedWindow(60, 120, {"canary": VersionCounts(40, 0, (1,))})]
-    >>> late_counts({"canary": VersionCounts(100, 2, (3,))}, fed)["canary"]
-    VersionCounts(requests=10, errors=1, slower_than=(0,))
+    >>> fed = [FedWindow(0, 60, {"canary": RoleCounts(50, 1, (2,))}),
+    ...        FedWindow(60, 120, {"canary": RoleCounts(40, 0, (1,))})]
+    >>> late_counts({"canary": RoleCounts(100, 2, (3,))}, fed)["canary"]
+    RoleCounts(requests=10, errors=1, slower_than=(0,))
     """
     windows = list(fed)
     return {v: arrived_since(c, total(windows, v)) for v, c in reread.items()}
@@ -106,9 +106,9 @@ def remember(
     so far (never fed again), the new window appended, and only windows that start
     within `reread_s` of the new window's end kept.
 
-    >>> c = {"canary": VersionCounts(10, 0, ())}
+    >>> c = {"canary": RoleCounts(10, 0, ())}
     >>> ws = remember([], {}, FedWindow(0, 60, c), reread_s=120)
-    >>> ws = remember(ws, {"canary": VersionCounts(5, 1, ())}, FedWindow(60, 120, c), reread_s=120)
+    >>> ws = remember(ws, {"canary": RoleCounts(5, 1, ())}, FedWindow(60, 120, c), reread_s=120)
     >>> [(w.start, w.counts["canary"].requests) for w in ws]
     [(0, 15), (60, 10)]
     >>> [w.start for w in remember(ws, {}, FedWindow(120, 180, c), reread_s=120)]
@@ -119,7 +119,7 @@ def remember(
         newest = kept[-1]
         counts = dict(newest.counts)
         for v, c in late.items():
-            counts[v] = plus(counts.get(v, VersionCounts(0, 0, ())), c)
+            counts[v] = plus(counts.get(v, RoleCounts(0, 0, ())), c)
         kept[-1] = FedWindow(newest.start, newest.end, counts)
     kept.append(new)
     return [w for w in kept if w.start >= new.end - reread_s]

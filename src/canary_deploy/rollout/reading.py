@@ -15,13 +15,13 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from canary_deploy.analysis import Batch, Judge, VersionBatch
-from canary_deploy.backend import MetricsSource, Version, VersionCounts
+from canary_deploy.analysis import Batch, Judge, RoleBatch
+from canary_deploy.backend import MetricsSource, Role, RoleCounts
 from canary_deploy.rollout.late import FedWindow, late_counts, plus, remember, span
 from canary_deploy.rollout.model import Rollout
 from canary_deploy.rollout.plan import RolloutPlan, align_to_batches
 
-NOTHING = VersionCounts(0, 0, ())
+NOTHING = RoleCounts(0, 0, ())
 
 
 def align_up(t: float, plan: RolloutPlan) -> float:
@@ -77,7 +77,7 @@ def read_batch(
     plan = r.plan
     fed = r.fed_windows if plan.reread_s > 0 else ()
     covered = span(fed)
-    late: dict[Version, VersionCounts] = {}
+    late: dict[Role, RoleCounts] = {}
     if covered is not None:
         late = late_counts(metrics.counts(covered[0], covered[1], asked), fed)
     window = FedWindow(r.cursor, end, dict(new))
@@ -101,12 +101,12 @@ def read_batch(
 
 def _batch(
     r: Rollout,
-    new: Mapping[Version, VersionCounts],
-    late: Mapping[Version, VersionCounts],
+    new: Mapping[Role, RoleCounts],
+    late: Mapping[Role, RoleCounts],
     n: int,
     widened: bool,
 ) -> Batch:
-    groups: tuple[Version, ...] = (
+    groups: tuple[Role, ...] = (
         ("stable", "canary", "baseline")
         if r.plan.baseline
         else (
@@ -114,7 +114,7 @@ def _batch(
             "canary",
         )
     )
-    batches: dict[Version, VersionBatch] = {}
+    batches: dict[Role, RoleBatch] = {}
     for v in groups:
         c = plus(new.get(v, NOTHING), late.get(v, NOTHING))
         slower = c.slower_than or (0,) * (2 * n if widened else n)
@@ -122,7 +122,7 @@ def _batch(
         mine = slower[n:] if widened and v == "canary" else slower[:n]
         # Late datapoints of one metric may arrive before another's: never more errors or
         # slow requests than requests.
-        batches[v] = VersionBatch(
+        batches[v] = RoleBatch(
             c.requests, min(c.errors, c.requests), tuple(min(x, c.requests) for x in mine)
         )
     return Batch(

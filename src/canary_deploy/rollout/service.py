@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from canary_deploy.backend import GROUPS, Progress, SilentProgress, Status, Target, Version
+from canary_deploy.backend import GROUPS, Progress, Role, SilentProgress, Status, Target
 from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
 from canary_deploy.rollout.alarms import alarm_source, require_alarms
@@ -267,7 +267,7 @@ def ensure_baseline(target: Target, rollout: Rollout, progress: Progress) -> Non
         return
     status = target.status()
 
-    def desired(version: Version) -> int:
+    def desired(version: Role) -> int:
         found = status.versions.get(version)
         return found.service.desired if found is not None and found.service else 0
 

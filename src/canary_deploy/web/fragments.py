@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from html import escape
 
-from canary_deploy.backend import Status, Version, VersionStatus
+from canary_deploy.backend import Role, RoleStatus, Status
 from canary_deploy.units import ms
 from canary_deploy.web import charts
 from canary_deploy.web.rollouts import HistoryRow
@@ -80,7 +80,7 @@ def chain(status: Status | None, error: str | None) -> str:
     )
 
 
-def _column(version: Version, vs: VersionStatus, weight: int) -> str:
+def _column(version: Role, vs: RoleStatus, weight: int) -> str:
     tg, svc, td = vs.target_group, vs.service, vs.task_definition
     group = "-" if tg is None else (
         f'<span class="ok">{tg.healthy} healthy</span> · {tg.unhealthy} unhealthy · '

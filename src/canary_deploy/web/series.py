@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from canary_deploy.backend import MetricsSource, Version
+from canary_deploy.backend import MetricsSource, Role
 
 QUANTILES = (0.5, 0.95, 0.99)
 
@@ -53,8 +53,8 @@ class TrafficSeries:
         self.partial = partial
         # Buckets read per refresh at most: the newest first, the past fills in after.
         self.max_reads = max_reads
-        self._done: dict[float, dict[Version, Point]] = {}
-        self._filling: dict[Version, Point] = {}
+        self._done: dict[float, dict[Role, Point]] = {}
+        self._filling: dict[Role, Point] = {}
 
     def refresh(self, now: float) -> None:
         """Read the buckets not read yet (newest first) and the one still filling."""
@@ -74,9 +74,9 @@ class TrafficSeries:
             self._done[start] = self._read(start, start + self.bucket_s)
         self._filling = self._read(edge, end) if self.partial and end - edge >= 1.0 else {}
 
-    def _read(self, start: float, end: float) -> dict[Version, Point]:
+    def _read(self, start: float, end: float) -> dict[Role, Point]:
         counts = self.metrics.counts(start, end)
-        points: dict[Version, Point] = {}
+        points: dict[Role, Point] = {}
         for version, c in counts.items():
             qs: tuple[float | None, ...] = (None,) * len(QUANTILES)
             if c.requests:
@@ -84,14 +84,14 @@ class TrafficSeries:
             points[version] = Point(start, end - start, c.requests, c.errors, qs)
         return points
 
-    def points(self, version: Version) -> list[Point]:
+    def points(self, version: Role) -> list[Point]:
         """Oldest first; the bucket still filling last."""
         out = [self._done[s][version] for s in sorted(self._done) if version in self._done[s]]
         if version in self._filling:
             out.append(self._filling[version])
         return out
 
-    def versions(self) -> list[Version]:
+    def versions(self) -> list[Role]:
         """The versions that served anything in the window, in the dashboard's order."""
         seen = {v for bucket in self._done.values() for v, p in bucket.items() if p.requests}
         seen |= {v for v, p in self._filling.items() if p.requests}
