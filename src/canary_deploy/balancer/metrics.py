@@ -86,36 +86,46 @@ def latency_sum(histogram: Mapping[int, int]) -> float:
 class _Cell:
     """What one target group served in one second."""
 
-    __slots__ = ("b502", "b503", "b504", "hist", "requests", "s2", "s3", "s4", "s5")
+    __slots__ = (
+        "balancer_502",
+        "balancer_503",
+        "balancer_504",
+        "hist",
+        "requests",
+        "status_2xx",
+        "status_3xx",
+        "status_4xx",
+        "status_5xx",
+    )
 
     def __init__(self) -> None:
         self.requests = 0
-        self.s2 = self.s3 = self.s4 = self.s5 = 0
-        self.b502 = self.b503 = self.b504 = 0
+        self.status_2xx = self.status_3xx = self.status_4xx = self.status_5xx = 0
+        self.balancer_502 = self.balancer_503 = self.balancer_504 = 0
         self.hist: dict[int, int] = {}
 
     def add(self, other: _Cell) -> None:
         self.requests += other.requests
-        self.s2 += other.s2
-        self.s3 += other.s3
-        self.s4 += other.s4
-        self.s5 += other.s5
-        self.b502 += other.b502
-        self.b503 += other.b503
-        self.b504 += other.b504
+        self.status_2xx += other.status_2xx
+        self.status_3xx += other.status_3xx
+        self.status_4xx += other.status_4xx
+        self.status_5xx += other.status_5xx
+        self.balancer_502 += other.balancer_502
+        self.balancer_503 += other.balancer_503
+        self.balancer_504 += other.balancer_504
         for index, n in other.hist.items():
             self.hist[index] = self.hist.get(index, 0) + n
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "requests": self.requests,
-            "2xx": self.s2,
-            "3xx": self.s3,
-            "4xx": self.s4,
-            "5xx": self.s5,
-            "balancer_502": self.b502,
-            "balancer_503": self.b503,
-            "balancer_504": self.b504,
+            "2xx": self.status_2xx,
+            "3xx": self.status_3xx,
+            "4xx": self.status_4xx,
+            "5xx": self.status_5xx,
+            "balancer_502": self.balancer_502,
+            "balancer_503": self.balancer_503,
+            "balancer_504": self.balancer_504,
             "hist": {str(i): n for i, n in self.hist.items()},
         }
 
@@ -123,10 +133,12 @@ class _Cell:
     def from_dict(cls, doc: dict[str, Any]) -> _Cell:
         cell = cls()
         cell.requests = int(doc["requests"])
-        cell.s2, cell.s3, cell.s4, cell.s5 = (int(doc[k]) for k in ("2xx", "3xx", "4xx", "5xx"))
-        cell.b502 = int(doc["balancer_502"])
-        cell.b503 = int(doc["balancer_503"])
-        cell.b504 = int(doc["balancer_504"])
+        cell.status_2xx, cell.status_3xx, cell.status_4xx, cell.status_5xx = (
+            int(doc[k]) for k in ("2xx", "3xx", "4xx", "5xx")
+        )
+        cell.balancer_502 = int(doc["balancer_502"])
+        cell.balancer_503 = int(doc["balancer_503"])
+        cell.balancer_504 = int(doc["balancer_504"])
         cell.hist = {int(i): int(n) for i, n in doc.get("hist", {}).items()}
         return cell
 
@@ -217,13 +229,13 @@ class MetricsRecorder:
             cell = self._cell(version)  # (a new second, or the group's first response in it)
         cell.requests += 1
         if status < 300:
-            cell.s2 += status >= 200
+            cell.status_2xx += status >= 200
         elif status < 400:
-            cell.s3 += 1
+            cell.status_3xx += 1
         elif status < 500:
-            cell.s4 += 1
+            cell.status_4xx += 1
         else:
-            cell.s5 += 1
+            cell.status_5xx += 1
         # bucket_index(), inlined: this runs once per proxied request. A differential
         # test (tests/balancer/test_metrics.py) holds the two to the same answers.
         us = int(latency_s * 1_000_000)
@@ -240,11 +252,11 @@ class MetricsRecorder:
         cell = self._cell(version)
         cell.requests += 1
         if status == 502:
-            cell.b502 += 1
+            cell.balancer_502 += 1
         elif status == 503:
-            cell.b503 += 1
+            cell.balancer_503 += 1
         else:
-            cell.b504 += 1
+            cell.balancer_504 += 1
 
     def _roll(self, now: int) -> None:
         for version, cell in self._current.items():
@@ -303,8 +315,13 @@ class MetricsRecorder:
         """Counters since start, per target group, in Prometheus text format (the
         standalone balancer's names; the local stack's are `observability.prometheus`)."""
         groups = [(v, {"target_group": v}, c) for v, c in self._since_start().items()]
-        statuses = (("2xx", "s2"), ("3xx", "s3"), ("4xx", "s4"), ("5xx", "s5"))
-        elb = (("502", "b502"), ("503", "b503"), ("504", "b504"))
+        statuses = (
+            ("2xx", "status_2xx"),
+            ("3xx", "status_3xx"),
+            ("4xx", "status_4xx"),
+            ("5xx", "status_5xx"),
+        )
+        elb = (("502", "balancer_502"), ("503", "balancer_503"), ("504", "balancer_504"))
 
         def counter(name: str, help_text: str, samples: list[Sample]) -> Family:
             return Family(f"canary_balancer_{name}", "counter", help_text, samples)
@@ -388,13 +405,13 @@ class MetricsRecorder:
 def _stats(cell: _Cell) -> WindowStats:
     return WindowStats(
         requests=cell.requests,
-        status_2xx=cell.s2,
-        status_3xx=cell.s3,
-        status_4xx=cell.s4,
-        status_5xx=cell.s5,
-        balancer_502=cell.b502,
-        balancer_503=cell.b503,
-        balancer_504=cell.b504,
+        status_2xx=cell.status_2xx,
+        status_3xx=cell.status_3xx,
+        status_4xx=cell.status_4xx,
+        status_5xx=cell.status_5xx,
+        balancer_502=cell.balancer_502,
+        balancer_503=cell.balancer_503,
+        balancer_504=cell.balancer_504,
         histogram=cell.hist,
     )
 
