@@ -12,12 +12,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any, Protocol, runtime_checkable
 
 from canary_deploy.routes import RouteMatch, TesterRoute
-from canary_deploy.weights import Group, Weights
+from canary_deploy.weights import Role as Role  # re-exported: importers take it from here
+from canary_deploy.weights import Weights
 
-# A role: a target group and the service behind it (an image's version, v1 or v2, is not
-# a role). `baseline` runs stable's image beside the canary during a rollout (same size,
-# same share, started together): the like-for-like control the judge compares the canary with.
-Role = Group
+# The roles (`Role`: a target group and the service behind it; an image's version, v1 or
+# v2, is not a role). `baseline` runs stable's image beside the canary during a rollout
+# (same size, same share, started together): the like-for-like control the judge compares
+# the canary with.
 VERSIONS: tuple[Role, Role] = ("stable", "canary")  # the seed's two
 GROUPS: tuple[Role, Role, Role] = ("stable", "canary", "baseline")
 

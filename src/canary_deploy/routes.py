@@ -18,9 +18,8 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from canary_deploy.errors import UsageError
-from canary_deploy.weights import Group
+from canary_deploy.weights import Role
 
-Role = Group
 GROUPS: tuple[Role, Role, Role] = ("stable", "canary", "baseline")
 
 RouteKind = Literal["header", "cookie"]

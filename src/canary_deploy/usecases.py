@@ -10,7 +10,7 @@ from canary_deploy.backend import OrderedChanges, Progress, ReleaseSpec, Role, S
 from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
 from canary_deploy.routes import RouteMatch, TesterRoute, find_route
-from canary_deploy.weights import STABLE_ONLY, Group, Weights
+from canary_deploy.weights import STABLE_ONLY, Weights
 
 LOCAL_DEFAULT_IMAGES = ("builtin:v1", "builtin:v2")
 
@@ -60,7 +60,7 @@ def starved_groups(spec: ReleaseSpec, live: Weights | None) -> list[str]:
     """Groups the listener would send requests to with no task to serve them (each such
     request a 503): `live` weights (a deploy keeps them), else the first deploy's."""
     weights = live or spec.weights
-    counts: dict[Group, int] = {
+    counts: dict[Role, int] = {
         "stable": spec.desired_count_stable,
         "canary": spec.desired_count_canary,
     }

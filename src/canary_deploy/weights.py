@@ -10,7 +10,8 @@ from canary_deploy.errors import UsageError
 # ALB forward-action weights are integers 0..999 (relative, not percentages).
 ALB_MAX_WEIGHT = 999
 
-Group = Literal["stable", "canary", "baseline"]
+# A role: one of the three target groups and the service behind it.
+Role = Literal["stable", "canary", "baseline"]
 _HINT = "weights are whole percents 0-100 that sum to 100, e.g. 90 10"
 
 
@@ -84,7 +85,7 @@ class Weights:
         baseline_pct = min(round(100 * baseline / total), 100 - canary_pct)
         return cls(100 - canary_pct - baseline_pct, canary_pct, baseline_pct)
 
-    def of(self, group: Group) -> int:
+    def of(self, group: Role) -> int:
         """The weight of one target group, by name."""
         if group == "stable":
             return self.stable
