@@ -19,7 +19,7 @@ from canary_deploy.weights import Weights
 # v2, is not a role). `baseline` runs stable's image beside the canary during a rollout
 # (same size, same share, started together): the like-for-like control the judge compares
 # the canary with.
-VERSIONS: tuple[Role, Role] = ("stable", "canary")  # the seed's two
+SEED_GROUPS: tuple[Role, Role] = ("stable", "canary")  # the seed's two
 GROUPS: tuple[Role, Role, Role] = ("stable", "canary", "baseline")
 
 
@@ -297,7 +297,7 @@ def shown_in_status(
     >>> shown_in_status("baseline", idle, 0, TargetGroupStatus("tg-baseline", draining=1))
     True
     """
-    if version in VERSIONS:
+    if version in SEED_GROUPS:
         return True
     busy = service is not None and bool(service.running or service.pending or service.desired)
     targets = target_group is not None and bool(

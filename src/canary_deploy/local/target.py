@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 
 from canary_deploy.backend import (
     GROUPS,
-    VERSIONS,
+    SEED_GROUPS,
     ListenerStatus,
     MetricsSource,
     Progress,
@@ -77,7 +77,7 @@ class LocalTarget:
     def deploy(self, spec: ReleaseSpec, progress: Progress) -> None:
         """Start the daemon if needed (like `docker compose up -d`) and apply the spec; a
         running stack is updated in place and keeps its live weights."""
-        for version in VERSIONS:
+        for version in SEED_GROUPS:
             parse_image(spec.image(version), role=f"{version} image")  # fail before any change
         control = self.stack.control
         fresh = not self.paths.state_dir.exists()
@@ -93,7 +93,7 @@ class LocalTarget:
                 shutil.rmtree(self.paths.state_dir, ignore_errors=True)  # ...nor any file
             raise
         progress.log(f"Listener weights {Weights.from_dict(result['weights'])}")
-        self._workload.wait_steady(VERSIONS, progress)
+        self._workload.wait_steady(SEED_GROUPS, progress)
 
     def _ensure_daemon(self, spec: ReleaseSpec, progress: Progress) -> bool:
         """Start the daemon unless it runs; True when this call started it."""
