@@ -42,14 +42,14 @@ class ReleaseSpec:
     desired_count_baseline: int = 0  # only during a rollout
     slow_start_seconds: int = 0  # ALB slow start: 0 (off) or 30..900
 
-    def image(self, version: Role) -> str:
+    def image(self, role: Role) -> str:
         """The baseline always runs stable's image."""
-        return self.image_canary if version == "canary" else self.image_stable
+        return self.image_canary if role == "canary" else self.image_stable
 
-    def desired_count(self, version: Role) -> int:
-        if version == "stable":
+    def desired_count(self, role: Role) -> int:
+        if role == "stable":
             return self.desired_count_stable
-        return self.desired_count_canary if version == "canary" else self.desired_count_baseline
+        return self.desired_count_canary if role == "canary" else self.desired_count_baseline
 
 
 class TrafficRouter(Protocol):
@@ -115,7 +115,7 @@ class Workload(Protocol):
         stable is steady. Idempotent: a stable already on `image` is only waited on."""
         ...
 
-    def scale(self, version: Role, desired_count: int) -> None:
+    def scale(self, role: Role, desired_count: int) -> None:
         """Set one service's desired task count and return at once (no waiting: the
         rollout controller watches `healthy_targets` across its ticks)."""
         ...
@@ -124,7 +124,7 @@ class Workload(Protocol):
         """`scale("canary", desired_count)`."""
         ...
 
-    def healthy_targets(self, versions: Collection[Role]) -> dict[Role, int]:
+    def healthy_targets(self, roles: Collection[Role]) -> dict[Role, int]:
         """How many targets of each of these target groups the load balancer reports
         healthy now (what it may route to)."""
         ...
@@ -159,7 +159,7 @@ class MetricsSource(Protocol):
         ...
 
     def quantiles(
-        self, version: Role, start: float, end: float, qs: Sequence[float]
+        self, role: Role, start: float, end: float, qs: Sequence[float]
     ) -> tuple[float | None, ...]:
         """Latency quantiles in seconds (None where there is no data)."""
         ...
@@ -274,14 +274,14 @@ class Status:
             cw = self.listener.configured_weights
             doc["listener"]["configured_weights"] = None if cw is None else cw.to_dict()
             doc["listener"]["drift"] = self.listener.drift
-        for version, vs in self.versions.items():
+        for role, vs in self.versions.items():
             if vs.traffic is not None:
-                doc["versions"][version]["traffic"]["error_rate"] = vs.traffic.error_rate
+                doc["versions"][role]["traffic"]["error_rate"] = vs.traffic.error_rate
         return doc
 
 
 def shown_in_status(
-    version: Role,
+    role: Role,
     service: ServiceStatus | None,
     weight: int,
     target_group: TargetGroupStatus | None = None,
@@ -297,7 +297,7 @@ def shown_in_status(
     >>> shown_in_status("baseline", idle, 0, TargetGroupStatus("tg-baseline", draining=1))
     True
     """
-    if version in SEED_GROUPS:
+    if role in SEED_GROUPS:
         return True
     busy = service is not None and bool(service.running or service.pending or service.desired)
     targets = target_group is not None and bool(

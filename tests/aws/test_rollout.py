@@ -68,10 +68,10 @@ def steady(target: AwsTarget, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(target.ecs, "wait_deployments", lambda started, progress: None)
     real_health = target.health.healthy
 
-    def healthy(versions: Collection[Role]) -> dict[Role, int]:
-        real_health(versions)  # the DescribeTargetHealth calls (moto registers no target)
+    def healthy(roles: Collection[Role]) -> dict[Role, int]:
+        real_health(roles)  # the DescribeTargetHealth calls (moto registers no target)
         services = describe()
-        return {v: services[v].desired if v in services else 0 for v in versions}
+        return {v: services[v].desired if v in services else 0 for v in roles}
 
     monkeypatch.setattr(target.health, "healthy", healthy)
 

@@ -83,9 +83,9 @@ def test_sticky_cookie_binds_to_its_group_even_at_weight_zero_as_on_alb() -> Non
     assert sticky.version_from_cookie(b"AWSALBTG=forged") is None
 
     router = Router(Weights(99, 1), "round_robin")
-    for version in ("stable", "canary"):
-        router.groups[version].targets["t"] = RegisteredTarget("t", "127.0.0.1", 1)
-        router.groups[version].refresh()
+    for role in ("stable", "canary"):
+        router.groups[role].targets["t"] = RegisteredTarget("t", "127.0.0.1", 1)
+        router.groups[role].refresh()
     assert {router.choose("canary")[0] for _ in range(50)} == {"canary"}
     # ALB's precedence: the cookie beats the weight. Only turning stickiness off (no
     # binding read, see Stickiness.set_duration) or the cookie's expiry moves the client.
@@ -182,9 +182,9 @@ def test_canary_and_baseline_at_equal_weight_alternate_evenly() -> None:
 
 def _router(weights: Weights) -> Router:
     router = Router(weights, "round_robin")
-    for version in ("stable", "canary", "baseline"):
-        router.groups[version].targets["t"] = RegisteredTarget("t", "127.0.0.1", 1)  # type: ignore[index]
-        router.groups[version].refresh()  # type: ignore[index]
+    for role in ("stable", "canary", "baseline"):
+        router.groups[role].targets["t"] = RegisteredTarget("t", "127.0.0.1", 1)  # type: ignore[index]
+        router.groups[role].refresh()  # type: ignore[index]
     return router
 
 

@@ -108,11 +108,11 @@ class FakeWorkload:
             self.promotions += 1
             self.stable_image = image
 
-    def scale(self, version: Role, desired_count: int) -> None:
-        self.scaled.append((version, desired_count))
-        if version == "canary":
+    def scale(self, role: Role, desired_count: int) -> None:
+        self.scaled.append((role, desired_count))
+        if role == "canary":
             self.canary_count = desired_count
-        elif version == "baseline":
+        elif role == "baseline":
             self.baseline_count = desired_count
         else:
             self.stable_count = desired_count
@@ -120,11 +120,11 @@ class FakeWorkload:
     def scale_canary(self, desired_count: int) -> None:
         self.scale("canary", desired_count)
 
-    def healthy_targets(self, versions: Collection[Role]) -> dict[Role, int]:
+    def healthy_targets(self, roles: Collection[Role]) -> dict[Role, int]:
         self.health_reads += 1
         counts = {"stable": self.stable_count, "canary": self.canary_count,
                   "baseline": self.baseline_count}  # fmt: skip
-        return {v: min(counts[v], self.healthy_at_most.get(v, counts[v])) for v in versions}
+        return {v: min(counts[v], self.healthy_at_most.get(v, counts[v])) for v in roles}
 
 
 @dataclass
@@ -201,11 +201,11 @@ class FakeMetrics:
         return out
 
     def quantiles(
-        self, version: Role, start: float, end: float, qs: Sequence[float]
+        self, role: Role, start: float, end: float, qs: Sequence[float]
     ) -> tuple[float | None, ...]:
         if not self.latency:
             return tuple(None for _ in qs)
-        base = self.stable_latency_s if version == "stable" else self.canary_latency_s
+        base = self.stable_latency_s if role == "stable" else self.canary_latency_s
         return tuple(base for _ in qs)
 
 
@@ -230,10 +230,10 @@ class FakeTarget:
                 TargetGroupStatus("tg", healthy=count),
             )
 
-        versions: dict[Role, RoleStatus] = {
+        roles: dict[Role, RoleStatus] = {
             "stable": version(w.stable_image, 2),
             "canary": version(w.canary_runs, w.canary_count),
         }
         if w.baseline_count:
-            versions["baseline"] = version(w.stable_image, w.baseline_count)
-        return Status("fake", "stack", "RUNNING", None, versions)
+            roles["baseline"] = version(w.stable_image, w.baseline_count)
+        return Status("fake", "stack", "RUNNING", None, roles)

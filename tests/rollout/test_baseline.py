@@ -159,10 +159,10 @@ class _Target:
                 None,
             )
 
-        versions = {"stable": version("v1", 2), "canary": version("v2", 2)}
+        roles = {"stable": version("v1", 2), "canary": version("v2", 2)}
         if self.workload.baseline_count:
-            versions["baseline"] = version("v1", self.workload.baseline_count)
-        return Status("local", "stack", "ok", None, versions)  # type: ignore[arg-type]
+            roles["baseline"] = version("v1", self.workload.baseline_count)
+        return Status("local", "stack", "ok", None, roles)  # type: ignore[arg-type]
 
 
 class _Log:

@@ -165,9 +165,9 @@ class CountingRouter(FakeRouter):
 class CountingMetrics(FakeMetrics):
     quantile_reads: int = 0
 
-    def quantiles(self, version: Any, start: float, end: float, qs: Any) -> Any:
+    def quantiles(self, role: Any, start: float, end: float, qs: Any) -> Any:
         self.quantile_reads += 1
-        return super().quantiles(version, start, end, qs)
+        return super().quantiles(role, start, end, qs)
 
 
 class _Hour(Exception):

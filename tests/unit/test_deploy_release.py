@@ -39,12 +39,12 @@ class _Target:
         if self.spec is None:
             raise OperationFailed("no stack")
         spec = self.spec
-        versions = {
+        roles = {
             v: RoleStatus(TaskDefinitionStatus(spec.image(v)), None, None)
             for v in ("stable", "canary")
         }
         listener = ListenerStatus("http://lb", self.weights)
-        return Status("fake", "demo", "RUNNING", listener, versions)  # type: ignore[arg-type]
+        return Status("fake", "demo", "RUNNING", listener, roles)  # type: ignore[arg-type]
 
     def deploy(self, spec: ReleaseSpec, progress: Progress) -> None:
         self.spec = spec

@@ -20,7 +20,7 @@ from canary_deploy.weights import Weights
 
 
 class SteadyMetrics:
-    """`rates` requests per second per version, 1 in `error_every` of them an error."""
+    """`rates` requests per second per role, 1 in `error_every` of them an error."""
 
     def __init__(self, rates: dict[Role, float], error_every: int = 100) -> None:
         self.rates = rates
@@ -33,15 +33,15 @@ class SteadyMetrics:
     ) -> dict[Role, RoleCounts]:
         self.count_calls.append((start, end))
         out = {}
-        for version, rate in self.rates.items():
+        for role, rate in self.rates.items():
             requests = round(rate * (end - start))
-            out[version] = RoleCounts(requests, requests // self.error_every)
+            out[role] = RoleCounts(requests, requests // self.error_every)
         return out
 
     def quantiles(
-        self, version: Role, start: float, end: float, qs: Sequence[float]
+        self, role: Role, start: float, end: float, qs: Sequence[float]
     ) -> tuple[float | None, ...]:
-        self.quantile_calls.append((version, start, end))
+        self.quantile_calls.append((role, start, end))
         return tuple(0.010 * (1 + q) for q in qs)
 
 
@@ -58,7 +58,10 @@ def chain_status(weights: Weights = Weights(95, 5)) -> Status:
         "demo",
         "RUNNING",
         ListenerStatus("http://127.0.0.1:8080/", weights),
-        {"stable": version("stable", "app:v1", 2), "canary": version("canary", "app:v2", 1)},
+        {
+            "stable": version("stable", "app:v1", 2),
+            "canary": version("canary", "app:v2", 1),
+        },
     )
 
 

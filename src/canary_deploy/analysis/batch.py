@@ -112,6 +112,6 @@ class Batch:
         return cls(stable=_version("stable", stable), canary=_version("canary", canary))
 
 
-def _version(version: str, counts: tuple[int, int] | tuple[int, int, tuple[int, ...]]) -> RoleBatch:
+def _version(role: str, counts: tuple[int, int] | tuple[int, int, tuple[int, ...]]) -> RoleBatch:
     slower = counts[2] if len(counts) == 3 else ()
-    return RoleBatch(counts[0], counts[1], slower_than=slower, version=version)
+    return RoleBatch(counts[0], counts[1], slower_than=slower, version=role)

@@ -43,12 +43,12 @@ class TargetHealth:
         self._outputs = outputs
         self._errors = errors
 
-    def group(self, version: Role) -> TargetGroupStatus:
+    def group(self, role: Role) -> TargetGroupStatus:
         return target_group_status(
-            self._elbv2, self._outputs().target_group_arn(version), self._errors
+            self._elbv2, self._outputs().target_group_arn(role), self._errors
         )
 
-    def healthy(self, versions: Collection[Role]) -> dict[Role, int]:
+    def healthy(self, roles: Collection[Role]) -> dict[Role, int]:
         """Healthy targets per group; a group the stack does not have counts 0."""
         groups = self._outputs().groups
-        return {v: self.group(v).healthy if v in groups else 0 for v in versions}
+        return {v: self.group(v).healthy if v in groups else 0 for v in roles}

@@ -101,39 +101,39 @@ class CloudWatchMetrics:
         self._errors = errors
         self._clock = clock
 
-    def _dimensions(self, version: Role) -> list[DimensionTypeDef]:
+    def _dimensions(self, role: Role) -> list[DimensionTypeDef]:
         out = self._outputs()
-        tg_arn = out.target_group_arn(version)
+        tg_arn = out.target_group_arn(role)
         return [
             {"Name": "LoadBalancer", "Value": arn_suffix(out.load_balancer_arn, "app/")},
             {"Name": "TargetGroup", "Value": arn_suffix(tg_arn, "targetgroup/")},
         ]
 
     def _query(
-        self, qid: str, version: Role, metric: str, stat: str, period: int
+        self, qid: str, role: Role, metric: str, stat: str, period: int
     ) -> MetricDataQueryTypeDef:
         metric_stat: MetricStatTypeDef = {
             "Metric": {
                 "Namespace": NAMESPACE,
                 "MetricName": metric,
-                "Dimensions": self._dimensions(version),
+                "Dimensions": self._dimensions(role),
             },
             "Period": period,
             "Stat": stat,
         }
         return {"Id": qid, "MetricStat": metric_stat, "ReturnData": True}
 
-    def _error_queries(self, version: Role, period: int) -> list[MetricDataQueryTypeDef]:
+    def _error_queries(self, role: Role, period: int) -> list[MetricDataQueryTypeDef]:
         """Requests, target answers by class and failed connections: what `group_errors`
         needs (ids `<group>_req`, `<group>_t5`, ...)."""
         return [
-            self._query(f"{version}_{key}", version, metric, "Sum", period)
+            self._query(f"{role}_{key}", role, metric, "Sum", period)
             for key, metric in _ERROR_METRICS.items()
         ]
 
     @staticmethod
-    def _error_count(data: dict[str, _Series], version: Role) -> int:
-        return group_errors({key: data[f"{version}_{key}"].total for key in _ERROR_METRICS})
+    def _error_count(data: dict[str, _Series], role: Role) -> int:
+        return group_errors({key: data[f"{role}_{key}"].total for key in _ERROR_METRICS})
 
     def _fetch(
         self, queries: list[MetricDataQueryTypeDef], start: float, end: float
@@ -198,12 +198,12 @@ class CloudWatchMetrics:
         return result
 
     def quantiles(
-        self, version: Role, start: float, end: float, qs: Sequence[float]
+        self, role: Role, start: float, end: float, qs: Sequence[float]
     ) -> tuple[float | None, ...]:
         """TargetResponseTime percentiles over the whole window (one period spans it)."""
         period = max(PERIOD_SECONDS, math.ceil((end - start) / PERIOD_SECONDS) * PERIOD_SECONDS)
         queries = [
-            self._query(f"q{i}", version, "TargetResponseTime", _stat_name(q), period)
+            self._query(f"q{i}", role, "TargetResponseTime", _stat_name(q), period)
             for i, q in enumerate(qs)
         ]
         data = self._fetch(queries, start, end)
@@ -228,8 +228,8 @@ class CloudWatchMetrics:
                 result[v] = None
                 continue
 
-            def pick(name: str, version: Role = v) -> float | None:
-                series = data[f"{version}_{name}"]
+            def pick(name: str, role: Role = v) -> float | None:
+                series = data[f"{role}_{name}"]
                 return series.total if series.points == 1 else None
 
             result[v] = TrafficStatus(

@@ -123,15 +123,15 @@ class StackWorkload:
         """The image the canary's tasks run now, pinned by digest when ECS reports one."""
         return self.ecs.running_image("canary")
 
-    def scale(self, version: Role, desired_count: int) -> None:
-        self.ecs.scale(version, desired_count)
+    def scale(self, role: Role, desired_count: int) -> None:
+        self.ecs.scale(role, desired_count)
 
     def scale_canary(self, desired_count: int) -> None:
         self.ecs.scale("canary", desired_count)
 
-    def healthy_targets(self, versions: Collection[Role]) -> dict[Role, int]:
+    def healthy_targets(self, roles: Collection[Role]) -> dict[Role, int]:
         """Healthy targets per group asked for (one DescribeTargetHealth each)."""
-        return self.health.healthy(versions)
+        return self.health.healthy(roles)
 
     def start_baseline(self, desired_count: int, progress: Progress) -> None:
         self.ecs.start_baseline(desired_count, progress)

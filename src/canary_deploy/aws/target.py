@@ -162,7 +162,7 @@ class AwsTarget:
         services = self.ecs.describe_services()
         task_definitions = self.ecs.task_definitions()
         traffic = self._traffic(notes)
-        versions = {
+        roles = {
             v: RoleStatus(
                 task_definition=task_definitions.get(v),
                 service=services.get(v),
@@ -175,8 +175,8 @@ class AwsTarget:
             # whose only trace is draining targets gets no row.
             if shown_in_status(v, services.get(v), state.weight_of(v))
         }
-        notes.extend(self._running_images(versions))
-        return Status(self.name, info.name, info.status, listener, versions, tuple(notes))
+        notes.extend(self._running_images(roles))
+        return Status(self.name, info.name, info.status, listener, roles, tuple(notes))
 
     def _running_images(self, shown: Iterable[Role]) -> list[str]:
         """Which image each shown group's tasks run, pinned by the digest ECS reports."""
@@ -185,13 +185,13 @@ class AwsTarget:
         except CanaryError as exc:
             return [f"the images the tasks run are unknown: {exc.message}"]
         notes = []
-        for version in shown:
-            found = images.get(version, ())
+        for role in shown:
+            found = images.get(role, ())
             if len(found) == 1:
-                notes.append(f"{version} tasks run {found[0]}")
+                notes.append(f"{role} tasks run {found[0]}")
             elif found:
                 notes.append(
-                    f"{version} tasks run {len(found)} different images: {', '.join(found)} "
+                    f"{role} tasks run {len(found)} different images: {', '.join(found)} "
                     "(its tag was pushed again while they started)"
                 )
         return notes

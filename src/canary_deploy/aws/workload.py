@@ -72,27 +72,27 @@ def _primary_id(service: ServiceTypeDef) -> str:
 
 
 def _deployment_progress(
-    version: Role, service: ServiceTypeDef | None, deployment_id: str
+    role: Role, service: ServiceTypeDef | None, deployment_id: str
 ) -> tuple[str, bool]:
     """One service's progress line, and whether its deployment `deployment_id` completed:
     it is the PRIMARY one, every task runs, and no older deployment is left draining.
     A deployment that failed, or was replaced (a change or a rollback), is an error."""
     if service is None:
-        raise OperationFailed(f"the {version} service no longer exists")
+        raise OperationFailed(f"the {role} service no longer exists")
     status = service_status(service)
     shown = f"{status.name}: {status.running}/{status.desired} running, {status.deployment_state}"
     deployment = _deployment(service, deployment_id) if deployment_id else None
     if deployment is not None and deployment.get("rolloutState") == "FAILED":
         raise OperationFailed(
-            f"the {version} deployment failed: "
+            f"the {role} deployment failed: "
             f"{deployment.get('rolloutStateReason') or 'see ECS events'}",
             hint="the deployment circuit breaker rolled the service back; "
             f"see the events of service {status.name} in the ECS console",
         )
     if deployment_id and (deployment is None or deployment.get("status") != "PRIMARY"):
         raise OperationFailed(
-            f"the {version} deployment was replaced before it completed "
-            f"(the {version} service was changed meanwhile, or rolled back)",
+            f"the {role} deployment was replaced before it completed "
+            f"(the {role} service was changed meanwhile, or rolled back)",
             hint=f"see the events of service {status.name} in the ECS console",
         )
     done = (
@@ -134,20 +134,20 @@ class EcsWorkload:
         by_name = {s.get("serviceName"): s for s in found}
         by_arn = {s.get("serviceArn"): s for s in found}
         result: dict[Role, ServiceTypeDef] = {}
-        for version, name in names.items():
+        for role, name in names.items():
             service = by_name.get(name) or by_arn.get(name)
             if service is not None:
-                result[version] = service
+                result[role] = service
         return result
 
     def describe_services(self) -> dict[Role, ServiceStatus]:
-        """Running/pending/desired tasks and deployment state, per version."""
+        """Running/pending/desired tasks and deployment state, per role."""
         return {v: service_status(s) for v, s in self._services().items()}
 
     def task_definitions(self) -> dict[Role, TaskDefinitionStatus]:
         """The task definition each service runs: image, revision, cpu, memory, port."""
         result: dict[Role, TaskDefinitionStatus] = {}
-        for version, service in self._services().items():
+        for role, service in self._services().items():
             arn = service.get("taskDefinition")
             if not arn:
                 continue
@@ -156,7 +156,7 @@ class EcsWorkload:
             containers = td.get("containerDefinitions", [])
             container = containers[0] if containers else {}
             ports = container.get("portMappings", [])
-            result[version] = TaskDefinitionStatus(
+            result[role] = TaskDefinitionStatus(
                 image=container.get("image", "?"),
                 revision=f"{td.get('family', '?')}:{td.get('revision', '?')}",
                 cpu=td.get("cpu"),
@@ -173,14 +173,14 @@ class EcsWorkload:
         out = self._outputs()
         services = self._services()
         arns: dict[Role, list[str]] = {}
-        for version, service in services.items():
+        for role, service in services.items():
             if not service.get("runningCount"):
-                arns[version] = []  # nothing to list (one call saved per idle service)
+                arns[role] = []  # nothing to list (one call saved per idle service)
                 continue
-            with self._errors(f"list the {version} tasks"):
-                arns[version] = self._ecs.list_tasks(
+            with self._errors(f"list the {role} tasks"):
+                arns[role] = self._ecs.list_tasks(
                     cluster=out.cluster_name,
-                    serviceName=out.service_name(version),
+                    serviceName=out.service_name(role),
                     desiredStatus="RUNNING",
                 )["taskArns"]
         every = [arn for found in arns.values() for arn in found]
@@ -191,8 +191,8 @@ class EcsWorkload:
                     cluster=out.cluster_name, tasks=every[i : i + DESCRIBE_TASKS_MAX]
                 )["tasks"]
         result: dict[Role, tuple[str, ...]] = {}
-        for version, service in services.items():
-            mine = set(arns[version])
+        for role, service in services.items():
+            mine = set(arns[role])
             images = {
                 pinned(container["image"], container["imageDigest"])
                 for task in tasks
@@ -202,34 +202,34 @@ class EcsWorkload:
                 if container.get("image") and container.get("imageDigest")
             }
             if images:
-                result[version] = tuple(sorted(images))
+                result[role] = tuple(sorted(images))
         return result
 
-    def running_image(self, version: Role) -> str | None:
-        """The image `version`'s tasks run now: pinned by digest when ECS reports one, else
+    def running_image(self, role: Role) -> str | None:
+        """The image `role`'s tasks run now: pinned by digest when ECS reports one, else
         the task definition's image (None when the service does not exist)."""
-        images = self.running_images().get(version, ())
+        images = self.running_images().get(role, ())
         if len(images) > 1:
             raise OperationFailed(
-                f"the {version} tasks run {len(images)} different images "
+                f"the {role} tasks run {len(images)} different images "
                 f"({', '.join(images)}): its tag was pushed again while they started",
-                hint=f"deploy the {version} by digest (e.g. IMAGE_URI_CANARY={images[-1]}) "
+                hint=f"deploy the {role} by digest (e.g. IMAGE_URI_CANARY={images[-1]}) "
                 "so that every task runs the same image",
             )
         if images:
             return images[0]
-        task_definition = self.task_definitions().get(version)
+        task_definition = self.task_definitions().get(role)
         return None if task_definition is None else task_definition.image
 
-    def scale(self, version: Role, desired_count: int) -> None:
+    def scale(self, role: Role, desired_count: int) -> None:
         """Set one service's desired task count (one UpdateService; no waiting)."""
         if desired_count < 0:
             raise UsageError(f"desired count must be >= 0, got {desired_count}")
         out = self._outputs()
-        with self._errors(f"scale the {version} service"):
+        with self._errors(f"scale the {role} service"):
             self._ecs.update_service(
                 cluster=out.cluster_name,
-                service=out.service_name(version),
+                service=out.service_name(role),
                 desiredCount=desired_count,
             )
 
@@ -303,8 +303,8 @@ class EcsWorkload:
         while True:
             services = self._services()
             checks = [
-                _deployment_progress(version, services.get(version), deployment_id)
-                for version, deployment_id in started.items()
+                _deployment_progress(role, services.get(role), deployment_id)
+                for role, deployment_id in started.items()
             ]
             shown = [line for line, _ in checks]
             done = all(completed for _, completed in checks)
@@ -320,11 +320,11 @@ class EcsWorkload:
                 )
             self._sleep(POLL_SECONDS)
 
-    def wait_steady(self, version: Role, progress: Progress) -> None:
+    def wait_steady(self, role: Role, progress: Progress) -> None:
         """Wait until the service's deployment completed with every task running."""
         deadline = self._clock() + STEADY_TIMEOUT_SECONDS
         while True:
-            status = self.describe_services()[version]
+            status = self.describe_services()[role]
             progress.update(
                 f"{status.name}: {status.running}/{status.desired} running, "
                 f"{status.deployment_state}"
@@ -333,9 +333,9 @@ class EcsWorkload:
                 return
             if status.deployment_state == "FAILED":
                 raise OperationFailed(
-                    f"the {version} deployment failed: {status.message or 'see ECS events'}",
+                    f"the {role} deployment failed: {status.message or 'see ECS events'}",
                     hint="the deployment circuit breaker rolled the service back",
                 )
             if self._clock() >= deadline:
-                raise OperationFailed(f"the {version} service is not steady after 30 minutes")
+                raise OperationFailed(f"the {role} service is not steady after 30 minutes")
             self._sleep(POLL_SECONDS)

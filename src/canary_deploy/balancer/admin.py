@@ -158,9 +158,9 @@ class QuantilesQuery:
 
     @classmethod
     def from_params(cls, params: dict[str, str]) -> QuantilesQuery:
-        version = group_of(params.get("version", "canary"))
+        role = group_of(params.get("version", "canary"))
         start, end = _number(params, "start"), _number(params, "end")
-        return cls(version, start, end, _numbers(params, "qs") or DEFAULT_QS)
+        return cls(role, start, end, _numbers(params, "qs") or DEFAULT_QS)
 
 
 def targets_to_json(targets: dict[Role, list[TargetHealth]]) -> dict[str, Any]:

@@ -213,20 +213,20 @@ class MetricsRecorder:
 
     # ---- hot path
 
-    def _cell(self, version: Booking) -> _Cell:
+    def _cell(self, booking: Booking) -> _Cell:
         now = int(time.time())
         if now != self._second:
             self._roll(now)
-        cell = self._current.get(version)
+        cell = self._current.get(booking)
         if cell is None:
-            cell = self._current[version] = _Cell()
+            cell = self._current[booking] = _Cell()
         return cell
 
-    def record_response(self, version: Booking, status: int, latency_s: float) -> None:
+    def record_response(self, booking: Booking, status: int, latency_s: float) -> None:
         """A response from a target (any status) and its target response time."""
-        cell = self._current.get(version)
+        cell = self._current.get(booking)
         if cell is None or int(time.time()) != self._second:
-            cell = self._cell(version)  # (a new second, or the group's first response in it)
+            cell = self._cell(booking)  # (a new second, or the group's first response in it)
         cell.requests += 1
         if status < 300:
             cell.status_2xx += status >= 200
@@ -247,9 +247,9 @@ class MetricsRecorder:
         hist = cell.hist
         hist[index] = hist.get(index, 0) + 1
 
-    def record_balancer_error(self, version: Booking, status: int) -> None:
+    def record_balancer_error(self, booking: Booking, status: int) -> None:
         """A 502/503/504 the balancer generated for a request routed to this group."""
-        cell = self._cell(version)
+        cell = self._cell(booking)
         cell.requests += 1
         if status == 502:
             cell.balancer_502 += 1
@@ -259,8 +259,8 @@ class MetricsRecorder:
             cell.balancer_504 += 1
 
     def _roll(self, now: int) -> None:
-        for version, cell in self._current.items():
-            self._totals[version].add(cell)
+        for booking, cell in self._current.items():
+            self._totals[booking].add(cell)
         self._current = self._seconds.setdefault(now, {})
         self._second = now
         oldest = now - self.retention_s
@@ -270,12 +270,12 @@ class MetricsRecorder:
 
     # ---- queries
 
-    def window(self, version: Booking, start: float, end: float) -> WindowStats:
+    def window(self, booking: Booking, start: float, end: float) -> WindowStats:
         """Sum of the 1-second buckets that overlap [start, end)."""
         total = _Cell()
         for second, cells in list(self._seconds.items()):
             if second + 1 > start and second < end:
-                cell = cells.get(version)
+                cell = cells.get(booking)
                 if cell is not None:
                     total.add(cell)
         return _stats(total)
@@ -283,16 +283,16 @@ class MetricsRecorder:
     def totals(self) -> dict[Role, WindowStats]:
         """What each group served since this recorder started (the current second too):
         counters that only grow, as Prometheus expects them."""
-        return {version: _stats(cell) for version, cell in self._since_start().items()}
+        return {role: _stats(cell) for role, cell in self._since_start().items()}
 
     def counts(
         self, start: float, end: float, thresholds_s: Sequence[float] = ()
     ) -> dict[Role, RoleCounts]:
         """Requests, errors and latency exceedances per group (MetricsSource contract)."""
         out: dict[Role, RoleCounts] = {}
-        for version in GROUPS:
-            stats = self.window(version, start, end)
-            out[version] = RoleCounts(
+        for role in GROUPS:
+            stats = self.window(role, start, end)
+            out[role] = RoleCounts(
                 requests=stats.requests,
                 errors=stats.errors,
                 slower_than=tuple(stats.slower_than(t) for t in thresholds_s),
@@ -300,9 +300,9 @@ class MetricsRecorder:
         return out
 
     def quantiles(
-        self, version: Role, start: float, end: float, qs: Sequence[float]
+        self, role: Role, start: float, end: float, qs: Sequence[float]
     ) -> tuple[float | None, ...]:
-        stats = self.window(version, start, end)
+        stats = self.window(role, start, end)
         return tuple(stats.quantile(q) for q in qs)
 
     def tester_requests(self, start: float, end: float) -> dict[Role, int]:
@@ -374,10 +374,10 @@ class MetricsRecorder:
     def _since_start(self) -> dict[Role, _Cell]:
         """Each group's totals, the current second included."""
         cells: dict[Role, _Cell] = {}
-        for version in GROUPS:
-            cell = cells[version] = _Cell()
-            cell.add(self._totals[version])
-            current = self._current.get(version)
+        for role in GROUPS:
+            cell = cells[role] = _Cell()
+            cell.add(self._totals[role])
+            current = self._current.get(role)
             if current is not None:
                 cell.add(current)
         return cells
@@ -388,18 +388,18 @@ class MetricsRecorder:
         for second in sorted(self._seconds):
             if second + 1 <= since:
                 continue
-            for version, cell in self._seconds[second].items():
-                out.append({"t": second, "version": version, **cell.to_dict()})
+            for booking, cell in self._seconds[second].items():
+                out.append({"t": second, "version": booking, **cell.to_dict()})
         return out
 
     def import_buckets(self, buckets: list[dict[str, Any]]) -> None:
         """Restore persisted buckets (after a restart); a restored second replaces ours."""
         for doc in buckets:
-            version = doc["version"]
-            if version not in BOOKINGS:
+            booking = doc["version"]
+            if booking not in BOOKINGS:
                 continue
             second = int(doc["t"])
-            self._seconds.setdefault(second, {})[version] = _Cell.from_dict(doc)
+            self._seconds.setdefault(second, {})[booking] = _Cell.from_dict(doc)
 
 
 def _stats(cell: _Cell) -> WindowStats:

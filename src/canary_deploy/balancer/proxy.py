@@ -8,7 +8,7 @@ new upstream connection is being opened.
 Memory per client is bounded (see limits): its head by MAX_HEAD_BYTES, the bytes no
 target has taken yet by MAX_HELD_BYTES (reading stops past it), and the clients by the
 connection cap. What the balancer refuses or times out on the client's side is booked
-on no target group (`MetricsRecorder.reject`), so it never counts against a version.
+on no target group (`MetricsRecorder.reject`), so it never counts against a target group.
 """
 
 from __future__ import annotations
@@ -113,8 +113,8 @@ class ClientConnection(asyncio.Protocol):
             exchange.idempotent = exchange.request_complete = True
             self.queue.append(exchange)
             # No cookie, so no stickiness: the next group of the weighted schedule.
-            version = exchange.version = self._chooser.next()
-            group = self._groups[version]
+            role = exchange.version = self._chooser.next()
+            group = self._groups[role]
             self._send(exchange, group.only or group.pick(), now)
             return
         self._parse(reader, data, now)
@@ -226,8 +226,8 @@ class ClientConnection(asyncio.Protocol):
             upstream.send_body(exchange)
 
     def _dispatch(self, exchange: Exchange) -> None:
-        version, target = self.ctx.router.choose(exchange.sticky)
-        exchange.version = version
+        booking, target = self.ctx.router.choose(exchange.sticky)
+        exchange.version = booking
         if target is not None and exchange.expect_continue and not exchange.request_complete:
             self.transport.write(CONTINUE)
         self._send(exchange, target, _monotonic())

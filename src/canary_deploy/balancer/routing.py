@@ -253,9 +253,9 @@ class TargetGroup:
         return best
 
 
-def sticky_token(version: Role) -> bytes:
+def sticky_token(role: Role) -> bytes:
     """The AWSALBTG value for a group; stable across restarts so clients stay put."""
-    return hashlib.sha256(b"canary-deploy/AWSALBTG/" + version.encode()).hexdigest()[:32].encode()
+    return hashlib.sha256(b"canary-deploy/AWSALBTG/" + role.encode()).hexdigest()[:32].encode()
 
 
 class Stickiness:
@@ -299,7 +299,7 @@ class Stickiness:
         value = cookie_header[start:] if end < 0 else cookie_header[start:end]
         return self._by_token.get(value.strip())
 
-    def set_cookie_header(self, version: Booking, now: float) -> bytes:
+    def set_cookie_header(self, booking: Booking, now: float) -> bytes:
         """A complete `Set-Cookie:` header line (empty while off, and for a request a
         listener rule routed); `now`: monotonic time.
 
@@ -318,7 +318,7 @@ class Stickiness:
             # A rule's forward has a single group and no stickiness: no cookie.
             cached.update(dict.fromkeys(TESTER_OF.values(), b""))
             self._cached = cached
-        return self._cached[version]
+        return self._cached[booking]
 
 
 class Router:
@@ -352,5 +352,5 @@ class Router:
             group = self.groups[cast("Role", sticky)]
             if group.has_targets:
                 return sticky, group.pick()
-        version = self.chooser.next()
-        return version, self.groups[version].pick()
+        role = self.chooser.next()
+        return role, self.groups[role].pick()

@@ -209,11 +209,11 @@ class Balancer:
 
     def target_health(self) -> dict[Role, list[TargetHealth]]:
         return {
-            version: [
+            role: [
                 TargetHealth(t.target_id, t.host, t.port, t.state, t.reason)
-                for t in self._router.groups[version].targets.values()
+                for t in self._router.groups[role].targets.values()
             ]
-            for version in GROUPS
+            for role in GROUPS
         }
 
     def _on_health_change(self, target: RegisteredTarget) -> None:
@@ -236,7 +236,7 @@ class Balancer:
 
 
 def _version(group: str) -> Role:
-    for version in GROUPS:
-        if group == version:
-            return version
+    for role in GROUPS:
+        if group == role:
+            return role
     raise UsageError(f"unknown target group {group!r}", hint="use stable, canary or baseline")

@@ -60,9 +60,9 @@ async def _serve(
     on_ready: Callable[[Ready], None],
 ) -> None:
     balancer = Balancer(config)
-    for version, endpoints in targets.items():
+    for role, endpoints in targets.items():
         for host, port in endpoints:
-            balancer.register_target(version, f"{host}:{port}", host, port)
+            balancer.register_target(role, f"{host}:{port}", host, port)
     admin = AdminServer(admin_socket)
     balancer_routes(admin, balancer)
     stop = asyncio.Event()

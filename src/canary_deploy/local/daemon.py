@@ -212,9 +212,9 @@ class StackDaemon:
     def url(self) -> str:
         return f"http://{self.options.host}:{self.listener.port}/"
 
-    def _event(self, kind: str, version: Role | None, message: str) -> None:
-        log.info("%s%s: %s", kind, f" [{version}]" if version else "", message)
-        self.store.add_event(kind, version, message)
+    def _event(self, kind: str, role: Role | None, message: str) -> None:
+        log.info("%s%s: %s", kind, f" [{role}]" if role else "", message)
+        self.store.add_event(kind, role, message)
 
     async def _persist(self) -> None:
         """Metric buckets to disk every few seconds: a restarted data plane starts from

@@ -196,8 +196,8 @@ class RemoteLauncher:
         return free_port(self.host)
 
     def start(self, task_id: str, command: TaskCommand, port: int) -> RemoteTask:
-        version = task_id.split("-", 1)[0]
-        body = {"task_id": task_id, "version": version, "image": command.image, "port": port}
+        role = task_id.split("-", 1)[0]
+        body = {"task_id": task_id, "version": role, "image": command.image, "port": port}
         doc = self.client.request("POST", "/tasks", body)
         if "os_error" in doc:
             raise OSError(*doc["os_error"])

@@ -31,9 +31,9 @@ class AdminMetrics:
         }
 
     def quantiles(
-        self, version: Role, start: float, end: float, qs: Sequence[float]
+        self, role: Role, start: float, end: float, qs: Sequence[float]
     ) -> tuple[float | None, ...]:
-        query = {"version": version, "start": start, "end": end, "qs": ",".join(map(str, qs))}
+        query = {"version": role, "start": start, "end": end, "qs": ",".join(map(str, qs))}
         return tuple(self.request("GET", "/quantiles?" + urlencode(query))["quantiles"])
 
 

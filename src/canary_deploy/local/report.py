@@ -125,23 +125,23 @@ def _known(by_group: dict[str, Any]) -> list[Role]:
 def target_groups(balancer: Listener) -> dict[Role, TargetGroupStatus]:
     """Each group's targets counted by health state, as DescribeTargetHealth shows them."""
     groups: dict[Role, TargetGroupStatus] = {}
-    for version, targets in balancer.target_health().items():
+    for role, targets in balancer.target_health().items():
         tally = {"healthy": 0, "unhealthy": 0, "initial": 0, "draining": 0}
         for target in targets:
             tally[target.state] = tally.get(target.state, 0) + 1
-        groups[version] = TargetGroupStatus(f"tg-{version}", **tally)
+        groups[role] = TargetGroupStatus(f"tg-{role}", **tally)
     return groups
 
 
 def traffic(metrics: MetricsSource, now: float) -> dict[Role, TrafficStatus]:
-    """Requests, errors and p50/p95/p99 per version over the last minute."""
+    """Requests, errors and p50/p95/p99 per role over the last minute."""
     start = now - TRAFFIC_WINDOW_S
     counts = metrics.counts(start, now)
     by_group: dict[Role, TrafficStatus] = {}
-    for version in GROUPS:
-        c = counts.get(version)
-        p50, p95, p99 = metrics.quantiles(version, start, now, (0.5, 0.95, 0.99))
-        by_group[version] = TrafficStatus(
+    for role in GROUPS:
+        c = counts.get(role)
+        p50, p95, p99 = metrics.quantiles(role, start, now, (0.5, 0.95, 0.99))
+        by_group[role] = TrafficStatus(
             window_seconds=TRAFFIC_WINDOW_S,
             requests=0 if c is None else c.requests,
             errors=0 if c is None else c.errors,

@@ -239,12 +239,10 @@ class StateStore:
     # ---- event log
 
     @_heals
-    def add_event(
-        self, kind: str, version: str | None, message: str, t: float | None = None
-    ) -> None:
+    def add_event(self, kind: str, role: str | None, message: str, t: float | None = None) -> None:
         self._db.execute(
             "INSERT INTO events (t, kind, version, message) VALUES (?, ?, ?, ?)",
-            (time.time() if t is None else t, kind, version, message),
+            (time.time() if t is None else t, kind, role, message),
         )
 
     @_heals

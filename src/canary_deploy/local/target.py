@@ -77,8 +77,8 @@ class LocalTarget:
     def deploy(self, spec: ReleaseSpec, progress: Progress) -> None:
         """Start the daemon if needed (like `docker compose up -d`) and apply the spec; a
         running stack is updated in place and keeps its live weights."""
-        for version in SEED_GROUPS:
-            parse_image(spec.image(version), role=f"{version} image")  # fail before any change
+        for role in SEED_GROUPS:
+            parse_image(spec.image(role), role=f"{role} image")  # fail before any change
         control = self.stack.control
         fresh = not self.paths.state_dir.exists()
         started = False
@@ -140,7 +140,7 @@ class LocalTarget:
             configured_weights=doc.stored_weights,
         )
         notes: list[str] = []
-        versions: dict[Role, RoleStatus] = {}
+        roles: dict[Role, RoleStatus] = {}
         for v, service in doc.services.items():
             tg = doc.target_groups.get(v, TargetGroupStatus(name=f"tg-{v}"))
             if not shown_in_status(v, service, listener.weights.of(v), tg):
@@ -150,7 +150,7 @@ class LocalTarget:
                     f"every {v} target is unhealthy: the balancer fails open and still "
                     "routes to them (as ALB does)"
                 )
-            versions[v] = RoleStatus(
+            roles[v] = RoleStatus(
                 task_definition=None
                 if spec is None
                 else TaskDefinitionStatus(image=spec.image(v), container_port=spec.container_port),
@@ -158,7 +158,7 @@ class LocalTarget:
                 target_group=tg,
                 traffic=doc.traffic.get(v),
             )
-        states = {s.service.deployment_state for s in versions.values() if s.service}
+        states = {s.service.deployment_state for s in roles.values() if s.service}
         stack_status = (
             "NOT_DEPLOYED"
             if spec is None
@@ -172,7 +172,7 @@ class LocalTarget:
         notes += _metrics_notes(doc)
         notes.append(f"state {self.paths.state_dir} (daemon pid {doc.pid})")
         return Status(
-            self.name, self.settings.stack_name, stack_status, listener, versions, tuple(notes)
+            self.name, self.settings.stack_name, stack_status, listener, roles, tuple(notes)
         )
 
     def _stopped_status(self) -> Status:
@@ -182,7 +182,7 @@ class LocalTarget:
                 f"no local stack in {self.paths.state_dir}",
                 hint="run `canary deploy` first (or pass the --state-dir it used)",
             )
-        versions = {
+        roles = {
             v: RoleStatus(
                 task_definition=TaskDefinitionStatus(
                     image=spec.image(v), container_port=spec.container_port
@@ -197,7 +197,7 @@ class LocalTarget:
             "the local stack daemon is not running (stopped or crashed); `canary deploy`, "
             "`set-weights` or `rollback` restart it with the stored spec and weights"
         )
-        return Status(self.name, self.settings.stack_name, "STOPPED", None, versions, (note,))
+        return Status(self.name, self.settings.stack_name, "STOPPED", None, roles, (note,))
 
     def delete(self, progress: Progress, *, purge: bool = False) -> None:
         """Stop the daemon and every task, and remove the tasks' logs. History (events,

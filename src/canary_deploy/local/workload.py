@@ -60,22 +60,22 @@ class LocalWorkload:
         groups = doc.target_groups
         return {v: (s, groups[v]) for v, s in doc.services.items() if v in groups}
 
-    def wait_steady(self, versions: Sequence[Role], progress: Progress) -> None:
-        """Wait until the `versions`' services are steady (see `wait_steady`)."""
+    def wait_steady(self, roles: Sequence[Role], progress: Progress) -> None:
+        """Wait until the `roles`' services are steady (see `wait_steady`)."""
         timeout = STEADY_TIMEOUT_S[self.stack.settings.local.health_profile]
-        wait_steady(self.service_health, progress, versions, timeout)
+        wait_steady(self.service_health, progress, roles, timeout)
 
-    def scale(self, version: Role, desired_count: int) -> None:
+    def scale(self, role: Role, desired_count: int) -> None:
         """One daemon call; returns before the new tasks are healthy. The baseline's count
         is the rollout's (PUT /baseline), here without restarting the canary's tasks."""
         if desired_count < 0:
             raise UsageError(f"desired count must be >= 0, got {desired_count}")
-        if version == "baseline":
+        if role == "baseline":
             body = {"desired_count": desired_count, "restart_canary": False}
             self.stack.request("PUT", "/baseline", body)
             return
         spec = self._spec()
-        if version == "canary":
+        if role == "canary":
             spec = replace(spec, desired_count_canary=desired_count)
         else:
             spec = replace(spec, desired_count_stable=desired_count)
@@ -84,10 +84,10 @@ class LocalWorkload:
     def scale_canary(self, desired_count: int) -> None:
         self.scale("canary", desired_count)
 
-    def healthy_targets(self, versions: Collection[Role]) -> dict[Role, int]:
+    def healthy_targets(self, roles: Collection[Role]) -> dict[Role, int]:
         """Targets the balancer's health checks report healthy, per group asked for."""
         groups = self.stack.request("GET", "/targets")
-        return {v: sum(t["state"] == "healthy" for t in groups.get(v, [])) for v in versions}
+        return {v: sum(t["state"] == "healthy" for t in groups.get(v, [])) for v in roles}
 
     def start_baseline(self, desired_count: int, progress: Progress) -> None:
         """One daemon call starts `desired_count` baseline tasks (stable's image) and fresh
@@ -119,7 +119,7 @@ class LocalWorkload:
 def wait_steady(
     read_groups: Callable[[], Mapping[Role, tuple[ServiceStatus, TargetGroupStatus]]],
     progress: Progress,
-    versions: Sequence[Role],
+    roles: Sequence[Role],
     timeout_s: float,
 ) -> None:
     """Wait until each service's tasks run and their health is decided. A crash loop
@@ -130,7 +130,7 @@ def wait_steady(
         groups = read_groups()
         pending: list[str] = []
         unhealthy: list[str] = []
-        for v in versions:
+        for v in roles:
             if v not in groups:
                 continue
             s, tg = groups[v]
@@ -178,14 +178,14 @@ def wait_fresh_healthy(
     while True:
         fresh: dict[str, int] = {v: 0 for v in desired}
         for task in read_tasks():
-            version = task["version"]
-            if version in fresh and task["task_id"] not in replaced:
-                fresh[version] += task["state"] == "RUNNING" and task["health"] == "healthy"
+            role = task["version"]
+            if role in fresh and task["task_id"] not in replaced:
+                fresh[role] += task["state"] == "RUNNING" and task["health"] == "healthy"
         pending = [f"{v} {fresh[v]}/{n} healthy" for v, n in desired.items() if fresh[v] < n]
         if not pending:
             return
-        for version, service in read_services().items():
-            if version in desired and service.deployment_state == "crash-looping":
+        for role, service in read_services().items():
+            if role in desired and service.deployment_state == "crash-looping":
                 raise OperationFailed(
                     f"service {service.name} is crash-looping: {service.message}",
                     hint="see `canary status` and the task logs in the state directory's tasks/",
@@ -200,7 +200,7 @@ def wait_fresh_healthy(
         sleep(0.1)
 
 
-def _progress_of(version: str, healthy: int, desired: int, draining: int) -> str:
+def _progress_of(role: str, healthy: int, desired: int, draining: int) -> str:
     """E.g. "stable 1/2 healthy"; during a replacement the old tasks are said apart.
 
     >>> _progress_of("stable", 3, 2, 0)
@@ -210,7 +210,7 @@ def _progress_of(version: str, healthy: int, desired: int, draining: int) -> str
     >>> _progress_of("canary", 0, 1, 0)
     'canary 0/1 healthy'
     """
-    parts = [f"{version} {min(healthy, desired)}/{desired} healthy"]
+    parts = [f"{role} {min(healthy, desired)}/{desired} healthy"]
     if healthy > desired:
         parts.append(f"{healthy - desired} old still serving")
     if draining:

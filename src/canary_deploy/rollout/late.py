@@ -74,10 +74,10 @@ class FedWindow:
         return cls(float(doc["start"]), float(doc["end"]), counts)
 
 
-def total(windows: Iterable[FedWindow], version: Role) -> RoleCounts:
+def total(windows: Iterable[FedWindow], role: Role) -> RoleCounts:
     out = RoleCounts(0, 0, ())
     for w in windows:
-        out = plus(out, w.counts.get(version, RoleCounts(0, 0, ())))
+        out = plus(out, w.counts.get(role, RoleCounts(0, 0, ())))
     return out
 
 

@@ -267,8 +267,8 @@ def ensure_baseline(target: Target, rollout: Rollout, progress: Progress) -> Non
         return
     status = target.status()
 
-    def desired(version: Role) -> int:
-        found = status.versions.get(version)
+    def desired(role: Role) -> int:
+        found = status.versions.get(role)
         return found.service.desired if found is not None and found.service else 0
 
     have = desired("baseline")
@@ -551,9 +551,9 @@ def _p99(target: Target, rollout: Rollout, now: float) -> dict[str, float | None
     if end <= start:
         return {}
     out: dict[str, float | None] = {}
-    for version in GROUPS if rollout.plan.baseline else GROUPS[:2]:
-        (value,) = target.metrics.quantiles(version, start, end, (0.99,))
-        out[version] = value
+    for role in GROUPS if rollout.plan.baseline else GROUPS[:2]:
+        (value,) = target.metrics.quantiles(role, start, end, (0.99,))
+        out[role] = value
     return out
 
 

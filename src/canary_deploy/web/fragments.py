@@ -69,9 +69,9 @@ def chain(status: Status | None, error: str | None) -> str:
             f'<span class="weights">{escape(str(listener.weights))}</span>{drift}</div>'
         )
     columns = []
-    for version, vs in status.versions.items():
-        weight = listener.weights.of(version) if listener is not None else 0
-        columns.append(_column(version, vs, weight))
+    for role, vs in status.versions.items():
+        weight = listener.weights.of(role) if listener is not None else 0
+        columns.append(_column(role, vs, weight))
     notes = "".join(f"<li>{escape(n)}</li>" for n in status.notes)
     return (
         f'<p class="muted">{head}</p>{error_box(error)}{top}'
@@ -80,7 +80,7 @@ def chain(status: Status | None, error: str | None) -> str:
     )
 
 
-def _column(version: Role, vs: RoleStatus, weight: int) -> str:
+def _column(role: Role, vs: RoleStatus, weight: int) -> str:
     tg, svc, td = vs.target_group, vs.service, vs.task_definition
     group = "-" if tg is None else (
         f'<span class="ok">{tg.healthy} healthy</span> · {tg.unhealthy} unhealthy · '
@@ -94,7 +94,7 @@ def _column(version: Role, vs: RoleStatus, weight: int) -> str:
         f" (rev {escape(td.revision)})" if td.revision else ""
     )  # fmt: skip
     return (
-        f'<div class="column v-{version}" data-version="{version}">'
+        f'<div class="column v-{role}" data-version="{role}">'
         f'<div class="arrow">{weight}%</div>'
         f'<div class="node"><b>Target group</b> {escape(tg.name) if tg else ""}<br>{group}</div>'
         f'<div class="arrow">↓</div>'
@@ -128,23 +128,23 @@ _SERIES: tuple[tuple[str, str, Callable[[Point], float | None], Callable[[float]
 def traffic(series: TrafficSeries | None, now: float, pace: Pace, error: str | None) -> str:
     if series is None:
         return ""
-    versions = series.versions()
-    if not versions:
+    roles = series.versions()
+    if not roles:
         return error_box(error) + '<p class="muted">No traffic in the last 15 minutes.</p>'
     end = now - pace.lag_s
     cards = []
     for key, title, value, label in _SERIES:
         lines, legend = [], []
-        for version in versions:
-            points = series.points(version)
+        for role in roles:
+            points = series.points(role)
             xy = [(p.start + p.seconds - end, value(p)) for p in points]
-            lines.append(charts.Line(version, xy, f"v-{version}"))
+            lines.append(charts.Line(role, xy, f"v-{role}"))
             latest = next((y for _, y in reversed(xy) if y is not None), None)
             shown = "-" if latest is None else label(latest)
             legend.append(
-                f'<span class="key v-{version}" data-version="{version}" '
+                f'<span class="key v-{role}" data-version="{role}" '
                 f'data-latest="{"" if latest is None else f"{latest:.6g}"}">'
-                f"{version} <b>{escape(shown)}</b></span>"
+                f"{role} <b>{escape(shown)}</b></span>"
             )
         svg = charts.render(
             charts.Chart(lines, (-series.window_s, 0.0), _ago, label, title=f"{title} per version")

@@ -1,4 +1,4 @@
-"""The last 15 minutes of traffic per version, in buckets read from a MetricsSource: what
+"""The last 15 minutes of traffic per role, in buckets read from a MetricsSource: what
 the dashboard's charts draw (request rate, error rate, p50/p95/p99)."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ QUANTILES = (0.5, 0.95, 0.99)
 
 @dataclass(frozen=True)
 class Point:
-    """What one version served in one bucket."""
+    """What one role served in one bucket."""
 
     start: float
     seconds: float
@@ -77,18 +77,18 @@ class TrafficSeries:
     def _read(self, start: float, end: float) -> dict[Role, Point]:
         counts = self.metrics.counts(start, end)
         points: dict[Role, Point] = {}
-        for version, c in counts.items():
+        for role, c in counts.items():
             qs: tuple[float | None, ...] = (None,) * len(QUANTILES)
             if c.requests:
-                qs = self.metrics.quantiles(version, start, end, QUANTILES)
-            points[version] = Point(start, end - start, c.requests, c.errors, qs)
+                qs = self.metrics.quantiles(role, start, end, QUANTILES)
+            points[role] = Point(start, end - start, c.requests, c.errors, qs)
         return points
 
-    def points(self, version: Role) -> list[Point]:
+    def points(self, role: Role) -> list[Point]:
         """Oldest first; the bucket still filling last."""
-        out = [self._done[s][version] for s in sorted(self._done) if version in self._done[s]]
-        if version in self._filling:
-            out.append(self._filling[version])
+        out = [self._done[s][role] for s in sorted(self._done) if role in self._done[s]]
+        if role in self._filling:
+            out.append(self._filling[role])
         return out
 
     def versions(self) -> list[Role]:
