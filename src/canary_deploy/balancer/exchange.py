@@ -94,6 +94,7 @@ class Exchange:
     """One request/response pair as it moves through the balancer."""
 
     __slots__ = (
+        "booking",
         "client",
         "done",
         "expect_continue",
@@ -111,7 +112,6 @@ class Exchange:
         "target",
         "upgrade",
         "upstream",
-        "version",
     )
 
     def __init__(self, client: Downstream | None, head: bytes) -> None:
@@ -130,7 +130,7 @@ class Exchange:
         self.request_complete = False
         self.response_started = False
         self.done = False
-        self.version: Booking = "stable"  # what its metrics are booked on
+        self.booking: Booking = "stable"  # what its metrics are booked on
         self.target: RoutedTarget | None = None
         self.upstream: Upstream | None = None
         self.sent_at = 0.0

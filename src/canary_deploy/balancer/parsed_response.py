@@ -163,7 +163,7 @@ class ParsedResponses:
             # A coding like gzip that nobody asked for (TE is hop-by-hop): an HTTP/1.1
             # client gets it as it came, an HTTP/1.0 one cannot be told (RFC 9112 6.1).
             raise ValueError("a transfer coding an HTTP/1.0 client cannot get")  # 502
-        self.metrics.record_response(exchange.version, status, _monotonic() - exchange.sent_at)
+        self.metrics.record_response(exchange.booking, status, _monotonic() - exchange.sent_at)
         parts = [head, b"\r\n"]
         if exchange.is_head and chunked:
             if not exchange.http10:
@@ -192,7 +192,7 @@ class ParsedResponses:
         """What the balancer adds to a response head for the client (both paths): the
         sticky cookie, and Connection when the client would otherwise guess wrong."""
         stickiness = self.stickiness
-        cookie = b"" if stickiness is None else stickiness.set_cookie_header(exchange.version, now)
+        cookie = b"" if stickiness is None else stickiness.set_cookie_header(exchange.booking, now)
         if not exchange.keep_alive:
             return cookie + b"Connection: close\r\n"
         if exchange.http10:
@@ -213,10 +213,10 @@ class ParsedResponses:
             return
         self._switching = exchange
         now = _monotonic()
-        self.metrics.record_response(exchange.version, 101, now - exchange.sent_at)
+        self.metrics.record_response(exchange.booking, 101, now - exchange.sent_at)
         exchange.response_started = True
         stickiness = self.stickiness
-        cookie = b"" if stickiness is None else stickiness.set_cookie_header(exchange.version, now)
+        cookie = b"" if stickiness is None else stickiness.set_cookie_header(exchange.booking, now)
         # Its own hop-by-hop headers go, like any response's; these two are the switch.
         head = parsed_response_head(head)[0]
         self._to_client.append(

@@ -113,7 +113,7 @@ class ClientConnection(asyncio.Protocol):
             exchange.idempotent = exchange.request_complete = True
             self.queue.append(exchange)
             # No cookie, so no stickiness: the next group of the weighted schedule.
-            role = exchange.version = self._chooser.next()
+            role = exchange.booking = self._chooser.next()
             group = self._groups[role]
             self._send(exchange, group.only or group.pick(), now)
             return
@@ -227,7 +227,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _dispatch(self, exchange: Exchange) -> None:
         booking, target = self.ctx.router.choose(exchange.sticky)
-        exchange.version = booking
+        exchange.booking = booking
         if target is not None and exchange.expect_continue and not exchange.request_complete:
             self.transport.write(CONTINUE)
         self._send(exchange, target, _monotonic())
@@ -252,7 +252,7 @@ class ClientConnection(asyncio.Protocol):
 
     def _no_target(self, exchange: Exchange) -> None:
         """The chosen group has no registered target: ALB's 503."""
-        self.ctx.metrics.record_balancer_error(exchange.version, 503)
+        self.ctx.metrics.record_balancer_error(exchange.booking, 503)
         self.local_response(exchange, 503)
 
     def connect(self, exchange: Exchange, target: RoutedTarget) -> None:
@@ -306,7 +306,7 @@ class ClientConnection(asyncio.Protocol):
             exchange.release_target()
             self.transport.abort()
             return
-        self.ctx.metrics.record_balancer_error(exchange.version, status)
+        self.ctx.metrics.record_balancer_error(exchange.booking, status)
         self.local_response(exchange, status)
 
     def local_response(self, exchange: Exchange, status: int) -> None:

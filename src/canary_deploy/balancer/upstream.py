@@ -127,7 +127,7 @@ class UpstreamConnection(ParsedResponses, asyncio.Protocol):
         remaining = length - (len(data) - end)
         if remaining < 0:
             return False  # bytes after the response: the parser handles the oddity
-        self.metrics.record_response(exchange.version, status, now - exchange.sent_at)
+        self.metrics.record_response(exchange.booking, status, now - exchange.sent_at)
         exchange.response_started = True
         client = exchange.client
         if client is not None:
