@@ -44,10 +44,10 @@ class RoleBatch:
     errors: int
     slower_than: tuple[int, ...] = ()
     tasks: Mapping[str, TaskCounts] = field(default_factory=dict)
-    version: str = ""
+    role: str = ""
 
     def __post_init__(self) -> None:
-        where = f"{self.version}: " if self.version else ""
+        where = f"{self.role}: " if self.role else ""
         _check_count(where, "requests", self.requests)
         _check_count(where, "errors", self.errors)
         if self.errors > self.requests:
@@ -109,9 +109,9 @@ class Batch:
         canary: tuple[int, int] | tuple[int, int, tuple[int, ...]],
     ) -> Batch:
         """Shorthand: `Batch.of((19_000, 190), (1_000, 12))` = (requests, errors[, slower])."""
-        return cls(stable=_version("stable", stable), canary=_version("canary", canary))
+        return cls(stable=_role_batch("stable", stable), canary=_role_batch("canary", canary))
 
 
-def _version(role: str, counts: tuple[int, int] | tuple[int, int, tuple[int, ...]]) -> RoleBatch:
+def _role_batch(role: str, counts: tuple[int, int] | tuple[int, int, tuple[int, ...]]) -> RoleBatch:
     slower = counts[2] if len(counts) == 3 else ()
-    return RoleBatch(counts[0], counts[1], slower_than=slower, version=role)
+    return RoleBatch(counts[0], counts[1], slower_than=slower, role=role)

@@ -171,7 +171,7 @@ class Balancer:
 
     def register_target(self, group: Role, target_id: str, host: str, port: int) -> None:
         """Add a target to a group; it is `initial` until its first passing health check."""
-        target_group = self._router.groups[_version(group)]
+        target_group = self._router.groups[_role(group)]
         existing = target_group.targets.get(target_id)
         if existing is not None and existing.state != "draining":
             if (existing.host, existing.port) == (host, port):
@@ -187,7 +187,7 @@ class Balancer:
     ) -> None:
         """Drain a target: no new requests at once; returns when its in-flight requests
         finished or the deregistration delay passed, then forgets it."""
-        target_group = self._router.groups[_version(group)]
+        target_group = self._router.groups[_role(group)]
         target = target_group.targets.get(target_id)
         if target is None:
             raise UsageError(f"no target {target_id} in {group}")
@@ -235,7 +235,7 @@ class Balancer:
         self._ramper = self._ctx.loop.call_later(step, self._ramp)
 
 
-def _version(group: str) -> Role:
+def _role(group: str) -> Role:
     for role in GROUPS:
         if group == role:
             return role
