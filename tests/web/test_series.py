@@ -19,7 +19,7 @@ def test_the_newest_buckets_are_read_first_and_each_complete_one_only_once() -> 
     points = series.points("canary")
     assert [p.start for p in points] == [900 + 10 * i for i in range(11)]
     assert points[0].rate == 5.0 and points[-1].seconds == 6.0
-    assert series.versions() == ["stable", "canary"]
+    assert series.roles() == ["stable", "canary"]
 
 
 def test_buckets_older_than_the_window_are_dropped() -> None:
@@ -39,4 +39,4 @@ def test_a_version_without_requests_has_no_latency_and_no_error_rate() -> None:
     assert canary.requests == 0 and canary.error_rate is None
     assert canary.quantiles_s == (None, None, None)
     assert {v for v, _, _ in metrics.quantile_calls} == {"stable"}
-    assert series.versions() == ["stable"]
+    assert series.roles() == ["stable"]

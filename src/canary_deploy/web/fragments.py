@@ -128,7 +128,7 @@ _SERIES: tuple[tuple[str, str, Callable[[Point], float | None], Callable[[float]
 def traffic(series: TrafficSeries | None, now: float, pace: Pace, error: str | None) -> str:
     if series is None:
         return ""
-    roles = series.versions()
+    roles = series.roles()
     if not roles:
         return error_box(error) + '<p class="muted">No traffic in the last 15 minutes.</p>'
     end = now - pace.lag_s

@@ -91,8 +91,8 @@ class TrafficSeries:
             out.append(self._filling[role])
         return out
 
-    def versions(self) -> list[Role]:
-        """The versions that served anything in the window, in the dashboard's order."""
+    def roles(self) -> list[Role]:
+        """The roles that served anything in the window, in the dashboard's order."""
         seen = {v for bucket in self._done.values() for v, p in bucket.items() if p.requests}
         seen |= {v for v, p in self._filling.items() if p.requests}
         return [v for v in ("stable", "canary", "baseline") if v in seen]
