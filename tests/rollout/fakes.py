@@ -223,7 +223,7 @@ class FakeTarget:
     def status(self) -> Status:
         w = self.workload
 
-        def version(image: str | None, count: int) -> RoleStatus:
+        def role_status(image: str | None, count: int) -> RoleStatus:
             return RoleStatus(
                 None if image is None else TaskDefinitionStatus(image),
                 ServiceStatus("svc", count, 0, count, "COMPLETED"),
@@ -231,9 +231,9 @@ class FakeTarget:
             )
 
         roles: dict[Role, RoleStatus] = {
-            "stable": version(w.stable_image, 2),
-            "canary": version(w.canary_runs, w.canary_count),
+            "stable": role_status(w.stable_image, 2),
+            "canary": role_status(w.canary_runs, w.canary_count),
         }
         if w.baseline_count:
-            roles["baseline"] = version(w.stable_image, w.baseline_count)
+            roles["baseline"] = role_status(w.stable_image, w.baseline_count)
         return Status("fake", "stack", "RUNNING", None, roles)

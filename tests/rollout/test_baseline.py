@@ -152,16 +152,16 @@ class _Target:
         self.router, self.workload, self.metrics = rig.router, rig.workload, rig.metrics
 
     def status(self) -> Status:
-        def version(image: str, count: int) -> RoleStatus:
+        def role_status(image: str, count: int) -> RoleStatus:
             return RoleStatus(
                 TaskDefinitionStatus(image),
                 ServiceStatus("svc", count, 0, count, "COMPLETED"),
                 None,
             )
 
-        roles = {"stable": version("v1", 2), "canary": version("v2", 2)}
+        roles = {"stable": role_status("v1", 2), "canary": role_status("v2", 2)}
         if self.workload.baseline_count:
-            roles["baseline"] = version("v1", self.workload.baseline_count)
+            roles["baseline"] = role_status("v1", self.workload.baseline_count)
         return Status("local", "stack", "ok", None, roles)  # type: ignore[arg-type]
 
 

@@ -46,7 +46,7 @@ class SteadyMetrics:
 
 
 def chain_status(weights: Weights = Weights(95, 5)) -> Status:
-    def version(v: str, image: str, running: int) -> RoleStatus:
+    def role_status(v: str, image: str, running: int) -> RoleStatus:
         return RoleStatus(
             TaskDefinitionStatus(image),
             ServiceStatus(f"app-{v}", running, 0, running, "COMPLETED"),
@@ -59,8 +59,8 @@ def chain_status(weights: Weights = Weights(95, 5)) -> Status:
         "RUNNING",
         ListenerStatus("http://127.0.0.1:8080/", weights),
         {
-            "stable": version("stable", "app:v1", 2),
-            "canary": version("canary", "app:v2", 1),
+            "stable": role_status("stable", "app:v1", 2),
+            "canary": role_status("canary", "app:v2", 1),
         },
     )
 
