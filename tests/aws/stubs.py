@@ -16,6 +16,7 @@ from canary_deploy.weights import Weights
 REGION = "us-east-1"
 ERRORS = ErrorScope("demo", REGION)
 LB_ARN = "arn:aws:elasticloadbalancing:us-east-1:1:loadbalancer/app/demo-lb/50dc6c495c0c9188"
+TG_PREFIX = "arn:aws:elasticloadbalancing:us-east-1:1:targetgroup"
 OUTPUTS = StackOutputs(
     alb_dns="demo-lb-1.us-east-1.elb.amazonaws.com",
     listener_arn="arn:aws:elasticloadbalancing:us-east-1:1:listener/app/demo-lb/50dc/f2f7",
@@ -27,9 +28,21 @@ OUTPUTS = StackOutputs(
     service_canary_name="demo-canary",
     target_group_baseline_arn="arn:aws:elasticloadbalancing:us-east-1:1:targetgroup/demo-bl/5c0d",
     service_baseline_name="demo-baseline",
+    tester_target_group_stable_arn=f"{TG_PREFIX}/demo-tst/1e57",
+    tester_target_group_canary_arn=f"{TG_PREFIX}/demo-tca/2e57",
+    tester_target_group_baseline_arn=f"{TG_PREFIX}/demo-tbl/3e57",
 )
-# A stack created before the baseline group existed: no baseline outputs.
-OUTPUTS_TWO_GROUPS = replace(OUTPUTS, target_group_baseline_arn=None, service_baseline_name=None)
+# A stack created before the tester groups existed.
+OUTPUTS_NO_TESTER_GROUPS = replace(
+    OUTPUTS,
+    tester_target_group_stable_arn=None,
+    tester_target_group_canary_arn=None,
+    tester_target_group_baseline_arn=None,
+)
+# A stack created before the baseline group existed: no baseline outputs (nor tester ones).
+OUTPUTS_TWO_GROUPS = replace(
+    OUTPUTS_NO_TESTER_GROUPS, target_group_baseline_arn=None, service_baseline_name=None
+)
 
 
 def stubbed(service: str) -> tuple[Any, Stubber]:

@@ -154,6 +154,14 @@ def template_without_baseline() -> str:
         del doc["Resources"][name]
     for name in ("TargetGroupBaselineArn", "ServiceBaselineName"):
         del doc["Outputs"][name]
+    # Nor had it the tester groups (they came later still).
+    for role in ("Stable", "Canary", "Baseline"):
+        del doc["Resources"][f"TesterTargetGroup{role}"]
+        del doc["Outputs"][f"TesterTargetGroup{role}Arn"]
+    del doc["Resources"]["TesterGroupsRule"]
+    for service in ("ServiceStable", "ServiceCanary"):
+        doc["Resources"][service]["DependsOn"] = "Listener"
+        del doc["Resources"][service]["Properties"]["LoadBalancers"][1:]
     # Its stickiness followed the parameter alone (no weights, no baseline in the rule).
     doc["Conditions"] = {"StickinessOn": {"Fn::Equals": [{"Ref": "StickinessEnabled"}, "true"]}}
     for group in ("TargetGroupStable", "TargetGroupCanary"):

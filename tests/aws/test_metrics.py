@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from botocore.stub import ANY
 
-from canary_deploy.aws.metrics import CloudWatchMetrics
+from canary_deploy.aws.metrics import CloudWatchMetrics, arn_suffix
 from canary_deploy.aws.stack import StackOutputs
 from canary_deploy.backend import RoleCounts
 from tests.aws.stubs import ERRORS, OUTPUTS, OUTPUTS_TWO_GROUPS, stubbed
@@ -65,6 +65,32 @@ def test_counts_have_a_key_for_every_group_the_stack_has(
     assert set(counts) == groups
     # No datapoints (a group without traffic yet): zeros, not a missing key.
     assert all(c == RoleCounts(requests=0, errors=0) for c in counts.values())
+
+
+def test_the_judge_never_queries_a_tester_group() -> None:
+    # Tester routes forward to the tester groups: their requests are not a random sample,
+    # so no metric the judge or `status` reads may have a tester group as its dimension.
+    client, stub = stubbed("cloudwatch")
+    seen: list[str] = []
+
+    def record(params: dict[str, Any], **_: Any) -> None:
+        for query in params["MetricDataQueries"]:
+            dims = {d["Name"]: d["Value"] for d in query["MetricStat"]["Metric"]["Dimensions"]}
+            seen.append(dims["TargetGroup"])
+
+    client.meta.events.register("provide-client-params.cloudwatch.GetMetricData", record)
+    metrics = CloudWatchMetrics(client, lambda: OUTPUTS, ERRORS, clock=lambda: NOW)
+    for _ in range(2 + len(OUTPUTS.groups)):
+        stub.add_response("get_metric_data", {"MetricDataResults": []})
+    with stub:
+        metrics.counts(NOW - 600, NOW, [0.25, 0.5])
+        metrics.traffic()
+        for group in OUTPUTS.groups:
+            metrics.quantiles(group, NOW - 600, NOW, [0.95, 0.99])
+    testers = {arn_suffix(arn, "targetgroup/") for arn in OUTPUTS.tester_group_arns().values()}
+    mains = {arn_suffix(OUTPUTS.target_group_arn(g), "targetgroup/") for g in OUTPUTS.groups}
+    assert len(testers) == 3 and set(seen) == mains
+    assert not testers & set(seen)
 
 
 def test_queries_use_the_alb_dimensions_and_trimmed_count_statistic() -> None:

@@ -8,7 +8,9 @@ from typing import Any
 import pytest
 
 from canary_deploy.aws.routes import _route_of
+from canary_deploy.aws.stack import NoBaseline, NoTesterGroups
 from canary_deploy.routes import RouteMatch, cookie_patterns
+from tests.aws.stubs import OUTPUTS, OUTPUTS_NO_TESTER_GROUPS, OUTPUTS_TWO_GROUPS
 
 GROUPS = {"arn:tg/stable": "stable", "arn:tg/canary": "canary"}
 
@@ -65,3 +67,13 @@ def test_a_rule_changed_beyond_a_route_is_not_ours(doc: Any) -> None:
         else "header"
     )
     assert _route_of(doc, kind, GROUPS) is None  # type: ignore[arg-type]
+
+
+def test_a_route_goes_to_its_groups_tester_group_and_an_older_stack_says_what_is_missing() -> None:
+    assert OUTPUTS.tester_group_arn("canary") == OUTPUTS.tester_target_group_canary_arn
+    assert OUTPUTS.tester_group_arn("canary") != OUTPUTS.target_group_arn("canary")
+    with pytest.raises(NoTesterGroups) as refused:
+        OUTPUTS_NO_TESTER_GROUPS.tester_group_arn("canary")
+    assert refused.value.hint is not None and "deploy" in refused.value.hint
+    with pytest.raises(NoBaseline):  # the group itself is missing: that error first
+        OUTPUTS_TWO_GROUPS.tester_group_arn("baseline")

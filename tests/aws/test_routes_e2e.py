@@ -1,7 +1,8 @@
 """Tester routes as listener rules through the real `canary` command, against the moto
-server: created with an http-header condition and a forward to one target group, at a
-free priority, tagged as ours; `set-weights` leaves them; `delete` removes them; rules
-that are not ours are never touched."""
+server: created with an http-header condition and a forward to one tester target group,
+at a free priority, tagged as ours; `set-weights` leaves them; `delete` removes them; rules
+that are not ours are never touched. Tester groups hold the same tasks as the main groups,
+are in no weighted action, and the judge never reads them."""
 
 from __future__ import annotations
 
@@ -14,11 +15,27 @@ from botocore.exceptions import ClientError
 from canary_deploy.weights import Weights
 from tests.aws.conftest import AwsEnv, CliRunner
 
+# The stack's own rule that keeps the tester groups in use (ECS needs that); not a route.
+TESTER_GROUPS_RULE = "50000"
+ROLES = ("Stable", "Canary", "Baseline")
+
 
 def rules(aws_env: AwsEnv) -> list[dict[str, Any]]:
+    """The listener's rules but its default one and the stack's tester-groups rule."""
     arn = aws_env.outputs()["ListenerArn"]
     found = boto3.client("elbv2").describe_rules(ListenerArn=arn)["Rules"]
-    return [r for r in found if not r.get("IsDefault")]
+    return [r for r in found if not r.get("IsDefault") and r["Priority"] != TESTER_GROUPS_RULE]
+
+
+def arns_of_tester_groups(aws_env: AwsEnv) -> set[str]:
+    outputs = aws_env.outputs()
+    return {outputs[f"TesterTargetGroup{role}Arn"] for role in ROLES}
+
+
+def weighted_arns(aws_env: AwsEnv) -> set[str]:
+    groups = aws_env.listener()["TargetGroups"]
+    assert isinstance(groups, list)
+    return {g["TargetGroupArn"] for g in groups}
 
 
 def listed(cli: CliRunner) -> list[dict[str, Any]]:
@@ -57,7 +74,9 @@ def test_a_route_is_a_listener_rule_that_set_weights_leaves_and_delete_removes(
         }
     ]
     forward = header["Actions"][0]["ForwardConfig"]["TargetGroups"]
-    assert [g["TargetGroupArn"] for g in forward] == [outputs["TargetGroupCanaryArn"]]
+    assert [g["TargetGroupArn"] for g in forward] == [outputs["TesterTargetGroupCanaryArn"]]
+    forward = by_priority["3"]["Actions"][0]["ForwardConfig"]["TargetGroups"]
+    assert [g["TargetGroupArn"] for g in forward] == [outputs["TesterTargetGroupBaselineArn"]]
     cookie = by_priority["3"]["Conditions"][0]["HttpHeaderConfig"]
     assert cookie == {
         "HttpHeaderName": "Cookie",
@@ -71,11 +90,13 @@ def test_a_route_is_a_listener_rule_that_set_weights_leaves_and_delete_removes(
         {"priority": 3, "kind": "cookie", "name": "tester", "value": "yes", "to": "baseline"},
     ]
 
-    # set-weights and rollback change the default action only.
+    # set-weights and rollback change the default action only, never to a tester group.
     before = rules(aws_env)
     assert cli("set-weights", "50", "50").exit_code == 0
     assert aws_env.live_weights() == Weights(50, 50)
+    assert not weighted_arns(aws_env) & arns_of_tester_groups(aws_env)
     assert cli("rollback").exit_code == 0
+    assert not weighted_arns(aws_env) & arns_of_tester_groups(aws_env)
     assert rules(aws_env) == before
 
     deleted = cli("route", "delete", "--header", "x-canary=ALWAYS")

@@ -83,6 +83,7 @@ def test_outputs_name_everything_the_tool_reads() -> None:
         "ServiceCanaryName",
         "TargetGroupBaselineArn",
         "ServiceBaselineName",
+        *(f"TesterTargetGroup{group}Arn" for group in GROUPS),
     }
 
 
@@ -102,11 +103,13 @@ def test_listener_forwards_by_weight_to_all_three_groups_with_stickiness() -> No
         assert breaker == {"Enable": True, "Rollback": True}
 
 
-def test_the_three_target_groups_are_alike_and_all_take_the_slow_start_setting() -> None:
+def test_the_six_target_groups_are_alike_and_all_take_the_slow_start_setting() -> None:
     resources = load()["Resources"]
     assert isinstance(resources, dict)
     stable, canary, baseline = (resources[f"TargetGroup{g}"]["Properties"] for g in GROUPS)
     assert baseline == stable == canary  # same health check, port, matcher, attributes
+    for group in GROUPS:  # a tester group checks its tasks as the main group does
+        assert resources[f"TesterTargetGroup{group}"]["Properties"] == stable
     assert {"Key": "slow_start.duration_seconds", "Value": {"Ref": "SlowStartSeconds"}} in (
         baseline["TargetGroupAttributes"]
     )
@@ -123,4 +126,37 @@ def test_baseline_service_runs_stables_task_definition_in_the_baseline_group() -
     assert baseline["LoadBalancers"][0]["TargetGroupArn"] == {"Ref": "TargetGroupBaseline"}
     for key in ("LaunchType", "DeploymentConfiguration", "NetworkConfiguration"):
         assert baseline[key] == stable[key], key
-    assert resources["ServiceBaseline"]["DependsOn"] == "Listener"
+    assert resources["ServiceBaseline"]["DependsOn"] == ["Listener", "TesterGroupsRule"]
+
+
+def test_every_service_registers_its_tasks_in_its_main_and_its_tester_group() -> None:
+    resources = load()["Resources"]
+    assert isinstance(resources, dict)
+    for group in GROUPS:
+        service = resources[f"Service{group}"]
+        assert service["Properties"]["LoadBalancers"] == [
+            {
+                "ContainerName": "app",
+                "ContainerPort": {"Ref": "ContainerPort"},
+                "TargetGroupArn": {"Ref": name},
+            }
+            for name in (f"TargetGroup{group}", f"TesterTargetGroup{group}")
+        ]
+        # ECS refuses a target group no listener uses: the rule must exist first.
+        assert "TesterGroupsRule" in service["DependsOn"]
+
+
+def test_tester_groups_are_in_no_weighted_action_and_a_rule_no_request_matches_holds_them() -> None:
+    resources = load()["Resources"]
+    assert isinstance(resources, dict)
+    weighted = resources["Listener"]["Properties"]["DefaultActions"][0]["ForwardConfig"]
+    named = [g["TargetGroupArn"]["Ref"] for g in weighted["TargetGroups"]]
+    assert not [name for name in named if name.startswith("Tester")]
+    rule = resources["TesterGroupsRule"]["Properties"]
+    assert rule["Priority"] == 50000  # the last: every tester route comes before it
+    assert rule["Conditions"] == [
+        {"Field": "source-ip", "SourceIpConfig": {"Values": ["255.255.255.255/32"]}}
+    ]
+    (action,) = rule["Actions"]
+    held = [g["TargetGroupArn"] for g in action["ForwardConfig"]["TargetGroups"]]
+    assert held == [{"Ref": f"TesterTargetGroup{group}"} for group in GROUPS]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -18,6 +18,8 @@ class Receiver:
         self.status = 200
         self.lock = threading.Lock()
         self.url = ""
+        # Called with each body before it is answered (the sender is still waiting).
+        self.on_post: Callable[[dict[str, Any]], None] | None = None
 
     def received(self) -> list[dict[str, Any]]:
         with self.lock:
@@ -31,11 +33,13 @@ def receiver() -> Iterator[Receiver]:
 
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))))
             with got.lock:
-                got.bodies.append(json.loads(body))
+                got.bodies.append(body)
                 got.headers.append(dict(self.headers))
                 status = got.status
+            if got.on_post is not None:
+                got.on_post(body)
             self.send_response(status)
             self.send_header("Content-Length", "2")
             self.end_headers()

@@ -4,13 +4,17 @@ floods nor loses."""
 
 from __future__ import annotations
 
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from canary_deploy.analysis import Verdict
 from canary_deploy.local.processes import free_port
+from canary_deploy.rollout import service
 from canary_deploy.rollout.model import ACTOR, EventRecord, Rollout, RolloutStatus
 from canary_deploy.rollout.notify import NotificationPump, Notifier, due, payload, slack_text
 from canary_deploy.rollout.plan import build_plan
@@ -19,7 +23,9 @@ from canary_deploy.rollout.store import RecordedDecision, RolloutStore
 from canary_deploy.rollout.webhooks import Response
 from tests.analysis import helpers
 from tests.local.conftest import wait_for
+from tests.rollout.fakes import FakeTarget
 from tests.rollout.receiver import receiver
+from tests.rollout.test_controller import Rig
 
 DECISION = RecordedDecision(
     helpers.decision(
@@ -142,3 +148,41 @@ def test_deliveries_under_way_are_waited_for_at_most_the_close_timeout(tmp_path:
     start = time.monotonic()
     assert notifier.close(0.5) == []  # given up unrecorded: the next controller sends it
     assert time.monotonic() - start < 1.0
+
+
+class _NoView:
+    def show(self, result: object, quantiles: object) -> None:
+        pass
+
+
+def test_a_stopped_controller_records_the_deliveries_under_way(tmp_path: Path) -> None:
+    """Ctrl-C stops the controller while a delivery is on its way: it waits briefly for
+    it and records it, so the controller that resumes the rollout does not send it again."""
+    rig = Rig(tmp_path)
+    r = rig.start().tick().rollout
+    posting = threading.Event()
+
+    def slow(*args: Any, **kwargs: Any) -> Response:
+        posting.set()
+        time.sleep(0.3)
+        return Response(200)
+
+    def sleep(seconds: float) -> None:
+        if posting.wait(5):
+            raise KeyboardInterrupt
+        rig.clock.advance(seconds)
+
+    notifier = Notifier([endpoint("http://x.example/")], post=slow)
+    with pytest.raises(KeyboardInterrupt):
+        service.run(
+            FakeTarget(rig),  # type: ignore[arg-type]
+            rig.store,
+            r,
+            _NoView(),
+            sleep=sleep,
+            clock=rig.clock,
+            notifier=notifier,
+        )
+    sent = [e.data for e in rig.store.events(r.id) if e.kind == "notify" and e.data]
+    assert [(d["event"], d["ok"]) for d in sent] == [("started", True)]
+    assert due(rig.store.events(r.id), [endpoint("http://x.example/")]) == []

@@ -4,10 +4,11 @@ and a stack update can fail and roll back.
 moto 5.2's CloudFormation conversion of `AWS::ElasticLoadBalancingV2::Listener`
 drops `ForwardConfig` (DESIGN.md §4), and its target groups ignore
 `TargetGroupAttributes` and cannot be updated in place (a stack update that changes one
-loses it: every `!Ref` to it becomes empty). moto never fails a stack update, so it never
-rolls one back; an image whose URI contains `fails-to-start` makes an update fail and roll
-back here as the ECS circuit breaker makes it on AWS. The patches are applied *inside* the
-server process by running this module as `python -m canary_deploy.aws.emulator PORT`.
+loses it: every `!Ref` to it becomes empty); its ECS services drop `LoadBalancers`. moto
+never fails a stack update, so it never rolls one back; an image whose URI contains
+`fails-to-start` makes an update fail and roll back here as the ECS circuit breaker makes
+it on AWS. The patches are applied *inside* the server process by running this module as
+`python -m canary_deploy.aws.emulator PORT`.
 """
 
 from __future__ import annotations
@@ -173,6 +174,47 @@ def _patch_failing_updates() -> None:
     models.Stack.update = update_or_roll_back  # type: ignore[method-assign]
 
 
+def _load_balancers(properties: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A service's `LoadBalancers` as DescribeServices gives them (camelCase, int port)."""
+    return [
+        {
+            "targetGroupArn": str(lb["TargetGroupArn"]),
+            "containerName": str(lb["ContainerName"]),
+            "containerPort": int(lb["ContainerPort"]),
+        }
+        for lb in properties.get("LoadBalancers", [])
+    ]
+
+
+def _patch_service_load_balancers() -> None:
+    """ECS services from CloudFormation keep their `LoadBalancers` (moto drops them), so
+    DescribeServices shows which target groups a service registers its tasks in. Tasks
+    are still never started, so no target is ever registered (DESIGN.md section 4)."""
+    from moto.ecs import models
+
+    service_class = models.Service
+    create = service_class.create_from_cloudformation_json
+    update = service_class.update_from_cloudformation_json
+
+    def create_from_cloudformation_json(
+        cls: Any, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        service = create(resource_name, cloudformation_json, *args, **kwargs)
+        service.load_balancers = _load_balancers(cloudformation_json["Properties"])
+        return service
+
+    def update_from_cloudformation_json(
+        cls: Any, original_resource: Any, new_resource_name: str, cloudformation_json: Any,
+        *args: Any, **kwargs: Any,
+    ) -> Any:  # fmt: skip
+        service = update(original_resource, new_resource_name, cloudformation_json, *args, **kwargs)
+        service.load_balancers = _load_balancers(cloudformation_json["Properties"])
+        return service
+
+    service_class.create_from_cloudformation_json = classmethod(create_from_cloudformation_json)  # type: ignore[assignment]
+    service_class.update_from_cloudformation_json = classmethod(update_from_cloudformation_json)  # type: ignore[assignment]
+
+
 def _patch_previous_values() -> None:
     """`UsePreviousValue` for a parameter the stack took the default of: moto looks it up
     among the values given at creation only (a KeyError, HTTP 500); CloudFormation uses the
@@ -225,6 +267,7 @@ def apply_moto_patch() -> None:
     _patch_failing_updates()
     _patch_previous_values()
     _patch_condition_equality()
+    _patch_service_load_balancers()
 
     def convert_and_validate_properties(
         self: Any, properties: dict[str, Any]

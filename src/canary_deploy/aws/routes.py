@@ -6,6 +6,12 @@ Rules the tool creates carry the tag `canary-deploy:route` (its value: `header` 
 priorities are avoided. A route is read back from the rule itself (its condition and
 its forward), so what `route list` shows is what the load balancer does. ModifyListener
 (`set-weights`) changes the default action only: it never touches a rule.
+
+A rule forwards to its group's *tester* target group: the same tasks (each ECS service
+registers them in both), but a group in no weighted action whose metrics the judge never
+reads, so tester requests, which are not a random sample, are never judged. Rules made
+before the stack had tester groups forward to the main groups; they are still ours (listed,
+deleted), and the next `deploy` moves them (`move_to_tester_groups`).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from canary_deploy.routes import RouteKind, RouteMatch, TesterRoute, add_route, 
 
 if TYPE_CHECKING:
     from mypy_boto3_elbv2 import ElasticLoadBalancingv2Client
-    from mypy_boto3_elbv2.type_defs import RuleConditionTypeDef, RuleTypeDef
+    from mypy_boto3_elbv2.type_defs import ActionTypeDef, RuleConditionTypeDef, RuleTypeDef
 
 ROUTE_TAG = "canary-deploy:route"
 DESCRIBE_TAGS_MAX = 20  # ARNs per DescribeTags call
@@ -35,6 +41,7 @@ class _Rule:
 
     arn: str
     route: TesterRoute
+    judged: bool  # it forwards to the group's main target group (made before tester groups)
 
 
 class AlbRoutes:
@@ -57,7 +64,8 @@ class AlbRoutes:
     def add_route(self, match: RouteMatch, to: Role) -> TesterRoute:
         """CreateRule at a free priority after our other rules, tagged as ours."""
         out = self._outputs()
-        group_arn = out.target_group_arn(to)  # NoBaseline on a stack without one
+        # NoBaseline on a stack without one, NoTesterGroups on a stack from before them.
+        group_arn = out.tester_group_arn(to)
         rules = self._rules()
         ours = [r.route for r in self._ours(rules)]
         route = add_route(ours, match, to)  # a duplicate is a UsageError here
@@ -69,15 +77,7 @@ class AlbRoutes:
                 ListenerArn=out.listener_arn,
                 Priority=priority,
                 Conditions=[_condition(match)],
-                Actions=[
-                    {
-                        "Type": "forward",
-                        "ForwardConfig": {
-                            "TargetGroups": [{"TargetGroupArn": group_arn, "Weight": 1}],
-                            "TargetGroupStickinessConfig": {"Enabled": False},
-                        },
-                    }
-                ],
+                Actions=[_forward(group_arn)],
                 Tags=[{"Key": ROUTE_TAG, "Value": match.kind}],
             )
         return route
@@ -103,6 +103,23 @@ class AlbRoutes:
                 self._elbv2.delete_rule(RuleArn=rule.arn)
             progress.log(f"Deleted tester route {rule.route}")
 
+    def move_to_tester_groups(self, progress: Progress) -> None:
+        """Point every rule of ours that forwards to a main target group at that group's
+        tester group instead (ModifyRule), so its requests stop being judged: what a
+        `deploy` does once the stack has tester groups. Nothing when there are none."""
+        out = self._outputs()
+        testers = out.tester_group_arns()
+        for rule in self._ours(self._rules()):
+            arn = testers.get(rule.route.to)
+            if not rule.judged or arn is None:
+                continue
+            with self._errors(f"move the listener rule {rule.route} to its tester group"):
+                self._elbv2.modify_rule(RuleArn=rule.arn, Actions=[_forward(arn)])
+            progress.log(
+                f"Tester route {rule.route} now forwards to the {rule.route.to} tester target "
+                "group (its requests are no longer judged)"
+            )
+
     # ---- reading
 
     def _rules(self) -> list[RuleTypeDef]:
@@ -125,13 +142,16 @@ class AlbRoutes:
     def _ours(self, rules: Sequence[RuleTypeDef]) -> list[_Rule]:
         """The rules tagged as ours, read back into routes, in priority order."""
         kinds = self._route_tags([r["RuleArn"] for r in rules if r.get("RuleArn")])
-        by_arn = {arn: group for group, arn in self._group_arns()}
+        out = self._outputs()
+        main = {out.target_group_arn(group): group for group in out.groups}
+        by_arn = {**main, **{arn: group for group, arn in out.tester_group_arns().items()}}
         ours = []
         for rule in rules:
             kind = kinds.get(rule.get("RuleArn", ""))
             route = None if kind is None else _route_of(rule, kind, by_arn)
             if route is not None:
-                ours.append(_Rule(rule["RuleArn"], route))
+                judged = main.get(_forward_arns(_forward_of(rule))[0]) is not None
+                ours.append(_Rule(rule["RuleArn"], route, judged))
         return sorted(ours, key=lambda r: r.route.priority)
 
     def _route_tags(self, arns: list[str]) -> dict[str, RouteKind]:
@@ -146,10 +166,21 @@ class AlbRoutes:
                     kinds[doc["ResourceArn"]] = kind
         return kinds
 
-    def _group_arns(self) -> Iterator[tuple[Role, str]]:
-        out = self._outputs()
-        for group in out.groups:
-            yield group, out.target_group_arn(group)
+
+def _forward(group_arn: str) -> ActionTypeDef:
+    """A rule's action: everything to one target group, no stickiness."""
+    return {
+        "Type": "forward",
+        "ForwardConfig": {
+            "TargetGroups": [{"TargetGroupArn": group_arn, "Weight": 1}],
+            "TargetGroupStickinessConfig": {"Enabled": False},
+        },
+    }
+
+
+def _forward_of(rule: RuleTypeDef) -> Any:
+    """The rule's one forward action (call only on a rule `_route_of` read)."""
+    return next(a for a in rule["Actions"] if a.get("Type") == "forward")
 
 
 def _condition(match: RouteMatch) -> RuleConditionTypeDef:

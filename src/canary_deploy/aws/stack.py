@@ -83,6 +83,11 @@ class StackOutputs:
     # two groups, and the next `deploy` adds them.
     target_group_baseline_arn: str | None = None
     service_baseline_name: str | None = None
+    # Where tester routes forward: the same tasks as the main groups, in no weighted action
+    # and never read by the judge. A stack created before them lacks these outputs.
+    tester_target_group_stable_arn: str | None = None
+    tester_target_group_canary_arn: str | None = None
+    tester_target_group_baseline_arn: str | None = None
 
     @property
     def has_baseline(self) -> bool:
@@ -102,6 +107,24 @@ class StackOutputs:
             self.target_group_canary_arn,
             self.target_group_baseline_arn,
         )
+
+    def tester_group_arn(self, group: Role) -> str:
+        """The ARN of the tester target group of one group's tasks (an error on a stack
+        without it: tester traffic must never go to a group the judge reads)."""
+        self.target_group_arn(group)  # NoBaseline first on a stack without the baseline
+        arn = self.tester_group_arns().get(group)
+        if arn is None:
+            raise NoTesterGroups()
+        return arn
+
+    def tester_group_arns(self) -> dict[Role, str]:
+        """The tester target groups this stack has, by the group whose tasks they hold."""
+        arns: dict[Role, str | None] = {
+            "stable": self.tester_target_group_stable_arn,
+            "canary": self.tester_target_group_canary_arn,
+            "baseline": self.tester_target_group_baseline_arn,
+        }
+        return {group: arn for group, arn in arns.items() if arn and group in self.groups}
 
     def service_name(self, group: Role) -> str:
         """The name of one group's ECS service (an error on a stack without it)."""
@@ -132,6 +155,9 @@ class StackOutputs:
             **{field: outputs[key] for field, key in keys.items()},
             target_group_baseline_arn=outputs.get("TargetGroupBaselineArn") or None,
             service_baseline_name=outputs.get("ServiceBaselineName") or None,
+            tester_target_group_stable_arn=outputs.get("TesterTargetGroupStableArn") or None,
+            tester_target_group_canary_arn=outputs.get("TesterTargetGroupCanaryArn") or None,
+            tester_target_group_baseline_arn=outputs.get("TesterTargetGroupBaselineArn") or None,
         )
 
 
@@ -150,6 +176,20 @@ class NoBaseline(OperationFailed):
         super().__init__(
             "the stack has no baseline target group (it was created by an older canary-deploy)",
             hint="run `canary --target aws deploy` once to add it (live weights are kept)",
+        )
+
+
+class NoTesterGroups(OperationFailed):
+    """The stack predates the tester target groups: a tester route there would forward to
+    a group the judge reads, so its requests would be judged."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the stack has no tester target groups (it was created by an older "
+            "canary-deploy): a tester route would send its requests to the groups the judge "
+            "reads",
+            hint="run `canary --target aws deploy` once to add them (live weights are kept; "
+            "existing tester routes move to them)",
         )
 
 

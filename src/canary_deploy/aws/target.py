@@ -123,6 +123,9 @@ class AwsTarget:
         self._outputs = None
         self.stack.apply(parameters, progress)
         self._outputs = None
+        if current is not None:
+            # Routes made before the stack had tester groups forward to the judged groups.
+            self.rules.move_to_tester_groups(progress)
 
     def _live_weights_for_update(self, current: StackInfo, progress: Progress) -> Weights:
         """The listener's live weights, so a stack update never reverts them."""
@@ -148,6 +151,12 @@ class AwsTarget:
             notes.append(exc.message)
             return Status(self.name, info.name, info.status, None, {}, tuple(notes))
         out = self._outputs
+        if set(out.tester_group_arns()) != set(out.groups):
+            notes.append(
+                "the stack has no tester target groups (created by an older canary-deploy): "
+                "new tester routes are refused and older ones are judged; "
+                "`canary --target aws deploy` adds them"
+            )
         state = self.alb.listener_state()
         listener = None  # a listener that forwards nothing has no split to show: a note
         if state.weights is None:

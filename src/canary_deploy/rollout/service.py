@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -291,6 +291,10 @@ def ensure_baseline(target: Target, rollout: Rollout, progress: Progress) -> Non
 
 # How long a controller whose rollout ended waits for its notifications to be delivered.
 NOTIFY_CLOSE_S = 30.0
+# How long a controller stopped mid-rollout (Ctrl-C, SIGTERM) waits for the deliveries
+# under way, to record them: the controller that takes the rollout up again sends only
+# what is not recorded as delivered.
+NOTIFY_STOP_S = 2.0
 
 
 def hooks_for(settings: Settings, target: Target) -> Hooks | None:
@@ -363,6 +367,13 @@ def run(
         if pump is not None:
             pump.close(NOTIFY_CLOSE_S)
         return final
+    except KeyboardInterrupt:
+        # Stopped while the rollout goes on: record what was delivered (waiting briefly
+        # for what is under way), or a resumed controller would send it again.
+        if pump is not None:
+            with suppress(CanaryError):
+                pump.close(NOTIFY_STOP_S)
+        raise
     finally:
         if hooks is not None:
             hooks.close()
