@@ -83,6 +83,11 @@ def latency_sum(histogram: Mapping[int, int]) -> float:
     return total
 
 
+# The standalone balancer's /metrics: a response class's label, and the _Cell counter.
+_TARGET_CODES = tuple((f"{n}xx", f"status_{n}xx") for n in (2, 3, 4, 5))
+_ELB_CODES = tuple((str(code), f"balancer_{code}") for code in (502, 503, 504))
+
+
 class _Cell:
     """What one target group served in one second."""
 
@@ -315,13 +320,7 @@ class MetricsRecorder:
         """Counters since start, per target group, in Prometheus text format (the
         standalone balancer's names; the local stack's are `observability.prometheus`)."""
         groups = [(v, {"target_group": v}, c) for v, c in self._since_start().items()]
-        statuses = (
-            ("2xx", "status_2xx"),
-            ("3xx", "status_3xx"),
-            ("4xx", "status_4xx"),
-            ("5xx", "status_5xx"),
-        )
-        elb = (("502", "balancer_502"), ("503", "balancer_503"), ("504", "balancer_504"))
+        statuses, elb = _TARGET_CODES, _ELB_CODES
 
         def counter(name: str, help_text: str, samples: list[Sample]) -> Family:
             return Family(f"canary_balancer_{name}", "counter", help_text, samples)

@@ -172,6 +172,11 @@ def _rollout(rollout: RolloutSnapshot | None) -> Iterator[Family]:
         "How many steps the latest rollout has.",
         [Sample(labels, rollout.steps)],
     )
+    yield from _judge(rollout, labels)
+
+
+def _judge(rollout: RolloutSnapshot, labels: dict[str, str]) -> Iterator[Family]:
+    """The judge's latest e-values and their thresholds, per metric and test."""
     yield Family(
         "canary_judge_e_value",
         "gauge",

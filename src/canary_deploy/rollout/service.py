@@ -340,7 +340,9 @@ def run(
 
     A failing tick does not end it: the error is reported (`warn`) and the next tick reads
     the truth again (every tick is idempotent). It stops on a lost lease (another
-    controller runs the rollout) or after `GIVE_UP_AFTER_S` of failures in a row."""
+    controller runs the rollout) or after `GIVE_UP_AFTER_S` of failures in a row.
+    (Long for its seams, the injected clock, sleep, hooks and notifier: the loop itself
+    is `_loop`.)"""
     controller = Controller(
         target.router,
         target.workload,
