@@ -11,7 +11,6 @@ it could not start) as one JSON line on `--ready-fd`.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import fcntl
 import logging
@@ -35,7 +34,7 @@ from canary_deploy.local.dataplane_client import (
     RemoteRegistry,
 )
 from canary_deploy.local.metrics_endpoint import MetricsEndpoint
-from canary_deploy.local.options import StackOptions
+from canary_deploy.local.options import StackOptions, process_options
 from canary_deploy.local.paths import StackPaths, private_dir, private_opener
 from canary_deploy.local.processes import prune_task_logs
 from canary_deploy.local.services import Supervisor, SupervisorConfig
@@ -259,15 +258,9 @@ def _forwarder(client: DataPlaneClient, method: str, path: str) -> Handler:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m canary_deploy.local.daemon")
-    StackOptions.add_arguments(parser)
-    parser.add_argument("--ready-fd", type=int, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True
-    )
-    daemon = StackDaemon(StackOptions.from_args(args))
-    run_loop(daemon.run(lambda doc: write_ready(args.ready_fd, doc)))
+    options, ready_fd = process_options("canary_deploy.local.daemon", argv)
+    daemon = StackDaemon(options)
+    run_loop(daemon.run(lambda doc: write_ready(ready_fd, doc)))
 
 
 if __name__ == "__main__":

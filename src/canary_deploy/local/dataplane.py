@@ -13,7 +13,6 @@ the daemon it starts reports readiness on the same descriptor.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import contextlib
 import errno
@@ -36,7 +35,7 @@ from canary_deploy.balancer import Balancer
 from canary_deploy.balancer.admin import AdminServer, balancer_routes, group_of, weights_from_body
 from canary_deploy.errors import UsageError
 from canary_deploy.local.keeper import ControlPlaneKeeper
-from canary_deploy.local.options import DEFAULT_WEIGHTS, StackOptions
+from canary_deploy.local.options import DEFAULT_WEIGHTS, StackOptions, process_options
 from canary_deploy.local.paths import StackPaths, private_dir, private_opener
 from canary_deploy.local.processes import (
     ProcessLauncher,
@@ -322,15 +321,9 @@ def run_loop(main: Any) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m canary_deploy.local.dataplane")
-    StackOptions.add_arguments(parser)
-    parser.add_argument("--ready-fd", type=int, default=None)
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True
-    )
-    plane = DataPlane(StackOptions.from_args(args))
-    run_loop(plane.run(lambda doc: write_ready(args.ready_fd, doc), args.ready_fd))
+    options, ready_fd = process_options("canary_deploy.local.dataplane", argv)
+    plane = DataPlane(options)
+    run_loop(plane.run(lambda doc: write_ready(ready_fd, doc), ready_fd))
 
 
 if __name__ == "__main__":

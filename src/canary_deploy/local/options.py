@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -108,3 +109,17 @@ class StackOptions:
             deregistration_delay_s=self.deregistration_delay,
             slow_start_s=spec.slow_start_seconds if spec else 0,
         )
+
+
+def process_options(module: str, argv: list[str] | None) -> tuple[StackOptions, int | None]:
+    """The command line of one of a stack's processes (`python -m <module>`: the daemon,
+    the data plane): its options and the file descriptor to report readiness on. Logging
+    goes to stderr (the stack's log file), with times."""
+    parser = argparse.ArgumentParser(prog=f"python -m {module}")
+    StackOptions.add_arguments(parser)
+    parser.add_argument("--ready-fd", type=int, default=None)
+    args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", force=True
+    )
+    return StackOptions.from_args(args), args.ready_fd
