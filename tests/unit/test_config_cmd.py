@@ -74,3 +74,22 @@ def test_config_reports_every_problem_and_exits_2(tmp_path: Path) -> None:
     assert "canary.toml: rollout.min_requests" in done.stderr
     assert "rollout.stepz: unknown setting; did you mean steps?" in done.stderr
     assert "Traceback" not in done.stderr and done.stdout == ""
+
+
+def test_config_never_shows_a_webhook_token(tmp_path: Path) -> None:
+    """Slack's webhook URLs and a hook's Authorization header are secrets: `canary config`
+    shows where they go (scheme and host), not what they carry."""
+    (tmp_path / "canary.toml").write_text(
+        "[rollout.hooks]\n"
+        'pre_promote = { url = "https://ci.example.com/gate?token=s3cret", '
+        'headers = { Authorization = "Bearer abc" } }\n'
+        "[[notifications]]\n"
+        'url = "https://user:pw@hooks.slack.com/services/T00/B00/XXXX"\n'
+    )
+    for argv in (("config",), ("config", "-o", "json")):
+        done = canary(tmp_path, *argv)
+        assert done.returncode == 0, done.stderr
+        for secret in ("s3cret", "Bearer", "XXXX", "pw@"):
+            assert secret not in done.stdout, (argv, secret)
+        assert "https://hooks.slack.com/..." in done.stdout
+        assert "https://ci.example.com/..." in done.stdout

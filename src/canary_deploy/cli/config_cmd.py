@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 from rich.markup import escape
@@ -30,11 +31,12 @@ def config(
     flags, config_file, required = settings_inputs(ctx)
     settings, origins = explain_settings(flags, config_file=config_file, config_required=required)
     plan = build_plan(settings.target, settings.rollout, steps=parse_steps(steps), warn=warn)
-    values = _flatten(settings.model_dump(mode="json"))
+    shown_settings = _redacted(settings.model_dump(mode="json"))
+    values = _flatten(shown_settings)
     if output == "json":
         print_json(
             {
-                "settings": settings.model_dump(mode="json"),
+                "settings": shown_settings,
                 "origins": origins,
                 "plan": plan.to_dict(),
             }
@@ -52,6 +54,23 @@ def config(
     console.print(plan_table(plan, settings.target))
     for line in plan_sentences(plan):
         console.print(escape(line))
+
+
+def _redacted(value: Any) -> Any:
+    """Settings as shown: a webhook's or hook's URL without its path and query, and header
+    values as ***, since they often carry a token (Slack's URLs, an Authorization header)."""
+    if isinstance(value, list):
+        return [_redacted(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    shown = {k: _redacted(v) for k, v in value.items()}
+    if isinstance(shown.get("url"), str):
+        parts = urlsplit(shown["url"])
+        rest = "/..." if parts.path.strip("/") or parts.query else ""
+        shown["url"] = f"{parts.scheme}://{parts.netloc.rpartition('@')[2]}{rest}"
+    if isinstance(shown.get("headers"), dict):
+        shown["headers"] = dict.fromkeys(shown["headers"], "***")
+    return shown
 
 
 def _flatten(doc: dict[str, Any], prefix: str = "") -> dict[str, Any]:
