@@ -73,7 +73,11 @@ def status(root: Path | None = None) -> tuple[bool, str]:
         return False, "pure Python (not compiled: run `make` or `python -m " + __name__ + " build`)"
     if manifest.get("abi") != _abi():
         return False, "pure Python (compiled for another Python: build again)"
-    if manifest.get("sources") != _sources_digest(PACKAGE_DIR):
+    try:
+        sources = _sources_digest(PACKAGE_DIR)
+    except OSError:
+        return False, "pure Python (a compiled module's source is missing)"
+    if manifest.get("sources") != sources:
         return False, "pure Python (sources changed since they were compiled: build again)"
     return True, f"compiled with mypyc ({compiled})"
 
