@@ -59,14 +59,21 @@ def test_detach_returns_at_once_and_the_daemon_runs_the_rollout(
 def test_ctrl_c_stops_watching_only(new_stack: Callable[[], LocalStack]) -> None:
     stack = new_stack()
     stack.ok("deploy", "--stable-weight", "100", "--canary-weight", "0")
+    # PYTHONFAULTHANDLER: should it hang, SIGABRT makes it print where each thread is.
     proc = subprocess.Popen(
         [sys.executable, "-m", "canary_deploy", "rollout", *HELD],
-        cwd=stack.root, env=stack.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=stack.root, env={**stack.env, "PYTHONFAULTHANDLER": "1"},
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
         wait_for(lambda: _weights(stack)["canary"] == 10, 60, "step 1")
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=30)
+        try:
+            out, _ = proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.send_signal(signal.SIGABRT)
+            out, err = proc.communicate(timeout=10)
+            raise AssertionError(f"still running 30 s after Ctrl-C:\n{out}\n{err}") from None
     finally:
         if proc.poll() is None:
             proc.kill()

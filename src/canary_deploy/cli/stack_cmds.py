@@ -177,9 +177,10 @@ def status(ctx: typer.Context, output: OutputOpt = "text") -> None:
         judging = f", judging {r.canary_image}" if r.canary_image else ""
         console.print(
             f"Rollout #{r.id}: {r.status} at step {r.step}/{r.steps} "
-            f"(canary {r.canary_weight}%{judging}) - {r.last}",
+            f"(canary {r.canary_weight}%{judging})",
             markup=False,
         )
+        console.print(f"Latest: {r.last}", markup=False)  # its own line: never wrapped away
         console.print(f"Controller: {controller_line(active.controller)}", markup=False)
 
 
