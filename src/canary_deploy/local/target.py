@@ -38,6 +38,7 @@ from canary_deploy.local.stack import LocalStack
 from canary_deploy.local.statedb import DB_NAME, damage, move_aside
 from canary_deploy.local.store import StateStore, spec_to_dict
 from canary_deploy.local.workload import LocalWorkload
+from canary_deploy.preview import Preview, spec_changes
 from canary_deploy.routes import route_notes
 from canary_deploy.weights import Weights
 
@@ -94,6 +95,16 @@ class LocalTarget:
             raise
         progress.log(f"Listener weights {Weights.from_dict(result['weights'])}")
         self._workload.wait_steady(SEED_GROUPS, progress)
+
+    def preview(self, spec: ReleaseSpec, progress: Progress) -> Preview:
+        """What `deploy(spec)` would change in the running stack's spec; nothing starts."""
+        for role in SEED_GROUPS:
+            parse_image(spec.image(role), role=f"{role} image")
+        current = self.deployed_spec()
+        changes = spec_changes(current, spec)
+        return Preview(
+            "local", self.settings.stack_name, "create" if current is None else "update", changes
+        )
 
     def _ensure_daemon(self, spec: ReleaseSpec, progress: Progress) -> bool:
         """Start the daemon unless it runs; True when this call started it."""
