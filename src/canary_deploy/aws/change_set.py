@@ -116,13 +116,14 @@ class ChangeSetPreview:
             )
         finally:
             self._clean_up(name, operation, progress)
+        if resources is None:  # CloudFormation's own word: nothing changes
+            notes += ("no changes: the stack is already up to date",)
+            return Preview("aws", self.stack_name, operation, changed, (), None, notes)
         if not resources and changed and operation == "update":
             # moto computes no change for an update (DESIGN.md section 4); AWS lists the
             # resources these parameters reach.
             reason = not_computed(NotComputed("it lists no change although parameters change"))
             return Preview("aws", self.stack_name, operation, changed, None, reason, notes)
-        if not resources:
-            notes += ("no changes: the stack is already up to date",)
         return Preview("aws", self.stack_name, operation, changed, resources, None, notes)
 
     def _compute(
@@ -146,10 +147,13 @@ class ChangeSetPreview:
             ),
         )
         changes = self._wait(name, progress)
+        if changes is None:
+            return None
         return tuple(resource_change(c) for c in changes if c.get("Type") == "Resource")
 
-    def _wait(self, name: str, progress: Progress) -> list[ChangeTypeDef]:
-        """Poll until CloudFormation has computed the change set; every page of changes."""
+    def _wait(self, name: str, progress: Progress) -> list[ChangeTypeDef] | None:
+        """Poll until CloudFormation has computed the change set: every page of changes, or
+        None when it says that nothing changes."""
         deadline = self._clock() + TIMEOUT_SECONDS
         while True:
             page = self._describe(name, None)
@@ -157,7 +161,7 @@ class ChangeSetPreview:
             if status == "FAILED":
                 reason = page.get("StatusReason", "")
                 if any(text in reason for text in NO_CHANGES):
-                    return []
+                    return None
                 raise NotComputed(reason or "it FAILED without a reason")
             if status not in ("CREATE_PENDING", "CREATE_IN_PROGRESS"):
                 break
