@@ -101,10 +101,11 @@ class LocalTarget:
         for role in SEED_GROUPS:
             parse_image(spec.image(role), role=f"{role} image")
         current = self.deployed_spec()
-        changes = spec_changes(current, spec)
-        return Preview(
-            "local", self.settings.stack_name, "create" if current is None else "update", changes
-        )
+        name = self.settings.stack_name
+        if current is None:
+            return Preview("local", name, "create", spec_changes(None, spec))
+        kept = "the listener keeps its live weights (a deploy does not change them)"
+        return Preview("local", name, "update", spec_changes(current, spec), notes=(kept,))
 
     def _ensure_daemon(self, spec: ReleaseSpec, progress: Progress) -> bool:
         """Start the daemon unless it runs; True when this call started it."""
