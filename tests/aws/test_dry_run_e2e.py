@@ -10,6 +10,7 @@ import boto3
 import pytest
 
 from canary_deploy.aws.change_set import ChangeSetPreview
+from canary_deploy.aws.stack import template_body
 from canary_deploy.weights import Weights
 from tests.aws.conftest import AwsEnv, CliRunner
 
@@ -118,3 +119,24 @@ def test_a_missing_ecr_image_fails_the_dry_run_too(aws_env: AwsEnv, cli: CliRunn
     assert result.exit_code == 1
     assert "repository dry-run/none does not exist" in result.stderr
     assert not aws_env.stack_exists()
+
+
+def test_an_empty_stack_left_by_a_killed_dry_run_is_explained(
+    aws_env: AwsEnv, cli: CliRunner
+) -> None:
+    # What a dry run killed with SIGKILL between the change set and its clean-up leaves.
+    boto3.client("cloudformation").create_change_set(
+        StackName=aws_env.stack_name,
+        ChangeSetName="killed",
+        ChangeSetType="CREATE",
+        TemplateBody=template_body(),
+        Parameters=[{"ParameterKey": "ImageURIStable", "ParameterValue": "repo/app:v1"}],
+        Capabilities=["CAPABILITY_IAM"],
+    )
+    for args in (("deploy",), ("deploy", "--dry-run")):
+        result = cli(*args)
+        assert result.exit_code == 1
+        assert "REVIEW_IN_PROGRESS: an empty stack" in result.stderr
+        assert f"aws cloudformation delete-stack --stack-name {aws_env.stack_name}" in (
+            result.stderr
+        )
