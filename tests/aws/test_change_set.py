@@ -132,7 +132,7 @@ def test_an_update_that_changes_nothing_says_so() -> None:
 
     preview = preview_with(calls)
     assert preview.resources == ()
-    assert preview.notes == ("no changes: the stack is already up to date",)
+    assert preview.not_computed is None
 
 
 def test_a_change_set_cloudformation_refuses_degrades_to_the_parameter_diff() -> None:

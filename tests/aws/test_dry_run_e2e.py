@@ -68,7 +68,7 @@ def test_an_update_degrades_to_the_parameter_diff_and_changes_nothing(
     assert "ImageURICanary │ repo/app:v2 │ repo/app:v3" in out
     assert "DesiredCountCanary │ 1 │ 2" in out
     assert "StableWeight │ 95 │ 80" in out
-    assert "CloudFormation could not compute the change set: it lists no change" in err
+    assert "CloudFormation could not compute the change set: it lists no resource change" in err
     assert "the live values (set by API calls), recorded in the stack first" in out
     # Nothing changed: the stack, the listener, and no change set left.
     assert aws_env.stack_parameters() == before

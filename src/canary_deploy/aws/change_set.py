@@ -117,12 +117,15 @@ class ChangeSetPreview:
         finally:
             self._clean_up(name, operation, progress)
         if resources is None:  # CloudFormation's own word: nothing changes
-            notes += ("no changes: the stack is already up to date",)
             return Preview("aws", self.stack_name, operation, changed, (), None, notes)
         if not resources and changed and operation == "update":
-            # moto computes no change for an update (DESIGN.md section 4); AWS lists the
-            # resources these parameters reach.
-            reason = not_computed(NotComputed("it lists no change although parameters change"))
+            # moto computes no change for an update (DESIGN.md section 4).
+            reason = not_computed(
+                NotComputed(
+                    "it lists no resource change although parameters change (moto computes "
+                    "none for an update; on AWS, these parameters reach no resource)"
+                )
+            )
             return Preview("aws", self.stack_name, operation, changed, None, reason, notes)
         return Preview("aws", self.stack_name, operation, changed, resources, None, notes)
 
