@@ -3,6 +3,7 @@ URI, pushing for the wrong CPU or using another account's registry sees."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 from typing import Any
 
@@ -15,6 +16,7 @@ from tests.aws.stubs import ERRORS, RecordingProgress, stubbed
 ACCOUNT = "111122223333"
 HOST = f"{ACCOUNT}.dkr.ecr.us-east-1.amazonaws.com"
 INDEX = "application/vnd.oci.image.index.v1+json"
+SINGLE = "application/vnd.docker.distribution.manifest.v2+json"
 
 
 def index_of(*platforms: str) -> str:
@@ -95,16 +97,22 @@ def test_an_image_in_another_region_and_account_is_looked_up_there() -> None:
     uri = "444455556666.dkr.ecr.eu-west-1.amazonaws.com/shared/app:v1"
     stub.add_response(
         "describe_images",
-        details("application/vnd.docker.distribution.manifest.v2+json"),
+        details(INDEX),
         {"registryId": "444455556666", "repositoryName": "shared/app",
          "imageIds": [{"imageTag": "v1"}]},
+    )  # fmt: skip
+    stub.add_response(
+        "batch_get_image",
+        {"images": [{"imageManifest": index_of("linux/amd64"), "imageManifestMediaType": INDEX}]},
+        {"registryId": "444455556666", "repositoryName": "shared/app",
+         "imageIds": [{"imageTag": "v1"}], "acceptedMediaTypes": [INDEX]},
     )  # fmt: skip
     clients = {"us-east-1": here, "eu-west-1": there}
     progress = RecordingProgress()
     with stub:
         EcrImages(clients.__getitem__, ERRORS, "X86_64").check([uri, uri], progress)
     stub.assert_no_pending_responses()  # looked up once, in eu-west-1
-    assert progress.lines == [f"Image {uri} is in ECR"]
+    assert progress.lines == [f"Image {uri} is in ECR, built for linux/amd64"]
 
 
 def test_access_denied_to_a_cross_account_repository_is_a_hint_not_a_failure() -> None:
@@ -148,6 +156,74 @@ def test_an_image_index_without_the_tasks_platform_fails_with_exec_format_error(
     assert "exec format error" in exc.value.message
     assert f"not for {images.platform}" in exc.value.message
     assert f"docker build --platform {images.platform}" in (exc.value.hint or "")
+
+
+def single_image(stub: Any, config: bytes) -> str:
+    """Stub the calls that read a single-platform image's config blob; its URL."""
+    digest = f"sha256:{hashlib.sha256(config).hexdigest()}"
+    manifest = {"schemaVersion": 2, "mediaType": SINGLE, "layers": [],
+                "config": {"mediaType": "application/vnd.docker.container.image.v1+json",
+                           "size": len(config), "digest": digest}}  # fmt: skip
+    stub.add_response("describe_images", details(SINGLE))
+    stub.add_response(
+        "batch_get_image",
+        {"images": [{"imageManifest": json.dumps(manifest), "imageManifestMediaType": SINGLE}]},
+        {"registryId": ACCOUNT, "repositoryName": "dev/app", "imageIds": [{"imageTag": "v1"}],
+         "acceptedMediaTypes": [SINGLE]},
+    )  # fmt: skip
+    url = "https://prod-us-east-1-starport-layer-bucket.s3.amazonaws.com/config?sig=x"
+    stub.add_response(
+        "get_download_url_for_layer",
+        {"downloadUrl": url, "layerDigest": digest},
+        {"registryId": ACCOUNT, "repositoryName": "dev/app", "layerDigest": digest},
+    )
+    return url
+
+
+def test_a_single_arm64_image_fails_from_its_config_blob() -> None:
+    # `docker build` on Apple silicon without --platform, then `docker push`.
+    config = b'{"architecture": "arm64", "os": "linux", "variant": "v8", "rootfs": {}}'
+    ecr, stub = stubbed("ecr")
+    url = single_image(stub, config)
+    fetched: list[str] = []
+
+    def fetch(u: str) -> bytes:
+        fetched.append(u)
+        return config
+
+    with stub, pytest.raises(ImageMissing) as exc:
+        EcrImages(lambda _: ecr, ERRORS, "X86_64", fetch=fetch).check(
+            [f"{HOST}/dev/app:v1"], RecordingProgress()
+        )
+    assert fetched == [url]
+    assert "built for linux/arm64 only, not for linux/amd64" in exc.value.message
+    assert "exec format error" in exc.value.message
+
+
+def test_a_single_image_for_the_tasks_platform_passes() -> None:
+    config = b'{"architecture": "amd64", "os": "linux"}'
+    ecr, stub = stubbed("ecr")
+    single_image(stub, config)
+    progress = RecordingProgress()
+    with stub:
+        EcrImages(lambda _: ecr, ERRORS, "X86_64", fetch=lambda _: config).check(
+            [f"{HOST}/dev/app:v1"], progress
+        )
+    assert progress.lines == [f"Image {HOST}/dev/app:v1 is in ECR, built for linux/amd64"]
+
+
+def test_a_config_blob_that_cannot_be_read_leaves_the_platform_unknown() -> None:
+    ecr, stub = stubbed("ecr")
+    single_image(stub, b'{"architecture": "amd64", "os": "linux"}')
+    progress = RecordingProgress()
+    with stub:  # a blob that does not match its digest (a proxy's error page, say)
+        EcrImages(lambda _: ecr, ERRORS, "X86_64", fetch=lambda _: b"<html>").check(
+            [f"{HOST}/dev/app:v1"], progress
+        )
+    assert progress.lines == [
+        f"Image {HOST}/dev/app:v1 is in ECR (its platform is unknown: its config blob "
+        "does not match its digest)"
+    ]
 
 
 def test_images_outside_ecr_are_named_in_one_line() -> None:

@@ -93,10 +93,10 @@ def test_an_image_in_another_region_is_found_there(aws_env: AwsEnv, cli: CliRunn
     canary = push(aws_env, "shared", "v2", region="eu-west-1")
     result = cli("deploy", IMAGE_URI_STABLE=push(aws_env, "app", "v1"), IMAGE_URI_CANARY=canary)
     assert result.exit_code == 0, result.stderr
-    assert f"Image {canary} is in ECR" in said(result.stderr)
-    assert {"ecr:DescribeImages", "ecr:BatchGetImage"} & set(
-        aws_env.call_log.read_text().split()
-    ) == {"ecr:DescribeImages"}
+    # moto has no GetDownloadUrlForLayer: the single image's platform stays unknown.
+    assert f"Image {canary} is in ECR (its platform is unknown: ECR gave no download URL" in (
+        said(result.stderr)
+    )
 
 
 def test_images_outside_ecr_are_named_once_and_deployed(aws_env: AwsEnv, cli: CliRunner) -> None:

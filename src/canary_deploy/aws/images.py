@@ -3,8 +3,10 @@ architecture they run on (otherwise the deploy ends in ROLLBACK_COMPLETE minutes
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
+import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -22,6 +24,13 @@ INDEX_MEDIA_TYPES = (
     "application/vnd.oci.image.index.v1+json",
     "application/vnd.docker.distribution.manifest.list.v2+json",
 )
+# A single image's manifest: its config blob says the platform.
+SINGLE_MEDIA_TYPES = (
+    "application/vnd.docker.distribution.manifest.v2+json",
+    "application/vnd.oci.image.manifest.v1+json",
+)
+CONFIG_LIMIT = 1 << 20  # an image config is a few KiB; never download more than this
+FETCH_TIMEOUT_S = 10.0
 SKIP_HINT = "or pass --skip-image-check to deploy without this check"
 
 # Docker's reference grammar (distribution/reference): anything else ECS cannot pull
@@ -166,6 +175,38 @@ def push_hint(problems: Iterable[ImageProblem], platform: str) -> str:
     return f"{hint}\n{SKIP_HINT}"
 
 
+class Unreadable(Exception):
+    """The image's platform could not be read (the message says why); not a failure."""
+
+
+def fetch_blob(url: str) -> bytes:
+    """A config blob from the pre-signed HTTPS URL ECR gives for it (at most 1 MiB)."""
+    if not url.startswith("https://"):
+        raise Unreadable("ECR gave no HTTPS download URL")
+    try:
+        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as response:
+            blob: bytes = response.read(CONFIG_LIMIT + 1)
+    except OSError as exc:
+        raise Unreadable(f"downloading its config blob failed: {exc}") from exc
+    return blob
+
+
+def config_platform(blob: bytes, digest: str) -> str:
+    """`os/architecture` from an image's config blob, checked against its digest.
+
+    >>> blob = b'{"architecture": "arm64", "os": "linux", "variant": "v8"}'
+    >>> config_platform(blob, "sha256:" + hashlib.sha256(blob).hexdigest())
+    'linux/arm64'
+    """
+    if len(blob) > CONFIG_LIMIT or f"sha256:{hashlib.sha256(blob).hexdigest()}" != digest:
+        raise Unreadable("its config blob does not match its digest")
+    try:
+        doc = json.loads(blob)
+        return f"{doc['os']}/{doc['architecture']}"
+    except (ValueError, KeyError, TypeError) as exc:
+        raise Unreadable("its config blob names no os/architecture") from exc
+
+
 class ImageMissing(OperationFailed):
     """An ECR image a deploy names is not there (or not for the tasks' architecture)."""
 
@@ -180,13 +221,20 @@ class ImageMissing(OperationFailed):
 
 
 class EcrImages:
-    """Looks the deploy's ECR images up: DescribeImages, and BatchGetImage for an index."""
+    """Looks the deploy's ECR images up (DescribeImages), and reads the platforms they are
+    built for (BatchGetImage; for a single-platform image, its config blob)."""
 
     def __init__(
-        self, ecr_in: Callable[[str], Any], errors: ErrorScope, cpu_architecture: str
+        self,
+        ecr_in: Callable[[str], Any],
+        errors: ErrorScope,
+        cpu_architecture: str,
+        *,
+        fetch: Callable[[str], bytes] | None = None,
     ) -> None:
         self._ecr_in = ecr_in  # region -> ECR client (the image's registry may be elsewhere)
         self._errors = errors
+        self._fetch = fetch or fetch_blob
         self.platform = PLATFORMS.get(cpu_architecture, PLATFORMS["X86_64"])
         self._architecture = cpu_architecture
 
@@ -225,23 +273,15 @@ class EcrImages:
                 except ClientError as exc:
                     return self._lookup_failed(image, exc, progress)
                 media_type = details[0].get("imageManifestMediaType", "") if details else ""
-                if media_type not in INDEX_MEDIA_TYPES:
-                    progress.log(f"Image {image.uri} is in ECR")
-                    return None
-                manifest = ecr.batch_get_image(
-                    registryId=image.account,
-                    repositoryName=image.repository,
-                    imageIds=[image.image_id],
-                    acceptedMediaTypes=list(INDEX_MEDIA_TYPES),
-                )["images"]
+                platforms = self._platforms(ecr, image, media_type)
         except OperationFailed as exc:
             progress.log(f"Could not check image {image.uri} ({exc.message}); deploying anyway")
             return None
-        return self._platform_problem(image, manifest[0]["imageManifest"] if manifest else "{}")
-
-    def _platform_problem(self, image: EcrImage, manifest: str) -> ImageProblem | None:
-        platforms = platforms_of(manifest)
-        if not platforms or self.platform in platforms:
+        except Unreadable as exc:
+            progress.log(f"Image {image.uri} is in ECR (its platform is unknown: {exc})")
+            return None
+        progress.log(f"Image {image.uri} is in ECR, built for {', '.join(sorted(platforms))}")
+        if self.platform in platforms:
             return None
         return ImageProblem(
             image,
@@ -250,6 +290,39 @@ class EcrImages:
             f"(cpu_architecture {self._architecture}): its tasks would stop with "
             "'exec format error'",
         )
+
+    def _platforms(self, ecr: Any, image: EcrImage, media_type: str) -> set[str]:
+        """The `os/architecture` pairs the image runs on: an index lists them; a single
+        image's config blob says it (one more call, and a download of a few KiB)."""
+        index = media_type in INDEX_MEDIA_TYPES
+        found = ecr.batch_get_image(
+            registryId=image.account,
+            repositoryName=image.repository,
+            imageIds=[image.image_id],
+            acceptedMediaTypes=[media_type] if media_type else list(SINGLE_MEDIA_TYPES),
+        )["images"]
+        if not found:
+            raise Unreadable("BatchGetImage returned no manifest")
+        manifest = json.loads(found[0]["imageManifest"])
+        if index:
+            platforms = platforms_of(found[0]["imageManifest"]) or set()
+            if not platforms:
+                raise Unreadable("its index names no platform")
+            return platforms
+        config = manifest.get("config") or {}
+        if not config.get("digest") or int(config.get("size", 0)) > CONFIG_LIMIT:
+            raise Unreadable("its manifest names no config blob of at most 1 MiB")
+        try:
+            url = ecr.get_download_url_for_layer(
+                registryId=image.account,
+                repositoryName=image.repository,
+                layerDigest=config["digest"],
+            )["downloadUrl"]
+        except ClientError as exc:
+            raise Unreadable(
+                f"ECR gave no download URL for its config blob ({error_code(exc)})"
+            ) from exc
+        return {config_platform(self._fetch(url), config["digest"])}
 
     def _lookup_failed(
         self, image: EcrImage, exc: ClientError, progress: Progress
