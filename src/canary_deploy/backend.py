@@ -41,6 +41,8 @@ class ReleaseSpec:
     stickiness_seconds: int | None = None
     desired_count_baseline: int = 0  # only during a rollout
     slow_start_seconds: int = 0  # ALB slow start: 0 (off) or 30..900
+    # AWS: look the ECR images up before the stack changes (`deploy --skip-image-check`).
+    check_images: bool = True
 
     def image(self, role: Role) -> str:
         """The baseline always runs stable's image."""

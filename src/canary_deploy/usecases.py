@@ -9,13 +9,16 @@ from dataclasses import dataclass
 from canary_deploy.backend import OrderedChanges, Progress, ReleaseSpec, Role, Status, Target
 from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
+from canary_deploy.preview import Preview, Previewable
 from canary_deploy.routes import RouteMatch, TesterRoute, find_route
 from canary_deploy.weights import STABLE_ONLY, Weights
 
 LOCAL_DEFAULT_IMAGES = ("builtin:v1", "builtin:v2")
 
 
-def release_spec(settings: Settings, current: ReleaseSpec | None = None) -> ReleaseSpec:
+def release_spec(
+    settings: Settings, current: ReleaseSpec | None = None, *, check_images: bool = True
+) -> ReleaseSpec:
     """The spec `deploy` applies. Images are required on AWS, as in the seed; locally an
     image not given keeps what runs (`current`), so a deploy after a promotion does not
     quietly put the old stable back, and a fresh stack gets the sample app."""
@@ -53,6 +56,7 @@ def release_spec(settings: Settings, current: ReleaseSpec | None = None) -> Rele
             settings.stickiness_duration_seconds if settings.stickiness_enabled else None
         ),
         slow_start_seconds=settings.slow_start_seconds,
+        check_images=check_images,
     )
 
 
@@ -107,6 +111,16 @@ def new_canary_warning(before: str | None, spec: ReleaseSpec, status: Status) ->
 def deploy(target: Target, spec: ReleaseSpec, progress: Progress) -> Status:
     target.deploy(spec, progress)
     return target.status()
+
+
+def preview(target: Target, spec: ReleaseSpec, progress: Progress) -> Preview:
+    """What `deploy` would change (`deploy --dry-run`); nothing is changed."""
+    if not isinstance(target, Previewable):
+        raise UsageError(
+            f"the {target.name} target cannot show what a deploy would change",
+            hint="deploy without --dry-run",
+        )
+    return target.preview(spec, progress)
 
 
 @dataclass(frozen=True)

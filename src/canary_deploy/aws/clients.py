@@ -71,6 +71,16 @@ class AwsClients:
     cloudwatch: CloudWatchClient
     region: str
     logs: Any = None  # CloudWatch Logs (`canary logs`); no stubs are installed for it
+    ecr: Any = None  # ECR (the image check before a deploy); no stubs either
+    # For clients in another region (an image in an ECR registry elsewhere).
+    session: boto3.Session | None = None
+
+    def ecr_in(self, region: str) -> Any:
+        """An ECR client for `region`: this one's, or a new one from the same session."""
+        if region == self.region or self.session is None:
+            return self.ecr
+        with aws_errors("open an AWS session", stack_name="", region=region):
+            return self.session.client("ecr", region_name=region, config=CLIENT_CONFIG)
 
     @classmethod
     def create(cls, *, region: str | None, profile: str | None, stack_name: str) -> AwsClients:
@@ -88,4 +98,6 @@ class AwsClients:
                 cloudwatch=session.client("cloudwatch", region_name=resolved, config=CLIENT_CONFIG),
                 region=resolved,
                 logs=session.client("logs", region_name=resolved, config=CLIENT_CONFIG),
+                ecr=session.client("ecr", region_name=resolved, config=CLIENT_CONFIG),
+                session=session,
             )

@@ -10,6 +10,8 @@ UNUPDATABLE_CREATIONS = ("ROLLBACK_COMPLETE", "ROLLBACK_FAILED")
 # An update failed and so did its rollback: CloudFormation refuses every update until the
 # rollback is continued (ContinueUpdateRollback), possibly skipping the resources that failed.
 UPDATE_ROLLBACK_FAILED = "UPDATE_ROLLBACK_FAILED"
+# A stack a CREATE change set made and nobody executed: no resources, never finishes.
+REVIEW_IN_PROGRESS = "REVIEW_IN_PROGRESS"
 
 
 def continue_rollback_hint(stack_name: str, region: str) -> str:
@@ -46,6 +48,14 @@ def refuse_update(stack_name: str, status: str, region: str) -> None:
             f"stack {stack_name} is in {UPDATE_ROLLBACK_FAILED}: an update failed and so did "
             "its rollback; CloudFormation refuses any update until the rollback is continued",
             hint=continue_rollback_hint(stack_name, region),
+        )
+    if status == REVIEW_IN_PROGRESS:
+        raise OperationFailed(
+            f"stack {stack_name} is in {REVIEW_IN_PROGRESS}: an empty stack that a change "
+            "set for a new stack made (a `deploy --dry-run` that was killed?); it never "
+            "finishes on its own",
+            hint=f"delete it (it has no resources): `aws cloudformation delete-stack "
+            f"--stack-name {stack_name} --region {region}`, then deploy again",
         )
     if status.endswith("_IN_PROGRESS"):
         raise OperationFailed(

@@ -5,16 +5,18 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from canary_deploy.aws.alarms import CloudWatchAlarms
+from canary_deploy.aws.change_set import ChangeSetPreview
 from canary_deploy.aws.clients import AwsClients
 from canary_deploy.aws.errors import ErrorScope, StackNotFound
 from canary_deploy.aws.health import TargetHealth
+from canary_deploy.aws.images import EcrImages
 from canary_deploy.aws.metrics import CloudWatchMetrics
 from canary_deploy.aws.network import resolve_network
 from canary_deploy.aws.promotion import StackWorkload, live_parameters
 from canary_deploy.aws.router import AlbRouter, to_alb
 from canary_deploy.aws.routes import AlbRoutes
 from canary_deploy.aws.stack import Stack, StackInfo, StackOutputs
-from canary_deploy.aws.stack_states import status_note
+from canary_deploy.aws.stack_states import refuse_update, status_note
 from canary_deploy.aws.workload import EcsWorkload
 from canary_deploy.backend import (
     ListenerStatus,
@@ -32,6 +34,7 @@ from canary_deploy.backend import (
 )
 from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError, NothingToDelete
+from canary_deploy.preview import Preview
 from canary_deploy.weights import Weights
 
 
@@ -79,7 +82,41 @@ class AwsTarget:
 
     def deploy(self, spec: ReleaseSpec, progress: Progress) -> None:
         """Create the stack, or update it in place keeping the live weights."""
+        self._check_images(spec, progress)
         current = self.stack.describe()
+        parameters = self._stack_parameters(spec, current, progress)
+        self._outputs = None
+        self.stack.apply(parameters, progress)
+        self._outputs = None
+        if current is not None:
+            # Routes made before the stack had tester groups forward to the judged groups.
+            self.rules.move_to_tester_groups(progress)
+
+    def preview(self, spec: ReleaseSpec, progress: Progress) -> Preview:
+        """What `deploy(spec)` would change, from a CloudFormation change set of the same
+        template and parameters (created, read, deleted); nothing else changes."""
+        self._check_images(spec, progress)
+        current = self.stack.describe()
+        if current is not None:
+            refuse_update(self.stack.name, current.status, self._errors.region)
+        parameters = self._stack_parameters(spec, current, progress)
+        changes = ChangeSetPreview(self._clients.cloudformation, self.stack.name, self._errors)
+        return changes.preview(parameters, current, progress)
+
+    def _check_images(self, spec: ReleaseSpec, progress: Progress) -> None:
+        """Fail before any stack change when an ECR image is missing or built for another
+        CPU architecture than the tasks' (`deploy --skip-image-check` skips this)."""
+        if not spec.check_images:
+            progress.log("Image check skipped (--skip-image-check)")
+            return
+        architecture = str(getattr(self._settings.aws, "cpu_architecture", "X86_64"))
+        images = EcrImages(self._clients.ecr_in, self._errors, architecture)
+        images.check((spec.image_stable, spec.image_canary), progress)
+
+    def _stack_parameters(
+        self, spec: ReleaseSpec, current: StackInfo | None, progress: Progress
+    ) -> dict[str, str | None]:
+        """The parameters a deploy of `spec` sends to the stack `current` (None: a new one)."""
         aws = self._settings.aws
         # An existing stack stays in its network unless the user names another one.
         vpc_id: str | None = None
@@ -103,7 +140,7 @@ class AwsTarget:
             live = live_parameters(
                 current, weights, self.ecs, progress, canary_count=spec.desired_count_canary
             )
-        parameters: dict[str, str | None] = {
+        return {
             "ImageURIStable": spec.image_stable,
             "ImageURICanary": spec.image_canary,
             "ContainerPort": str(spec.container_port),
@@ -120,12 +157,6 @@ class AwsTarget:
             "AllowedIngressCidr": aws.allowed_ingress_cidr,
             "SlowStartSeconds": str(spec.slow_start_seconds),
         }
-        self._outputs = None
-        self.stack.apply(parameters, progress)
-        self._outputs = None
-        if current is not None:
-            # Routes made before the stack had tester groups forward to the judged groups.
-            self.rules.move_to_tester_groups(progress)
 
     def _live_weights_for_update(self, current: StackInfo, progress: Progress) -> Weights:
         """The listener's live weights, so a stack update never reverts them."""

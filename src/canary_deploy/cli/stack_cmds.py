@@ -18,6 +18,7 @@ from canary_deploy.cli.output import (
     show_status,
     warn,
 )
+from canary_deploy.cli.preview_output import show_preview
 from canary_deploy.config import Settings
 from canary_deploy.errors import NothingToDelete, UsageError
 from canary_deploy.rollout import service, steering
@@ -64,6 +65,22 @@ Force = Annotated[
 Yes = Annotated[
     bool, typer.Option("--yes", "-y", help="Deploy even when a group with traffic gets 0 tasks.")
 ]
+DryRun = Annotated[
+    bool,
+    typer.Option(
+        "--dry-run",
+        help="Show what the deploy would change and change nothing (AWS: a CloudFormation "
+        "change set, deleted once read).",
+    ),
+]
+SkipImageCheck = Annotated[
+    bool,
+    typer.Option(
+        "--skip-image-check",
+        help="AWS: do not look the ECR images up (exist, CPU architecture) before the stack "
+        "changes.",
+    ),
+]
 
 
 @app.command()
@@ -85,10 +102,13 @@ def deploy(
     subnet_ids: SubnetIds = None,
     force: Force = False,
     yes: Yes = False,
+    dry_run: DryRun = False,
+    skip_image_check: SkipImageCheck = False,
     output: OutputOpt = "text",
 ) -> None:
     """Create or update the stack (first deploy 95/5), then print status. Refused while
-    a rollout runs (it judges the versions deployed), unless --force."""
+    a rollout runs (it judges the versions deployed), unless --force. --dry-run shows
+    what would change instead."""
     settings = settings_from(
         ctx,
         image_uri_stable=image_stable,
@@ -110,7 +130,14 @@ def deploy(
         slow_start_seconds=slow_start,
     )
     target = open_target(settings)
-    spec = usecases.release_spec(settings, target.deployed_spec())
+    spec = usecases.release_spec(
+        settings, target.deployed_spec(), check_images=not skip_image_check
+    )
+    if dry_run:
+        with progress(f"Dry run: {settings.stack_name} ({settings.target})") as p:
+            preview = usecases.preview(target, spec, p)
+        show_preview(preview, output)
+        return
     _confirm_starved(usecases.starved_groups(spec, usecases.live_weights(target)), yes=yes)
     _yield_to_rollout(settings, target, force=force, quiet=output == "json")
     with progress(f"Deploying {settings.stack_name} ({settings.target})") as p:

@@ -38,6 +38,7 @@ from canary_deploy.local.stack import LocalStack
 from canary_deploy.local.statedb import DB_NAME, damage, move_aside
 from canary_deploy.local.store import StateStore, spec_to_dict
 from canary_deploy.local.workload import LocalWorkload
+from canary_deploy.preview import Preview, spec_changes
 from canary_deploy.routes import route_notes
 from canary_deploy.weights import Weights
 
@@ -94,6 +95,17 @@ class LocalTarget:
             raise
         progress.log(f"Listener weights {Weights.from_dict(result['weights'])}")
         self._workload.wait_steady(SEED_GROUPS, progress)
+
+    def preview(self, spec: ReleaseSpec, progress: Progress) -> Preview:
+        """What `deploy(spec)` would change in the running stack's spec; nothing starts."""
+        for role in SEED_GROUPS:
+            parse_image(spec.image(role), role=f"{role} image")
+        current = self.deployed_spec()
+        name = self.settings.stack_name
+        if current is None:
+            return Preview("local", name, "create", spec_changes(None, spec))
+        kept = "the listener keeps its live weights (a deploy does not change them)"
+        return Preview("local", name, "update", spec_changes(current, spec), notes=(kept,))
 
     def _ensure_daemon(self, spec: ReleaseSpec, progress: Progress) -> bool:
         """Start the daemon unless it runs; True when this call started it."""
