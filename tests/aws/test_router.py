@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from canary_deploy.aws.router import AlbRouter, to_alb
+from canary_deploy.aws.router import AlbRouter, configured_stickiness, to_alb
 from canary_deploy.aws.stack import NoBaseline, StackOutputs
 from canary_deploy.errors import OperationFailed
 from canary_deploy.weights import Weights
@@ -32,7 +32,7 @@ def make_router(
             raise AssertionError("the stack parameters were read")
         return parameters
 
-    return AlbRouter(client, lambda: outputs, ERRORS, read)
+    return AlbRouter(client, lambda: outputs, ERRORS, lambda: configured_stickiness(read()))
 
 
 def listener(

@@ -1,0 +1,270 @@
+"""The AWS target on the user's own listener and ECS services (`canary adopt`): the same
+router, workload, health, metrics and tester routes as on our stack, handed the adopted
+resources instead of stack outputs. No CloudFormation call, ever; nothing is created or
+deleted but task definition revisions (a deploy's, a promotion's)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+
+from canary_deploy.aws.alarms import CloudWatchAlarms
+from canary_deploy.aws.clients import AwsClients
+from canary_deploy.aws.errors import ErrorScope
+from canary_deploy.aws.existing import ExistingService
+from canary_deploy.aws.health import TargetHealth
+from canary_deploy.aws.live import apply_weights
+from canary_deploy.aws.metrics import CloudWatchMetrics
+from canary_deploy.aws.revisions import Revisions
+from canary_deploy.aws.router import AlbRouter
+from canary_deploy.aws.routes import AlbRoutes
+from canary_deploy.aws.stack import StackOutputs
+from canary_deploy.aws.workload import EcsWorkload, running_image_notes
+from canary_deploy.backend import (
+    ListenerStatus,
+    MetricsSource,
+    Progress,
+    ReleaseSpec,
+    Role,
+    RoleStatus,
+    ServiceStatus,
+    Status,
+    TesterRouter,
+    TrafficRouter,
+    TrafficStatus,
+    Workload,
+    shown_in_status,
+)
+from canary_deploy.config import Settings
+from canary_deploy.errors import CanaryError, UsageError
+from canary_deploy.routes import RouteMatch, TesterRoute
+from canary_deploy.weights import STABLE_ONLY
+
+ADOPTED = "ADOPTED"  # what `status` shows where a stack's status would be
+
+
+def outputs_of(existing: ExistingService) -> StackOutputs:
+    """The handles every AWS component takes, from the adoption's record."""
+    return StackOutputs(
+        alb_dns=existing.dns_name,
+        listener_arn=existing.listener_arn,
+        load_balancer_arn=existing.load_balancer_arn,
+        target_group_stable_arn=existing.stable_target_group_arn,
+        target_group_canary_arn=existing.canary_target_group_arn,
+        cluster_name=existing.cluster,
+        service_stable_name=existing.stable_service,
+        service_canary_name=existing.canary_service,
+        target_group_baseline_arn=existing.baseline_target_group_arn,
+        service_baseline_name=existing.baseline_service,
+        tester_target_group_stable_arn=existing.tester_stable_target_group_arn,
+        tester_target_group_canary_arn=existing.tester_canary_target_group_arn,
+        tester_target_group_baseline_arn=existing.tester_baseline_target_group_arn,
+        rule_arn=existing.rule_arn,
+    )
+
+
+def refuse_delete(existing: ExistingService) -> UsageError:
+    """`canary delete` on an adopted setup: nothing of the user's is ever deleted."""
+    return UsageError(
+        f"{existing.name} is your own service (adopted with `canary adopt`): canary never "
+        f"deletes its listener, target groups or services ({existing.stable_service}, "
+        f"{existing.canary_service} in cluster {existing.cluster}); nothing was changed",
+        hint="to stop driving it, `canary adopt --forget` removes [aws.existing] from "
+        "canary.toml (your resources stay as they are)",
+    )
+
+
+class AdoptedRoutes:
+    """Tester routes on an adopted listener: as on our stack, when every service has a
+    tester target group and the split is the listener's default action."""
+
+    def __init__(self, rules: AlbRoutes, outputs: StackOutputs) -> None:
+        self._rules = rules
+        self._outputs = outputs
+
+    def list_routes(self) -> list[TesterRoute]:
+        return self._rules.list_routes()
+
+    def add_route(self, match: RouteMatch, to: Role) -> TesterRoute:
+        if self._outputs.rule_arn:
+            raise UsageError(
+                "tester routes are listener rules before the weighted action: on an adopted "
+                "listener rule they would need priorities before yours, which canary does "
+                "not manage",
+                hint="adopt the listener (--listener) to use tester routes",
+            )
+        if to not in self._outputs.tester_group_arns():
+            raise UsageError(
+                f"the {to} service has no tester target group: a tester route would send "
+                "its requests to the group the judge reads",
+                hint=f"register the {to} service in a second target group outside the "
+                "forward action, then `canary adopt` again",
+            )
+        return self._rules.add_route(match, to)
+
+    def delete_route(self, route: TesterRoute) -> None:
+        self._rules.delete_route(route)
+
+
+class AdoptedWorkload:
+    """`Workload` on adopted services: promotion registers a stable revision with the
+    judged image (stable's own task definition, only that image changed)."""
+
+    def __init__(
+        self, ecs: EcsWorkload, revisions: Revisions, router: AlbRouter, health: TargetHealth
+    ) -> None:
+        self.ecs = ecs
+        self.revisions = revisions
+        self.router = router
+        self.health = health
+
+    def describe_services(self) -> dict[Role, ServiceStatus]:
+        return self.ecs.describe_services()
+
+    def canary_image(self) -> str | None:
+        return self.ecs.running_image("canary")
+
+    def scale(self, role: Role, desired_count: int) -> None:
+        self.ecs.scale(role, desired_count)
+
+    def scale_canary(self, desired_count: int) -> None:
+        self.ecs.scale("canary", desired_count)
+
+    def healthy_targets(self, roles: Collection[Role]) -> dict[Role, int]:
+        return self.health.healthy(roles)
+
+    def start_baseline(self, desired_count: int, progress: Progress) -> None:
+        self.ecs.start_baseline(desired_count, progress)
+
+    def stop_baseline(self) -> None:
+        self.ecs.stop_baseline()
+
+    def promote(self, image: str, progress: Progress) -> None:
+        """Stable takes `image`: a new revision of stable's task definition (its family,
+        roles, environment, sizes kept; only the serving container's image changed), one
+        UpdateService, wait until steady; then all traffic to stable. Idempotent: a stable
+        already on `image` is only waited on."""
+        arn = self.revisions.register_with_image("stable", image)
+        if arn is not None:
+            progress.log(f"Promoting: the stable service takes {image} ({arn.rsplit('/', 1)[-1]})")
+            self.ecs.roll_to("stable", arn)
+        self.ecs.wait_steady("stable", progress)
+        if not self.router.verify_weights(STABLE_ONLY):
+            progress.log(f"All traffic to stable, which runs {image} now")
+            apply_weights(self.router, STABLE_ONLY)
+
+
+class AdoptedTarget:
+    """Drive the user's listener and services; deploy changes the canary's image only."""
+
+    def __init__(self, clients: AwsClients, settings: Settings, existing: ExistingService) -> None:
+        self.name = "aws"
+        self.existing = existing
+        self._settings = settings
+        self._out = outputs_of(existing)
+        self._errors = ErrorScope(existing.name, clients.region)
+        self.alb = AlbRouter(
+            clients.elbv2, self.outputs, self._errors, lambda: existing.stickiness_seconds
+        )
+        self.ecs = EcsWorkload(clients.ecs, self.outputs, self._errors)
+        self.revisions = Revisions(clients.ecs, self.outputs, self._errors)
+        self.health = TargetHealth(clients.elbv2, self.outputs, self._errors)
+        self.cloudwatch = CloudWatchMetrics(clients.cloudwatch, self.outputs, self._errors)
+        self.rules = AlbRoutes(clients.elbv2, self.outputs, self._errors)
+        self.router: TrafficRouter = self.alb
+        self.workload: Workload = AdoptedWorkload(self.ecs, self.revisions, self.alb, self.health)
+        self.metrics: MetricsSource = self.cloudwatch
+        self.routes: TesterRouter = AdoptedRoutes(self.rules, self._out)
+        self.alarms = CloudWatchAlarms(clients.cloudwatch, self._errors)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, existing: ExistingService) -> AdoptedTarget:
+        clients = AwsClients.create(
+            region=settings.aws.region, profile=settings.aws.profile, stack_name=existing.name
+        )
+        return cls(clients, settings, existing)
+
+    def outputs(self) -> StackOutputs:
+        return self._out
+
+    def deploy(self, spec: ReleaseSpec, progress: Progress) -> None:
+        """The canary service takes `spec.image_canary` (a new revision of its task
+        definition, only the image changed) at its live task count (DESIRED_COUNT_CANARY
+        when it has none). Stable changes only by promotion; weights stay as they are."""
+        stable = self.revisions.image("stable")
+        if spec.image_stable != stable:
+            raise UsageError(
+                f"the stable service runs {stable}, not {spec.image_stable}: on your own "
+                "service canary changes stable only by promoting a judged canary",
+                hint="leave IMAGE_URI_STABLE / --image-stable unset (the canary image is "
+                "what deploy takes), then `canary rollout` (or `canary promote --full`)",
+            )
+        arn = self.revisions.register_with_image("canary", spec.image_canary)
+        service = self.ecs.describe_services().get("canary")
+        count = service.desired if service is not None and service.desired else None
+        if arn is None and count is not None:
+            progress.log(f"No changes: the canary already runs {spec.image_canary}")
+            return
+        self._update_canary(arn, count or spec.desired_count_canary, progress)
+
+    def _update_canary(self, arn: str | None, count: int, progress: Progress) -> None:
+        deployment = self.ecs.roll_to("canary", arn, count)
+        shown = "its task definition" if arn is None else arn.rsplit("/", 1)[-1]
+        progress.log(f"Canary service {self._out.service_canary_name}: {shown}, {count} task(s)")
+        self.ecs.wait_deployments({"canary": deployment}, progress)
+
+    def status(self) -> Status:
+        """The adopted listener, services and groups, read live."""
+        out = self._out
+        notes = [
+            f"your own service (adopted): listener {out.listener_arn}"
+            + (f", rule {out.rule_arn}" if out.rule_arn else "")
+            + f", cluster {out.cluster_name}; canary never creates or deletes them"
+        ]
+        state = self.alb.listener_state()
+        listener = None
+        if state.weights is None:
+            notes.append(str(state.problem))
+        else:
+            listener = ListenerStatus(
+                url=f"http://{out.alb_dns}/",
+                weights=state.weights,
+                stickiness_seconds=state.stickiness_seconds,
+            )
+        services = self.ecs.describe_services()
+        task_definitions = self.ecs.task_definitions()
+        traffic = self._traffic(notes)
+        roles = {
+            v: RoleStatus(
+                task_definition=task_definitions.get(v),
+                service=services.get(v),
+                target_group=self.health.group(v),
+                traffic=traffic.get(v),
+            )
+            for v in out.groups
+            if shown_in_status(v, services.get(v), state.weight_of(v))
+        }
+        notes.extend(running_image_notes(self.ecs, roles))
+        return Status(self.name, self.existing.name, ADOPTED, listener, roles, tuple(notes))
+
+    def _traffic(self, notes: list[str]) -> dict[Role, TrafficStatus | None]:
+        try:
+            return self.cloudwatch.traffic()
+        except CanaryError as exc:
+            notes.append(f"CloudWatch metrics unavailable: {exc.message}")
+            return {}
+
+    def deployed_spec(self) -> ReleaseSpec | None:
+        """What runs now: a deploy that names no stable image keeps stable's."""
+        services = self.ecs.describe_services()
+        return ReleaseSpec(
+            image_stable=self.revisions.image("stable"),
+            image_canary=self.revisions.image("canary"),
+            desired_count_stable=services["stable"].desired if "stable" in services else 0,
+            desired_count_canary=services["canary"].desired if "canary" in services else 0,
+            container_port=self._settings.container_port,
+            weights=self._settings.initial_weights,
+        )
+
+    def delete(self, progress: Progress, *, purge: bool = False) -> None:
+        """Refused: canary never deletes the user's resources."""
+        raise refuse_delete(self.existing)
