@@ -236,3 +236,45 @@ def test_the_rollout_state_is_kept_under_the_adoptions_name(
     assert settings.state_name == "shop-stable"
     target = AdoptedTarget.from_settings(settings, settings.aws.existing)  # type: ignore[arg-type]
     assert target.status().stack_name == "shop-stable"
+
+
+def test_adopt_says_a_listener_that_is_not_there_does_not_exist(
+    aws_env: AwsEnv, shop: UserStack, cli: CliRunner
+) -> None:
+    missing = shop.listener_arn[:-4] + "0000"
+    result = cli(*shop.adopt_args()[:1], "--listener", missing, *shop.adopt_args()[3:])
+    assert result.exit_code == 2
+    assert f"listener {missing} does not exist" in result.stderr
+
+
+def test_a_group_added_to_the_forward_after_adopt_is_never_dropped(
+    aws_env: AwsEnv, adopted: UserStack, cli: CliRunner
+) -> None:
+    forward = adopted.forward()
+    other = boto3.client("elbv2").create_target_group(
+        Name=f"{adopted.prefix}-late", Protocol="HTTP", Port=8000,
+        VpcId=boto3.client("elbv2").describe_target_groups(
+            TargetGroupArns=[adopted.groups["stable"]])["TargetGroups"][0]["VpcId"],
+    )["TargetGroups"][0]["TargetGroupArn"]  # fmt: skip
+    forward["TargetGroups"] = [*forward["TargetGroups"], {"TargetGroupArn": other, "Weight": 0}]
+    boto3.client("elbv2").modify_listener(
+        ListenerArn=adopted.listener_arn,
+        DefaultActions=[{"Type": "forward", "ForwardConfig": forward}],
+    )
+
+    result = cli("set-weights", "90", "10")
+
+    assert result.exit_code == 1
+    assert f"also sends to target group(s) {other} that canary does not manage" in result.stderr
+    assert other in [g["TargetGroupArn"] for g in adopted.forward()["TargetGroups"]]
+    assert adopted.weights() == Weights(100, 0)
+
+
+def test_a_listener_deleted_outside_is_named_as_the_teams_with_the_fix(
+    aws_env: AwsEnv, adopted: UserStack, cli: CliRunner
+) -> None:
+    boto3.client("elbv2").delete_listener(ListenerArn=adopted.listener_arn)
+    result = cli("status")
+    assert result.exit_code == 1
+    assert "ListenerNotFound (a resource of the adopted setup shop-stable is gone" in result.stderr
+    assert "canary never recreates your resources" in result.stderr

@@ -5,11 +5,14 @@ deleted but task definition revisions (a deploy's, a promotion's)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import AbstractContextManager, contextmanager
+
+from botocore.exceptions import ClientError
 
 from canary_deploy.aws.alarms import CloudWatchAlarms
 from canary_deploy.aws.clients import AwsClients
-from canary_deploy.aws.errors import ErrorScope
+from canary_deploy.aws.errors import ErrorScope, error_code
 from canary_deploy.aws.existing import ExistingService
 from canary_deploy.aws.health import TargetHealth
 from canary_deploy.aws.live import apply_weights
@@ -35,11 +38,40 @@ from canary_deploy.backend import (
     shown_in_status,
 )
 from canary_deploy.config import Settings
-from canary_deploy.errors import CanaryError, UsageError
+from canary_deploy.errors import CanaryError, OperationFailed, UsageError
 from canary_deploy.routes import RouteMatch, TesterRoute
 from canary_deploy.weights import STABLE_ONLY
 
 ADOPTED = "ADOPTED"  # what `status` shows where a stack's status would be
+# What AWS says when a resource an adoption names is gone (deleted or renamed outside).
+GONE_CODES = {
+    "ListenerNotFound", "RuleNotFound", "TargetGroupNotFound", "LoadBalancerNotFound",
+    "ServiceNotFoundException", "ServiceNotActiveException", "ClusterNotFoundException",
+}  # fmt: skip
+
+
+class AdoptedErrors(ErrorScope):
+    """The error scope of an adopted setup: a resource that is gone is named as the
+    team's, with the fix (`canary adopt` again), never as a stack canary could restore."""
+
+    def __call__(self, action: str) -> AbstractContextManager[None]:
+        return self._translated(action)
+
+    @contextmanager
+    def _translated(self, action: str) -> Iterator[None]:
+        try:
+            with super().__call__(action):
+                yield
+        except CanaryError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and error_code(cause) in GONE_CODES:
+                raise OperationFailed(
+                    f"could not {action}: {error_code(cause)} (a resource of the adopted "
+                    f"setup {self.stack_name} is gone or was renamed)",
+                    hint="canary never recreates your resources: fix them, or `canary adopt` "
+                    "again with those that carry the traffic now",
+                ) from cause
+            raise
 
 
 def outputs_of(existing: ExistingService) -> StackOutputs:
@@ -161,7 +193,7 @@ class AdoptedTarget:
         self.existing = existing
         self._settings = settings
         self._out = outputs_of(existing)
-        self._errors = ErrorScope(existing.name, clients.region)
+        self._errors = AdoptedErrors(existing.name, clients.region)
         self.alb = AlbRouter(
             clients.elbv2, self.outputs, self._errors, lambda: existing.stickiness_seconds
         )

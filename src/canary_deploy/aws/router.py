@@ -113,9 +113,8 @@ class AlbRouter:
             where = "listener rule's action" if out.rule_arn else "listener's default action"
             raise OperationFailed(
                 f"the {where} is not a forward to the target groups",
-                hint="it was changed outside canary; `canary --target aws deploy` restores it"
-                if not out.rule_arn
-                else "make it forward to the stable and canary target groups again",
+                hint="it was changed outside canary; `canary --target aws deploy` restores it "
+                "on our stack (on your own service: make it forward to your groups again)",
             )
         return actions
 
