@@ -5,13 +5,17 @@ weights."""
 
 from __future__ import annotations
 
+import json
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 
 from canary_deploy.aws.adopted import AdoptedTarget
+from canary_deploy.aws.workload import EcsWorkload
 from canary_deploy.backend import SilentProgress
 from canary_deploy.config import load_settings
+from canary_deploy.rollout import service
 from canary_deploy.rollout.controller import Controller
 from canary_deploy.rollout.plan import build_plan
 from canary_deploy.rollout.start import start_rollout
@@ -92,3 +96,29 @@ def test_a_rollback_moves_only_the_weights(
     assert shop.service("baseline")["desiredCount"] == 0
     calls = aws_env.call_log.read_text().split()
     assert not [c for c in calls if c.startswith("cloudformation:")]
+
+
+def test_promote_full_through_the_cli_promotes_the_adopted_service(
+    aws_env: AwsEnv, shop: UserStack, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # moto never completes a deployment: stable is steady at once, here only.
+    monkeypatch.setattr(EcsWorkload, "wait_steady", lambda self, role, progress: None)
+    monkeypatch.setattr(EcsWorkload, "wait_deployments", lambda self, started, progress: None)
+    settings = load_settings()
+    plan = build_plan("aws", {"baseline": False})
+    with closing(service.open_store(settings)) as store:
+        mirror = FakeRouter(Weights(100, 0))
+        r = start_rollout(store, plan, FakeMetrics(mirror, rps=10), canary_image="repo/shop:v2")
+        store.release(r.id)  # its controller stopped: the command acts itself
+    # Kept under the adoption's name, where `status` (and every later command) finds it.
+    status = json.loads(cli("status", "-o", "json").stdout)
+    assert (status["stack_name"], status["rollout"]["status"]) == ("shop-stable", "running")
+
+    result = cli("promote", "--full")
+
+    assert result.exit_code == 0, result.stderr
+    images = {c["name"]: c["image"] for c in shop.task_definition("stable")["containerDefinitions"]}
+    assert images["app"] == "repo/shop:v2"
+    assert shop.weights() == Weights(100, 0)
+    history = cli("history").stdout
+    assert "promoted: stable now runs repo/shop:v2" in history
