@@ -6,6 +6,7 @@ made to complete where a command waits on them (never asserted on)."""
 from __future__ import annotations
 
 import json
+import time
 import tomllib
 from pathlib import Path
 
@@ -278,3 +279,24 @@ def test_a_listener_deleted_outside_is_named_as_the_teams_with_the_fix(
     assert result.exit_code == 1
     assert "ListenerNotFound (a resource of the adopted setup shop-stable is gone" in result.stderr
     assert "canary never recreates your resources" in result.stderr
+
+
+def test_logs_reads_the_group_and_streams_the_task_definition_names(
+    aws_env: AwsEnv, adopted: UserStack, cli: CliRunner
+) -> None:
+    logs = boto3.client("logs")
+    group = f"/shop/{adopted.prefix}"  # the task definitions' awslogs group
+    logs.create_log_group(logGroupName=group)
+    for stream, line in (("canary/app/t1", "GET /predict 200"), ("stable/app/t2", "stable")):
+        logs.create_log_stream(logGroupName=group, logStreamName=stream)
+        logs.put_log_events(
+            logGroupName=group,
+            logStreamName=stream,
+            logEvents=[{"timestamp": int(time.time() * 1000), "message": line}],
+        )
+
+    result = cli("logs", "canary", "-n", "5")
+
+    assert result.exit_code == 0, result.stderr
+    assert "canary/app/t1 GET /predict 200" in result.stdout
+    assert "stable" not in result.stdout.replace("canary/app/t1", "")

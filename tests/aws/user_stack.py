@@ -156,6 +156,13 @@ def build(
                     "image": "repo/shop:v2" if role == "canary" else "repo/shop:v1",
                     "portMappings": [{"containerPort": 8000}],
                     "environment": [{"name": "SHOP_MODE", "value": role}],
+                    "logConfiguration": {
+                        "logDriver": "awslogs",
+                        "options": {
+                            "awslogs-group": f"/shop/{prefix}",
+                            "awslogs-stream-prefix": role,
+                        },
+                    },
                 },
                 {"name": "envoy", "image": "envoyproxy/envoy:v1.30"},
             ],

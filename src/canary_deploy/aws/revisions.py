@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from canary_deploy.aws.errors import ErrorScope
 from canary_deploy.aws.stack import StackOutputs
 from canary_deploy.backend import Role
-from canary_deploy.errors import OperationFailed
+from canary_deploy.errors import OperationFailed, UsageError
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -113,3 +113,20 @@ class Revisions:
         with self._errors(f"register a {role} task definition with {image}"):
             registered = self._ecs.register_task_definition(**doc)
         return str(registered["taskDefinition"]["taskDefinitionArn"])
+
+    def log_location(self, role: Role) -> tuple[str, str]:
+        """Where the serving container's output is in CloudWatch Logs: its `awslogs`
+        group, and the prefix of its tasks' streams (`<prefix>/<container>/<task id>`)."""
+        td, container = self.current(role)
+        found = next(c for c in td.get("containerDefinitions", []) if c.get("name") == container)
+        config = found.get("logConfiguration") or {}
+        options = config.get("options") or {}
+        if config.get("logDriver") != "awslogs" or not options.get("awslogs-group"):
+            driver = config.get("logDriver") or "no log driver"
+            raise UsageError(
+                f"the {role} container {container} logs with {driver}, not to CloudWatch "
+                "Logs (awslogs): canary cannot read its output",
+                hint="read it where your log driver sends it",
+            )
+        prefix = options.get("awslogs-stream-prefix")
+        return str(options["awslogs-group"]), f"{prefix}/{container}/" if prefix else ""
