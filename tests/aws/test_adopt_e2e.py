@@ -300,3 +300,29 @@ def test_logs_reads_the_group_and_streams_the_task_definition_names(
     assert result.exit_code == 0, result.stderr
     assert "canary/app/t1 GET /predict 200" in result.stdout
     assert "stable" not in result.stdout.replace("canary/app/t1", "")
+
+
+def test_adopting_again_after_a_rollback_keeps_the_recorded_stickiness(
+    aws_env: AwsEnv, adopted: UserStack, cli: CliRunner
+) -> None:
+    assert cli("rollback").exit_code == 0  # 100/0: canary turned stickiness off
+    assert adopted.forward()["TargetGroupStickinessConfig"]["Enabled"] is False
+    assert cli(*adopted.adopt_args()).exit_code == 0
+    assert recorded(aws_env)["stickiness_seconds"] == 600
+    # Said explicitly, it wins: 0 turns it off for good.
+    assert cli(*adopted.adopt_args(), "--stickiness", "0").exit_code == 0
+    assert "stickiness_seconds" not in recorded(aws_env)
+    assert cli("set-weights", "90", "10").exit_code == 0
+    assert adopted.forward()["TargetGroupStickinessConfig"]["Enabled"] is False
+
+
+def test_a_rollout_without_an_adopted_baseline_says_how_to_run_one(
+    aws_env: AwsEnv, cli: CliRunner
+) -> None:
+    shop = user_stack.build(baseline=False)  # two groups in the forward
+    assert cli(*shop.adopt_args(baseline=False)).exit_code == 0
+    result = cli("rollout")
+    assert result.exit_code == 2
+    assert "no baseline service was adopted" in result.stderr
+    assert "--no-baseline" in result.stderr
+    assert shop.weights() == Weights(100, 0)

@@ -92,6 +92,7 @@ def build(
     sticky_s: int | None = 600,
     extra_group: bool = False,
     default_action: str = "forward",
+    baseline: bool = True,
 ) -> UserStack:
     """VPC, two subnets, an ALB whose listener splits traffic by weight, per role a target
     group (in the forward) and a tester group (outside it), a cluster, task definitions
@@ -122,7 +123,11 @@ def build(
     extra = [group("other")] if extra_group else []
     alb = {"stable": 100, "canary": 0, "baseline": 0}
     forward: dict[str, Any] = {
-        "TargetGroups": [{"TargetGroupArn": groups[r], "Weight": alb[r]} for r in ROLES]
+        "TargetGroups": [
+            {"TargetGroupArn": groups[r], "Weight": alb[r]}
+            for r in ROLES
+            if baseline or r != "baseline"
+        ]
         + [{"TargetGroupArn": arn, "Weight": 0} for arn in extra],
     }
     if sticky_s:

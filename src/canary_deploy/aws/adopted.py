@@ -165,6 +165,12 @@ class AdoptedWorkload:
         return self.health.healthy(roles)
 
     def start_baseline(self, desired_count: int, progress: Progress) -> None:
+        if not self.revisions.outputs().has_baseline:
+            raise UsageError(
+                "no baseline service was adopted: a rollout with a baseline needs one",
+                hint="`canary rollout --no-baseline` (or `[rollout] baseline = false`) judges "
+                "the canary against stable; or `canary adopt ... --baseline-service NAME`",
+            )
         self.ecs.start_baseline(desired_count, progress)
 
     def stop_baseline(self) -> None:

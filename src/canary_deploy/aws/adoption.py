@@ -52,6 +52,7 @@ class AdoptRequest:
     rule_arn: str | None = None
     baseline_service: str | None = None
     name: str | None = None  # default: the stable service's name
+    stickiness_s: int | None = None  # None: as the forward has it; 0: off
 
 
 @dataclass(frozen=True)
@@ -271,7 +272,9 @@ def discover(clients: AwsClients, request: AdoptRequest) -> Adoption:
         tester_stable_target_group_arn=tester["stable"],
         tester_canary_target_group_arn=tester["canary"],
         tester_baseline_target_group_arn=tester.get("baseline"),
-        stickiness_seconds=stickiness_of(actions),
+        stickiness_seconds=stickiness_of(actions)
+        if request.stickiness_s is None
+        else request.stickiness_s or None,
     )
     alb = [forward[main[role]] if role in main else 0 for role in ("stable", "canary", "baseline")]
     weights = Weights.from_alb(*alb) if any(alb) else None
@@ -289,3 +292,26 @@ def _check_distinct(main: Mapping[Role, str], names: Mapping[Role, str]) -> None
                 "between groups, not services",
             )
         seen[arn] = role
+
+
+def keep_recorded_stickiness(
+    found: ExistingService, previous: ExistingService | None
+) -> ExistingService:
+    """Adopting the same listener (or rule) again: a stickiness the forward has lost keeps
+    the recorded duration (canary turns it off while stable or canary has weight 0, so a
+    re-adopt after a rollback must not forget the team's setting).
+
+    >>> a = ExistingService(name="n", listener_arn="l", load_balancer_arn="b", cluster="c",
+    ...     stable_service="s", canary_service="k", stable_target_group_arn="t1",
+    ...     canary_target_group_arn="t2")
+    >>> kept = keep_recorded_stickiness(a, a.model_copy(update={"stickiness_seconds": 600}))
+    >>> kept.stickiness_seconds
+    600
+    """
+    same = previous is not None and (previous.listener_arn, previous.rule_arn) == (
+        found.listener_arn,
+        found.rule_arn,
+    )
+    if found.stickiness_seconds is not None or not same or previous is None:
+        return found
+    return found.model_copy(update={"stickiness_seconds": previous.stickiness_seconds})

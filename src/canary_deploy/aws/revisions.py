@@ -50,13 +50,13 @@ class Revisions:
         self, client: ECSClient, outputs: Callable[[], StackOutputs], errors: ErrorScope
     ) -> None:
         self._ecs = client
-        self._outputs = outputs
+        self.outputs = outputs
         self._errors = errors
 
     def current(self, role: Role) -> tuple[dict[str, Any], str]:
         """The service's task definition (with its tags) and the container its target group
         routes to (the service's `loadBalancers` entry for the role's group)."""
-        out = self._outputs()
+        out = self.outputs()
         name = out.service_name(role)
         with self._errors(f"describe the {role} service"):
             services = self._ecs.describe_services(cluster=out.cluster_name, services=[name])

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import os
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from canary_deploy.aws.adoption import Adoption, AdoptRequest, discover
+from canary_deploy.aws.adoption import Adoption, AdoptRequest, discover, keep_recorded_stickiness
 from canary_deploy.aws.clients import AwsClients
 from canary_deploy.aws.existing import TABLE, ExistingService, with_table, without_table
 from canary_deploy.cli.app import OutputOpt, app, global_options, settings_from
@@ -34,6 +35,13 @@ BaselineService = Annotated[
 Name = Annotated[
     str | None, typer.Option(help="What the rollout state is kept under (default: stable service)")
 ]
+Stickiness = Annotated[
+    int | None,
+    typer.Option(
+        help="AWSALBTG seconds to send with each split (0: off; default: what the forward "
+        "has, or what an earlier adopt of it recorded)"
+    ),
+]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Check and show; write nothing.")]
 Forget = Annotated[
     bool, typer.Option("--forget", help="Remove [aws.existing] from canary.toml (nothing else).")
@@ -56,6 +64,7 @@ def adopt(
     canary_service: CanaryService = None,
     baseline_service: BaselineService = None,
     name: Name = None,
+    stickiness: Stickiness = None,
     dry_run: DryRun = False,
     forget: Forget = False,
     output: OutputOpt = "text",
@@ -77,12 +86,15 @@ def adopt(
         )
     settings = settings_from(ctx)
     request = AdoptRequest(
-        cluster, stable_service, canary_service, listener, rule, baseline_service, name
+        cluster, stable_service, canary_service, listener, rule, baseline_service, name, stickiness
     )
     clients = AwsClients.create(
         region=settings.aws.region, profile=settings.aws.profile, stack_name=name or stable_service
     )
     adoption = discover(clients, request)
+    if stickiness is None:
+        kept = keep_recorded_stickiness(adoption.existing, settings.aws.existing)
+        adoption = replace(adoption, existing=kept)
     if not dry_run:
         _record(path, adoption.existing)
     if output == "json":
@@ -146,7 +158,10 @@ def _show(adoption: Adoption, recorded: Path | None) -> None:
     sticky = f"{e.stickiness_seconds} s" if e.stickiness_seconds else "off"
     lines.append(f"  stickiness: {sticky} (sent back with every weight change)")
     if not e.baseline_service:
-        lines.append("  no baseline service: rollouts judge the canary against stable")
+        lines.append(
+            "  no baseline service: run rollouts with --no-baseline (or `[rollout] baseline = "
+            "false`) to judge the canary against stable"
+        )
     if recorded is None:
         lines.append("Dry run: nothing written.")
     else:
