@@ -253,10 +253,10 @@ class AdoptedTarget:
     def status(self) -> Status:
         """The adopted listener, services and groups, read live."""
         out = self._out
+        where = (out.rule_arn or out.listener_arn).split(":", 5)[-1]
         notes = [
-            f"your own service (adopted): listener {out.listener_arn}"
-            + (f", rule {out.rule_arn}" if out.rule_arn else "")
-            + f", cluster {out.cluster_name}; canary never creates or deletes them"
+            f"your own service (`canary adopt`): {where} in cluster {out.cluster_name}; canary "
+            "changes its weights and task definition revisions, never creates or deletes it"
         ]
         state = self.alb.listener_state()
         listener = None
