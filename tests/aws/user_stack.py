@@ -87,18 +87,15 @@ class UserStack:
         }
 
 
-def build(
-    *,
-    sticky_s: int | None = 600,
-    extra_group: bool = False,
-    default_action: str = "forward",
-    baseline: bool = True,
-) -> UserStack:
-    """VPC, two subnets, an ALB whose listener splits traffic by weight, per role a target
-    group (in the forward) and a tester group (outside it), a cluster, task definitions
-    (app + sidecar, env, execution role) and services registered in both groups."""
-    prefix = f"u{uuid.uuid4().hex[:8]}"
-    ec2, elbv2, ecs = boto3.client("ec2"), boto3.client("elbv2"), boto3.client("ecs")
+@dataclass(frozen=True)
+class _Network:
+    vpc: str
+    subnets: list[str]
+    security_group: str
+
+
+def _network(prefix: str) -> _Network:
+    ec2 = boto3.client("ec2")
     vpc = ec2.create_vpc(CidrBlock="10.20.0.0/16")["Vpc"]["VpcId"]
     subnets = [
         ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.20.{i}.0/24", AvailabilityZone=f"us-east-1{z}")[
@@ -107,31 +104,93 @@ def build(
         for i, z in ((1, "a"), (2, "b"))
     ]
     sg = ec2.create_security_group(GroupName=prefix, Description="shop", VpcId=vpc)["GroupId"]
-    lb = elbv2.create_load_balancer(Name=prefix, Subnets=subnets, Type="application")[
-        "LoadBalancers"
-    ][0]
+    return _Network(vpc, subnets, sg)
 
-    def group(name: str) -> str:
-        return str(
-            elbv2.create_target_group(
-                Name=f"{prefix}-{name}", Protocol="HTTP", Port=8000, VpcId=vpc, TargetType="ip"
-            )["TargetGroups"][0]["TargetGroupArn"]
-        )
 
-    groups: dict[Role, str] = {role: group(role[:4]) for role in ROLES}
-    testers: dict[Role, str] = {role: group(f"t-{role[:4]}") for role in ROLES}
-    extra = [group("other")] if extra_group else []
-    alb = {"stable": 100, "canary": 0, "baseline": 0}
+def _group(prefix: str, name: str, vpc: str) -> str:
+    created = boto3.client("elbv2").create_target_group(
+        Name=f"{prefix}-{name}", Protocol="HTTP", Port=8000, VpcId=vpc, TargetType="ip"
+    )
+    return str(created["TargetGroups"][0]["TargetGroupArn"])
+
+
+def _forward(groups: dict[Role, str], extra: list[str], sticky_s: int | None) -> dict[str, Any]:
+    """The team's weighted forward: everything on stable, the others at 0."""
     forward: dict[str, Any] = {
         "TargetGroups": [
-            {"TargetGroupArn": groups[r], "Weight": alb[r]}
-            for r in ROLES
-            if baseline or r != "baseline"
+            {"TargetGroupArn": arn, "Weight": 100 if role == "stable" else 0}
+            for role, arn in groups.items()
         ]
         + [{"TargetGroupArn": arn, "Weight": 0} for arn in extra],
     }
     if sticky_s:
         forward["TargetGroupStickinessConfig"] = {"Enabled": True, "DurationSeconds": sticky_s}
+    return forward
+
+
+def _service(prefix: str, cluster: str, role: Role, net: _Network, groups: list[str]) -> str:
+    """A task definition (app with env and awslogs, a sidecar, an execution role) and a
+    Fargate service registered in `groups`."""
+    ecs = boto3.client("ecs")
+    ecs.register_task_definition(
+        family=f"{prefix}-shop-{role}",
+        networkMode="awsvpc",
+        requiresCompatibilities=["FARGATE"],
+        cpu="512",
+        memory="1024",
+        executionRoleArn=EXEC_ROLE,
+        containerDefinitions=[
+            {
+                "name": "app",
+                "image": "repo/shop:v2" if role == "canary" else "repo/shop:v1",
+                "portMappings": [{"containerPort": 8000}],
+                "environment": [{"name": "SHOP_MODE", "value": role}],
+                "logConfiguration": {
+                    "logDriver": "awslogs",
+                    "options": {"awslogs-group": f"/shop/{prefix}", "awslogs-stream-prefix": role},
+                },
+            },
+            {"name": "envoy", "image": "envoyproxy/envoy:v1.30"},
+        ],
+    )
+    ecs.create_service(
+        cluster=cluster,
+        serviceName=f"shop-{role}",
+        taskDefinition=f"{prefix}-shop-{role}",
+        desiredCount={"stable": 2, "canary": 1, "baseline": 0}[role],
+        launchType="FARGATE",
+        # moto answers CreateService with awsvpc and no security group with a 500.
+        networkConfiguration={
+            "awsvpcConfiguration": {"subnets": net.subnets, "securityGroups": [net.security_group]}
+        },
+        loadBalancers=[
+            {"targetGroupArn": arn, "containerName": "app", "containerPort": 8000} for arn in groups
+        ],
+    )
+    return f"shop-{role}"
+
+
+def build(
+    *,
+    sticky_s: int | None = 600,
+    extra_group: bool = False,
+    default_action: str = "forward",
+    baseline: bool = True,
+) -> UserStack:
+    """VPC, two subnets, an ALB whose listener (and a rule) splits traffic by weight, per
+    role a target group (in the forward) and a tester group (outside it), a cluster, task
+    definitions and services registered in both groups."""
+    prefix = f"u{uuid.uuid4().hex[:8]}"
+    elbv2 = boto3.client("elbv2")
+    net = _network(prefix)
+    lb = elbv2.create_load_balancer(Name=prefix, Subnets=net.subnets, Type="application")[
+        "LoadBalancers"
+    ][0]
+    groups: dict[Role, str] = {role: _group(prefix, role[:4], net.vpc) for role in ROLES}
+    testers: dict[Role, str] = {role: _group(prefix, f"t-{role[:4]}", net.vpc) for role in ROLES}
+    extra = [_group(prefix, "other", net.vpc)] if extra_group else []
+    in_forward = {r: arn for r, arn in groups.items() if baseline or r != "baseline"}
+    forward = _forward(in_forward, extra, sticky_s)
     action: dict[str, Any] = {"Type": "forward", "ForwardConfig": forward}
     if default_action == "fixed-response":
         action = {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}
@@ -145,48 +204,8 @@ def build(
         Actions=[{"Type": "forward", "ForwardConfig": dict(forward)}],
     )["Rules"][0]["RuleArn"]
     cluster = f"{prefix}-prod"
-    ecs.create_cluster(clusterName=cluster)
-    services: dict[Role, str] = {}
-    for role in ROLES:
-        ecs.register_task_definition(
-            family=f"{prefix}-shop-{role}",
-            networkMode="awsvpc",
-            requiresCompatibilities=["FARGATE"],
-            cpu="512",
-            memory="1024",
-            executionRoleArn=EXEC_ROLE,
-            containerDefinitions=[
-                {
-                    "name": "app",
-                    "image": "repo/shop:v2" if role == "canary" else "repo/shop:v1",
-                    "portMappings": [{"containerPort": 8000}],
-                    "environment": [{"name": "SHOP_MODE", "value": role}],
-                    "logConfiguration": {
-                        "logDriver": "awslogs",
-                        "options": {
-                            "awslogs-group": f"/shop/{prefix}",
-                            "awslogs-stream-prefix": role,
-                        },
-                    },
-                },
-                {"name": "envoy", "image": "envoyproxy/envoy:v1.30"},
-            ],
-        )
-        services[role] = f"shop-{role}"
-        ecs.create_service(
-            cluster=cluster,
-            serviceName=services[role],
-            taskDefinition=f"{prefix}-shop-{role}",
-            desiredCount={"stable": 2, "canary": 1, "baseline": 0}[role],
-            launchType="FARGATE",
-            networkConfiguration={
-                "awsvpcConfiguration": {"subnets": subnets, "securityGroups": [sg]}
-            },
-            loadBalancers=[
-                {"targetGroupArn": groups[role], "containerName": "app", "containerPort": 8000},
-                {"targetGroupArn": testers[role], "containerName": "app", "containerPort": 8000},
-            ],
-        )
+    boto3.client("ecs").create_cluster(clusterName=cluster)
+    services = {r: _service(prefix, cluster, r, net, [groups[r], testers[r]]) for r in ROLES}
     return UserStack(
         prefix, cluster, listener, lb["LoadBalancerArn"], services, groups, testers, rule, extra
     )

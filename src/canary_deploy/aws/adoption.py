@@ -17,7 +17,7 @@ tester routes forward, as on our stack.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
@@ -26,6 +26,7 @@ from canary_deploy.aws.clients import AwsClients
 from canary_deploy.aws.errors import ErrorScope, error_code
 from canary_deploy.aws.existing import ExistingService
 from canary_deploy.backend import Role
+from canary_deploy.config import Settings
 from canary_deploy.errors import UsageError
 from canary_deploy.weights import Weights
 
@@ -315,3 +316,19 @@ def keep_recorded_stickiness(
     if found.stickiness_seconds is not None or not same or previous is None:
         return found
     return found.model_copy(update={"stickiness_seconds": previous.stickiness_seconds})
+
+
+def adopt_setup(settings: Settings, request: AdoptRequest) -> Adoption:
+    """`canary adopt`'s use-case: discover and check, in the settings' region and profile;
+    an adoption of the same listener recorded before keeps its stickiness when the forward
+    lost it and the user did not say (`keep_recorded_stickiness`)."""
+    clients = AwsClients.create(
+        region=settings.aws.region,
+        profile=settings.aws.profile,
+        stack_name=request.name or request.stable_service,
+    )
+    adoption = discover(clients, request)
+    if request.stickiness_s is not None:
+        return adoption
+    kept = keep_recorded_stickiness(adoption.existing, settings.aws.existing)
+    return replace(adoption, existing=kept)

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import os
 import tomllib
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from canary_deploy.aws.adoption import Adoption, AdoptRequest, discover, keep_recorded_stickiness
-from canary_deploy.aws.clients import AwsClients
+from canary_deploy.aws.adoption import Adoption, AdoptRequest, adopt_setup
 from canary_deploy.aws.existing import TABLE, ExistingService, with_table, without_table
 from canary_deploy.cli.app import OutputOpt, app, global_options, settings_from
 from canary_deploy.cli.output import console, print_json
@@ -84,27 +82,27 @@ def adopt(
             hint="e.g. `canary adopt --listener arn:aws:elasticloadbalancing:...:listener/app/"
             "shop/... --cluster prod --stable-service shop --canary-service shop-canary`",
         )
-    settings = settings_from(ctx)
     request = AdoptRequest(
         cluster, stable_service, canary_service, listener, rule, baseline_service, name, stickiness
     )
-    clients = AwsClients.create(
-        region=settings.aws.region, profile=settings.aws.profile, stack_name=name or stable_service
-    )
-    adoption = discover(clients, request)
-    if stickiness is None:
-        kept = keep_recorded_stickiness(adoption.existing, settings.aws.existing)
-        adoption = replace(adoption, existing=kept)
+    adoption = adopt_setup(settings_from(ctx), request)
     if not dry_run:
         _record(path, adoption.existing)
+    _render(adoption, None if dry_run else path, output)
+
+
+def _render(adoption: Adoption, recorded: Path | None, output: str) -> None:
     if output == "json":
-        doc = adoption.existing.model_dump()
         weights = None if adoption.weights is None else adoption.weights.to_dict()
         print_json(
-            {"adopted": doc, "weights": weights, "recorded_in": None if dry_run else str(path)}
+            {
+                "adopted": adoption.existing.model_dump(),
+                "weights": weights,
+                "recorded_in": None if recorded is None else str(recorded),
+            }
         )
         return
-    _show(adoption, None if dry_run else path)
+    _show(adoption, recorded)
 
 
 def _record(path: Path, existing: ExistingService) -> None:
