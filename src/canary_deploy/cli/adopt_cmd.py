@@ -133,7 +133,12 @@ def _forget(path: Path, output: str) -> None:
         print_json({"forgotten": forgot, "config": str(path)})
         return
     what = f"Removed [{TABLE}] from {path}" if forgot else f"{path} has no [{TABLE}]"
-    console.print(f"{what}; your listener, target groups and services are unchanged.", markup=False)
+    console.print(
+        f"{what}; your listener, target groups and services are unchanged (tester routes "
+        "canary added stay too: `canary route delete` them before forgetting).",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def _show(adoption: Adoption, recorded: Path | None) -> None:
