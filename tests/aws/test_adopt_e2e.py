@@ -69,6 +69,10 @@ def test_a_dry_run_writes_nothing(aws_env: AwsEnv, shop: UserStack, cli: CliRunn
     result = cli(*shop.adopt_args(), "--dry-run")
     assert result.exit_code == 0, result.stderr
     assert "Dry run: nothing written." in result.stdout
+    doc = json.loads(cli(*shop.adopt_args(), "--dry-run", "--output", "json").stdout)
+    assert doc["recorded_in"] is None
+    assert doc["weights"] == {"stable": 100, "canary": 0, "baseline": 0}
+    assert doc["adopted"]["canary_target_group_arn"] == shop.groups["canary"]
     assert Path(aws_env.env["CANARY_CONFIG"]).read_text() == ""
 
 
