@@ -9,12 +9,14 @@ import json
 import time
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import boto3
 import pytest
 
 from canary_deploy.aws.adopted import AdoptedTarget
 from canary_deploy.aws.workload import EcsWorkload
+from canary_deploy.backend import Role
 from canary_deploy.config import load_settings
 from canary_deploy.weights import Weights
 from tests.aws import user_stack
@@ -76,19 +78,20 @@ def test_a_dry_run_writes_nothing(aws_env: AwsEnv, shop: UserStack, cli: CliRunn
     assert Path(aws_env.env["CANARY_CONFIG"]).read_text() == ""
 
 
-def deregister(shop: UserStack, role: str) -> None:
-    """The service registered in its tester group only (not in the forward action)."""
-    boto3.client("ecs").delete_service(
-        cluster=shop.cluster, service=shop.services[role], force=True
-    )  # type: ignore[index]
-    boto3.client("ecs").create_service(
+def recreate(shop: UserStack, role: Role, groups: list[str], **extra: Any) -> None:
+    """The team's `role` service replaced by one registered in `groups`."""
+    ecs = boto3.client("ecs")
+    ecs.delete_service(cluster=shop.cluster, service=shop.services[role], force=True)
+    ecs.create_service(
         cluster=shop.cluster,
-        serviceName=shop.services[role],  # type: ignore[index]
+        serviceName=shop.services[role],
         taskDefinition=f"{shop.prefix}-shop-{role}",
         desiredCount=1,
-        loadBalancers=[{"targetGroupArn": shop.testers[role], "containerName": "app",  # type: ignore[index]
-                        "containerPort": 8000}],
-    )  # fmt: skip
+        loadBalancers=[
+            {"targetGroupArn": arn, "containerName": "app", "containerPort": 8000} for arn in groups
+        ],
+        **extra,
+    )
 
 
 @pytest.mark.parametrize(
@@ -101,14 +104,19 @@ def deregister(shop: UserStack, role: str) -> None:
             "the canary service shop-typo does not exist",
         ),
         ("canary-unregistered", [], "is registered in none of the forward action's target groups"),
+        ("code-deploy", [], "uses the CODE_DEPLOY deployment controller"),
         ("same-group", ["--canary-service", "shop-stable"], "registered in the same target group"),
     ],
 )
 def test_adopt_says_what_is_wrong_with_a_setup(
     aws_env: AwsEnv, shop: UserStack, cli: CliRunner, broken: str, args: list[str], said: str
 ) -> None:
-    if broken == "canary-unregistered":
-        deregister(shop, "canary")
+    if broken == "canary-unregistered":  # only in its tester group, outside the forward
+        recreate(shop, "canary", [shop.testers["canary"]])
+    if broken == "code-deploy":  # blue/green by CodeDeploy: not UpdateService's to drive
+        recreate(
+            shop, "canary", [shop.groups["canary"]], deploymentController={"type": "CODE_DEPLOY"}
+        )
     result = cli(*shop.adopt_args(baseline=False), *args)
     assert result.exit_code == 2
     assert said in result.stderr

@@ -197,6 +197,14 @@ class Discovery:
                     hint="stable, canary and baseline must be ACTIVE services of the same "
                     "cluster: check --cluster and the service names",
                 )
+            controller = (service.get("deploymentController") or {}).get("type", "ECS")
+            if controller != "ECS":
+                raise UsageError(
+                    f"the {role} service {name} uses the {controller} deployment controller: "
+                    "its traffic shift and task sets belong to it, not to UpdateService",
+                    hint="canary drives services with the ECS (rolling update) deployment "
+                    "controller; adopt services that use it",
+                )
             result[role] = service
         return result
 
