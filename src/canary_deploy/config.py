@@ -18,6 +18,7 @@ from pydantic import (
     model_validator,
 )
 
+from canary_deploy.aws.existing import ExistingService
 from canary_deploy.errors import UsageError
 from canary_deploy.rollout.settings import NotificationSettings, RolloutSettings
 from canary_deploy.validation import as_sentence, describe_errors
@@ -43,6 +44,8 @@ class AwsSettings(_Frozen):
     allowed_ingress_cidr: str = "0.0.0.0/0"
     task_cpu: int = 256
     task_memory: int = Field(default=512, ge=512, le=122880)
+    # `canary adopt`'s record: the user's own listener and services instead of our stack.
+    existing: ExistingService | None = None
 
     @model_validator(mode="after")
     def _cpu_is_fargate(self) -> AwsSettings:
@@ -117,6 +120,17 @@ class Settings(_Frozen):
     @property
     def initial_weights(self) -> Weights:
         return Weights(self.stable_weight, self.canary_weight)
+
+    @property
+    def adopted(self) -> ExistingService | None:
+        """The adopted setup the AWS target drives instead of a stack (`canary adopt`)."""
+        return self.aws.existing if self.target == "aws" else None
+
+    @property
+    def state_name(self) -> str:
+        """What the rollout state is kept under: the stack's name, or the adoption's."""
+        adopted = self.adopted
+        return self.stack_name if adopted is None else adopted.name
 
 
 # Environment variable -> dotted settings path. The seed's names come first, unchanged.

@@ -32,6 +32,8 @@ def release_spec(
     if settings.target == "local":
         stable = stable or (current.image_stable if current else LOCAL_DEFAULT_IMAGES[0])
         canary = canary or (current.image_canary if current else LOCAL_DEFAULT_IMAGES[1])
+    elif current is not None:  # an adopted service (AWS): an image not given is what runs
+        stable, canary = stable or current.image_stable, canary or current.image_canary
     missing = [
         name
         for name, value in (("IMAGE_URI_STABLE", stable), ("IMAGE_URI_CANARY", canary))

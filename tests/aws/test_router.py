@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 import pytest
 
-from canary_deploy.aws.router import AlbRouter, to_alb
+from canary_deploy.aws.router import AlbRouter, configured_stickiness, to_alb
 from canary_deploy.aws.stack import NoBaseline, StackOutputs
 from canary_deploy.errors import OperationFailed
 from canary_deploy.weights import Weights
@@ -32,7 +33,7 @@ def make_router(
             raise AssertionError("the stack parameters were read")
         return parameters
 
-    return AlbRouter(client, lambda: outputs, ERRORS, read)
+    return AlbRouter(client, lambda: outputs, ERRORS, lambda: configured_stickiness(read()))
 
 
 def listener(
@@ -306,3 +307,36 @@ def test_set_weights_brings_a_listener_at_zero_zero_back() -> None:
 def test_set_weights_never_sends_every_group_at_zero() -> None:
     every = [Weights(s, c, 100 - s - c) for s in range(101) for c in range(101 - s)]
     assert all(sum(to_alb(w)) > 0 for w in every)
+
+
+RULE = OUTPUTS.listener_arn.replace(":listener/", ":listener-rule/") + "/0123456789abcdef"
+
+
+def test_an_adopted_rule_gets_one_modify_rule_with_its_other_actions_and_the_seams_stickiness() -> (
+    None
+):
+    client, stub = stubbed("elbv2")
+    auth = {"Type": "authenticate-cognito", "Order": 1, "AuthenticateCognitoConfig": {
+        "UserPoolArn": "arn:aws:cognito-idp:us-east-1:1:userpool/p", "UserPoolClientId": "c",
+        "UserPoolDomain": "d"}}  # fmt: skip
+    forward = modify_request(100, 0, {"Enabled": False})["DefaultActions"][0]
+    rule = {"RuleArn": RULE, "Priority": "40", "Actions": [auth, {**forward, "Order": 2}]}
+    stub.add_response("describe_rules", {"Rules": [rule]}, {"RuleArns": [RULE]})
+    sent = modify_request(90, 10, {"Enabled": True, "DurationSeconds": 600})["DefaultActions"][0]
+    stub.add_response("modify_rule", {}, {"RuleArn": RULE, "Actions": [auth, {**sent, "Order": 2}]})
+    outputs = replace(OUTPUTS, rule_arn=RULE)
+    with stub:
+        AlbRouter(client, lambda: outputs, ERRORS, lambda: 600).set_weights(Weights(90, 10))
+        stub.assert_no_pending_responses()
+
+
+def test_a_forward_with_a_group_canary_does_not_know_is_never_shortened() -> None:
+    client, stub = stubbed("elbv2")
+    answer = listener(100, 0, {"Enabled": False})
+    groups = answer["Listeners"][0]["DefaultActions"][0]["ForwardConfig"]["TargetGroups"]
+    groups.append({"TargetGroupArn": "arn:aws:elasticloadbalancing:x:targetgroup/other/1",
+                   "Weight": 0})  # fmt: skip
+    stub.add_response("describe_listeners", answer)
+    with stub, pytest.raises(OperationFailed, match="targetgroup/other/1 that canary does not"):
+        make_router(client).set_weights(Weights(90, 10))
+    stub.assert_no_pending_responses()

@@ -57,10 +57,12 @@ def read(
     stop: Callable[[], bool] = lambda: False,
     now: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
+    location: tuple[str, str] | None = None,
 ) -> None:
     """Emit (stream, message) for the last `count` events of `version`'s tasks, then,
-    with `follow`, every new one until `stop()`."""
-    group, prefix = log_group(stack_name), stream_prefix(version)
+    with `follow`, every new one until `stop()`. `location`: (log group, stream prefix)
+    when not our stack's (an adopted service's, from its task definition)."""
+    group, prefix = location or (log_group(stack_name), stream_prefix(version))
     since_ms = int((now() - _LOOKBACK_S) * 1000)
     seen: set[str] = set()
     where = {"stack_name": stack_name, "region": region}

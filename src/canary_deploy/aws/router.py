@@ -78,31 +78,43 @@ class ListenerState:
 
 
 class AlbRouter:
-    """Reads and writes the listener's weights; never touches the stack."""
+    """Reads and writes the listener's weights; never touches the stack.
+
+    The weighted forward is the listener's default action, or on an adopted setup that
+    names one, a listener rule's action (ModifyRule then, which also replaces the whole
+    action list)."""
 
     def __init__(
         self,
         client: ElasticLoadBalancingv2Client,
         outputs: Callable[[], StackOutputs],
         errors: ErrorScope,
-        stack_parameters: Callable[[], Mapping[str, str]],
+        configured: Callable[[], int | None],
     ) -> None:
         self._elbv2 = client
         self._outputs = outputs
         self._errors = errors
-        # The stack's parameters hold the configured stickiness: the source of truth (the
-        # listener's own is off after a rollback and has lost its duration).
-        self._stack_parameters = stack_parameters
+        # The configured stickiness (seconds, None: off): the source of truth, since the
+        # listener's own is off after a rollback and has lost its duration. Our stack's
+        # parameters hold it; an adopted setup recorded the listener's at adopt time.
+        self._configured = configured
 
     def _default_actions(self) -> list[ActionOutputTypeDef]:
         out = self._outputs()
-        with self._errors("read the listener"):
-            listeners = self._elbv2.describe_listeners(ListenerArns=[out.listener_arn])
-        actions = list(listeners["Listeners"][0].get("DefaultActions", []))
+        if out.rule_arn:
+            with self._errors("read the listener rule"):
+                rules = self._elbv2.describe_rules(RuleArns=[out.rule_arn])["Rules"]
+            actions = list(rules[0].get("Actions", [])) if rules else []
+        else:
+            with self._errors("read the listener"):
+                listeners = self._elbv2.describe_listeners(ListenerArns=[out.listener_arn])
+            actions = list(listeners["Listeners"][0].get("DefaultActions", []))
         if not any(a.get("Type") == "forward" for a in actions):
+            where = "listener rule's action" if out.rule_arn else "listener's default action"
             raise OperationFailed(
-                "the listener's default action is not a forward to the target groups",
-                hint="it was changed outside canary; `canary --target aws deploy` restores it",
+                f"the {where} is not a forward to the target groups",
+                hint="it was changed outside canary; `canary --target aws deploy` restores it "
+                "on our stack (on your own service: make it forward to your groups again)",
             )
         return actions
 
@@ -131,14 +143,15 @@ class AlbRouter:
         if weights.baseline and not out.has_baseline:
             raise NoBaseline()
         actions = self._default_actions()
-        configured = (
-            configured_stickiness(self._stack_parameters()) if stickiness_allowed(weights) else None
-        )
+        _refuse_unknown_groups(_forward_of(actions), out)
+        configured = self._configured() if stickiness_allowed(weights) else None
         forward = _forward_action(out, weights, listener_stickiness(configured, weights))
+        sent = _with_forward(actions, forward)
         with self._errors(f"set the listener weights to {weights}"):
-            self._elbv2.modify_listener(
-                ListenerArn=out.listener_arn, DefaultActions=_with_forward(actions, forward)
-            )
+            if out.rule_arn:
+                self._elbv2.modify_rule(RuleArn=out.rule_arn, Actions=sent)
+            else:
+                self._elbv2.modify_listener(ListenerArn=out.listener_arn, DefaultActions=sent)
 
     def verify_weights(self, weights: Weights) -> bool:
         """True when the load balancer reports exactly these weights now."""
@@ -147,6 +160,24 @@ class AlbRouter:
 
 def _forward_of(actions: Sequence[ActionOutputTypeDef]) -> ActionOutputTypeDef:
     return next(a for a in actions if a.get("Type") == "forward")
+
+
+def _refuse_unknown_groups(action: ActionOutputTypeDef, out: StackOutputs) -> None:
+    """A forward that also names a target group canary does not know: ModifyListener
+    replaces the whole action, so a weight change would drop that group. Refused."""
+    known = {out.target_group_arn(group) for group in out.groups}
+    config = action.get("ForwardConfig", {})
+    unknown = [
+        tg["TargetGroupArn"]
+        for tg in config.get("TargetGroups", [])
+        if tg["TargetGroupArn"] not in known
+    ]
+    if unknown:
+        raise OperationFailed(
+            f"the forward action also sends to target group(s) {', '.join(unknown)} that "
+            "canary does not manage: a weight change would remove them from it",
+            hint="remove them from the forward action (or adopt one as the baseline)",
+        )
 
 
 def _state_of(action: ActionOutputTypeDef, out: StackOutputs) -> ListenerState:

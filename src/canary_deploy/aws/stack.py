@@ -88,6 +88,9 @@ class StackOutputs:
     tester_target_group_stable_arn: str | None = None
     tester_target_group_canary_arn: str | None = None
     tester_target_group_baseline_arn: str | None = None
+    # An adopted setup whose weighted forward is a listener rule's action (`canary adopt
+    # --rule`); None: the listener's default action, as on our stack.
+    rule_arn: str | None = None
 
     @property
     def has_baseline(self) -> bool:

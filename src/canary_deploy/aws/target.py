@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-
 from canary_deploy.aws.alarms import CloudWatchAlarms
 from canary_deploy.aws.change_set import ChangeSetPreview
 from canary_deploy.aws.clients import AwsClients
@@ -13,11 +11,11 @@ from canary_deploy.aws.images import EcrImages
 from canary_deploy.aws.metrics import CloudWatchMetrics
 from canary_deploy.aws.network import resolve_network
 from canary_deploy.aws.promotion import StackWorkload, live_parameters
-from canary_deploy.aws.router import AlbRouter, to_alb
+from canary_deploy.aws.router import AlbRouter, configured_stickiness, to_alb
 from canary_deploy.aws.routes import AlbRoutes
 from canary_deploy.aws.stack import Stack, StackInfo, StackOutputs
 from canary_deploy.aws.stack_states import refuse_update, status_note
-from canary_deploy.aws.workload import EcsWorkload
+from canary_deploy.aws.workload import EcsWorkload, running_image_notes
 from canary_deploy.backend import (
     ListenerStatus,
     MetricsSource,
@@ -50,7 +48,10 @@ class AwsTarget:
         # Typed as the Protocols (their attributes are invariant); the concrete objects
         # stay reachable for what only AWS offers (stickiness, task definitions, traffic).
         self.alb = AlbRouter(
-            clients.elbv2, self.outputs, self._errors, lambda: self.stack.require().parameters
+            clients.elbv2,
+            self.outputs,
+            self._errors,
+            lambda: configured_stickiness(self.stack.require().parameters),
         )
         # Every stack update keeps the listener's live weights (Stack.apply).
         self.stack = Stack(clients.cloudformation, settings.stack_name, self._errors, self.alb)
@@ -215,26 +216,8 @@ class AwsTarget:
             # whose only trace is draining targets gets no row.
             if shown_in_status(v, services.get(v), state.weight_of(v))
         }
-        notes.extend(self._running_images(roles))
+        notes.extend(running_image_notes(self.ecs, roles))
         return Status(self.name, info.name, info.status, listener, roles, tuple(notes))
-
-    def _running_images(self, shown: Iterable[Role]) -> list[str]:
-        """Which image each shown group's tasks run, pinned by the digest ECS reports."""
-        try:
-            images = self.ecs.running_images()
-        except CanaryError as exc:
-            return [f"the images the tasks run are unknown: {exc.message}"]
-        notes = []
-        for role in shown:
-            found = images.get(role, ())
-            if len(found) == 1:
-                notes.append(f"{role} tasks run {found[0]}")
-            elif found:
-                notes.append(
-                    f"{role} tasks run {len(found)} different images: {', '.join(found)} "
-                    "(its tag was pushed again while they started)"
-                )
-        return notes
 
     def _traffic(self, notes: list[str]) -> dict[Role, TrafficStatus | None]:
         # Metrics are a nice-to-have in status: a failure is a note, not a failed command.

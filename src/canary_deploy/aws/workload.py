@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
 
 from canary_deploy.aws.errors import ErrorScope
 from canary_deploy.aws.stack import NoBaseline, StackOutputs
 from canary_deploy.backend import Progress, Role, ServiceStatus, TaskDefinitionStatus
-from canary_deploy.errors import OperationFailed, UsageError
+from canary_deploy.errors import CanaryError, OperationFailed, UsageError
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -233,6 +233,23 @@ class EcsWorkload:
                 desiredCount=desired_count,
             )
 
+    def roll_to(
+        self, role: Role, task_definition: str | None, desired_count: int | None = None
+    ) -> str:
+        """One UpdateService: the service onto `task_definition` and/or `desired_count`
+        (None: kept). Returns the id of the deployment it started (no waiting)."""
+        out = self._outputs()
+        changes: dict[str, Any] = {}
+        if task_definition is not None:
+            changes["taskDefinition"] = task_definition
+        if desired_count is not None:
+            changes["desiredCount"] = desired_count
+        with self._errors(f"update the {role} service"):
+            service = self._ecs.update_service(
+                cluster=out.cluster_name, service=out.service_name(role), **changes
+            )["service"]
+        return _primary_id(service)
+
     def scale_canary(self, desired_count: int) -> None:
         """Set the canary service's desired task count."""
         self.scale("canary", desired_count)
@@ -339,3 +356,22 @@ class EcsWorkload:
             if self._clock() >= deadline:
                 raise OperationFailed(f"the {role} service is not steady after 30 minutes")
             self._sleep(POLL_SECONDS)
+
+
+def running_image_notes(ecs: EcsWorkload, shown: Iterable[Role]) -> list[str]:
+    """Which image each shown group's tasks run, pinned by the digest ECS reports."""
+    try:
+        images = ecs.running_images()
+    except CanaryError as exc:
+        return [f"the images the tasks run are unknown: {exc.message}"]
+    notes = []
+    for role in shown:
+        found = images.get(role, ())
+        if len(found) == 1:
+            notes.append(f"{role} tasks run {found[0]}")
+        elif found:
+            notes.append(
+                f"{role} tasks run {len(found)} different images: {', '.join(found)} "
+                "(its tag was pushed again while they started)"
+            )
+    return notes

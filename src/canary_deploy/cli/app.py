@@ -137,6 +137,7 @@ def _register_optional_commands() -> None:
         "canary_deploy.cli.demo_cmd",
         "canary_deploy.cli.logs_cmd",
         "canary_deploy.cli.rollout_cmds",
+        "canary_deploy.cli.adopt_cmd",
     ):
         try:
             importlib.import_module(module)

@@ -122,6 +122,15 @@ def _aws(
     from canary_deploy.aws.logs import read
 
     clients = AwsClients.create(
-        region=settings.aws.region, profile=settings.aws.profile, stack_name=settings.stack_name
+        region=settings.aws.region, profile=settings.aws.profile, stack_name=settings.state_name
     )
-    read(clients.logs, clients.region, settings.stack_name, version, count, emit, follow=follow)
+    location = None
+    if settings.adopted is not None:  # the group its task definition names
+        from canary_deploy.aws.adopted import AdoptedTarget
+
+        adopted = AdoptedTarget(clients, settings, settings.adopted)
+        location = adopted.revisions.log_location(Source(version).value)
+    read(
+        clients.logs, clients.region, settings.state_name, version, count, emit,
+        follow=follow, location=location,
+    )  # fmt: skip

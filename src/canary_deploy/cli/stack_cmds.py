@@ -140,7 +140,7 @@ def deploy(
         return
     _confirm_starved(usecases.starved_groups(spec, usecases.live_weights(target)), yes=yes)
     _yield_to_rollout(settings, target, force=force, quiet=output == "json")
-    with progress(f"Deploying {settings.stack_name} ({settings.target})") as p:
+    with progress(f"Deploying {settings.state_name} ({settings.target})") as p:
         deployed = usecases.deploy_release(target, spec, p)
     show_status(deployed.status, output)
     if deployed.warning:
@@ -232,8 +232,13 @@ def delete(
     ] = False,
     output: OutputOpt = "text",
 ) -> None:
-    """Delete the stack and wait until it is gone."""
+    """Delete the stack and wait until it is gone (refused on an adopted service: canary
+    never deletes your own resources)."""
     settings = settings_from(ctx)
+    if settings.adopted is not None:
+        from canary_deploy.aws.adopted import refuse_delete
+
+        raise refuse_delete(settings.adopted)
     if not yes:
         if not sys.stdin.isatty():
             raise UsageError(

@@ -51,10 +51,10 @@ def open_store(settings: Settings, progress: Progress | None = None) -> RolloutS
         return open_state(
             region=settings.aws.region,
             profile=settings.aws.profile,
-            stack_name=settings.stack_name,
+            stack_name=settings.state_name,
             progress=progress,
         )
-    return RolloutStore(store_path(settings), settings.stack_name)
+    return RolloutStore(store_path(settings), settings.state_name)
 
 
 @contextmanager
@@ -66,7 +66,7 @@ def existing_store(settings: Settings) -> Iterator[RolloutState | None]:
         from canary_deploy.aws.state_open import open_existing_state
 
         store = open_existing_state(
-            region=settings.aws.region, profile=settings.aws.profile, stack_name=settings.stack_name
+            region=settings.aws.region, profile=settings.aws.profile, stack_name=settings.state_name
         )
     elif store_path(settings).exists():
         store = open_store(settings)

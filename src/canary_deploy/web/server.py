@@ -147,7 +147,7 @@ class Dashboard:
 
     async def overview(self, request: Request) -> Response:
         html = layout.overview(
-            self.settings.stack_name,
+            self.settings.state_name,
             self.settings.target,
             self.pace.note,
             self.hub.since(0),
@@ -183,7 +183,7 @@ class Dashboard:
         r, events = found
         batches = request.query_params.get("all") == "1"
         return HTMLResponse(
-            layout.rollout_page(self.settings.stack_name, r, events, batches=batches)
+            layout.rollout_page(self.settings.state_name, r, events, batches=batches)
         )
 
     def _rollout(self, rollout_id: int) -> tuple[Rollout, list[Event]] | None:

@@ -1,0 +1,342 @@
+"""`canary adopt`: find the user's own listener (or rule), target groups and ECS services,
+check that canary can drive them, and say plainly what is missing. Reads only.
+
+What is checked (each failure a UsageError naming what to fix):
+
+- the listener (or rule) exists and its action is a forward (weighted, or to one group);
+- the services exist in the cluster (stable, canary, optional baseline: all in the same
+  cluster), are ACTIVE, and each is registered (its `loadBalancers`) in exactly one target
+  group of that forward, a different one each;
+- the forward names no other target group: ModifyListener replaces the whole action, so
+  a group canary does not know would be dropped by the first weight change.
+
+A service's other target group (in no weighted action) becomes its tester group, where
+tester routes forward, as on our stack.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import ClientError
+
+from canary_deploy.aws.clients import AwsClients
+from canary_deploy.aws.errors import ErrorScope, error_code
+from canary_deploy.aws.existing import ExistingService
+from canary_deploy.backend import Role
+from canary_deploy.config import Settings
+from canary_deploy.errors import UsageError
+from canary_deploy.weights import Weights
+
+if TYPE_CHECKING:
+    from mypy_boto3_ecs.type_defs import ServiceTypeDef
+
+_MISSING_CODES = {
+    "ListenerNotFound",
+    "RuleNotFound",
+    "LoadBalancerNotFound",
+    "ClusterNotFoundException",
+    "ValidationError",
+}
+
+
+@dataclass(frozen=True)
+class AdoptRequest:
+    """What the user names; everything else is found from it."""
+
+    cluster: str
+    stable_service: str
+    canary_service: str
+    listener_arn: str | None = None
+    rule_arn: str | None = None
+    baseline_service: str | None = None
+    name: str | None = None  # default: the stable service's name
+    stickiness_s: int | None = None  # None: as the forward has it; 0: off
+
+
+@dataclass(frozen=True)
+class Adoption:
+    """What adopt found: the record to keep, and the live weights to show."""
+
+    existing: ExistingService
+    weights: Weights | None
+
+
+def listener_of_rule(rule_arn: str) -> str:
+    """The listener a rule belongs to, from the rule's ARN.
+
+    >>> listener_of_rule("arn:aws:elasticloadbalancing:us-east-1:1:listener-rule/app/a/b/c/d")
+    'arn:aws:elasticloadbalancing:us-east-1:1:listener/app/a/b/c'
+    """
+    head, _, path = rule_arn.partition(":listener-rule/")
+    if not path or "/" not in path:
+        raise UsageError(
+            f"{rule_arn} is not a listener rule ARN",
+            hint="copy it from `aws elbv2 describe-rules --listener-arn ...` (RuleArn)",
+        )
+    return f"{head}:listener/{path.rsplit('/', 1)[0]}"
+
+
+def forward_groups(actions: Sequence[Mapping[str, Any]], where: str) -> dict[str, int]:
+    """The target groups of the one forward action, with their weights (0..999).
+
+    >>> forward_groups([{"Type": "forward", "TargetGroupArn": "tg-a"}], "the listener")
+    {'tg-a': 1}
+    """
+    forwards = [a for a in actions if a.get("Type") == "forward"]
+    if len(forwards) != 1:
+        kinds = ", ".join(str(a.get("Type")) for a in actions) or "none"
+        raise UsageError(
+            f"{where} does not forward to target groups (its actions: {kinds})",
+            hint="make it forward to your stable target group (weight 1) and your canary's "
+            "(weight 0), or adopt the listener rule that does (--rule ARN)",
+        )
+    config = forwards[0].get("ForwardConfig") or {}
+    groups = {
+        str(tg["TargetGroupArn"]): int(tg.get("Weight", 1)) for tg in config.get("TargetGroups", [])
+    }
+    if not groups and forwards[0].get("TargetGroupArn"):
+        groups = {str(forwards[0]["TargetGroupArn"]): 1}
+    return groups
+
+
+def stickiness_of(actions: Sequence[Mapping[str, Any]]) -> int | None:
+    """The forward's AWSALBTG duration (None: off)."""
+    for action in actions:
+        sticky = (action.get("ForwardConfig") or {}).get("TargetGroupStickinessConfig") or {}
+        if action.get("Type") == "forward" and sticky.get("Enabled"):
+            return int(sticky.get("DurationSeconds") or 3600)
+    return None
+
+
+class Discovery:
+    """The reads `canary adopt` makes, each failure translated with a hint."""
+
+    def __init__(self, clients: AwsClients, errors: ErrorScope) -> None:
+        self._elbv2 = clients.elbv2
+        self._ecs = clients.ecs
+        self._errors = errors
+
+    def _read(self, action: str, missing: str, hint: str, call: Any, **kwargs: Any) -> Any:
+        try:
+            with self._errors(action):
+                return call(**kwargs)
+        except Exception as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ClientError) and error_code(cause) in _MISSING_CODES:
+                raise UsageError(missing, hint=hint) from None
+            raise
+
+    def forward(self, request: AdoptRequest) -> tuple[str, str, list[Any]]:
+        """(listener ARN, load balancer ARN, the actions holding the weighted forward)."""
+        listener_arn = request.listener_arn
+        actions: list[Any] = []
+        if request.rule_arn:
+            derived = listener_of_rule(request.rule_arn)
+            if listener_arn and listener_arn != derived:
+                raise UsageError(
+                    f"rule {request.rule_arn} is not on listener {listener_arn}",
+                    hint="give the rule alone (--rule): its listener is found from its ARN",
+                )
+            listener_arn = derived
+            rules = self._read(
+                "read the listener rule",
+                f"listener rule {request.rule_arn} does not exist",
+                "check the ARN and the region (AWS_REGION / --region)",
+                self._elbv2.describe_rules,
+                RuleArns=[request.rule_arn],
+            )["Rules"]
+            actions = list(rules[0].get("Actions", []))
+        if not listener_arn:
+            raise UsageError(
+                "adopt needs the listener (--listener ARN) or the listener rule (--rule ARN) "
+                "whose forward action splits the traffic"
+            )
+        listener = self._read(
+            "read the listener",
+            f"listener {listener_arn} does not exist",
+            "check the ARN and the region (AWS_REGION / --region)",
+            self._elbv2.describe_listeners,
+            ListenerArns=[listener_arn],
+        )["Listeners"][0]
+        if not request.rule_arn:
+            actions = list(listener.get("DefaultActions", []))
+        return listener_arn, str(listener["LoadBalancerArn"]), actions
+
+    def dns_name(self, load_balancer_arn: str) -> str:
+        found = self._read(
+            "read the load balancer",
+            f"load balancer {load_balancer_arn} does not exist",
+            "check the listener's ARN",
+            self._elbv2.describe_load_balancers,
+            LoadBalancerArns=[load_balancer_arn],
+        )["LoadBalancers"]
+        return str(found[0].get("DNSName", "")) if found else ""
+
+    def services(self, cluster: str, names: Mapping[Role, str]) -> dict[Role, ServiceTypeDef]:
+        """The named services, ACTIVE, all in `cluster`."""
+        found = self._read(
+            f"describe the services in cluster {cluster}",
+            f"cluster {cluster} does not exist",
+            "check --cluster and the region (AWS_REGION / --region)",
+            self._ecs.describe_services,
+            cluster=cluster,
+            services=list(names.values()),
+        )
+        by_name = {s.get("serviceName"): s for s in found.get("services", [])}
+        by_name.update({s.get("serviceArn"): s for s in found.get("services", [])})
+        result: dict[Role, ServiceTypeDef] = {}
+        for role, name in names.items():
+            service = by_name.get(name)
+            if service is None or service.get("status") != "ACTIVE":
+                state = "does not exist" if service is None else f"is {service.get('status')}"
+                raise UsageError(
+                    f"the {role} service {name} {state} in cluster {cluster}",
+                    hint="stable, canary and baseline must be ACTIVE services of the same "
+                    "cluster: check --cluster and the service names",
+                )
+            controller = (service.get("deploymentController") or {}).get("type", "ECS")
+            if controller != "ECS":
+                raise UsageError(
+                    f"the {role} service {name} uses the {controller} deployment controller: "
+                    "its traffic shift and task sets belong to it, not to UpdateService",
+                    hint="canary drives services with the ECS (rolling update) deployment "
+                    "controller; adopt services that use it",
+                )
+            result[role] = service
+        return result
+
+
+def groups_of(
+    role: Role, service: ServiceTypeDef, forward: Mapping[str, int]
+) -> tuple[str, str | None]:
+    """The service's target group in the forward, and its other one (the tester group)."""
+    name = service.get("serviceName", "?")
+    registered = [
+        str(lb["targetGroupArn"])
+        for lb in service.get("loadBalancers", [])
+        if lb.get("targetGroupArn")
+    ]
+    if not registered:
+        raise UsageError(
+            f"the {role} service {name} has no load balancer: ECS registers its tasks in no "
+            "target group",
+            hint="create the service with --load-balancers naming its target group (a "
+            "service's load balancers can be changed by UpdateService on AWS)",
+        )
+    main = [arn for arn in registered if arn in forward]
+    if len(main) != 1:
+        listed = ", ".join(registered)
+        why = "none" if not main else f"{len(main)}"
+        raise UsageError(
+            f"the {role} service {name} is registered in {why} of the forward action's target "
+            f"groups (its target groups: {listed})",
+            hint=f"add the {role}'s target group to the forward action (weight 0 is fine), "
+            "or register the service in exactly one of its groups",
+        )
+    others = [arn for arn in registered if arn not in forward]
+    return main[0], others[0] if len(others) == 1 else None
+
+
+def discover(clients: AwsClients, request: AdoptRequest) -> Adoption:
+    """Read and check the setup; the record every later command uses."""
+    errors = ErrorScope(request.name or request.stable_service, clients.region)
+    found = Discovery(clients, errors)
+    listener_arn, lb_arn, actions = found.forward(request)
+    where = "the listener rule's action" if request.rule_arn else "the listener's default action"
+    forward = forward_groups(actions, where)
+    names: dict[Role, str] = {"stable": request.stable_service, "canary": request.canary_service}
+    if request.baseline_service:
+        names["baseline"] = request.baseline_service
+    services = found.services(request.cluster, names)
+    main: dict[Role, str] = {}
+    tester: dict[Role, str | None] = {}
+    for role, service in services.items():
+        main[role], tester[role] = groups_of(role, service, forward)
+    _check_distinct(main, names)
+    unknown = [arn for arn in forward if arn not in main.values()]
+    if unknown:
+        raise UsageError(
+            f"{where} also forwards to {', '.join(unknown)}, which no adopted service is "
+            "registered in: every weight change replaces the whole action, so canary would "
+            "drop it",
+            hint="remove it from the forward action, or adopt its service as the baseline "
+            "(--baseline-service)",
+        )
+    existing = ExistingService(
+        name=request.name or request.stable_service,
+        listener_arn=listener_arn,
+        rule_arn=request.rule_arn,
+        load_balancer_arn=lb_arn,
+        dns_name=found.dns_name(lb_arn),
+        cluster=request.cluster,
+        stable_service=request.stable_service,
+        canary_service=request.canary_service,
+        baseline_service=request.baseline_service,
+        stable_target_group_arn=main["stable"],
+        canary_target_group_arn=main["canary"],
+        baseline_target_group_arn=main.get("baseline"),
+        tester_stable_target_group_arn=tester["stable"],
+        tester_canary_target_group_arn=tester["canary"],
+        tester_baseline_target_group_arn=tester.get("baseline"),
+        stickiness_seconds=stickiness_of(actions)
+        if request.stickiness_s is None
+        else request.stickiness_s or None,
+    )
+    alb = [forward[main[role]] if role in main else 0 for role in ("stable", "canary", "baseline")]
+    weights = Weights.from_alb(*alb) if any(alb) else None
+    return Adoption(existing, weights)
+
+
+def _check_distinct(main: Mapping[Role, str], names: Mapping[Role, str]) -> None:
+    seen: dict[str, Role] = {}
+    for role, arn in main.items():
+        if arn in seen:
+            raise UsageError(
+                f"the {seen[arn]} service {names[seen[arn]]} and the {role} service "
+                f"{names[role]} are registered in the same target group {arn}",
+                hint="each role needs its own target group: the weights split traffic "
+                "between groups, not services",
+            )
+        seen[arn] = role
+
+
+def keep_recorded_stickiness(
+    found: ExistingService, previous: ExistingService | None
+) -> ExistingService:
+    """Adopting the same listener (or rule) again: a stickiness the forward has lost keeps
+    the recorded duration (canary turns it off while stable or canary has weight 0, so a
+    re-adopt after a rollback must not forget the team's setting).
+
+    >>> a = ExistingService(name="n", listener_arn="l", load_balancer_arn="b", cluster="c",
+    ...     stable_service="s", canary_service="k", stable_target_group_arn="t1",
+    ...     canary_target_group_arn="t2")
+    >>> kept = keep_recorded_stickiness(a, a.model_copy(update={"stickiness_seconds": 600}))
+    >>> kept.stickiness_seconds
+    600
+    """
+    same = previous is not None and (previous.listener_arn, previous.rule_arn) == (
+        found.listener_arn,
+        found.rule_arn,
+    )
+    if found.stickiness_seconds is not None or not same or previous is None:
+        return found
+    return found.model_copy(update={"stickiness_seconds": previous.stickiness_seconds})
+
+
+def adopt_setup(settings: Settings, request: AdoptRequest) -> Adoption:
+    """`canary adopt`'s use-case: discover and check, in the settings' region and profile;
+    an adoption of the same listener recorded before keeps its stickiness when the forward
+    lost it and the user did not say (`keep_recorded_stickiness`)."""
+    clients = AwsClients.create(
+        region=settings.aws.region,
+        profile=settings.aws.profile,
+        stack_name=request.name or request.stable_service,
+    )
+    adoption = discover(clients, request)
+    if request.stickiness_s is not None:
+        return adoption
+    kept = keep_recorded_stickiness(adoption.existing, settings.aws.existing)
+    return replace(adoption, existing=kept)
