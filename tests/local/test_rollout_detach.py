@@ -71,6 +71,9 @@ def test_ctrl_c_stops_watching_only(new_stack: Callable[[], LocalStack]) -> None
         try:
             out, _ = proc.communicate(timeout=30)
         except subprocess.TimeoutExpired:
+            masks = Path(f"/proc/{proc.pid}/status").read_text().splitlines()
+            shown = [line for line in masks if line.startswith(("SigBlk", "SigIgn", "SigCgt"))]
+            print("watcher:", shown, "pytest's SIGINT:", signal.getsignal(signal.SIGINT))
             proc.send_signal(signal.SIGABRT)
             out, err = proc.communicate(timeout=10)
             raise AssertionError(f"still running 30 s after Ctrl-C:\n{out}\n{err}") from None
