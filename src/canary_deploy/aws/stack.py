@@ -268,8 +268,20 @@ class Stack:
             raise StackNotFound(self.name, self._errors.region)
         return info
 
-    def apply(self, parameters: Mapping[str, str | None], progress: Progress) -> StackInfo:
+    def apply(
+        self,
+        parameters: Mapping[str, str | None],
+        progress: Progress,
+        *,
+        template: str | None = None,
+        keep_template: bool = False,
+    ) -> StackInfo:
         """Create the stack, or update it in place; "no changes" is not an error.
+
+        `template` is the body to send (default: the packaged template as it is; a deploy
+        sends it with the app's environment rendered in); `keep_template` updates with the
+        stack's own template instead (a promotion changes parameters only, so it never drops
+        what a deploy rendered).
 
         A parameter given as None keeps the stack's previous value (updates only). An update
         is given the live values of what API calls change (`LIVE_PARAMETERS`: the listener's
@@ -284,17 +296,18 @@ class Stack:
            given (one ModifyListener) and verified.
         """
         current = self.describe()
+        body = template or template_body()
         if current is None:
-            return self._create(parameters, progress)
+            return self._create(parameters, progress, body)
         refuse_update(self.name, current.status, self._errors.region)
-        return self._guarded(current, parameters, progress, record_only=False)
+        return self._guarded(current, parameters, progress, body=None if keep_template else body)
 
     def record_live(self, parameters: Mapping[str, str | None], progress: Progress) -> StackInfo:
         """Only step 1 of `apply` (and 3 if it fails): write the live values among
         `parameters` into the stack when its own lag behind; nothing else changes."""
         current = self.require()
         refuse_update(self.name, current.status, self._errors.region)
-        return self._guarded(current, parameters, progress, record_only=True)
+        return self._guarded(current, parameters, progress, body=None, record_only=True)
 
     def _guarded(
         self,
@@ -302,23 +315,29 @@ class Stack:
         parameters: Mapping[str, str | None],
         progress: Progress,
         *,
-        record_only: bool,
+        body: str | None,
+        record_only: bool = False,
     ) -> StackInfo:
+        """`body` None: the stack's own template."""
         kept = weights_of(parameters)
         try:
             current = self._record(current, parameters, progress)
-            return current if record_only else self._update(current, parameters, progress)
+            if record_only:
+                return current
+            return self._update(current, parameters, progress, body)
         except OperationFailed as failure:
             if kept is None:
                 raise
             raise self._restore(kept, failure, progress) from failure
 
-    def _create(self, parameters: Mapping[str, str | None], progress: Progress) -> StackInfo:
+    def _create(
+        self, parameters: Mapping[str, str | None], progress: Progress, body: str
+    ) -> StackInfo:
         progress.log(f"Creating stack {self.name}")
         with self._errors(f"create stack {self.name}"):
             self._cf.create_stack(
                 StackName=self.name,
-                TemplateBody=template_body(),
+                TemplateBody=body,
                 Parameters=_parameters(parameters),
                 Capabilities=CAPABILITIES,
             )
@@ -354,19 +373,31 @@ class Stack:
         return self._finished(self._wait(progress, since=since))
 
     def _update(
-        self, current: StackInfo, parameters: Mapping[str, str | None], progress: Progress
+        self,
+        current: StackInfo,
+        parameters: Mapping[str, str | None],
+        progress: Progress,
+        body: str | None,
     ) -> StackInfo:
-        """Step 2: the update itself."""
+        """Step 2: the update itself (`body` None: with the stack's own template)."""
         progress.log(f"Updating stack {self.name}")
         since = self._events.newest_id()
         with self._errors(f"update stack {self.name}"):
             try:
-                self._cf.update_stack(
-                    StackName=self.name,
-                    TemplateBody=template_body(),
-                    Parameters=_parameters(parameters),
-                    Capabilities=CAPABILITIES,
-                )
+                if body is None:
+                    self._cf.update_stack(
+                        StackName=self.name,
+                        UsePreviousTemplate=True,
+                        Parameters=_parameters(parameters),
+                        Capabilities=CAPABILITIES,
+                    )
+                else:
+                    self._cf.update_stack(
+                        StackName=self.name,
+                        TemplateBody=body,
+                        Parameters=_parameters(parameters),
+                        Capabilities=CAPABILITIES,
+                    )
             except ClientError as exc:
                 if NO_UPDATES not in str(exc):
                     raise  # translated by the error scope

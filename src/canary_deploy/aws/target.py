@@ -9,7 +9,13 @@ from canary_deploy.aws.clients import AwsClients
 from canary_deploy.aws.errors import ErrorScope, StackNotFound
 from canary_deploy.aws.health import TargetHealth
 from canary_deploy.aws.metrics import CloudWatchMetrics
-from canary_deploy.aws.network import resolve_network
+from canary_deploy.aws.parameters import (
+    listener_url,
+    network_parameters,
+    replaces_load_balancer,
+    stack_parameters,
+    template_for,
+)
 from canary_deploy.aws.promotion import StackWorkload, live_parameters
 from canary_deploy.aws.router import AlbRouter, to_alb
 from canary_deploy.aws.routes import AlbRoutes
@@ -81,14 +87,7 @@ class AwsTarget:
         """Create the stack, or update it in place keeping the live weights."""
         current = self.stack.describe()
         aws = self._settings.aws
-        # An existing stack stays in its network unless the user names another one.
-        vpc_id: str | None = None
-        subnet_ids: str | None = None
-        if current is None or aws.vpc_id or aws.subnet_ids:
-            network = resolve_network(self._clients.ec2, self._errors, aws.vpc_id, aws.subnet_ids)
-            if network.discovered:
-                progress.log(f"No VPC_ID/SUBNET_IDS given: using the {network.describe()}")
-            vpc_id, subnet_ids = network.vpc_id, ",".join(network.subnet_ids)
+        network = network_parameters(self._clients.ec2, self._errors, aws, current, progress)
         stable_weight, canary_weight, baseline_weight = to_alb(spec.weights)
         # Weights and the baseline's task count change by API calls (ModifyListener,
         # UpdateService): an update passes their live values so that it never reverts them.
@@ -103,25 +102,14 @@ class AwsTarget:
             live = live_parameters(
                 current, weights, self.ecs, progress, canary_count=spec.desired_count_canary
             )
-        parameters: dict[str, str | None] = {
-            "ImageURIStable": spec.image_stable,
-            "ImageURICanary": spec.image_canary,
-            "ContainerPort": str(spec.container_port),
-            "DesiredCountStable": str(spec.desired_count_stable),
-            "DesiredCountCanary": str(spec.desired_count_canary),
-            **live,
-            "TaskCpu": str(aws.task_cpu),
-            "TaskMemory": str(aws.task_memory),
-            "VpcId": vpc_id,
-            "SubnetIds": subnet_ids,
-            "HealthCheckPath": spec.health_check_path,
-            "StickinessEnabled": "true" if spec.stickiness_seconds else "false",
-            "StickinessDurationSeconds": str(spec.stickiness_seconds or 3600),
-            "AllowedIngressCidr": aws.allowed_ingress_cidr,
-            "SlowStartSeconds": str(spec.slow_start_seconds),
-        }
+        parameters = stack_parameters(spec, aws, current, live=live, network=network)
+        if replaces_load_balancer(current, parameters):
+            progress.log(
+                "The new ALB scheme replaces the load balancer: a new DNS name, and the tester "
+                "routes go with the old listener (add them again with `canary route add`)"
+            )
         self._outputs = None
-        self.stack.apply(parameters, progress)
+        self.stack.apply(parameters, progress, template=template_for(aws))
         self._outputs = None
         if current is not None:
             # Routes made before the stack had tester groups forward to the judged groups.
@@ -163,7 +151,7 @@ class AwsTarget:
             notes.append(str(state.problem))
         else:
             listener = ListenerStatus(
-                url=f"http://{out.alb_dns}/",
+                url=listener_url(info.parameters, out.alb_dns),
                 weights=state.weights,
                 stickiness_seconds=state.stickiness_seconds,
                 configured_weights=info.weights,

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from canary_deploy import usecases
+from canary_deploy.aws.task_config import parse_pairs
 from canary_deploy.backend import Target
 from canary_deploy.cli.app import OutputOpt, app, settings_from
 from canary_deploy.cli.output import (
@@ -55,6 +56,20 @@ SlowStart = Annotated[
 ]
 VpcId = Annotated[str | None, typer.Option(help="AWS VPC (default VPC)")]
 SubnetIds = Annotated[str | None, typer.Option(help="Comma-separated subnets (default VPC's)")]
+AppEnv = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--env", help="AWS: NAME=VALUE in the app's environment (repeatable; adds to [aws] env)"
+    ),
+]
+AppSecret = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--secret",
+        help="AWS: NAME=ARN of a Secrets Manager secret or SSM parameter, read by ECS into "
+        "the app's environment (repeatable; adds to [aws] secrets)",
+    ),
+]
 Force = Annotated[
     bool,
     typer.Option(
@@ -83,6 +98,8 @@ def deploy(
     slow_start: SlowStart = None,
     vpc_id: VpcId = None,
     subnet_ids: SubnetIds = None,
+    env: AppEnv = None,
+    secret: AppSecret = None,
     force: Force = False,
     yes: Yes = False,
     output: OutputOpt = "text",
@@ -103,6 +120,8 @@ def deploy(
             "aws.task_memory": task_memory,
             "aws.vpc_id": vpc_id,
             "aws.subnet_ids": None if subnet_ids is None else _split(subnet_ids),
+            "aws.env": parse_pairs(env, "--env") if env else None,
+            "aws.secrets": parse_pairs(secret, "--secret") if secret else None,
         },
         health_check_path=health_check_path,
         stickiness_enabled=None if stickiness is None else stickiness > 0,
