@@ -274,6 +274,7 @@ def apply_moto_patch() -> None:
     emulator_resources.patch_task_definitions()
     emulator_resources.patch_autoscaling()
     emulator_resources.patch_conditional_resources()
+    emulator_resources.patch_service_networks()
 
     def convert_and_validate_properties(
         self: Any, properties: dict[str, Any]

@@ -10,6 +10,7 @@ CloudFormation does for a property our template sets; none invents behaviour:
   drops them), and an update stores container definitions camelCased like a create;
 - `AWS::ApplicationAutoScaling::ScalableTarget` and `::ScalingPolicy`, which moto's
   CloudFormation does not know, register with moto's own Application Auto Scaling;
+- ECS services keep their `NetworkConfiguration` (subnets, public IP; moto drops it);
 - an update creates or deletes the resources whose `Condition` it changes (moto: never).
 """
 
@@ -288,3 +289,45 @@ def patch_conditional_resources() -> None:
                 self._delete_resource(self._parsed_resources.pop(name), resource)
 
     _replace(parsing.ResourceMap, update=update_with_conditions)
+
+
+def _network(properties: dict[str, Any]) -> dict[str, Any]:
+    """A service's `NetworkConfiguration` as DescribeServices gives it (camelCase)."""
+    awsvpc = properties.get("NetworkConfiguration", {}).get("AwsvpcConfiguration", {})
+    return {
+        "awsvpcConfiguration": {
+            "subnets": [str(s) for s in awsvpc.get("Subnets", [])],
+            "securityGroups": [str(g) for g in awsvpc.get("SecurityGroups", [])],
+            "assignPublicIp": str(awsvpc.get("AssignPublicIp", "DISABLED")),
+        }
+    }
+
+
+def patch_service_networks() -> None:
+    """ECS services from CloudFormation keep their `NetworkConfiguration` (moto drops it),
+    so DescribeServices shows the subnets and public IP setting the tasks would get."""
+    from moto.ecs import models
+
+    create = models.Service.create_from_cloudformation_json
+    update = models.Service.update_from_cloudformation_json
+
+    def create_from_cloudformation_json(
+        cls: Any, /, resource_name: str, cloudformation_json: Any, *args: Any, **kwargs: Any
+    ) -> Any:
+        service = create(resource_name, cloudformation_json, *args, **kwargs)
+        service.network_configuration = _network(cloudformation_json["Properties"])
+        return service
+
+    def update_from_cloudformation_json(
+        cls: Any, /, original_resource: Any, new_resource_name: str, cloudformation_json: Any,
+        *args: Any, **kwargs: Any,
+    ) -> Any:  # fmt: skip
+        service = update(original_resource, new_resource_name, cloudformation_json, *args, **kwargs)
+        service.network_configuration = _network(cloudformation_json["Properties"])
+        return service
+
+    _replace(
+        models.Service,
+        create_from_cloudformation_json=classmethod(create_from_cloudformation_json),
+        update_from_cloudformation_json=classmethod(update_from_cloudformation_json),
+    )
