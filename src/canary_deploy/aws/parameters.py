@@ -7,10 +7,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from canary_deploy.aws import stack
 from canary_deploy.aws.errors import ErrorScope
 from canary_deploy.aws.network import resolve_network
 from canary_deploy.aws.settings import AwsSettings
-from canary_deploy.aws.stack import StackInfo, template_body
+from canary_deploy.aws.stack import StackInfo
 from canary_deploy.aws.task_config import render
 from canary_deploy.backend import Progress, ReleaseSpec
 from canary_deploy.errors import UsageError
@@ -153,7 +154,7 @@ def replaces_load_balancer(current: StackInfo | None, parameters: Mapping[str, s
 def template_for(aws: AwsSettings) -> str:
     """The template body a deploy sends: the packaged one with the app's environment and
     secrets (and the execution role's read access to them) rendered in."""
-    return render(template_body(), aws.task_config)
+    return render(stack.template_body(), aws.task_config)  # looked up when called
 
 
 def listener_url(parameters: Mapping[str, str], dns_name: str) -> str:
