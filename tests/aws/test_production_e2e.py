@@ -330,3 +330,19 @@ def test_retaining_logs_is_chosen_when_the_stack_is_created(
     assert "retain_logs" in refused.stderr and "cannot change on an existing stack" in (
         refused.stderr
     )
+
+
+def test_deletion_protection_is_turned_off_by_a_deploy_before_a_delete(
+    aws_env: AwsEnv, cli: CliRunner
+) -> None:
+    assert cli("deploy", DELETION_PROTECTION="true").exit_code == 0
+    assert balancer_attributes(aws_env)["deletion_protection.enabled"] == "true"
+    refused = cli("delete", "--yes")
+    assert refused.exit_code == 2
+    assert "deletion protection on" in refused.stderr and "DELETION_PROTECTION=false" in (
+        refused.stderr
+    )
+    assert aws_env.stack_exists()
+    assert cli("deploy", DELETION_PROTECTION="false").exit_code == 0
+    assert cli("delete", "--yes").exit_code == 0
+    assert not aws_env.stack_exists()

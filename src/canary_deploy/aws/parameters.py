@@ -142,13 +142,25 @@ def check_update(current: StackInfo, parameters: Mapping[str, str | None]) -> No
         )
 
 
+def check_delete(current: StackInfo) -> None:
+    """Refuse deleting a stack whose load balancer refuses deletion: CloudFormation would
+    delete everything else first and end in DELETE_FAILED."""
+    if current.parameters.get("DeletionProtection") == "true":
+        raise UsageError(
+            f"stack {current.name}'s load balancer has deletion protection on",
+            hint="deploy once with deletion_protection = false (DELETION_PROTECTION=false), "
+            "then delete",
+        )
+
+
 def replaces_load_balancer(current: StackInfo | None, parameters: Mapping[str, str | None]) -> bool:
     """True when the update replaces the load balancer (a new scheme): its listener, the
     tester routes on it and its DNS name go with it."""
-    if current is None or "AlbScheme" not in current.parameters:
+    if current is None:
         return False
     scheme = parameters.get("AlbScheme")
-    return scheme is not None and scheme != current.parameters["AlbScheme"]
+    # A stack from before the parameter has the prototype's internet-facing balancer.
+    return scheme is not None and scheme != current.parameters.get("AlbScheme", "internet-facing")
 
 
 def template_for(aws: AwsSettings) -> str:

@@ -10,6 +10,7 @@ from canary_deploy.aws.errors import ErrorScope, StackNotFound
 from canary_deploy.aws.health import TargetHealth
 from canary_deploy.aws.metrics import CloudWatchMetrics
 from canary_deploy.aws.parameters import (
+    check_delete,
     listener_url,
     network_parameters,
     replaces_load_balancer,
@@ -207,7 +208,9 @@ class AwsTarget:
     def delete(self, progress: Progress, *, purge: bool = False) -> None:
         """Remove the tool's listener rules, then tear the stack down and wait until it
         is gone."""
-        if self.stack.describe() is not None:
+        current = self.stack.describe()
+        if current is not None:
+            check_delete(current)
             self.rules.delete_all(progress)
         try:
             self.stack.delete(progress)
