@@ -20,7 +20,11 @@ from canary_deploy.weights import Weights
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
-    from mypy_boto3_cloudformation.type_defs import ParameterTypeDef, StackTypeDef
+    from mypy_boto3_cloudformation.type_defs import (
+        ParameterTypeDef,
+        StackTypeDef,
+        UpdateStackInputTypeDef,
+    )
 
 TEMPLATE_NAME = "canary-stack.yml"
 # The template names no IAM resource, so CAPABILITY_IAM is enough (NAMED_IAM is broader).
@@ -383,21 +387,17 @@ class Stack:
         progress.log(f"Updating stack {self.name}")
         since = self._events.newest_id()
         with self._errors(f"update stack {self.name}"):
+            request: UpdateStackInputTypeDef = {
+                "StackName": self.name,
+                "Parameters": _parameters(parameters),
+                "Capabilities": CAPABILITIES,
+            }
+            if body is None:
+                request["UsePreviousTemplate"] = True
+            else:
+                request["TemplateBody"] = body
             try:
-                if body is None:
-                    self._cf.update_stack(
-                        StackName=self.name,
-                        UsePreviousTemplate=True,
-                        Parameters=_parameters(parameters),
-                        Capabilities=CAPABILITIES,
-                    )
-                else:
-                    self._cf.update_stack(
-                        StackName=self.name,
-                        TemplateBody=body,
-                        Parameters=_parameters(parameters),
-                        Capabilities=CAPABILITIES,
-                    )
+                self._cf.update_stack(**request)
             except ClientError as exc:
                 if NO_UPDATES not in str(exc):
                     raise  # translated by the error scope
