@@ -141,9 +141,18 @@ def patch_task_definitions() -> None:
     )
 
 
+# moto finds models through CloudFormationModel.__subclasses__(), which holds weak
+# references: ours are kept alive here.
+_MODELS: list[type] = []
+
+
 def patch_autoscaling() -> None:
     """Two CloudFormation models over moto's Application Auto Scaling backend; defined
     before the server answers, so moto's model map (built on first use) finds them."""
+    _MODELS.extend((_scalable_target_model(), _scaling_policy_model()))
+
+
+def _scalable_target_model() -> type:
     from moto.applicationautoscaling.models import applicationautoscaling_backends as backends
     from moto.core.common_models import CloudFormationModel
 
@@ -205,6 +214,13 @@ def patch_autoscaling() -> None:
         def is_created(self) -> bool:
             return True
 
+    return ScalableTarget
+
+
+def _scaling_policy_model() -> type:
+    from moto.applicationautoscaling.models import applicationautoscaling_backends as backends
+    from moto.core.common_models import CloudFormationModel
+
     class ScalingPolicy(CloudFormationModel):
         def __init__(self, name: str, key: tuple[str, str, str]) -> None:
             self.name, self.key = name, key
@@ -259,6 +275,8 @@ def patch_autoscaling() -> None:
 
         def is_created(self) -> bool:
             return True
+
+    return ScalingPolicy
 
 
 def patch_conditional_resources() -> None:
