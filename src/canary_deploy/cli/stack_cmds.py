@@ -59,14 +59,17 @@ SubnetIds = Annotated[str | None, typer.Option(help="Comma-separated subnets (de
 AppEnv = Annotated[
     list[str] | None,
     typer.Option(
-        "--env", help="AWS: NAME=VALUE in the app's environment (repeatable; adds to [aws] env)"
+        "--env",
+        metavar="NAME=VALUE",
+        help="AWS: a variable of the app's environment (repeatable; adds to [aws] env)",
     ),
 ]
 AppSecret = Annotated[
     list[str] | None,
     typer.Option(
         "--secret",
-        help="AWS: NAME=ARN of a Secrets Manager secret or SSM parameter, read by ECS into "
+        metavar="NAME=ARN",
+        help="AWS: a Secrets Manager secret or SSM parameter ECS reads into "
         "the app's environment (repeatable; adds to [aws] secrets)",
     ),
 ]
