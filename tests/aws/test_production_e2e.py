@@ -317,6 +317,8 @@ def test_stable_autoscales_and_a_deploy_keeps_the_count_autoscaling_set(
     redeployed = cli("deploy", IMAGE_URI_CANARY="repo/app:v3", **scaling)
     assert redeployed.exit_code == 0, redeployed
     assert "Keeping stable's 5 live task(s) in the stack update" in redeployed.stderr
+    # Recorded first, so that a failed update's rollback never scales stable back in.
+    assert "Recording the live stable task count 5 (the stack said 2)" in redeployed.stderr
     assert aws_env.stack_parameters()["DesiredCountStable"] == "5"
     assert service(aws_env, "Stable")["desiredCount"] == 5
 

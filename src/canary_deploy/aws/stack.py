@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 from botocore.exceptions import ClientError
 
 from canary_deploy.aws.errors import ErrorScope, StackNotFound
-from canary_deploy.aws.live import LIVE_PARAMETERS, apply_weights, weights_of
+from canary_deploy.aws.live import apply_weights, live_keys, weights_of
 from canary_deploy.aws.stack_events import StackEvents
 from canary_deploy.aws.stack_states import failure_hint, refuse_update
 from canary_deploy.backend import Progress, Role, TrafficRouter
@@ -58,11 +58,9 @@ def _describe(stack: Mapping[str, str], lagging: Mapping[str, str]) -> str:
     old, new = weights_of(stack), weights_of({**stack, **lagging})
     if new is not None and new != old:
         shown.append(f"weights {new} (the stack said {old})")
-    if "DesiredCountBaseline" in lagging:
-        count = lagging["DesiredCountBaseline"]
-        shown.append(
-            f"baseline task count {count} (the stack said {stack['DesiredCountBaseline']})"
-        )
+    for key, role in (("DesiredCountBaseline", "baseline"), ("DesiredCountStable", "stable")):
+        if key in lagging:
+            shown.append(f"{role} task count {lagging[key]} (the stack said {stack[key]})")
     return " and ".join(shown)
 
 
@@ -288,9 +286,9 @@ class Stack:
         what a deploy rendered).
 
         A parameter given as None keeps the stack's previous value (updates only). An update
-        is given the live values of what API calls change (`LIVE_PARAMETERS`: the listener's
-        weights, the baseline's task count) and keeps the listener on those weights whatever
-        happens to it:
+        is given the live values of what API calls change (`live_keys`: the listener's
+        weights, the baseline's task count, stable's when autoscaling sets it) and keeps the
+        listener on those weights whatever happens to it:
 
         1. when the stack's own values of them lag behind, a weights-only update (previous
            template, every other parameter kept) records them first, so that what a later
@@ -353,7 +351,7 @@ class Stack:
         """Step 1: the weights-only update, when the stack's live values lag behind."""
         lagging = {
             key: value
-            for key in LIVE_PARAMETERS
+            for key in live_keys(current.parameters)
             if (value := parameters.get(key)) is not None
             and key in current.parameters
             and current.parameters[key] != value
