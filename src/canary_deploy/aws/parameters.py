@@ -39,7 +39,7 @@ def release_parameters(spec: ReleaseSpec, aws: AwsSettings) -> dict[str, str]:
         "TaskCpu": str(aws.task_cpu),
         "TaskMemory": str(aws.task_memory),
         "HealthCheckPath": spec.health_check_path,
-        "StickinessEnabled": _flag(spec.stickiness_seconds is not None),
+        "StickinessEnabled": _flag(bool(spec.stickiness_seconds)),
         "StickinessDurationSeconds": str(spec.stickiness_seconds or 3600),
         "AllowedIngressCidr": aws.allowed_ingress_cidr,
         "SlowStartSeconds": str(spec.slow_start_seconds),
