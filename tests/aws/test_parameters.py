@@ -6,10 +6,12 @@ from __future__ import annotations
 import pytest
 
 from canary_deploy.aws.parameters import (
+    TEMPLATE_BODY_LIMIT,
     listener_url,
     release_parameters,
     replaces_load_balancer,
     stack_parameters,
+    template_for,
 )
 from canary_deploy.aws.settings import AutoScalingSettings, AwsSettings
 from canary_deploy.aws.stack import StackInfo
@@ -82,3 +84,10 @@ def test_a_new_scheme_replaces_the_load_balancer() -> None:
 def test_the_url_is_https_when_the_stack_has_a_certificate() -> None:
     assert listener_url({"CertificateArn": "arn:x"}, "alb.example") == "https://alb.example/"
     assert listener_url({}, "alb.example") == "http://alb.example/"
+
+
+def test_a_template_cloudformation_would_refuse_for_its_size_is_refused_with_the_reason() -> None:
+    assert len(template_for(AwsSettings()).encode()) < TEMPLATE_BODY_LIMIT * 0.7  # room left
+    huge = AwsSettings(env={f"VAR_{i}": "x" * 200 for i in range(100)})
+    with pytest.raises(UsageError, match="CloudFormation takes at most 51,200"):
+        template_for(huge)

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from mypy_boto3_ec2 import EC2Client
 
 Parameters = dict[str, str | None]  # None: the stack's previous value (updates only)
+# CreateStack/UpdateStack's TemplateBody limit (bytes); larger ones go through S3.
+TEMPLATE_BODY_LIMIT = 51_200
 
 
 def _flag(value: bool) -> str:
@@ -166,7 +168,16 @@ def replaces_load_balancer(current: StackInfo | None, parameters: Mapping[str, s
 def template_for(aws: AwsSettings) -> str:
     """The template body a deploy sends: the packaged one with the app's environment and
     secrets (and the execution role's read access to them) rendered in."""
-    return render(stack.template_body(), aws.task_config)  # looked up when called
+    body = render(stack.template_body(), aws.task_config)  # looked up when called
+    size = len(body.encode())
+    if size > TEMPLATE_BODY_LIMIT:
+        raise UsageError(
+            f"the stack's template with the app's environment and secrets is {size:,} bytes; "
+            f"CloudFormation takes at most {TEMPLATE_BODY_LIMIT:,} in a request",
+            hint="move large values out of [aws] env (a Secrets Manager secret or SSM "
+            "parameter holds up to 64 KiB / 8 KiB)",
+        )
+    return body
 
 
 def listener_url(parameters: Mapping[str, str], dns_name: str) -> str:
