@@ -322,6 +322,13 @@ def test_stable_autoscales_and_a_deploy_keeps_the_count_autoscaling_set(
     assert aws_env.stack_parameters()["DesiredCountStable"] == "5"
     assert service(aws_env, "Stable")["desiredCount"] == 5
 
+    # Turned off: no scaling left behind, and stable takes the settings' count again.
+    off = cli("deploy", AUTOSCALING_METRIC="off")
+    assert off.exit_code == 0, off
+    assert "Recording" not in off.stderr  # the settings' count is no live value
+    assert stable_resource_id(aws_env) not in [t["ResourceId"] for t in scalable_targets()]
+    assert aws_env.stack_parameters()["DesiredCountStable"] == "2"
+
 
 def test_retaining_logs_is_chosen_when_the_stack_is_created(
     aws_env: AwsEnv, cli: CliRunner

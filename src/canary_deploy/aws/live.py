@@ -19,15 +19,20 @@ LIVE_PARAMETERS = (*WEIGHT_PARAMETERS, "DesiredCountBaseline")
 AUTOSCALED_PARAMETERS = ("DesiredCountStable",)
 
 
-def live_keys(stack_parameters: Mapping[str, str]) -> tuple[str, ...]:
-    """The parameters an update records first when the stack's own values lag behind.
+def live_keys(
+    stack_parameters: Mapping[str, str], update: Mapping[str, str | None] | None = None
+) -> tuple[str, ...]:
+    """The parameters an update records first when the stack's own values lag behind:
+    stable's count too while the stack autoscales it and the update keeps doing so.
 
     >>> live_keys({"AutoScalingMetric": "cpu"})[-1]
     'DesiredCountStable'
-    >>> "DesiredCountStable" in live_keys({"AutoScalingMetric": "off"})
+    >>> turned_off = {"AutoScalingMetric": "off"}
+    >>> "DesiredCountStable" in live_keys({"AutoScalingMetric": "cpu"}, turned_off)
     False
     """
-    if stack_parameters.get("AutoScalingMetric", "off") == "off":
+    metrics = (stack_parameters.get("AutoScalingMetric"), (update or {}).get("AutoScalingMetric"))
+    if "off" in metrics or metrics[0] is None:
         return LIVE_PARAMETERS
     return (*LIVE_PARAMETERS, *AUTOSCALED_PARAMETERS)
 

@@ -109,10 +109,14 @@ def stack_parameters(
     """A deploy's parameters: the release and settings, then the live values (`live`:
     weights, task counts changed by API calls) over them, then the network.
 
-    With autoscaling, stable's live count (in `live`) is kept within the new min..max."""
-    parameters: Parameters = {**release_parameters(spec, aws), **live, **network}
+    With autoscaling, stable's live count (in `live`) is kept within the new min..max;
+    without it (or once it is turned off), stable gets the settings' count."""
+    release = release_parameters(spec, aws)
+    parameters: Parameters = {**release, **live, **network}
     stable = parameters.get("DesiredCountStable")
-    if stable is not None:
+    if not aws.autoscaling.enabled:  # never on, or turned off now: the settings' count
+        parameters["DesiredCountStable"] = release["DesiredCountStable"]
+    elif stable is not None:
         parameters["DesiredCountStable"] = str(aws.autoscaling.clamp(int(stable)))
     if current is not None:
         check_update(current, parameters)

@@ -351,7 +351,7 @@ class Stack:
         """Step 1: the weights-only update, when the stack's live values lag behind."""
         lagging = {
             key: value
-            for key in live_keys(current.parameters)
+            for key in live_keys(current.parameters, parameters)
             if (value := parameters.get(key)) is not None
             and key in current.parameters
             and current.parameters[key] != value
