@@ -13,6 +13,12 @@ BENCH ?= rollback_paths balancer decisions local_stack rollout_local verdicts de
 
 .PHONY: demo test lint bench compile clean
 
+# checkov (IaC static analysis of the CloudFormation template) in a virtualenv of its own:
+# its pins never fight boto3's, moto's or cfn-lint's in .venv. tests/aws/test_checkov.py
+# runs it (CHECKOV overrides where it is).
+CHECKOV_VENV := .venv-checkov
+CHECKOV_SPEC := checkov>=3.2,<4
+
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
@@ -42,10 +48,14 @@ $(VENV)/.compiled: $(SPEEDUP_SRC) | $(VENV)/.test
 
 compile: $(VENV)/.compiled
 
+$(CHECKOV_VENV)/bin/checkov:
+	$(PYTHON) -m venv $(CHECKOV_VENV)
+	$(CHECKOV_VENV)/bin/python -m pip install --disable-pip-version-check -q '$(CHECKOV_SPEC)'
+
 demo: $(VENV)/.runtime
 	$(VENV)/bin/canary demo
 
-test: $(VENV)/.test $(VENV)/.compiled
+test: $(VENV)/.test $(VENV)/.compiled $(CHECKOV_VENV)/bin/checkov
 	@scripts/apt-ensure $(APT_TEST)
 	$(PY) -m pytest
 
@@ -59,7 +69,7 @@ bench: $(VENV)/.bench $(VENV)/.compiled
 	@for name in $(BENCH); do echo "== bench/$$name.py"; $(PY) bench/$$name.py || exit 1; done
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) .pytest_cache .mypy_cache .ruff_cache
 
 # The balancer's fuzz harness, long: thousands of examples per property (CANARY_FUZZ=long,
 # no per-test timeout), then FUZZ_SECONDS of coverage-guided atheris on the pure parsers.

@@ -19,40 +19,17 @@ from pydantic import (
 )
 
 from canary_deploy.aws.existing import ExistingService
+from canary_deploy.aws.settings import AwsSettings as AwsSettings  # re-exported
 from canary_deploy.errors import UsageError
 from canary_deploy.rollout.settings import NotificationSettings, RolloutSettings
 from canary_deploy.validation import as_sentence, describe_errors
 from canary_deploy.weights import Weights
 
 TargetKind = Literal["aws", "local"]
-FARGATE_CPU = (256, 512, 1024, 2048, 4096, 8192, 16384)
 
 
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-
-class AwsSettings(_Frozen):
-    """What only the AWS target uses."""
-
-    profile: str | None = None
-    # None: nothing named one; the AWS session then takes the profile's region, else
-    # us-east-1 (aws/clients.py), so read the region in use from AwsClients.region.
-    region: str | None = None
-    vpc_id: str | None = None
-    subnet_ids: tuple[str, ...] = ()
-    allowed_ingress_cidr: str = "0.0.0.0/0"
-    task_cpu: int = 256
-    task_memory: int = Field(default=512, ge=512, le=122880)
-    # `canary adopt`'s record: the user's own listener and services instead of our stack.
-    existing: ExistingService | None = None
-
-    @model_validator(mode="after")
-    def _cpu_is_fargate(self) -> AwsSettings:
-        if self.task_cpu not in FARGATE_CPU:
-            allowed = ", ".join(map(str, FARGATE_CPU))
-            raise ValueError(f"task_cpu must be one of {allowed} (Fargate CPU units)")
-        return self
 
 
 class LocalSettings(_Frozen):
@@ -152,6 +129,25 @@ ENV_VARS: dict[str, str] = {
     "VPC_ID": "aws.vpc_id",
     "SUBNET_IDS": "aws.subnet_ids",
     "ALLOWED_INGRESS_CIDR": "aws.allowed_ingress_cidr",
+    "ALB_SUBNET_IDS": "aws.alb_subnet_ids",
+    "TASK_SUBNET_IDS": "aws.task_subnet_ids",
+    "ASSIGN_PUBLIC_IP": "aws.assign_public_ip",
+    "ALB_SCHEME": "aws.alb_scheme",
+    "CERTIFICATE_ARN": "aws.certificate_arn",
+    "CPU_ARCHITECTURE": "aws.cpu_architecture",
+    "TASK_ROLE_ARN": "aws.task_role_arn",
+    "HEALTH_CHECK_SUCCESS_CODES": "aws.health_check_success_codes",
+    "HEALTH_CHECK_GRACE_PERIOD_SECONDS": "aws.health_check_grace_period_seconds",
+    "SECRETS_KMS_KEY_ARNS": "aws.secrets_kms_key_arns",
+    "CONTAINER_INSIGHTS": "aws.container_insights",
+    "LOG_RETENTION_DAYS": "aws.log_retention_days",
+    "RETAIN_LOGS": "aws.retain_logs",
+    "DELETION_PROTECTION": "aws.deletion_protection",
+    "ACCESS_LOGS_BUCKET": "aws.access_logs_bucket",
+    "AUTOSCALING_METRIC": "aws.autoscaling.metric",
+    "AUTOSCALING_MIN_CAPACITY": "aws.autoscaling.min_capacity",
+    "AUTOSCALING_MAX_CAPACITY": "aws.autoscaling.max_capacity",
+    "AUTOSCALING_TARGET_VALUE": "aws.autoscaling.target_value",
     "HEALTH_CHECK_PATH": "health_check_path",
     "STICKINESS_ENABLED": "stickiness_enabled",
     "STICKINESS_DURATION_SECONDS": "stickiness_duration_seconds",
@@ -166,7 +162,12 @@ ENV_VARS: dict[str, str] = {
 # for the region ranks below the seed's AWS_REGION.
 ENV_FALLBACKS: dict[str, str] = {"AWS_DEFAULT_REGION": "aws.region"}
 _ENV_BY_PATH = {path: name for name, path in ENV_VARS.items()}
-_LIST_PATHS = {"aws.subnet_ids"}
+_LIST_PATHS = {
+    "aws.subnet_ids",
+    "aws.alb_subnet_ids",
+    "aws.task_subnet_ids",
+    "aws.secrets_kms_key_arns",
+}
 CONFIG_FILE = "canary.toml"
 
 

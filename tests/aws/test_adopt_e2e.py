@@ -254,6 +254,9 @@ def test_a_dry_run_deploy_lists_the_canary_image_and_registers_nothing(
     assert adopted.task_definition("canary")["revision"] == 1
     assert cli("deploy", "--dry-run", IMAGE_URI_STABLE="repo/shop:v9",
                IMAGE_URI_CANARY="repo/shop:v3").exit_code == 2  # fmt: skip
+    with_env = cli("deploy", "--env", "A=1", IMAGE_URI_CANARY="repo/shop:v3", IMAGE_URI_STABLE="")
+    assert with_env.exit_code == 2 and "changes only the canary's image" in said(with_env.stderr)
+    assert adopted.task_definition("canary")["revision"] == 1
 
 
 def test_delete_refuses_and_every_resource_stays(

@@ -163,7 +163,9 @@ def template_without_baseline() -> str:
         doc["Resources"][service]["DependsOn"] = "Listener"
         del doc["Resources"][service]["Properties"]["LoadBalancers"][1:]
     # Its stickiness followed the parameter alone (no weights, no baseline in the rule).
-    doc["Conditions"] = {"StickinessOn": {"Fn::Equals": [{"Ref": "StickinessEnabled"}, "true"]}}
+    # (The production settings' conditions stay: their defaults give the stack of then.)
+    doc["Conditions"]["StickinessOn"] = {"Fn::Equals": [{"Ref": "StickinessEnabled"}, "true"]}
+    del doc["Conditions"]["StickinessConfigured"]
     for group in ("TargetGroupStable", "TargetGroupCanary"):
         attributes = doc["Resources"][group]["Properties"]["TargetGroupAttributes"]
         attributes[:] = [a for a in attributes if a["Key"] != "slow_start.duration_seconds"]
@@ -180,7 +182,7 @@ def cfn_json(node: Any) -> Any:
         return node
     if len(node) == 1:
         ((key, value),) = node.items()
-        if key in ("Ref", "Sub", "GetAtt", "If", "Equals"):
+        if key in ("Ref", "Sub", "GetAtt", "If", "Equals", "Not", "Join"):
             if key == "Ref":
                 return {"Ref": value}
             if key == "GetAtt" and isinstance(value, str):

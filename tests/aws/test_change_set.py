@@ -18,6 +18,7 @@ CURRENT = StackInfo(
     "demo", "UPDATE_COMPLETE", None,
     {"ImageURICanary": "repo/app:v2", "StableWeight": "95", "CanaryWeight": "5"}, {},
 )  # fmt: skip
+TEMPLATE = "the rendered template"  # what the deploy would send, sent as is
 PARAMETERS: dict[str, str | None] = {
     "ImageURICanary": "repo/app:v3",
     "StableWeight": "95",
@@ -73,7 +74,7 @@ def preview_with(stub_calls: Any, current: StackInfo | None = CURRENT) -> Any:
     stub_calls(stub)
     with stub:
         result = ChangeSetPreview(cf, "demo", ERRORS, sleep=lambda _: None).preview(
-            PARAMETERS, current, RecordingProgress()
+            PARAMETERS, current, RecordingProgress(), template=TEMPLATE
         )
     stub.assert_no_pending_responses()
     return result
@@ -84,7 +85,7 @@ def created(stub: Any, kind: str = "UPDATE") -> None:
         "create_change_set",
         {"Id": "arn:cs", "StackId": "arn:stack"},
         {"StackName": "demo", "ChangeSetName": ANY, "ChangeSetType": kind,
-         "TemplateBody": ANY, "Parameters": ANY, "Capabilities": ["CAPABILITY_IAM"],
+         "TemplateBody": TEMPLATE, "Parameters": ANY, "Capabilities": ["CAPABILITY_IAM"],
          "Description": ANY},
     )  # fmt: skip
 
@@ -154,7 +155,9 @@ def test_access_denied_is_an_error_with_the_iam_hint_and_cleans_up() -> None:
     stub.add_client_error("create_change_set", "AccessDenied", "not authorized")
     deleted(stub)
     with stub, pytest.raises(OperationFailed) as exc:
-        ChangeSetPreview(cf, "demo", ERRORS).preview(PARAMETERS, CURRENT, RecordingProgress())
+        ChangeSetPreview(cf, "demo", ERRORS).preview(
+            PARAMETERS, CURRENT, RecordingProgress(), template=TEMPLATE
+        )
     assert "access denied" in exc.value.message
     stub.assert_no_pending_responses()
 
@@ -177,7 +180,7 @@ def test_ctrl_c_while_waiting_deletes_the_change_set_and_the_empty_new_stack() -
 
     with stub, pytest.raises(KeyboardInterrupt):
         ChangeSetPreview(cf, "demo", ERRORS, sleep=interrupted).preview(
-            PARAMETERS, None, RecordingProgress()
+            PARAMETERS, None, RecordingProgress(), template=TEMPLATE
         )
     stub.assert_no_pending_responses()
 
@@ -189,6 +192,8 @@ def test_a_change_set_that_cannot_be_deleted_is_named_with_the_command() -> None
     stub.add_client_error("delete_change_set", "InvalidChangeSetStatus", "busy")
     progress = RecordingProgress()
     with stub:
-        preview = ChangeSetPreview(cf, "demo", ERRORS).preview(PARAMETERS, CURRENT, progress)
+        preview = ChangeSetPreview(cf, "demo", ERRORS).preview(
+            PARAMETERS, CURRENT, progress, template=TEMPLATE
+        )
     assert len(preview.resources or ()) == 1
     assert "aws cloudformation delete-change-set --stack-name demo" in progress.lines[-1]

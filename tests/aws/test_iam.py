@@ -57,6 +57,12 @@ NOT_NEEDED = {
     "iam:DetachRolePolicy": "the role has inline policies only",
     "iam:PutRolePermissionsBoundary": "no permissions boundary",
     "iam:DeleteRolePermissionsBoundary": "no permissions boundary",
+    "application-autoscaling:PutScheduledAction": "no scheduled scaling",
+    "application-autoscaling:DeleteScheduledAction": "no scheduled scaling",
+    "application-autoscaling:DescribeScheduledActions": "no scheduled scaling",
+    "lambda:PutProvisionedConcurrencyConfig": "the scalable target is an ECS service",
+    "lambda:GetProvisionedConcurrencyConfig": "the scalable target is an ECS service",
+    "lambda:DeleteProvisionedConcurrencyConfig": "the scalable target is an ECS service",
 }
 # CloudFormation asks for CAPABILITY_NAMED_IAM only for IAM resources with custom names.
 IAM_NAME_PROPERTIES = {

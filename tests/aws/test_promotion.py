@@ -75,3 +75,24 @@ def test_a_stack_from_before_the_baseline_gets_it_with_zero_tasks() -> None:
         "BaselineWeight": "0",
         "DesiredCountBaseline": "0",
     }
+
+
+def test_with_autoscaling_the_update_keeps_the_count_autoscaling_gave_stable() -> None:
+    ecs = FakeEcs({"stable": ServiceStatus("demo-stable", 5, 0, 5, "COMPLETED")})
+    stack = info({"AutoScalingMetric": "cpu", "DesiredCountStable": "2"}, baseline=False)
+    stack = StackInfo(
+        stack.name, stack.status, None, stack.parameters, {"ServiceBaselineName": "b"}
+    )
+    params, lines = live(stack, Weights(95, 5), ecs)
+    assert params["DesiredCountStable"] == "5"
+    assert lines == [
+        "Keeping stable's 5 live task(s) in the stack update (autoscaling sets its count)"
+    ]
+
+
+def test_without_autoscaling_stables_count_is_the_settings_own() -> None:
+    ecs = FakeEcs({"stable": ServiceStatus("demo-stable", 5, 0, 5, "COMPLETED")})
+    params, _ = live(
+        info({"AutoScalingMetric": "off", "DesiredCountStable": "2"}), Weights(95, 5), ecs
+    )
+    assert "DesiredCountStable" not in params

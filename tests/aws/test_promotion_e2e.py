@@ -42,6 +42,8 @@ def test_promotion_makes_the_judged_image_stable_then_records_all_traffic_on_it(
     assert listener.calls == [[100, 0, 0]]  # after stable's update, never before it
     assert (parameters["StableWeight"], parameters["CanaryWeight"]) == ("100", "0")
     assert [weights_only for weights_only, _ in updates.calls] == [False, True]
+    # Both with the stack's own template: a promotion never drops what a deploy rendered.
+    assert updates.templates == [None, None]
     assert f"Promoting: the stable service takes {JUDGED} (stack update)" in progress.lines
 
     # Idempotent: a second call finds everything done and changes nothing.

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from canary_deploy.aws.live import LIVE_PARAMETERS
 from canary_deploy.aws.target import AwsTarget
 from canary_deploy.backend import Role, ServiceStatus, SilentProgress
 from canary_deploy.config import load_settings
@@ -102,10 +103,13 @@ def rollout(
 
 
 class UpdateStackRecorder:
-    """The UpdateStack requests sent to moto: (weights-only?, the values given)."""
+    """The UpdateStack requests sent to moto: (weights-only?, the values given). A
+    weights-only update keeps the stack's template and gives live values only (a promotion
+    keeps the template too, but gives a new stable image)."""
 
     def __init__(self, target: AwsTarget) -> None:
         self.calls: list[tuple[bool, dict[str, str]]] = []
+        self.templates: list[str | None] = []
         target.stack._cf.meta.events.register(  # type: ignore[attr-defined]
             "provide-client-params.cloudformation.UpdateStack", self._record
         )
@@ -113,7 +117,11 @@ class UpdateStackRecorder:
     def _record(self, params: dict[str, Any], **_: Any) -> None:
         given = {p["ParameterKey"]: p["ParameterValue"] for p in params["Parameters"]
                  if "ParameterValue" in p}  # fmt: skip
-        self.calls.append((params.get("UsePreviousTemplate", False), given))
+        weights_only = params.get("UsePreviousTemplate", False) and set(given) <= set(
+            LIVE_PARAMETERS
+        )
+        self.calls.append((weights_only, given))
+        self.templates.append(params.get("TemplateBody"))  # None: the stack's own
 
 
 @dataclass

@@ -201,3 +201,18 @@ def test_promotions_record_only_writes_the_live_values_and_nothing_else() -> Non
     assert cf.updates == [(True, {"StableWeight": "100", "CanaryWeight": "0"})]
     s.record_live({"StableWeight": "100", "CanaryWeight": "0"}, RecordingProgress())
     assert len(cf.updates) == 1  # nothing lags: no update
+
+
+def test_an_autoscaled_stack_records_stables_live_count_first_so_a_rollback_keeps_it() -> None:
+    scaled = {**NEW_CANARY, "ImageURICanary": "repo/app:v2", "AutoScalingMetric": "cpu"}
+    s, cf = stack(Weights(100, 0), {**scaled, "DesiredCountStable": "2"})
+    progress = RecordingProgress()
+    s.apply({**scaled, "ImageURICanary": "repo/app:v3", "DesiredCountStable": "7"}, progress)
+    assert cf.updates[0] == (True, {"DesiredCountStable": "7"})  # recorded alone, first
+    assert "stable task count 7 (the stack said 2)" in progress.lines[0]
+
+
+def test_without_autoscaling_stables_count_is_never_recorded_ahead() -> None:
+    s, cf = stack(Weights(100, 0), {**NEW_CANARY, "DesiredCountStable": "2"})
+    s.apply({**NEW_CANARY, "DesiredCountStable": "3"}, RecordingProgress())
+    assert cf.updates == [(False, {**NEW_CANARY, "DesiredCountStable": "3"})]

@@ -27,6 +27,27 @@ OUR_PARAMETERS = {
     "AllowedIngressCidr",
 }
 BASELINE_PARAMETERS = {"DesiredCountBaseline", "BaselineWeight", "SlowStartSeconds"}
+# Issue 17: what a production stack needs; each optional, defaulting to the prototype's.
+PRODUCTION_DEFAULTS = {
+    "CertificateArn": "",
+    "AlbSubnetIds": "",
+    "TaskSubnetIds": "",
+    "AssignPublicIp": "ENABLED",
+    "AlbScheme": "internet-facing",
+    "TaskRoleArn": "",
+    "HealthCheckSuccessCodes": "200",
+    "HealthCheckGracePeriodSeconds": 30,
+    "CpuArchitecture": "X86_64",
+    "ContainerInsights": "enabled",  # the one default that changes: checkov CKV_AWS_65
+    "LogRetentionDays": 14,
+    "RetainLogs": "false",
+    "DeletionProtection": "false",
+    "AccessLogsBucket": "",
+    "AutoScalingMetric": "off",
+    "AutoScalingMinCapacity": 1,
+    "AutoScalingMaxCapacity": 4,
+    "AutoScalingTargetValue": 60,
+}
 GROUPS = ("Stable", "Canary", "Baseline")
 
 
@@ -59,7 +80,17 @@ def test_cfn_lint_reports_no_errors_and_no_warnings() -> None:
 def test_parameters_are_the_seeds_plus_network_health_stickiness_and_baseline() -> None:
     parameters = load()["Parameters"]
     assert isinstance(parameters, dict)
-    assert set(parameters) == SEED_PARAMETERS | OUR_PARAMETERS | BASELINE_PARAMETERS
+    assert set(parameters) == (
+        SEED_PARAMETERS | OUR_PARAMETERS | BASELINE_PARAMETERS | set(PRODUCTION_DEFAULTS)
+    )
+
+
+def test_every_production_parameter_is_optional_and_defaults_to_the_prototypes_stack() -> None:
+    parameters = load()["Parameters"]
+    assert isinstance(parameters, dict)
+    assert {name: parameters[name].get("Default") for name in PRODUCTION_DEFAULTS} == (
+        PRODUCTION_DEFAULTS
+    )
 
 
 def test_baseline_and_slow_start_are_off_unless_asked_for() -> None:
@@ -160,3 +191,54 @@ def test_tester_groups_are_in_no_weighted_action_and_a_rule_no_request_matches_h
     (action,) = rule["Actions"]
     held = [g["TargetGroupArn"] for g in action["ForwardConfig"]["TargetGroups"]]
     assert held == [{"Ref": f"TesterTargetGroup{group}"} for group in GROUPS]
+
+
+def test_the_weighted_listener_serves_https_with_a_modern_policy_once_a_certificate_is_set() -> (
+    None
+):
+    resources = load()["Resources"]
+    assert isinstance(resources, dict)
+    listener = resources["Listener"]["Properties"]
+    # One listener carries the split either way: adding a certificate updates it in place
+    # (same ARN), so its weights and tester rules stay and `ListenerArn` names it.
+    assert listener["Port"] == {"If": ["Https", 443, 80]}
+    assert listener["Protocol"] == {"If": ["Https", "HTTPS", "HTTP"]}
+    assert listener["SslPolicy"]["If"][1] == "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    redirect = resources["HttpRedirectListener"]
+    assert (redirect["Condition"], redirect["DependsOn"]) == ("Https", "Listener")
+    (action,) = redirect["Properties"]["DefaultActions"]
+    assert action["RedirectConfig"] == {
+        "Protocol": "HTTPS",
+        "Port": "443",
+        "StatusCode": "HTTP_301",
+    }
+    assert resources["TesterGroupsRule"]["Properties"]["ListenerArn"] == {"Ref": "Listener"}
+    assert load()["Outputs"]["ListenerArn"]["Value"] == {"Ref": "Listener"}  # type: ignore[index]
+
+
+def test_only_stable_is_autoscaled_and_only_when_asked_for() -> None:
+    resources = load()["Resources"]
+    assert isinstance(resources, dict)
+    scaled = {
+        name: r
+        for name, r in resources.items()
+        if r["Type"].startswith("AWS::ApplicationAutoScaling")
+    }
+    assert set(scaled) == {"StableScalableTarget", "StableScalingPolicy"}
+    assert {r["Condition"] for r in scaled.values()} == {"AutoScaling"}
+    target = scaled["StableScalableTarget"]["Properties"]
+    assert target["ResourceId"] == {"Sub": "service/${Cluster}/${ServiceStable.Name}"}
+
+
+def test_the_log_group_is_deleted_with_the_stack_unless_retention_is_asked_for() -> None:
+    resources = load()["Resources"]
+    assert isinstance(resources, dict)
+    groups = {n: r for n, r in resources.items() if r["Type"] == "AWS::Logs::LogGroup"}
+    assert {(r["Condition"], r["DeletionPolicy"]) for r in groups.values()} == {
+        ("LogsDeletedWithStack", "Delete"),
+        ("LogsRetained", "Retain"),
+    }
+    # Same name either way: `canary logs` and the operator's policy read /ecs/<stack>.
+    assert {str(r["Properties"]["LogGroupName"]) for r in groups.values()} == {
+        str({"Sub": "/ecs/${AWS::StackName}"})
+    }

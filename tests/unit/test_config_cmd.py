@@ -93,3 +93,21 @@ def test_config_never_shows_a_webhook_token(tmp_path: Path) -> None:
             assert secret not in done.stdout, (argv, secret)
         assert "https://hooks.slack.com/..." in done.stdout
         assert "https://ci.example.com/..." in done.stdout
+
+
+def test_the_apps_environment_secrets_and_production_settings_are_shown_with_origins(
+    tmp_path: Path,
+) -> None:
+    secret = "arn:aws:secretsmanager:us-east-1:111122223333:secret:db-AbCdEf"
+    cfg = tmp_path / "canary.toml"
+    cfg.write_text(
+        f'[aws]\nenv = {{ LOG_LEVEL = "info" }}\nsecrets = {{ DB = "{secret}" }}\n'
+        '[aws.autoscaling]\nmetric = "cpu"\n'
+    )
+    env = {"ASSIGN_PUBLIC_IP": "DISABLED"}
+    settings, origins = explain_settings({"target": "aws"}, env=env, config_file=cfg)
+    assert settings.aws.env == {"LOG_LEVEL": "info"}
+    assert origins["aws.env.LOG_LEVEL"] == origins["aws.secrets.DB"] == f"file {cfg}"
+    assert origins["aws.autoscaling.metric"] == f"file {cfg}"
+    assert origins["aws.assign_public_ip"] == "env ASSIGN_PUBLIC_IP"
+    assert origins["aws.certificate_arn"] == "default"

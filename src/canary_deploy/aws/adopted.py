@@ -242,6 +242,14 @@ class AdoptedTarget:
         self._update_canary(arn, count or spec.desired_count_canary, progress)
 
     def _refuse_stable_change(self, spec: ReleaseSpec) -> None:
+        aws = self._settings.aws
+        if aws.env or aws.secrets:
+            raise UsageError(
+                "on your own service the task definitions' environment and secrets are "
+                "yours: canary deploy changes only the canary's image",
+                hint="set them in your task definition (the canary's revision copies it); "
+                "drop --env/--secret and [aws] env/secrets",
+            )
         stable = self.revisions.image("stable")
         if spec.image_stable != stable:
             raise UsageError(

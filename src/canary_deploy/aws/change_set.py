@@ -17,7 +17,7 @@ from canary_deploy.aws.errors import (
     error_code,
 )
 from canary_deploy.aws.live import LIVE_PARAMETERS
-from canary_deploy.aws.stack import CAPABILITIES, StackInfo, template_body
+from canary_deploy.aws.stack import CAPABILITIES, StackInfo
 from canary_deploy.aws.stack import _parameters as cloudformation_parameters
 from canary_deploy.backend import Progress
 from canary_deploy.errors import CanaryError, OperationFailed
@@ -100,7 +100,12 @@ class ChangeSetPreview:
         self._clock = clock
 
     def preview(
-        self, parameters: Mapping[str, str | None], current: StackInfo | None, progress: Progress
+        self,
+        parameters: Mapping[str, str | None],
+        current: StackInfo | None,
+        progress: Progress,
+        *,
+        template: str,
     ) -> Preview:
         """The changes `Stack.apply(parameters)` would make to the stack `current` (None: a
         new one). Where CloudFormation cannot compute them, the parameter changes alone."""
@@ -109,7 +114,7 @@ class ChangeSetPreview:
         notes = live_notes(changed) if current is not None else ()
         name = f"{NAME_PREFIX}-{uuid.uuid4().hex[:12]}"
         try:
-            resources = self._compute(name, operation, parameters, progress)
+            resources = self._compute(name, operation, parameters, template, progress)
         except NotComputed as exc:
             return Preview(
                 "aws", self.stack_name, operation, changed, None, not_computed(exc), notes
@@ -134,6 +139,7 @@ class ChangeSetPreview:
         name: str,
         operation: str,
         parameters: Mapping[str, str | None],
+        template: str,
         progress: Progress,
     ) -> tuple[ResourceChange, ...] | None:
         progress.update(f"creating change set {name}")
@@ -143,7 +149,7 @@ class ChangeSetPreview:
                 StackName=self.stack_name,
                 ChangeSetName=name,
                 ChangeSetType="CREATE" if operation == "create" else "UPDATE",
-                TemplateBody=template_body(),
+                TemplateBody=template,
                 Parameters=cloudformation_parameters(parameters),
                 Capabilities=CAPABILITIES,
                 Description="canary deploy --dry-run (deleted once read)",

@@ -8,7 +8,8 @@ loses it: every `!Ref` to it becomes empty); its ECS services drop `LoadBalancer
 never fails a stack update, so it never rolls one back; an image whose URI contains
 `fails-to-start` makes an update fail and roll back here as the ECS circuit breaker makes
 it on AWS. The patches are applied *inside* the server process by running this module as
-`python -m canary_deploy.aws.emulator PORT`.
+`python -m canary_deploy.aws.emulator PORT`; those for the template's production settings
+(load balancer attributes, task roles, autoscaling) are in `emulator_resources`.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from canary_deploy.aws import emulator_resources
 from canary_deploy.errors import OperationFailed, UsageError
 
 HOST = "127.0.0.1"
@@ -268,6 +270,11 @@ def apply_moto_patch() -> None:
     _patch_previous_values()
     _patch_condition_equality()
     _patch_service_load_balancers()
+    emulator_resources.patch_load_balancers()
+    emulator_resources.patch_task_definitions()
+    emulator_resources.patch_autoscaling()
+    emulator_resources.patch_conditional_resources()
+    emulator_resources.patch_service_networks()
 
     def convert_and_validate_properties(
         self: Any, properties: dict[str, Any]

@@ -14,6 +14,29 @@ from canary_deploy.weights import Weights
 # passes their live values, and the stack records them before any other change.
 WEIGHT_PARAMETERS = ("StableWeight", "CanaryWeight", "BaselineWeight")
 LIVE_PARAMETERS = (*WEIGHT_PARAMETERS, "DesiredCountBaseline")
+# Stable's count is live too, on a stack that autoscales it (Application Auto Scaling
+# changes it); elsewhere it is the settings' own, never recorded ahead of an update.
+AUTOSCALED_PARAMETERS = ("DesiredCountStable",)
+
+
+def live_keys(
+    stack_parameters: Mapping[str, str], update: Mapping[str, str | None] | None = None
+) -> tuple[str, ...]:
+    """The parameters an update records first when the stack's own values lag behind:
+    stable's count too while the stack autoscales it and the update keeps doing so.
+
+    >>> live_keys({"AutoScalingMetric": "cpu"})[-1]
+    'DesiredCountStable'
+    >>> turned_off = {"AutoScalingMetric": "off"}
+    >>> "DesiredCountStable" in live_keys({"AutoScalingMetric": "cpu"}, turned_off)
+    False
+    """
+    metrics = (stack_parameters.get("AutoScalingMetric"), (update or {}).get("AutoScalingMetric"))
+    if "off" in metrics or metrics[0] is None:
+        return LIVE_PARAMETERS
+    return (*LIVE_PARAMETERS, *AUTOSCALED_PARAMETERS)
+
+
 VERIFY_SECONDS = 10.0
 
 

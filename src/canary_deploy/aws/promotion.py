@@ -14,14 +14,6 @@ from canary_deploy.backend import Progress, Role, ServiceStatus
 from canary_deploy.errors import CanaryError
 from canary_deploy.weights import STABLE_ONLY, Weights
 
-# Everything not named here keeps its previous value in the promotion's stack update.
-TEMPLATE_PARAMETERS = (
-    "ImageURIStable", "ImageURICanary", "ContainerPort", "DesiredCountStable",
-    "DesiredCountCanary", "StableWeight", "CanaryWeight", "TaskCpu", "TaskMemory", "VpcId",
-    "SubnetIds", "HealthCheckPath", "StickinessEnabled", "StickinessDurationSeconds",
-    "AllowedIngressCidr", "DesiredCountBaseline", "BaselineWeight", "SlowStartSeconds",
-)  # fmt: skip
-
 
 def live_parameters(
     info: StackInfo,
@@ -62,7 +54,25 @@ def live_parameters(
     parameters["DesiredCountBaseline"] = _baseline_count(info, services, progress)
     if services is not None and weights.canary > 0:
         parameters.update(_serving_canary(info, services, weights, canary_count, progress))
+    if services is not None:
+        parameters.update(_autoscaled_stable(info, services, progress))
     return parameters
+
+
+def _autoscaled_stable(
+    info: StackInfo, services: dict[Role, ServiceStatus], progress: Progress
+) -> dict[str, str | None]:
+    """DesiredCountStable as autoscaling left it, when the stack autoscales stable: an
+    update that touched the service with the stack's own count would undo a scale-out."""
+    service = services.get("stable")
+    if info.parameters.get("AutoScalingMetric", "off") == "off" or service is None:
+        return {}
+    if str(service.desired) != info.parameters.get("DesiredCountStable"):
+        progress.log(
+            f"Keeping stable's {service.desired} live task(s) in the stack update "
+            "(autoscaling sets its count)"
+        )
+    return {"DesiredCountStable": str(service.desired)}
 
 
 def _baseline_count(
@@ -155,13 +165,15 @@ class StackWorkload:
         definition in the template, so step 1 moves it onto `image` too."""
         info = self.stack.require()
         if info.parameters.get("ImageURIStable") != image:
-            parameters: dict[str, str | None] = {
-                name: None for name in TEMPLATE_PARAMETERS if name in info.parameters
-            }
-            parameters.update(live_parameters(info, self.router.get_weights(), self.ecs, progress))
+            # The stack's own template and every parameter kept but the image and the live
+            # values: what a deploy rendered into the template (the app's environment and
+            # secrets) stays, and a stack from an older template is upgraded by `deploy` only.
+            live = live_parameters(info, self.router.get_weights(), self.ecs, progress)
+            parameters: dict[str, str | None] = dict.fromkeys(info.parameters)
+            parameters.update({k: v for k, v in live.items() if k in info.parameters})
             parameters["ImageURIStable"] = image
             progress.log(f"Promoting: the stable service takes {image} (stack update)")
-            self.stack.apply(parameters, progress)
+            self.stack.apply(parameters, progress, keep_template=True)
         self.ecs.wait_steady("stable", progress)
         if not self.router.verify_weights(STABLE_ONLY):
             progress.log(f"All traffic to stable, which runs {image} now")

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Literal
 from botocore.exceptions import ClientError
 
 from canary_deploy.aws.errors import ErrorScope, StackNotFound
-from canary_deploy.aws.live import LIVE_PARAMETERS, apply_weights, weights_of
+from canary_deploy.aws.live import apply_weights, live_keys, weights_of
 from canary_deploy.aws.stack_events import StackEvents
 from canary_deploy.aws.stack_states import failure_hint, refuse_update
 from canary_deploy.backend import Progress, Role, TrafficRouter
@@ -20,7 +20,11 @@ from canary_deploy.weights import Weights
 
 if TYPE_CHECKING:
     from mypy_boto3_cloudformation import CloudFormationClient
-    from mypy_boto3_cloudformation.type_defs import ParameterTypeDef, StackTypeDef
+    from mypy_boto3_cloudformation.type_defs import (
+        ParameterTypeDef,
+        StackTypeDef,
+        UpdateStackInputTypeDef,
+    )
 
 TEMPLATE_NAME = "canary-stack.yml"
 # The template names no IAM resource, so CAPABILITY_IAM is enough (NAMED_IAM is broader).
@@ -54,11 +58,9 @@ def _describe(stack: Mapping[str, str], lagging: Mapping[str, str]) -> str:
     old, new = weights_of(stack), weights_of({**stack, **lagging})
     if new is not None and new != old:
         shown.append(f"weights {new} (the stack said {old})")
-    if "DesiredCountBaseline" in lagging:
-        count = lagging["DesiredCountBaseline"]
-        shown.append(
-            f"baseline task count {count} (the stack said {stack['DesiredCountBaseline']})"
-        )
+    for key, role in (("DesiredCountBaseline", "baseline"), ("DesiredCountStable", "stable")):
+        if key in lagging:
+            shown.append(f"{role} task count {lagging[key]} (the stack said {stack[key]})")
     return " and ".join(shown)
 
 
@@ -271,13 +273,25 @@ class Stack:
             raise StackNotFound(self.name, self._errors.region)
         return info
 
-    def apply(self, parameters: Mapping[str, str | None], progress: Progress) -> StackInfo:
+    def apply(
+        self,
+        parameters: Mapping[str, str | None],
+        progress: Progress,
+        *,
+        template: str | None = None,
+        keep_template: bool = False,
+    ) -> StackInfo:
         """Create the stack, or update it in place; "no changes" is not an error.
 
+        `template` is the body to send (default: the packaged template as it is; a deploy
+        sends it with the app's environment rendered in); `keep_template` updates with the
+        stack's own template instead (a promotion changes parameters only, so it never drops
+        what a deploy rendered).
+
         A parameter given as None keeps the stack's previous value (updates only). An update
-        is given the live values of what API calls change (`LIVE_PARAMETERS`: the listener's
-        weights, the baseline's task count) and keeps the listener on those weights whatever
-        happens to it:
+        is given the live values of what API calls change (`live_keys`: the listener's
+        weights, the baseline's task count, stable's when autoscaling sets it) and keeps the
+        listener on those weights whatever happens to it:
 
         1. when the stack's own values of them lag behind, a weights-only update (previous
            template, every other parameter kept) records them first, so that what a later
@@ -287,17 +301,18 @@ class Stack:
            given (one ModifyListener) and verified.
         """
         current = self.describe()
+        body = template or template_body()
         if current is None:
-            return self._create(parameters, progress)
+            return self._create(parameters, progress, body)
         refuse_update(self.name, current.status, self._errors.region)
-        return self._guarded(current, parameters, progress, record_only=False)
+        return self._guarded(current, parameters, progress, body=None if keep_template else body)
 
     def record_live(self, parameters: Mapping[str, str | None], progress: Progress) -> StackInfo:
         """Only step 1 of `apply` (and 3 if it fails): write the live values among
         `parameters` into the stack when its own lag behind; nothing else changes."""
         current = self.require()
         refuse_update(self.name, current.status, self._errors.region)
-        return self._guarded(current, parameters, progress, record_only=True)
+        return self._guarded(current, parameters, progress, body=None, record_only=True)
 
     def _guarded(
         self,
@@ -305,23 +320,29 @@ class Stack:
         parameters: Mapping[str, str | None],
         progress: Progress,
         *,
-        record_only: bool,
+        body: str | None,
+        record_only: bool = False,
     ) -> StackInfo:
+        """`body` None: the stack's own template."""
         kept = weights_of(parameters)
         try:
             current = self._record(current, parameters, progress)
-            return current if record_only else self._update(current, parameters, progress)
+            if record_only:
+                return current
+            return self._update(current, parameters, progress, body)
         except OperationFailed as failure:
             if kept is None:
                 raise
             raise self._restore(kept, failure, progress) from failure
 
-    def _create(self, parameters: Mapping[str, str | None], progress: Progress) -> StackInfo:
+    def _create(
+        self, parameters: Mapping[str, str | None], progress: Progress, body: str
+    ) -> StackInfo:
         progress.log(f"Creating stack {self.name}")
         with self._errors(f"create stack {self.name}"):
             self._cf.create_stack(
                 StackName=self.name,
-                TemplateBody=template_body(),
+                TemplateBody=body,
                 Parameters=_parameters(parameters),
                 Capabilities=CAPABILITIES,
             )
@@ -333,7 +354,7 @@ class Stack:
         """Step 1: the weights-only update, when the stack's live values lag behind."""
         lagging = {
             key: value
-            for key in LIVE_PARAMETERS
+            for key in live_keys(current.parameters, parameters)
             if (value := parameters.get(key)) is not None
             and key in current.parameters
             and current.parameters[key] != value
@@ -357,19 +378,27 @@ class Stack:
         return self._finished(self._wait(progress, since=since))
 
     def _update(
-        self, current: StackInfo, parameters: Mapping[str, str | None], progress: Progress
+        self,
+        current: StackInfo,
+        parameters: Mapping[str, str | None],
+        progress: Progress,
+        body: str | None,
     ) -> StackInfo:
-        """Step 2: the update itself."""
+        """Step 2: the update itself (`body` None: with the stack's own template)."""
         progress.log(f"Updating stack {self.name}")
         since = self._events.newest_id()
         with self._errors(f"update stack {self.name}"):
+            request: UpdateStackInputTypeDef = {
+                "StackName": self.name,
+                "Parameters": _parameters(parameters),
+                "Capabilities": CAPABILITIES,
+            }
+            if body is None:
+                request["UsePreviousTemplate"] = True
+            else:
+                request["TemplateBody"] = body
             try:
-                self._cf.update_stack(
-                    StackName=self.name,
-                    TemplateBody=template_body(),
-                    Parameters=_parameters(parameters),
-                    Capabilities=CAPABILITIES,
-                )
+                self._cf.update_stack(**request)
             except ClientError as exc:
                 if NO_UPDATES not in str(exc):
                     raise  # translated by the error scope

@@ -9,7 +9,14 @@ from canary_deploy.aws.errors import ErrorScope, StackNotFound
 from canary_deploy.aws.health import TargetHealth
 from canary_deploy.aws.images import EcrImages
 from canary_deploy.aws.metrics import CloudWatchMetrics
-from canary_deploy.aws.network import resolve_network
+from canary_deploy.aws.parameters import (
+    check_delete,
+    listener_url,
+    network_parameters,
+    replaces_load_balancer,
+    stack_parameters,
+    template_for,
+)
 from canary_deploy.aws.promotion import StackWorkload, live_parameters
 from canary_deploy.aws.router import AlbRouter, configured_stickiness, to_alb
 from canary_deploy.aws.routes import AlbRoutes
@@ -86,8 +93,13 @@ class AwsTarget:
         self._check_images(spec, progress)
         current = self.stack.describe()
         parameters = self._stack_parameters(spec, current, progress)
+        if replaces_load_balancer(current, parameters):
+            progress.log(
+                "The new ALB scheme replaces the load balancer: a new DNS name, and the tester "
+                "routes go with the old listener (add them again with `canary route add`)"
+            )
         self._outputs = None
-        self.stack.apply(parameters, progress)
+        self.stack.apply(parameters, progress, template=template_for(self._settings.aws))
         self._outputs = None
         if current is not None:
             # Routes made before the stack had tester groups forward to the judged groups.
@@ -102,7 +114,8 @@ class AwsTarget:
             refuse_update(self.stack.name, current.status, self._errors.region)
         parameters = self._stack_parameters(spec, current, progress)
         changes = ChangeSetPreview(self._clients.cloudformation, self.stack.name, self._errors)
-        return changes.preview(parameters, current, progress)
+        template = template_for(self._settings.aws)
+        return changes.preview(parameters, current, progress, template=template)
 
     def _check_images(self, spec: ReleaseSpec, progress: Progress) -> None:
         """Fail before any stack change when an ECR image is missing or built for another
@@ -110,7 +123,7 @@ class AwsTarget:
         if not spec.check_images:
             progress.log("Image check skipped (--skip-image-check)")
             return
-        architecture = str(getattr(self._settings.aws, "cpu_architecture", "X86_64"))
+        architecture = self._settings.aws.cpu_architecture
         images = EcrImages(self._clients.ecr_in, self._errors, architecture)
         images.check((spec.image_stable, spec.image_canary), progress)
 
@@ -119,14 +132,7 @@ class AwsTarget:
     ) -> dict[str, str | None]:
         """The parameters a deploy of `spec` sends to the stack `current` (None: a new one)."""
         aws = self._settings.aws
-        # An existing stack stays in its network unless the user names another one.
-        vpc_id: str | None = None
-        subnet_ids: str | None = None
-        if current is None or aws.vpc_id or aws.subnet_ids:
-            network = resolve_network(self._clients.ec2, self._errors, aws.vpc_id, aws.subnet_ids)
-            if network.discovered:
-                progress.log(f"No VPC_ID/SUBNET_IDS given: using the {network.describe()}")
-            vpc_id, subnet_ids = network.vpc_id, ",".join(network.subnet_ids)
+        network = network_parameters(self._clients.ec2, self._errors, aws, current, progress)
         stable_weight, canary_weight, baseline_weight = to_alb(spec.weights)
         # Weights and the baseline's task count change by API calls (ModifyListener,
         # UpdateService): an update passes their live values so that it never reverts them.
@@ -141,23 +147,7 @@ class AwsTarget:
             live = live_parameters(
                 current, weights, self.ecs, progress, canary_count=spec.desired_count_canary
             )
-        return {
-            "ImageURIStable": spec.image_stable,
-            "ImageURICanary": spec.image_canary,
-            "ContainerPort": str(spec.container_port),
-            "DesiredCountStable": str(spec.desired_count_stable),
-            "DesiredCountCanary": str(spec.desired_count_canary),
-            **live,
-            "TaskCpu": str(aws.task_cpu),
-            "TaskMemory": str(aws.task_memory),
-            "VpcId": vpc_id,
-            "SubnetIds": subnet_ids,
-            "HealthCheckPath": spec.health_check_path,
-            "StickinessEnabled": "true" if spec.stickiness_seconds else "false",
-            "StickinessDurationSeconds": str(spec.stickiness_seconds or 3600),
-            "AllowedIngressCidr": aws.allowed_ingress_cidr,
-            "SlowStartSeconds": str(spec.slow_start_seconds),
-        }
+        return stack_parameters(spec, aws, current, live=live, network=network)
 
     def _live_weights_for_update(self, current: StackInfo, progress: Progress) -> Weights:
         """The listener's live weights, so a stack update never reverts them."""
@@ -195,7 +185,7 @@ class AwsTarget:
             notes.append(str(state.problem))
         else:
             listener = ListenerStatus(
-                url=f"http://{out.alb_dns}/",
+                url=listener_url(info.parameters, out.alb_dns),
                 weights=state.weights,
                 stickiness_seconds=state.stickiness_seconds,
                 configured_weights=info.weights,
@@ -233,7 +223,9 @@ class AwsTarget:
     def delete(self, progress: Progress, *, purge: bool = False) -> None:
         """Remove the tool's listener rules, then tear the stack down and wait until it
         is gone."""
-        if self.stack.describe() is not None:
+        current = self.stack.describe()
+        if current is not None:
+            check_delete(current)
             self.rules.delete_all(progress)
         try:
             self.stack.delete(progress)

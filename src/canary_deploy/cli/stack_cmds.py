@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from canary_deploy import usecases
+from canary_deploy.aws.task_config import parse_pairs
 from canary_deploy.backend import Target
 from canary_deploy.cli.app import OutputOpt, app, settings_from
 from canary_deploy.cli.output import (
@@ -56,6 +57,23 @@ SlowStart = Annotated[
 ]
 VpcId = Annotated[str | None, typer.Option(help="AWS VPC (default VPC)")]
 SubnetIds = Annotated[str | None, typer.Option(help="Comma-separated subnets (default VPC's)")]
+AppEnv = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--env",
+        metavar="NAME=VALUE",
+        help="AWS: a variable of the app's environment (repeatable; adds to [aws] env)",
+    ),
+]
+AppSecret = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--secret",
+        metavar="NAME=ARN",
+        help="AWS: a Secrets Manager secret or SSM parameter ECS reads into "
+        "the app's environment (repeatable; adds to [aws] secrets)",
+    ),
+]
 Force = Annotated[
     bool,
     typer.Option(
@@ -100,6 +118,8 @@ def deploy(
     slow_start: SlowStart = None,
     vpc_id: VpcId = None,
     subnet_ids: SubnetIds = None,
+    env: AppEnv = None,
+    secret: AppSecret = None,
     force: Force = False,
     yes: Yes = False,
     dry_run: DryRun = False,
@@ -123,6 +143,8 @@ def deploy(
             "aws.task_memory": task_memory,
             "aws.vpc_id": vpc_id,
             "aws.subnet_ids": None if subnet_ids is None else _split(subnet_ids),
+            "aws.env": parse_pairs(env, "--env") if env else None,
+            "aws.secrets": parse_pairs(secret, "--secret") if secret else None,
         },
         health_check_path=health_check_path,
         stickiness_enabled=None if stickiness is None else stickiness > 0,

@@ -1,0 +1,194 @@
+"""What a deploy sends CloudFormation: the stack's parameters (from the release, the `[aws]`
+settings, the live values and the network) and the template body (with the app's
+environment and secrets rendered in), and the updates it refuses before sending them."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+from canary_deploy.aws import stack
+from canary_deploy.aws.errors import ErrorScope
+from canary_deploy.aws.network import resolve_network
+from canary_deploy.aws.settings import AwsSettings
+from canary_deploy.aws.stack import StackInfo
+from canary_deploy.aws.task_config import render
+from canary_deploy.backend import Progress, ReleaseSpec
+from canary_deploy.errors import UsageError
+
+if TYPE_CHECKING:
+    from mypy_boto3_ec2 import EC2Client
+
+Parameters = dict[str, str | None]  # None: the stack's previous value (updates only)
+# CreateStack/UpdateStack's TemplateBody limit (bytes); larger ones go through S3.
+TEMPLATE_BODY_LIMIT = 51_200
+
+
+def _flag(value: bool) -> str:
+    return "true" if value else "false"
+
+
+def release_parameters(spec: ReleaseSpec, aws: AwsSettings) -> dict[str, str]:
+    """Everything a deploy applies as the settings say now (the seed's parameters, the
+    listener's and target groups' setup, the production settings)."""
+    scaling = aws.autoscaling
+    return {
+        "ImageURIStable": spec.image_stable,
+        "ImageURICanary": spec.image_canary,
+        "ContainerPort": str(spec.container_port),
+        "DesiredCountStable": str(scaling.clamp(spec.desired_count_stable)),
+        "DesiredCountCanary": str(spec.desired_count_canary),
+        "TaskCpu": str(aws.task_cpu),
+        "TaskMemory": str(aws.task_memory),
+        "HealthCheckPath": spec.health_check_path,
+        "StickinessEnabled": _flag(bool(spec.stickiness_seconds)),
+        "StickinessDurationSeconds": str(spec.stickiness_seconds or 3600),
+        "AllowedIngressCidr": aws.allowed_ingress_cidr,
+        "SlowStartSeconds": str(spec.slow_start_seconds),
+        "AssignPublicIp": aws.assign_public_ip,
+        "AlbScheme": aws.alb_scheme,
+        "CertificateArn": aws.certificate_arn or "",
+        "HealthCheckSuccessCodes": aws.health_check_success_codes,
+        "HealthCheckGracePeriodSeconds": str(aws.health_check_grace_period_seconds),
+        "TaskRoleArn": aws.task_role_arn or "",
+        "CpuArchitecture": aws.cpu_architecture,
+        "ContainerInsights": aws.container_insights,
+        "LogRetentionDays": str(aws.log_retention_days),
+        "RetainLogs": _flag(aws.retain_logs),
+        "DeletionProtection": _flag(aws.deletion_protection),
+        "AccessLogsBucket": aws.access_logs_bucket or "",
+        "AutoScalingMetric": scaling.metric,
+        "AutoScalingMinCapacity": str(scaling.min_capacity),
+        "AutoScalingMaxCapacity": str(scaling.max_capacity),
+        "AutoScalingTargetValue": str(scaling.target_value),
+    }
+
+
+def network_parameters(
+    ec2: EC2Client,
+    errors: ErrorScope,
+    aws: AwsSettings,
+    current: StackInfo | None,
+    progress: Progress,
+) -> Parameters:
+    """VPC and subnets: an existing stack stays in its network unless the settings name
+    one; a new stack without any takes the default VPC (and says so)."""
+    named = aws.vpc_id or aws.subnet_ids or aws.alb_subnet_ids or aws.task_subnet_ids
+    if current is not None and not named:
+        keys = ("VpcId", "SubnetIds", "AlbSubnetIds", "TaskSubnetIds")
+        return dict.fromkeys(keys)
+    if (aws.alb_subnet_ids or aws.task_subnet_ids) and not aws.vpc_id:
+        raise UsageError(
+            "ALB_SUBNET_IDS/TASK_SUBNET_IDS were given without VPC_ID",
+            hint="set VPC_ID to the VPC of those subnets",
+        )
+    if aws.task_subnet_ids and not (aws.subnet_ids or aws.alb_subnet_ids):
+        raise UsageError(
+            "TASK_SUBNET_IDS was given without the load balancer's subnets",
+            hint="set ALB_SUBNET_IDS (or SUBNET_IDS) to two or more subnets in different zones",
+        )
+    network = resolve_network(ec2, errors, aws.vpc_id, aws.subnet_ids or aws.alb_subnet_ids)
+    if network.discovered:
+        progress.log(f"No VPC_ID/SUBNET_IDS given: using the {network.describe()}")
+    return {
+        "VpcId": network.vpc_id,
+        "SubnetIds": ",".join(network.subnet_ids),
+        "AlbSubnetIds": ",".join(aws.alb_subnet_ids),
+        "TaskSubnetIds": ",".join(aws.task_subnet_ids),
+    }
+
+
+def stack_parameters(
+    spec: ReleaseSpec,
+    aws: AwsSettings,
+    current: StackInfo | None,
+    *,
+    live: Mapping[str, str | None],
+    network: Mapping[str, str | None],
+) -> Parameters:
+    """A deploy's parameters: the release and settings, then the live values (`live`:
+    weights, task counts changed by API calls) over them, then the network.
+
+    With autoscaling, stable's live count (in `live`) is kept within the new min..max;
+    without it (or once it is turned off), stable gets the settings' count."""
+    release = release_parameters(spec, aws)
+    parameters: Parameters = {**release, **live, **network}
+    stable = parameters.get("DesiredCountStable")
+    if not aws.autoscaling.enabled:  # never on, or turned off now: the settings' count
+        parameters["DesiredCountStable"] = release["DesiredCountStable"]
+    elif stable is not None:
+        parameters["DesiredCountStable"] = str(aws.autoscaling.clamp(int(stable)))
+    if current is not None:
+        check_update(current, parameters)
+        # A parameter the stack does not have yet takes the template's default.
+        parameters = {
+            k: v for k, v in parameters.items() if v is not None or k in current.parameters
+        }
+    return parameters
+
+
+def check_update(current: StackInfo, parameters: Mapping[str, str | None]) -> None:
+    """Refuse what CloudFormation would fail on halfway (then roll back): changes that
+    must be made when the stack is created."""
+    before, after = current.parameters, parameters
+    if "RetainLogs" in before and after.get("RetainLogs") not in (None, before["RetainLogs"]):
+        raise UsageError(
+            f"stack {current.name} was created with retain_logs = "
+            f"{before['RetainLogs']}: it cannot change on an existing stack (the new log "
+            "group would take the same name before the old one is gone)",
+            hint=f"set retain_logs (RETAIN_LOGS) back to {before['RetainLogs']}, or create the "
+            "stack anew",
+        )
+    if before.get("CertificateArn") and after.get("CertificateArn") == "":
+        raise UsageError(
+            f"stack {current.name} serves HTTPS: it cannot go back to HTTP in place (the "
+            "redirect on port 80 is removed only after the listener would need the port)",
+            hint="keep certificate_arn (CERTIFICATE_ARN) set, or delete the stack and create it "
+            "without one",
+        )
+
+
+def check_delete(current: StackInfo) -> None:
+    """Refuse deleting a stack whose load balancer refuses deletion: CloudFormation would
+    delete everything else first and end in DELETE_FAILED."""
+    if current.parameters.get("DeletionProtection") == "true":
+        raise UsageError(
+            f"stack {current.name}'s load balancer has deletion protection on",
+            hint="deploy once with deletion_protection = false (DELETION_PROTECTION=false), "
+            "then delete",
+        )
+
+
+def replaces_load_balancer(current: StackInfo | None, parameters: Mapping[str, str | None]) -> bool:
+    """True when the update replaces the load balancer (a new scheme): its listener, the
+    tester routes on it and its DNS name go with it."""
+    if current is None:
+        return False
+    scheme = parameters.get("AlbScheme")
+    # A stack from before the parameter has the prototype's internet-facing balancer.
+    return scheme is not None and scheme != current.parameters.get("AlbScheme", "internet-facing")
+
+
+def template_for(aws: AwsSettings) -> str:
+    """The template body a deploy sends: the packaged one with the app's environment and
+    secrets (and the execution role's read access to them) rendered in."""
+    body = render(stack.template_body(), aws.task_config)  # looked up when called
+    size = len(body.encode())
+    if size > TEMPLATE_BODY_LIMIT:
+        raise UsageError(
+            f"the stack's template with the app's environment and secrets is {size:,} bytes; "
+            f"CloudFormation takes at most {TEMPLATE_BODY_LIMIT:,} in a request",
+            hint="move large values out of [aws] env (a Secrets Manager secret or SSM "
+            "parameter holds up to 64 KiB / 8 KiB)",
+        )
+    return body
+
+
+def listener_url(parameters: Mapping[str, str], dns_name: str) -> str:
+    """Where users reach the weighted listener: https:// when the stack has a certificate.
+
+    >>> listener_url({"CertificateArn": ""}, "alb-1.elb.amazonaws.com")
+    'http://alb-1.elb.amazonaws.com/'
+    """
+    scheme = "https" if parameters.get("CertificateArn") else "http"
+    return f"{scheme}://{dns_name}/"

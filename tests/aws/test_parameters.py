@@ -1,0 +1,93 @@
+"""What a deploy sends CloudFormation, built from the release, the `[aws]` settings, the
+live values and the network; and the updates refused before CloudFormation fails them."""
+
+from __future__ import annotations
+
+import pytest
+
+from canary_deploy.aws.parameters import (
+    TEMPLATE_BODY_LIMIT,
+    listener_url,
+    release_parameters,
+    replaces_load_balancer,
+    stack_parameters,
+    template_for,
+)
+from canary_deploy.aws.settings import AutoScalingSettings, AwsSettings
+from canary_deploy.aws.stack import StackInfo
+from canary_deploy.backend import ReleaseSpec
+from canary_deploy.errors import UsageError
+from canary_deploy.weights import Weights
+from tests.aws.test_template import PRODUCTION_DEFAULTS
+
+SPEC = ReleaseSpec("repo/app:v1", "repo/app:v2", 2, 1, 8000, Weights(95, 5))
+KEPT = {"VpcId": None, "SubnetIds": None, "AlbSubnetIds": None, "TaskSubnetIds": None}
+
+
+def stack(**parameters: str) -> StackInfo:
+    return StackInfo("demo", "UPDATE_COMPLETE", None, parameters, {})
+
+
+def test_default_settings_give_the_templates_defaults() -> None:
+    given = release_parameters(SPEC, AwsSettings())
+    assert {name: given[name] for name in PRODUCTION_DEFAULTS if name in given} == {
+        name: str(value)
+        for name, value in PRODUCTION_DEFAULTS.items()
+        if name not in ("AlbSubnetIds", "TaskSubnetIds")  # the network's, kept or resolved
+    }
+
+
+def test_a_stack_from_before_a_parameter_gets_its_default_unless_a_value_is_given() -> None:
+    old = stack(ImageURIStable="repo/app:v1", VpcId="vpc-1", SubnetIds="subnet-1,subnet-2")
+    given = stack_parameters(SPEC, AwsSettings(), old, live={}, network=KEPT)
+    # Kept: the stack's previous network; the new subnet parameters take their defaults.
+    assert (given["VpcId"], given["SubnetIds"]) == (None, None)
+    assert "AlbSubnetIds" not in given and "TaskSubnetIds" not in given
+    assert given["CertificateArn"] == ""  # a value: the stack learns it
+
+
+def test_autoscaling_keeps_stables_count_within_its_bounds() -> None:
+    scaled = AwsSettings(
+        autoscaling=AutoScalingSettings(metric="cpu", min_capacity=3, max_capacity=6)
+    )
+    assert stack_parameters(SPEC, scaled, None, live={}, network={})["DesiredCountStable"] == "3"
+    live = {"DesiredCountStable": "9"}  # scaled out before the bounds were lowered
+    given = stack_parameters(SPEC, scaled, stack(DesiredCountStable="9"), live=live, network={})
+    assert given["DesiredCountStable"] == "6"
+
+
+def test_retaining_logs_cannot_change_on_an_existing_stack() -> None:
+    with pytest.raises(UsageError, match="created with retain_logs = false") as caught:
+        stack_parameters(SPEC, AwsSettings(retain_logs=True), stack(RetainLogs="false"), live={},
+                         network={})  # fmt: skip
+    assert caught.value.hint is not None and "RETAIN_LOGS" in caught.value.hint
+
+
+def test_https_cannot_be_removed_in_place_but_a_certificate_can_change() -> None:
+    https = stack(CertificateArn="arn:aws:acm:us-east-1:111122223333:certificate/a")
+    with pytest.raises(UsageError, match="cannot go back to HTTP in place"):
+        stack_parameters(SPEC, AwsSettings(), https, live={}, network={})
+    other = AwsSettings(certificate_arn="arn:aws:acm:us-east-1:111122223333:certificate/b")
+    assert stack_parameters(SPEC, other, https, live={}, network={})["CertificateArn"].endswith(
+        "/b"
+    )
+
+
+def test_a_new_scheme_replaces_the_load_balancer() -> None:
+    internal = release_parameters(SPEC, AwsSettings(alb_scheme="internal"))
+    assert replaces_load_balancer(stack(AlbScheme="internet-facing"), internal)
+    assert not replaces_load_balancer(stack(AlbScheme="internal"), internal)
+    assert replaces_load_balancer(stack(), internal)  # before the parameter: internet-facing
+    assert not replaces_load_balancer(None, internal)
+
+
+def test_the_url_is_https_when_the_stack_has_a_certificate() -> None:
+    assert listener_url({"CertificateArn": "arn:x"}, "alb.example") == "https://alb.example/"
+    assert listener_url({}, "alb.example") == "http://alb.example/"
+
+
+def test_a_template_cloudformation_would_refuse_for_its_size_is_refused_with_the_reason() -> None:
+    assert len(template_for(AwsSettings()).encode()) < TEMPLATE_BODY_LIMIT * 0.7  # room left
+    huge = AwsSettings(env={f"VAR_{i}": "x" * 200 for i in range(100)})
+    with pytest.raises(UsageError, match="CloudFormation takes at most 51,200"):
+        template_for(huge)
