@@ -10,7 +10,7 @@ from botocore.config import Config
 from botocore.stub import Stubber
 
 from canary_deploy.aws.errors import ErrorScope
-from canary_deploy.aws.stack import StackOutputs
+from canary_deploy.aws.outputs import StackOutputs
 from canary_deploy.weights import Weights
 
 REGION = "us-east-1"

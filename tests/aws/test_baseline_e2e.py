@@ -13,7 +13,7 @@ import boto3
 import pytest
 
 from canary_deploy.aws.network import resolve_network
-from canary_deploy.aws.stack import NoBaseline
+from canary_deploy.aws.outputs import NoBaseline
 from canary_deploy.aws.target import AwsTarget
 from canary_deploy.config import load_settings
 from canary_deploy.weights import Weights

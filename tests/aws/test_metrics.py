@@ -8,7 +8,7 @@ import pytest
 from botocore.stub import ANY
 
 from canary_deploy.aws.metrics import CloudWatchMetrics, arn_suffix
-from canary_deploy.aws.stack import StackOutputs
+from canary_deploy.aws.outputs import StackOutputs
 from canary_deploy.backend import RoleCounts
 from tests.aws.stubs import ERRORS, OUTPUTS, OUTPUTS_TWO_GROUPS, stubbed
 

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from canary_deploy.aws.outputs import NoBaseline, StackOutputs
 from canary_deploy.aws.router import AlbRouter, configured_stickiness, to_alb
-from canary_deploy.aws.stack import NoBaseline, StackOutputs
 from canary_deploy.errors import OperationFailed
 from canary_deploy.weights import Weights
 from tests.aws.stubs import ERRORS, OUTPUTS, OUTPUTS_TWO_GROUPS, stubbed

@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
+from canary_deploy.aws.outputs import NoBaseline, NoTesterGroups
 from canary_deploy.aws.routes import _route_of
-from canary_deploy.aws.stack import NoBaseline, NoTesterGroups
 from canary_deploy.routes import RouteMatch, cookie_patterns
 from tests.aws.stubs import OUTPUTS, OUTPUTS_NO_TESTER_GROUPS, OUTPUTS_TWO_GROUPS
 

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 
 from canary_deploy.aws.health import TargetHealth
+from canary_deploy.aws.outputs import NoBaseline
 from canary_deploy.aws.promotion import StackWorkload
-from canary_deploy.aws.stack import NoBaseline
 from canary_deploy.aws.workload import EcsWorkload
 from canary_deploy.errors import OperationFailed, UsageError
 from tests.aws.stubs import ERRORS, OUTPUTS, OUTPUTS_TWO_GROUPS, RecordingProgress, stubbed

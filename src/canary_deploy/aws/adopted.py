@@ -18,10 +18,10 @@ from canary_deploy.aws.health import TargetHealth
 from canary_deploy.aws.images import EcrImages
 from canary_deploy.aws.live import apply_weights
 from canary_deploy.aws.metrics import CloudWatchMetrics
+from canary_deploy.aws.outputs import StackOutputs
 from canary_deploy.aws.revisions import Revisions
 from canary_deploy.aws.router import AlbRouter
 from canary_deploy.aws.routes import AlbRoutes
-from canary_deploy.aws.stack import StackOutputs
 from canary_deploy.aws.workload import EcsWorkload, running_image_notes
 from canary_deploy.backend import (
     ListenerStatus,

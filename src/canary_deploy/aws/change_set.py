@@ -17,8 +17,7 @@ from canary_deploy.aws.errors import (
     error_code,
 )
 from canary_deploy.aws.live import LIVE_PARAMETERS
-from canary_deploy.aws.stack import CAPABILITIES, StackInfo
-from canary_deploy.aws.stack import _parameters as cloudformation_parameters
+from canary_deploy.aws.stack import CAPABILITIES, StackInfo, cloudformation_parameters
 from canary_deploy.backend import Progress
 from canary_deploy.errors import CanaryError, OperationFailed
 from canary_deploy.preview import ParameterChange, Preview, ResourceChange, parameter_changes

@@ -7,7 +7,7 @@ from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING
 
 from canary_deploy.aws.errors import ErrorScope
-from canary_deploy.aws.stack import StackOutputs
+from canary_deploy.aws.outputs import StackOutputs
 from canary_deploy.backend import Role, TargetGroupStatus
 
 if TYPE_CHECKING:

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from canary_deploy.aws.errors import ErrorScope
-from canary_deploy.aws.stack import StackOutputs
+from canary_deploy.aws.outputs import StackOutputs
 from canary_deploy.backend import Role, RoleCounts, TrafficStatus
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from canary_deploy.aws.errors import ErrorScope
-from canary_deploy.aws.stack import StackOutputs
+from canary_deploy.aws.outputs import StackOutputs
 from canary_deploy.backend import Role
 from canary_deploy.errors import OperationFailed, UsageError
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
 from canary_deploy.aws.errors import ErrorScope
-from canary_deploy.aws.stack import NoBaseline, StackOutputs
+from canary_deploy.aws.outputs import NoBaseline, StackOutputs
 from canary_deploy.backend import GROUPS, Role
 from canary_deploy.errors import OperationFailed
 from canary_deploy.stickiness import listener_stickiness, stickiness_allowed

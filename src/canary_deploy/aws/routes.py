@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from canary_deploy.aws.errors import ErrorScope
-from canary_deploy.aws.stack import StackOutputs
+from canary_deploy.aws.outputs import StackOutputs
 from canary_deploy.backend import Progress, Role
 from canary_deploy.errors import CanaryError
 from canary_deploy.routes import RouteKind, RouteMatch, TesterRoute, add_route, next_priority

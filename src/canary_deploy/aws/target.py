@@ -9,6 +9,7 @@ from canary_deploy.aws.errors import ErrorScope, StackNotFound
 from canary_deploy.aws.health import TargetHealth
 from canary_deploy.aws.images import EcrImages
 from canary_deploy.aws.metrics import CloudWatchMetrics
+from canary_deploy.aws.outputs import StackOutputs
 from canary_deploy.aws.parameters import (
     check_delete,
     listener_url,
@@ -20,7 +21,7 @@ from canary_deploy.aws.parameters import (
 from canary_deploy.aws.promotion import StackWorkload, live_parameters
 from canary_deploy.aws.router import AlbRouter, configured_stickiness, to_alb
 from canary_deploy.aws.routes import AlbRoutes
-from canary_deploy.aws.stack import Stack, StackInfo, StackOutputs
+from canary_deploy.aws.stack import Stack, StackInfo
 from canary_deploy.aws.stack_states import refuse_update, status_note
 from canary_deploy.aws.workload import EcsWorkload, running_image_notes
 from canary_deploy.backend import (

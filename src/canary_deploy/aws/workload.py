@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from canary_deploy.aws.errors import ErrorScope
-from canary_deploy.aws.stack import NoBaseline, StackOutputs
+from canary_deploy.aws.outputs import NoBaseline, StackOutputs
 from canary_deploy.backend import Progress, Role, ServiceStatus, TaskDefinitionStatus
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
 
