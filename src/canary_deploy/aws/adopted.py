@@ -5,7 +5,7 @@ deleted but task definition revisions (a deploy's, a promotion's)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager
 
 from botocore.exceptions import ClientError
@@ -16,33 +16,29 @@ from canary_deploy.aws.errors import ErrorScope, error_code
 from canary_deploy.aws.existing import ExistingService
 from canary_deploy.aws.health import TargetHealth
 from canary_deploy.aws.images import EcrImages
-from canary_deploy.aws.live import apply_weights
 from canary_deploy.aws.metrics import CloudWatchMetrics
 from canary_deploy.aws.outputs import StackOutputs
 from canary_deploy.aws.revisions import Revisions
 from canary_deploy.aws.router import AlbRouter
 from canary_deploy.aws.routes import AlbRoutes
-from canary_deploy.aws.workload import EcsWorkload, running_image_notes
+from canary_deploy.aws.service_workload import ServicesWorkload
+from canary_deploy.aws.status_rows import role_rows
+from canary_deploy.aws.workload import EcsWorkload
 from canary_deploy.backend import (
     ListenerStatus,
     MetricsSource,
     Progress,
     ReleaseSpec,
     Role,
-    RoleStatus,
-    ServiceStatus,
     Status,
     TesterRouter,
     TrafficRouter,
-    TrafficStatus,
     Workload,
-    shown_in_status,
 )
 from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
 from canary_deploy.preview import Preview, spec_changes
 from canary_deploy.routes import RouteMatch, TesterRoute
-from canary_deploy.weights import STABLE_ONLY
 
 ADOPTED = "ADOPTED"  # what `status` shows where a stack's status would be
 # What AWS says when a resource an adoption names is gone (deleted or renamed outside).
@@ -139,32 +135,15 @@ class AdoptedRoutes:
         self._rules.delete_route(route)
 
 
-class AdoptedWorkload:
+class AdoptedWorkload(ServicesWorkload):
     """`Workload` on adopted services: promotion registers a stable revision with the
     judged image (stable's own task definition, only that image changed)."""
 
     def __init__(
         self, ecs: EcsWorkload, revisions: Revisions, router: AlbRouter, health: TargetHealth
     ) -> None:
-        self.ecs = ecs
+        super().__init__(ecs, router, health)
         self.revisions = revisions
-        self.router = router
-        self.health = health
-
-    def describe_services(self) -> dict[Role, ServiceStatus]:
-        return self.ecs.describe_services()
-
-    def canary_image(self) -> str | None:
-        return self.ecs.running_image("canary")
-
-    def scale(self, role: Role, desired_count: int) -> None:
-        self.ecs.scale(role, desired_count)
-
-    def scale_canary(self, desired_count: int) -> None:
-        self.ecs.scale("canary", desired_count)
-
-    def healthy_targets(self, roles: Collection[Role]) -> dict[Role, int]:
-        return self.health.healthy(roles)
 
     def start_baseline(self, desired_count: int, progress: Progress) -> None:
         if not self.revisions.outputs().has_baseline:
@@ -173,10 +152,7 @@ class AdoptedWorkload:
                 hint="`canary rollout --no-baseline` (or `[rollout] baseline = false`) judges "
                 "the canary against stable; or `canary adopt ... --baseline-service NAME`",
             )
-        self.ecs.start_baseline(desired_count, progress)
-
-    def stop_baseline(self) -> None:
-        self.ecs.stop_baseline()
+        super().start_baseline(desired_count, progress)
 
     def promote(self, image: str, progress: Progress) -> None:
         """Stable takes `image`: a new revision of stable's task definition (its family,
@@ -187,10 +163,7 @@ class AdoptedWorkload:
         if arn is not None:
             progress.log(f"Promoting: the stable service takes {image} ({arn.rsplit('/', 1)[-1]})")
             self.ecs.roll_to("stable", arn)
-        self.ecs.wait_steady("stable", progress)
-        if not self.router.verify_weights(STABLE_ONLY):
-            progress.log(f"All traffic to stable, which runs {image} now")
-            apply_weights(self.router, STABLE_ONLY)
+        self.all_to_stable(image, progress)
 
 
 class AdoptedTarget:
@@ -311,28 +284,8 @@ class AdoptedTarget:
                 weights=state.weights,
                 stickiness_seconds=state.stickiness_seconds,
             )
-        services = self.ecs.describe_services()
-        task_definitions = self.ecs.task_definitions()
-        traffic = self._traffic(notes)
-        roles = {
-            v: RoleStatus(
-                task_definition=task_definitions.get(v),
-                service=services.get(v),
-                target_group=self.health.group(v),
-                traffic=traffic.get(v),
-            )
-            for v in out.groups
-            if shown_in_status(v, services.get(v), state.weight_of(v))
-        }
-        notes.extend(running_image_notes(self.ecs, roles))
+        roles = role_rows(out, state, self.ecs, self.health, self.cloudwatch, notes)
         return Status(self.name, self.existing.name, ADOPTED, listener, roles, tuple(notes))
-
-    def _traffic(self, notes: list[str]) -> dict[Role, TrafficStatus | None]:
-        try:
-            return self.cloudwatch.traffic()
-        except CanaryError as exc:
-            notes.append(f"CloudWatch metrics unavailable: {exc.message}")
-            return {}
 
     def deployed_spec(self) -> ReleaseSpec | None:
         """What runs now: a deploy that names no stable image keeps stable's."""

@@ -3,11 +3,9 @@ stack keeps describing what runs (a later deploy never reverts a promotion)."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
-
 from canary_deploy.aws.health import TargetHealth
-from canary_deploy.aws.live import apply_weights
 from canary_deploy.aws.router import AlbRouter, to_alb
+from canary_deploy.aws.service_workload import ServicesWorkload
 from canary_deploy.aws.stack import Stack, StackInfo
 from canary_deploy.aws.workload import EcsWorkload
 from canary_deploy.backend import Progress, Role, ServiceStatus
@@ -115,39 +113,14 @@ def _serving_canary(
     return {"DesiredCountCanary": str(service.desired)}
 
 
-class StackWorkload:
-    """`Workload` for the AWS target."""
+class StackWorkload(ServicesWorkload):
+    """`Workload` for our stack: promotion is a stack update."""
 
     def __init__(
         self, stack: Stack, ecs: EcsWorkload, router: AlbRouter, health: TargetHealth
     ) -> None:
+        super().__init__(ecs, router, health)
         self.stack = stack
-        self.ecs = ecs
-        self.router = router
-        self.health = health
-
-    def describe_services(self) -> dict[Role, ServiceStatus]:
-        return self.ecs.describe_services()
-
-    def canary_image(self) -> str | None:
-        """The image the canary's tasks run now, pinned by digest when ECS reports one."""
-        return self.ecs.running_image("canary")
-
-    def scale(self, role: Role, desired_count: int) -> None:
-        self.ecs.scale(role, desired_count)
-
-    def scale_canary(self, desired_count: int) -> None:
-        self.ecs.scale("canary", desired_count)
-
-    def healthy_targets(self, roles: Collection[Role]) -> dict[Role, int]:
-        """Healthy targets per group asked for (one DescribeTargetHealth each)."""
-        return self.health.healthy(roles)
-
-    def start_baseline(self, desired_count: int, progress: Progress) -> None:
-        self.ecs.start_baseline(desired_count, progress)
-
-    def stop_baseline(self) -> None:
-        self.ecs.stop_baseline()
 
     def promote(self, image: str, progress: Progress) -> None:
         """Make `image` (the one the rollout judged, pinned by digest when it was) stable's,
@@ -174,9 +147,6 @@ class StackWorkload:
             parameters["ImageURIStable"] = image
             progress.log(f"Promoting: the stable service takes {image} (stack update)")
             self.stack.apply(parameters, progress, keep_template=True)
-        self.ecs.wait_steady("stable", progress)
-        if not self.router.verify_weights(STABLE_ONLY):
-            progress.log(f"All traffic to stable, which runs {image} now")
-            apply_weights(self.router, STABLE_ONLY)
+        self.all_to_stable(image, progress)
         info = self.stack.require()
         self.stack.record_live(live_parameters(info, STABLE_ONLY, self.ecs, progress), progress)

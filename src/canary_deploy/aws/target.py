@@ -23,20 +23,17 @@ from canary_deploy.aws.router import AlbRouter, configured_stickiness, to_alb
 from canary_deploy.aws.routes import AlbRoutes
 from canary_deploy.aws.stack import Stack, StackInfo
 from canary_deploy.aws.stack_states import refuse_update, status_note
-from canary_deploy.aws.workload import EcsWorkload, running_image_notes
+from canary_deploy.aws.status_rows import role_rows
+from canary_deploy.aws.workload import EcsWorkload
 from canary_deploy.backend import (
     ListenerStatus,
     MetricsSource,
     Progress,
     ReleaseSpec,
-    Role,
-    RoleStatus,
     Status,
     TesterRouter,
     TrafficRouter,
-    TrafficStatus,
     Workload,
-    shown_in_status,
 )
 from canary_deploy.config import Settings
 from canary_deploy.errors import CanaryError, NothingToDelete
@@ -191,32 +188,8 @@ class AwsTarget:
                 stickiness_seconds=state.stickiness_seconds,
                 configured_weights=info.weights,
             )
-        services = self.ecs.describe_services()
-        task_definitions = self.ecs.task_definitions()
-        traffic = self._traffic(notes)
-        roles = {
-            v: RoleStatus(
-                task_definition=task_definitions.get(v),
-                service=services.get(v),
-                target_group=self.health.group(v),
-                traffic=traffic.get(v),
-            )
-            for v in out.groups
-            # No target group here: AWS reads target health only for the rows it shows
-            # (one DescribeTargetHealth call each), so unlike the local target, a baseline
-            # whose only trace is draining targets gets no row.
-            if shown_in_status(v, services.get(v), state.weight_of(v))
-        }
-        notes.extend(running_image_notes(self.ecs, roles))
+        roles = role_rows(out, state, self.ecs, self.health, self.cloudwatch, notes)
         return Status(self.name, info.name, info.status, listener, roles, tuple(notes))
-
-    def _traffic(self, notes: list[str]) -> dict[Role, TrafficStatus | None]:
-        # Metrics are a nice-to-have in status: a failure is a note, not a failed command.
-        try:
-            return self.cloudwatch.traffic()
-        except CanaryError as exc:
-            notes.append(f"CloudWatch metrics unavailable: {exc.message}")
-            return {}
 
     def deployed_spec(self) -> ReleaseSpec | None:
         return None  # the seed's deploy always names both images

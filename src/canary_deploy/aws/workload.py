@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from canary_deploy.aws.errors import ErrorScope
 from canary_deploy.aws.outputs import NoBaseline, StackOutputs
 from canary_deploy.backend import Progress, Role, ServiceStatus, TaskDefinitionStatus
-from canary_deploy.errors import CanaryError, OperationFailed, UsageError
+from canary_deploy.errors import OperationFailed, UsageError
 
 if TYPE_CHECKING:
     from mypy_boto3_ecs import ECSClient
@@ -356,22 +356,3 @@ class EcsWorkload:
             if self._clock() >= deadline:
                 raise OperationFailed(f"the {role} service is not steady after 30 minutes")
             self._sleep(POLL_SECONDS)
-
-
-def running_image_notes(ecs: EcsWorkload, shown: Iterable[Role]) -> list[str]:
-    """Which image each shown group's tasks run, pinned by the digest ECS reports."""
-    try:
-        images = ecs.running_images()
-    except CanaryError as exc:
-        return [f"the images the tasks run are unknown: {exc.message}"]
-    notes = []
-    for role in shown:
-        found = images.get(role, ())
-        if len(found) == 1:
-            notes.append(f"{role} tasks run {found[0]}")
-        elif found:
-            notes.append(
-                f"{role} tasks run {len(found)} different images: {', '.join(found)} "
-                "(its tag was pushed again while they started)"
-            )
-    return notes
