@@ -28,6 +28,12 @@ HELD = ("--steps", "10,50,100", "--min-duration", "60s", "--max-duration", "120s
         "--interval", "1s", "--no-baseline")  # fmt: skip
 
 
+AS_IN_A_TERMINAL = (
+    "import signal, sys; signal.signal(signal.SIGINT, signal.default_int_handler); "
+    "from canary_deploy.cli.app import main; main(sys.argv[1:])"
+)
+
+
 def _weights(stack: LocalStack) -> dict[str, int]:
     weights: dict[str, int] = stack.status()["listener"]["weights"]
     return weights
@@ -59,9 +65,13 @@ def test_detach_returns_at_once_and_the_daemon_runs_the_rollout(
 def test_ctrl_c_stops_watching_only(new_stack: Callable[[], LocalStack]) -> None:
     stack = new_stack()
     stack.ok("deploy", "--stable-weight", "100", "--canary-weight", "0")
+    # As a terminal's foreground job: SIGINT at its default. A test runner started in the
+    # background without job control (`make test &` in a script, some CI runners) hands its
+    # children SIGINT ignored, and Python leaves an ignored SIGINT ignored: the watcher
+    # would never see this Ctrl-C (caught by the masks printed below: SigIgn had SIGINT).
     # PYTHONFAULTHANDLER: should it hang, SIGABRT makes it print where each thread is.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "canary_deploy", "rollout", *HELD],
+        [sys.executable, "-c", AS_IN_A_TERMINAL, "rollout", *HELD],
         cwd=stack.root, env={**stack.env, "PYTHONFAULTHANDLER": "1"},
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
