@@ -122,3 +122,15 @@ def test_delete_has_a_json_document_and_deleting_nothing_succeeds(tmp_path: Path
     text = canary(tmp_path, "delete", "--yes", "--state-dir", "st")
     assert text.returncode == 0
     assert f"Nothing to delete: no local stack in {tmp_path / 'st'}." in text.stdout
+
+
+def test_an_arn_with_secret_in_it_is_printed_as_typed(capsys: pytest.CaptureFixture[str]) -> None:
+    """rich's emoji codes would draw ":secret:" (every Secrets Manager ARN has it) as an
+    emoji, garbling the ARN a message quotes or teaches."""
+    from canary_deploy.cli.output import console, error
+
+    arn = "arn:aws:secretsmanager:us-east-1:123456789012:secret:db-AbCdEf"
+    error(f"no such secret {arn}", hint=f"e.g. {arn}")
+    console.print(arn)
+    captured = capsys.readouterr()
+    assert captured.err.count(arn) == 2 and arn in captured.out

@@ -19,8 +19,9 @@ from canary_deploy.units import ms
 
 OutputFormat = Literal["text", "json"]
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# No emoji codes: ARNs hold ":secret:" (Secrets Manager), which rich would draw as an emoji.
+console = Console(highlight=False, emoji=False)
+err_console = Console(stderr=True, highlight=False, emoji=False)
 
 
 class ConsoleProgress:
