@@ -25,6 +25,13 @@ from tests.aws.test_images_e2e import HOST, push, said
 from tests.aws.user_stack import UserStack
 
 
+@pytest.fixture(autouse=True)
+def no_stack_name(aws_env: AwsEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An adoption is driven when no stack name is given for the run (the harness sets
+    STACK_NAME for the stack tests)."""
+    monkeypatch.delenv("STACK_NAME")
+
+
 @pytest.fixture
 def shop(aws_env: AwsEnv) -> UserStack:
     return user_stack.build()
@@ -372,3 +379,20 @@ def test_a_rollout_without_an_adopted_baseline_says_how_to_run_one(
     assert "no baseline service was adopted" in result.stderr
     assert "--no-baseline" in result.stderr
     assert shop.weights() == Weights(100, 0)
+
+
+def test_a_stack_name_given_next_to_an_adoption_is_refused_naming_both(
+    aws_env: AwsEnv, adopted: UserStack, cli: CliRunner
+) -> None:
+    flag = cli("--stack-name", "rv-h", "set-weights", "95", "5")
+    env = cli("set-weights", "95", "5", STACK_NAME="rv-h")
+
+    for result, given in ((flag, "--stack-name"), (env, "STACK_NAME")):
+        assert result.exit_code == 2, result.stderr
+        text = said(result.stderr)
+        assert f"two setups to drive: stack rv-h ({given}) and your own service shop-stable" in text
+        assert "canary adopt --forget" in text
+    # The team's production listener was not touched.
+    assert adopted.weights() == Weights(100, 0)
+    assert cli("set-weights", "90", "10").exit_code == 0
+    assert adopted.weights() == Weights(90, 10)
