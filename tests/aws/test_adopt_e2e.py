@@ -396,3 +396,33 @@ def test_a_stack_name_given_next_to_an_adoption_is_refused_naming_both(
     assert adopted.weights() == Weights(100, 0)
     assert cli("set-weights", "90", "10").exit_code == 0
     assert adopted.weights() == Weights(90, 10)
+
+
+def test_forget_with_dry_run_says_what_it_would_remove_and_keeps_it(
+    aws_env: AwsEnv, adopted: UserStack, cli: CliRunner
+) -> None:
+    before = Path(aws_env.env["CANARY_CONFIG"]).read_text()
+
+    result = cli("adopt", "--forget", "--dry-run")
+    doc = json.loads(cli("adopt", "--forget", "--dry-run", "-o", "json").stdout)
+
+    assert result.exit_code == 0, result.stderr
+    assert f"Would remove [aws.existing] from {aws_env.env['CANARY_CONFIG']}" in said(result.stdout)
+    assert "Dry run: nothing written." in result.stdout
+    assert doc["forgotten"] is False and doc["would_forget"] is True
+    assert Path(aws_env.env["CANARY_CONFIG"]).read_text() == before
+    assert recorded(aws_env)["name"] == "shop-stable"
+
+
+@pytest.mark.parametrize("seconds", ["700000", "-5"])
+def test_a_stickiness_out_of_albs_range_is_refused_before_any_aws_call(
+    aws_env: AwsEnv, shop: UserStack, cli: CliRunner, seconds: str
+) -> None:
+    result = cli(*shop.adopt_args(), "--stickiness", seconds)
+
+    assert result.exit_code == 2, result.stderr
+    assert "Invalid value for '--stickiness'" in said(result.stderr)
+    assert "bug" not in result.stderr
+    calls = aws_env.call_log.read_text().split() if aws_env.call_log.exists() else []
+    assert calls == []
+    assert Path(aws_env.env["CANARY_CONFIG"]).read_text() == ""

@@ -36,8 +36,10 @@ Name = Annotated[
 Stickiness = Annotated[
     int | None,
     typer.Option(
+        min=0,
+        max=604800,  # ALB's bounds (7 days), checked before any AWS call
         help="AWSALBTG seconds to send with each split (0: off; default: what the forward "
-        "has, or what an earlier adopt of it recorded)"
+        "has, or what an earlier adopt of it recorded)",
     ),
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Check and show; write nothing.")]
@@ -73,7 +75,7 @@ def adopt(
     revisions that change the image only."""
     path = config_path(ctx)
     if forget:
-        _forget(path, output)
+        _forget(path, output, dry_run=dry_run)
         return
     if not (cluster and stable_service and canary_service):
         raise UsageError(
@@ -123,22 +125,29 @@ def _record(path: Path, existing: ExistingService) -> None:
     path.write_text(updated, encoding="utf-8")
 
 
-def _forget(path: Path, output: str) -> None:
+def _forget(path: Path, output: str, *, dry_run: bool) -> None:
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
     kept = without_table(text)
-    if kept != text:
+    found = kept != text
+    if found and not dry_run:
         path.write_text(kept, encoding="utf-8")
-    forgot = kept != text
     if output == "json":
-        print_json({"forgotten": forgot, "config": str(path)})
+        print_json({"forgotten": found and not dry_run, "would_forget": found, "config": str(path)})
         return
-    what = f"Removed [{TABLE}] from {path}" if forgot else f"{path} has no [{TABLE}]"
-    console.print(
+    if not found:
+        what = f"{path} has no [{TABLE}]"
+    elif dry_run:
+        what = f"Would remove [{TABLE}] from {path}"
+    else:
+        what = f"Removed [{TABLE}] from {path}"
+    lines = [
         f"{what}; your listener, target groups and services are unchanged (tester routes "
-        "canary added stay too: `canary route delete` them before forgetting).",
-        markup=False,
-        soft_wrap=True,
-    )
+        "canary added stay too: `canary route delete` them before forgetting)."
+    ]
+    if dry_run:
+        lines.append("Dry run: nothing written.")
+    for line in lines:
+        console.print(line, markup=False, soft_wrap=True)
 
 
 def _show(adoption: Adoption, recorded: Path | None) -> None:
