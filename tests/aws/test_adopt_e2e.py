@@ -426,3 +426,21 @@ def test_a_stickiness_out_of_albs_range_is_refused_before_any_aws_call(
     calls = aws_env.call_log.read_text().split() if aws_env.call_log.exists() else []
     assert calls == []
     assert Path(aws_env.env["CANARY_CONFIG"]).read_text() == ""
+
+
+@pytest.mark.parametrize(
+    ("serving", "lacks"), [(("web", 8000), "container web"), (("app", 9000), "port 9000")]
+)
+def test_a_baseline_stables_task_definition_cannot_serve_is_refused_with_the_fix(
+    aws_env: AwsEnv, cli: CliRunner, serving: tuple[str, int], lacks: str
+) -> None:
+    shop = user_stack.build(baseline_serving=serving)
+
+    result = cli(*shop.adopt_args())
+
+    assert result.exit_code == 2, result.stderr
+    text = said(result.stderr)
+    assert "a rollout runs the baseline service shop-baseline on stable's task definition" in text
+    assert f"which has no {lacks}" in text
+    assert "--no-baseline" in text
+    assert Path(aws_env.env["CANARY_CONFIG"]).read_text() == ""

@@ -208,6 +208,44 @@ class Discovery:
             result[role] = service
         return result
 
+    def task_definition(self, arn: str) -> Mapping[str, Any]:
+        described = self._read(
+            "describe a task definition",
+            f"task definition {arn} does not exist",
+            "check the service's task definition",
+            self._ecs.describe_task_definition,
+            taskDefinition=arn,
+        )
+        return dict(described["taskDefinition"])
+
+
+def check_baseline_fits(baseline: ServiceTypeDef, stable_td: Mapping[str, Any]) -> None:
+    """A rollout starts the baseline service on stable's task definition (the baseline runs
+    stable's image): ECS then needs each container and port the baseline's `loadBalancers`
+    name in that task definition, else UpdateService fails mid-rollout."""
+    ports = {
+        str(c.get("name")): {int(m["containerPort"]) for m in c.get("portMappings", [])}
+        for c in stable_td.get("containerDefinitions", [])
+    }
+    for lb in baseline.get("loadBalancers", []):
+        container, port = str(lb.get("containerName")), int(lb.get("containerPort") or 0)
+        if container in ports and port in ports[container]:
+            continue
+        lacks = (
+            f"port {port} in container {container}"
+            if container in ports
+            else (f"container {container}")
+        )
+        family = f"{stable_td.get('family')}:{stable_td.get('revision')}"
+        raise UsageError(
+            f"a rollout runs the baseline service {baseline.get('serviceName')} on stable's "
+            f"task definition ({family}), which has no {lacks} (the baseline's loadBalancers "
+            f"route to container {container} port {port})",
+            hint="register the baseline service to the container and port stable's task "
+            "definition serves; or adopt without --baseline-service (its group out of the "
+            "forward) and run rollouts with --no-baseline",
+        )
+
 
 def groups_of(
     role: Role, service: ServiceTypeDef, forward: Mapping[str, int]
@@ -256,6 +294,9 @@ def discover(clients: AwsClients, request: AdoptRequest) -> Adoption:
     for role, service in services.items():
         main[role], tester[role] = groups_of(role, service, forward)
     _check_distinct(main, names)
+    if "baseline" in services:
+        stable_td = found.task_definition(services["stable"].get("taskDefinition", ""))
+        check_baseline_fits(services["baseline"], stable_td)
     unknown = [arn for arn in forward if arn not in main.values()]
     if unknown:
         raise UsageError(
