@@ -444,3 +444,26 @@ def test_a_baseline_stables_task_definition_cannot_serve_is_refused_with_the_fix
     assert f"which has no {lacks}" in text
     assert "--no-baseline" in text
     assert Path(aws_env.env["CANARY_CONFIG"]).read_text() == ""
+
+
+@pytest.mark.parametrize("rule", [False, True])
+def test_status_gives_the_listeners_own_port_and_says_when_the_split_is_a_rule(
+    aws_env: AwsEnv, cli: CliRunner, rule: bool
+) -> None:
+    shop = user_stack.build(listener_port=8080)
+    assert cli(*shop.adopt_args(rule=rule)).exit_code == 0
+    dns = boto3.client("elbv2").describe_load_balancers(LoadBalancerArns=[shop.load_balancer_arn])[
+        "LoadBalancers"
+    ][0]["DNSName"]
+
+    status = json.loads(cli("status", "--output", "json").stdout)
+
+    assert status["listener"]["url"] == f"http://{dns}:8080/"
+    said_rule = [n for n in status["notes"] if "only requests matching" in n]
+    if rule:
+        assert said_rule == [
+            "the split is a listener rule's forward: only requests matching path-pattern "
+            "/api/* take it; the listener's default action is not canary's"
+        ]
+    else:
+        assert said_rule == []

@@ -186,6 +186,7 @@ def build(
     default_action: str = "forward",
     baseline: bool = True,
     baseline_serving: tuple[str, int] = ("app", 8000),
+    listener_port: int = 80,
 ) -> UserStack:
     """VPC, two subnets, an ALB whose listener (and a rule) splits traffic by weight, per
     role a target group (in the forward) and a tester group (outside it), a cluster, task
@@ -205,7 +206,10 @@ def build(
     if default_action == "fixed-response":
         action = {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}
     listener = elbv2.create_listener(
-        LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80, DefaultActions=[action]
+        LoadBalancerArn=lb["LoadBalancerArn"],
+        Protocol="HTTP",
+        Port=listener_port,
+        DefaultActions=[action],
     )["Listeners"][0]["ListenerArn"]
     rule = elbv2.create_rule(
         ListenerArn=listener,

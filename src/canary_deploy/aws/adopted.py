@@ -274,13 +274,19 @@ class AdoptedTarget:
             f"your own service (`canary adopt`): {where} in cluster {out.cluster_name}; canary "
             "changes its weights and task definition revisions, never creates or deletes it"
         ]
+        if out.rule_arn:
+            conditions = self.existing.rule_conditions or "as adopted"
+            notes.append(
+                f"the split is a listener rule's forward: only requests matching {conditions} "
+                "take it; the listener's default action is not canary's"
+            )
         state = self.alb.listener_state()
         listener = None
         if state.weights is None:
             notes.append(str(state.problem))
         else:
             listener = ListenerStatus(
-                url=f"http://{out.alb_dns}/",
+                url=self.existing.url,
                 weights=state.weights,
                 stickiness_seconds=state.stickiness_seconds,
             )

@@ -24,7 +24,12 @@ from botocore.exceptions import ClientError
 
 from canary_deploy.aws.clients import AwsClients
 from canary_deploy.aws.errors import ErrorScope, error_code
-from canary_deploy.aws.existing import ExistingService
+from canary_deploy.aws.existing import (
+    ExistingService,
+    describe_conditions,
+    exact_host,
+    listener_url,
+)
 from canary_deploy.backend import Role
 from canary_deploy.config import Settings
 from canary_deploy.errors import UsageError
@@ -111,6 +116,19 @@ def stickiness_of(actions: Sequence[Mapping[str, Any]]) -> int | None:
     return None
 
 
+@dataclass(frozen=True)
+class Forward:
+    """Where the weighted forward is: the listener (and rule) as DescribeListeners and
+    DescribeRules answer."""
+
+    listener_arn: str
+    load_balancer_arn: str
+    actions: list[Any]
+    protocol: str
+    port: int
+    conditions: list[Any]  # an adopted rule's (empty for a listener's default action)
+
+
 class Discovery:
     """The reads `canary adopt` makes, each failure translated with a hint."""
 
@@ -129,10 +147,11 @@ class Discovery:
                 raise UsageError(missing, hint=hint) from None
             raise
 
-    def forward(self, request: AdoptRequest) -> tuple[str, str, list[Any]]:
-        """(listener ARN, load balancer ARN, the actions holding the weighted forward)."""
+    def forward(self, request: AdoptRequest) -> Forward:
+        """The listener (or rule) and the actions holding the weighted forward."""
         listener_arn = request.listener_arn
         actions: list[Any] = []
+        conditions: list[Any] = []
         if request.rule_arn:
             derived = listener_of_rule(request.rule_arn)
             if listener_arn and listener_arn != derived:
@@ -149,6 +168,7 @@ class Discovery:
                 RuleArns=[request.rule_arn],
             )["Rules"]
             actions = list(rules[0].get("Actions", []))
+            conditions = list(rules[0].get("Conditions", []))
         if not listener_arn:
             raise UsageError(
                 "adopt needs the listener (--listener ARN) or the listener rule (--rule ARN) "
@@ -163,7 +183,14 @@ class Discovery:
         )["Listeners"][0]
         if not request.rule_arn:
             actions = list(listener.get("DefaultActions", []))
-        return listener_arn, str(listener["LoadBalancerArn"]), actions
+        return Forward(
+            listener_arn,
+            str(listener["LoadBalancerArn"]),
+            actions,
+            str(listener.get("Protocol") or "HTTP"),
+            int(listener.get("Port") or 80),
+            conditions,
+        )
 
     def dns_name(self, load_balancer_arn: str) -> str:
         found = self._read(
@@ -282,7 +309,8 @@ def discover(clients: AwsClients, request: AdoptRequest) -> Adoption:
     """Read and check the setup; the record every later command uses."""
     errors = ErrorScope(request.name or request.stable_service, clients.region)
     found = Discovery(clients, errors)
-    listener_arn, lb_arn, actions = found.forward(request)
+    split = found.forward(request)
+    listener_arn, lb_arn, actions = split.listener_arn, split.load_balancer_arn, split.actions
     where = "the listener rule's action" if request.rule_arn else "the listener's default action"
     forward = forward_groups(actions, where)
     names: dict[Role, str] = {"stable": request.stable_service, "canary": request.canary_service}
@@ -306,12 +334,16 @@ def discover(clients: AwsClients, request: AdoptRequest) -> Adoption:
             hint="remove it from the forward action, or adopt its service as the baseline "
             "(--baseline-service)",
         )
+    dns_name = found.dns_name(lb_arn)
+    host = exact_host(split.conditions) or dns_name
     existing = ExistingService(
         name=request.name or request.stable_service,
         listener_arn=listener_arn,
         rule_arn=request.rule_arn,
         load_balancer_arn=lb_arn,
-        dns_name=found.dns_name(lb_arn),
+        dns_name=dns_name,
+        listener_url=listener_url(split.protocol, split.port, host),
+        rule_conditions=describe_conditions(split.conditions) or None,
         cluster=request.cluster,
         stable_service=request.stable_service,
         canary_service=request.canary_service,
