@@ -79,6 +79,8 @@ def test_a_dry_run_writes_nothing(aws_env: AwsEnv, shop: UserStack, cli: CliRunn
     result = cli(*shop.adopt_args(), "--dry-run")
     assert result.exit_code == 0, result.stderr
     assert "Dry run: nothing written." in result.stdout
+    assert result.stdout.startswith("Would adopt shop-stable: listener ")
+    assert "Adopted" not in result.stdout
     doc = json.loads(cli(*shop.adopt_args(), "--dry-run", "--output", "json").stdout)
     assert doc["recorded_in"] is None
     assert doc["weights"] == {"stable": 100, "canary": 0, "baseline": 0}
@@ -258,6 +260,7 @@ def test_a_dry_run_deploy_lists_the_canary_image_and_registers_nothing(
         {"name": "image_canary", "before": "repo/shop:v2", "after": "repo/shop:v3"}
     ]
     assert any("UpdateService" in note for note in doc["notes"])
+    assert "Dry run: shop-stable (aws)" in result.stderr  # the adoption's name, not a stack's
     assert adopted.task_definition("canary")["revision"] == 1
     assert cli("deploy", "--dry-run", IMAGE_URI_STABLE="repo/shop:v9",
                IMAGE_URI_CANARY="repo/shop:v3").exit_code == 2  # fmt: skip
@@ -467,3 +470,20 @@ def test_status_gives_the_listeners_own_port_and_says_when_the_split_is_a_rule(
         ]
     else:
         assert said_rule == []
+
+
+def test_ctrl_c_during_an_adopted_deploy_says_the_ecs_deployment_carries_on(
+    aws_env: AwsEnv, adopted: UserStack, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(self: EcsWorkload, started: object, progress: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(EcsWorkload, "wait_deployments", interrupted)
+
+    result = cli("deploy", IMAGE_URI_CANARY="repo/shop:v3", IMAGE_URI_STABLE="")
+
+    assert result.exit_code == 130
+    text = said(result.stderr)
+    assert "the ECS deployment of shop-canary carries on" in text
+    assert "canary status" in text
+    assert adopted.task_definition("canary")["revision"] == 2

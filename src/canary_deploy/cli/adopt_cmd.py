@@ -153,7 +153,8 @@ def _forget(path: Path, output: str, *, dry_run: bool) -> None:
 def _show(adoption: Adoption, recorded: Path | None) -> None:
     e = adoption.existing
     where = f"rule {e.rule_arn}" if e.rule_arn else f"listener {e.listener_arn}"
-    lines = [f"Adopted {e.name}: {where} (cluster {e.cluster})"]
+    verb = "Would adopt" if recorded is None else "Adopted"
+    lines = [f"{verb} {e.name}: {where} (cluster {e.cluster})"]
     rows = [
         ("stable", e.stable_service, e.stable_target_group_arn, e.tester_stable_target_group_arn),
         ("canary", e.canary_service, e.canary_target_group_arn, e.tester_canary_target_group_arn),
