@@ -115,7 +115,7 @@ def recreate(shop: UserStack, role: Role, groups: list[str], **extra: Any) -> No
         ),
         ("canary-unregistered", [], "is registered in none of the forward action's target groups"),
         ("code-deploy", [], "uses the CODE_DEPLOY deployment controller"),
-        ("same-group", ["--canary-service", "shop-stable"], "registered in the same target group"),
+        ("same-group", [], "registered in the same target group"),
     ],
 )
 def test_adopt_says_what_is_wrong_with_a_setup(
@@ -123,6 +123,8 @@ def test_adopt_says_what_is_wrong_with_a_setup(
 ) -> None:
     if broken == "canary-unregistered":  # only in its tester group, outside the forward
         recreate(shop, "canary", [shop.testers["canary"]])
+    if broken == "same-group":  # a canary service of its own, in stable's group
+        recreate(shop, "canary", [shop.groups["stable"]])
     if broken == "code-deploy":  # blue/green by CodeDeploy: not UpdateService's to drive
         recreate(
             shop, "canary", [shop.groups["canary"]], deploymentController={"type": "CODE_DEPLOY"}
@@ -487,3 +489,35 @@ def test_ctrl_c_during_an_adopted_deploy_says_the_ecs_deployment_carries_on(
     assert "the ECS deployment of shop-canary carries on" in text
     assert "canary status" in text
     assert adopted.task_definition("canary")["revision"] == 2
+
+
+@pytest.mark.parametrize(
+    ("where", "said_"),
+    [
+        (["--listener", "shop-listener"], "--listener takes the listener's ARN, not shop-listener"),
+        (["--listener", "RULE"], "is a listener rule's ARN"),
+        (["--listener", "LISTENER", "--rule", "RULE"], "give --listener or --rule, not both"),
+        (["--listener", "OTHER-REGION"], "is in region eu-west-1, and canary works in us-east-1"),
+        (["--listener", "LISTENER", "--canary-service", "shop-stable"], "the same service"),
+    ],
+)
+def test_adopt_says_what_is_wrong_with_the_names_before_any_aws_call(
+    aws_env: AwsEnv, shop: UserStack, cli: CliRunner, where: list[str], said_: str
+) -> None:
+    real = {
+        "LISTENER": shop.listener_arn,
+        "RULE": str(shop.rule_arn),
+        "OTHER-REGION": shop.listener_arn.replace(":us-east-1:", ":eu-west-1:"),
+    }
+    args = [real.get(a, a) for a in where]
+    services = ["--cluster", shop.cluster, "--stable-service", "shop-stable"]
+    if "--canary-service" not in args:
+        services += ["--canary-service", "shop-canary"]
+
+    result = cli("adopt", *args, *services)
+
+    assert result.exit_code == 2, result.stderr
+    assert said_ in said(result.stderr)
+    assert "hint" in result.stderr.lower()
+    calls = aws_env.call_log.read_text().split() if aws_env.call_log.exists() else []
+    assert calls == []

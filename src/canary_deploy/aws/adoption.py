@@ -84,6 +84,55 @@ def listener_of_rule(rule_arn: str) -> str:
     return f"{head}:listener/{path.rsplit('/', 1)[0]}"
 
 
+def check_request(request: AdoptRequest, region: str) -> None:
+    """What the names alone show is wrong, said before any AWS call: both --listener and
+    --rule, a name or a rule's ARN where the listener's ARN goes, an ARN of another
+    region, one service in two roles.
+
+    >>> check_request(AdoptRequest("c", "s", "k", "shop"), "us-east-1")
+    Traceback (most recent call last):
+    ...
+    canary_deploy.errors.UsageError: --listener takes the listener's ARN, not shop
+    """
+    if request.listener_arn and request.rule_arn:
+        raise UsageError(
+            "give --listener or --rule, not both: the split is either the listener's "
+            "default action or one rule's forward",
+            hint="--rule alone adopts the rule (its listener is found from its ARN)",
+        )
+    for flag, arn in (("--listener", request.listener_arn), ("--rule", request.rule_arn)):
+        if not arn:
+            continue
+        if flag == "--listener" and ":listener-rule/" in arn:
+            raise UsageError(
+                f"{arn} is a listener rule's ARN", hint=f"adopt a rule with --rule {arn}"
+            )
+        what = "listener" if flag == "--listener" else "listener rule"
+        if not arn.startswith("arn:") or arn.count(":") < 5:
+            raise UsageError(
+                f"{flag} takes the {what}'s ARN, not {arn}",
+                hint="e.g. `aws elbv2 describe-listeners --load-balancer-arn ARN` "
+                "(ListenerArn) or `aws elbv2 describe-rules --listener-arn ARN` (RuleArn)",
+            )
+        arn_region = arn.split(":")[3]
+        if arn_region and arn_region != region:
+            raise UsageError(
+                f"the {what} {arn} is in region {arn_region}, and canary works in {region}",
+                hint=f"pass --region {arn_region} (or set AWS_REGION={arn_region})",
+            )
+    named = [("stable", request.stable_service), ("canary", request.canary_service)]
+    if request.baseline_service:
+        named.append(("baseline", request.baseline_service))
+    for i, (role, service) in enumerate(named):
+        for other, same in named[i + 1 :]:
+            if service == same:
+                raise UsageError(
+                    f"the {role} and the {other} service are the same service {service}",
+                    hint="each role needs its own ECS service, registered in its own "
+                    "target group of the forward",
+                )
+
+
 def forward_groups(actions: Sequence[Mapping[str, Any]], where: str) -> dict[str, int]:
     """The target groups of the one forward action, with their weights (0..999).
 
@@ -307,6 +356,7 @@ def groups_of(
 
 def discover(clients: AwsClients, request: AdoptRequest) -> Adoption:
     """Read and check the setup; the record every later command uses."""
+    check_request(request, clients.region)
     errors = ErrorScope(request.name or request.stable_service, clients.region)
     found = Discovery(clients, errors)
     split = found.forward(request)
