@@ -521,3 +521,18 @@ def test_adopt_says_what_is_wrong_with_the_names_before_any_aws_call(
     assert "hint" in result.stderr.lower()
     calls = aws_env.call_log.read_text().split() if aws_env.call_log.exists() else []
     assert calls == []
+
+
+def test_deploy_says_the_stacks_production_settings_do_not_apply_to_an_adopted_setup(
+    aws_env: AwsEnv, adopted: UserStack, cli: CliRunner
+) -> None:
+    plain = cli("deploy", "--dry-run", IMAGE_URI_CANARY="repo/shop:v3", IMAGE_URI_STABLE="")
+    result = cli("deploy", "--dry-run", IMAGE_URI_CANARY="repo/shop:v3", IMAGE_URI_STABLE="",
+                 DELETION_PROTECTION="true", AUTOSCALING_METRIC="cpu")  # fmt: skip
+
+    assert plain.exit_code == 0 and "do not apply" not in plain.stderr
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "warning: DELETION_PROTECTION, AUTOSCALING_METRIC: settings of canary's stack "
+        "template, which do not apply to your own service shop-stable"
+    ) in said(result.stderr)

@@ -152,6 +152,7 @@ def deploy(
         slow_start_seconds=slow_start,
     )
     target = open_target(settings)
+    _warn_ignored(settings)
     spec = usecases.release_spec(
         settings, target.deployed_spec(), check_images=not skip_image_check
     )
@@ -172,6 +173,21 @@ def deploy(
     show_status(deployed.status, output)
     if deployed.warning:
         warn(deployed.warning)
+
+
+def _warn_ignored(settings: Settings) -> None:
+    """On an adopted setup, say once that the stack's production settings do nothing."""
+    if settings.adopted is None:
+        return
+    from canary_deploy.aws.adopted import ignored_template_settings
+
+    ignored = ignored_template_settings(settings)
+    if ignored:
+        warn(
+            f"{', '.join(ignored)}: settings of canary's stack template, which do not apply "
+            f"to your own service {settings.adopted.name} (its load balancer, listener and "
+            "services are configured where you manage them)"
+        )
 
 
 def _interrupted(canary_service: str) -> CanaryError:
