@@ -536,3 +536,15 @@ def test_deploy_says_the_stacks_production_settings_do_not_apply_to_an_adopted_s
         "warning: DELETION_PROTECTION, AUTOSCALING_METRIC: settings of canary's stack "
         "template, which do not apply to your own service shop-stable"
     ) in said(result.stderr)
+
+
+def test_adopting_with_a_stack_name_set_says_it_must_be_unset_to_drive_the_adoption(
+    aws_env: AwsEnv, shop: UserStack, cli: CliRunner
+) -> None:
+    result = cli(*shop.adopt_args(), STACK_NAME="rv-h")
+
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "STACK_NAME is set: commands given a stack name next to [aws.existing] are refused"
+    ) in said(result.stderr)
+    assert "leave STACK_NAME unset to drive shop-stable" in said(result.stderr)

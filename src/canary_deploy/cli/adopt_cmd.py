@@ -13,7 +13,7 @@ import typer
 from canary_deploy.aws.adoption import Adoption, AdoptRequest, adopt_setup
 from canary_deploy.aws.existing import TABLE, ExistingService, with_table, without_table
 from canary_deploy.cli.app import OutputOpt, app, global_options, settings_from
-from canary_deploy.cli.output import console, print_json
+from canary_deploy.cli.output import console, print_json, warn
 from canary_deploy.config import CONFIG_FILE
 from canary_deploy.errors import UsageError
 
@@ -91,6 +91,14 @@ def adopt(
     if not dry_run:
         _record(path, adoption.existing)
     _render(adoption, None if dry_run else path, output)
+    given = "--stack-name" if global_options(ctx).stack_name else None
+    given = given or ("STACK_NAME" if os.environ.get("STACK_NAME") else None)
+    if given:
+        warn(
+            f"{given} is set: commands given a stack name next to [{TABLE}] are refused "
+            f"(canary does not guess which to drive); leave {given} unset to drive "
+            f"{adoption.existing.name}"
+        )
 
 
 def _render(adoption: Adoption, recorded: Path | None, output: str) -> None:
