@@ -8,7 +8,11 @@ What is checked (each failure a UsageError naming what to fix):
   cluster), are ACTIVE, and each is registered (its `loadBalancers`) in exactly one target
   group of that forward, a different one each;
 - the forward names no other target group: ModifyListener replaces the whole action, so
-  a group canary does not know would be dropped by the first weight change.
+  a group canary does not know would be dropped by the first weight change;
+- stable's task definition has the container and port the baseline service's
+  `loadBalancers` name: a rollout runs the baseline on it.
+
+Before any AWS call, what the names alone show (`check_request`).
 
 A service's other target group (in no weighted action) becomes its tester group, where
 tester routes forward, as on our stack.
@@ -202,13 +206,7 @@ class Discovery:
         actions: list[Any] = []
         conditions: list[Any] = []
         if request.rule_arn:
-            derived = listener_of_rule(request.rule_arn)
-            if listener_arn and listener_arn != derived:
-                raise UsageError(
-                    f"rule {request.rule_arn} is not on listener {listener_arn}",
-                    hint="give the rule alone (--rule): its listener is found from its ARN",
-                )
-            listener_arn = derived
+            listener_arn = listener_of_rule(request.rule_arn)  # never both (check_request)
             rules = self._read(
                 "read the listener rule",
                 f"listener rule {request.rule_arn} does not exist",
