@@ -310,7 +310,31 @@ def load_settings(
 
     `config_file` (else CANARY_CONFIG, else ./canary.toml) is read when it exists; a file
     the user named (`config_required`, or CANARY_CONFIG) must exist."""
-    return _validate(*_gather(flags, env, config_file, config_required))
+    tree, sources = _gather(flags, env, config_file, config_required)
+    settings = _validate(tree, sources)
+    _refuse_two_setups(settings, sources)
+    return settings
+
+
+def _refuse_two_setups(settings: Settings, sources: _Sources) -> None:
+    """A stack name given for this run (flag or environment) next to an adoption in the
+    config file: either could be meant, and driving the wrong one moves production
+    traffic, so neither is picked. A stack_name in the same file as the adoption is the
+    file's own history and does not count."""
+    adopted = settings.adopted
+    origin = sources.origin("stack_name") or ""
+    if adopted is None or not (origin == "flag" or origin.startswith("env ")):
+        return
+    given = "--stack-name" if origin == "flag" else origin.removeprefix("env ")
+    undo = "drop --stack-name" if origin == "flag" else f"unset {given}"
+    raise UsageError(
+        f"two setups to drive: stack {settings.stack_name} ({given}) and your own service "
+        f"{adopted.name} ([aws.existing] in {sources.file}); canary does not guess which "
+        "listener to change, so nothing was changed",
+        hint=f"to drive {adopted.name}, {undo}; to drive stack {settings.stack_name}, "
+        f"use a config file without [aws.existing] (--config FILE) or `canary adopt "
+        f"--forget`",
+    )
 
 
 def explain_settings(

@@ -25,6 +25,13 @@ from tests.aws.test_images_e2e import HOST, push, said
 from tests.aws.user_stack import UserStack
 
 
+@pytest.fixture(autouse=True)
+def no_stack_name(aws_env: AwsEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An adoption is driven when no stack name is given for the run (the harness sets
+    STACK_NAME for the stack tests)."""
+    monkeypatch.delenv("STACK_NAME")
+
+
 @pytest.fixture
 def shop(aws_env: AwsEnv) -> UserStack:
     return user_stack.build()
@@ -72,6 +79,8 @@ def test_a_dry_run_writes_nothing(aws_env: AwsEnv, shop: UserStack, cli: CliRunn
     result = cli(*shop.adopt_args(), "--dry-run")
     assert result.exit_code == 0, result.stderr
     assert "Dry run: nothing written." in result.stdout
+    assert result.stdout.startswith("Would adopt shop-stable: listener ")
+    assert "Adopted" not in result.stdout
     doc = json.loads(cli(*shop.adopt_args(), "--dry-run", "--output", "json").stdout)
     assert doc["recorded_in"] is None
     assert doc["weights"] == {"stable": 100, "canary": 0, "baseline": 0}
@@ -106,7 +115,7 @@ def recreate(shop: UserStack, role: Role, groups: list[str], **extra: Any) -> No
         ),
         ("canary-unregistered", [], "is registered in none of the forward action's target groups"),
         ("code-deploy", [], "uses the CODE_DEPLOY deployment controller"),
-        ("same-group", ["--canary-service", "shop-stable"], "registered in the same target group"),
+        ("same-group", [], "registered in the same target group"),
     ],
 )
 def test_adopt_says_what_is_wrong_with_a_setup(
@@ -114,6 +123,8 @@ def test_adopt_says_what_is_wrong_with_a_setup(
 ) -> None:
     if broken == "canary-unregistered":  # only in its tester group, outside the forward
         recreate(shop, "canary", [shop.testers["canary"]])
+    if broken == "same-group":  # a canary service of its own, in stable's group
+        recreate(shop, "canary", [shop.groups["stable"]])
     if broken == "code-deploy":  # blue/green by CodeDeploy: not UpdateService's to drive
         recreate(
             shop, "canary", [shop.groups["canary"]], deploymentController={"type": "CODE_DEPLOY"}
@@ -251,6 +262,7 @@ def test_a_dry_run_deploy_lists_the_canary_image_and_registers_nothing(
         {"name": "image_canary", "before": "repo/shop:v2", "after": "repo/shop:v3"}
     ]
     assert any("UpdateService" in note for note in doc["notes"])
+    assert "Dry run: shop-stable (aws)" in result.stderr  # the adoption's name, not a stack's
     assert adopted.task_definition("canary")["revision"] == 1
     assert cli("deploy", "--dry-run", IMAGE_URI_STABLE="repo/shop:v9",
                IMAGE_URI_CANARY="repo/shop:v3").exit_code == 2  # fmt: skip
@@ -372,3 +384,167 @@ def test_a_rollout_without_an_adopted_baseline_says_how_to_run_one(
     assert "no baseline service was adopted" in result.stderr
     assert "--no-baseline" in result.stderr
     assert shop.weights() == Weights(100, 0)
+
+
+def test_a_stack_name_given_next_to_an_adoption_is_refused_naming_both(
+    aws_env: AwsEnv, adopted: UserStack, cli: CliRunner
+) -> None:
+    flag = cli("--stack-name", "rv-h", "set-weights", "95", "5")
+    env = cli("set-weights", "95", "5", STACK_NAME="rv-h")
+
+    for result, given in ((flag, "--stack-name"), (env, "STACK_NAME")):
+        assert result.exit_code == 2, result.stderr
+        text = said(result.stderr)
+        assert f"two setups to drive: stack rv-h ({given}) and your own service shop-stable" in text
+        assert "canary adopt --forget" in text
+    # The team's production listener was not touched.
+    assert adopted.weights() == Weights(100, 0)
+    assert cli("set-weights", "90", "10").exit_code == 0
+    assert adopted.weights() == Weights(90, 10)
+
+
+def test_forget_with_dry_run_says_what_it_would_remove_and_keeps_it(
+    aws_env: AwsEnv, adopted: UserStack, cli: CliRunner
+) -> None:
+    before = Path(aws_env.env["CANARY_CONFIG"]).read_text()
+
+    result = cli("adopt", "--forget", "--dry-run")
+    doc = json.loads(cli("adopt", "--forget", "--dry-run", "-o", "json").stdout)
+
+    assert result.exit_code == 0, result.stderr
+    assert f"Would remove [aws.existing] from {aws_env.env['CANARY_CONFIG']}" in said(result.stdout)
+    assert "Dry run: nothing written." in result.stdout
+    assert doc["forgotten"] is False and doc["would_forget"] is True
+    assert Path(aws_env.env["CANARY_CONFIG"]).read_text() == before
+    assert recorded(aws_env)["name"] == "shop-stable"
+
+
+@pytest.mark.parametrize("seconds", ["700000", "-5"])
+def test_a_stickiness_out_of_albs_range_is_refused_before_any_aws_call(
+    aws_env: AwsEnv, shop: UserStack, cli: CliRunner, seconds: str
+) -> None:
+    result = cli(*shop.adopt_args(), "--stickiness", seconds)
+
+    assert result.exit_code == 2, result.stderr
+    assert "Invalid value for '--stickiness'" in said(result.stderr)
+    assert "bug" not in result.stderr
+    calls = aws_env.call_log.read_text().split() if aws_env.call_log.exists() else []
+    assert calls == []
+    assert Path(aws_env.env["CANARY_CONFIG"]).read_text() == ""
+
+
+@pytest.mark.parametrize(
+    ("serving", "lacks"), [(("web", 8000), "container web"), (("app", 9000), "port 9000")]
+)
+def test_a_baseline_stables_task_definition_cannot_serve_is_refused_with_the_fix(
+    aws_env: AwsEnv, cli: CliRunner, serving: tuple[str, int], lacks: str
+) -> None:
+    shop = user_stack.build(baseline_serving=serving)
+
+    result = cli(*shop.adopt_args())
+
+    assert result.exit_code == 2, result.stderr
+    text = said(result.stderr)
+    assert "a rollout runs the baseline service shop-baseline on stable's task definition" in text
+    assert f"which has no {lacks}" in text
+    assert "--no-baseline" in text
+    assert Path(aws_env.env["CANARY_CONFIG"]).read_text() == ""
+
+
+@pytest.mark.parametrize("rule", [False, True])
+def test_status_gives_the_listeners_own_port_and_says_when_the_split_is_a_rule(
+    aws_env: AwsEnv, cli: CliRunner, rule: bool
+) -> None:
+    shop = user_stack.build(listener_port=8080)
+    assert cli(*shop.adopt_args(rule=rule)).exit_code == 0
+    dns = boto3.client("elbv2").describe_load_balancers(LoadBalancerArns=[shop.load_balancer_arn])[
+        "LoadBalancers"
+    ][0]["DNSName"]
+
+    status = json.loads(cli("status", "--output", "json").stdout)
+
+    assert status["listener"]["url"] == f"http://{dns}:8080/"
+    said_rule = [n for n in status["notes"] if "only requests matching" in n]
+    if rule:
+        assert said_rule == [
+            "the split is a listener rule's forward: only requests matching path-pattern "
+            "/api/* take it; the listener's default action is not canary's"
+        ]
+    else:
+        assert said_rule == []
+
+
+def test_ctrl_c_during_an_adopted_deploy_says_the_ecs_deployment_carries_on(
+    aws_env: AwsEnv, adopted: UserStack, cli: CliRunner, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def interrupted(self: EcsWorkload, started: object, progress: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(EcsWorkload, "wait_deployments", interrupted)
+
+    result = cli("deploy", IMAGE_URI_CANARY="repo/shop:v3", IMAGE_URI_STABLE="")
+
+    assert result.exit_code == 130
+    text = said(result.stderr)
+    assert "the ECS deployment of shop-canary carries on" in text
+    assert "canary status" in text
+    assert adopted.task_definition("canary")["revision"] == 2
+
+
+@pytest.mark.parametrize(
+    ("where", "said_"),
+    [
+        (["--listener", "shop-listener"], "--listener takes the listener's ARN, not shop-listener"),
+        (["--listener", "RULE"], "is a listener rule's ARN"),
+        (["--listener", "LISTENER", "--rule", "RULE"], "give --listener or --rule, not both"),
+        (["--listener", "OTHER-REGION"], "is in region eu-west-1, and canary works in us-east-1"),
+        (["--listener", "LISTENER", "--canary-service", "shop-stable"], "the same service"),
+    ],
+)
+def test_adopt_says_what_is_wrong_with_the_names_before_any_aws_call(
+    aws_env: AwsEnv, shop: UserStack, cli: CliRunner, where: list[str], said_: str
+) -> None:
+    real = {
+        "LISTENER": shop.listener_arn,
+        "RULE": str(shop.rule_arn),
+        "OTHER-REGION": shop.listener_arn.replace(":us-east-1:", ":eu-west-1:"),
+    }
+    args = [real.get(a, a) for a in where]
+    services = ["--cluster", shop.cluster, "--stable-service", "shop-stable"]
+    if "--canary-service" not in args:
+        services += ["--canary-service", "shop-canary"]
+
+    result = cli("adopt", *args, *services)
+
+    assert result.exit_code == 2, result.stderr
+    assert said_ in said(result.stderr)
+    assert "hint" in result.stderr.lower()
+    calls = aws_env.call_log.read_text().split() if aws_env.call_log.exists() else []
+    assert calls == []
+
+
+def test_deploy_says_the_stacks_production_settings_do_not_apply_to_an_adopted_setup(
+    aws_env: AwsEnv, adopted: UserStack, cli: CliRunner
+) -> None:
+    plain = cli("deploy", "--dry-run", IMAGE_URI_CANARY="repo/shop:v3", IMAGE_URI_STABLE="")
+    result = cli("deploy", "--dry-run", IMAGE_URI_CANARY="repo/shop:v3", IMAGE_URI_STABLE="",
+                 DELETION_PROTECTION="true", AUTOSCALING_METRIC="cpu")  # fmt: skip
+
+    assert plain.exit_code == 0 and "do not apply" not in plain.stderr
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "warning: DELETION_PROTECTION, AUTOSCALING_METRIC: settings of canary's stack "
+        "template, which do not apply to your own service shop-stable"
+    ) in said(result.stderr)
+
+
+def test_adopting_with_a_stack_name_set_says_it_must_be_unset_to_drive_the_adoption(
+    aws_env: AwsEnv, shop: UserStack, cli: CliRunner
+) -> None:
+    result = cli(*shop.adopt_args(), STACK_NAME="rv-h")
+
+    assert result.exit_code == 0, result.stderr
+    assert (
+        "STACK_NAME is set: commands given a stack name next to [aws.existing] are refused"
+    ) in said(result.stderr)
+    assert "leave STACK_NAME unset to drive shop-stable" in said(result.stderr)

@@ -27,6 +27,12 @@ from tests.aws.user_stack import UserStack, build
 from tests.rollout.fakes import Clock, FakeMetrics, FakeRouter
 
 
+@pytest.fixture(autouse=True)
+def no_stack_name(aws_env: AwsEnv, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An adoption is driven when no stack name is given for the run."""
+    monkeypatch.delenv("STACK_NAME")
+
+
 @pytest.fixture
 def shop(aws_env: AwsEnv, cli: CliRunner) -> UserStack:
     shop = build()

@@ -128,9 +128,17 @@ def _forward(groups: dict[Role, str], extra: list[str], sticky_s: int | None) ->
     return forward
 
 
-def _service(prefix: str, cluster: str, role: Role, net: _Network, groups: list[str]) -> str:
-    """A task definition (app with env and awslogs, a sidecar, an execution role) and a
-    Fargate service registered in `groups`."""
+def _service(
+    prefix: str,
+    cluster: str,
+    role: Role,
+    net: _Network,
+    groups: list[str],
+    serving: tuple[str, int] = ("app", 8000),
+) -> str:
+    """A task definition (the `serving` container with env and awslogs, a sidecar, an
+    execution role) and a Fargate service registered in `groups` to that container."""
+    container, port = serving
     ecs = boto3.client("ecs")
     ecs.register_task_definition(
         family=f"{prefix}-shop-{role}",
@@ -141,9 +149,9 @@ def _service(prefix: str, cluster: str, role: Role, net: _Network, groups: list[
         executionRoleArn=EXEC_ROLE,
         containerDefinitions=[
             {
-                "name": "app",
+                "name": container,
                 "image": "repo/shop:v2" if role == "canary" else "repo/shop:v1",
-                "portMappings": [{"containerPort": 8000}],
+                "portMappings": [{"containerPort": port}],
                 "environment": [{"name": "SHOP_MODE", "value": role}],
                 "logConfiguration": {
                     "logDriver": "awslogs",
@@ -164,7 +172,8 @@ def _service(prefix: str, cluster: str, role: Role, net: _Network, groups: list[
             "awsvpcConfiguration": {"subnets": net.subnets, "securityGroups": [net.security_group]}
         },
         loadBalancers=[
-            {"targetGroupArn": arn, "containerName": "app", "containerPort": 8000} for arn in groups
+            {"targetGroupArn": arn, "containerName": container, "containerPort": port}
+            for arn in groups
         ],
     )
     return f"shop-{role}"
@@ -176,6 +185,8 @@ def build(
     extra_group: bool = False,
     default_action: str = "forward",
     baseline: bool = True,
+    baseline_serving: tuple[str, int] = ("app", 8000),
+    listener_port: int = 80,
 ) -> UserStack:
     """VPC, two subnets, an ALB whose listener (and a rule) splits traffic by weight, per
     role a target group (in the forward) and a tester group (outside it), a cluster, task
@@ -195,7 +206,10 @@ def build(
     if default_action == "fixed-response":
         action = {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}
     listener = elbv2.create_listener(
-        LoadBalancerArn=lb["LoadBalancerArn"], Protocol="HTTP", Port=80, DefaultActions=[action]
+        LoadBalancerArn=lb["LoadBalancerArn"],
+        Protocol="HTTP",
+        Port=listener_port,
+        DefaultActions=[action],
     )["Listeners"][0]["ListenerArn"]
     rule = elbv2.create_rule(
         ListenerArn=listener,
@@ -205,7 +219,11 @@ def build(
     )["Rules"][0]["RuleArn"]
     cluster = f"{prefix}-prod"
     boto3.client("ecs").create_cluster(clusterName=cluster)
-    services = {r: _service(prefix, cluster, r, net, [groups[r], testers[r]]) for r in ROLES}
+    serving = {"baseline": baseline_serving}
+    services = {
+        r: _service(prefix, cluster, r, net, [groups[r], testers[r]], serving.get(r, ("app", 8000)))
+        for r in ROLES
+    }
     return UserStack(
         prefix, cluster, listener, lb["LoadBalancerArn"], services, groups, testers, rule, extra
     )

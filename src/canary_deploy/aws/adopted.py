@@ -35,7 +35,7 @@ from canary_deploy.backend import (
     TrafficRouter,
     Workload,
 )
-from canary_deploy.config import Settings
+from canary_deploy.config import ENV_VARS, Settings
 from canary_deploy.errors import CanaryError, OperationFailed, UsageError
 from canary_deploy.preview import Preview, spec_changes
 from canary_deploy.routes import RouteMatch, TesterRoute
@@ -90,6 +90,23 @@ def outputs_of(existing: ExistingService) -> StackOutputs:
         tester_target_group_baseline_arn=existing.tester_baseline_target_group_arn,
         rule_arn=existing.rule_arn,
     )
+
+
+# [aws] settings an adopted setup uses (the rest configure our stack's template).
+_ADOPTED_USES = {"profile", "region", "env", "secrets", "existing"}
+
+
+def ignored_template_settings(settings: Settings) -> list[str]:
+    """The stack template's settings given (flag, environment or canary.toml) although an
+    adoption is driven: they configure resources of our stack, none of yours, so they do
+    nothing here (env and secrets are refused by deploy instead)."""
+    aws = settings.aws
+    names = {path: name for name, path in ENV_VARS.items()}
+    given = [f"aws.{f}" for f in sorted(aws.model_fields_set - _ADOPTED_USES)]
+    if "autoscaling" in aws.model_fields_set:
+        given.remove("aws.autoscaling")
+        given += [f"aws.autoscaling.{f}" for f in sorted(aws.autoscaling.model_fields_set)]
+    return [names.get(path, path) for path in given]
 
 
 def refuse_delete(existing: ExistingService) -> UsageError:
@@ -274,13 +291,19 @@ class AdoptedTarget:
             f"your own service (`canary adopt`): {where} in cluster {out.cluster_name}; canary "
             "changes its weights and task definition revisions, never creates or deletes it"
         ]
+        if out.rule_arn:
+            conditions = self.existing.rule_conditions or "as adopted"
+            notes.append(
+                f"the split is a listener rule's forward: only requests matching {conditions} "
+                "take it; the listener's default action is not canary's"
+            )
         state = self.alb.listener_state()
         listener = None
         if state.weights is None:
             notes.append(str(state.problem))
         else:
             listener = ListenerStatus(
-                url=f"http://{out.alb_dns}/",
+                url=self.existing.url,
                 weights=state.weights,
                 stickiness_seconds=state.stickiness_seconds,
             )

@@ -8,7 +8,11 @@ What is checked (each failure a UsageError naming what to fix):
   cluster), are ACTIVE, and each is registered (its `loadBalancers`) in exactly one target
   group of that forward, a different one each;
 - the forward names no other target group: ModifyListener replaces the whole action, so
-  a group canary does not know would be dropped by the first weight change.
+  a group canary does not know would be dropped by the first weight change;
+- stable's task definition has the container and port the baseline service's
+  `loadBalancers` name: a rollout runs the baseline on it.
+
+Before any AWS call, what the names alone show (`check_request`).
 
 A service's other target group (in no weighted action) becomes its tester group, where
 tester routes forward, as on our stack.
@@ -24,7 +28,12 @@ from botocore.exceptions import ClientError
 
 from canary_deploy.aws.clients import AwsClients
 from canary_deploy.aws.errors import ErrorScope, error_code
-from canary_deploy.aws.existing import ExistingService
+from canary_deploy.aws.existing import (
+    ExistingService,
+    describe_conditions,
+    exact_host,
+    listener_url,
+)
 from canary_deploy.backend import Role
 from canary_deploy.config import Settings
 from canary_deploy.errors import UsageError
@@ -79,6 +88,55 @@ def listener_of_rule(rule_arn: str) -> str:
     return f"{head}:listener/{path.rsplit('/', 1)[0]}"
 
 
+def check_request(request: AdoptRequest, region: str) -> None:
+    """What the names alone show is wrong, said before any AWS call: both --listener and
+    --rule, a name or a rule's ARN where the listener's ARN goes, an ARN of another
+    region, one service in two roles.
+
+    >>> check_request(AdoptRequest("c", "s", "k", "shop"), "us-east-1")
+    Traceback (most recent call last):
+    ...
+    canary_deploy.errors.UsageError: --listener takes the listener's ARN, not shop
+    """
+    if request.listener_arn and request.rule_arn:
+        raise UsageError(
+            "give --listener or --rule, not both: the split is either the listener's "
+            "default action or one rule's forward",
+            hint="--rule alone adopts the rule (its listener is found from its ARN)",
+        )
+    for flag, arn in (("--listener", request.listener_arn), ("--rule", request.rule_arn)):
+        if not arn:
+            continue
+        if flag == "--listener" and ":listener-rule/" in arn:
+            raise UsageError(
+                f"{arn} is a listener rule's ARN", hint=f"adopt a rule with --rule {arn}"
+            )
+        what = "listener" if flag == "--listener" else "listener rule"
+        if not arn.startswith("arn:") or arn.count(":") < 5:
+            raise UsageError(
+                f"{flag} takes the {what}'s ARN, not {arn}",
+                hint="e.g. `aws elbv2 describe-listeners --load-balancer-arn ARN` "
+                "(ListenerArn) or `aws elbv2 describe-rules --listener-arn ARN` (RuleArn)",
+            )
+        arn_region = arn.split(":")[3]
+        if arn_region and arn_region != region:
+            raise UsageError(
+                f"the {what} {arn} is in region {arn_region}, and canary works in {region}",
+                hint=f"pass --region {arn_region} (or set AWS_REGION={arn_region})",
+            )
+    named = [("stable", request.stable_service), ("canary", request.canary_service)]
+    if request.baseline_service:
+        named.append(("baseline", request.baseline_service))
+    for i, (role, service) in enumerate(named):
+        for other, same in named[i + 1 :]:
+            if service == same:
+                raise UsageError(
+                    f"the {role} and the {other} service are the same service {service}",
+                    hint="each role needs its own ECS service, registered in its own "
+                    "target group of the forward",
+                )
+
+
 def forward_groups(actions: Sequence[Mapping[str, Any]], where: str) -> dict[str, int]:
     """The target groups of the one forward action, with their weights (0..999).
 
@@ -111,6 +169,19 @@ def stickiness_of(actions: Sequence[Mapping[str, Any]]) -> int | None:
     return None
 
 
+@dataclass(frozen=True)
+class Forward:
+    """Where the weighted forward is: the listener (and rule) as DescribeListeners and
+    DescribeRules answer."""
+
+    listener_arn: str
+    load_balancer_arn: str
+    actions: list[Any]
+    protocol: str
+    port: int
+    conditions: list[Any]  # an adopted rule's (empty for a listener's default action)
+
+
 class Discovery:
     """The reads `canary adopt` makes, each failure translated with a hint."""
 
@@ -129,18 +200,13 @@ class Discovery:
                 raise UsageError(missing, hint=hint) from None
             raise
 
-    def forward(self, request: AdoptRequest) -> tuple[str, str, list[Any]]:
-        """(listener ARN, load balancer ARN, the actions holding the weighted forward)."""
+    def forward(self, request: AdoptRequest) -> Forward:
+        """The listener (or rule) and the actions holding the weighted forward."""
         listener_arn = request.listener_arn
         actions: list[Any] = []
+        conditions: list[Any] = []
         if request.rule_arn:
-            derived = listener_of_rule(request.rule_arn)
-            if listener_arn and listener_arn != derived:
-                raise UsageError(
-                    f"rule {request.rule_arn} is not on listener {listener_arn}",
-                    hint="give the rule alone (--rule): its listener is found from its ARN",
-                )
-            listener_arn = derived
+            listener_arn = listener_of_rule(request.rule_arn)  # never both (check_request)
             rules = self._read(
                 "read the listener rule",
                 f"listener rule {request.rule_arn} does not exist",
@@ -149,6 +215,7 @@ class Discovery:
                 RuleArns=[request.rule_arn],
             )["Rules"]
             actions = list(rules[0].get("Actions", []))
+            conditions = list(rules[0].get("Conditions", []))
         if not listener_arn:
             raise UsageError(
                 "adopt needs the listener (--listener ARN) or the listener rule (--rule ARN) "
@@ -163,7 +230,14 @@ class Discovery:
         )["Listeners"][0]
         if not request.rule_arn:
             actions = list(listener.get("DefaultActions", []))
-        return listener_arn, str(listener["LoadBalancerArn"]), actions
+        return Forward(
+            listener_arn,
+            str(listener["LoadBalancerArn"]),
+            actions,
+            str(listener.get("Protocol") or "HTTP"),
+            int(listener.get("Port") or 80),
+            conditions,
+        )
 
     def dns_name(self, load_balancer_arn: str) -> str:
         found = self._read(
@@ -208,6 +282,44 @@ class Discovery:
             result[role] = service
         return result
 
+    def task_definition(self, arn: str) -> Mapping[str, Any]:
+        described = self._read(
+            "describe a task definition",
+            f"task definition {arn} does not exist",
+            "check the service's task definition",
+            self._ecs.describe_task_definition,
+            taskDefinition=arn,
+        )
+        return dict(described["taskDefinition"])
+
+
+def check_baseline_fits(baseline: ServiceTypeDef, stable_td: Mapping[str, Any]) -> None:
+    """A rollout starts the baseline service on stable's task definition (the baseline runs
+    stable's image): ECS then needs each container and port the baseline's `loadBalancers`
+    name in that task definition, else UpdateService fails mid-rollout."""
+    ports = {
+        str(c.get("name")): {int(m["containerPort"]) for m in c.get("portMappings", [])}
+        for c in stable_td.get("containerDefinitions", [])
+    }
+    for lb in baseline.get("loadBalancers", []):
+        container, port = str(lb.get("containerName")), int(lb.get("containerPort") or 0)
+        if container in ports and port in ports[container]:
+            continue
+        lacks = (
+            f"port {port} in container {container}"
+            if container in ports
+            else (f"container {container}")
+        )
+        family = f"{stable_td.get('family')}:{stable_td.get('revision')}"
+        raise UsageError(
+            f"a rollout runs the baseline service {baseline.get('serviceName')} on stable's "
+            f"task definition ({family}), which has no {lacks} (the baseline's loadBalancers "
+            f"route to container {container} port {port})",
+            hint="register the baseline service to the container and port stable's task "
+            "definition serves; or adopt without --baseline-service (its group out of the "
+            "forward) and run rollouts with --no-baseline",
+        )
+
 
 def groups_of(
     role: Role, service: ServiceTypeDef, forward: Mapping[str, int]
@@ -242,9 +354,11 @@ def groups_of(
 
 def discover(clients: AwsClients, request: AdoptRequest) -> Adoption:
     """Read and check the setup; the record every later command uses."""
+    check_request(request, clients.region)
     errors = ErrorScope(request.name or request.stable_service, clients.region)
     found = Discovery(clients, errors)
-    listener_arn, lb_arn, actions = found.forward(request)
+    split = found.forward(request)
+    listener_arn, lb_arn, actions = split.listener_arn, split.load_balancer_arn, split.actions
     where = "the listener rule's action" if request.rule_arn else "the listener's default action"
     forward = forward_groups(actions, where)
     names: dict[Role, str] = {"stable": request.stable_service, "canary": request.canary_service}
@@ -256,6 +370,9 @@ def discover(clients: AwsClients, request: AdoptRequest) -> Adoption:
     for role, service in services.items():
         main[role], tester[role] = groups_of(role, service, forward)
     _check_distinct(main, names)
+    if "baseline" in services:
+        stable_td = found.task_definition(services["stable"].get("taskDefinition", ""))
+        check_baseline_fits(services["baseline"], stable_td)
     unknown = [arn for arn in forward if arn not in main.values()]
     if unknown:
         raise UsageError(
@@ -265,12 +382,16 @@ def discover(clients: AwsClients, request: AdoptRequest) -> Adoption:
             hint="remove it from the forward action, or adopt its service as the baseline "
             "(--baseline-service)",
         )
+    dns_name = found.dns_name(lb_arn)
+    host = exact_host(split.conditions) or dns_name
     existing = ExistingService(
         name=request.name or request.stable_service,
         listener_arn=listener_arn,
         rule_arn=request.rule_arn,
         load_balancer_arn=lb_arn,
-        dns_name=found.dns_name(lb_arn),
+        dns_name=dns_name,
+        listener_url=listener_url(split.protocol, split.port, host),
+        rule_conditions=describe_conditions(split.conditions) or None,
         cluster=request.cluster,
         stable_service=request.stable_service,
         canary_service=request.canary_service,

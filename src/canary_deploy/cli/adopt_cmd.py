@@ -13,7 +13,7 @@ import typer
 from canary_deploy.aws.adoption import Adoption, AdoptRequest, adopt_setup
 from canary_deploy.aws.existing import TABLE, ExistingService, with_table, without_table
 from canary_deploy.cli.app import OutputOpt, app, global_options, settings_from
-from canary_deploy.cli.output import console, print_json
+from canary_deploy.cli.output import console, print_json, warn
 from canary_deploy.config import CONFIG_FILE
 from canary_deploy.errors import UsageError
 
@@ -36,8 +36,10 @@ Name = Annotated[
 Stickiness = Annotated[
     int | None,
     typer.Option(
+        min=0,
+        max=604800,  # ALB's bounds (7 days), checked before any AWS call
         help="AWSALBTG seconds to send with each split (0: off; default: what the forward "
-        "has, or what an earlier adopt of it recorded)"
+        "has, or what an earlier adopt of it recorded)",
     ),
 ]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Check and show; write nothing.")]
@@ -73,7 +75,7 @@ def adopt(
     revisions that change the image only."""
     path = config_path(ctx)
     if forget:
-        _forget(path, output)
+        _forget(path, output, dry_run=dry_run)
         return
     if not (cluster and stable_service and canary_service):
         raise UsageError(
@@ -89,6 +91,14 @@ def adopt(
     if not dry_run:
         _record(path, adoption.existing)
     _render(adoption, None if dry_run else path, output)
+    given = "--stack-name" if global_options(ctx).stack_name else None
+    given = given or ("STACK_NAME" if os.environ.get("STACK_NAME") else None)
+    if given:
+        warn(
+            f"{given} is set: commands given a stack name next to [{TABLE}] are refused "
+            f"(canary does not guess which to drive); leave {given} unset to drive "
+            f"{adoption.existing.name}"
+        )
 
 
 def _render(adoption: Adoption, recorded: Path | None, output: str) -> None:
@@ -123,28 +133,36 @@ def _record(path: Path, existing: ExistingService) -> None:
     path.write_text(updated, encoding="utf-8")
 
 
-def _forget(path: Path, output: str) -> None:
+def _forget(path: Path, output: str, *, dry_run: bool) -> None:
     text = path.read_text(encoding="utf-8") if path.is_file() else ""
     kept = without_table(text)
-    if kept != text:
+    found = kept != text
+    if found and not dry_run:
         path.write_text(kept, encoding="utf-8")
-    forgot = kept != text
     if output == "json":
-        print_json({"forgotten": forgot, "config": str(path)})
+        print_json({"forgotten": found and not dry_run, "would_forget": found, "config": str(path)})
         return
-    what = f"Removed [{TABLE}] from {path}" if forgot else f"{path} has no [{TABLE}]"
-    console.print(
+    if not found:
+        what = f"{path} has no [{TABLE}]"
+    elif dry_run:
+        what = f"Would remove [{TABLE}] from {path}"
+    else:
+        what = f"Removed [{TABLE}] from {path}"
+    lines = [
         f"{what}; your listener, target groups and services are unchanged (tester routes "
-        "canary added stay too: `canary route delete` them before forgetting).",
-        markup=False,
-        soft_wrap=True,
-    )
+        "canary added stay too: `canary route delete` them before forgetting)."
+    ]
+    if dry_run:
+        lines.append("Dry run: nothing written.")
+    for line in lines:
+        console.print(line, markup=False, soft_wrap=True)
 
 
 def _show(adoption: Adoption, recorded: Path | None) -> None:
     e = adoption.existing
     where = f"rule {e.rule_arn}" if e.rule_arn else f"listener {e.listener_arn}"
-    lines = [f"Adopted {e.name}: {where} (cluster {e.cluster})"]
+    verb = "Would adopt" if recorded is None else "Adopted"
+    lines = [f"{verb} {e.name}: {where} (cluster {e.cluster})"]
     rows = [
         ("stable", e.stable_service, e.stable_target_group_arn, e.tester_stable_target_group_arn),
         ("canary", e.canary_service, e.canary_target_group_arn, e.tester_canary_target_group_arn),

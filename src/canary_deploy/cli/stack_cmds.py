@@ -21,7 +21,7 @@ from canary_deploy.cli.output import (
 )
 from canary_deploy.cli.preview_output import show_preview
 from canary_deploy.config import Settings
-from canary_deploy.errors import NothingToDelete, UsageError
+from canary_deploy.errors import CanaryError, NothingToDelete, UsageError
 from canary_deploy.rollout import service, steering
 from canary_deploy.rollout.summary import ControllerSummary
 from canary_deploy.targets import open_target
@@ -152,21 +152,52 @@ def deploy(
         slow_start_seconds=slow_start,
     )
     target = open_target(settings)
+    _warn_ignored(settings)
     spec = usecases.release_spec(
         settings, target.deployed_spec(), check_images=not skip_image_check
     )
     if dry_run:
-        with progress(f"Dry run: {settings.stack_name} ({settings.target})") as p:
+        with progress(f"Dry run: {settings.state_name} ({settings.target})") as p:
             preview = usecases.preview(target, spec, p)
         show_preview(preview, output)
         return
     _confirm_starved(usecases.starved_groups(spec, usecases.live_weights(target)), yes=yes)
     _yield_to_rollout(settings, target, force=force, quiet=output == "json")
     with progress(f"Deploying {settings.state_name} ({settings.target})") as p:
-        deployed = usecases.deploy_release(target, spec, p)
+        try:
+            deployed = usecases.deploy_release(target, spec, p)
+        except KeyboardInterrupt:
+            if settings.adopted is None:
+                raise
+            raise _interrupted(settings.adopted.canary_service) from None
     show_status(deployed.status, output)
     if deployed.warning:
         warn(deployed.warning)
+
+
+def _warn_ignored(settings: Settings) -> None:
+    """On an adopted setup, say once that the stack's production settings do nothing."""
+    if settings.adopted is None:
+        return
+    from canary_deploy.aws.adopted import ignored_template_settings
+
+    ignored = ignored_template_settings(settings)
+    if ignored:
+        warn(
+            f"{', '.join(ignored)}: settings of canary's stack template, which do not apply "
+            f"to your own service {settings.adopted.name} (its load balancer, listener and "
+            "services are configured where you manage them)"
+        )
+
+
+def _interrupted(canary_service: str) -> CanaryError:
+    """Ctrl-C during an adopted deploy: only the wait stopped; ECS rolls the service on."""
+    return CanaryError(
+        f"interrupted: the ECS deployment of {canary_service} carries on without canary "
+        "watching it (stopping the wait does not stop ECS)",
+        hint="`canary status` shows the canary service's deployment as it goes",
+        exit_code=130,
+    )
 
 
 def _split(ids: str) -> tuple[str, ...]:
