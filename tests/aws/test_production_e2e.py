@@ -191,10 +191,19 @@ def test_private_task_subnets_without_public_ips_behind_an_internal_balancer(
         network = service(aws_env, role)["networkConfiguration"]["awsvpcConfiguration"]
         assert network["assignPublicIp"] == "DISABLED"
         assert sorted(network["subnets"]) == sorted(task_subnets)
-    # A later deploy that names no network keeps this one.
+    # A later deploy that names no network keeps this one, and the scheme and public IPs
+    # too: a shell without ALB_SCHEME must not make the balancer public.
     assert cli("deploy", IMAGE_URI_CANARY="repo/app:v3").exit_code == 0
     network = service(aws_env, "Canary")["networkConfiguration"]["awsvpcConfiguration"]
     assert sorted(network["subnets"]) == sorted(task_subnets)
+    assert network["assignPublicIp"] == "DISABLED"
+    assert aws_env.stack_parameters()["AlbScheme"] == "internal"
+    assert load_balancer(aws_env)["Scheme"] == "internal"
+    # Named: refused before any change (AWS fails it halfway: shared target groups).
+    refused = cli("deploy", ALB_SCHEME="internet-facing")
+    assert refused.exit_code == 2, refused
+    assert "cannot belong to two load balancers" in refused.stderr
+    assert aws_env.stack_parameters()["AlbScheme"] == "internal"
 
 
 def test_task_subnets_need_a_vpc(aws_env: AwsEnv, cli: CliRunner) -> None:

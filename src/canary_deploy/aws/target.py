@@ -14,7 +14,7 @@ from canary_deploy.aws.parameters import (
     check_delete,
     listener_url,
     network_parameters,
-    replaces_load_balancer,
+    settings_for,
     stack_parameters,
     template_for,
 )
@@ -88,14 +88,9 @@ class AwsTarget:
 
     def deploy(self, spec: ReleaseSpec, progress: Progress) -> None:
         """Create the stack, or update it in place keeping the live weights."""
-        self._check_images(spec, progress)
         current = self.stack.describe()
+        self._check_images(spec, current, progress)
         parameters = self._stack_parameters(spec, current, progress)
-        if replaces_load_balancer(current, parameters):
-            progress.log(
-                "The new ALB scheme replaces the load balancer: a new DNS name, and the tester "
-                "routes go with the old listener (add them again with `canary route add`)"
-            )
         self._outputs = None
         self.stack.apply(parameters, progress, template=template_for(self._settings.aws))
         self._outputs = None
@@ -106,22 +101,25 @@ class AwsTarget:
     def preview(self, spec: ReleaseSpec, progress: Progress) -> Preview:
         """What `deploy(spec)` would change, from a CloudFormation change set of the same
         template and parameters (created, read, deleted); nothing else changes."""
-        self._check_images(spec, progress)
         current = self.stack.describe()
         if current is not None:
             refuse_update(self.stack.name, current.status, self._errors.region)
+        self._check_images(spec, current, progress)
         parameters = self._stack_parameters(spec, current, progress)
         changes = ChangeSetPreview(self._clients.cloudformation, self.stack.name, self._errors)
         template = template_for(self._settings.aws)
         return changes.preview(parameters, current, progress, template=template)
 
-    def _check_images(self, spec: ReleaseSpec, progress: Progress) -> None:
+    def _check_images(
+        self, spec: ReleaseSpec, current: StackInfo | None, progress: Progress
+    ) -> None:
         """Fail before any stack change when an ECR image is missing or built for another
         CPU architecture than the tasks' (`deploy --skip-image-check` skips this)."""
         if not spec.check_images:
             progress.log("Image check skipped (--skip-image-check)")
             return
-        architecture = self._settings.aws.cpu_architecture
+        # An existing stack keeps its architecture unless the settings name one.
+        architecture = settings_for(self._settings.aws, current).cpu_architecture
         images = EcrImages(self._clients.ecr_in, self._errors, architecture)
         images.check((spec.image_stable, spec.image_canary), progress)
 
