@@ -34,8 +34,12 @@ SECRET_ARN = re.compile(
 PARAMETER_ARN = re.compile(
     _PARTITION_REGION_ACCOUNT.format(service="ssm") + r"parameter/[A-Za-z0-9/_.-]+$"
 )
-KMS_KEY_ARN = re.compile(_PARTITION_REGION_ACCOUNT.format(service="kms") + r"key/[a-f0-9-]+$")
-# Secrets Manager appends "-" and 6 characters to a secret's name in its ARN.
+# A key's ID, or a Multi-Region key's (mrk- and 32 hex digits).
+KMS_KEY_ARN = re.compile(
+    _PARTITION_REGION_ACCOUNT.format(service="kms") + r"key/(mrk-)?[a-f0-9-]+$"
+)
+# Secrets Manager appends "-" and 6 characters to a secret's name in its ARN; a partial
+# ARN (without them) of a secret whose own name ends so looks the same.
 _FULL_SECRET_NAME = re.compile(r"-[A-Za-z0-9]{6}$")
 
 
@@ -71,7 +75,8 @@ def secret_problem(arn: str) -> str | None:
 
 
 def parse_pairs(values: Iterable[str], flag: str) -> dict[str, str]:
-    """`--env A=1 --env B=x=y` as {"A": "1", "B": "x=y"}; a value without `=` is an error.
+    """`--env A=1 --env B=x=y` as {"A": "1", "B": "x=y"}; a value without `=` is an error,
+    and so is a name given twice (which value was meant is a guess).
 
     >>> parse_pairs(["A=1", "B=x=y", "C="], "--env")
     {'A': '1', 'B': 'x=y', 'C': ''}
@@ -84,24 +89,32 @@ def parse_pairs(values: Iterable[str], flag: str) -> dict[str, str]:
                 f"{flag} {value!r}: expected NAME=VALUE",
                 hint=f"e.g. {flag} LOG_LEVEL=info (repeat {flag} for more)",
             )
+        if name in pairs:
+            raise UsageError(
+                f"{flag} {name} is given twice ({name}={pairs[name]!r} and {name}={rest!r})",
+                hint=f"give each name once (a {flag} value replaces the one in canary.toml)",
+            )
         pairs[name] = rest
     return pairs
 
 
-def secret_resource(arn: str) -> str:
-    """The IAM resource that grants reading `arn`: a secret's own ARN without the JSON key
+def secret_resources(arn: str) -> tuple[str, ...]:
+    """The IAM resources that grant reading `arn`: a secret's own ARN without the JSON key
     and version ECS accepts after it, with Secrets Manager's 6-character suffix matched
-    when the ARN was given without it; a parameter's ARN as it is.
+    when the ARN was given without it; a parameter's ARN as it is. A name ending in "-"
+    and 6 characters is either a full ARN or a partial one of such a name (prod-db-backup):
+    both are granted.
 
-    >>> secret_resource("arn:aws:secretsmanager:us-east-1:111122223333:secret:db-AbCdEf:password::")
-    'arn:aws:secretsmanager:us-east-1:111122223333:secret:db-AbCdEf'
-    >>> secret_resource("arn:aws:secretsmanager:us-east-1:111122223333:secret:db")
-    'arn:aws:secretsmanager:us-east-1:111122223333:secret:db-??????'
+    >>> secret_resources("arn:aws:secretsmanager:us-east-1:111122223333:secret:db:password::")
+    ('arn:aws:secretsmanager:us-east-1:111122223333:secret:db-??????',)
+    >>> secret_resources("arn:aws:secretsmanager:us-east-1:111122223333:secret:db-backup")[1]
+    'arn:aws:secretsmanager:us-east-1:111122223333:secret:db-backup-??????'
     """
     if not SECRET_ARN.match(arn):
-        return arn
+        return (arn,)
     base = ":".join(arn.split(":")[:7])
-    return base if _FULL_SECRET_NAME.search(base) else f"{base}-??????"
+    partial = f"{base}-??????"
+    return (base, partial) if _FULL_SECRET_NAME.search(base) else (partial,)
 
 
 def _quoted(value: str) -> str:
@@ -145,7 +158,8 @@ def _statements(config: TaskConfig) -> list[str]:
     arns = list(config.secrets.values())
     return [
         *_statement(
-            "secretsmanager:GetSecretValue", map(secret_resource, filter(SECRET_ARN.match, arns))
+            "secretsmanager:GetSecretValue",
+            [r for arn in filter(SECRET_ARN.match, arns) for r in secret_resources(arn)],
         ),
         *_statement("ssm:GetParameters", filter(PARAMETER_ARN.match, arns)),
         *_statement("kms:Decrypt", config.kms_key_arns),
