@@ -350,6 +350,32 @@ def test_retaining_logs_is_chosen_when_the_stack_is_created(
     )
 
 
+def test_a_retained_log_group_is_named_at_delete_and_blocks_a_re_create_before_any_change(
+    aws_env: AwsEnv, cli: CliRunner
+) -> None:
+    assert cli("deploy", RETAIN_LOGS="true").exit_code == 0
+    deleted = cli("delete", "--yes")
+    assert deleted.exit_code == 0, deleted
+    group = f"/ecs/{aws_env.stack_name}"
+    assert f"Kept log group {group}" in deleted.stderr
+    again = cli("deploy", RETAIN_LOGS="true")
+    assert again.exit_code == 2, again
+    assert f"log group {group} already exists" in again.stderr
+    assert "delete-log-group" in again.stderr and "STACK_NAME" in again.stderr
+    assert not aws_env.stack_exists()
+    boto3.client("logs").delete_log_group(logGroupName=group)
+
+
+def test_a_certificate_of_another_region_is_refused_before_any_change(
+    aws_env: AwsEnv, cli: CliRunner
+) -> None:
+    elsewhere = "arn:aws:acm:eu-west-1:123456789012:certificate/abc-123"
+    refused = cli("deploy", CERTIFICATE_ARN=elsewhere, AWS_REGION="us-east-1")
+    assert refused.exit_code == 2, refused
+    assert "is in eu-west-1, and the stack is in us-east-1" in refused.stderr
+    assert not aws_env.stack_exists()
+
+
 def test_deletion_protection_is_turned_off_by_a_deploy_before_a_delete(
     aws_env: AwsEnv, cli: CliRunner
 ) -> None:
@@ -360,6 +386,7 @@ def test_deletion_protection_is_turned_off_by_a_deploy_before_a_delete(
     assert "deletion protection on" in refused.stderr and "DELETION_PROTECTION=false" in (
         refused.stderr
     )
+    assert "canary --target aws deploy" in refused.stderr
     assert aws_env.stack_exists()
     assert cli("deploy", DELETION_PROTECTION="false").exit_code == 0
     assert cli("delete", "--yes").exit_code == 0

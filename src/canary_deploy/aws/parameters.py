@@ -245,14 +245,52 @@ def check_update(current: StackInfo, parameters: Mapping[str, str | None]) -> No
         )
 
 
+def check_certificate_region(aws: AwsSettings, region: str) -> None:
+    """Refuse a certificate from another region: an ALB takes ACM certificates of its own
+    region only, and CloudFormation would fail the listener halfway.
+
+    >>> check_certificate_region(AwsSettings(), "eu-west-1")  # none: nothing to check
+    """
+    arn = aws.certificate_arn
+    if arn is None:
+        return
+    where = arn.split(":")[3]
+    if where != region:
+        raise UsageError(
+            f"certificate {arn} is in {where}, and the stack is in {region}: a load balancer "
+            "takes ACM certificates of its own region only",
+            hint=f"request or import the certificate in ACM in {region} and set "
+            "certificate_arn (CERTIFICATE_ARN) to it, or deploy in "
+            f"{where} (--region / AWS_REGION)",
+        )
+
+
+def check_log_group_free(stack_name: str, existing: list[str]) -> None:
+    """Refuse creating a stack whose log group name `/ecs/<stack>` is taken (`existing`:
+    the names DescribeLogGroups lists under that prefix), e.g. kept by a deleted stack's
+    retain_logs: CloudFormation would fail the create and roll it back.
+
+    >>> check_log_group_free("shop", ["/ecs/shop-2"])
+    """
+    name = f"/ecs/{stack_name}"
+    if name in existing:
+        raise UsageError(
+            f"log group {name} already exists (kept by an earlier stack of this name with "
+            "retain_logs, or made by hand): the new stack would create it and fail",
+            hint=f"delete it (aws logs delete-log-group --log-group-name {name}) once its "
+            "logs are no longer needed, or use another stack name (--stack-name / STACK_NAME)",
+        )
+
+
 def check_delete(current: StackInfo) -> None:
     """Refuse deleting a stack whose load balancer refuses deletion: CloudFormation would
     delete everything else first and end in DELETE_FAILED."""
     if current.parameters.get("DeletionProtection") == "true":
         raise UsageError(
             f"stack {current.name}'s load balancer has deletion protection on",
-            hint="deploy once with deletion_protection = false (DELETION_PROTECTION=false), "
-            "then delete",
+            hint="turn it off with `DELETION_PROTECTION=false canary --target aws deploy` "
+            "(with the images it runs; the stack keeps every other production setting you do "
+            "not name), then `canary --target aws delete`",
         )
 
 

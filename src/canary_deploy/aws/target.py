@@ -11,7 +11,9 @@ from canary_deploy.aws.images import EcrImages
 from canary_deploy.aws.metrics import CloudWatchMetrics
 from canary_deploy.aws.outputs import StackOutputs
 from canary_deploy.aws.parameters import (
+    check_certificate_region,
     check_delete,
+    check_log_group_free,
     listener_url,
     network_parameters,
     settings_for,
@@ -89,6 +91,7 @@ class AwsTarget:
     def deploy(self, spec: ReleaseSpec, progress: Progress) -> None:
         """Create the stack, or update it in place keeping the live weights."""
         current = self.stack.describe()
+        self._check_before_change(current)
         self._check_images(spec, current, progress)
         parameters = self._stack_parameters(spec, current, progress)
         self._outputs = None
@@ -104,11 +107,22 @@ class AwsTarget:
         current = self.stack.describe()
         if current is not None:
             refuse_update(self.stack.name, current.status, self._errors.region)
+        self._check_before_change(current)
         self._check_images(spec, current, progress)
         parameters = self._stack_parameters(spec, current, progress)
         changes = ChangeSetPreview(self._clients.cloudformation, self.stack.name, self._errors)
         template = template_for(self._settings.aws)
         return changes.preview(parameters, current, progress, template=template)
+
+    def _check_before_change(self, current: StackInfo | None) -> None:
+        """Refuse what CloudFormation would fail halfway for resources outside the stack:
+        a certificate of another region, a log group name taken before a create."""
+        check_certificate_region(settings_for(self._settings.aws, current), self._clients.region)
+        if current is None and self._clients.logs is not None:
+            prefix = f"/ecs/{self.stack.name}"
+            with self._errors(f"look up log group {prefix}"):
+                found = self._clients.logs.describe_log_groups(logGroupNamePrefix=prefix)
+            check_log_group_free(self.stack.name, [g["logGroupName"] for g in found["logGroups"]])
 
     def _check_images(
         self, spec: ReleaseSpec, current: StackInfo | None, progress: Progress
@@ -204,3 +218,10 @@ class AwsTarget:
         except StackNotFound as exc:
             raise NothingToDelete(exc.message, hint="check STACK_NAME / AWS_REGION") from None
         self._outputs = None
+        if current is not None and current.parameters.get("RetainLogs") == "true":
+            group = f"/ecs/{current.name}"
+            progress.log(
+                f"Kept log group {group} (retain_logs): a new stack named {current.name} "
+                f"cannot be created while it exists (aws logs delete-log-group "
+                f"--log-group-name {group} once its logs are no longer needed)"
+            )
