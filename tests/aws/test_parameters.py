@@ -164,3 +164,11 @@ def test_a_template_cloudformation_would_refuse_for_its_size_is_refused_with_the
     huge = AwsSettings(env={f"VAR_{i}": "x" * 200 for i in range(100)})
     with pytest.raises(UsageError, match="CloudFormation takes at most 51,200"):
         template_for(huge)
+
+
+def test_the_execution_role_may_pull_the_release_images_from_another_account_or_region() -> None:
+    elsewhere = "999988887777.dkr.ecr.eu-west-1.amazonaws.com/shared/app:v2"
+    body = template_for(AwsSettings(), ("repo/app:v1", elsewhere))
+    assert '"arn:aws:ecr:eu-west-1:999988887777:repository/shared/app"' in body
+    assert "repository/repo/app" not in body  # Docker Hub: no ECR grant
+    assert template_for(AwsSettings(), ("repo/app:v1",)) == template_for(AwsSettings())

@@ -247,7 +247,8 @@ def test_env_and_secrets_reach_every_task_definition_and_survive_a_promotion(
         version = "canary" if role == "Canary" else "stable"
         assert app["environment"] == [{**environment[0], "value": version}, *environment[1:]]
         assert app["secrets"] == expected_secrets
-    # The execution role reads exactly those two.
+    # The execution role reads exactly those two (a secret's name ending like Secrets
+    # Manager's suffix, as every full ARN's does, is granted as a partial one too).
     role_name = task_definition(aws_env, "Stable")["executionRoleArn"].rpartition("/")[2]
     policy = boto3.client("iam").get_role_policy(
         RoleName=role_name, PolicyName="pull-images-and-write-logs"
@@ -260,7 +261,7 @@ def test_env_and_secrets_reach_every_task_definition_and_survive_a_promotion(
         s["Action"]: s["Resource"] for s in statements if str(s["Action"]).startswith(secret_access)
     }
     assert granted == {
-        "secretsmanager:GetSecretValue": [secret],
+        "secretsmanager:GetSecretValue": [secret, f"{secret}-??????"],
         "ssm:GetParameters": [parameter],
     }
 

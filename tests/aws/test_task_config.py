@@ -98,6 +98,24 @@ def test_env_and_secret_flags_need_name_equals_value() -> None:
         parse_pairs(["=arn"], "--secret")
 
 
+def test_the_release_repositories_are_pullable_by_the_execution_role() -> None:
+    other = "arn:aws:ecr:eu-west-1:999988887777:repository/shared/app"
+    doc = rendered(TaskConfig(image_repositories=(other, other)))
+    assert execution_statements(doc)[3:] == [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "ecr:BatchCheckLayerAvailability",
+                "ecr:BatchGetImage",
+                "ecr:GetDownloadUrlForLayer",
+            ],
+            "Resource": [other],
+        }
+    ]
+    body = render(template_body(), TaskConfig(image_repositories=(other,)))
+    assert [str(m) for m in lint(body, config=ManualArgs(regions=["us-east-1"]))] == []
+
+
 def test_a_name_given_twice_in_the_flags_is_refused_with_both_values() -> None:
     with pytest.raises(UsageError, match=r"--env A is given twice \(A='1' and A='2'\)"):
         parse_pairs(["A=1", "B=x", "A=2"], "--env")

@@ -4,13 +4,15 @@ environment and secrets rendered in), and the updates it refuses before sending 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import dataclasses
+from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from canary_deploy.aws import stack
 from canary_deploy.aws.errors import ErrorScope
+from canary_deploy.aws.images import parse_image
 from canary_deploy.aws.network import resolve_network
 from canary_deploy.aws.settings import AwsSettings
 from canary_deploy.aws.stack import StackInfo
@@ -294,10 +296,15 @@ def check_delete(current: StackInfo) -> None:
         )
 
 
-def template_for(aws: AwsSettings) -> str:
+def template_for(aws: AwsSettings, images: Iterable[str] = ()) -> str:
     """The template body a deploy sends: the packaged one with the app's environment and
-    secrets (and the execution role's read access to them) rendered in."""
-    body = render(stack.template_body(), aws.task_config)  # looked up when called
+    secrets (and the execution role's read access to them) rendered in, and the pull of
+    the ECR `images` (another account's or region's too)."""
+    repositories = tuple(
+        image.repository_arn for uri in images if (image := parse_image(uri)) is not None
+    )
+    config = dataclasses.replace(aws.task_config, image_repositories=repositories)
+    body = render(stack.template_body(), config)  # looked up when called
     size = len(body.encode())
     if size > TEMPLATE_BODY_LIMIT:
         raise UsageError(

@@ -95,7 +95,11 @@ class AwsTarget:
         self._check_images(spec, current, progress)
         parameters = self._stack_parameters(spec, current, progress)
         self._outputs = None
-        self.stack.apply(parameters, progress, template=template_for(self._settings.aws))
+        self.stack.apply(
+            parameters,
+            progress,
+            template=template_for(self._settings.aws, (spec.image_stable, spec.image_canary)),
+        )
         self._outputs = None
         if current is not None:
             # Routes made before the stack had tester groups forward to the judged groups.
@@ -111,7 +115,7 @@ class AwsTarget:
         self._check_images(spec, current, progress)
         parameters = self._stack_parameters(spec, current, progress)
         changes = ChangeSetPreview(self._clients.cloudformation, self.stack.name, self._errors)
-        template = template_for(self._settings.aws)
+        template = template_for(self._settings.aws, (spec.image_stable, spec.image_canary))
         return changes.preview(parameters, current, progress, template=template)
 
     def _check_before_change(self, current: StackInfo | None) -> None:

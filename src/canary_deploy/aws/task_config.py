@@ -51,6 +51,9 @@ class TaskConfig:
     environment: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, str] = field(default_factory=dict)  # name -> secret/parameter ARN
     kms_key_arns: tuple[str, ...] = ()  # customer managed keys of those secrets
+    # The ECR repositories of the release's images (ARNs): one in another account or
+    # region needs the role's own grant as well as that repository's policy.
+    image_repositories: tuple[str, ...] = ()
 
 
 def name_problem(name: str) -> str | None:
@@ -163,6 +166,21 @@ def _statements(config: TaskConfig) -> list[str]:
         ),
         *_statement("ssm:GetParameters", filter(PARAMETER_ARN.match, arns)),
         *_statement("kms:Decrypt", config.kms_key_arns),
+        *_pull_statement(config.image_repositories),
+    ]
+
+
+def _pull_statement(repositories: Iterable[str]) -> list[str]:
+    """The image pull on the release's repositories: the packaged statement covers this
+    account's and region's only."""
+    listed = sorted(set(repositories))
+    if not listed:
+        return []
+    actions = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
+    return [
+        "- Effect: Allow",
+        f"  Action: [{', '.join(actions)}]",
+        f"  Resource: [{', '.join(_quoted(r) for r in listed)}]",
     ]
 
 
