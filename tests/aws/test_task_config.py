@@ -160,6 +160,7 @@ def aws_settings(**aws: Any) -> Any:
         ({"access_logs_bucket": "Logs_Bucket"}, "not an S3 bucket name"),
         ({"log_retention_days": 10}, "CloudWatch Logs keeps logs 1, 3, 5"),
         ({"autoscaling": {"metric": "cpu", "min_capacity": 5, "max_capacity": 2}}, "above max"),
+        ({"autoscaling": {"metric": "cpu", "min_capacity": 0}}, "min_capacity must be 1 or more"),
     ],
 )
 def test_bad_settings_are_refused_with_what_is_wrong(setting: dict[str, Any], message: str) -> None:
