@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from canary_deploy.aws.alarms import CloudWatchAlarms
 from canary_deploy.aws.change_set import ChangeSetPreview
 from canary_deploy.aws.clients import AwsClients
@@ -26,6 +28,7 @@ from canary_deploy.aws.routes import AlbRoutes
 from canary_deploy.aws.stack import Stack, StackInfo
 from canary_deploy.aws.stack_states import refuse_update, status_note
 from canary_deploy.aws.status_rows import role_rows
+from canary_deploy.aws.task_config import config_changes
 from canary_deploy.aws.workload import EcsWorkload
 from canary_deploy.backend import (
     ListenerStatus,
@@ -116,7 +119,17 @@ class AwsTarget:
         parameters = self._stack_parameters(spec, current, progress)
         changes = ChangeSetPreview(self._clients.cloudformation, self.stack.name, self._errors)
         template = template_for(self._settings.aws, (spec.image_stable, spec.image_canary))
-        return changes.preview(parameters, current, progress, template=template)
+        preview = changes.preview(parameters, current, progress, template=template)
+        if current is None:
+            return preview
+        # The task definitions' resource change does not say what in them changes: we
+        # render the environment and secrets, so compare them with what stable runs.
+        running = self.ecs.app_settings("stable")
+        if running is None:
+            return preview
+        changed = config_changes(running, self._settings.aws.task_config)
+        notes = tuple(f"The app's {change} (every task definition)" for change in changed)
+        return dataclasses.replace(preview, notes=(*preview.notes, *notes))
 
     def _check_before_change(self, current: StackInfo | None) -> None:
         """Refuse what CloudFormation would fail halfway for resources outside the stack:

@@ -120,6 +120,28 @@ def secret_resources(arn: str) -> tuple[str, ...]:
     return (base, partial) if _FULL_SECRET_NAME.search(base) else (partial,)
 
 
+def config_changes(before: TaskConfig, after: TaskConfig) -> tuple[str, ...]:
+    """What a deploy changes in the app's environment and secrets, by name (values are
+    not shown: a dry run's output ends up in CI logs).
+
+    >>> config_changes(TaskConfig({"A": "1", "B": "x"}), TaskConfig({"A": "2", "C": "y"}))
+    ('environment: A changes, B removed, C added',)
+    """
+
+    def diff(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
+        return [
+            f"{name} {'added' if name not in old else 'removed' if name not in new else 'changes'}"
+            for name in sorted(set(old) | set(new))
+            if old.get(name) != new.get(name)
+        ]
+
+    found = (
+        ("environment", diff(before.environment, after.environment)),
+        ("secrets", diff(before.secrets, after.secrets)),
+    )
+    return tuple(f"{what}: {', '.join(names)}" for what, names in found if names)
+
+
 def _quoted(value: str) -> str:
     # A JSON string is a YAML double-quoted scalar: every character survives as it is.
     return json.dumps(value, ensure_ascii=False)
