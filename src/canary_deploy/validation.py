@@ -52,7 +52,9 @@ def _message(err: ErrorDetails, loc: tuple[str, ...], root: type) -> str:
         elif known:
             msg += f" (known here: {', '.join(known)})"
         return msg
-    shown = repr(err.get("input"))
+    given = err.get("input")
+    # A list is shown as its items (a tuple's repr is Python's, not the user's words).
+    shown = ", ".join(map(repr, given)) if isinstance(given, (list, tuple)) else repr(given)
     if err["type"] not in _NO_INPUT and not isinstance(err.get("input"), dict) and shown not in msg:
         msg += f" (got {shown})"
     return msg

@@ -38,6 +38,8 @@ def test_a_new_stack_lists_every_resource_and_leaves_nothing_behind(
     assert "Add │ Listener │ AWS::ElasticLoadBal" in out  # the type wraps at 80 columns
     assert "Add │ ServiceCanary │ AWS::ECS::Service" in out
     assert "ImageURICanary │ - │ repo/app:v2" in out
+    # moto lists conditional resources whatever their condition: said, not hidden.
+    assert "LogGroup, RetainedLogGroup" in out and "without evaluating the conditions" in out
     assert not aws_env.stack_exists()  # the REVIEW_IN_PROGRESS stack went with its change set
     assert "cloudformation:CreateStack" not in aws_env.call_log.read_text()
 
@@ -69,6 +71,8 @@ def test_an_update_degrades_to_the_parameter_diff_and_changes_nothing(
     assert "DesiredCountCanary │ 1 │ 2" in out
     assert "StableWeight │ 95 │ 80" in out
     assert "CloudFormation could not compute the change set: it lists no resource change" in err
+    assert "which moto's CloudFormation returns for every update" in err
+    assert "reach no resource" not in err  # never true of AWS
     assert "the live values (set by API calls), recorded in the stack first" in out
     # Nothing changed: the stack, the listener, and no change set left.
     assert aws_env.stack_parameters() == before
@@ -91,6 +95,19 @@ def test_an_update_degrades_to_the_parameter_diff_and_changes_nothing(
     assert {"name": "ImageURICanary", "before": "repo/app:v2", "after": "repo/app:v3"} in (
         doc["parameters"]
     )
+
+
+def test_env_and_secret_changes_are_named_in_an_update_dry_run(
+    aws_env: AwsEnv, cli: CliRunner
+) -> None:
+    assert cli("deploy", "--env", "LOG_LEVEL=info", "--env", "OLD=1").exit_code == 0
+    result = cli("deploy", "--dry-run", "--env", "LOG_LEVEL=debug", "--env", "NEW=x")
+    assert result.exit_code == 0, result.stderr
+    out = said(result.stdout)
+    assert "The app's environment: LOG_LEVEL changes, NEW added, OLD removed" in out
+    assert "debug" not in out  # names only: values may be sensitive
+    same = said(cli("deploy", "--dry-run", "--env", "LOG_LEVEL=info", "--env", "OLD=1").stdout)
+    assert "The app's environment" not in same
 
 
 def test_ctrl_c_during_the_dry_run_leaves_no_change_set_nor_stack(

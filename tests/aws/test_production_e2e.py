@@ -191,10 +191,19 @@ def test_private_task_subnets_without_public_ips_behind_an_internal_balancer(
         network = service(aws_env, role)["networkConfiguration"]["awsvpcConfiguration"]
         assert network["assignPublicIp"] == "DISABLED"
         assert sorted(network["subnets"]) == sorted(task_subnets)
-    # A later deploy that names no network keeps this one.
+    # A later deploy that names no network keeps this one, and the scheme and public IPs
+    # too: a shell without ALB_SCHEME must not make the balancer public.
     assert cli("deploy", IMAGE_URI_CANARY="repo/app:v3").exit_code == 0
     network = service(aws_env, "Canary")["networkConfiguration"]["awsvpcConfiguration"]
     assert sorted(network["subnets"]) == sorted(task_subnets)
+    assert network["assignPublicIp"] == "DISABLED"
+    assert aws_env.stack_parameters()["AlbScheme"] == "internal"
+    assert load_balancer(aws_env)["Scheme"] == "internal"
+    # Named: refused before any change (AWS fails it halfway: shared target groups).
+    refused = cli("deploy", ALB_SCHEME="internet-facing")
+    assert refused.exit_code == 2, refused
+    assert "cannot belong to two load balancers" in refused.stderr
+    assert aws_env.stack_parameters()["AlbScheme"] == "internal"
 
 
 def test_task_subnets_need_a_vpc(aws_env: AwsEnv, cli: CliRunner) -> None:
@@ -238,7 +247,8 @@ def test_env_and_secrets_reach_every_task_definition_and_survive_a_promotion(
         version = "canary" if role == "Canary" else "stable"
         assert app["environment"] == [{**environment[0], "value": version}, *environment[1:]]
         assert app["secrets"] == expected_secrets
-    # The execution role reads exactly those two.
+    # The execution role reads exactly those two (a secret's name ending like Secrets
+    # Manager's suffix, as every full ARN's does, is granted as a partial one too).
     role_name = task_definition(aws_env, "Stable")["executionRoleArn"].rpartition("/")[2]
     policy = boto3.client("iam").get_role_policy(
         RoleName=role_name, PolicyName="pull-images-and-write-logs"
@@ -251,7 +261,7 @@ def test_env_and_secrets_reach_every_task_definition_and_survive_a_promotion(
         s["Action"]: s["Resource"] for s in statements if str(s["Action"]).startswith(secret_access)
     }
     assert granted == {
-        "secretsmanager:GetSecretValue": [secret],
+        "secretsmanager:GetSecretValue": [secret, f"{secret}-??????"],
         "ssm:GetParameters": [parameter],
     }
 
@@ -341,6 +351,32 @@ def test_retaining_logs_is_chosen_when_the_stack_is_created(
     )
 
 
+def test_a_retained_log_group_is_named_at_delete_and_blocks_a_re_create_before_any_change(
+    aws_env: AwsEnv, cli: CliRunner
+) -> None:
+    assert cli("deploy", RETAIN_LOGS="true").exit_code == 0
+    deleted = cli("delete", "--yes")
+    assert deleted.exit_code == 0, deleted
+    group = f"/ecs/{aws_env.stack_name}"
+    assert f"Kept log group {group}" in deleted.stderr
+    again = cli("deploy", RETAIN_LOGS="true")
+    assert again.exit_code == 2, again
+    assert f"log group {group} already exists" in again.stderr
+    assert "delete-log-group" in again.stderr and "STACK_NAME" in again.stderr
+    assert not aws_env.stack_exists()
+    boto3.client("logs").delete_log_group(logGroupName=group)
+
+
+def test_a_certificate_of_another_region_is_refused_before_any_change(
+    aws_env: AwsEnv, cli: CliRunner
+) -> None:
+    elsewhere = "arn:aws:acm:eu-west-1:123456789012:certificate/abc-123"
+    refused = cli("deploy", CERTIFICATE_ARN=elsewhere, AWS_REGION="us-east-1")
+    assert refused.exit_code == 2, refused
+    assert "is in eu-west-1, and the stack is in us-east-1" in refused.stderr
+    assert not aws_env.stack_exists()
+
+
 def test_deletion_protection_is_turned_off_by_a_deploy_before_a_delete(
     aws_env: AwsEnv, cli: CliRunner
 ) -> None:
@@ -351,6 +387,7 @@ def test_deletion_protection_is_turned_off_by_a_deploy_before_a_delete(
     assert "deletion protection on" in refused.stderr and "DELETION_PROTECTION=false" in (
         refused.stderr
     )
+    assert "canary --target aws deploy" in refused.stderr
     assert aws_env.stack_exists()
     assert cli("deploy", DELETION_PROTECTION="false").exit_code == 0
     assert cli("delete", "--yes").exit_code == 0

@@ -61,8 +61,9 @@ def test_the_execution_role_reads_exactly_the_named_secrets_and_keys() -> None:
         {
             "Effect": "Allow",
             "Action": "secretsmanager:GetSecretValue",
-            # The secret itself, not the JSON key ECS reads from it.
-            "Resource": [SECRET],
+            # The secret itself, not the JSON key ECS reads from it; "db-AbCdEf" may also
+            # be a partial ARN of a secret named so, hence both.
+            "Resource": [SECRET, f"{SECRET}-??????"],
         },
         {"Effect": "Allow", "Action": "ssm:GetParameters", "Resource": [PARAMETER]},
         {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": list(APP.kms_key_arns)},
@@ -97,6 +98,51 @@ def test_env_and_secret_flags_need_name_equals_value() -> None:
         parse_pairs(["=arn"], "--secret")
 
 
+def test_the_release_repositories_are_pullable_by_the_execution_role() -> None:
+    other = "arn:aws:ecr:eu-west-1:999988887777:repository/shared/app"
+    doc = rendered(TaskConfig(image_repositories=(other, other)))
+    assert execution_statements(doc)[3:] == [
+        {
+            "Effect": "Allow",
+            "Action": [
+                "ecr:BatchCheckLayerAvailability",
+                "ecr:BatchGetImage",
+                "ecr:GetDownloadUrlForLayer",
+            ],
+            "Resource": [other],
+        }
+    ]
+    body = render(template_body(), TaskConfig(image_repositories=(other,)))
+    assert [str(m) for m in lint(body, config=ManualArgs(regions=["us-east-1"]))] == []
+
+
+def test_a_name_given_twice_in_the_flags_is_refused_with_both_values() -> None:
+    with pytest.raises(UsageError, match=r"--env A is given twice \(A='1' and A='2'\)"):
+        parse_pairs(["A=1", "B=x", "A=2"], "--env")
+    with pytest.raises(UsageError, match="--secret DB is given twice"):
+        parse_pairs([f"DB={SECRET}", f"DB={PARAMETER}"], "--secret")
+
+
+def test_a_partial_secret_arn_whose_name_ends_like_a_suffix_is_readable_either_way() -> None:
+    backup = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prod-db-backup"
+    plain = f"arn:aws:secretsmanager:us-east-1:{ACCOUNT}:secret:prod/db"
+    config = TaskConfig(secrets={"BACKUP": f"{backup}:password::", "DB": plain})
+    (granted,) = [
+        s
+        for s in execution_statements(rendered(config))
+        if s["Action"] == "secretsmanager:GetSecretValue"
+    ]
+    assert granted["Resource"] == [backup, f"{backup}-??????", f"{plain}-??????"]
+
+
+def test_multi_region_kms_keys_are_accepted_and_a_bad_one_is_named_in_plain_words() -> None:
+    mrk = f"arn:aws:kms:eu-west-1:{ACCOUNT}:key/mrk-1234abcd12ab34cd56ef1234567890ab"
+    assert aws_settings(secrets_kms_key_arns=[mrk]).secrets_kms_key_arns == (mrk,)
+    with pytest.raises(UsageError, match="not KMS key ARNs") as caught:
+        aws_settings(secrets_kms_key_arns=[mrk, "alias/aws/ssm"])
+    assert "('" not in caught.value.message and ",)" not in caught.value.message
+
+
 def aws_settings(**aws: Any) -> Any:
     return load_settings(env={}, flags={f"aws.{k}": v for k, v in aws.items()}).aws
 
@@ -114,6 +160,7 @@ def aws_settings(**aws: Any) -> Any:
         ({"access_logs_bucket": "Logs_Bucket"}, "not an S3 bucket name"),
         ({"log_retention_days": 10}, "CloudWatch Logs keeps logs 1, 3, 5"),
         ({"autoscaling": {"metric": "cpu", "min_capacity": 5, "max_capacity": 2}}, "above max"),
+        ({"autoscaling": {"metric": "cpu", "min_capacity": 0}}, "min_capacity must be 1 or more"),
     ],
 )
 def test_bad_settings_are_refused_with_what_is_wrong(setting: dict[str, Any], message: str) -> None:

@@ -126,11 +126,14 @@ class ChangeSetPreview:
             # moto computes no change for an update (DESIGN.md section 4).
             reason = not_computed(
                 NotComputed(
-                    "it lists no resource change although parameters change (moto computes "
-                    "none for an update; on AWS, these parameters reach no resource)"
+                    "it lists no resource change although parameters change, which moto's "
+                    "CloudFormation returns for every update (AWS's lists the resources "
+                    "they reach)"
                 )
             )
             return Preview("aws", self.stack_name, operation, changed, None, reason, notes)
+        if operation == "create":
+            notes = (*notes, *condition_notes(resources))
         return Preview("aws", self.stack_name, operation, changed, resources, None, notes)
 
     def _compute(
@@ -262,6 +265,25 @@ def live_notes(changed: tuple[ParameterChange, ...]) -> tuple[str, ...]:
     return (
         f"{', '.join(live)}: the live values (set by API calls), recorded in the stack first "
         "by a weights-only update; the listener and services keep them",
+    )
+
+
+# Resources under a template condition; LogGroup and RetainedLogGroup exclude each other.
+CONDITIONAL = ("LogGroup", "RetainedLogGroup", "HttpRedirectListener", "AlbHttpsIngress",
+               "StableScalableTarget", "StableScalingPolicy")  # fmt: skip
+
+
+def condition_notes(resources: tuple[ResourceChange, ...]) -> tuple[str, ...]:
+    """A note when the change set lists resources whose conditions exclude each other: the
+    CloudFormation in use did not evaluate the template's conditions (moto's does not)."""
+    added = {r.logical_id for r in resources if r.action == "Add"}
+    if not {"LogGroup", "RetainedLogGroup"} <= added:
+        return ()
+    listed = ", ".join(name for name in CONDITIONAL if name in added)
+    return (
+        f"{listed} are created only when their template condition holds; this CloudFormation "
+        "(moto) lists them all without evaluating the conditions (AWS's leaves out the ones "
+        "whose condition is false)",
     )
 
 

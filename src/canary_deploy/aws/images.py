@@ -67,6 +67,18 @@ class EcrImage:
         return {"imageDigest": self.digest} if self.digest else {"imageTag": self.tag}
 
     @property
+    def repository_arn(self) -> str:
+        """The repository's ARN (what an IAM policy grants the pull on).
+
+        >>> parse_image("111122223333.dkr.ecr.eu-west-1.amazonaws.com/dev/app:v1").repository_arn
+        'arn:aws:ecr:eu-west-1:111122223333:repository/dev/app'
+        """
+        partition = "aws-cn" if self.region.startswith("cn-") else "aws"
+        if self.region.startswith("us-gov-"):
+            partition = "aws-us-gov"
+        return f"arn:{partition}:ecr:{self.region}:{self.account}:repository/{self.repository}"
+
+    @property
     def tagged(self) -> str:
         """The URI `docker push` takes (a digest cannot be pushed to)."""
         return f"{self.registry}/{self.repository}:{self.tag}"

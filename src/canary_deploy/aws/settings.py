@@ -27,10 +27,21 @@ class AutoScalingSettings(_Frozen):
     """Target tracking of the stable service (`[aws.autoscaling]`); off by default."""
 
     metric: Literal["off", "cpu", "requests"] = "off"
-    min_capacity: int = Field(default=1, ge=0, le=1000)
+    min_capacity: int = Field(default=1, le=1000)
     max_capacity: int = Field(default=4, ge=1, le=1000)
     # CPU percent, or requests per target per minute.
     target_value: int = Field(default=60, ge=1)
+
+    @field_validator("min_capacity")
+    @classmethod
+    def _min_one(cls, count: int) -> int:
+        if count < 1:
+            raise ValueError(
+                f"min_capacity must be 1 or more, got {count}: while the canary holds the "
+                "traffic, autoscaling scales stable in to min_capacity, and a rollback or a "
+                "promotion would then put all traffic on no task"
+            )
+        return count
 
     @model_validator(mode="after")
     def _min_below_max(self) -> AutoScalingSettings:

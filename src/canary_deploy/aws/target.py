@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 from canary_deploy.aws.alarms import CloudWatchAlarms
 from canary_deploy.aws.change_set import ChangeSetPreview
 from canary_deploy.aws.clients import AwsClients
@@ -11,10 +13,12 @@ from canary_deploy.aws.images import EcrImages
 from canary_deploy.aws.metrics import CloudWatchMetrics
 from canary_deploy.aws.outputs import StackOutputs
 from canary_deploy.aws.parameters import (
+    check_certificate_region,
     check_delete,
+    check_log_group_free,
     listener_url,
     network_parameters,
-    replaces_load_balancer,
+    settings_for,
     stack_parameters,
     template_for,
 )
@@ -24,6 +28,7 @@ from canary_deploy.aws.routes import AlbRoutes
 from canary_deploy.aws.stack import Stack, StackInfo
 from canary_deploy.aws.stack_states import refuse_update, status_note
 from canary_deploy.aws.status_rows import role_rows
+from canary_deploy.aws.task_config import config_changes
 from canary_deploy.aws.workload import EcsWorkload
 from canary_deploy.backend import (
     ListenerStatus,
@@ -88,16 +93,16 @@ class AwsTarget:
 
     def deploy(self, spec: ReleaseSpec, progress: Progress) -> None:
         """Create the stack, or update it in place keeping the live weights."""
-        self._check_images(spec, progress)
         current = self.stack.describe()
+        self._check_before_change(current)
+        self._check_images(spec, current, progress)
         parameters = self._stack_parameters(spec, current, progress)
-        if replaces_load_balancer(current, parameters):
-            progress.log(
-                "The new ALB scheme replaces the load balancer: a new DNS name, and the tester "
-                "routes go with the old listener (add them again with `canary route add`)"
-            )
         self._outputs = None
-        self.stack.apply(parameters, progress, template=template_for(self._settings.aws))
+        self.stack.apply(
+            parameters,
+            progress,
+            template=template_for(self._settings.aws, (spec.image_stable, spec.image_canary)),
+        )
         self._outputs = None
         if current is not None:
             # Routes made before the stack had tester groups forward to the judged groups.
@@ -106,22 +111,46 @@ class AwsTarget:
     def preview(self, spec: ReleaseSpec, progress: Progress) -> Preview:
         """What `deploy(spec)` would change, from a CloudFormation change set of the same
         template and parameters (created, read, deleted); nothing else changes."""
-        self._check_images(spec, progress)
         current = self.stack.describe()
         if current is not None:
             refuse_update(self.stack.name, current.status, self._errors.region)
+        self._check_before_change(current)
+        self._check_images(spec, current, progress)
         parameters = self._stack_parameters(spec, current, progress)
         changes = ChangeSetPreview(self._clients.cloudformation, self.stack.name, self._errors)
-        template = template_for(self._settings.aws)
-        return changes.preview(parameters, current, progress, template=template)
+        template = template_for(self._settings.aws, (spec.image_stable, spec.image_canary))
+        preview = changes.preview(parameters, current, progress, template=template)
+        if current is None:
+            return preview
+        # The task definitions' resource change does not say what in them changes: we
+        # render the environment and secrets, so compare them with what stable runs.
+        running = self.ecs.app_settings("stable")
+        if running is None:
+            return preview
+        changed = config_changes(running, self._settings.aws.task_config)
+        notes = tuple(f"The app's {change} (every task definition)" for change in changed)
+        return dataclasses.replace(preview, notes=(*preview.notes, *notes))
 
-    def _check_images(self, spec: ReleaseSpec, progress: Progress) -> None:
+    def _check_before_change(self, current: StackInfo | None) -> None:
+        """Refuse what CloudFormation would fail halfway for resources outside the stack:
+        a certificate of another region, a log group name taken before a create."""
+        check_certificate_region(settings_for(self._settings.aws, current), self._clients.region)
+        if current is None and self._clients.logs is not None:
+            prefix = f"/ecs/{self.stack.name}"
+            with self._errors(f"look up log group {prefix}"):
+                found = self._clients.logs.describe_log_groups(logGroupNamePrefix=prefix)
+            check_log_group_free(self.stack.name, [g["logGroupName"] for g in found["logGroups"]])
+
+    def _check_images(
+        self, spec: ReleaseSpec, current: StackInfo | None, progress: Progress
+    ) -> None:
         """Fail before any stack change when an ECR image is missing or built for another
         CPU architecture than the tasks' (`deploy --skip-image-check` skips this)."""
         if not spec.check_images:
             progress.log("Image check skipped (--skip-image-check)")
             return
-        architecture = self._settings.aws.cpu_architecture
+        # An existing stack keeps its architecture unless the settings name one.
+        architecture = settings_for(self._settings.aws, current).cpu_architecture
         images = EcrImages(self._clients.ecr_in, self._errors, architecture)
         images.check((spec.image_stable, spec.image_canary), progress)
 
@@ -206,3 +235,10 @@ class AwsTarget:
         except StackNotFound as exc:
             raise NothingToDelete(exc.message, hint="check STACK_NAME / AWS_REGION") from None
         self._outputs = None
+        if current is not None and current.parameters.get("RetainLogs") == "true":
+            group = f"/ecs/{current.name}"
+            progress.log(
+                f"Kept log group {group} (retain_logs): a new stack named {current.name} "
+                f"cannot be created while it exists (aws logs delete-log-group "
+                f"--log-group-name {group} once its logs are no longer needed)"
+            )

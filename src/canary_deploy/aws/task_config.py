@@ -34,8 +34,12 @@ SECRET_ARN = re.compile(
 PARAMETER_ARN = re.compile(
     _PARTITION_REGION_ACCOUNT.format(service="ssm") + r"parameter/[A-Za-z0-9/_.-]+$"
 )
-KMS_KEY_ARN = re.compile(_PARTITION_REGION_ACCOUNT.format(service="kms") + r"key/[a-f0-9-]+$")
-# Secrets Manager appends "-" and 6 characters to a secret's name in its ARN.
+# A key's ID, or a Multi-Region key's (mrk- and 32 hex digits).
+KMS_KEY_ARN = re.compile(
+    _PARTITION_REGION_ACCOUNT.format(service="kms") + r"key/(mrk-)?[a-f0-9-]+$"
+)
+# Secrets Manager appends "-" and 6 characters to a secret's name in its ARN; a partial
+# ARN (without them) of a secret whose own name ends so looks the same.
 _FULL_SECRET_NAME = re.compile(r"-[A-Za-z0-9]{6}$")
 
 
@@ -47,6 +51,9 @@ class TaskConfig:
     environment: Mapping[str, str] = field(default_factory=dict)
     secrets: Mapping[str, str] = field(default_factory=dict)  # name -> secret/parameter ARN
     kms_key_arns: tuple[str, ...] = ()  # customer managed keys of those secrets
+    # The ECR repositories of the release's images (ARNs): one in another account or
+    # region needs the role's own grant as well as that repository's policy.
+    image_repositories: tuple[str, ...] = ()
 
 
 def name_problem(name: str) -> str | None:
@@ -71,7 +78,8 @@ def secret_problem(arn: str) -> str | None:
 
 
 def parse_pairs(values: Iterable[str], flag: str) -> dict[str, str]:
-    """`--env A=1 --env B=x=y` as {"A": "1", "B": "x=y"}; a value without `=` is an error.
+    """`--env A=1 --env B=x=y` as {"A": "1", "B": "x=y"}; a value without `=` is an error,
+    and so is a name given twice (which value was meant is a guess).
 
     >>> parse_pairs(["A=1", "B=x=y", "C="], "--env")
     {'A': '1', 'B': 'x=y', 'C': ''}
@@ -84,24 +92,54 @@ def parse_pairs(values: Iterable[str], flag: str) -> dict[str, str]:
                 f"{flag} {value!r}: expected NAME=VALUE",
                 hint=f"e.g. {flag} LOG_LEVEL=info (repeat {flag} for more)",
             )
+        if name in pairs:
+            raise UsageError(
+                f"{flag} {name} is given twice ({name}={pairs[name]!r} and {name}={rest!r})",
+                hint=f"give each name once (a {flag} value replaces the one in canary.toml)",
+            )
         pairs[name] = rest
     return pairs
 
 
-def secret_resource(arn: str) -> str:
-    """The IAM resource that grants reading `arn`: a secret's own ARN without the JSON key
+def secret_resources(arn: str) -> tuple[str, ...]:
+    """The IAM resources that grant reading `arn`: a secret's own ARN without the JSON key
     and version ECS accepts after it, with Secrets Manager's 6-character suffix matched
-    when the ARN was given without it; a parameter's ARN as it is.
+    when the ARN was given without it; a parameter's ARN as it is. A name ending in "-"
+    and 6 characters is either a full ARN or a partial one of such a name (prod-db-backup):
+    both are granted.
 
-    >>> secret_resource("arn:aws:secretsmanager:us-east-1:111122223333:secret:db-AbCdEf:password::")
-    'arn:aws:secretsmanager:us-east-1:111122223333:secret:db-AbCdEf'
-    >>> secret_resource("arn:aws:secretsmanager:us-east-1:111122223333:secret:db")
-    'arn:aws:secretsmanager:us-east-1:111122223333:secret:db-??????'
+    >>> secret_resources("arn:aws:secretsmanager:us-east-1:111122223333:secret:db:password::")
+    ('arn:aws:secretsmanager:us-east-1:111122223333:secret:db-??????',)
+    >>> secret_resources("arn:aws:secretsmanager:us-east-1:111122223333:secret:db-backup")[1]
+    'arn:aws:secretsmanager:us-east-1:111122223333:secret:db-backup-??????'
     """
     if not SECRET_ARN.match(arn):
-        return arn
+        return (arn,)
     base = ":".join(arn.split(":")[:7])
-    return base if _FULL_SECRET_NAME.search(base) else f"{base}-??????"
+    partial = f"{base}-??????"
+    return (base, partial) if _FULL_SECRET_NAME.search(base) else (partial,)
+
+
+def config_changes(before: TaskConfig, after: TaskConfig) -> tuple[str, ...]:
+    """What a deploy changes in the app's environment and secrets, by name (values are
+    not shown: a dry run's output ends up in CI logs).
+
+    >>> config_changes(TaskConfig({"A": "1", "B": "x"}), TaskConfig({"A": "2", "C": "y"}))
+    ('environment: A changes, B removed, C added',)
+    """
+
+    def diff(old: Mapping[str, str], new: Mapping[str, str]) -> list[str]:
+        return [
+            f"{name} {'added' if name not in old else 'removed' if name not in new else 'changes'}"
+            for name in sorted(set(old) | set(new))
+            if old.get(name) != new.get(name)
+        ]
+
+    found = (
+        ("environment", diff(before.environment, after.environment)),
+        ("secrets", diff(before.secrets, after.secrets)),
+    )
+    return tuple(f"{what}: {', '.join(names)}" for what, names in found if names)
 
 
 def _quoted(value: str) -> str:
@@ -145,10 +183,26 @@ def _statements(config: TaskConfig) -> list[str]:
     arns = list(config.secrets.values())
     return [
         *_statement(
-            "secretsmanager:GetSecretValue", map(secret_resource, filter(SECRET_ARN.match, arns))
+            "secretsmanager:GetSecretValue",
+            [r for arn in filter(SECRET_ARN.match, arns) for r in secret_resources(arn)],
         ),
         *_statement("ssm:GetParameters", filter(PARAMETER_ARN.match, arns)),
         *_statement("kms:Decrypt", config.kms_key_arns),
+        *_pull_statement(config.image_repositories),
+    ]
+
+
+def _pull_statement(repositories: Iterable[str]) -> list[str]:
+    """The image pull on the release's repositories: the packaged statement covers this
+    account's and region's only."""
+    listed = sorted(set(repositories))
+    if not listed:
+        return []
+    actions = ("ecr:BatchCheckLayerAvailability", "ecr:BatchGetImage", "ecr:GetDownloadUrlForLayer")
+    return [
+        "- Effect: Allow",
+        f"  Action: [{', '.join(actions)}]",
+        f"  Resource: [{', '.join(_quoted(r) for r in listed)}]",
     ]
 
 

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from canary_deploy.aws.errors import ErrorScope
 from canary_deploy.aws.outputs import NoBaseline, StackOutputs
+from canary_deploy.aws.task_config import RESERVED_NAMES, TaskConfig
 from canary_deploy.backend import Progress, Role, ServiceStatus, TaskDefinitionStatus
 from canary_deploy.errors import OperationFailed, UsageError
 
@@ -164,6 +165,25 @@ class EcsWorkload:
                 container_port=ports[0].get("containerPort") if ports else None,
             )
         return result
+
+    def app_settings(self, role: Role) -> TaskConfig | None:
+        """The environment (without the stack's own CANARY_VERSION) and secrets `role`'s
+        service runs with now; None when it has no task definition."""
+        service = self._services().get(role)
+        arn = None if service is None else service.get("taskDefinition")
+        if not arn:
+            return None
+        with self._errors("describe a task definition"):
+            td = self._ecs.describe_task_definition(taskDefinition=arn)["taskDefinition"]
+        containers = td.get("containerDefinitions", [])
+        container = containers[0] if containers else {}
+        environment = {
+            e["name"]: e.get("value", "")
+            for e in container.get("environment", [])
+            if "name" in e and e["name"] not in RESERVED_NAMES
+        }
+        secrets = {s["name"]: s["valueFrom"] for s in container.get("secrets", [])}
+        return TaskConfig(environment, secrets)
 
     def running_images(self) -> dict[Role, tuple[str, ...]]:
         """Per group, the images its running tasks of the service's current task definition
