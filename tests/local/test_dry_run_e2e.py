@@ -40,3 +40,14 @@ def test_dry_run_lists_the_spec_changes_and_starts_nothing(
     assert status["listener"]["weights"] == {"stable": 70, "canary": 30, "baseline": 0}
     assert status["versions"]["canary"]["task_definition"]["image"] == "builtin:v2"
     assert status["versions"]["canary"]["service"]["desired"] == 1
+
+
+def test_env_and_secret_flags_say_local_tasks_do_not_get_them(
+    new_stack: Callable[[], LocalStack],
+) -> None:
+    stack = new_stack()
+    result = stack.ok("--target", "local", "deploy", "--dry-run", "--env", "LOG_LEVEL=debug")
+    said = " ".join(result.stderr.split())
+    assert "local tasks do not get them" in said
+    assert "LOG_LEVEL=debug python -m app --port $PORT" in said
+    assert "do not get them" not in stack.ok("--target", "local", "deploy", "--dry-run").stderr

@@ -153,6 +153,12 @@ def deploy(
     )
     target = open_target(settings)
     _warn_ignored(settings)
+    if settings.target == "local" and (env or secret):
+        warn(
+            "--env and --secret go into the AWS task definitions; local tasks do not get "
+            "them: put variables before a local image's command, e.g. "
+            "--image-canary 'LOG_LEVEL=debug python -m app --port $PORT'"
+        )
     spec = usecases.release_spec(
         settings, target.deployed_spec(), check_images=not skip_image_check
     )
