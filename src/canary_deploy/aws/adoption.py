@@ -12,7 +12,7 @@ What is checked (each failure a UsageError naming what to fix):
 - stable's task definition has the container and port the baseline service's
   `loadBalancers` name: a rollout runs the baseline on it.
 
-Before any AWS call, what the names alone show (`check_request`).
+Before any AWS call, what the names alone show (`adopt_request.check_request`).
 
 A service's other target group (in no weighted action) becomes its tester group, where
 tester routes forward, as on our stack.
@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from canary_deploy.aws.adopt_request import AdoptRequest, check_request, listener_of_rule
 from canary_deploy.aws.clients import AwsClients
 from canary_deploy.aws.errors import ErrorScope, error_code
 from canary_deploy.aws.existing import (
@@ -52,89 +53,11 @@ _MISSING_CODES = {
 
 
 @dataclass(frozen=True)
-class AdoptRequest:
-    """What the user names; everything else is found from it."""
-
-    cluster: str
-    stable_service: str
-    canary_service: str
-    listener_arn: str | None = None
-    rule_arn: str | None = None
-    baseline_service: str | None = None
-    name: str | None = None  # default: the stable service's name
-    stickiness_s: int | None = None  # None: as the forward has it; 0: off
-
-
-@dataclass(frozen=True)
 class Adoption:
     """What adopt found: the record to keep, and the live weights to show."""
 
     existing: ExistingService
     weights: Weights | None
-
-
-def listener_of_rule(rule_arn: str) -> str:
-    """The listener a rule belongs to, from the rule's ARN.
-
-    >>> listener_of_rule("arn:aws:elasticloadbalancing:us-east-1:1:listener-rule/app/a/b/c/d")
-    'arn:aws:elasticloadbalancing:us-east-1:1:listener/app/a/b/c'
-    """
-    head, _, path = rule_arn.partition(":listener-rule/")
-    if not path or "/" not in path:
-        raise UsageError(
-            f"{rule_arn} is not a listener rule ARN",
-            hint="copy it from `aws elbv2 describe-rules --listener-arn ...` (RuleArn)",
-        )
-    return f"{head}:listener/{path.rsplit('/', 1)[0]}"
-
-
-def check_request(request: AdoptRequest, region: str) -> None:
-    """What the names alone show is wrong, said before any AWS call: both --listener and
-    --rule, a name or a rule's ARN where the listener's ARN goes, an ARN of another
-    region, one service in two roles.
-
-    >>> check_request(AdoptRequest("c", "s", "k", "shop"), "us-east-1")
-    Traceback (most recent call last):
-    ...
-    canary_deploy.errors.UsageError: --listener takes the listener's ARN, not shop
-    """
-    if request.listener_arn and request.rule_arn:
-        raise UsageError(
-            "give --listener or --rule, not both: the split is either the listener's "
-            "default action or one rule's forward",
-            hint="--rule alone adopts the rule (its listener is found from its ARN)",
-        )
-    for flag, arn in (("--listener", request.listener_arn), ("--rule", request.rule_arn)):
-        if not arn:
-            continue
-        if flag == "--listener" and ":listener-rule/" in arn:
-            raise UsageError(
-                f"{arn} is a listener rule's ARN", hint=f"adopt a rule with --rule {arn}"
-            )
-        what = "listener" if flag == "--listener" else "listener rule"
-        if not arn.startswith("arn:") or arn.count(":") < 5:
-            raise UsageError(
-                f"{flag} takes the {what}'s ARN, not {arn}",
-                hint="e.g. `aws elbv2 describe-listeners --load-balancer-arn ARN` "
-                "(ListenerArn) or `aws elbv2 describe-rules --listener-arn ARN` (RuleArn)",
-            )
-        arn_region = arn.split(":")[3]
-        if arn_region and arn_region != region:
-            raise UsageError(
-                f"the {what} {arn} is in region {arn_region}, and canary works in {region}",
-                hint=f"pass --region {arn_region} (or set AWS_REGION={arn_region})",
-            )
-    named = [("stable", request.stable_service), ("canary", request.canary_service)]
-    if request.baseline_service:
-        named.append(("baseline", request.baseline_service))
-    for i, (role, service) in enumerate(named):
-        for other, same in named[i + 1 :]:
-            if service == same:
-                raise UsageError(
-                    f"the {role} and the {other} service are the same service {service}",
-                    hint="each role needs its own ECS service, registered in its own "
-                    "target group of the forward",
-                )
 
 
 def forward_groups(actions: Sequence[Mapping[str, Any]], where: str) -> dict[str, int]:

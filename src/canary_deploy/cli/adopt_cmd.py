@@ -10,7 +10,8 @@ from typing import Annotated
 
 import typer
 
-from canary_deploy.aws.adoption import Adoption, AdoptRequest, adopt_setup
+from canary_deploy.aws.adopt_request import AdoptRequest
+from canary_deploy.aws.adoption import Adoption, adopt_setup
 from canary_deploy.aws.existing import TABLE, ExistingService, with_table, without_table
 from canary_deploy.cli.app import OutputOpt, app, global_options, settings_from
 from canary_deploy.cli.output import console, print_json, warn
