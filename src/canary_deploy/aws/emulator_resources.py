@@ -37,8 +37,26 @@ def _attributes(properties: dict[str, Any]) -> dict[str, str]:
 
 
 def patch_load_balancers() -> None:
+    """Load balancers keep their attributes, update in place and give their full name;
+    target groups give theirs."""
     from moto.elbv2 import models
 
+    _patch_balancer_class(models)
+
+    def group_attribute(self: Any, attribute_name: str) -> Any:
+        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
+
+        if attribute_name == "TargetGroupFullName":
+            return _full_name(self.arn)
+        raise UnformattedGetAttTemplateException()
+
+    _replace(models.FakeTargetGroup, get_cfn_attribute=group_attribute)
+
+
+def _patch_balancer_class(models: Any) -> None:
+    """`FakeLoadBalancer` (of moto's `elbv2.models`) from CloudFormation: created with its
+    `LoadBalancerAttributes`, updated in place (replaced on a new scheme), and its
+    `LoadBalancerFullName` for `Fn::GetAtt`."""
     balancer_class = models.FakeLoadBalancer
     create = balancer_class.create_from_cloudformation_json
     get_attribute = balancer_class.get_cfn_attribute
@@ -78,15 +96,6 @@ def patch_load_balancers() -> None:
         update_from_cloudformation_json=classmethod(update_from_cloudformation_json),
         get_cfn_attribute=get_cfn_attribute,
     )
-
-    def group_attribute(self: Any, attribute_name: str) -> Any:
-        from moto.cloudformation.exceptions import UnformattedGetAttTemplateException
-
-        if attribute_name == "TargetGroupFullName":
-            return _full_name(self.arn)
-        raise UnformattedGetAttTemplateException()
-
-    _replace(models.FakeTargetGroup, get_cfn_attribute=group_attribute)
 
 
 # What `register_task_definition` takes besides family, containers, volumes and memory.
@@ -152,11 +161,53 @@ def patch_autoscaling() -> None:
     _MODELS.extend((_scalable_target_model(), _scaling_policy_model()))
 
 
+class _RegisteringModel:
+    """What both Application Auto Scaling models share, mixed into moto's
+    `CloudFormationModel` (a direct subclass each: moto lists `__subclasses__()`): the type
+    names, no `Fn::GetAtt` attributes, an update that registers again (both APIs overwrite
+    what the key names) and a delete from the resource moto keeps."""
+
+    TYPE = ""
+    NAME_TYPE = ""  # the property that names the resource ("": none)
+
+    @classmethod
+    def cloudformation_name_type(cls) -> str:
+        return cls.NAME_TYPE
+
+    @classmethod
+    def cloudformation_type(cls) -> str:
+        return cls.TYPE
+
+    @classmethod
+    def has_cfn_attr(cls, attr: str) -> bool:
+        return False
+
+    @classmethod
+    def update_from_cloudformation_json(
+        cls: Any, original_resource: Any, new_resource_name: str, cloudformation_json: Any,
+        account_id: str, region_name: str,
+    ) -> Any:  # fmt: skip
+        return cls.create_from_cloudformation_json(
+            new_resource_name, cloudformation_json, account_id, region_name
+        )
+
+    @classmethod
+    def delete_from_cloudformation_json(
+        cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
+    ) -> None:
+        pass  # `delete` does it, from the resource moto keeps
+
+    def is_created(self) -> bool:
+        return True
+
+
 def _scalable_target_model() -> type:
     from moto.applicationautoscaling.models import applicationautoscaling_backends as backends
     from moto.core.common_models import CloudFormationModel
 
-    class ScalableTarget(CloudFormationModel):
+    class ScalableTarget(_RegisteringModel, CloudFormationModel):
+        TYPE = "AWS::ApplicationAutoScaling::ScalableTarget"
+
         def __init__(self, key: tuple[str, str, str]) -> None:
             self.key = key  # namespace, resource id, dimension
 
@@ -164,18 +215,6 @@ def _scalable_target_model() -> type:
         def physical_resource_id(self) -> str:
             namespace, resource_id, dimension = self.key
             return f"{resource_id}|{dimension}|{namespace}"  # what CloudFormation's Ref gives
-
-        @staticmethod
-        def cloudformation_name_type() -> str:
-            return ""
-
-        @staticmethod
-        def cloudformation_type() -> str:
-            return "AWS::ApplicationAutoScaling::ScalableTarget"
-
-        @classmethod
-        def has_cfn_attr(cls, attr: str) -> bool:
-            return False
 
         @classmethod
         def create_from_cloudformation_json(
@@ -193,26 +232,8 @@ def _scalable_target_model() -> type:
             )
             return cls(key)
 
-        @classmethod
-        def update_from_cloudformation_json(
-            cls, original_resource: Any, new_resource_name: str, cloudformation_json: Any,
-            account_id: str, region_name: str,
-        ) -> ScalableTarget:  # fmt: skip
-            return cls.create_from_cloudformation_json(
-                new_resource_name, cloudformation_json, account_id, region_name
-            )
-
-        @classmethod
-        def delete_from_cloudformation_json(
-            cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
-        ) -> None:
-            pass  # `delete` does it, from the resource moto keeps
-
         def delete(self, account_id: str, region_name: str) -> None:
             backends[account_id][region_name].deregister_scalable_target(*self.key)
-
-        def is_created(self) -> bool:
-            return True
 
     return ScalableTarget
 
@@ -221,25 +242,16 @@ def _scaling_policy_model() -> type:
     from moto.applicationautoscaling.models import applicationautoscaling_backends as backends
     from moto.core.common_models import CloudFormationModel
 
-    class ScalingPolicy(CloudFormationModel):
+    class ScalingPolicy(_RegisteringModel, CloudFormationModel):
+        TYPE = "AWS::ApplicationAutoScaling::ScalingPolicy"
+        NAME_TYPE = "PolicyName"
+
         def __init__(self, name: str, key: tuple[str, str, str]) -> None:
             self.name, self.key = name, key
 
         @property
         def physical_resource_id(self) -> str:
             return self.name
-
-        @staticmethod
-        def cloudformation_name_type() -> str:
-            return "PolicyName"
-
-        @staticmethod
-        def cloudformation_type() -> str:
-            return "AWS::ApplicationAutoScaling::ScalingPolicy"
-
-        @classmethod
-        def has_cfn_attr(cls, attr: str) -> bool:
-            return False
 
         @classmethod
         def create_from_cloudformation_json(
@@ -255,26 +267,8 @@ def _scaling_policy_model() -> type:
             )
             return cls(p["PolicyName"], (namespace, resource_id, dimension))
 
-        @classmethod
-        def update_from_cloudformation_json(
-            cls, original_resource: Any, new_resource_name: str, cloudformation_json: Any,
-            account_id: str, region_name: str,
-        ) -> ScalingPolicy:  # fmt: skip
-            return cls.create_from_cloudformation_json(
-                new_resource_name, cloudformation_json, account_id, region_name
-            )
-
-        @classmethod
-        def delete_from_cloudformation_json(
-            cls, resource_name: str, cloudformation_json: Any, account_id: str, region_name: str
-        ) -> None:
-            pass  # `delete` does it, from the resource moto keeps
-
         def delete(self, account_id: str, region_name: str) -> None:
             backends[account_id][region_name].delete_scaling_policy(self.name, *self.key)
-
-        def is_created(self) -> bool:
-            return True
 
     return ScalingPolicy
 
