@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from canary_deploy.backend import Role
 from canary_deploy.errors import UsageError
 
 
@@ -20,6 +21,14 @@ class AdoptRequest:
     baseline_service: str | None = None
     name: str | None = None  # default: the stable service's name
     stickiness_s: int | None = None  # None: as the forward has it; 0: off
+
+    @property
+    def service_names(self) -> dict[Role, str]:
+        """Each role's ECS service (baseline only when named)."""
+        names: dict[Role, str] = {"stable": self.stable_service, "canary": self.canary_service}
+        if self.baseline_service:
+            names["baseline"] = self.baseline_service
+        return names
 
 
 def listener_of_rule(rule_arn: str) -> str:
@@ -73,9 +82,7 @@ def check_request(request: AdoptRequest, region: str) -> None:
                 f"the {what} {arn} is in region {arn_region}, and canary works in {region}",
                 hint=f"pass --region {arn_region} (or set AWS_REGION={arn_region})",
             )
-    named = [("stable", request.stable_service), ("canary", request.canary_service)]
-    if request.baseline_service:
-        named.append(("baseline", request.baseline_service))
+    named = list(request.service_names.items())
     for i, (role, service) in enumerate(named):
         for other, same in named[i + 1 :]:
             if service == same:

@@ -281,12 +281,9 @@ def discover(clients: AwsClients, request: AdoptRequest) -> Adoption:
     errors = ErrorScope(request.name or request.stable_service, clients.region)
     found = Discovery(clients, errors)
     split = found.forward(request)
-    listener_arn, lb_arn, actions = split.listener_arn, split.load_balancer_arn, split.actions
     where = "the listener rule's action" if request.rule_arn else "the listener's default action"
-    forward = forward_groups(actions, where)
-    names: dict[Role, str] = {"stable": request.stable_service, "canary": request.canary_service}
-    if request.baseline_service:
-        names["baseline"] = request.baseline_service
+    forward = forward_groups(split.actions, where)
+    names = request.service_names
     services = found.services(request.cluster, names)
     main: dict[Role, str] = {}
     tester: dict[Role, str | None] = {}
@@ -296,6 +293,16 @@ def discover(clients: AwsClients, request: AdoptRequest) -> Adoption:
     if "baseline" in services:
         stable_td = found.task_definition(services["stable"].get("taskDefinition", ""))
         check_baseline_fits(services["baseline"], stable_td)
+    _check_all_adopted(forward, main, where)
+    dns_name = found.dns_name(split.load_balancer_arn)
+    existing = _existing_service(request, split, dns_name, main, tester)
+    alb = [forward[main[role]] if role in main else 0 for role in ("stable", "canary", "baseline")]
+    weights = Weights.from_alb(*alb) if any(alb) else None
+    return Adoption(existing, weights)
+
+
+def _check_all_adopted(forward: Mapping[str, int], main: Mapping[Role, str], where: str) -> None:
+    """The forward names only the adopted services' groups (a weight change replaces it)."""
     unknown = [arn for arn in forward if arn not in main.values()]
     if unknown:
         raise UsageError(
@@ -305,13 +312,22 @@ def discover(clients: AwsClients, request: AdoptRequest) -> Adoption:
             hint="remove it from the forward action, or adopt its service as the baseline "
             "(--baseline-service)",
         )
-    dns_name = found.dns_name(lb_arn)
+
+
+def _existing_service(
+    request: AdoptRequest,
+    split: Forward,
+    dns_name: str,
+    main: Mapping[Role, str],
+    tester: Mapping[Role, str | None],
+) -> ExistingService:
+    """The record: each role's group in the forward (`main`) and its other one (`tester`)."""
     host = exact_host(split.conditions) or dns_name
-    existing = ExistingService(
+    return ExistingService(
         name=request.name or request.stable_service,
-        listener_arn=listener_arn,
+        listener_arn=split.listener_arn,
         rule_arn=request.rule_arn,
-        load_balancer_arn=lb_arn,
+        load_balancer_arn=split.load_balancer_arn,
         dns_name=dns_name,
         listener_url=listener_url(split.protocol, split.port, host),
         rule_conditions=describe_conditions(split.conditions) or None,
@@ -325,13 +341,10 @@ def discover(clients: AwsClients, request: AdoptRequest) -> Adoption:
         tester_stable_target_group_arn=tester["stable"],
         tester_canary_target_group_arn=tester["canary"],
         tester_baseline_target_group_arn=tester.get("baseline"),
-        stickiness_seconds=stickiness_of(actions)
+        stickiness_seconds=stickiness_of(split.actions)
         if request.stickiness_s is None
         else request.stickiness_s or None,
     )
-    alb = [forward[main[role]] if role in main else 0 for role in ("stable", "canary", "baseline")]
-    weights = Weights.from_alb(*alb) if any(alb) else None
-    return Adoption(existing, weights)
 
 
 def _check_distinct(main: Mapping[Role, str], names: Mapping[Role, str]) -> None:
