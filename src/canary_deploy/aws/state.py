@@ -186,8 +186,35 @@ class DynamoRolloutState:
                 raise self._busy()
             stale = current.id  # ended without clearing HEAD (not by this store): move on
         latest = get_int(head, "latest_id")
-        rollout = Rollout(
-            id=latest + 1,
+        rollout = self._new_rollout(latest + 1, plan, judge, now=now, canary_image=canary_image)
+        started = EventRecord("started", actor, started_message(rollout))
+        try:
+            self._items.transact(
+                f"start rollout {rollout.id}",
+                [
+                    head_activates(self._items, rollout.id, latest=latest, stale=stale),
+                    put_rollout(self._items, rollout, self._lease.holder(now)),
+                    self._items.put(event_item(self._items.partition, rollout.id, 1, now, started)),
+                ],
+            )
+        except Refused:
+            raise self._busy() from None  # another process started one a moment ago
+        self._seen[rollout.id] = _Seen(version=1, event_seq=1, terminal=False)
+        self._lease.took(rollout.id)
+        return rollout
+
+    def _new_rollout(
+        self,
+        rollout_id: int,
+        plan: RolloutPlan,
+        judge: dict[str, Any],
+        *,
+        now: float,
+        canary_image: str | None,
+    ) -> Rollout:
+        """A rollout at its start: running step 0, owned by this process."""
+        return Rollout(
+            id=rollout_id,
             stack=self.stack,
             status=RolloutStatus.RUNNING,
             step=0,
@@ -204,21 +231,6 @@ class DynamoRolloutState:
             created_at=now,
             updated_at=now,
         )
-        started = EventRecord("started", actor, started_message(rollout))
-        try:
-            self._items.transact(
-                f"start rollout {rollout.id}",
-                [
-                    head_activates(self._items, rollout.id, latest=latest, stale=stale),
-                    put_rollout(self._items, rollout, self._lease.holder(now)),
-                    self._items.put(event_item(self._items.partition, rollout.id, 1, now, started)),
-                ],
-            )
-        except Refused:
-            raise self._busy() from None  # another process started one a moment ago
-        self._seen[rollout.id] = _Seen(version=1, event_seq=1, terminal=False)
-        self._lease.took(rollout.id)
-        return rollout
 
     def save(
         self,
