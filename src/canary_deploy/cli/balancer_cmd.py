@@ -19,55 +19,68 @@ from canary_deploy.weights import Weights
 DEFAULT_ADMIN_SOCKET = Path(".canary/balancer.sock")
 
 
+# The options: one per listener or target-group setting.
+StableTargets = Annotated[str, typer.Option(help="Stable targets, host:port[,host:port...]")]
+CanaryTargets = Annotated[
+    str, typer.Option(help="Canary targets, host:port[,...] (may be empty: '')")
+]
+Listen = Annotated[str, typer.Option(help="Listener host:port (port 0 = any free)")]
+StartWeights = Annotated[
+    tuple[int, int], typer.Option(help="Stable and canary percent, summing to 100")
+]
+Stickiness = Annotated[
+    int | None, typer.Option(help="AWSALBTG target-group stickiness for N seconds")
+]
+HealthPath = Annotated[str, typer.Option(help="Health check path")]
+HealthProfile = Annotated[
+    Literal["alb", "fast"],
+    typer.Option(help="alb: 30 s interval, 5/2 thresholds; fast: 0.5 s, 2/2"),
+]
+Algorithm = Annotated[
+    Literal["round_robin", "least_outstanding_requests"],
+    typer.Option(help="Target choice inside a group"),
+]
+IdleTimeout = Annotated[float, typer.Option(help="Idle timeout in seconds (504 after)")]
+HeadTimeout = Annotated[
+    float, typer.Option(help="Seconds a client has to send a whole request head (408 after)")
+]
+MaxConnections = Annotated[
+    int | None,
+    typer.Option(help="Client connections at most (503 beyond); default from the fd limit"),
+]
+DeregistrationDelay = Annotated[float, typer.Option(help="Seconds a deregistered target drains")]
+AdminSocket = Annotated[Path, typer.Option(help="Unix socket for run-time changes (mode 0600)")]
+BaselineTargets = Annotated[
+    str, typer.Option(help="Baseline targets, host:port[,...] (a third target group)")
+]
+BaselineWeight = Annotated[
+    int, typer.Option(help="Baseline percent; --weights then sum to 100 minus it")
+]
+SlowStart = Annotated[
+    int, typer.Option(help="ALB slow start: a newly healthy target ramps up over N s")
+]
+
+
 @app.command("balancer")
 def balancer(
-    stable: Annotated[str, typer.Option(help="Stable targets, host:port[,host:port...]")],
-    canary: Annotated[str, typer.Option(help="Canary targets, host:port[,...] (may be empty: '')")],
-    listen: Annotated[str, typer.Option(help="Listener host:port (port 0 = any free)")] = (
-        "127.0.0.1:8080"
-    ),
-    weights: Annotated[
-        tuple[int, int], typer.Option(help="Stable and canary percent, summing to 100")
-    ] = (95, 5),
-    stickiness: Annotated[
-        int | None, typer.Option(help="AWSALBTG target-group stickiness for N seconds")
-    ] = None,
-    health_path: Annotated[str, typer.Option(help="Health check path")] = "/",
-    health_profile: Annotated[
-        Literal["alb", "fast"],
-        typer.Option(help="alb: 30 s interval, 5/2 thresholds; fast: 0.5 s, 2/2"),
-    ] = "alb",
-    algorithm: Annotated[
-        Literal["round_robin", "least_outstanding_requests"],
-        typer.Option(help="Target choice inside a group"),
-    ] = "round_robin",
-    idle_timeout: Annotated[float, typer.Option(help="Idle timeout in seconds (504 after)")] = 60,
-    head_timeout: Annotated[
-        float, typer.Option(help="Seconds a client has to send a whole request head (408 after)")
-    ] = HEAD_TIMEOUT_S,
-    max_connections: Annotated[
-        int | None,
-        typer.Option(help="Client connections at most (503 beyond); default from the fd limit"),
-    ] = None,
-    deregistration_delay: Annotated[
-        float, typer.Option(help="Seconds a deregistered target drains")
-    ] = 300,
-    admin_socket: Annotated[
-        Path, typer.Option(help="Unix socket for run-time changes (mode 0600)")
-    ] = DEFAULT_ADMIN_SOCKET,
-    baseline: Annotated[
-        str, typer.Option(help="Baseline targets, host:port[,...] (a third target group)")
-    ] = "",
-    baseline_weight: Annotated[
-        int, typer.Option(help="Baseline percent; --weights then sum to 100 minus it")
-    ] = 0,
-    slow_start: Annotated[
-        int, typer.Option(help="ALB slow start: a newly healthy target ramps up over N s")
-    ] = 0,
+    stable: StableTargets,
+    canary: CanaryTargets,
+    listen: Listen = "127.0.0.1:8080",
+    weights: StartWeights = (95, 5),
+    stickiness: Stickiness = None,
+    health_path: HealthPath = "/",
+    health_profile: HealthProfile = "alb",
+    algorithm: Algorithm = "round_robin",
+    idle_timeout: IdleTimeout = 60,
+    head_timeout: HeadTimeout = HEAD_TIMEOUT_S,
+    max_connections: MaxConnections = None,
+    deregistration_delay: DeregistrationDelay = 300,
+    admin_socket: AdminSocket = DEFAULT_ADMIN_SOCKET,
+    baseline: BaselineTargets = "",
+    baseline_weight: BaselineWeight = 0,
+    slow_start: SlowStart = 0,
 ) -> None:
     """Weighted reverse proxy like an ALB listener; Ctrl-C stops it."""
-    # Long only for its options (one per listener or target-group setting): the body
-    # parses them, builds the config and serves.
     host, port = parse_endpoint(listen, "--listen")
     targets = _targets(stable, canary, baseline)
     health = (
