@@ -10,7 +10,7 @@ import typer
 
 from canary_deploy import usecases
 from canary_deploy.aws.task_config import parse_pairs
-from canary_deploy.backend import Target
+from canary_deploy.backend import ReleaseSpec, Target
 from canary_deploy.cli.app import OutputOpt, app, settings_from
 from canary_deploy.cli.output import (
     console,
@@ -129,6 +129,8 @@ def deploy(
     """Create or update the stack (first deploy 95/5), then print status. Refused while
     a rollout runs (it judges the versions deployed), unless --force. --dry-run shows
     what would change instead."""
+    # Long for its options (one per seed variable or deploy setting) and their mapping onto
+    # the settings, one line each: the rest reads as check, deploy, render.
     settings = settings_from(
         ctx,
         image_uri_stable=image_stable,
@@ -152,47 +154,57 @@ def deploy(
         slow_start_seconds=slow_start,
     )
     target = open_target(settings)
-    _warn_ignored(settings)
-    if settings.target == "local" and (env or secret):
-        warn(
-            "--env and --secret go into the AWS task definitions; local tasks do not get "
-            "them: put variables before a local image's command, e.g. "
-            "--image-canary 'LOG_LEVEL=debug python -m app --port $PORT'"
-        )
+    _warn_ignored(settings, app_env=bool(env or secret))
     spec = usecases.release_spec(
         settings, target.deployed_spec(), check_images=not skip_image_check
     )
     if dry_run:
-        with progress(f"Dry run: {settings.state_name} ({settings.target})") as p:
-            preview = usecases.preview(target, spec, p)
-        show_preview(preview, output)
+        _show_dry_run(settings, target, spec, output)
         return
     _confirm_starved(usecases.starved_groups(spec, usecases.live_weights(target)), yes=yes)
     _yield_to_rollout(settings, target, force=force, quiet=output == "json")
-    with progress(f"Deploying {settings.state_name} ({settings.target})") as p:
-        try:
-            deployed = usecases.deploy_release(target, spec, p)
-        except KeyboardInterrupt:
-            if settings.adopted is None:
-                raise
-            raise _interrupted(settings.adopted.canary_service) from None
+    deployed = _deploy_release(settings, target, spec)
     show_status(deployed.status, output)
     if deployed.warning:
         warn(deployed.warning)
 
 
-def _warn_ignored(settings: Settings) -> None:
-    """On an adopted setup, say once that the stack's production settings do nothing."""
-    if settings.adopted is None:
-        return
-    from canary_deploy.aws.adopted import ignored_template_settings
+def _show_dry_run(settings: Settings, target: Target, spec: ReleaseSpec, output: str) -> None:
+    """`deploy --dry-run`: what the deploy would change; nothing changes."""
+    with progress(f"Dry run: {settings.state_name} ({settings.target})") as p:
+        preview = usecases.preview(target, spec, p)
+    show_preview(preview, output)
 
-    ignored = ignored_template_settings(settings)
-    if ignored:
+
+def _deploy_release(settings: Settings, target: Target, spec: ReleaseSpec) -> usecases.Deployed:
+    """The deploy under a progress line; Ctrl-C on an adopted service says ECS carries on."""
+    with progress(f"Deploying {settings.state_name} ({settings.target})") as p:
+        try:
+            return usecases.deploy_release(target, spec, p)
+        except KeyboardInterrupt:
+            if settings.adopted is None:
+                raise
+            raise _interrupted(settings.adopted.canary_service) from None
+
+
+def _warn_ignored(settings: Settings, *, app_env: bool) -> None:
+    """Say once what this deploy is given that does nothing here: the stack's production
+    settings on an adopted setup, --env/--secret (`app_env`) on the local target."""
+    if settings.adopted is not None:
+        from canary_deploy.aws.adopted import ignored_template_settings
+
+        ignored = ignored_template_settings(settings)
+        if ignored:
+            warn(
+                f"{', '.join(ignored)}: settings of canary's stack template, which do not "
+                f"apply to your own service {settings.adopted.name} (its load balancer, "
+                "listener and services are configured where you manage them)"
+            )
+    if settings.target == "local" and app_env:
         warn(
-            f"{', '.join(ignored)}: settings of canary's stack template, which do not apply "
-            f"to your own service {settings.adopted.name} (its load balancer, listener and "
-            "services are configured where you manage them)"
+            "--env and --secret go into the AWS task definitions; local tasks do not get "
+            "them: put variables before a local image's command, e.g. "
+            "--image-canary 'LOG_LEVEL=debug python -m app --port $PORT'"
         )
 
 
