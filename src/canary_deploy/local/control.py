@@ -63,6 +63,19 @@ class DaemonArgs:
     stickiness_s: int | None = None
     metrics_port: int | None = None
 
+    def options(self, state_dir: Path) -> StackOptions:
+        """The stack's process options for these arguments."""
+        return StackOptions(
+            state_dir,
+            host=self.listen.host,
+            port=self.listen.port,
+            health_profile="alb" if self.health_profile == "alb" else "fast",
+            deregistration_delay_s=self.deregistration_delay_s,
+            health_check_path=self.health_check_path,
+            stickiness_s=self.stickiness_s,
+            metrics_port=self.metrics_port,
+        )
+
 
 class DaemonControl:
     """The stack of one state directory (its data plane and daemon), seen from a
@@ -99,16 +112,26 @@ class DaemonControl:
             return self._wait_for_daemon()  # it serves: its daemon is coming back
         private_dir(self.paths.state_dir)
         private_dir(self.paths.task_logs)
-        options = StackOptions(
-            self.paths.state_dir,
-            host=args.listen.host,
-            port=args.listen.port,
-            health_profile="alb" if args.health_profile == "alb" else "fast",
-            deregistration_delay_s=args.deregistration_delay_s,
-            health_check_path=args.health_check_path,
-            stickiness_s=args.stickiness_s,
-            metrics_port=args.metrics_port,
-        )
+        process, doc = self._spawn_data_plane(args.options(self.paths.state_dir))
+        if doc.get("ok"):
+            return doc
+        _wait_exit(process)
+        if doc.get("error") == "already_running":
+            return self._wait_for_daemon()
+        if doc.get("error") == "port_in_use":
+            raise UsageError(
+                f"{doc['message']}: the local listener cannot start",
+                hint=f"choose another with --listen {args.listen.host}:<port> or "
+                f"CANARY_LISTEN={args.listen.host}:<port> (port 0 picks a free one)",
+            )
+        message = doc.get("message") or "the local stack daemon did not start"
+        raise OperationFailed(message, hint=f"see {self.paths.daemon_log}")
+
+    def _spawn_data_plane(
+        self, options: StackOptions
+    ) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
+        """The data plane, detached in its own session and logging to the stack's log, and
+        the readiness line it (or the daemon it starts) wrote on our pipe."""
         argv = [sys.executable, "-m", "canary_deploy.local.dataplane", *options.to_argv()]
         read_fd, write_fd = os.pipe()
         argv += ["--ready-fd", str(write_fd)]
@@ -131,19 +154,7 @@ class DaemonControl:
         finally:
             os.close(read_fd)
         _DETACHED.append(process)
-        if doc.get("ok"):
-            return doc
-        _wait_exit(process)
-        if doc.get("error") == "already_running":
-            return self._wait_for_daemon()
-        if doc.get("error") == "port_in_use":
-            raise UsageError(
-                f"{doc['message']}: the local listener cannot start",
-                hint=f"choose another with --listen {args.listen.host}:<port> or "
-                f"CANARY_LISTEN={args.listen.host}:<port> (port 0 picks a free one)",
-            )
-        message = doc.get("message") or "the local stack daemon did not start"
-        raise OperationFailed(message, hint=f"see {self.paths.daemon_log}")
+        return process, doc
 
     def _wait_for_daemon(self) -> dict[str, Any]:
         """Another command started the stack at the same moment, or the data plane
