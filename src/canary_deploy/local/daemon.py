@@ -12,7 +12,6 @@ it could not start) as one JSON line on `--ready-fd`.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import os
 import signal
@@ -35,7 +34,7 @@ from canary_deploy.local.dataplane_client import (
 )
 from canary_deploy.local.metrics_endpoint import MetricsEndpoint
 from canary_deploy.local.options import StackOptions, process_options
-from canary_deploy.local.paths import StackPaths, private_dir, private_opener
+from canary_deploy.local.paths import StackPaths, private_dir, private_opener, sole_holder
 from canary_deploy.local.processes import prune_task_logs
 from canary_deploy.local.services import Supervisor, SupervisorConfig
 from canary_deploy.local.store import StateStore
@@ -69,11 +68,8 @@ class StackDaemon:
 
     async def run(self, ready: Callable[[dict[str, Any]], None]) -> None:
         private_dir(self.paths.state_dir)
-        # One daemon per state directory; the kernel drops the lock when it dies.
-        with open(self.paths.lock_file, "w", opener=private_opener) as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+        with sole_holder(self.paths.lock_file) as held:
+            if not held:
                 ready({"error": "already_running", "message": "a daemon already runs here"})
                 return
             self.store = StateStore(self.paths.state_dir)
@@ -131,6 +127,7 @@ class StackDaemon:
     async def _serve(
         self, client: DataPlaneClient, ready: Callable[[dict[str, Any]], None]
     ) -> None:
+        """The admin socket and the daemon's jobs, until asked to stop or a job fails."""
         spec = self.store.load_spec()
         metrics = MetricsEndpoint(self.listener, self.paths.state_dir)
         routes = StackAdmin(
@@ -171,16 +168,23 @@ class StackDaemon:
         finally:
             for job in jobs:
                 job.cancel()
-            await asyncio.to_thread(controller.stop)
-            if self._stop.is_set():
-                # Stopping on purpose stops the stack; a crash leaves the tasks serving
-                # for the next daemon.
-                await self.supervisor.stop_all()
-            self._save_metrics(time.time() - 2 * PERSIST_EVERY_S)
-            await metrics.stop()
-            await admin.stop()
-            self.paths.pid_file.unlink(missing_ok=True)
-            self._event("daemon", None, "stopped")
+            await self._stop_serving(controller, metrics, admin)
+
+    async def _stop_serving(
+        self, controller: ControllerHost, metrics: MetricsEndpoint, admin: AdminServer
+    ) -> None:
+        """After serving, asked to stop or not: the controller host, the tasks (on purpose
+        only), the last metrics, the sockets and the pid file."""
+        await asyncio.to_thread(controller.stop)
+        if self._stop.is_set():
+            # Stopping on purpose stops the stack; a crash leaves the tasks serving
+            # for the next daemon.
+            await self.supervisor.stop_all()
+        self._save_metrics(time.time() - 2 * PERSIST_EVERY_S)
+        await metrics.stop()
+        await admin.stop()
+        self.paths.pid_file.unlink(missing_ok=True)
+        self._event("daemon", None, "stopped")
 
     async def _serve_metrics(self, metrics: MetricsEndpoint) -> None:
         """The metrics' loopback port, when one is set: where it serves, or why not."""

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import errno
-import fcntl
 import json
 import logging
 import os
@@ -36,7 +35,7 @@ from canary_deploy.balancer.admin import AdminServer, balancer_routes, group_of,
 from canary_deploy.errors import UsageError
 from canary_deploy.local.keeper import ControlPlaneKeeper
 from canary_deploy.local.options import DEFAULT_WEIGHTS, StackOptions, process_options
-from canary_deploy.local.paths import StackPaths, private_dir, private_opener
+from canary_deploy.local.paths import StackPaths, private_dir, private_opener, sole_holder
 from canary_deploy.local.processes import (
     ProcessLauncher,
     free_port,
@@ -65,11 +64,8 @@ class DataPlane:
 
     async def run(self, ready: Callable[[dict[str, Any]], None], ready_fd: int | None) -> None:
         private_dir(self.paths.state_dir)
-        # One data plane per state directory; the kernel drops the lock when it dies.
-        with open(self.paths.dataplane_lock_file, "w", opener=private_opener) as lock:
-            try:
-                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+        with sole_holder(self.paths.dataplane_lock_file) as held:
+            if not held:
                 ready({"error": "already_running", "message": "a data plane already runs here"})
                 return
             # Processes of a data plane that was killed (its watchdog swept them, unless

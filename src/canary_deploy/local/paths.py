@@ -3,10 +3,13 @@ keeping them private: the directory 0700, every file in it 0600."""
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import os
 import stat
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +39,20 @@ def private_opener(path: str | os.PathLike[str], flags: int) -> int:
     if os.fstat(fd).st_mode & 0o777 != PRIVATE_FILE_MODE:
         os.fchmod(fd, PRIVATE_FILE_MODE)
     return fd
+
+
+@contextmanager
+def sole_holder(lock_file: Path) -> Iterator[bool]:
+    """Hold `lock_file`'s lock for the block, so one process of a kind (the daemon, the
+    data plane) runs per state directory: True when this process holds it, False when
+    another one does (nothing held). The kernel drops the lock when its holder dies."""
+    with open(lock_file, "w", opener=private_opener) as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = True
+        except BlockingIOError:
+            held = False
+        yield held
 
 
 def private_file(path: Path) -> Path:
