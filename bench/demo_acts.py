@@ -22,7 +22,7 @@ from canary_deploy import usecases
 from canary_deploy.backend import SilentProgress
 from canary_deploy.local.demo import demo_settings
 from canary_deploy.local.target import LocalTarget
-from canary_deploy.rollout import service
+from canary_deploy.rollout import loop
 from canary_deploy.rollout.controller import TickResult
 from canary_deploy.rollout.demo import ACTS, run_acts
 
@@ -33,7 +33,7 @@ class _Quiet:
 
 
 @contextlib.contextmanager
-def _quiet_view() -> Iterator[service.RolloutView]:
+def _quiet_view() -> Iterator[loop.RolloutView]:
     yield _Quiet()
 
 

@@ -25,8 +25,9 @@ from canary_deploy.backend import SilentProgress
 from canary_deploy.config import load_settings
 from canary_deploy.local.load import LoadGenerator, LoadPlan
 from canary_deploy.local.target import LocalTarget
-from canary_deploy.rollout import service
+from canary_deploy.rollout import loop, service
 from canary_deploy.rollout.controller import TickResult
+from canary_deploy.rollout.start import begin
 from canary_deploy.weights import Weights
 
 RATE = 200.0
@@ -90,10 +91,10 @@ def one_run(canary_error_rate: float) -> dict[str, float | str | None]:
         time.sleep(BASELINE_S)  # stable's baseline, to freeze latency thresholds from
         store = service.open_store(settings)
         plan = service.plan_from(settings, steps=None, overrides={})
-        rollout, _ = service.begin(settings, target, store, plan)
+        rollout, _ = begin(settings, target, store, plan)
         started = time.time()
         recorder = Recorder()
-        final = service.run(target, store, rollout, recorder)
+        final = loop.run(target, store, rollout, recorder)
         ended = recorder.ended_at or time.time()
         in_effect = target.router.get_weights() == Weights(100, 0)
         served = target.metrics.counts(started, ended + 1)["canary"].requests

@@ -14,6 +14,7 @@ from canary_deploy.local.controller_host import CHECK_EVERY_S
 from canary_deploy.rollout import service
 from canary_deploy.rollout.plan import RolloutPlan, Step
 from canary_deploy.rollout.runner import save_settings
+from canary_deploy.rollout.start import begin
 from canary_deploy.rollout.store import Command, RolloutStore
 from canary_deploy.targets import open_target
 from tests.local.conftest import LocalStack, pid_gone, wait_for
@@ -41,7 +42,7 @@ def test_the_daemon_runs_a_rollout_nobody_runs_and_restarts_a_killed_controller(
     target = open_target(settings)
     with closing(service.open_store(settings)) as store:
         plan = RolloutPlan((Step(10, 300, 600),), interval_s=1.0, baseline=False)
-        rollout, resumed = service.begin(settings, target, store, plan)
+        rollout, resumed = begin(settings, target, store, plan)
         assert not resumed
         store.release(rollout.id)  # the CLI that started it is gone
         save_settings(settings)

@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from canary_deploy.backend import RoleStatus, ServiceStatus, Status, TaskDefinitionStatus
-from canary_deploy.rollout import service
 from canary_deploy.rollout.plan import build_plan, load_imbalance
+from canary_deploy.rollout.start import begin
 from canary_deploy.rollout.store import RolloutStatus, RolloutStore
 from canary_deploy.weights import Weights
 from tests.rollout.test_controller import Rig
@@ -144,7 +144,7 @@ def test_without_a_baseline_uneven_per_task_load_is_warned_about() -> None:
 
 
 class _Target:
-    """Just enough of a Target for `service.begin`."""
+    """Just enough of a Target for `begin`."""
 
     name = "local"
 
@@ -183,12 +183,12 @@ def test_begin_starts_the_baseline_with_the_canarys_count_and_restarts_the_canar
     store = RolloutStore(tmp_path / "s.db", "stack")
     log = _Log()
     settings: Any = None
-    rollout, resumed = service.begin(settings, _Target(rig), store, rig.plan, log)  # type: ignore[arg-type]
+    rollout, resumed = begin(settings, _Target(rig), store, rig.plan, log)  # type: ignore[arg-type]
     assert not resumed and rollout.plan.baseline
     assert rig.workload.baseline_count == 2 and rig.workload.canary_restarts == 1
     # What is started is said by each target's start_baseline (tests/local, tests/aws).
     # Resuming does not restart anything.
-    again, resumed = service.begin(settings, _Target(rig), store, rig.plan, log)  # type: ignore[arg-type]
+    again, resumed = begin(settings, _Target(rig), store, rig.plan, log)  # type: ignore[arg-type]
     assert resumed and again.id == rollout.id and rig.workload.canary_restarts == 1
 
 
@@ -197,7 +197,7 @@ def test_no_baseline_starts_nothing_and_warns(tmp_path: Path) -> None:
     store = RolloutStore(tmp_path / "s.db", "stack")
     log = _Log()
     settings: Any = None
-    rollout, _ = service.begin(settings, _Target(rig), store, rig.plan, log)  # type: ignore[arg-type]
+    rollout, _ = begin(settings, _Target(rig), store, rig.plan, log)  # type: ignore[arg-type]
     assert rig.workload.baseline_count == 0 and rig.workload.canary_restarts == 0
     # 2 stable and 2 canary tasks: at 5% a canary task gets 19x less traffic.
     assert any("per-task load differs by more than 2x" in line for line in log.lines)
@@ -241,7 +241,7 @@ def test_an_interrupted_baseline_start_stops_what_it_started(tmp_path: Path) -> 
     store = RolloutStore(tmp_path / "s.db", "stack")
     settings: Any = None
     with pytest.raises(KeyboardInterrupt):
-        service.begin(settings, _Target(rig), store, rig.plan, _Log())  # type: ignore[arg-type]
+        begin(settings, _Target(rig), store, rig.plan, _Log())  # type: ignore[arg-type]
     assert rig.workload.baseline_count == 0 and rig.workload.baseline_stops == 1
     assert store.active() is None  # no rollout was created
 
@@ -251,9 +251,9 @@ def test_a_resumed_rollout_starts_a_missing_baseline_again(tmp_path: Path) -> No
     store = RolloutStore(tmp_path / "s.db", "stack")
     settings: Any = None
     log = _Log()
-    service.begin(settings, _Target(rig), store, rig.plan, log)  # type: ignore[arg-type]
+    begin(settings, _Target(rig), store, rig.plan, log)  # type: ignore[arg-type]
     store.release(store.active().id)  # type: ignore[union-attr]
     rig.workload.baseline_count = 0  # scaled in behind the rollout's back
-    _, resumed = service.begin(settings, _Target(rig), store, rig.plan, log)  # type: ignore[arg-type]
+    _, resumed = begin(settings, _Target(rig), store, rig.plan, log)  # type: ignore[arg-type]
     assert resumed and rig.workload.baseline_count == 2
     assert any("starting it again" in line for line in log.lines)

@@ -11,7 +11,7 @@ import pytest
 
 from canary_deploy.backend import Status, TaskDefinitionStatus
 from canary_deploy.errors import UsageError
-from canary_deploy.rollout import service
+from canary_deploy.rollout.start import begin
 from canary_deploy.rollout.store import RolloutStatus
 from tests.rollout.fakes import FakeTarget
 from tests.rollout.test_baseline import _Log
@@ -37,7 +37,7 @@ def test_a_rollout_after_a_rollback_scales_the_canary_back_to_what_it_had(
     rig = rolled_back(tmp_path, canary_count=2)
     log = _Log()
     settings: Any = _Settings()
-    rollout, resumed = service.begin(settings, FakeTarget(rig), rig.store, rig.plan, log)
+    rollout, resumed = begin(settings, FakeTarget(rig), rig.store, rig.plan, log)
     assert not resumed and rollout.id == 2 and rollout.status is RolloutStatus.RUNNING
     assert rig.workload.canary_count == 2
     said = " ".join(log.lines)
@@ -52,7 +52,7 @@ def test_without_a_record_the_canary_gets_the_configured_count(tmp_path: Path) -
     rig = Rig(tmp_path)
     rig.workload.canary_count = 0
     settings: Any = _Settings()
-    service.begin(settings, FakeTarget(rig), rig.store, rig.plan, _Log())
+    begin(settings, FakeTarget(rig), rig.store, rig.plan, _Log())
     assert rig.workload.canary_count == 1
 
 
@@ -62,7 +62,7 @@ def test_after_a_promotion_there_is_nothing_new_to_roll_out(tmp_path: Path) -> N
     assert rig.run(c, 600) is RolloutStatus.PROMOTED  # stable runs v2; the canary has 0
     settings: Any = _Settings()
     with pytest.raises(UsageError, match="runs stable's image") as err:
-        service.begin(settings, FakeTarget(rig), rig.store, rig.plan, _Log())
+        begin(settings, FakeTarget(rig), rig.store, rig.plan, _Log())
     assert "canary deploy" in (err.value.hint or "")
     assert rig.workload.canary_count == 0  # nothing was scaled
 
@@ -80,5 +80,5 @@ def test_the_rollout_records_the_image_the_canarys_tasks_run(tmp_path: Path) -> 
     rig = Rig(tmp_path)
     rig.workload.canary_runs = "repo@sha256:abc"
     settings: Any = _Settings()
-    rollout, _ = service.begin(settings, _Tagged(rig), rig.store, rig.plan, _Log())
+    rollout, _ = begin(settings, _Tagged(rig), rig.store, rig.plan, _Log())
     assert rollout.canary_image == "repo@sha256:abc"

@@ -8,7 +8,8 @@ import time
 from pathlib import Path
 
 from canary_deploy.local.processes import free_port
-from canary_deploy.rollout.hooks import HookContext, ThreadedHookRunner, execute, hook_event
+from canary_deploy.rollout.hook_runner import HookContext, ThreadedHookRunner, execute
+from canary_deploy.rollout.hooks import hook_event
 from canary_deploy.rollout.settings import HookSettings
 from canary_deploy.weights import Weights
 from tests.local.conftest import pid_gone, wait_for

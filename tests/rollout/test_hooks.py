@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from canary_deploy.rollout.controller import Controller
-from canary_deploy.rollout.hooks import HookContext, HookResult, Hooks
+from canary_deploy.rollout.hook_runner import HookContext, HookResult
+from canary_deploy.rollout.hooks import Hooks
 from canary_deploy.rollout.model import Event
 from canary_deploy.rollout.plan import build_plan
 from canary_deploy.rollout.settings import HookSettings, HooksSettings

@@ -14,7 +14,7 @@ import pytest
 
 from canary_deploy.analysis import Verdict
 from canary_deploy.local.processes import free_port
-from canary_deploy.rollout import service
+from canary_deploy.rollout import loop
 from canary_deploy.rollout.model import ACTOR, EventRecord, Rollout, RolloutStatus
 from canary_deploy.rollout.notify import NotificationPump, Notifier, due, payload, slack_text
 from canary_deploy.rollout.plan import build_plan
@@ -174,7 +174,7 @@ def test_a_stopped_controller_records_the_deliveries_under_way(tmp_path: Path) -
 
     notifier = Notifier([endpoint("http://x.example/")], post=slow)
     with pytest.raises(KeyboardInterrupt):
-        service.run(
+        loop.run(
             FakeTarget(rig),  # type: ignore[arg-type]
             rig.store,
             r,

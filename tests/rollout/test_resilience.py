@@ -13,7 +13,7 @@ import pytest
 
 from canary_deploy.backend import SilentProgress
 from canary_deploy.errors import OperationFailed, UsageError
-from canary_deploy.rollout import service, steering
+from canary_deploy.rollout import arms, loop, steering
 from canary_deploy.rollout.state import LeaseLost, StaleState
 from canary_deploy.rollout.steering import Deadlines
 from canary_deploy.rollout.store import Command, RolloutStatus
@@ -63,7 +63,7 @@ def test_a_failing_tick_is_tried_again_and_the_rollout_goes_on(tmp_path: Path) -
     r = rig.start().tick().rollout
     rig.router = _Flaky(rig.router, failures=5)  # type: ignore[assignment]
     warnings: list[str] = []
-    final = service.run(
+    final = loop.run(
         FakeTarget(rig),
         rig.store,
         r,
@@ -82,7 +82,7 @@ def test_the_controller_gives_up_after_failing_for_ten_minutes(tmp_path: Path) -
     r = rig.start().tick().rollout
     rig.router = _Flaky(rig.router, failures=10**6)  # type: ignore[assignment]
     with pytest.raises(OperationFailed) as stopped:
-        service.run(
+        loop.run(
             FakeTarget(rig), rig.store, r, _View(), tick_every_s=5, sleep=_sleeper(rig),
             clock=rig.clock,
         )  # fmt: skip
@@ -101,7 +101,7 @@ def test_a_lost_lease_stops_the_controller_at_once(tmp_path: Path) -> None:
 
     rig.router = _Lost(rig.router, failures=0)  # type: ignore[assignment]
     with pytest.raises(LeaseLost):
-        service.run(FakeTarget(rig), rig.store, r, _View(), sleep=_sleeper(rig), clock=rig.clock)
+        loop.run(FakeTarget(rig), rig.store, r, _View(), sleep=_sleeper(rig), clock=rig.clock)
 
 
 @pytest.mark.parametrize("late", [Command.PROMOTE, Command.PROMOTE_FULL, Command.RESUME])
@@ -188,7 +188,7 @@ def test_a_resumed_rollout_gets_its_baseline_without_restarting_a_serving_canary
     before = rig.workload.canary_restarts
     rig.workload.scaled.clear()
     r = rig.store.save(replace(r, step=step), now=rig.clock.t)
-    service.ensure_baseline(FakeTarget(rig), r, SilentProgress())
+    arms.ensure_baseline(FakeTarget(rig), r, SilentProgress())
     assert rig.workload.canary_restarts - before == restarts
     assert rig.workload.scaled == scaled
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from canary_deploy.rollout import service
+from canary_deploy.rollout import loop
 from canary_deploy.rollout.controller import Controller, TickResult
 from canary_deploy.rollout.plan import RolloutPlan, build_plan
 from canary_deploy.rollout.start import start_rollout
@@ -175,7 +175,7 @@ class _Hour(Exception):
 
 
 def an_hour_of_rollout(tmp_path: Path, plan: RolloutPlan) -> dict[str, int]:
-    """`service.run` for one hour of a rollout (the default AWS plan, a baseline, latency
+    """`loop.run` for one hour of a rollout (the default AWS plan, a baseline, latency
     judged): how often each Protocol method that is an AWS API call was called."""
     clock = Clock()
     router = CountingRouter()
@@ -196,7 +196,7 @@ def an_hour_of_rollout(tmp_path: Path, plan: RolloutPlan) -> dict[str, int]:
 
     view = SimpleNamespace(show=lambda result, quantiles: None)
     with pytest.raises(_Hour):
-        service.run(target, store, r, view, sleep=sleep, clock=clock)  # type: ignore[arg-type]
+        loop.run(target, store, r, view, sleep=sleep, clock=clock)  # type: ignore[arg-type]
     assert not store.get(r.id).status.terminal, "the hour is a rollout's hour"
     return {
         "DescribeListeners": router.reads,
@@ -242,6 +242,6 @@ def test_service_run_sleeps_the_plans_tick(tmp_path: Path) -> None:
 
     shown: list[TickResult] = []
     view = SimpleNamespace(show=lambda result, quantiles: shown.append(result))
-    final = service.run(target, store, r, view, sleep=sleep, clock=clock)  # type: ignore[arg-type]
+    final = loop.run(target, store, r, view, sleep=sleep, clock=clock)  # type: ignore[arg-type]
     assert final.status is RolloutStatus.ROLLED_BACK
     assert slept == [3.0]

@@ -4,10 +4,11 @@ small Protocol so the controller stays free of AWS; any alarm in ALARM rolls it 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Protocol, runtime_checkable
 
-from canary_deploy.errors import UsageError
+from canary_deploy.errors import OperationFailed, UsageError
+from canary_deploy.rollout.model import ACTOR, EventRecord, Rollout, RolloutStatus
 
 IN_ALARM = "ALARM"  # CloudWatch's states: OK, ALARM, INSUFFICIENT_DATA
 
@@ -81,3 +82,23 @@ def require_alarms(source: AlarmSource | None, names: Sequence[str]) -> None:
             hint="create it first (aws cloudwatch put-metric-alarm), or fix the name; "
             "alarms are looked up in the stack's region (AWS_REGION)",
         )
+
+
+def watch_alarms(source: AlarmSource | None, r: Rollout, events: list[EventRecord]) -> Rollout:
+    """Roll back at once when an alarm the plan watches is in ALARM (as CodeDeploy and
+    ECS deployments do). One read per tick; a failed read fails the tick, so no step
+    advances without the alarms checked."""
+    if not r.plan.alarms:
+        return r
+    if source is None:
+        raise OperationFailed(
+            f"rollout #{r.id} watches CloudWatch alarms but this controller cannot read "
+            "them (a bug: the target gives no alarm source)"
+        )
+    fired = firing(source.alarm_states(r.plan.alarms))
+    if not fired:
+        return r
+    reason = rollback_reason(fired)
+    data = {"alarms": [a.to_dict() for a in fired]}
+    events.append(EventRecord("rollback", ACTOR, reason, data))
+    return replace(r, status=RolloutStatus.ROLLING_BACK, reason=reason)

@@ -7,12 +7,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from canary_deploy.analysis import Batch, Decision, Judge, Verdict
+from canary_deploy.analysis import Decision, Judge, Verdict
 from canary_deploy.backend import MetricsSource, Progress, SilentProgress, TrafficRouter, Workload
-from canary_deploy.errors import OperationFailed
-from canary_deploy.rollout.alarms import AlarmSource, firing, rollback_reason
+from canary_deploy.rollout.alarms import AlarmSource, watch_alarms
 from canary_deploy.rollout.capacity import Capacity, raises_share
-from canary_deploy.rollout.hooks import Gate, Hooks, failure_reason
+from canary_deploy.rollout.hooks import Hooks
 from canary_deploy.rollout.model import (
     ACTOR,
     Command,
@@ -25,7 +24,7 @@ from canary_deploy.rollout.model import (
 from canary_deploy.rollout.outcomes import Endings, image_changed
 from canary_deploy.rollout.ownership import change_weights, watch_weights
 from canary_deploy.rollout.plan import MAX_BASELINE_WEIGHT
-from canary_deploy.rollout.reading import batch_end, read_batch, step_edge, step_elapsed
+from canary_deploy.rollout.reading import feed_judge, step_edge, step_elapsed
 from canary_deploy.rollout.state import RolloutState
 from canary_deploy.weights import STABLE_ONLY, Weights
 
@@ -45,18 +44,6 @@ def _harm_held(recorded: RecordedDecision | None) -> str:
     """The metrics whose harm e-value reached its threshold without a rollback (the burst
     guard held it back), as text; "" when there are none."""
     return "" if recorded is None else ", ".join(recorded.decision.harmful)
-
-
-def _warm_from(r: Rollout) -> float:
-    """When the rollout's tasks became healthy, at the latest: `created_at` is aligned
-    down to the batch edge, so add one edge's width (a warm-up is never shorter)."""
-    return r.created_at + (60.0 if r.plan.interval_s >= 60 else 1.0)
-
-
-def _nothing_to_compare(batch: Batch) -> bool:
-    """A batch the canary served alone (a 100% step): no evidence either way."""
-    controls = batch.stable.requests + (batch.baseline.requests if batch.baseline else 0)
-    return controls == 0 and batch.canary.requests > 0
 
 
 def _soak(r: Rollout) -> bool:
@@ -122,7 +109,7 @@ class Controller:
 
         decision: Decision | None = None
         if r.status in (RolloutStatus.RUNNING, RolloutStatus.PAUSED):
-            r = self._watch_alarms(r, events)
+            r = watch_alarms(self.alarms, r, events)
         if r.status in (RolloutStatus.RUNNING, RolloutStatus.PAUSED):
             r, decision = self._analyse(r, judge, now, events)
         if decision is not None and decision.verdict is Verdict.ROLLBACK:
@@ -191,70 +178,22 @@ class Controller:
         r = self.store.save(replace(r, applied_weights=want), now=now, events=events)
         return r, want
 
-    def _watch_alarms(self, r: Rollout, events: list[EventRecord]) -> Rollout:
-        """Roll back at once when an alarm the plan watches is in ALARM (as CodeDeploy and
-        ECS deployments do). One read per tick; a failed read fails the tick, so no step
-        advances without the alarms checked."""
-        if not r.plan.alarms:
-            return r
-        if self.alarms is None:
-            raise OperationFailed(
-                f"rollout #{r.id} watches CloudWatch alarms but this controller cannot read "
-                "them (a bug: the target gives no alarm source)"
-            )
-        fired = firing(self.alarms.alarm_states(r.plan.alarms))
-        if not fired:
-            return r
-        reason = rollback_reason(fired)
-        data = {"alarms": [a.to_dict() for a in fired]}
-        events.append(EventRecord("rollback", ACTOR, reason, data))
-        return replace(r, status=RolloutStatus.ROLLING_BACK, reason=reason)
-
     # ---- hooks
 
     def _step_gates(
         self, r: Rollout, live: Weights, events: list[EventRecord]
     ) -> tuple[Rollout, bool]:
-        """Before a step's weights go on: `pre_rollout` (step 1) and `pre_step`. Returns
-        the rollout (paused or rolling back when one failed) and whether both passed."""
+        """`pre_rollout` and `pre_step` before a step's weights go on (`Hooks.step_gates`)."""
         if self.hooks is None:
             return r, True
-        for name in ("pre_rollout", "pre_step") if r.step == 0 else ("pre_step",):
-            gate = self.hooks.gate(name, r, live, self._history, events)
-            if gate is Gate.FAILED:
-                return self._gate_failed(r, name, events), False
-            if gate is Gate.WAITING:
-                return r, False
-        return r, True
+        return self.hooks.step_gates(r, live, self._history, events)
+
+    def _promote_gate(self, r: Rollout, events: list[EventRecord]) -> Rollout | None:
+        """`pre_promote` before the promotion: None once it passed (`Hooks.promote_gate`)."""
+        return None if self.hooks is None else self.hooks.promote_gate(r, self._history, events)
 
     def _history(self) -> list[Event]:
         return self.store.events(self.rollout_id)
-
-    def _gate_failed(self, r: Rollout, name: str, events: list[EventRecord]) -> Rollout:
-        """A failed gate hook (its event is the last of `events`): pause or roll back."""
-        assert self.hooks is not None
-        why = failure_reason(events[-1])
-        if self.hooks.settings.on_failure(name) == "rollback":
-            events.append(EventRecord("rollback", ACTOR, f"{why}: rolling back"))
-            return replace(r, status=RolloutStatus.ROLLING_BACK, reason=why)
-        after = (
-            "`canary promote` promotes without it"
-            if name == "pre_promote"
-            else "`canary resume` runs it again"
-        )
-        events.append(EventRecord("paused", ACTOR, f"{why}; {after}, `canary abort` rolls back"))
-        return replace(r, status=RolloutStatus.PAUSED, reason=why)
-
-    def _promote_gate(self, r: Rollout, events: list[EventRecord]) -> Rollout | None:
-        """`pre_promote` before the promotion: None once it passed, else the rollout as
-        it stays (waiting for the hook) or turns (paused, rolling back)."""
-        if self.hooks is None:
-            return None
-        live = r.applied_weights or r.plan.weights(r.step)
-        gate = self.hooks.gate("pre_promote", r, live, self._history, events)
-        if gate is Gate.PASSED:
-            return None
-        return r if gate is Gate.WAITING else self._gate_failed(r, "pre_promote", events)
 
     def _post_step(self, r: Rollout) -> None:
         if self.hooks is not None:
@@ -358,44 +297,12 @@ class Controller:
     def _analyse(
         self, r: Rollout, judge: Judge, now: float, events: list[EventRecord]
     ) -> tuple[Rollout, Decision | None]:
-        """Feed the judge every complete interval since the cursor (and what arrived late
-        for the intervals before it)."""
-        end = batch_end(r, now)
-        if end is None:
-            return r, None
-        if r.cursor == step_edge(r):
-            # The step's own data starts: it shows non-inferiority on that alone.
-            judge.next_stage()
-        read = read_batch(self.metrics, r, judge, end, _warm_from(r))
-        window = [r.cursor, end]
-        r = replace(
-            r,
-            cursor=end,
-            step_canary_requests=r.step_canary_requests + read.step_canary_requests,
-            fed_windows=read.fed_windows,
-        )
-        if _nothing_to_compare(read.batch):
-            # No evidence either way (no control served a request), and it would count
-            # toward the judge's cap: a soak (100%) is judged by its own duration.
-            c = read.batch.canary
-            message = (
-                f"soak: the canary served {c.requests} requests ({c.errors} errors); nothing "
-                "to compare them with (no stable or baseline traffic)"
-            )
-            data = {"window": window, "step": r.step, "canary": c.to_dict()}
-            events.append(EventRecord("batch", ACTOR, message, data))
-            return r, None
-        before = judge.verdict
-        decision = judge.update(read.batch)
-        self._decided_at = self.timer()
-        reread_from = read.start if read.start < window[0] else None
-        recorded = RecordedDecision(decision, (window[0], window[1]), r.step, reread_from)
-        if decision.verdict is not before or decision.verdict is not Verdict.CONTINUE:
-            kind = "decision"
-        else:
-            kind = "batch"
-        events.append(EventRecord(kind, "judge", decision.explanation, recorded.to_dict()))
-        return replace(r, last_decision=recorded), decision
+        """Feed the judge the batches now complete (`feed_judge`); the time of its decision
+        is where a rollback's latency starts."""
+        r, decision = feed_judge(self.metrics, r, judge, now, events)
+        if decision is not None:
+            self._decided_at = self.timer()
+        return r, decision
 
     def _advance(self, r: Rollout, judge: Judge, now: float, events: list[EventRecord]) -> Rollout:
         """Move on when the step's gate opens (the listener call comes after the record).

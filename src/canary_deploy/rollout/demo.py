@@ -15,9 +15,10 @@ from canary_deploy.backend import Progress, Target
 from canary_deploy.config import Settings
 from canary_deploy.local.demo import DEMO_ROLLOUT_RATE
 from canary_deploy.local.load import LoadGenerator, LoadPlan
-from canary_deploy.rollout import service
+from canary_deploy.rollout import loop, service
 from canary_deploy.rollout.controller import TickResult
 from canary_deploy.rollout.plan import build_plan
+from canary_deploy.rollout.start import begin
 from canary_deploy.rollout.state import RolloutState
 from canary_deploy.rollout.store import Command, RecordedDecision, Rollout, RolloutStatus
 from canary_deploy.weights import STABLE_ONLY
@@ -70,7 +71,7 @@ class _Timed:
     """Wraps a view to remember when 100/0 took effect after a verdict, and plays the
     human when a rollout pauses for one (the demo must end): it aborts."""
 
-    def __init__(self, inner: service.RolloutView, store: RolloutState) -> None:
+    def __init__(self, inner: loop.RolloutView, store: RolloutState) -> None:
         self.inner = inner
         self.store = store
         self.rollback_latency_s: float | None = None
@@ -119,7 +120,7 @@ def _run_act(
     settings: Settings,
     target: Target,
     progress: Progress,
-    view: Callable[[], AbstractContextManager[service.RolloutView]],
+    view: Callable[[], AbstractContextManager[loop.RolloutView]],
 ) -> str:
     """Deploy the act's versions at 100/0, run a rollout to its end; its outcome line."""
     base = usecases.release_spec(settings)
@@ -137,10 +138,10 @@ def _run_act(
     time.sleep(BASELINE_S)
     with closing(service.open_store(settings)) as store:
         plan = build_plan("local", DEMO_PLAN)
-        rollout, _ = service.begin(settings, target, store, plan, progress)
+        rollout, _ = begin(settings, target, store, plan, progress)
         with view() as shown:
             timed = _Timed(shown, store)
-            final = service.run(target, store, rollout, timed)
+            final = loop.run(target, store, rollout, timed)
     return outcome_line(act, final, timed.rollback_latency_s)
 
 
@@ -149,7 +150,7 @@ def run_acts(
     target: Target,
     url: str,
     progress: Progress,
-    view: Callable[[], AbstractContextManager[service.RolloutView]],
+    view: Callable[[], AbstractContextManager[loop.RolloutView]],
     *,
     rate: float = DEMO_ROLLOUT_RATE,
     announce: Callable[[str], None] = print,

@@ -1,5 +1,6 @@
-"""What the controller feeds the judge at each batch: the new window's counts plus what
-arrived late for the windows already fed (late.py), and which step the batch belongs to.
+"""Feeding the judge at each batch: the new window's counts plus what arrived late for
+the windows already fed (late.py), which step the batch belongs to, and the judge's
+decision recorded.
 
 A batch belongs to the step whose weights produced it, by time: batch edges are whole
 seconds (whole minutes on CloudWatch), the first edge at or after the moment a step's
@@ -13,12 +14,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-from canary_deploy.analysis import Batch, Judge, RoleBatch
+from canary_deploy.analysis import Batch, Decision, Judge, RoleBatch, Verdict
 from canary_deploy.backend import MetricsSource, Role, RoleCounts
 from canary_deploy.rollout.late import FedWindow, late_counts, plus, remember, span
-from canary_deploy.rollout.model import Rollout
+from canary_deploy.rollout.model import ACTOR, EventRecord, RecordedDecision, Rollout
 from canary_deploy.rollout.plan import RolloutPlan, align_to_batches
 
 NOTHING = RoleCounts(0, 0, ())
@@ -128,3 +129,58 @@ def _batch(
     return Batch(
         stable=batches["stable"], canary=batches["canary"], baseline=batches.get("baseline")
     )
+
+
+def feed_judge(
+    metrics: MetricsSource, r: Rollout, judge: Judge, now: float, events: list[EventRecord]
+) -> tuple[Rollout, Decision | None]:
+    """Feed the judge every complete interval since the cursor (and what arrived late
+    for the intervals before it), its decision recorded in `events`; None when it got no
+    batch (none complete yet, or one with nothing to compare)."""
+    end = batch_end(r, now)
+    if end is None:
+        return r, None
+    if r.cursor == step_edge(r):
+        # The step's own data starts: it shows non-inferiority on that alone.
+        judge.next_stage()
+    read = read_batch(metrics, r, judge, end, _warm_from(r))
+    window = [r.cursor, end]
+    r = replace(
+        r,
+        cursor=end,
+        step_canary_requests=r.step_canary_requests + read.step_canary_requests,
+        fed_windows=read.fed_windows,
+    )
+    if _nothing_to_compare(read.batch):
+        # No evidence either way (no control served a request), and it would count
+        # toward the judge's cap: a soak (100%) is judged by its own duration.
+        c = read.batch.canary
+        message = (
+            f"soak: the canary served {c.requests} requests ({c.errors} errors); nothing "
+            "to compare them with (no stable or baseline traffic)"
+        )
+        data = {"window": window, "step": r.step, "canary": c.to_dict()}
+        events.append(EventRecord("batch", ACTOR, message, data))
+        return r, None
+    before = judge.verdict
+    decision = judge.update(read.batch)
+    reread_from = read.start if read.start < window[0] else None
+    recorded = RecordedDecision(decision, (window[0], window[1]), r.step, reread_from)
+    if decision.verdict is not before or decision.verdict is not Verdict.CONTINUE:
+        kind = "decision"
+    else:
+        kind = "batch"
+    events.append(EventRecord(kind, "judge", decision.explanation, recorded.to_dict()))
+    return replace(r, last_decision=recorded), decision
+
+
+def _warm_from(r: Rollout) -> float:
+    """When the rollout's tasks became healthy, at the latest: `created_at` is aligned
+    down to the batch edge, so add one edge's width (a warm-up is never shorter)."""
+    return r.created_at + (60.0 if r.plan.interval_s >= 60 else 1.0)
+
+
+def _nothing_to_compare(batch: Batch) -> bool:
+    """A batch the canary served alone (a 100% step): no evidence either way."""
+    controls = batch.stable.requests + (batch.baseline.requests if batch.baseline else 0)
+    return controls == 0 and batch.canary.requests > 0

@@ -108,7 +108,7 @@ class _LogProgress:
 
 def run_active(settings: Settings) -> int:
     """Claim and run the stack's active rollout to its end; 0 when there is none to run."""
-    from canary_deploy.rollout import service
+    from canary_deploy.rollout import arms, loop, service
     from canary_deploy.targets import open_target
 
     with closing(service.open_store(settings)) as store:
@@ -123,15 +123,15 @@ def run_active(settings: Settings) -> int:
             return 0
         log.info("running rollout #%s from step %s", active.id, active.step + 1)
         target = open_target(settings)
-        service.ensure_baseline(target, active, RenewingProgress(store, active.id, _LogProgress()))
-        final = service.run(
+        arms.ensure_baseline(target, active, RenewingProgress(store, active.id, _LogProgress()))
+        final = loop.run(
             target,
             store,
             active,
             _LogView(),
             warn=log.warning,
-            hooks=service.hooks_for(settings, target),
-            notifier=service.notifier_for(settings),
+            hooks=loop.hooks_for(settings, target),
+            notifier=loop.notifier_for(settings),
         )
         log.info("rollout #%s ended %s: %s", final.id, final.status, final.reason or "")
         return 0

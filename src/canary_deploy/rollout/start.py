@@ -1,5 +1,6 @@
-"""Starting a rollout: freeze the latency thresholds, say what the canary is compared
-with, and record the rollout with its plan and judge."""
+"""Starting a rollout, or taking up the one in progress: the canary's (and the
+baseline's) tasks made ready (arms.py), the latency thresholds frozen, what the canary is
+compared with said, and the rollout recorded with its plan and judge."""
 
 from __future__ import annotations
 
@@ -7,10 +8,49 @@ import time
 from collections.abc import Callable, Sequence
 
 from canary_deploy.analysis import Judge
-from canary_deploy.backend import MetricsSource
+from canary_deploy.backend import MetricsSource, Progress, SilentProgress, Target
+from canary_deploy.config import Settings
+from canary_deploy.rollout.alarms import alarm_source, require_alarms
+from canary_deploy.rollout.arms import ensure_baseline, prepare_control, with_canary_tasks
 from canary_deploy.rollout.plan import MAX_BASELINE_WEIGHT, RolloutPlan, align_to_batches
-from canary_deploy.rollout.state import RolloutState
+from canary_deploy.rollout.state import RenewingProgress, RolloutState
 from canary_deploy.rollout.store import ACTOR, EventRecord, Rollout
+
+
+def begin(
+    settings: Settings,
+    target: Target,
+    store: RolloutState,
+    plan: RolloutPlan,
+    progress: Progress | None = None,
+    *,
+    claim: bool = True,
+) -> tuple[Rollout, bool]:
+    """The active rollout to resume, or a new one, claimed for this process (another live
+    controller is refused here, before anything is said or done). Returns (rollout, resumed).
+    With `claim=False` an active rollout is returned as it is, for watching (the local
+    daemon runs it).
+
+    A new rollout with a baseline first starts the baseline's tasks and restarts the
+    canary's with them, so both arms are the same age and warm up together. A canary a
+    rollback scaled to 0 tasks is scaled back first."""
+    progress = progress or SilentProgress()
+    active = store.active()
+    if active is not None:
+        if claim:
+            store.claim(active.id, now=time.time())
+            ensure_baseline(target, active, RenewingProgress(store, active.id, progress))
+        return active, True
+    # Before anything starts: a rollout that could not watch its alarms must not begin.
+    require_alarms(alarm_source(target), plan.alarms)
+    notes: list[str] = []
+    status = with_canary_tasks(settings, target, store, progress, notes)
+    prepare_control(plan, target, status, progress, notes)
+    # What the canary's tasks run now (after any restart), pinned where the target can:
+    # the one image this rollout judges and may promote.
+    image = target.workload.canary_image()
+    rollout = start_rollout(store, plan, target.metrics, canary_image=image, notes=notes)
+    return rollout, False
 
 
 def start_rollout(
