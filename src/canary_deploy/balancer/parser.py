@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import httptools
 
@@ -31,9 +31,7 @@ from canary_deploy.balancer.http11 import (
 )
 from canary_deploy.balancer.limits import MAX_HEAD_BYTES
 from canary_deploy.balancer.routing import Stickiness
-
-if TYPE_CHECKING:
-    from canary_deploy.balancer.rules import ListenerRules
+from canary_deploy.routes import TesterBooking, TesterRoute
 
 _REPLACED = frozenset({b"expect", b"x-forwarded-proto", b"x-forwarded-port", b"x-forwarded-for"})
 _DROPPED = HOP_BY_HOP | _REPLACED
@@ -62,7 +60,7 @@ _CODING = re.compile(
 def simple_request_pattern(rule_headers: Iterable[bytes] = ()) -> re.Pattern[bytes]:
     """The fast path's pattern; a head that carries one of `rule_headers` (the headers
     the listener's rules read, lowercase) does not match either: it takes the parser,
-    which evaluates the rules (see rules.ListenerRules)."""
+    which evaluates the rules (see HeaderRules)."""
     # Any header line but those and Host.
     other_line = (
         rb"(?!(?:"
@@ -85,6 +83,16 @@ def simple_request_pattern(rule_headers: Iterable[bytes] = ()) -> re.Pattern[byt
 
 # With no listener rule.
 SIMPLE_REQUEST = simple_request_pattern()
+
+
+class HeaderRules(Protocol):
+    """The listener's rules as the parser evaluates them (`rules.ListenerRules`, which
+    also reads this module's fast-path pattern: a Protocol keeps the import one way)."""
+
+    @property
+    def routes(self) -> Sequence[TesterRoute]: ...
+
+    def match(self, headers: Sequence[tuple[bytes, bytes]]) -> TesterBooking | None: ...
 
 
 class FramingError(Exception):
@@ -112,7 +120,7 @@ class RequestReader:
         listen_port: bytes,
         stickiness: Stickiness | None,
         listen_host: bytes = b"127.0.0.1",
-        rules: ListenerRules | None = None,
+        rules: HeaderRules | None = None,
     ) -> None:
         self._client = client
         self._client_ip = client_ip
