@@ -236,19 +236,7 @@ class RequestReader:
             # Headers a client lists in Connection are hop-by-hop too (RFC 9110 7.6.1).
             named = {t.strip() for t in tokens.split(b",")}
             headers = [(n, v) for n, v in headers if n.lower() not in named]
-        xff = self._client_ip if self._xff is None else self._xff + b", " + self._client_ip
-        parts = [method, b" ", url, b" HTTP/1.1\r\n"]
-        for name, value in headers:
-            parts += (name, b": ", value, b"\r\n")
-        parts += (b"X-Forwarded-For: ", xff, b"\r\n", self._forwarded)
-        if not self._has_trace:
-            parts.append(trace_header(time.monotonic()))
-        if self._chunked:
-            parts.append(self._transfer_encoding())
-        if websocket:
-            parts.append(b"Connection: Upgrade\r\nUpgrade: websocket\r\n")
-        parts.append(b"\r\n")
-        exchange = Exchange(self._client, b"".join(parts))
+        exchange = Exchange(self._client, self._upstream_head(method, url, headers, websocket))
         exchange.has_body = self._chunked or self._content_length > 0
         exchange.is_head = method == b"HEAD"
         exchange.idempotent = method in _IDEMPOTENT
@@ -270,6 +258,25 @@ class RequestReader:
                 exchange.sticky = booking
         self._current = exchange
         self.new.append(exchange)
+
+    def _upstream_head(
+        self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]], websocket: bool
+    ) -> bytes:
+        """The head sent to the target: the client's headers but those we drop, then
+        X-Forwarded-*, a trace id unless the client sent one, the body's framing."""
+        xff = self._client_ip if self._xff is None else self._xff + b", " + self._client_ip
+        parts = [method, b" ", url, b" HTTP/1.1\r\n"]
+        for name, value in headers:
+            parts += (name, b": ", value, b"\r\n")
+        parts += (b"X-Forwarded-For: ", xff, b"\r\n", self._forwarded)
+        if not self._has_trace:
+            parts.append(trace_header(time.monotonic()))
+        if self._chunked:
+            parts.append(self._transfer_encoding())
+        if websocket:
+            parts.append(b"Connection: Upgrade\r\nUpgrade: websocket\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)
 
     def _target_and_host(
         self, method: bytes, version: str
