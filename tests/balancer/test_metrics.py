@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from canary_deploy.balancer.metrics import MetricsRecorder, bucket_bounds, bucket_index
+from canary_deploy.balancer.prometheus import prometheus_text
 
 
 def test_buckets_are_contiguous_and_at_most_one_sixteenth_wide() -> None:
@@ -65,7 +66,7 @@ def test_prometheus_text_and_export_import(clock: list[float]) -> None:
     rec.reject(408)
     clock[0] += 1
     rec.record_response("stable", 500, 0.2)
-    text = rec.prometheus_text()
+    text = prometheus_text(rec.totals(), rec.rejected)
     assert 'canary_balancer_requests_total{target_group="stable"} 2' in text
     assert 'canary_balancer_target_responses_total{target_group="stable",code="5xx"} 1' in text
     assert 'canary_balancer_elb_errors_total{target_group="canary",code="503"} 1' in text
@@ -97,7 +98,7 @@ def test_the_baseline_group_is_counted_exported_and_restored(clock: list[float])
     assert counts["baseline"].slower_than == (4,)
     assert counts["canary"].requests == 1 and counts["stable"].requests == 0
     assert rec.quantiles("baseline", 0, 2e6, (0.5,))[0] == pytest.approx(0.004, rel=0.04)
-    text = rec.prometheus_text()
+    text = prometheus_text(rec.totals(), rec.rejected)
     assert 'canary_balancer_requests_total{target_group="baseline"} 5' in text
     assert 'canary_balancer_elb_errors_total{target_group="baseline",code="502"} 1' in text
 

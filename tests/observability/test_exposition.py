@@ -6,6 +6,7 @@ from __future__ import annotations
 from prometheus_client.parser import text_string_to_metric_families
 
 from canary_deploy.balancer.metrics import MetricsRecorder
+from canary_deploy.balancer.prometheus import prometheus_text
 from canary_deploy.observability.exposition import Family, Sample, histogram, render
 
 
@@ -41,7 +42,9 @@ def test_the_standalone_balancers_text_parses_with_its_names_and_a_sum() -> None
     m.record_response("stable", 200, 0.004)
     m.record_balancer_error("canary", 503)
     m.reject(408)
-    families = {f.name: f for f in text_string_to_metric_families(m.prometheus_text())}
+    families = {
+        f.name: f for f in text_string_to_metric_families(prometheus_text(m.totals(), m.rejected))
+    }
     assert {f.type for f in families.values()} == {"counter", "histogram"}
     values = {
         (s.name, tuple(sorted(s.labels.items()))): s.value

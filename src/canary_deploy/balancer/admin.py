@@ -20,6 +20,7 @@ from canary_deploy.balancer.admin_http import Handler as Handler
 from canary_deploy.balancer.admin_http import IfTaken
 from canary_deploy.balancer.config import TargetHealth
 from canary_deploy.balancer.metrics import WindowStats
+from canary_deploy.balancer.prometheus import prometheus_text
 from canary_deploy.errors import UsageError
 from canary_deploy.routes import TesterRoute, routes_from_list
 from canary_deploy.weights import Weights
@@ -223,7 +224,7 @@ async def delete_target(balancer: Balancer, body: Any, params: dict[str, str]) -
 
 
 async def get_metrics(balancer: Balancer, body: Any, params: dict[str, str]) -> Any:
-    return balancer.metrics.prometheus_text()
+    return prometheus_text(balancer.metrics.totals(), balancer.metrics.rejected)
 
 
 async def get_counts(balancer: Balancer, body: Any, params: dict[str, str]) -> Any:

@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from canary_deploy.backend import GROUPS, Role, RoleCounts
-from canary_deploy.observability.exposition import Family, Sample, histogram, render
 from canary_deploy.routes import BOOKINGS, TESTER_OF, Booking
 
 # Histogram buckets: 1 microsecond wide below 32 us, then 16 equal buckets per power of
@@ -81,11 +80,6 @@ def latency_sum(histogram: Mapping[int, int]) -> float:
         low, high = bucket_bounds(index)
         total += n * (low + high) / 2
     return total
-
-
-# The standalone balancer's /metrics: a response class's label, and the _Cell counter.
-_TARGET_CODES = tuple((f"{n}xx", f"status_{n}xx") for n in (2, 3, 4, 5))
-_ELB_CODES = tuple((str(code), f"balancer_{code}") for code in (502, 503, 504))
 
 
 class _Cell:
@@ -316,60 +310,6 @@ class MetricsRecorder:
 
     # ---- export
 
-    def prometheus_text(self) -> str:
-        """Counters since start, per target group, in Prometheus text format (the
-        standalone balancer's names; the local stack's are `observability.prometheus`)."""
-        groups = [(v, {"target_group": v}, c) for v, c in self._since_start().items()]
-        statuses, elb = _TARGET_CODES, _ELB_CODES
-
-        def counter(name: str, help_text: str, samples: list[Sample]) -> Family:
-            return Family(f"canary_balancer_{name}", "counter", help_text, samples)
-
-        return render(
-            [
-                counter(
-                    "requests_total",
-                    "Requests routed to a target group.",
-                    [Sample(labels, c.requests) for _, labels, c in groups],
-                ),
-                counter(
-                    "target_responses_total",
-                    "Responses sent by targets, by class.",
-                    [
-                        Sample({**labels, "code": code}, getattr(c, attr))
-                        for _, labels, c in groups
-                        for code, attr in statuses
-                    ],
-                ),
-                counter(
-                    "elb_errors_total",
-                    "Errors the balancer itself returned.",
-                    [
-                        Sample({**labels, "code": code}, getattr(c, attr))
-                        for _, labels, c in groups
-                        for code, attr in elb
-                    ],
-                ),
-                counter(
-                    "rejected_requests_total",
-                    _REJECTED_HELP,
-                    [Sample({"code": str(status)}, n) for status, n in self.rejected.items()],
-                ),
-                Family(
-                    "canary_balancer_target_response_seconds",
-                    "histogram",
-                    "Target response time (bucket resolution 1/16).",
-                    [
-                        sample
-                        for _, labels, c in groups
-                        for sample in histogram(
-                            labels, cumulative_buckets(c.hist), latency_sum(c.hist)
-                        )
-                    ],
-                ),
-            ]
-        )
-
     def _since_start(self) -> dict[Role, _Cell]:
         """Each group's totals, the current second included."""
         cells: dict[Role, _Cell] = {}
@@ -413,10 +353,3 @@ def _stats(cell: _Cell) -> WindowStats:
         balancer_504=cell.balancer_504,
         histogram=cell.hist,
     )
-
-
-_REJECTED_HELP = (
-    "Requests the balancer answered itself, booked on no target group, by status (400 "
-    "invalid, 405 CONNECT, 408 client too slow, 417 Expect, 501 upgrade, 503 connection "
-    "cap or exhaustion)."
-)

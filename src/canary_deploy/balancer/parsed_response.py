@@ -136,6 +136,10 @@ class ParsedResponses:
         out.clear()
 
     def on_headers_complete(self) -> None:
+        """A response head is whole: drop a 1xx, else book the response and queue the head
+        the client gets, with the body's framing for that client.
+        (Long as the one place a response's head becomes the client's; split, each part
+        would cost a call on the path of every response the head cache misses.)"""
         buf = self._head_buf
         end = buf.find(b"\r\n\r\n", self._head_start)
         if end - self._head_start > MAX_RESPONSE_HEAD_BYTES:

@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
-from typing import TYPE_CHECKING
+from collections.abc import Iterable, Sequence
+from typing import Protocol
 
 import httptools
 
@@ -31,9 +31,7 @@ from canary_deploy.balancer.http11 import (
 )
 from canary_deploy.balancer.limits import MAX_HEAD_BYTES
 from canary_deploy.balancer.routing import Stickiness
-
-if TYPE_CHECKING:
-    from canary_deploy.balancer.rules import ListenerRules
+from canary_deploy.routes import TesterBooking, TesterRoute
 
 _REPLACED = frozenset({b"expect", b"x-forwarded-proto", b"x-forwarded-port", b"x-forwarded-for"})
 _DROPPED = HOP_BY_HOP | _REPLACED
@@ -62,7 +60,7 @@ _CODING = re.compile(
 def simple_request_pattern(rule_headers: Iterable[bytes] = ()) -> re.Pattern[bytes]:
     """The fast path's pattern; a head that carries one of `rule_headers` (the headers
     the listener's rules read, lowercase) does not match either: it takes the parser,
-    which evaluates the rules (see rules.ListenerRules)."""
+    which evaluates the rules (see HeaderRules)."""
     # Any header line but those and Host.
     other_line = (
         rb"(?!(?:"
@@ -85,6 +83,16 @@ def simple_request_pattern(rule_headers: Iterable[bytes] = ()) -> re.Pattern[byt
 
 # With no listener rule.
 SIMPLE_REQUEST = simple_request_pattern()
+
+
+class HeaderRules(Protocol):
+    """The listener's rules as the parser evaluates them (`rules.ListenerRules`, which
+    also reads this module's fast-path pattern: a Protocol keeps the import one way)."""
+
+    @property
+    def routes(self) -> Sequence[TesterRoute]: ...
+
+    def match(self, headers: Sequence[tuple[bytes, bytes]]) -> TesterBooking | None: ...
 
 
 class FramingError(Exception):
@@ -112,7 +120,7 @@ class RequestReader:
         listen_port: bytes,
         stickiness: Stickiness | None,
         listen_host: bytes = b"127.0.0.1",
-        rules: ListenerRules | None = None,
+        rules: HeaderRules | None = None,
     ) -> None:
         self._client = client
         self._client_ip = client_ip
@@ -228,19 +236,7 @@ class RequestReader:
             # Headers a client lists in Connection are hop-by-hop too (RFC 9110 7.6.1).
             named = {t.strip() for t in tokens.split(b",")}
             headers = [(n, v) for n, v in headers if n.lower() not in named]
-        xff = self._client_ip if self._xff is None else self._xff + b", " + self._client_ip
-        parts = [method, b" ", url, b" HTTP/1.1\r\n"]
-        for name, value in headers:
-            parts += (name, b": ", value, b"\r\n")
-        parts += (b"X-Forwarded-For: ", xff, b"\r\n", self._forwarded)
-        if not self._has_trace:
-            parts.append(trace_header(time.monotonic()))
-        if self._chunked:
-            parts.append(self._transfer_encoding())
-        if websocket:
-            parts.append(b"Connection: Upgrade\r\nUpgrade: websocket\r\n")
-        parts.append(b"\r\n")
-        exchange = Exchange(self._client, b"".join(parts))
+        exchange = Exchange(self._client, self._upstream_head(method, url, headers, websocket))
         exchange.has_body = self._chunked or self._content_length > 0
         exchange.is_head = method == b"HEAD"
         exchange.idempotent = method in _IDEMPOTENT
@@ -262,6 +258,25 @@ class RequestReader:
                 exchange.sticky = booking
         self._current = exchange
         self.new.append(exchange)
+
+    def _upstream_head(
+        self, method: bytes, url: bytes, headers: list[tuple[bytes, bytes]], websocket: bool
+    ) -> bytes:
+        """The head sent to the target: the client's headers but those we drop, then
+        X-Forwarded-*, a trace id unless the client sent one, the body's framing."""
+        xff = self._client_ip if self._xff is None else self._xff + b", " + self._client_ip
+        parts = [method, b" ", url, b" HTTP/1.1\r\n"]
+        for name, value in headers:
+            parts += (name, b": ", value, b"\r\n")
+        parts += (b"X-Forwarded-For: ", xff, b"\r\n", self._forwarded)
+        if not self._has_trace:
+            parts.append(trace_header(time.monotonic()))
+        if self._chunked:
+            parts.append(self._transfer_encoding())
+        if websocket:
+            parts.append(b"Connection: Upgrade\r\nUpgrade: websocket\r\n")
+        parts.append(b"\r\n")
+        return b"".join(parts)
 
     def _target_and_host(
         self, method: bytes, version: str

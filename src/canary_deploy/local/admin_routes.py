@@ -12,7 +12,7 @@ from typing import Any
 from canary_deploy.backend import GROUPS, ReleaseSpec, Role
 from canary_deploy.balancer.admin import AdminServer, weights_from_body
 from canary_deploy.errors import OperationFailed, UsageError
-from canary_deploy.local.dataplane_client import Listener
+from canary_deploy.local.listener import Listener
 from canary_deploy.local.metrics_endpoint import MetricsEndpoint
 from canary_deploy.local.report import daemon_status
 from canary_deploy.local.services import EventSink, Supervisor

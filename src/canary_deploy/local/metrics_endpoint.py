@@ -15,7 +15,7 @@ from typing import Any
 
 from canary_deploy.balancer.admin_http import LoopbackServer, Routes
 from canary_deploy.errors import CanaryError
-from canary_deploy.local.dataplane_client import Listener
+from canary_deploy.local.listener import Listener
 from canary_deploy.observability.prometheus import RolloutSnapshot, StackSnapshot, render_stack
 from canary_deploy.rollout.runner import open_rollouts
 

@@ -5,7 +5,7 @@ document both sides of the socket share."""
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from canary_deploy.backend import (
     GROUPS,
@@ -16,11 +16,9 @@ from canary_deploy.backend import (
     TargetGroupStatus,
     TrafficStatus,
 )
+from canary_deploy.local.listener import Listener
 from canary_deploy.local.store import spec_from_dict, spec_to_dict
 from canary_deploy.weights import Weights
-
-if TYPE_CHECKING:
-    from canary_deploy.local.dataplane_client import Listener
 
 TRAFFIC_WINDOW_S = 60  # what `canary status` shows, like a CloudWatch minute
 
