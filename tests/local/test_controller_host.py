@@ -12,8 +12,8 @@ from contextlib import closing
 from canary_deploy.config import LocalSettings, Settings
 from canary_deploy.local.controller_host import CHECK_EVERY_S
 from canary_deploy.rollout import service
+from canary_deploy.rollout.handover import save_settings
 from canary_deploy.rollout.plan import RolloutPlan, Step
-from canary_deploy.rollout.runner import save_settings
 from canary_deploy.rollout.start import begin
 from canary_deploy.rollout.store import Command, RolloutStore
 from canary_deploy.targets import open_target

@@ -8,9 +8,9 @@ import pytest
 
 from canary_deploy.config import load_settings
 from canary_deploy.errors import UsageError
+from canary_deploy.rollout.handover import load_settings as load_saved
+from canary_deploy.rollout.handover import save_settings
 from canary_deploy.rollout.plan import build_plan
-from canary_deploy.rollout.runner import load_settings as load_saved
-from canary_deploy.rollout.runner import save_settings
 from tests.unit.cli import canary
 
 

@@ -22,7 +22,7 @@ from contextlib import closing
 
 from canary_deploy.local.paths import StackPaths, private_opener
 from canary_deploy.local.processes import MARKER_ENV, tie_to_parent
-from canary_deploy.rollout.runner import open_rollouts
+from canary_deploy.rollout.handover import open_rollouts
 
 CHECK_EVERY_S = 1.0
 MAX_BACKOFF_S = 30.0

@@ -17,7 +17,7 @@ from canary_deploy.balancer.admin_http import LoopbackServer, Routes
 from canary_deploy.errors import CanaryError
 from canary_deploy.local.listener import Listener
 from canary_deploy.observability.prometheus import RolloutSnapshot, StackSnapshot, render_stack
-from canary_deploy.rollout.runner import open_rollouts
+from canary_deploy.rollout.handover import open_rollouts
 
 log = logging.getLogger("canary.daemon")
 PATH = "/metrics"

@@ -15,6 +15,7 @@ from typing import Any
 from canary_deploy.backend import Progress, Target
 from canary_deploy.config import Settings
 from canary_deploy.errors import UsageError
+from canary_deploy.rollout.handover import save_settings
 from canary_deploy.rollout.loop import RolloutView, follow, hooks_for, notifier_for, run
 from canary_deploy.rollout.plan import RolloutPlan, build_plan
 from canary_deploy.rollout.start import begin
@@ -139,7 +140,6 @@ def hand_over(settings: Settings, store: RolloutState, rollout: Rollout) -> None
     """Leave the rollout to the local daemon, which starts its controller within a second
     or two (`local/controller_host.py`); a stack that is not running is started for it."""
     from canary_deploy.local.stack import LocalStack
-    from canary_deploy.rollout.runner import save_settings
 
     save_settings(settings)
     store.release(rollout.id)
