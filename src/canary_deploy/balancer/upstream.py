@@ -270,8 +270,8 @@ class UpstreamConnection(ParsedResponses, asyncio.Protocol):
             # Settle once the feed returns, when it is known whether any did.
             self._finished = exchange
             return
-        # _settle, inlined: every response ends here (a differential test holds the copy
-        # to the reference, tests/balancer/test_hot_path_copies.py).
+        # _settle, inlined: every fast-path response ends here (a differential test holds
+        # the copy to the reference, tests/balancer/test_hot_path_copies.py).
         if self.usable:
             self.release()
         else:
