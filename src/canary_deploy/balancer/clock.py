@@ -42,9 +42,11 @@ class TracePrefix:
         cls.header = b"X-Amzn-Trace-Id: Root=1-%08x-%016x" % (second, random.getrandbits(64))
 
 
-# The serial number at the end of each trace id (masked to 32 bits).
-_serial = itertools.count()
-_SERIAL_MASK = 0xFFFFFFFF
+# The serial number at the end of each trace id (masked to 32 bits). The client's fast
+# path (proxy.ClientConnection.data_received) makes its trace ids from these itself: a
+# differential test (tests/balancer/test_hot_path_copies.py) holds it to trace_header.
+trace_serial = itertools.count()
+SERIAL_MASK = 0xFFFFFFFF
 
 
 def trace_header(now: float) -> bytes:
@@ -57,4 +59,4 @@ def trace_header(now: float) -> bytes:
     """
     if now >= TracePrefix.until:
         TracePrefix.refresh(now)
-    return b"%b%08x\r\n" % (TracePrefix.header, next(_serial) & _SERIAL_MASK)
+    return b"%b%08x\r\n" % (TracePrefix.header, next(trace_serial) & SERIAL_MASK)

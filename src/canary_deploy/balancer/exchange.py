@@ -138,7 +138,8 @@ class Exchange:
         self.upgrade: bytes | None = None
 
     def release_target(self) -> None:
-        """Stop counting this request as in flight on its target (exactly once)."""
+        """Stop counting this request as in flight on its target (exactly once; the
+        reference for the copy in UpstreamConnection._complete)."""
         target = self.target
         if target is not None:
             target.outstanding -= 1

@@ -194,7 +194,9 @@ class ParsedResponses:
 
     def _added_headers(self, exchange: Exchange, now: float) -> bytes:
         """What the balancer adds to a response head for the client (both paths): the
-        sticky cookie, and Connection when the client would otherwise guess wrong."""
+        sticky cookie, and Connection when the client would otherwise guess wrong.
+        (Nothing without stickiness for a keep-alive HTTP/1.1 client: the fast path
+        skips the call then, and a test holds that condition to this function.)"""
         stickiness = self.stickiness
         cookie = b"" if stickiness is None else stickiness.set_cookie_header(exchange.booking, now)
         if not exchange.keep_alive:

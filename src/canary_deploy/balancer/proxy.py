@@ -29,7 +29,7 @@ except ImportError:  # only mypyc needs it (see canary_deploy.speedups)
         return lambda cls: cls
 
 
-from canary_deploy.balancer.clock import trace_header
+from canary_deploy.balancer.clock import SERIAL_MASK, TracePrefix, trace_serial
 from canary_deploy.balancer.context import ProxyContext as ProxyContext  # re-exported
 from canary_deploy.balancer.exchange import Exchange, RoutedTarget
 from canary_deploy.balancer.flow import FlowControl, Paused
@@ -106,16 +106,48 @@ class ClientConnection(asyncio.Protocol):
         ):
             # The fast path (see SIMPLE_REQUEST): the head as it came, minus its final
             # CRLF, plus our headers; then straight to a target, no parser callbacks.
+            # Each call saved here is paid once per request, so three steps are copies
+            # of their reference, inlined: clock.trace_header, SmoothWeighted.next and
+            # _send. Differential tests (tests/balancer/test_hot_path_copies.py) hold
+            # each copy to its reference.
+            if now >= TracePrefix.until:
+                TracePrefix.refresh(now)
             exchange = Exchange(
-                self, b"".join((data[:-2], self._suffix, trace_header(now), b"\r\n"))
+                self,
+                b"".join(
+                    (
+                        data[:-2],
+                        self._suffix,
+                        TracePrefix.header,
+                        b"%08x\r\n\r\n" % (next(trace_serial) & SERIAL_MASK),
+                    )
+                ),
             )
             exchange.is_head = match.end(1) == 4
             exchange.idempotent = exchange.request_complete = True
-            self.queue.append(exchange)
+            queue = self.queue
+            queue.append(exchange)
             # No cookie, so no stickiness: the next group of the weighted schedule.
-            role = exchange.booking = self._chooser.next()
+            chooser = self._chooser
+            tick = chooser.tick
+            chooser.tick = tick + 1 if tick < 99 else 0
+            role = exchange.booking = chooser.schedule[tick]
             group = self._groups[role]
-            self._send(exchange, group.only or group.pick(), now)
+            target = group.only or group.pick()
+            if target is None:
+                self._no_target(exchange)
+                return
+            target.outstanding += 1
+            exchange.target = target
+            idle = target.idle
+            while idle:
+                upstream = idle.pop()
+                if upstream.usable:
+                    if self.held and len(queue) == 1:
+                        self._release_held()  # its held bytes go out with the attach
+                    if upstream.attach(exchange, True, now):
+                        return
+            self.connect(exchange, target)
             return
         self._parse(reader, data, now)
 
@@ -234,7 +266,8 @@ class ClientConnection(asyncio.Protocol):
 
     def _send(self, exchange: Exchange, target: RoutedTarget | None, now: float) -> None:
         """Send the exchange to `target` (None: its group is empty, 503) on a pooled
-        connection, or on a new one when none is usable."""
+        connection, or on a new one when none is usable (the reference for the copy in
+        data_received's fast path)."""
         if target is None:
             self._no_target(exchange)
             return

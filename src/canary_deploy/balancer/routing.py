@@ -52,6 +52,7 @@ class SmoothWeighted:
         self.tick = 0  # index of the next pick in `schedule`
 
     def next(self) -> Role:
+        """The next pick (the reference for the copy in the client's fast path)."""
         tick = self.tick
         self.tick = tick + 1 if tick < 99 else 0
         return self.schedule[tick]

@@ -131,9 +131,11 @@ class UpstreamConnection(ParsedResponses, asyncio.Protocol):
         exchange.response_started = True
         client = exchange.client
         if client is not None:
-            client.transport.write(
-                b"".join((head, self._added_headers(exchange, now), b"\r\n", data[end:]))
-            )
+            if self.stickiness is None and exchange.keep_alive and not exchange.http10:
+                added = b""  # what _added_headers gives then (tests: test_hot_path_copies)
+            else:
+                added = self._added_headers(exchange, now)
+            client.transport.write(b"".join((head, added, b"\r\n", data[end:])))
         if remaining:
             self._remaining = remaining
             self._fast_keep_alive = keep_alive
@@ -258,17 +260,31 @@ class UpstreamConnection(ParsedResponses, asyncio.Protocol):
             out.clear()
         self.exchange = None
         exchange.upstream = None
-        exchange.release_target()
+        target = exchange.target
+        if target is not None:  # Exchange.release_target, inlined: the hot path
+            target.outstanding -= 1
+            exchange.target = None
         self.usable = keep_alive and exchange.request_complete and self.transport is not None
         if self._feeding:
             # Inside the parser's feed: more bytes may follow the response in this read.
             # Settle once the feed returns, when it is known whether any did.
             self._finished = exchange
             return
-        self._settle(exchange)
+        # _settle, inlined: every fast-path response ends here (a differential test holds
+        # the copy to the reference, tests/balancer/test_hot_path_copies.py).
+        if self.usable:
+            self.release()
+        else:
+            self.close()
+        if client is not None:
+            flow = client.flow
+            if flow.paused_by:  # (rare: the call is skipped on the hot path)
+                flow.resume(Paused.SLOW_TARGET)
+            client.exchange_done(exchange)
 
     def _settle(self, exchange: Exchange) -> None:
-        """Pool or close the connection, then let the client go on with its next request."""
+        """Pool or close the connection, then let the client go on with its next request
+        (the reference for the copy in _complete)."""
         client = exchange.client
         if self.usable:
             self.release()
