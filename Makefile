@@ -55,9 +55,14 @@ $(CHECKOV_VENV)/bin/checkov:
 demo: $(VENV)/.runtime
 	$(VENV)/bin/canary demo
 
+# The suite in TEST_WORKERS processes (pytest-xdist), a whole test file to each worker (its
+# module fixtures, e.g. one browser, serve all its tests): most end-to-end tests wait on
+# processes and sockets, so two workers halve the time even on two cores.
+TEST_WORKERS ?= 2
+
 test: $(VENV)/.test $(VENV)/.compiled $(CHECKOV_VENV)/bin/checkov
 	@scripts/apt-ensure $(APT_TEST)
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 lint: $(VENV)/.lint
 	$(VENV)/bin/ruff check src tests bench
