@@ -228,11 +228,13 @@ def test_a_route_is_overridden_only_when_asked(tmp_path: Path) -> None:
         async with stack(Weights(100, 0)) as (balancer, _, _):
             before = AdminServer(tmp_path / "before.sock")
             before.add_route("GET", "/weights", own_weights)
-            balancer_routes(before, balancer)  # the application's route, added first, stays
             with pytest.raises(ValueError, match="GET /weights is already routed"):
-                balancer_routes(before, balancer, if_taken="raise")
+                balancer_routes(before, balancer)  # a taken route is refused by default
+            balancer_routes(before, balancer, if_taken="keep")  # the application's stays
             after = AdminServer(tmp_path / "after.sock")
             balancer_routes(after, balancer)
+            with pytest.raises(ValueError, match="GET /weights is already routed"):
+                after.add_route("GET", "/weights", own_weights)
             after.add_route("GET", "/weights", own_weights, if_taken="replace")
             for server in (before, after):
                 await server.start()

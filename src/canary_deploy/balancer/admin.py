@@ -285,12 +285,14 @@ ROUTES: tuple[tuple[str, str, BalancerHandler], ...] = (
 )
 
 
-def balancer_routes(server: AdminServer, balancer: Balancer, *, if_taken: IfTaken = "keep") -> None:
+def balancer_routes(
+    server: AdminServer, balancer: Balancer, *, if_taken: IfTaken = "raise"
+) -> None:
     """Register the balancer's admin routes on `server`: weights, targets, metrics.
 
     An application that embeds the balancer overrides a route explicitly, by adding its
-    own afterwards with `if_taken="replace"`; a route it added before is kept (the
-    default) or refused (`if_taken="raise"`).
+    own afterwards with `if_taken="replace"`; a route it added before is refused (the
+    default) or kept (`if_taken="keep"`).
     """
     for method, path, handler in ROUTES:
         server.add_route(method, path, functools.partial(handler, balancer), if_taken=if_taken)

@@ -59,10 +59,11 @@ class Routes:
         self._server: asyncio.Server | None = None
 
     def add_route(
-        self, method: str, path: str, handler: Handler, *, if_taken: IfTaken = "keep"
+        self, method: str, path: str, handler: Handler, *, if_taken: IfTaken = "raise"
     ) -> None:
         """`path` may hold `{name}` segments; they reach the handler in the query dict.
-        A route already taken is kept, replaced or refused as `if_taken` says."""
+        A route already taken is refused (ValueError), or kept or replaced as `if_taken`
+        says: an override is always explicit."""
         key = (method.upper(), path)
         if key in self._routes:
             if if_taken == "keep":

@@ -93,7 +93,8 @@ class StackAdmin:
         self.on_event("daemon", None, f"restored {_describe(spec)} at {weights}")
 
     def add_routes(self, admin: AdminServer) -> None:
-        """Register these routes on `admin` (before the balancer's, so they win)."""
+        """Register these routes on `admin` (before the forwarded balancer routes, which
+        keep them)."""
         admin.add_route("GET", "/weights", self._get_weights)
         admin.add_route("PUT", "/weights", self._put_weights)
         admin.add_route("GET", "/spec", self._get_spec)

@@ -146,7 +146,8 @@ class StackDaemon:
         try:
             if spec is not None:
                 await routes.restore(spec)
-            # First match wins: ours go first so PUT /weights also persists the weights.
+            # The daemon's own routes first; the forwarded balancer routes keep them (so a
+            # PUT /weights here also persists the weights).
             routes.add_routes(admin)
             metrics.add_route(admin)
             forward_routes(admin, client)
@@ -243,9 +244,10 @@ class StackDaemon:
 
 
 def forward_routes(admin: AdminServer, client: DataPlaneClient) -> None:
-    """The balancer's routes on the daemon's socket, answered by the data plane."""
+    """The balancer's routes on the daemon's socket, answered by the data plane; a route
+    the daemon answers itself (registered before) is kept."""
     for method, path in FORWARDED_ROUTES:
-        admin.add_route(method, path, _forwarder(client, method, path))
+        admin.add_route(method, path, _forwarder(client, method, path), if_taken="keep")
 
 
 def _forwarder(client: DataPlaneClient, method: str, path: str) -> Handler:

@@ -169,9 +169,10 @@ class DataPlane:
                 self.paths.dataplane_pid_file.unlink()
             log.info("data plane stopped")
 
-    # ---- the API the daemon uses (the balancer's own routes come after these)
+    # ---- the API the daemon uses (the balancer's own routes, two of them overridden)
 
     def _add_routes(self, admin: AdminServer) -> None:
+        balancer_routes(admin, self.balancer)
         admin.add_route("POST", "/attach", self._attach)
         admin.add_route("GET", "/state", self._state)
         admin.add_route("PUT", "/forward", self._put_forward)
@@ -182,9 +183,8 @@ class DataPlane:
         admin.add_route("POST", "/tasks/{id}/signal", self._signal_task)
         admin.add_route("GET", "/tasks/{id}/output", self._task_output)
         # Target changes also move the task's state (a daemon taking over reads it).
-        admin.add_route("POST", "/targets", self._register)
-        admin.add_route("DELETE", "/targets/{group}/{id}", self._deregister)
-        balancer_routes(admin, self.balancer)
+        admin.add_route("POST", "/targets", self._register, if_taken="replace")
+        admin.add_route("DELETE", "/targets/{group}/{id}", self._deregister, if_taken="replace")
 
     async def _attach(self, body: Any, query: dict[str, str]) -> Any:
         """A daemon takes the stack over; the answer says whether it is a fresh one."""
