@@ -115,3 +115,44 @@ def test_balancer_command_rejects_bad_limits(option: tuple[str, str], message: s
     )
     assert result.returncode == 2
     assert message in result.stderr and "Traceback" not in result.stderr
+
+
+def _balancer(admin_socket: Path, columns: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [
+            *(sys.executable, "-m", "canary_deploy", "balancer", "--listen", "127.0.0.1:0"),
+            *("--stable", "127.0.0.1:9", "--canary", "127.0.0.1:9"),
+            *("--admin-socket", str(admin_socket)),
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "COLUMNS": str(columns)},
+    )
+
+
+def test_the_banner_is_never_wrapped(tmp_path: Path) -> None:
+    # A long socket path (deep test directories, parallel workers) on a narrow terminal:
+    # the command to copy stays whole on its line.
+    deep = tmp_path / ("d" * (100 - len(str(tmp_path)) - 7))
+    deep.mkdir()
+    sock = deep / "b.sock"
+    proc = _balancer(sock, columns=60)
+    try:
+        assert proc.stdout is not None
+        lines = [proc.stdout.readline(), proc.stdout.readline()]
+        assert lines[0].startswith("Listening on http://127.0.0.1:"), lines
+        assert f"(`canary set-weights S C --balancer {sock}` changes the weights)" in lines[1]
+    finally:
+        proc.kill()
+        proc.wait()
+
+
+def test_a_socket_path_too_long_says_so(tmp_path: Path) -> None:
+    deep = tmp_path / ("d" * 120)
+    deep.mkdir()
+    proc = _balancer(deep / "b.sock", columns=200)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "AF_UNIX path too long" in err
+    assert "at most 107 bytes: pass a shorter --admin-socket PATH" in err

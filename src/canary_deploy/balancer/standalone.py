@@ -84,7 +84,7 @@ async def _serve(
         except OSError as exc:
             raise OperationFailed(
                 f"cannot open the admin socket {admin_socket}: {exc.strerror or exc}",
-                hint="another balancer may be running; pass --admin-socket PATH",
+                hint=_socket_hint(exc),
             ) from None
         on_ready(Ready(f"http://{config.host}:{balancer.port}", admin_socket))
         await stop.wait()
@@ -94,3 +94,9 @@ async def _serve(
                 loop.remove_signal_handler(sig)
         await admin.stop()
         await balancer.stop()
+
+
+def _socket_hint(exc: OSError) -> str:
+    if exc.errno is None and "too long" in str(exc):  # socket.bind: "AF_UNIX path too long"
+        return "a Unix socket's path has at most 107 bytes: pass a shorter --admin-socket PATH"
+    return "another balancer may be running; pass --admin-socket PATH"

@@ -117,9 +117,12 @@ def _targets(stable: str, canary: str, baseline: str) -> dict[Role, list[tuple[s
 
 
 def _ready(where: Ready, weights: Weights) -> None:
-    console.print(f"Listening on [bold]{where.url}[/bold] (weights {weights})")
+    # Never wrapped: a script reads these lines and a user copies the command whole.
+    console.print(f"Listening on [bold]{where.url}[/bold] (weights {weights})", soft_wrap=True)
     console.print(
         f"Admin socket: {where.admin_socket} "
-        f"(`canary set-weights S C --balancer {where.admin_socket}` changes the weights)"
+        f"(`canary set-weights S C --balancer {where.admin_socket}` changes the weights)",
+        markup=False,
+        soft_wrap=True,
     )
     console.print("Press Ctrl-C to stop.")
