@@ -244,4 +244,14 @@ CORPUS = [
         (Conn((HEAD, GET), pipelined=False),),
         ((Script(headers=((b"X-Ctl", b"a\x00b"),), valid=False), GOOD),),
     ),
+    Found(
+        "http10-close-delimited-body-broken-mid-way",
+        "new",
+        "a chunked response broken after its head (a chunk size past 64 bits) to an "
+        "HTTP/1.0 client: its head had gone out close-delimited, and the balancer's abort "
+        "closed the client connection with a FIN, which ends such a body as if whole (a "
+        "200 with an empty body); it must end with a reset",
+        (Conn((GET_10,), pipelined=False),),
+        ((Script(framing="bad-chunk", interim=(100, 100), splits=(203,), yields=1, valid=False),),),
+    ),
 ]

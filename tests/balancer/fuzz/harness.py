@@ -378,6 +378,7 @@ class _ClientProtocol(asyncio.Protocol):
         self.transport: Any = None
         self.data = bytearray()
         self.eof = False
+        self.reset = False  # the connection ended with a reset, not a FIN
         self.changed = asyncio.Event()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -394,6 +395,7 @@ class _ClientProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = True
+        self.reset = isinstance(exc, ConnectionResetError)
         self.changed.set()
 
 
@@ -452,6 +454,8 @@ class Client:
                     self.eof = True
                 continue
             self._buffer = self._buffer[used:]
+            if response.framing == "eof" and self.protocol.reset:
+                response.complete = False  # a reset ends no body: it was cut short
             if response.status and response.status < 200 and response.complete:
                 continue
             return response
