@@ -407,7 +407,7 @@ class ClientConnection(asyncio.Protocol):
                 exchange.upstream.abandon()
                 exchange.upstream = None
             if exchange.response_started:
-                self.transport.abort()
+                self._reset()  # its response is cut short
                 return
         if not self.queue:
             self._send_error()
