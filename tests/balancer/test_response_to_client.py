@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
 from canary_deploy.balancer.response_head import simple_response_head
-from tests.balancer.conftest import wire
+from tests.balancer.conftest import FakeTransport, wire
 
 
 def _head_names(raw: bytes) -> list[bytes]:
@@ -93,6 +96,51 @@ def test_an_http10_client_gets_a_close_delimited_body_never_chunked(
     assert b"transfer-encoding" not in head.lower() and b"Connection: close" in head
     assert body == b"hello world"
     assert w.client_side.closed
+
+
+@dataclass
+class _TcpClientSide(FakeTransport):
+    """The client's side as a fake transport over a real TCP socket, so that how the
+    balancer ends the connection (a FIN, or a reset) is what the kernel sends."""
+
+    sock: Any = None
+
+    def get_extra_info(self, name: str) -> Any:
+        return self.sock if name == "socket" else super().get_extra_info(name)
+
+    def close(self) -> None:
+        self.closed = True
+        self.sock.close()
+
+    def abort(self) -> None:
+        self.close()
+
+
+def test_a_close_delimited_body_cut_short_ends_the_client_connection_with_a_reset(
+    loop: asyncio.AbstractEventLoop,
+) -> None:
+    """Found by the fuzz harness: a chunked response to an HTTP/1.0 client goes out
+    close-delimited; when the target breaks it after its head, a FIN would end that
+    body as if it were whole (a 200 with an empty body). The client must get a reset."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    client = socket.create_connection(listener.getsockname())
+    client.settimeout(5)
+    ours, _ = listener.accept()
+    listener.close()
+    try:
+        w = wire(loop)
+        side = _TcpClientSide(sock=ours)
+        w.client.connection_made(side)  # type: ignore[arg-type]
+        w.client.data_received(b"GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n")
+        w.upstream.data_received(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        head = side.take()
+        assert head.startswith(b"HTTP/1.1 200") and b"Connection: close" in head
+        w.upstream.data_received(b"1ffffffffffffffff0\r\n")  # a chunk size past 64 bits
+        assert side.closed and side.take() == b""
+        with pytest.raises(ConnectionResetError):
+            client.recv(100)
+    finally:
+        client.close()
 
 
 def test_an_http10_client_gets_no_chunked_header_on_a_head_response(

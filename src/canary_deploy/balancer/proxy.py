@@ -14,7 +14,10 @@ on no target group (`MetricsRecorder.reject`), so it never counts against a targ
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
+import socket
+import struct
 import time
 from collections import deque
 from typing import Any
@@ -52,6 +55,8 @@ from canary_deploy.balancer.upstream import UpstreamConnection
 # descriptor, no buffer, no memory), not the target's fault: 503, booked on no group.
 OWN_EXHAUSTION = frozenset({errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM})
 _monotonic = time.monotonic  # one clock for every idle-timeout comparison
+# SO_LINGER on with a zero timeout: close() then sends a reset (struct linger).
+_RESET_ON_CLOSE = struct.pack("ii", 1, 0)
 
 
 # Tests subclass it to stop a request before it is sent (tests/balancer/fuzz/parsers.py).
@@ -337,10 +342,20 @@ class ClientConnection(asyncio.Protocol):
         if exchange.response_started:
             exchange.done = True
             exchange.release_target()
-            self.transport.abort()
+            self._reset()
             return
         self.ctx.metrics.record_balancer_error(exchange.booking, status)
         self.local_response(exchange, status)
+
+    def _reset(self) -> None:
+        """End the connection with a TCP reset, not a FIN: a response is cut short, and
+        a FIN would end a close-delimited body (an HTTP/1.0 client's) as if it were
+        whole. asyncio's abort() alone closes the socket normally, a FIN."""
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, _RESET_ON_CLOSE)
+        self.transport.abort()
 
     def local_response(self, exchange: Exchange, status: int) -> None:
         exchange.release_target()
@@ -392,7 +407,7 @@ class ClientConnection(asyncio.Protocol):
                 exchange.upstream.abandon()
                 exchange.upstream = None
             if exchange.response_started:
-                self.transport.abort()
+                self._reset()  # its response is cut short
                 return
         if not self.queue:
             self._send_error()

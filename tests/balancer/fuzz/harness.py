@@ -294,6 +294,8 @@ class TargetConnection(asyncio.Protocol):
             for _ in range(script.yields):
                 await asyncio.sleep(0)
         if script.framing == "short" or (script.framing == "eof" and request.method != b"HEAD"):
+            if script.status in (204, 304) or request.method == b"HEAD":
+                self._closed_silently()
             transport.close()
             return
         if script.stale:
@@ -315,6 +317,15 @@ class TargetConnection(asyncio.Protocol):
                 transport.write(fill(script.stale, token, b""))
         if script.close_after:
             transport.close()
+
+    def _closed_silently(self) -> None:
+        """This connection closes after a response its framing ended (no body), which did
+        not say `Connection: close`: the balancer may have pooled it and sent it the next
+        request just as it closes (see the oracle's `_lost_to_a_silent_close`)."""
+        rig = self.target.rig
+        rig.silent_closes += 1
+        while not self.queue.empty():  # received whole, never to be answered
+            rig.cut_off.add(self.queue.get_nowait().token)
 
 
 @dataclass
@@ -378,6 +389,7 @@ class _ClientProtocol(asyncio.Protocol):
         self.transport: Any = None
         self.data = bytearray()
         self.eof = False
+        self.reset = False  # the connection ended with a reset, not a FIN
         self.changed = asyncio.Event()
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -394,6 +406,7 @@ class _ClientProtocol(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.eof = True
+        self.reset = isinstance(exc, ConnectionResetError)
         self.changed.set()
 
 
@@ -452,6 +465,8 @@ class Client:
                     self.eof = True
                 continue
             self._buffer = self._buffer[used:]
+            if response.framing == "eof" and self.protocol.reset:
+                response.complete = False  # a reset ends no body: it was cut short
             if response.status and response.status < 200 and response.complete:
                 continue
             return response
@@ -486,6 +501,10 @@ class Rig:
         self.scripts: dict[bytes, Script] = {}
         self.violations: list[str] = []
         self.early = b""  # bytes a target sends on a new connection before any request
+        # This example's target connections closed after a complete response that said
+        # nothing of closing, and the tokens of requests they got and never answered.
+        self.silent_closes = 0
+        self.cut_off: set[bytes | None] = set()
         self.gate = asyncio.Event()  # what targets wait for on `Script.hold` (rig's loop)
         self.peak = 0  # the largest `buffered_bytes` seen since the last reset
         self.port = 0
@@ -557,6 +576,8 @@ class Rig:
         self.violations.clear()
         self.errors.clear()
         self.peak = 0
+        self.silent_closes = 0
+        self.cut_off.clear()
         for target in self.targets:
             target.received.clear()
             for conn in target.connections:
