@@ -46,6 +46,10 @@ IDLE_TIMEOUT_S = 3.0
 # neither answered nor closed, not even with its idle-timeout 504), never a speed
 # requirement; every scripted exchange ends well before it.
 LIVENESS_S = 4 * IDLE_TIMEOUT_S
+# How often the rig's heartbeat timer fires; how late it fires is how long the loop (the
+# balancer, its targets and the clients alike) did not run: on a loaded machine a stall
+# of IDLE_TIMEOUT_S passes for a silent target, and the balancer's 504 is then right.
+HEARTBEAT_S = 0.05
 # What one client connection may hold in the balancer's buffers at any time: the 64 KiB
 # head limit, the held-bytes bound (limits.MAX_HELD_BYTES, 256 KiB) plus the read that
 # crossed it (up to 256 KiB), the same bytes counted again as queued, the transports'
@@ -507,6 +511,8 @@ class Rig:
         self.cut_off: set[bytes | None] = set()
         self.gate = asyncio.Event()  # what targets wait for on `Script.hold` (rig's loop)
         self.peak = 0  # the largest `buffered_bytes` seen since the last reset
+        self.max_lag = 0.0  # the longest the loop stalled this example (see HEARTBEAT_S)
+        self._beat: asyncio.TimerHandle | None = None
         self.port = 0
         self.balancer: Balancer | None = None
         self.targets: list[FuzzTarget] = []
@@ -535,6 +541,7 @@ class Rig:
             self.balancer.register_target(group, target.name, "127.0.0.1", target.port)  # type: ignore[arg-type]
         await self.balancer.start()
         self.port = self.balancer.port
+        self._heartbeat(self.loop.time())
         await self.wait(
             lambda: all(
                 t.state == "healthy" for ts in self.balancer_().target_health().values() for t in ts
@@ -548,7 +555,14 @@ class Rig:
         self._thread.join(10)
         self.loop.close()
 
+    def _heartbeat(self, due: float) -> None:
+        now = self.loop.time()
+        self.max_lag = max(self.max_lag, now - due)
+        self._beat = self.loop.call_at(now + HEARTBEAT_S, self._heartbeat, now + HEARTBEAT_S)
+
     async def _stop(self) -> None:
+        if self._beat is not None:
+            self._beat.cancel()
         await self.balancer_().stop()
         for target in self.targets:
             for conn in list(target.connections):
@@ -576,6 +590,7 @@ class Rig:
         self.violations.clear()
         self.errors.clear()
         self.peak = 0
+        self.max_lag = 0.0
         self.silent_closes = 0
         self.cut_off.clear()
         for target in self.targets:

@@ -17,7 +17,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 
-from tests.balancer.fuzz.harness import GOOD, Client, Rig, Script, assert_no_foreign_bytes, echo_of
+from tests.balancer.fuzz.harness import (
+    GOOD,
+    IDLE_TIMEOUT_S,
+    Client,
+    Rig,
+    Script,
+    assert_no_foreign_bytes,
+    echo_of,
+)
 from tests.balancer.fuzz.strategies import Conn, Req
 from tests.balancer.fuzz.wire import Response, fill, new_token
 
@@ -160,7 +168,9 @@ async def _judge(
             misbehaving or _lost_to_a_silent_close(rig, req, token)
         ), (
             f"{label}: got {response}; the targets got its bytes: "
-            f"{rig.reached_targets(token)}, whole: {rig.received_by_targets(token)}"
+            f"{rig.reached_targets(token)}, whole: {rig.received_by_targets(token)}; "
+            f"the rig's loop stalled up to {rig.max_lag:.2f} s this example (a stall of "
+            f"{IDLE_TIMEOUT_S} s after a request went out gives a 504 by itself: HEARTBEAT_S)"
         )
         return not response.complete or _closes(response)
     assert response.echo == echo_of(token, req.method, req.body), (
